@@ -1,0 +1,203 @@
+"""The grade state machine of domain.md §3: none → active; active → active (renewed, downgraded),
+revoked or expired; revoked/expired → active only by a new award (a revoked one after its
+re-apply date). Everything else is refused with a TransitionError."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, replace
+from datetime import date
+from enum import StrEnum
+
+from contracts.dates import add_months, date_field
+from contracts.errors import TransitionError
+from contracts.policy import Policy
+
+__all__ = [
+    "GradeState",
+    "GradeStatus",
+    "TransitionError",
+    "apply_grade_event",
+    "level_rank",
+]
+
+SMALL_MICRO = "small_micro"
+_LADDER = {"1": 1, "2": 2, "3": 3}  # 一级 > 二级 > 三级
+
+
+class GradeStatus(StrEnum):
+    NONE = "none"
+    ACTIVE = "active"
+    REVOKED = "revoked"
+    EXPIRED = "expired"
+
+
+@dataclass(frozen=True)
+class GradeState:
+    """An enterprise's grade. Level, scheme, authority and validity describe the grade held now,
+    so they are None unless the status is active; a revoked grade keeps its re-apply date."""
+
+    status: GradeStatus
+    level: str | None = None
+    scheme: str | None = None
+    authority_level: str | None = None
+    valid_from: date | None = None
+    valid_to: date | None = None
+    reapply_after: date | None = None
+
+    @classmethod
+    def none(cls) -> GradeState:
+        return cls(status=GradeStatus.NONE)
+
+    def describe(self) -> str:
+        if self.status is GradeStatus.ACTIVE:
+            return (
+                f"holds an active level {self.level} grade valid "
+                f"{self.valid_from} to {self.valid_to}"
+            )
+        if self.status is GradeStatus.REVOKED:
+            return f"has a revoked grade (re-apply from {self.reapply_after})"
+        if self.status is GradeStatus.EXPIRED:
+            return "has an expired grade"
+        return "holds no grade"
+
+
+def level_rank(level: str) -> int:
+    """Rank on the level ladder, 1 being the highest (一级). ValueError for small_micro, which is
+    a separate simplified scheme (小微企业) and no rung of the ladder, and for unknown levels."""
+    rank = _LADDER.get(level)
+    if rank is None:
+        raise ValueError(f"level {level!r} has no rank on the 1 > 2 > 3 ladder")
+    return rank
+
+
+def apply_grade_event(
+    state: GradeState, message_type: str, data: Mapping[str, object], policy: Policy
+) -> GradeState:
+    """The state after a grade.* message whose data passed its schema; TransitionError if the
+    event is not allowed from `state` or breaks a policy bound. Pure: `state` is not changed."""
+    handler = _HANDLERS.get(message_type)
+    if handler is None:
+        raise ValueError(f"{message_type!r} is not a grade event")
+    return handler(state, data, policy)
+
+
+def _refuse(state: GradeState, event: str, why: str) -> TransitionError:
+    return TransitionError(f"{event} refused: the enterprise {state.describe()}; {why}")
+
+
+def _check_validity(
+    state: GradeState, event: str, valid_from: date, valid_to: date, policy: Policy
+) -> None:
+    # domain.md §3: a grade is valid N years (configurable, policy grade_validity_years).
+    latest = add_months(valid_from, 12 * policy.grade_validity_years)
+    if valid_to <= valid_from:
+        raise _refuse(state, event, f"valid_to {valid_to} must be after valid_from {valid_from}")
+    if valid_to > latest:
+        raise _refuse(
+            state,
+            event,
+            f"valid_to {valid_to} exceeds the {policy.grade_validity_years}-year validity "
+            f"(latest {latest})",
+        )
+
+
+def _award(state: GradeState, data: Mapping[str, object], policy: Policy) -> GradeState:
+    event = "grade.awarded"
+    if state.status is GradeStatus.ACTIVE:
+        raise _refuse(state, event, "an active grade changes by grade.renewed or grade.downgraded")
+    announced_on, valid_from = date_field(data, "announced_on"), date_field(data, "valid_from")
+    valid_to = date_field(data, "valid_to")
+    if state.status is GradeStatus.REVOKED and state.reapply_after is not None:
+        earliest = min(announced_on, valid_from)
+        if earliest < state.reapply_after:
+            raise _refuse(
+                state,
+                event,
+                f"re-apply wait until {state.reapply_after}; the new grade starts {earliest}",
+            )
+    _check_validity(state, event, valid_from, valid_to, policy)
+    return GradeState(
+        status=GradeStatus.ACTIVE,
+        level=str(data["level"]),
+        scheme=str(data["scheme"]),
+        authority_level=str(data["authority_level"]),
+        valid_from=valid_from,
+        valid_to=valid_to,
+    )
+
+
+def _renew(state: GradeState, data: Mapping[str, object], policy: Policy) -> GradeState:
+    event = "grade.renewed"
+    if state.status is not GradeStatus.ACTIVE or state.valid_from is None:
+        raise _refuse(
+            state, event, "only an active grade is renewed; an ended grade needs a new award"
+        )
+    level = str(data["level"])
+    if level != state.level:
+        raise _refuse(
+            state, event, f"a renewal keeps the level, but the message names level {level}"
+        )
+    valid_from, valid_to = date_field(data, "valid_from"), date_field(data, "valid_to")
+    if valid_from < state.valid_from:
+        raise _refuse(
+            state, event, f"the renewed validity cannot start ({valid_from}) before the current"
+        )
+    _check_validity(state, event, valid_from, valid_to, policy)
+    return replace(state, valid_from=valid_from, valid_to=valid_to)
+
+
+def _downgrade(state: GradeState, data: Mapping[str, object], policy: Policy) -> GradeState:
+    event = "grade.downgraded"
+    if state.status is not GradeStatus.ACTIVE:
+        raise _refuse(state, event, "only an active grade can be downgraded")
+    from_level, to_level = str(data["from_level"]), str(data["to_level"])
+    if from_level != state.level:
+        raise _refuse(state, event, f"from_level {from_level} is not the current level")
+    if SMALL_MICRO in (from_level, to_level):
+        raise _refuse(
+            state, event, "small_micro is a separate scheme with no level above or below it"
+        )
+    if level_rank(to_level) <= level_rank(from_level):
+        raise _refuse(
+            state, event, f"level {to_level} is not lower than level {from_level} (1 > 2 > 3)"
+        )
+    return replace(state, level=to_level)
+
+
+def _revoke(state: GradeState, data: Mapping[str, object], policy: Policy) -> GradeState:
+    event = "grade.revoked"
+    if state.status is not GradeStatus.ACTIVE:
+        raise _refuse(state, event, "only an active grade can be revoked")
+    decided_on, reapply_after = date_field(data, "decided_on"), date_field(data, "reapply_after")
+    # domain.md §3: re-application only after a configurable wait (policy reapply_wait_months).
+    earliest = add_months(decided_on, policy.reapply_wait_months)
+    if reapply_after < earliest:
+        raise _refuse(
+            state,
+            event,
+            f"reapply_after {reapply_after} is before {earliest}, "
+            f"{policy.reapply_wait_months} months after the decision",
+        )
+    return GradeState(status=GradeStatus.REVOKED, reapply_after=reapply_after)
+
+
+def _expire(state: GradeState, data: Mapping[str, object], policy: Policy) -> GradeState:
+    event = "grade.expired"
+    if state.status is not GradeStatus.ACTIVE:
+        raise _refuse(state, event, "only an active grade can lapse")
+    valid_to, expired_on = date_field(data, "valid_to"), date_field(data, "expired_on")
+    if valid_to != state.valid_to:
+        raise _refuse(state, event, f"valid_to {valid_to} is not the grade's end of validity")
+    if expired_on < valid_to:
+        raise _refuse(state, event, f"expired_on {expired_on} is before the end of validity")
+    return GradeState(status=GradeStatus.EXPIRED)
+
+
+_HANDLERS: dict[str, Callable[[GradeState, Mapping[str, object], Policy], GradeState]] = {
+    "grade.awarded": _award,
+    "grade.renewed": _renew,
+    "grade.downgraded": _downgrade,
+    "grade.revoked": _revoke,
+    "grade.expired": _expire,
+}

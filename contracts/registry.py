@@ -1,0 +1,193 @@
+"""The message contracts: schema files under schemas/v<major>/, their compiled validators, and the
+strict JSON parsing every published payload goes through first (protocol.md §1).
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+from collections.abc import Mapping
+from functools import cache
+from importlib import resources
+from typing import Any
+
+import jsonschema_rs
+
+from contracts.errors import ContractError
+
+__all__ = [
+    "CONTRACT_MAJORS",
+    "MESSAGE_TYPES",
+    "ContractError",
+    "list_contracts",
+    "parse_json",
+    "schema_for",
+    "validate_message",
+]
+
+MESSAGE_TYPES: tuple[str, ...] = (
+    "enterprise.registered",
+    "grade.awarded",
+    "grade.renewed",
+    "grade.downgraded",
+    "grade.revoked",
+    "grade.expired",
+    "self_assessment.published",
+    "rectification.ordered",
+    "rectification.overdue",
+    "accident.reported",
+    "listing.added",
+    "listing.removed",
+    "measure.applied",
+)
+CONTRACT_MAJORS: tuple[int, ...] = (1,)
+_ENVELOPE = "envelope"
+_ENVELOPE_MAJOR = 1  # the envelope's own shape; its `contract` field versions only `data`
+_MAX_DETAIL = 300  # keeps a problem document readable when the offending value is long
+
+
+def parse_json(payload: bytes) -> dict[str, object]:
+    """Parse a payload as I-JSON (RFC 7493): UTF-8 without BOM, an object at the top level,
+    no duplicate member names, no NaN or Infinity, no lone surrogates.
+
+    Python's json module silently keeps the last of duplicate keys; a signed payload whose meaning
+    depends on the parser is refused instead (RFC 8259 §4, RFC 7493 §2.3).
+    """
+    try:
+        text = payload.decode("utf-8")
+        value = json.loads(text, object_pairs_hook=_unique_members, parse_constant=_no_constant)
+        _refuse_lone_surrogates(value)
+    except UnicodeDecodeError as exc:
+        raise ContractError("malformed_json", f"the payload is not valid UTF-8: {exc}") from exc
+    except (ValueError, RecursionError) as exc:  # JSONDecodeError is a ValueError
+        raise ContractError("malformed_json", f"the payload is not valid JSON: {exc}") from exc
+    if not isinstance(value, dict):
+        raise ContractError("malformed_json", "the payload must be a JSON object at the top level")
+    return value
+
+
+def _unique_members(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    result: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in result:
+            raise ContractError(
+                "malformed_json", f"the payload repeats the member name {key!r} in one object"
+            )
+        result[key] = value
+    return result
+
+
+def _no_constant(name: str) -> None:
+    raise ContractError("malformed_json", f"{name} is not a JSON number (RFC 8259 §6)")
+
+
+def _refuse_lone_surrogates(value: object) -> None:
+    # "\ud800" is valid JSON syntax but not a Unicode string (RFC 7493 §2.1).
+    if isinstance(value, str):
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError as exc:
+            raise ContractError(
+                "malformed_json", "the payload holds a string with a lone surrogate escape"
+            ) from exc
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            _refuse_lone_surrogates(key)
+            _refuse_lone_surrogates(item)
+    elif isinstance(value, list):
+        for item in value:
+            _refuse_lone_surrogates(item)
+
+
+def validate_message(envelope: Mapping[str, object]) -> None:
+    """Check an envelope, then its `data` against the schema of its type and contract major.
+
+    Order: envelope schema (schema_violation), type (unknown_type), major (unknown_contract),
+    data (schema_violation with a pointer under "/data"). Raises ContractError on the first failure.
+    """
+    instance = envelope if isinstance(envelope, dict) else dict(envelope)
+    for error in _validator(_ENVELOPE, _ENVELOPE_MAJOR).iter_errors(instance):
+        # envelope.json lists the known types so that outside tools refuse others too; here an
+        # unlisted type earns its own code (below) rather than a generic schema violation.
+        if list(error.instance_path) == ["type"] and isinstance(
+            error.kind, jsonschema_rs.ValidationErrorKind.Enum
+        ):
+            continue
+        raise _violation(error, "", "the envelope")
+    message_type, major = str(instance["type"]), instance["contract"]
+    if message_type not in MESSAGE_TYPES:
+        raise ContractError(
+            "unknown_type", f"message type {message_type!r} is not a known type", "/type"
+        )
+    # The envelope schema made `contract` an integer; 2020-12 counts 1.0 as one, hence int() below.
+    if not isinstance(major, int | float) or major not in CONTRACT_MAJORS:
+        raise ContractError(
+            "unknown_contract",
+            f"contract major {major} is not served; known majors: "
+            + ", ".join(str(m) for m in CONTRACT_MAJORS),
+            "/contract",
+        )
+    data_validator = _validator(message_type, int(major))
+    if not data_validator.is_valid(instance["data"]):
+        first = next(iter(data_validator.iter_errors(instance["data"])))
+        raise _violation(first, "/data", f"the {message_type} data")
+
+
+def _violation(error: jsonschema_rs.ValidationError, prefix: str, what: str) -> ContractError:
+    path = [str(part) for part in error.instance_path]
+    kind = error.kind
+    if isinstance(kind, jsonschema_rs.ValidationErrorKind.Required):
+        path.append(str(kind.property))
+        pointer = _pointer(prefix, path)
+        return ContractError("schema_violation", f"required field {pointer} is missing", pointer)
+    if isinstance(kind, jsonschema_rs.ValidationErrorKind.AdditionalProperties):
+        path.append(kind.unexpected[0])
+        pointer = _pointer(prefix, path)
+        return ContractError(
+            "schema_violation", f"field {pointer} is not part of {what} contract", pointer
+        )
+    pointer = _pointer(prefix, path)
+    detail = error.message if len(error.message) <= _MAX_DETAIL else error.message[:_MAX_DETAIL]
+    return ContractError("schema_violation", f"{pointer or what}: {detail}", pointer or None)
+
+
+def _pointer(prefix: str, path: list[str]) -> str:
+    # RFC 6901 §3: "~" becomes "~0" and "/" becomes "~1", in that order.
+    return prefix + "".join("/" + p.replace("~", "~0").replace("/", "~1") for p in path)
+
+
+def schema_for(type: str, major: int) -> dict[str, Any]:
+    """A copy of the data schema of `type` at contract major `major`."""
+    if type not in MESSAGE_TYPES:
+        raise ContractError("unknown_type", f"message type {type!r} is not a known type")
+    if major not in CONTRACT_MAJORS:
+        raise ContractError("unknown_contract", f"contract major {major} is not served")
+    return copy.deepcopy(_schema(type, major))
+
+
+def list_contracts() -> list[dict[str, object]]:
+    """Every (type, major) the gateway serves, with the schema's $id, in a stable order."""
+    return [
+        {"type": name, "major": major, "$id": _schema(name, major)["$id"]}
+        for major in CONTRACT_MAJORS
+        for name in MESSAGE_TYPES
+    ]
+
+
+@cache
+def _schema(name: str, major: int) -> dict[str, Any]:
+    source = resources.files("contracts") / "schemas" / f"v{major}" / f"{name}.json"
+    schema: dict[str, Any] = json.loads(source.read_text(encoding="utf-8"))
+    return schema
+
+
+@cache
+def _validator(name: str, major: int) -> jsonschema_rs.Validator:
+    # Compiled once per process. Formats are assertions here (date, date-time, uri, uuid), not
+    # annotations as 2020-12 defaults to; an unknown format in our own files is a bug, so refuse it.
+    return jsonschema_rs.Draft202012Validator(
+        _schema(name, major),
+        validate_formats=True,
+        ignore_unknown_formats=False,
+        offline=True,  # pure: a $ref must never reach the network
+    )
