@@ -126,6 +126,11 @@ def parse_compact(token: bytes | str) -> ParsedJWS:
     )
 
 
+# RFC 9864 (2025) names the fully-specified "Ed25519" for what RFC 8037 called "EdDSA" over
+# Ed25519; libraries are moving to it, so a verifier accepts both for an Ed25519 key.
+ALG_ALIASES = {"Ed25519": "EdDSA"}
+
+
 def verify_compact(parsed: ParsedJWS, key: VerifyingKey) -> None:
     """Check `parsed` against `key`, the key the caller's registry chose (normally by kid).
 
@@ -137,7 +142,7 @@ def verify_compact(parsed: ParsedJWS, key: VerifyingKey) -> None:
     # RFC 8725 §3.2 / §2.1: `none` and HMAC (public key used as a MAC secret) are never valid.
     if alg.lower() == "none" or alg.upper().startswith("HS"):
         raise AlgorithmNotAllowedError(f"JWS alg {alg!r} is never accepted")
-    if alg != key.alg:
+    if alg != key.alg and ALG_ALIASES.get(alg) != key.alg:
         raise AlgorithmNotAllowedError(f"JWS alg {alg!r} does not match the key's {key.alg!r}")
     if not key.verify(parsed.signing_input, parsed.signature):
         raise SignatureInvalidError("the JWS signature does not verify")

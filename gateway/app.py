@@ -1,0 +1,79 @@
+"""`create_app(settings)`: the FastAPI application; every resource lives in its lifespan."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Annotated, Any
+
+from fastapi import Depends, FastAPI
+from fastapi.responses import JSONResponse
+from sqlalchemy import text
+from starlette.concurrency import run_in_threadpool
+
+from gateway.clock import Clock
+from gateway.errors import install_error_handlers
+from gateway.ledger.routes import router as ledger_router
+from gateway.publishing.routes import router as publishing_router
+from gateway.registry.routes import router as registry_router
+from gateway.runtime import Runtime, get_runtime
+from gateway.settings import Settings
+
+
+def create_app(settings: Settings | None = None, *, clock: Clock | None = None) -> FastAPI:
+    settings = settings or Settings()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        runtime = Runtime.open(settings, clock)
+        app.state.runtime = runtime
+        try:
+            yield
+        finally:
+            runtime.close()
+
+    app = FastAPI(
+        title="Work-safety credit and incentive data-exchange gateway",
+        version="0.1.0",
+        description=(
+            "Agencies publish signed grade decisions; the gateway verifies, logs, applies them "
+            "to the enterprise ledgers and returns signed receipts. Errors are RFC 9457 "
+            "problem details with a stable `code`."
+        ),
+        lifespan=lifespan,
+    )
+    install_error_handlers(app)
+    app.include_router(publishing_router)
+    app.include_router(ledger_router)
+    app.include_router(registry_router)
+
+    @app.get("/.well-known/jwks.json", tags=["keys"])
+    async def jwks(runtime: Annotated[Runtime, Depends(get_runtime)]) -> dict[str, Any]:
+        """The gateway's public keys (RFC 7517); receipts and log entries verify against them."""
+        return runtime.signer.jwks()
+
+    @app.get("/healthz", tags=["health"])
+    async def healthz() -> dict[str, str]:
+        """Liveness: the process answers."""
+        return {"status": "ok"}
+
+    @app.get("/readyz", tags=["health"])
+    async def readyz(runtime: Annotated[Runtime, Depends(get_runtime)]) -> JSONResponse:
+        """Readiness: the database answers and the signing key is loaded."""
+
+        def probe() -> str | None:
+            try:
+                with runtime.db.reader() as session:
+                    session.execute(text("SELECT 1"))
+            except Exception as exc:  # any failure means not ready, reported by name
+                return type(exc).__name__
+            return None
+
+        failure = await run_in_threadpool(probe)
+        checks = {"database": failure or "ok", "signing_key": runtime.signer.receipt_key.kid}
+        return JSONResponse(
+            {"status": "ok" if failure is None else "unavailable", "checks": checks},
+            status_code=200 if failure is None else 503,
+        )
+
+    return app

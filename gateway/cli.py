@@ -1,0 +1,423 @@
+"""The `gateway` command: init, serve, agency, key, publish, ledger, demo. `--help` everywhere.
+
+Tables for people, `--json` for scripts. Admin commands work on the local database directly.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import sys
+import uuid
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from gateway.errors import GatewayError
+from gateway.settings import Settings
+
+app = typer.Typer(no_args_is_help=True, help=__doc__, add_completion=False)
+agency_app = typer.Typer(no_args_is_help=True, help="Register agencies and their publish rights.")
+key_app = typer.Typer(no_args_is_help=True, help="Agency public keys: add, rotate, revoke.")
+ledger_app = typer.Typer(no_args_is_help=True, help="Read the enterprise ledgers.")
+app.add_typer(agency_app, name="agency")
+app.add_typer(key_app, name="key")
+app.add_typer(ledger_app, name="ledger")
+console = Console()
+err = Console(stderr=True)
+
+JsonFlag = Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")]
+
+
+def settings() -> Settings:
+    return Settings()
+
+
+def fail(message: str, code: int = 1) -> typer.Exit:
+    err.print(f"[red]error:[/red] {message}")
+    return typer.Exit(code)
+
+
+def emit(data: Any) -> None:
+    sys.stdout.write(json.dumps(data, ensure_ascii=False, indent=2, default=str) + "\n")
+
+
+def now() -> dt.datetime:
+    return dt.datetime.now(dt.UTC)
+
+
+def open_runtime() -> Any:
+    from gateway.runtime import Runtime
+
+    cfg = settings()
+    try:
+        return Runtime.open(cfg)
+    except FileNotFoundError as exc:
+        raise fail(f"{exc}; run `gateway init` first") from exc
+
+
+@app.command()
+def init(as_json: JsonFlag = False) -> None:
+    """Create or upgrade the database (Alembic) and the gateway's signing keys."""
+    from gateway.migrate import current_revision, upgrade
+    from gateway.signing import ensure_gateway_keys, load_gateway_signer
+
+    cfg = settings()
+    cfg.data_dir.mkdir(parents=True, exist_ok=True)
+    upgrade(cfg.effective_database_url)
+    created, key_dir = ensure_gateway_keys(cfg)
+    signer = load_gateway_signer(cfg)
+    result = {
+        "database": cfg.effective_database_url.split("@")[-1],
+        "revision": current_revision(cfg.effective_database_url),
+        "keys": str(key_dir),
+        "keys_created": created,
+        "receipt_kid": signer.receipt_key.kid,
+    }
+    if as_json:
+        emit(result)
+        return
+    for name, value in result.items():
+        console.print(f"[bold]{name}[/bold]: {value}")
+
+
+@app.command()
+def serve(
+    host: Annotated[str, typer.Option(help="Interface to bind.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="TCP port.")] = 8000,
+    workers: Annotated[int, typer.Option(help="API processes (PostgreSQL for more than 1).")] = 1,
+) -> None:
+    """Run the HTTP API (migrates the database and creates keys first if needed)."""
+    import uvicorn
+
+    from gateway.migrate import upgrade
+    from gateway.signing import ensure_gateway_keys
+
+    cfg = settings()
+    if workers > 1 and cfg.effective_database_url.startswith("sqlite"):
+        raise fail("several API processes need PostgreSQL (set GATEWAY_DATABASE_URL)")
+    upgrade(cfg.effective_database_url)
+    ensure_gateway_keys(cfg)
+    uvicorn.run(
+        "gateway.app:create_app",
+        factory=True,
+        host=host,
+        port=port,
+        workers=workers,
+        log_level="info",
+        access_log=False,
+    )
+
+
+@agency_app.command("add")
+def agency_add(
+    agency_id: Annotated[str, typer.Argument(help="Short id, e.g. fj-yjt")],
+    name: Annotated[str, typer.Option(help="Official name.")],
+    uscc: Annotated[str, typer.Option(help="The agency's unified social credit code.")],
+    role: Annotated[list[str], typer.Option(help="Role (repeatable), e.g. grading_authority.")],
+    publish: Annotated[
+        list[str] | None, typer.Option(help="Message type it may publish (repeatable).")
+    ] = None,
+    as_json: JsonFlag = False,
+) -> None:
+    """Register an agency; publish rights are denied unless granted here or by `agency grant`."""
+    from gateway.registry import service
+
+    runtime = open_runtime()
+    try:
+        with runtime.db.transaction() as session:
+            service.add_agency(
+                session,
+                runtime.signer,
+                agency_id=agency_id,
+                name=name,
+                uscc=uscc,
+                roles=role,
+                now=now(),
+            )
+            rights = service.grant_publish(session, runtime.signer, agency_id, publish or [], now())
+    except GatewayError as exc:
+        raise fail(f"{exc.code}: {exc.detail}") from exc
+    finally:
+        runtime.close()
+    if as_json:
+        emit({"id": agency_id, "roles": role, "publish": rights})
+    else:
+        console.print(f"registered [bold]{agency_id}[/bold] ({name}); may publish: {rights or '-'}")
+
+
+@agency_app.command("grant")
+def agency_grant(
+    agency_id: str,
+    types: Annotated[list[str], typer.Argument(help="Message types to allow.")],
+) -> None:
+    """Allow an agency to publish more message types."""
+    from gateway.registry import service
+
+    runtime = open_runtime()
+    try:
+        with runtime.db.transaction() as session:
+            rights = service.grant_publish(session, runtime.signer, agency_id, types, now())
+    except GatewayError as exc:
+        raise fail(f"{exc.code}: {exc.detail}") from exc
+    finally:
+        runtime.close()
+    console.print(f"{agency_id} may publish: {', '.join(rights)}")
+
+
+@agency_app.command("list")
+def agency_list(as_json: JsonFlag = False) -> None:
+    """Registered agencies, their roles, rights and keys."""
+    from gateway.registry.routes import agency_views
+
+    runtime = open_runtime()
+    try:
+        views = agency_views(runtime)
+    finally:
+        runtime.close()
+    if as_json:
+        emit(views)
+        return
+    table = Table("id", "name", "roles", "may publish", "keys (status)")
+    for view in views:
+        keys = "\n".join(f"{k['kid'][:12]}… {k['suite']} {k['status']}" for k in view["keys"])
+        table.add_row(
+            view["id"], view["name"], ", ".join(view["roles"]), "\n".join(view["publish"]), keys
+        )
+    console.print(table)
+
+
+def read_jwk(path: Path) -> dict[str, Any]:
+    try:
+        jwk = json.loads(path.read_text())
+    except (OSError, ValueError) as exc:
+        raise fail(f"cannot read a JWK from {path}: {exc}") from exc
+    if not isinstance(jwk, dict):
+        raise fail(f"{path} does not hold a JWK object")
+    return jwk
+
+
+@key_app.command("generate")
+def key_generate(
+    out: Annotated[Path, typer.Argument(help="Private key file to write (PKCS#8 PEM, 0600).")],
+    suite: Annotated[str, typer.Option(help="ed25519 | es256 | sm2-sm3")] = "ed25519",
+) -> None:
+    """Make an agency key pair: OUT (private) and OUT.jwk.json (public, to register)."""
+    from keys.store import generate_key_file
+
+    key = generate_key_file(out, suite)
+    public = out.with_name(out.name + ".jwk.json")
+    public.write_text(json.dumps(key.public_key.jwk(), indent=2) + "\n")
+    console.print(f"wrote {out} and {public}; kid {key.kid}")
+
+
+@key_app.command("add")
+def key_add(
+    agency_id: str,
+    jwk: Annotated[Path, typer.Option(help="Public JWK file.")],
+    suite: Annotated[str, typer.Option(help="ed25519 | es256 | sm2-sm3")] = "ed25519",
+    as_json: JsonFlag = False,
+) -> None:
+    """Register a public key for an agency; its kid is the RFC 7638 thumbprint."""
+    from gateway.registry import service
+
+    runtime = open_runtime()
+    try:
+        with runtime.db.transaction() as session:
+            key = service.add_key(
+                session,
+                runtime.signer,
+                agency_id=agency_id,
+                jwk=read_jwk(jwk),
+                suite=suite,
+                now=now(),
+            )
+            kid = key.kid
+    except GatewayError as exc:
+        raise fail(f"{exc.code}: {exc.detail}") from exc
+    finally:
+        runtime.close()
+    emit({"kid": kid}) if as_json else console.print(f"added key {kid} for {agency_id}")
+
+
+@key_app.command("rotate")
+def key_rotate(
+    agency_id: str,
+    jwk: Annotated[Path, typer.Option(help="The new public JWK file.")],
+    suite: Annotated[str, typer.Option(help="ed25519 | es256 | sm2-sm3")] = "ed25519",
+    overlap_hours: Annotated[float, typer.Option(help="How long old keys stay valid.")] = 24.0,
+) -> None:
+    """Add a new key and retire the active ones after an overlap window."""
+    from gateway.registry import service
+
+    runtime = open_runtime()
+    try:
+        with runtime.db.transaction() as session:
+            new, retired = service.rotate_key(
+                session,
+                runtime.signer,
+                agency_id=agency_id,
+                jwk=read_jwk(jwk),
+                suite=suite,
+                now=now(),
+                overlap=dt.timedelta(hours=overlap_hours),
+            )
+            summary = f"new key {new.kid}; retiring {[k.kid for k in retired]}"
+    except GatewayError as exc:
+        raise fail(f"{exc.code}: {exc.detail}") from exc
+    finally:
+        runtime.close()
+    console.print(summary)
+
+
+@key_app.command("revoke")
+def key_revoke(
+    kid: str, reason: Annotated[str, typer.Option(help="Why (recorded in the log).")]
+) -> None:
+    """Revoke a key at once; messages signed with it are refused from now on."""
+    from gateway.registry import service
+
+    runtime = open_runtime()
+    try:
+        with runtime.db.transaction() as session:
+            service.revoke_key(session, runtime.signer, kid=kid, reason=reason, now=now())
+    except GatewayError as exc:
+        raise fail(f"{exc.code}: {exc.detail}") from exc
+    finally:
+        runtime.close()
+    console.print(f"revoked {kid}")
+
+
+@app.command()
+def publish(
+    file: Annotated[
+        Path, typer.Argument(help="JSON envelope (id and issued_at filled if absent).")
+    ],
+    key: Annotated[Path, typer.Option(help="The agency's private key file (PEM).")],
+    url: Annotated[str, typer.Option(help="Gateway base URL.")] = "http://127.0.0.1:8000",
+    as_json: JsonFlag = False,
+) -> None:
+    """Sign a JSON envelope with KEY and publish it; prints the receipt or the problem."""
+    import httpx
+
+    from keys.jws import sign_compact
+    from keys.store import read_key_file
+
+    envelope = json.loads(file.read_text())
+    envelope.setdefault("id", str(uuid.uuid4()))
+    envelope.setdefault("issued_at", now().isoformat(timespec="seconds"))
+    envelope.setdefault("contract", 1)
+    signing_key = read_key_file(key)
+    token = sign_compact(
+        json.dumps(envelope, ensure_ascii=False, separators=(",", ":")).encode(),
+        signing_key,
+        typ="gateway-message+jws",
+    )
+    response = httpx.post(
+        f"{url.rstrip('/')}/v1/messages",
+        content=token,
+        headers={"Content-Type": "application/jose"},
+        timeout=30,
+    )
+    body = response.json()
+    if as_json:
+        emit({"status": response.status_code, **body})
+    elif response.status_code < 300:
+        console.print(
+            f"[green]{response.status_code}[/green] accepted {body['message_id']} "
+            f"at index {body['index']}\nreceipt: {body['receipt']}"
+        )
+    else:
+        err.print(f"[red]{response.status_code} {body.get('code')}[/red]: {body.get('detail')}")
+    if response.status_code >= 400:
+        raise typer.Exit(1)
+
+
+@ledger_app.command("list")
+def ledger_list(
+    ledger: Annotated[str, typer.Option(help="basic | required | achieved")] = "basic",
+    region: Annotated[str | None, typer.Option(help="Division code prefix.")] = None,
+    industry: Annotated[str | None, typer.Option(help="GB/T 4754 section.")] = None,
+    status: Annotated[str | None, typer.Option(help="新增 | 达标 | 未达标")] = None,
+    grade: Annotated[str | None, typer.Option(help="1 | 2 | 3 | small_micro")] = None,
+    limit: Annotated[int, typer.Option(help="Rows to show.")] = 50,
+    as_json: JsonFlag = False,
+) -> None:
+    """Show a ledger page with filters."""
+    from gateway.ledger.service import LedgerFilter, enterprise_row, list_ledger
+
+    runtime = open_runtime()
+    flt = LedgerFilter(ledger=ledger, region=region, industry=industry, status=status, grade=grade)
+    try:
+        with runtime.db.reader() as session:
+            rows, total = list_ledger(session, flt, limit=limit)
+            items = [enterprise_row(r) for r in rows]
+    except GatewayError as exc:
+        raise fail(f"{exc.code}: {exc.detail}") from exc
+    finally:
+        runtime.close()
+    if as_json:
+        emit({"total": total, "items": items})
+        return
+    table = Table(
+        "code",
+        "name",
+        "region",
+        "ind.",
+        "status",
+        "grade",
+        "valid to",
+        title=f"{ledger} ledger: {total} enterprises",
+    )
+    for r in items:
+        grade_text = r["grade_level"] if r["grade_status"] == "active" else r["grade_status"]
+        table.add_row(
+            r["uscc"],
+            r["name"],
+            r["region_code"],
+            r["industry_section"],
+            r["ledger_status"],
+            grade_text or "-",
+            r["grade_valid_to"] or "-",
+        )
+    console.print(table)
+
+
+@ledger_app.command("export")
+def ledger_export(
+    output: Annotated[Path, typer.Option("--output", "-o", help="CSV file to write.")],
+    ledger: Annotated[str, typer.Option(help="basic | required | achieved")] = "basic",
+    region: Annotated[str | None, typer.Option(help="Division code prefix.")] = None,
+) -> None:
+    """Export a ledger to CSV (UTF-8)."""
+    from gateway.ledger.service import LedgerFilter, export_csv
+
+    runtime = open_runtime()
+    try:
+        with runtime.db.reader() as session, output.open("w", encoding="utf-8") as handle:
+            for chunk in export_csv(session, LedgerFilter(ledger=ledger, region=region)):
+                handle.write(chunk)
+    except GatewayError as exc:
+        raise fail(f"{exc.code}: {exc.detail}") from exc
+    finally:
+        runtime.close()
+    console.print(f"wrote {output}")
+
+
+@app.command()
+def demo(
+    enterprises: Annotated[int, typer.Option(help="How many enterprises to generate.")] = 400,
+    keep: Annotated[Path | None, typer.Option(help="Keep the data in this directory.")] = None,
+    seed: Annotated[int, typer.Option(help="Random seed for the data set.")] = 2017,
+) -> None:
+    """Run the main job end to end on the embedded SQLite default, in a temporary directory."""
+    from gateway.demo.run import run_demo
+
+    raise typer.Exit(run_demo(enterprises=enterprises, keep=keep, seed=seed, console=console))
+
+
+def main() -> None:
+    app()

@@ -1,0 +1,97 @@
+"""Engine, sessions and write transactions for the embedded SQLite file and for PostgreSQL.
+
+Publishing is serialised by the log head: on PostgreSQL a row lock (`SELECT … FOR UPDATE`),
+on SQLite a process lock plus `BEGIN IMMEDIATE`, so a reader never upgrades into a deadlock.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import Engine, create_engine, event
+from sqlalchemy.orm import Session, sessionmaker
+
+
+def make_engine(url: str, *, pool_size: int = 10, immediate: bool = True) -> Engine:
+    """An engine with the settings each backend needs (WAL and busy timeout on SQLite)."""
+    if url.startswith("sqlite"):
+        path = url.split("///", 1)[-1]
+        if path and path != ":memory:":
+            Path(path).parent.mkdir(parents=True, exist_ok=True)
+        engine = create_engine(
+            url,
+            connect_args={"check_same_thread": False, "timeout": 30},
+            pool_size=pool_size,
+            max_overflow=pool_size,
+        )
+        _configure_sqlite(engine, immediate=immediate)
+        return engine
+    if url.startswith("postgresql://"):
+        url = "postgresql+psycopg://" + url.removeprefix("postgresql://")
+    return create_engine(url, pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True)
+
+
+def _configure_sqlite(engine: Engine, *, immediate: bool) -> None:
+    # pysqlite's own transaction handling would BEGIN DEFERRED lazily; take it over so that
+    # every transaction is BEGIN IMMEDIATE (SQLAlchemy "Serializable isolation" recipe).
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_connection: Any, _record: Any) -> None:
+        dbapi_connection.isolation_level = None
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute("PRAGMA synchronous=NORMAL")  # durable across process crashes in WAL
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.execute("PRAGMA busy_timeout=30000")
+        cursor.close()
+
+    @event.listens_for(engine, "begin")
+    def _on_begin(conn: Any) -> None:
+        conn.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
+
+
+class Database:
+    """Owns the engine and sessionmaker; lives in the app's lifespan, never at import time."""
+
+    def __init__(self, url: str, *, pool_size: int = 10) -> None:
+        self.url = url
+        self.engine = make_engine(url, pool_size=pool_size)
+        self.sessions = sessionmaker(self.engine, expire_on_commit=False)
+        self.is_sqlite = self.engine.dialect.name == "sqlite"
+        self._write_lock = threading.Lock()
+        # WAL lets SQLite readers run beside the one writer: give them deferred transactions.
+        self._read_engine = (
+            make_engine(url, pool_size=pool_size, immediate=False) if self.is_sqlite else None
+        )
+        self._read_sessions = (
+            sessionmaker(self._read_engine, expire_on_commit=False)
+            if self._read_engine is not None
+            else self.sessions
+        )
+
+    @contextmanager
+    def transaction(self) -> Iterator[Session]:
+        """One unit of work: committed when the block exits cleanly, rolled back otherwise.
+
+        On SQLite the process-wide lock keeps threads from spinning on SQLITE_BUSY.
+        """
+        if self.is_sqlite:
+            with self._write_lock, self.sessions.begin() as session:
+                yield session
+        else:
+            with self.sessions.begin() as session:
+                yield session
+
+    @contextmanager
+    def reader(self) -> Iterator[Session]:
+        """A read-only unit of work; on SQLite it runs beside the writer thanks to WAL."""
+        with self._read_sessions.begin() as session:
+            yield session
+
+    def dispose(self) -> None:
+        self.engine.dispose()
+        if self._read_engine is not None:
+            self._read_engine.dispose()

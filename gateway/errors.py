@@ -1,0 +1,129 @@
+"""The gateway's error tree and its one RFC 9457 problem+json renderer.
+
+    GatewayError                 code, status_code, detail, extra
+    ├── BadRequest        400    malformed_jws, malformed_json, schema_violation, invalid_uscc, …
+    ├── Unauthorized      401    signature_invalid, unknown_key, key_revoked, key_not_valid, …
+    ├── Forbidden         403    not_permitted, issuer_mismatch
+    ├── NotFound          404    not_found, unknown_enterprise
+    ├── Conflict          409    duplicate_conflict
+    ├── PayloadTooLarge   413    payload_too_large, batch_too_large
+    ├── Unprocessable     422    invalid_transition, rule_violation, unknown_reference
+    └── ServiceUnavailable 503   database_unavailable
+
+Codes are a stable promise to agencies (like Zulip's): never rename one, add new ones.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from sqlalchemy.exc import OperationalError
+
+PROBLEM_TYPE_BASE = "https://gateway.example/problems/"
+
+
+class GatewayError(Exception):
+    status_code = 400
+    title = "Bad request"
+
+    def __init__(self, code: str, detail: str, **extra: Any) -> None:
+        super().__init__(detail)
+        self.code = code
+        self.detail = detail
+        self.extra = extra
+
+    def problem(self, instance: str | None = None) -> dict[str, Any]:
+        body: dict[str, Any] = {
+            "type": PROBLEM_TYPE_BASE + self.code,
+            "title": self.title,
+            "status": self.status_code,
+            "code": self.code,
+            "detail": self.detail,
+        }
+        if instance:
+            body["instance"] = instance
+        body.update({k: v for k, v in self.extra.items() if v is not None})
+        return body
+
+
+class BadRequest(GatewayError):
+    status_code = 400
+    title = "Bad request"
+
+
+class Unauthorized(GatewayError):
+    status_code = 401
+    title = "Signature or key not accepted"
+
+
+class Forbidden(GatewayError):
+    status_code = 403
+    title = "Not permitted"
+
+
+class NotFound(GatewayError):
+    status_code = 404
+    title = "Not found"
+
+
+class Conflict(GatewayError):
+    status_code = 409
+    title = "Conflict"
+
+
+class PayloadTooLarge(GatewayError):
+    status_code = 413
+    title = "Payload too large"
+
+
+class UnsupportedMediaType(GatewayError):
+    status_code = 415
+    title = "Unsupported media type"
+
+
+class Unprocessable(GatewayError):
+    status_code = 422
+    title = "Rule violated"
+
+
+class ServiceUnavailable(GatewayError):
+    status_code = 503
+    title = "Service unavailable"
+
+
+def problem_response(error: GatewayError, instance: str | None = None) -> JSONResponse:
+    return JSONResponse(
+        error.problem(instance),
+        status_code=error.status_code,
+        media_type="application/problem+json",
+    )
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    """One handler per error family, all rendering RFC 9457 problem details."""
+
+    async def on_gateway_error(request: Request, exc: Exception) -> JSONResponse:
+        assert isinstance(exc, GatewayError)
+        return problem_response(exc, request.url.path)
+
+    async def on_validation_error(request: Request, exc: Exception) -> JSONResponse:
+        assert isinstance(exc, RequestValidationError)
+        first = exc.errors()[0] if exc.errors() else {}
+        where = "/".join(str(p) for p in first.get("loc", ()))
+        error = BadRequest("invalid_request", f"{where}: {first.get('msg', 'invalid request')}")
+        return problem_response(error, request.url.path)
+
+    async def on_database_down(request: Request, exc: Exception) -> JSONResponse:
+        error = ServiceUnavailable(
+            "database_unavailable", "The database is not answering; retry shortly."
+        )
+        response = problem_response(error, request.url.path)
+        response.headers["Retry-After"] = "1"
+        return response
+
+    app.add_exception_handler(GatewayError, on_gateway_error)
+    app.add_exception_handler(RequestValidationError, on_validation_error)
+    app.add_exception_handler(OperationalError, on_database_down)

@@ -1,0 +1,1 @@
+"""Enterprise state and the three ledgers (basic / required / achieved) with their history."""

@@ -1,0 +1,374 @@
+"""Apply an accepted message to enterprise state and ledgers, inside the publish transaction.
+
+Each handler checks every rule before it changes anything, so a refused message in a batch
+leaves no trace. Ledger statuses follow domain.md §4: 新增 on registration, 达标 while a grade
+is held, 未达标 after revocation or expiry.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from contracts.accidents import classify_accident
+from contracts.grades import GradeState, GradeStatus, TransitionError, apply_grade_event
+from contracts.listings import ListingRuleError, check_listing_added, check_listing_removed
+from contracts.policy import policy_for
+from contracts.rectifications import RectificationRuleError, check_overdue
+from gateway.errors import Unprocessable
+from gateway.models import (
+    Accident,
+    Enterprise,
+    LedgerChange,
+    Listing,
+    LogEntry,
+    MeasureApplied,
+    Rectification,
+)
+
+NEW, ACHIEVED, NOT_ACHIEVED = "新增", "达标", "未达标"
+EVENT_DATE_FIELD = {
+    "grade.awarded": "announced_on",
+    "grade.renewed": "announced_on",
+    "grade.downgraded": "decided_on",
+    "grade.revoked": "decided_on",
+    "grade.expired": "expired_on",
+}
+
+
+@dataclass(frozen=True)
+class Applied:
+    """What the caller needs to record about one accepted message."""
+
+    envelope: Mapping[str, Any]
+    index: int
+    now: dt.datetime
+    enterprises: dict[str, Enterprise]  # the batch's enterprises, see prefetch_enterprises
+
+    @property
+    def data(self) -> Mapping[str, Any]:
+        return self.envelope["data"]  # type: ignore[no-any-return]
+
+    @property
+    def subject(self) -> str:
+        return str(self.envelope["subject"])
+
+
+def prefetch_enterprises(session: Session, subjects: set[str]) -> dict[str, Enterprise]:
+    """Load a batch's enterprises in one query; handlers then look them up without SQL.
+
+    Registrations in the batch add to the same dict, so a later item sees them unflushed.
+    """
+    found: dict[str, Enterprise] = {}
+    items = sorted(subjects)
+    for start in range(0, len(items), 500):
+        chunk = items[start : start + 500]
+        for ent in session.scalars(select(Enterprise).where(Enterprise.uscc.in_(chunk))):
+            found[ent.uscc] = ent
+    return found
+
+
+def apply_message(session: Session, applied: Applied) -> None:
+    handler = HANDLERS[str(applied.envelope["type"])]
+    handler(session, applied)
+
+
+def _enterprise(session: Session, applied: Applied) -> Enterprise:
+    found = applied.enterprises.get(applied.subject)
+    if found is None:
+        raise Unprocessable(
+            "unknown_enterprise",
+            f"enterprise {applied.subject} is not in the basic ledger; "
+            "publish enterprise.registered first",
+            pointer="/subject",
+        )
+    return found
+
+
+def _record(session: Session, ent: Enterprise, applied: Applied, **change: Any) -> None:
+    session.add(
+        LedgerChange(
+            uscc=ent.uscc,
+            actor=str(applied.envelope["issuer"]),
+            at=applied.now,
+            message_id=str(applied.envelope["id"]).lower(),
+            log_index=applied.index,
+            **change,
+        )
+    )
+
+
+def _touch(ent: Enterprise, applied: Applied) -> None:
+    ent.updated_at = applied.now
+    ent.last_index = applied.index
+
+
+def register_enterprise(session: Session, applied: Applied) -> None:
+    if applied.subject in applied.enterprises:
+        raise Unprocessable(
+            "invalid_transition", f"enterprise {applied.subject} is already registered"
+        )
+    data = applied.data
+    ent = Enterprise(
+        uscc=applied.subject,
+        name=data["name"],
+        region_code=data["region_code"],
+        industry_section=data["industry_section"],
+        scheme=data["scheme"],
+        required=bool(data["required"]),
+        ledger_status=NEW,
+        registered_on=dt.date.fromisoformat(data["registered_on"]),
+        grade_status=GradeStatus.NONE.value,
+        updated_at=applied.now,
+        last_index=applied.index,
+    )
+    session.add(ent)
+    applied.enterprises[ent.uscc] = ent
+    reason = "registered by the grading authority"
+    _record(session, ent, applied, ledger="basic", change="entered", to_status=NEW, reason=reason)
+    if ent.required:
+        _record(
+            session, ent, applied, ledger="required", change="entered", to_status=NEW, reason=reason
+        )
+
+
+def _grade_state(ent: Enterprise) -> GradeState:
+    return GradeState(
+        status=GradeStatus(ent.grade_status),
+        level=ent.grade_level,
+        scheme=ent.grade_scheme,
+        authority_level=ent.grade_authority,
+        valid_from=ent.grade_valid_from,
+        valid_to=ent.grade_valid_to,
+        reapply_after=ent.reapply_after,
+    )
+
+
+def change_grade(session: Session, applied: Applied) -> None:
+    ent = _enterprise(session, applied)
+    message_type = str(applied.envelope["type"])
+    on = dt.date.fromisoformat(applied.data[EVENT_DATE_FIELD[message_type]])
+    before = _grade_state(ent)
+    try:
+        after = apply_grade_event(
+            before, message_type, applied.data, policy_for(ent.region_code, on)
+        )
+    except TransitionError as exc:
+        raise Unprocessable("invalid_transition", exc.message) from exc
+    ent.grade_status = after.status.value
+    ent.grade_level, ent.grade_scheme = after.level, after.scheme
+    ent.grade_authority = after.authority_level
+    ent.grade_valid_from, ent.grade_valid_to = after.valid_from, after.valid_to
+    ent.reapply_after = after.reapply_after
+    if message_type in ("grade.awarded", "grade.renewed"):
+        ent.certificate_no = applied.data["certificate_no"]
+        ent.announcement_no = applied.data["announcement_no"]
+    old_status = ent.ledger_status
+    ent.ledger_status = ACHIEVED if after.status is GradeStatus.ACTIVE else NOT_ACHIEVED
+    change = {
+        "grade.awarded": "entered",
+        "grade.revoked": "left",
+        "grade.expired": "left",
+    }.get(message_type, "updated")
+    reason = str(applied.data.get("reason") or message_type)
+    _record(
+        session,
+        ent,
+        applied,
+        ledger="achieved",
+        change=change,
+        from_status=old_status,
+        to_status=ent.ledger_status,
+        from_level=before.level,
+        to_level=after.level if after.status is GradeStatus.ACTIVE else None,
+        reason=reason[:500],
+    )
+    _touch(ent, applied)
+
+
+def publish_self_assessment(session: Session, applied: Applied) -> None:
+    ent = _enterprise(session, applied)
+    year = int(applied.data["year"])
+    ent.self_assessment_year = max(year, ent.self_assessment_year or year)
+    _touch(ent, applied)
+
+
+def order_rectification(session: Session, applied: Applied) -> None:
+    ent = _enterprise(session, applied)
+    data = applied.data
+    if session.get(Rectification, (ent.uscc, data["rectification_id"])) is not None:
+        raise Unprocessable(
+            "invalid_transition", f"rectification {data['rectification_id']} was already ordered"
+        )
+    ordered_on, deadline = (dt.date.fromisoformat(data[k]) for k in ("ordered_on", "deadline"))
+    if deadline < ordered_on:
+        raise Unprocessable(
+            "rule_violation",
+            "the rectification deadline is before the order date",
+            pointer="/data/deadline",
+        )
+    session.add(
+        Rectification(
+            uscc=ent.uscc,
+            rectification_id=data["rectification_id"],
+            hazard_level=data["hazard_level"],
+            ordered_on=ordered_on,
+            deadline=deadline,
+            status="ordered",
+            data=dict(data),
+            message_id=str(applied.envelope["id"]).lower(),
+        )
+    )
+    _touch(ent, applied)
+
+
+def mark_rectification_overdue(session: Session, applied: Applied) -> None:
+    ent = _enterprise(session, applied)
+    order = session.get(Rectification, (ent.uscc, applied.data["rectification_id"]))
+    if order is None:
+        raise Unprocessable(
+            "unknown_reference",
+            f"no rectification {applied.data['rectification_id']} was ordered for {ent.uscc}",
+            pointer="/data/rectification_id",
+        )
+    if order.status == "overdue":
+        raise Unprocessable("invalid_transition", "this rectification is already overdue")
+    try:
+        check_overdue(order.data, applied.data)
+    except RectificationRuleError as exc:
+        raise Unprocessable("rule_violation", exc.message) from exc
+    order.status = "overdue"
+    _touch(ent, applied)
+
+
+def report_accident(session: Session, applied: Applied) -> None:
+    ent = _enterprise(session, applied)
+    data = applied.data
+    computed = classify_accident(
+        int(data["deaths"]), int(data["serious_injuries"]), float(data["direct_loss_cny"])
+    )
+    if computed.value != data["accident_class"]:
+        raise Unprocessable(
+            "accident_class_mismatch",
+            f"an accident with {data['deaths']} deaths, {data['serious_injuries']} serious "
+            f"injuries and a loss of {data['direct_loss_cny']} CNY is {computed.value} under "
+            f"State Council Order 493, not {data['accident_class']}",
+            pointer="/data/accident_class",
+        )
+    if session.get(Accident, (ent.uscc, data["accident_id"])) is not None:
+        raise Unprocessable(
+            "invalid_transition", f"accident {data['accident_id']} was already reported"
+        )
+    session.add(
+        Accident(
+            uscc=ent.uscc,
+            accident_id=data["accident_id"],
+            occurred_on=dt.date.fromisoformat(data["occurred_on"]),
+            accident_class=computed.value,
+            deaths=int(data["deaths"]),
+            serious_injuries=int(data["serious_injuries"]),
+            direct_loss_cny=Decimal(str(data["direct_loss_cny"])),
+            message_id=str(applied.envelope["id"]).lower(),
+        )
+    )
+    _touch(ent, applied)
+
+
+def add_listing(session: Session, applied: Applied) -> None:
+    ent = _enterprise(session, applied)
+    data = applied.data
+    if session.get(Listing, (ent.uscc, data["listing_id"])) is not None:
+        raise Unprocessable("invalid_transition", f"listing {data['listing_id']} already exists")
+    term_start = dt.date.fromisoformat(data["term_start"])
+    try:
+        check_listing_added(data, policy_for(ent.region_code, term_start))
+    except ListingRuleError as exc:
+        raise Unprocessable("list_term_invalid", exc.message) from exc
+    session.add(
+        Listing(
+            uscc=ent.uscc,
+            listing_id=data["listing_id"],
+            list_type=data["list_type"],
+            deciding_agency=data["deciding_agency"],
+            term_start=term_start,
+            term_end=dt.date.fromisoformat(data["term_end"]),
+            status="active",
+            data=dict(data),
+            message_id=str(applied.envelope["id"]).lower(),
+        )
+    )
+    _touch(ent, applied)
+
+
+def remove_listing(session: Session, applied: Applied) -> None:
+    ent = _enterprise(session, applied)
+    listing = session.get(Listing, (ent.uscc, applied.data["listing_id"]))
+    if listing is None:
+        raise Unprocessable(
+            "unknown_reference",
+            f"no listing {applied.data['listing_id']} exists for {ent.uscc}",
+            pointer="/data/listing_id",
+        )
+    if listing.status != "active":
+        raise Unprocessable(
+            "invalid_transition", f"listing {listing.listing_id} was already removed"
+        )
+    removed_on = dt.date.fromisoformat(applied.data["removed_on"])
+    try:
+        check_listing_removed(listing.data, applied.data, policy_for(ent.region_code, removed_on))
+    except ListingRuleError as exc:
+        raise Unprocessable("list_term_invalid", exc.message) from exc
+    listing.status, listing.removed_on = "removed", removed_on
+    _touch(ent, applied)
+
+
+def record_measure(session: Session, applied: Applied) -> None:
+    decision_id = str(applied.data["decision_message_id"]).lower()
+    decision = session.scalars(
+        select(LogEntry).where(LogEntry.message_id == decision_id, LogEntry.kind == "message")
+    ).first()
+    if decision is None:
+        raise Unprocessable(
+            "unknown_reference",
+            f"no published decision has id {decision_id}",
+            pointer="/data/decision_message_id",
+        )
+    if decision.subject != applied.subject:
+        raise Unprocessable(
+            "rule_violation",
+            f"decision {decision_id} is about {decision.subject}, not {applied.subject}",
+            pointer="/subject",
+        )
+    session.add(
+        MeasureApplied(
+            decision_message_id=decision_id,
+            agency_id=str(applied.envelope["issuer"]),
+            uscc=applied.subject,
+            measure_code=applied.data["measure_code"],
+            applied_on=dt.date.fromisoformat(applied.data["applied_on"]),
+            message_id=str(applied.envelope["id"]).lower(),
+        )
+    )
+
+
+HANDLERS: dict[str, Callable[[Session, Applied], None]] = {
+    "enterprise.registered": register_enterprise,
+    "grade.awarded": change_grade,
+    "grade.renewed": change_grade,
+    "grade.downgraded": change_grade,
+    "grade.revoked": change_grade,
+    "grade.expired": change_grade,
+    "self_assessment.published": publish_self_assessment,
+    "rectification.ordered": order_rectification,
+    "rectification.overdue": mark_rectification_overdue,
+    "accident.reported": report_accident,
+    "listing.added": add_listing,
+    "listing.removed": remove_listing,
+    "measure.applied": record_measure,
+}

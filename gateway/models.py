@@ -1,0 +1,246 @@
+"""SQLAlchemy 2 typed mappings: agency registry, the log, enterprise state and ledgers.
+
+ORM classes are storage only; API shapes live in each feature's `schemas.py`.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from decimal import Decimal
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    Date,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    LargeBinary,
+    MetaData,
+    Numeric,
+    SmallInteger,
+    String,
+    Text,
+    TypeDecorator,
+)
+from sqlalchemy.engine import Dialect
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+
+class UTCDateTime(TypeDecorator[dt.datetime]):
+    """Timezone-aware timestamps on both backends (SQLite stores them naive, in UTC)."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: dt.datetime | None, dialect: Dialect) -> Any:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime refused: the gateway stores aware UTC timestamps")
+        value = value.astimezone(dt.UTC)
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value: Any, dialect: Dialect) -> dt.datetime | None:
+        if value is None:
+            return None
+        assert isinstance(value, dt.datetime)
+        return value.replace(tzinfo=dt.UTC) if value.tzinfo is None else value.astimezone(dt.UTC)
+
+
+NAMING = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING)
+
+
+# --- agency registry -------------------------------------------------------------------------
+
+
+class Agency(Base):
+    __tablename__ = "agencies"
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    name: Mapped[str] = mapped_column(String(200))
+    uscc: Mapped[str] = mapped_column(String(18))
+    roles: Mapped[list[str]] = mapped_column(JSON)
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
+
+
+class AgencyKey(Base):
+    __tablename__ = "agency_keys"
+
+    kid: Mapped[str] = mapped_column(String(64), primary_key=True)
+    agency_id: Mapped[str] = mapped_column(ForeignKey("agencies.id"), index=True)
+    suite: Mapped[str] = mapped_column(String(16))
+    jwk: Mapped[dict[str, str]] = mapped_column(JSON)
+    status: Mapped[str] = mapped_column(String(16))  # active | retired | revoked
+    valid_from: Mapped[dt.datetime] = mapped_column(UTCDateTime)
+    valid_to: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
+    revoked_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+    revocation_reason: Mapped[str | None] = mapped_column(String(500))
+
+
+class PublishRight(Base):
+    """Deny by default: an agency publishes a type only if a row says so."""
+
+    __tablename__ = "publish_rights"
+
+    agency_id: Mapped[str] = mapped_column(ForeignKey("agencies.id"), primary_key=True)
+    message_type: Mapped[str] = mapped_column(String(64), primary_key=True)
+
+
+# --- the log ---------------------------------------------------------------------------------
+
+
+class LogHead(Base):
+    """One row; its lock serialises appends so indexes have no gaps or duplicates."""
+
+    __tablename__ = "log_head"
+
+    id: Mapped[int] = mapped_column(SmallInteger, primary_key=True)
+    size: Mapped[int] = mapped_column(BigInteger)
+
+
+class LogEntry(Base):
+    __tablename__ = "log_entries"
+
+    idx: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    kind: Mapped[str] = mapped_column(String(16))  # message | gateway
+    message_id: Mapped[str] = mapped_column(String(36), unique=True)
+    type: Mapped[str] = mapped_column(String(64))
+    issuer: Mapped[str] = mapped_column(String(64))
+    subject: Mapped[str | None] = mapped_column(String(18), index=True)
+    issued_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
+    accepted_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
+    jws: Mapped[bytes] = mapped_column(LargeBinary)  # the exact bytes received: the leaf
+    leaf_hash: Mapped[bytes] = mapped_column(LargeBinary(32))
+    receipt: Mapped[str] = mapped_column(Text)
+
+
+class TreeNode(Base):
+    """Hash of the perfect subtree of 2**level leaves starting at leaf idx * 2**level."""
+
+    __tablename__ = "tree_nodes"
+
+    level: Mapped[int] = mapped_column(SmallInteger, primary_key=True)
+    idx: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    hash: Mapped[bytes] = mapped_column(LargeBinary(32))
+
+
+# --- enterprises and ledgers -----------------------------------------------------------------
+
+
+class Enterprise(Base):
+    __tablename__ = "enterprises"
+    __table_args__ = (
+        Index("ix_enterprises_region_code", "region_code"),
+        Index("ix_enterprises_grade", "grade_status", "grade_level"),
+    )
+
+    uscc: Mapped[str] = mapped_column(String(18), primary_key=True)
+    name: Mapped[str] = mapped_column(String(200))
+    region_code: Mapped[str] = mapped_column(String(6))
+    industry_section: Mapped[str] = mapped_column(String(1))
+    scheme: Mapped[str] = mapped_column(String(32))
+    required: Mapped[bool] = mapped_column(Boolean)
+    ledger_status: Mapped[str] = mapped_column(String(8))  # 新增 | 达标 | 未达标
+    registered_on: Mapped[dt.date] = mapped_column(Date)
+    grade_status: Mapped[str] = mapped_column(String(8))  # none | active | revoked | expired
+    grade_level: Mapped[str | None] = mapped_column(String(16))
+    grade_scheme: Mapped[str | None] = mapped_column(String(32))
+    grade_authority: Mapped[str | None] = mapped_column(String(16))
+    grade_valid_from: Mapped[dt.date | None] = mapped_column(Date)
+    grade_valid_to: Mapped[dt.date | None] = mapped_column(Date)
+    reapply_after: Mapped[dt.date | None] = mapped_column(Date)
+    certificate_no: Mapped[str | None] = mapped_column(String(64))
+    announcement_no: Mapped[str | None] = mapped_column(String(64))
+    self_assessment_year: Mapped[int | None] = mapped_column(Integer)
+    updated_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
+    last_index: Mapped[int] = mapped_column(BigInteger)
+
+
+class LedgerChange(Base):
+    """Full history of ledger movements: who, when, which message, and why."""
+
+    __tablename__ = "ledger_changes"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    uscc: Mapped[str] = mapped_column(ForeignKey("enterprises.uscc"), index=True)
+    ledger: Mapped[str] = mapped_column(String(16))  # basic | required | achieved
+    change: Mapped[str] = mapped_column(String(16))  # entered | left | updated
+    from_status: Mapped[str | None] = mapped_column(String(8))
+    to_status: Mapped[str | None] = mapped_column(String(8))
+    from_level: Mapped[str | None] = mapped_column(String(16))
+    to_level: Mapped[str | None] = mapped_column(String(16))
+    actor: Mapped[str] = mapped_column(String(64))
+    at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
+    message_id: Mapped[str] = mapped_column(String(36))
+    log_index: Mapped[int] = mapped_column(BigInteger)
+    reason: Mapped[str] = mapped_column(String(500))
+
+
+class Accident(Base):
+    __tablename__ = "accidents"
+
+    uscc: Mapped[str] = mapped_column(ForeignKey("enterprises.uscc"), primary_key=True)
+    accident_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    occurred_on: Mapped[dt.date] = mapped_column(Date)
+    accident_class: Mapped[str] = mapped_column(String(20))
+    deaths: Mapped[int] = mapped_column(Integer)
+    serious_injuries: Mapped[int] = mapped_column(Integer)
+    direct_loss_cny: Mapped[Decimal] = mapped_column(Numeric(18, 2))
+    message_id: Mapped[str] = mapped_column(String(36))
+
+
+class Rectification(Base):
+    __tablename__ = "rectifications"
+
+    uscc: Mapped[str] = mapped_column(ForeignKey("enterprises.uscc"), primary_key=True)
+    rectification_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    hazard_level: Mapped[str] = mapped_column(String(16))
+    ordered_on: Mapped[dt.date] = mapped_column(Date)
+    deadline: Mapped[dt.date] = mapped_column(Date)
+    status: Mapped[str] = mapped_column(String(16))  # ordered | overdue
+    data: Mapped[dict[str, Any]] = mapped_column(JSON)
+    message_id: Mapped[str] = mapped_column(String(36))
+
+
+class Listing(Base):
+    __tablename__ = "listings"
+
+    uscc: Mapped[str] = mapped_column(ForeignKey("enterprises.uscc"), primary_key=True)
+    listing_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    list_type: Mapped[str] = mapped_column(String(8))
+    deciding_agency: Mapped[str] = mapped_column(String(64))
+    term_start: Mapped[dt.date] = mapped_column(Date)
+    term_end: Mapped[dt.date] = mapped_column(Date)
+    status: Mapped[str] = mapped_column(String(8))  # active | removed
+    removed_on: Mapped[dt.date | None] = mapped_column(Date)
+    data: Mapped[dict[str, Any]] = mapped_column(JSON)
+    message_id: Mapped[str] = mapped_column(String(36))
+
+
+class MeasureApplied(Base):
+    """Feedback (发起—响应—反馈): which agency applied which measure to which decision."""
+
+    __tablename__ = "measures_applied"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    decision_message_id: Mapped[str] = mapped_column(String(36), index=True)
+    agency_id: Mapped[str] = mapped_column(String(64))
+    uscc: Mapped[str] = mapped_column(String(18))
+    measure_code: Mapped[str] = mapped_column(String(64))
+    applied_on: Mapped[dt.date] = mapped_column(Date)
+    message_id: Mapped[str] = mapped_column(String(36), unique=True)

@@ -1,0 +1,1 @@
+"""Publishing: verify signed messages, append them to the log, apply them, sign receipts."""

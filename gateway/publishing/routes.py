@@ -1,0 +1,169 @@
+"""HTTP: `POST /v1/messages` (one JWS, application/jose) and `POST /v1/messages/batch`."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+import orjson
+from fastapi import APIRouter, Depends, Request
+from fastapi.responses import JSONResponse, Response
+from pydantic import BaseModel, Field
+from starlette.concurrency import run_in_threadpool
+
+from gateway.errors import BadRequest, NotFound, PayloadTooLarge, UnsupportedMediaType
+from gateway.models import LogEntry
+from gateway.publishing.service import Outcome
+from gateway.runtime import Runtime, get_runtime
+
+router = APIRouter(prefix="/v1/messages", tags=["publishing"])
+JOSE = "application/jose"
+
+
+class ReceiptOut(BaseModel):
+    message_id: str
+    index: int
+    leaf_hash: str = Field(description="hex SHA-256(0x00 || JWS bytes), RFC 6962 leaf hash")
+    receipt: str = Field(description="compact JWS signed by the gateway (see JWKS)")
+
+
+class BatchIn(BaseModel):
+    messages: list[str] = Field(description="compact JWS strings, at most 1,000")
+
+
+class BatchItemOut(BaseModel):
+    status: int
+    message_id: str | None = None
+    index: int | None = None
+    leaf_hash: str | None = None
+    receipt: str | None = None
+    problem: dict[str, Any] | None = None
+
+
+class BatchOut(BaseModel):
+    accepted: int
+    duplicates: int
+    rejected: int
+    results: list[BatchItemOut]
+
+
+async def read_limited(request: Request, limit: int) -> bytes:
+    """The body, refusing more than `limit` bytes before reading them all."""
+    declared = request.headers.get("content-length")
+    if declared is not None and declared.isdigit() and int(declared) > limit:
+        raise PayloadTooLarge("payload_too_large", f"the body exceeds {limit} bytes")
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise PayloadTooLarge("payload_too_large", f"the body exceeds {limit} bytes")
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def _item(outcome: Outcome, instance: str) -> BatchItemOut:
+    return BatchItemOut(
+        status=outcome.status,
+        message_id=outcome.message_id,
+        index=outcome.index,
+        leaf_hash=outcome.leaf_hash,
+        receipt=outcome.receipt,
+        problem=outcome.error.problem(instance) if outcome.error else None,
+    )
+
+
+@router.post(
+    "",
+    status_code=201,
+    response_model=ReceiptOut,
+    openapi_extra={
+        "requestBody": {
+            "required": True,
+            "content": {JOSE: {"schema": {"type": "string", "description": "compact JWS"}}},
+        }
+    },
+    responses={200: {"description": "identical resend: the same receipt"}},
+)
+async def publish_message(
+    request: Request, runtime: Annotated[Runtime, Depends(get_runtime)]
+) -> Response:
+    """Publish one signed message; 201 with a receipt, 200 on an identical resend."""
+    content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if content_type != JOSE:
+        raise UnsupportedMediaType(
+            "unsupported_media_type", f"send the compact JWS with Content-Type: {JOSE}"
+        )
+    body = await read_limited(request, runtime.settings.publish.max_body_bytes)
+    outcome = (await run_in_threadpool(runtime.publish, [body.strip()]))[0]
+    if outcome.error is not None:
+        raise outcome.error
+    receipt = ReceiptOut(
+        message_id=str(outcome.message_id),
+        index=int(outcome.index or 0),
+        leaf_hash=str(outcome.leaf_hash),
+        receipt=str(outcome.receipt),
+    )
+    return JSONResponse(receipt.model_dump(), status_code=outcome.status)
+
+
+@router.post("/batch", response_model=BatchOut)
+async def publish_messages(
+    request: Request, runtime: Annotated[Runtime, Depends(get_runtime)]
+) -> Response:
+    """Publish up to 1,000 JWS in one transaction; each item is answered on its own."""
+    limits = runtime.settings.publish
+    body = await read_limited(request, limits.max_body_bytes * 64)
+    try:
+        parsed = BatchIn.model_validate(orjson.loads(body))
+    except (orjson.JSONDecodeError, ValueError) as exc:
+        raise BadRequest(
+            "malformed_json", 'the batch body must be {"messages": [JWS, ...]}'
+        ) from exc
+    if len(parsed.messages) > limits.max_batch_items:
+        raise PayloadTooLarge(
+            "batch_too_large",
+            f"a batch holds at most {limits.max_batch_items} messages, "
+            f"this one has {len(parsed.messages)}",
+        )
+    raws = [m.encode() for m in parsed.messages]
+    too_big = [i for i, raw in enumerate(raws) if len(raw) > limits.max_body_bytes]
+    outcomes = await run_in_threadpool(runtime.publish, raws, too_big)
+    results = [_item(o, request.url.path) for o in outcomes]
+    out = BatchOut(
+        accepted=sum(o.status == 201 for o in outcomes),
+        duplicates=sum(o.status == 200 for o in outcomes),
+        rejected=sum(o.status >= 400 for o in outcomes),
+        results=results,
+    )
+    return Response(orjson.dumps(out.model_dump(exclude_none=True)), media_type="application/json")
+
+
+@router.get("/{message_id}")
+async def get_message(
+    message_id: str, runtime: Annotated[Runtime, Depends(get_runtime)]
+) -> dict[str, Any]:
+    """The stored message: exact JWS bytes, log index, leaf hash and receipt."""
+
+    def load() -> LogEntry | None:
+        with runtime.db.reader() as session:
+            from sqlalchemy import select
+
+            return session.scalars(
+                select(LogEntry).where(LogEntry.message_id == message_id.lower())
+            ).first()
+
+    entry = await run_in_threadpool(load)
+    if entry is None:
+        raise NotFound("not_found", f"no message {message_id} is in the log")
+    return {
+        "message_id": entry.message_id,
+        "index": entry.idx,
+        "kind": entry.kind,
+        "type": entry.type,
+        "issuer": entry.issuer,
+        "subject": entry.subject,
+        "accepted_at": entry.accepted_at.isoformat(),
+        "leaf_hash": entry.leaf_hash.hex(),
+        "jws": entry.jws.decode(),
+        "receipt": entry.receipt or None,
+    }

@@ -1,0 +1,180 @@
+"""Accept a batch of published JWS in one transaction and answer per item.
+
+Order per item: stateless verification (signature, contract, rights), idempotency against the
+log, domain rules against enterprise state, then append + apply + receipt. A single publish is a
+batch of one. Nothing is written for an item that fails, and nothing at all until commit.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from gateway.errors import Conflict, GatewayError
+from gateway.ledger.apply import Applied, apply_message, prefetch_enterprises
+from gateway.models import AgencyKey, Enterprise, LogEntry, PublishRight
+from gateway.publishing.verify import KeyCache, Verified, peek_kid, verify_message
+from gateway.signing import RECEIPT_TYP, GatewaySigner
+from gateway.tlog import Appender
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """201 first acceptance, 200 identical resend, else the error that refused the item."""
+
+    status: int
+    message_id: str | None = None
+    index: int | None = None
+    leaf_hash: str | None = None
+    receipt: str | None = None
+    error: GatewayError | None = None
+
+
+@dataclass
+class PublishContext:
+    signer: GatewaySigner
+    key_cache: KeyCache
+    max_skew: dt.timedelta
+    log_origin: str
+
+
+def publish_batch(
+    session: Session, raws: Sequence[bytes], ctx: PublishContext, now: dt.datetime
+) -> list[Outcome]:
+    keys, rights = _load_registry(session, raws)
+    outcomes: list[Outcome | None] = [None] * len(raws)
+    verified: list[tuple[int, Verified]] = []
+    for position, raw in enumerate(raws):
+        try:
+            item = verify_message(
+                raw, keys=keys, rights=rights, cache=ctx.key_cache, now=now, max_skew=ctx.max_skew
+            )
+        except GatewayError as exc:
+            outcomes[position] = _resend_or(session, raw, exc)
+            continue
+        verified.append((position, item))
+
+    if verified:
+        existing = _existing_entries(session, [v.message_id for _, v in verified])
+        appender = Appender(session)
+        known = prefetch_enterprises(session, {str(v.envelope["subject"]) for _, v in verified})
+        for position, item in verified:
+            outcomes[position] = _accept_one(session, item, existing, known, appender, ctx, now)
+        appender.finish()
+    return [o for o in outcomes if o is not None]
+
+
+def _accept_one(
+    session: Session,
+    item: Verified,
+    existing: dict[str, LogEntry],
+    known: dict[str, Enterprise],
+    appender: Appender,
+    ctx: PublishContext,
+    now: dt.datetime,
+) -> Outcome:
+    prior = existing.get(item.message_id)
+    if prior is not None:
+        if prior.jws == item.raw:
+            return _outcome(200, prior)
+        return Outcome(
+            409,
+            item.message_id,
+            error=Conflict(
+                "duplicate_conflict",
+                f"message {item.message_id} was already accepted with different bytes",
+                index=prior.idx,
+            ),
+        )
+    # Handlers check every rule before they change anything, so a refusal needs no savepoint.
+    try:
+        apply_message(
+            session,
+            Applied(envelope=item.envelope, index=appender.size, now=now, enterprises=known),
+        )
+    except GatewayError as exc:
+        return Outcome(exc.status_code, item.message_id, error=exc)
+    index, leaf = appender.append(item.raw)
+    receipt = ctx.signer.sign(
+        {
+            "message_id": item.message_id,
+            "index": index,
+            "leaf_hash": leaf.hex(),
+            "accepted_at": now.isoformat(),
+            "issuer": item.envelope["issuer"],
+            "type": item.envelope["type"],
+            "subject": item.envelope["subject"],
+            "log": ctx.log_origin,
+        },
+        RECEIPT_TYP,
+    )
+    entry = LogEntry(
+        idx=index,
+        kind="message",
+        message_id=item.message_id,
+        type=str(item.envelope["type"]),
+        issuer=str(item.envelope["issuer"]),
+        subject=str(item.envelope["subject"]),
+        issued_at=item.issued_at,
+        accepted_at=now,
+        jws=item.raw,
+        leaf_hash=leaf,
+        receipt=receipt,
+    )
+    session.add(entry)
+    existing[item.message_id] = entry
+    return _outcome(201, entry)
+
+
+def _outcome(status: int, entry: LogEntry) -> Outcome:
+    return Outcome(
+        status,
+        entry.message_id,
+        index=entry.idx,
+        leaf_hash=entry.leaf_hash.hex(),
+        receipt=entry.receipt,
+    )
+
+
+def _resend_or(session: Session, raw: bytes, error: GatewayError) -> Outcome:
+    """An identical resend is answered with its receipt even if the key has since changed."""
+    found = (
+        session.scalars(
+            select(LogEntry).where(LogEntry.jws == raw, LogEntry.kind == "message")
+        ).first()
+        if error.code in ("key_revoked", "key_not_valid", "not_permitted")
+        else None
+    )
+    if found is not None:
+        return _outcome(200, found)
+    return Outcome(error.status_code, error=error)
+
+
+def _load_registry(
+    session: Session, raws: Sequence[bytes]
+) -> tuple[dict[str, AgencyKey], dict[str, frozenset[str]]]:
+    kids: set[str] = set()
+    for raw in raws:
+        try:
+            kids.add(peek_kid(raw)[1])
+        except GatewayError:
+            continue
+    keys = {k.kid: k for k in session.scalars(select(AgencyKey).where(AgencyKey.kid.in_(kids)))}
+    owners = {k.agency_id for k in keys.values()}
+    rights: dict[str, set[str]] = {}
+    for right in session.scalars(select(PublishRight).where(PublishRight.agency_id.in_(owners))):
+        rights.setdefault(right.agency_id, set()).add(right.message_type)
+    return keys, {a: frozenset(t) for a, t in rights.items()}
+
+
+def _existing_entries(session: Session, ids: list[str]) -> dict[str, LogEntry]:
+    found: dict[str, LogEntry] = {}
+    for chunk_start in range(0, len(ids), 500):
+        chunk = ids[chunk_start : chunk_start + 500]
+        for entry in session.scalars(select(LogEntry).where(LogEntry.message_id.in_(chunk))):
+            found[entry.message_id] = entry
+    return found

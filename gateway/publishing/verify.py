@@ -1,0 +1,135 @@
+"""Stateless checks of one published JWS, in the order that trusts nothing unverified.
+
+Signature first (with the suite the key's registry record names), then the envelope's
+contract, then who may say what. Domain rules that need enterprise state come later.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from contracts.registry import ContractError, parse_json, validate_message
+from contracts.uscc import is_valid_uscc
+from gateway.errors import BadRequest, Forbidden, Unauthorized
+from gateway.models import AgencyKey
+from keys import jws
+from keys.suites import InvalidKeyError, UnknownSuiteError, VerifyingKey, get_suite
+
+MESSAGE_TYPS = frozenset({"gateway-message+jws", "application/gateway-message+jws"})
+
+
+@dataclass(frozen=True)
+class Verified:
+    raw: bytes
+    envelope: dict[str, Any]
+    kid: str
+    issued_at: dt.datetime
+
+    @property
+    def message_id(self) -> str:
+        return str(self.envelope["id"]).lower()
+
+
+class KeyCache:
+    """Public keys by kid, built once per JWK (a kid is the JWK's own thumbprint)."""
+
+    def __init__(self) -> None:
+        self._keys: dict[str, VerifyingKey] = {}
+
+    def get(self, record: AgencyKey) -> VerifyingKey:
+        key = self._keys.get(record.kid)
+        if key is None:
+            try:
+                # The registry record names the suite; the JWS header never chooses it.
+                key = get_suite(record.suite).public_key_from_jwk(record.jwk)
+            except (InvalidKeyError, UnknownSuiteError) as exc:
+                raise Unauthorized(
+                    "unknown_key", f"registered key {record.kid} is unusable"
+                ) from exc
+            self._keys[record.kid] = key
+        return key
+
+
+def peek_kid(raw: bytes) -> tuple[jws.ParsedJWS, str]:
+    try:
+        parsed = jws.parse_compact(raw)
+    except jws.JWSError as exc:
+        raise BadRequest("malformed_jws", f"the body is not a compact JWS: {exc}") from exc
+    kid = parsed.header.get("kid")
+    if not isinstance(kid, str) or not kid:
+        raise Unauthorized("unknown_key", "the JWS header names no key (kid)")
+    return parsed, kid
+
+
+def verify_message(
+    raw: bytes,
+    *,
+    keys: Mapping[str, AgencyKey],
+    rights: Mapping[str, frozenset[str]],
+    cache: KeyCache,
+    now: dt.datetime,
+    max_skew: dt.timedelta,
+) -> Verified:
+    """All checks that need no enterprise state; raises a GatewayError naming the first failure."""
+    parsed, kid = peek_kid(raw)
+    record = keys.get(kid)
+    if record is None:
+        raise Unauthorized("unknown_key", f"no registered key has kid {kid}")
+    if record.status == "revoked":
+        raise Unauthorized("key_revoked", f"key {kid} was revoked and signs nothing any more")
+    try:
+        jws.verify_compact(parsed, cache.get(record))
+    except jws.AlgorithmNotAllowedError as exc:
+        raise Unauthorized("algorithm_not_allowed", str(exc)) from exc
+    except jws.SignatureInvalidError as exc:
+        raise Unauthorized("signature_invalid", "the JWS signature does not verify") from exc
+    if parsed.header.get("typ") not in MESSAGE_TYPS:
+        raise BadRequest(
+            "typ_not_accepted",
+            "the JWS header must carry typ 'gateway-message+jws' (RFC 8725 §3.11)",
+        )
+    envelope = _validated_envelope(parsed.payload)
+    issued_at = dt.datetime.fromisoformat(str(envelope["issued_at"]))
+    _check_key_window(record, issued_at)
+    if issued_at > now + max_skew:
+        raise BadRequest(
+            "issued_at_in_future",
+            f"issued_at {envelope['issued_at']} is more than {max_skew} ahead of the gateway clock",
+        )
+    if envelope["issuer"] != record.agency_id:
+        raise Forbidden(
+            "issuer_mismatch",
+            f"issuer {envelope['issuer']!r} does not own key {kid} (owner {record.agency_id!r})",
+        )
+    if envelope["type"] not in rights.get(record.agency_id, frozenset()):
+        raise Forbidden(
+            "not_permitted", f"agency {record.agency_id!r} may not publish {envelope['type']}"
+        )
+    if not is_valid_uscc(str(envelope["subject"])):
+        raise BadRequest(
+            "invalid_uscc",
+            f"subject {envelope['subject']} fails the GB 32100-2015 check character",
+            pointer="/subject",
+        )
+    return Verified(raw=raw, envelope=envelope, kid=kid, issued_at=issued_at)
+
+
+def _validated_envelope(payload: bytes) -> dict[str, Any]:
+    try:
+        envelope = parse_json(payload)
+        validate_message(envelope)
+    except ContractError as exc:
+        raise BadRequest(exc.code, exc.message, pointer=exc.pointer) from exc
+    return dict(envelope)
+
+
+def _check_key_window(record: AgencyKey, issued_at: dt.datetime) -> None:
+    if issued_at < record.valid_from or (record.valid_to and issued_at >= record.valid_to):
+        until = record.valid_to.isoformat() if record.valid_to else "∞"
+        window = f"{record.valid_from.isoformat()} – {until}"
+        raise Unauthorized(
+            "key_not_valid", f"key {record.kid} was not valid at issued_at ({window})"
+        )

@@ -1,0 +1,1 @@
+"""Agency registry: agencies, their public keys and their publish rights."""

@@ -1,0 +1,70 @@
+"""One `Settings` object for the whole gateway, read from `GATEWAY_*` environment variables."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import BaseModel, Field, SecretStr, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+PLACEHOLDER_SECRETS = {"", "changeme", "change-me", "secret", "password"}
+
+
+class PublishSettings(BaseModel):
+    """Limits on what one publish request may carry (protocol.md §1)."""
+
+    max_body_bytes: int = 256 * 1024
+    max_batch_items: int = 1000
+    max_future_skew_seconds: int = 300
+
+
+class KeySettings(BaseModel):
+    """Where the gateway's own signing keys live and how they are protected."""
+
+    passphrase: SecretStr | None = None
+    receipt_suite: str = "ed25519"
+
+
+class Settings(BaseSettings):
+    """Gateway configuration from `GATEWAY_*` variables (nested groups use `__`)."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="GATEWAY_", env_nested_delimiter="__", extra="ignore"
+    )
+
+    data_dir: Path = Path("gateway-data")
+    database_url: str | None = None
+    dev_mode: bool = False
+    log_origin: str = "gateway.example/log"
+    publish: PublishSettings = Field(default_factory=PublishSettings)
+    keys: KeySettings = Field(default_factory=KeySettings)
+
+    @model_validator(mode="after")
+    def _refuse_placeholder_passphrase(self) -> Settings:
+        secret = self.keys.passphrase
+        placeholder = secret is not None and (
+            secret.get_secret_value().strip().lower() in PLACEHOLDER_SECRETS
+        )
+        if placeholder and not self.dev_mode:
+            raise ValueError(
+                "GATEWAY_KEYS__PASSPHRASE is a placeholder; set a real passphrase "
+                "or unset it (dev mode only allows placeholders)"
+            )
+        return self
+
+    @property
+    def effective_database_url(self) -> str:
+        """The configured URL, or the embedded SQLite file inside the data directory."""
+        if self.database_url:
+            return self.database_url
+        return f"sqlite:///{(self.data_dir / 'gateway.db').resolve()}"
+
+    @property
+    def key_dir(self) -> Path:
+        return self.data_dir / "keys"
+
+    @property
+    def key_passphrase(self) -> bytes | None:
+        if self.keys.passphrase is None:
+            return None
+        return self.keys.passphrase.get_secret_value().encode()

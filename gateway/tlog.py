@@ -1,0 +1,112 @@
+"""The append-only Merkle log in the database: entries, the node table and the head lock.
+
+Each append stores the leaf and every perfect subtree it completes (amortised two node rows
+per entry), so roots and RFC 6962 proofs read O(log n) rows and never rescan the leaves.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import insert, select, tuple_
+from sqlalchemy.orm import Session
+
+from gateway.models import LogHead, TreeNode
+from keys import merkle
+
+
+class DbSubtrees:
+    """`keys.merkle.SubtreeSource` over the `tree_nodes` table, cached for one transaction."""
+
+    def __init__(self, session: Session) -> None:
+        self.session = session
+        self._cache: dict[tuple[int, int], bytes] = {}
+        self._pending: list[dict[str, object]] = []
+
+    def subtree(self, level: int, index: int) -> bytes:
+        key = (level, index)
+        cached = self._cache.get(key)
+        if cached is not None:
+            return cached
+        found = self.session.get(TreeNode, key)
+        if found is None:
+            raise LookupError(f"tree node level={level} index={index} is not stored")
+        self._cache[key] = found.hash
+        return found.hash
+
+    def prefetch(self, keys: list[tuple[int, int]]) -> None:
+        """Load many nodes in one query (the right edge before a batch of appends)."""
+        wanted = [k for k in keys if k not in self._cache]
+        if not wanted:
+            return
+        rows = self.session.execute(
+            select(TreeNode.level, TreeNode.idx, TreeNode.hash).where(
+                tuple_(TreeNode.level, TreeNode.idx).in_(wanted)
+            )
+        )
+        for level, idx, digest in rows:
+            self._cache[(level, idx)] = digest
+
+    def append(self, size_before: int, leaf_hash: bytes) -> None:
+        for level, idx, digest in merkle.append_nodes(size_before, leaf_hash, self):
+            self._cache[(level, idx)] = digest
+            self._pending.append({"level": level, "idx": idx, "hash": digest})
+
+    def flush(self) -> None:
+        if self._pending:
+            self.session.execute(insert(TreeNode), self._pending)
+            self._pending = []
+
+
+def right_edge(size: int) -> list[tuple[int, int]]:
+    """The perfect subtrees that make up a tree of `size` leaves (what the next append reads)."""
+    keys: list[tuple[int, int]] = []
+    start = 0
+    for level in range(size.bit_length() - 1, -1, -1):
+        if size & (1 << level):
+            keys.append((level, start >> level))
+            start += 1 << level
+    return keys
+
+
+def lock_head(session: Session) -> LogHead:
+    """The log head, locked until commit: appends are serialised, indexes gapless."""
+    head = session.execute(select(LogHead).where(LogHead.id == 1).with_for_update()).scalar_one()
+    return head
+
+
+def tree_size(session: Session) -> int:
+    return session.execute(select(LogHead.size).where(LogHead.id == 1)).scalar_one()
+
+
+def root_hash(session: Session, size: int) -> bytes:
+    return merkle.root_hash(size, DbSubtrees(session))
+
+
+def inclusion_proof(session: Session, index: int, size: int) -> list[bytes]:
+    return merkle.inclusion_proof(index, size, DbSubtrees(session))
+
+
+def consistency_proof(session: Session, old: int, new: int) -> list[bytes]:
+    return merkle.consistency_proof(old, new, DbSubtrees(session))
+
+
+class Appender:
+    """Assigns consecutive indexes within one transaction; `finish()` before commit."""
+
+    def __init__(self, session: Session) -> None:
+        self.session = session
+        self.head = lock_head(session)
+        self.size = self.head.size
+        self.nodes = DbSubtrees(session)
+        self.nodes.prefetch(right_edge(self.size))
+
+    def append(self, leaf: bytes) -> tuple[int, bytes]:
+        """Append `leaf` (the exact JWS bytes); returns (index, leaf hash)."""
+        digest = merkle.leaf_hash(leaf)
+        index = self.size
+        self.nodes.append(index, digest)
+        self.size += 1
+        return index, digest
+
+    def finish(self) -> None:
+        self.nodes.flush()
+        self.head.size = self.size

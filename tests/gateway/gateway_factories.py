@@ -1,0 +1,131 @@
+"""Agencies with real keys, signed messages and a snapshot of what the database holds.
+
+(Named gateway_factories: test helper modules are imported by bare name, see contract_factories.)
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import uuid
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+from contract_factories import USCC, VALID_DATA
+from sqlalchemy import func, select
+
+from gateway import models
+from gateway.registry import service
+from gateway.runtime import Runtime
+from keys.jws import sign_compact
+from keys.suites import SigningKey, get_suite
+
+KEY_VALID_FROM = dt.datetime(2020, 1, 1, tzinfo=dt.UTC)
+AGENCY_USCC = "11350000MB0000001W"  # an organ code of Fujian (region 350000), valid check character
+
+
+@dataclass
+class Publisher:
+    """An agency that signs messages with its own registered key."""
+
+    agency_id: str
+    key: SigningKey
+    runtime: Runtime
+    typ: str = "gateway-message+jws"
+    sent: list[str] = field(default_factory=list)
+
+    def envelope(
+        self, message_type: str, data: dict[str, Any] | None = None, **overrides: Any
+    ) -> dict[str, Any]:
+        issued = self.runtime.clock.now() - dt.timedelta(minutes=1)
+        envelope: dict[str, Any] = {
+            "id": str(uuid.uuid4()),
+            "type": message_type,
+            "contract": 1,
+            "issuer": self.agency_id,
+            "issued_at": issued.isoformat(timespec="seconds"),
+            "subject": USCC,
+            "data": data if data is not None else VALID_DATA[message_type](),
+        }
+        envelope.update(overrides)
+        return envelope
+
+    def sign_envelope(self, envelope: dict[str, Any], **header: Any) -> bytes:
+        payload = json.dumps(envelope, ensure_ascii=False, separators=(",", ":")).encode()
+        typ = header.pop("typ", self.typ)
+        return sign_compact(payload, self.key, typ=typ, extra_header=header or None).encode()
+
+    def message(
+        self, message_type: str, data: dict[str, Any] | None = None, **overrides: Any
+    ) -> bytes:
+        """A signed compact JWS of a valid message (override any envelope field)."""
+        return self.sign_envelope(self.envelope(message_type, data, **overrides))
+
+
+def register_publisher(
+    runtime: Runtime,
+    agency_id: str,
+    types: Iterable[str],
+    *,
+    roles: Iterable[str] = ("grading_authority",),
+    suite: str = "ed25519",
+    valid_from: dt.datetime = KEY_VALID_FROM,
+    valid_to: dt.datetime | None = None,
+) -> Publisher:
+    key = get_suite(suite).generate()
+    now = runtime.clock.now()
+    with runtime.db.transaction() as session:
+        if session.get(models.Agency, agency_id) is None:
+            service.add_agency(
+                session,
+                runtime.signer,
+                agency_id=agency_id,
+                name=f"agency {agency_id}",
+                uscc=AGENCY_USCC,
+                roles=roles,
+                now=now,
+            )
+        service.grant_publish(session, runtime.signer, agency_id, types, now)
+        service.add_key(
+            session,
+            runtime.signer,
+            agency_id=agency_id,
+            jwk=key.public_key.jwk(),
+            suite=suite,
+            now=now,
+            valid_from=valid_from,
+            valid_to=valid_to,
+        )
+    return Publisher(agency_id, key, runtime)
+
+
+STATE_TABLES = (
+    models.LogEntry,
+    models.TreeNode,
+    models.Enterprise,
+    models.LedgerChange,
+    models.Accident,
+    models.Rectification,
+    models.Listing,
+    models.MeasureApplied,
+)
+
+
+def snapshot(runtime: Runtime) -> dict[str, Any]:
+    """Row counts of every state table plus the log size: equal snapshots, nothing changed."""
+    with runtime.db.reader() as session:
+        counts: dict[str, Any] = {
+            table.__tablename__: session.scalar(select(func.count()).select_from(table))
+            for table in STATE_TABLES
+        }
+        counts["log_size"] = session.scalar(select(models.LogHead.size))
+        counts["enterprises"] = [
+            (e.uscc, e.grade_status, e.grade_level, e.ledger_status)
+            for e in session.scalars(select(models.Enterprise).order_by(models.Enterprise.uscc))
+        ]
+    return counts
+
+
+def publish(client: Any, token: bytes) -> Any:
+    return client.post("/v1/messages", content=token, headers={"Content-Type": "application/jose"})
