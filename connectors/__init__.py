@@ -1,0 +1,1 @@
+"""Per-agency connectors: each consumer kind's view of a message and how it is delivered."""

@@ -1,0 +1,1 @@
+"""The demo: a generated Fujian province published through a real gateway."""

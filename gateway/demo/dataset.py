@@ -1,0 +1,404 @@
+"""A reproducible Fujian data set for the demo: agencies, enterprises and their grade histories.
+
+Everything is generated from a seed: nine prefecture-level cities, several industry schemes,
+valid unified social credit codes, and per-enterprise event sequences that respect the grade
+state machine (domain.md §3), so the only refusals in the demo are the deliberate ones.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import random
+from dataclasses import dataclass, field
+from typing import Any
+
+from contracts.uscc import make_uscc
+
+CITIES = {
+    "350100": "福州",
+    "350200": "厦门",
+    "350300": "莆田",
+    "350400": "三明",
+    "350500": "泉州",
+    "350600": "漳州",
+    "350700": "南平",
+    "350800": "龙岩",
+    "350900": "宁德",
+}
+# (GB/T 4754 section, grading scheme, a name stem)
+INDUSTRIES = (
+    ("C", "industry_trade", "机械制造"),
+    ("C", "hazardous_chemicals", "化工"),
+    ("C", "metal_smelting", "冶金"),
+    ("B", "non_coal_mining", "矿业"),
+    ("C", "fireworks", "烟花"),
+    ("E", "construction", "建设工程"),
+    ("G", "transport", "物流运输"),
+    ("C", "small_micro", "五金加工"),
+)
+ALPHABET = "0123456789ABCDEFGHJKLMNPQRTUWXY"
+
+
+@dataclass(frozen=True)
+class DemoAgency:
+    agency_id: str
+    name: str
+    uscc: str
+    roles: tuple[str, ...]
+    publish: tuple[str, ...]
+
+
+GRADING_TYPES = (
+    "enterprise.registered",
+    "grade.awarded",
+    "grade.renewed",
+    "grade.downgraded",
+    "grade.revoked",
+    "grade.expired",
+    "self_assessment.published",
+    "rectification.ordered",
+    "rectification.overdue",
+    "accident.reported",
+    "listing.added",
+    "listing.removed",
+)
+AGENCIES = (
+    DemoAgency(
+        "fj-yjt",
+        "福建省应急管理厅",
+        make_uscc("11350000MB0000001"),
+        ("grading_authority", "listing_department"),
+        GRADING_TYPES,
+    ),
+    DemoAgency(
+        "fj-picc",
+        "人保财险福建省分公司",
+        make_uscc("91350000MA0000001"),
+        ("insurer",),
+        ("measure.applied",),
+    ),
+    DemoAgency(
+        "fj-cib",
+        "兴业银行福州分行",
+        make_uscc("91350100MA0000009"),
+        ("bank",),
+        ("measure.applied",),
+    ),
+    DemoAgency(
+        "fj-scjg",
+        "福建省市场监督管理局",
+        make_uscc("11350000MB0000002"),
+        ("market_regulator", "credit_disclosure"),
+        ("measure.applied",),
+    ),
+)
+
+
+@dataclass
+class Step:
+    """One message to publish: who signs it, its type, subject and data."""
+
+    issuer: str
+    type: str
+    subject: str
+    data: dict[str, Any]
+    story: str = ""
+    refers_to: int | None = None  # position of the decision a measure.applied answers
+
+
+@dataclass
+class Enterprise:
+    uscc: str
+    name: str
+    region_code: str
+    section: str
+    scheme: str
+    required: bool
+    steps: list[Step] = field(default_factory=list)
+
+
+def _code(region: str, n: int) -> str:
+    org = "MA" + "".join(ALPHABET[(n // 31**k) % 31] for k in range(6, -1, -1))
+    return make_uscc(f"91{region}{org}")
+
+
+def _day(rng: random.Random, start: dt.date, end: dt.date) -> dt.date:
+    return start + dt.timedelta(days=rng.randrange(max(1, (end - start).days)))
+
+
+def _three_years(start: dt.date) -> dt.date:
+    return start.replace(year=start.year + 3) - dt.timedelta(days=1)
+
+
+def build_enterprises(count: int, seed: int, today: dt.date) -> list[Enterprise]:
+    """`count` enterprises with histories that end no later than `today`."""
+    rng = random.Random(seed)  # noqa: S311 -- reproducible sample data, not secrets
+    cities = list(CITIES)
+    result: list[Enterprise] = []
+    for n in range(count):
+        city = cities[n % len(cities)]
+        region = city[:4] + f"{rng.randrange(1, 6):02d}"
+        section, scheme, stem = INDUSTRIES[rng.randrange(len(INDUSTRIES))]
+        ent = Enterprise(
+            uscc=_code(region, n + 1),
+            name=f"{CITIES[city]}{stem}第{n + 1}有限公司",
+            region_code=region,
+            section=section,
+            scheme=scheme,
+            required=rng.random() < 0.85,
+        )
+        registered = _day(rng, dt.date(2021, 1, 1), dt.date(2022, 12, 31))
+        ent.steps.append(
+            Step(
+                "fj-yjt",
+                "enterprise.registered",
+                ent.uscc,
+                {
+                    "name": ent.name,
+                    "region_code": region,
+                    "industry_section": section,
+                    "scheme": scheme,
+                    "required": ent.required,
+                    "registered_on": registered.isoformat(),
+                },
+            )
+        )
+        if rng.random() < 0.78:
+            _grade_history(rng, ent, today)
+        result.append(ent)
+    return result
+
+
+def _grade_history(rng: random.Random, ent: Enterprise, today: dt.date) -> None:
+    level = (
+        "small_micro"
+        if ent.scheme == "small_micro"
+        else rng.choices(["1", "2", "3"], weights=[12, 38, 50])[0]
+    )
+    announced = _day(rng, dt.date(2023, 1, 1), dt.date(2025, 9, 30))
+    valid_to = _three_years(announced)
+    seq = rng.randrange(1, 999)
+    ent.steps.append(
+        Step(
+            "fj-yjt",
+            "grade.awarded",
+            ent.uscc,
+            {
+                "level": level,
+                "scheme": ent.scheme,
+                "authority_level": "provincial" if level in ("1", "2") else "city",
+                "announcement_no": f"闽应急公告〔{announced.year}〕{seq}号",
+                "certificate_no": f"闽AQB{ent.region_code}{announced.year}{seq:04d}",
+                "announced_on": announced.isoformat(),
+                "valid_from": announced.isoformat(),
+                "valid_to": valid_to.isoformat(),
+            },
+        )
+    )
+    if rng.random() < 0.3:
+        ent.steps.append(
+            Step(
+                "fj-yjt",
+                "self_assessment.published",
+                ent.uscc,
+                {
+                    "year": announced.year,
+                    "report_uri": f"https://yjt.fujian.example/zp/{announced.year}/{ent.uscc}.pdf",
+                    "published_on": f"{announced.year + 1}-01-20",
+                },
+            )
+        )
+    if valid_to < today:
+        if rng.random() < 0.5:
+            start = valid_to + dt.timedelta(days=1)
+            ent.steps.append(
+                Step(
+                    "fj-yjt",
+                    "grade.renewed",
+                    ent.uscc,
+                    {
+                        "level": level,
+                        "certificate_no": f"闽AQB{ent.region_code}{start.year}{seq:04d}R",
+                        "announcement_no": f"闽应急公告〔{start.year}〕{seq}号",
+                        "announced_on": (valid_to - dt.timedelta(days=20)).isoformat(),
+                        "valid_from": start.isoformat(),
+                        "valid_to": _three_years(start).isoformat(),
+                    },
+                )
+            )
+        else:
+            ent.steps.append(
+                Step(
+                    "fj-yjt",
+                    "grade.expired",
+                    ent.uscc,
+                    {
+                        "valid_to": valid_to.isoformat(),
+                        "expired_on": (valid_to + dt.timedelta(days=1)).isoformat(),
+                    },
+                )
+            )
+            return
+    if level in ("1", "2") and rng.random() < 0.04:
+        decided = min(today, announced + dt.timedelta(days=400))
+        ent.steps.append(
+            Step(
+                "fj-yjt",
+                "grade.downgraded",
+                ent.uscc,
+                {
+                    "from_level": level,
+                    "to_level": str(int(level) + 1),
+                    "decision_no": f"闽应急决〔{decided.year}〕{seq}号",
+                    "decided_on": decided.isoformat(),
+                    "reason": "复核发现安全生产标准化管理体系运行不符合原等级要求",
+                },
+            )
+        )
+    if rng.random() < 0.05:
+        occurred = min(today - dt.timedelta(days=10), announced + dt.timedelta(days=200))
+        ent.steps.append(
+            Step(
+                "fj-yjt",
+                "accident.reported",
+                ent.uscc,
+                {
+                    "accident_id": f"{ent.region_code}-ACC-{seq:04d}",
+                    "occurred_on": occurred.isoformat(),
+                    "accident_class": "ordinary",
+                    "deaths": 0,
+                    "serious_injuries": 1,
+                    "direct_loss_cny": 180_000,
+                },
+            )
+        )
+
+
+def dramatic_events(ents: list[Enterprise], today: dt.date) -> list[Step]:
+    """The stories the demo narrates: a fatal accident and an unrectified major hazard, each
+    ending in a revocation that the insurer and the bank answer, and a black-list entry."""
+    active = [e for e in ents if e.steps[-1].type in ("grade.awarded", "grade.renewed")]
+    steps: list[Step] = []
+    if len(active) < 3:
+        return steps
+    fatal, hazard, listed = active[0], active[1], active[2]
+    occurred = today - dt.timedelta(days=40)
+    steps.append(
+        Step(
+            "fj-yjt",
+            "accident.reported",
+            fatal.uscc,
+            {
+                "accident_id": f"{fatal.region_code}-ACC-9001",
+                "occurred_on": occurred.isoformat(),
+                "accident_class": "ordinary",
+                "deaths": 1,
+                "serious_injuries": 2,
+                "direct_loss_cny": 2_400_000,
+                "description": "检修作业时发生高处坠落，1人死亡",
+            },
+            story=f"{fatal.name}: fatal accident (1 death) reported",
+        )
+    )
+    decided = occurred + dt.timedelta(days=21)
+    steps.append(_revocation(fatal, "fatal_accident", "有效期内发生1起生产安全死亡事故", decided))
+    revoked_fatal = len(steps) - 1
+    ordered = today - dt.timedelta(days=120)
+    deadline = ordered + dt.timedelta(days=60)
+    steps += [
+        Step(
+            "fj-yjt",
+            "rectification.ordered",
+            hazard.uscc,
+            {
+                "rectification_id": f"{hazard.region_code}-ZG-0042",
+                "order_no": "应急责改〔2026〕42号",
+                "hazard_level": "major",
+                "description": "液氯储罐区未设置气体泄漏报警装置",
+                "ordered_on": ordered.isoformat(),
+                "deadline": deadline.isoformat(),
+            },
+            story=f"{hazard.name}: major hazard, rectification ordered by {deadline}",
+        ),
+        Step(
+            "fj-yjt",
+            "rectification.overdue",
+            hazard.uscc,
+            {
+                "rectification_id": f"{hazard.region_code}-ZG-0042",
+                "deadline": deadline.isoformat(),
+                "found_on": (deadline + dt.timedelta(days=3)).isoformat(),
+            },
+            story=f"{hazard.name}: deadline passed, hazard not rectified",
+        ),
+        _revocation(
+            hazard,
+            "major_hazard_unrectified",
+            "重大事故隐患未按期整改",
+            deadline + dt.timedelta(days=10),
+        ),
+    ]
+    revoked_hazard = len(steps) - 1
+    term_start = today - dt.timedelta(days=5)
+    steps.append(
+        Step(
+            "fj-yjt",
+            "listing.added",
+            listed.uscc,
+            {
+                "listing_id": "FJ-SX-2026-0007",
+                "list_type": "black",
+                "deciding_agency": "fj-yjt",
+                "decision_no": "闽应急失信〔2026〕7号",
+                "decided_on": term_start.isoformat(),
+                "term_start": term_start.isoformat(),
+                "term_end": term_start.replace(year=term_start.year + 3).isoformat(),
+                "reason": "瞒报生产安全事故",
+            },
+            story=f"{listed.name}: entered on the black list for 3 years",
+        )
+    )
+    for position in (revoked_fatal, revoked_hazard):
+        subject = steps[position].subject
+        steps.append(
+            Step(
+                "fj-picc",
+                "measure.applied",
+                subject,
+                {
+                    "measure_code": "insurance.premium_float",
+                    "applied_on": today.isoformat(),
+                    "effect": {"premium_float": 0.3},
+                    "note": "次年保费上浮30%",
+                },
+                story="insurer: premium float +30 % applied",
+                refers_to=position,
+            )
+        )
+        steps.append(
+            Step(
+                "fj-cib",
+                "measure.applied",
+                subject,
+                {"measure_code": "bank.credit_review", "applied_on": today.isoformat()},
+                story="bank: credit review flag applied",
+                refers_to=position,
+            )
+        )
+    return steps
+
+
+def _revocation(ent: Enterprise, code: str, reason: str, decided: dt.date) -> Step:
+    return Step(
+        "fj-yjt",
+        "grade.revoked",
+        ent.uscc,
+        {
+            "reason_code": code,
+            "reason": reason,
+            "decision_no": f"闽应急撤〔{decided.year}〕{ent.uscc[-4:]}号",
+            "decided_on": decided.isoformat(),
+            "reapply_after": decided.replace(year=decided.year + 1).isoformat(),
+        },
+        story=f"{ent.name}: grade REVOKED ({code})",
+    )

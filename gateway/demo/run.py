@@ -1,0 +1,318 @@
+"""`gateway demo`: the main job end to end on the embedded SQLite default.
+
+Starts a real gateway (uvicorn on a loopback port), registers Fujian agencies with their own
+keys, publishes a generated province's grade decisions over HTTP, sends deliberately bad
+messages, verifies every receipt against the gateway's JWKS, and prints the ledgers.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import json
+import socket
+import tempfile
+import threading
+import time
+import uuid
+from collections import Counter
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+import uvicorn
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from gateway.app import create_app
+from gateway.demo.dataset import AGENCIES, CITIES, Step, build_enterprises, dramatic_events
+from gateway.demo.mischief import bad_messages
+from gateway.migrate import upgrade
+from gateway.registry import service
+from gateway.runtime import Runtime
+from gateway.settings import Settings
+from gateway.signing import ensure_gateway_keys
+from keys import jws
+from keys.jwks import key_from_jwks
+from keys.store import write_key_file
+from keys.suites import SigningKey, get_suite
+
+BATCH = 250
+
+
+@dataclass
+class Tally:
+    accepted: int = 0
+    duplicates: int = 0
+    refused: Counter[str] = field(default_factory=Counter)
+    refusals: list[tuple[str, str]] = field(default_factory=list)
+    receipts: list[tuple[bytes, str]] = field(default_factory=list)  # (jws, receipt)
+    unexpected: list[str] = field(default_factory=list)
+
+
+@dataclass
+class Signers:
+    keys: dict[str, SigningKey]
+
+    def sign(self, step: Step, issued_at: dt.datetime, message_id: str | None = None) -> bytes:
+        envelope = {
+            "id": message_id or str(uuid.uuid4()),
+            "type": step.type,
+            "contract": 1,
+            "issuer": step.issuer,
+            "issued_at": issued_at.isoformat(timespec="seconds"),
+            "subject": step.subject,
+            "data": step.data,
+        }
+        payload = json.dumps(envelope, ensure_ascii=False, separators=(",", ":")).encode()
+        return jws.sign_compact(payload, self.keys[step.issuer], typ="gateway-message+jws").encode()
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@contextmanager
+def running_gateway(settings: Settings) -> Iterator[str]:
+    """A real uvicorn server on a loopback port, stopped on exit."""
+    port = _free_port()
+    config = uvicorn.Config(
+        create_app(settings), host="127.0.0.1", port=port, log_level="warning", lifespan="on"
+    )
+    server = uvicorn.Server(config)
+    thread = threading.Thread(target=server.run, name="gateway-demo-server", daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 20
+    while not server.started:
+        if time.monotonic() > deadline or not thread.is_alive():
+            raise RuntimeError("the demo gateway did not start")
+        time.sleep(0.05)
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        thread.join(timeout=10)
+
+
+def register_agencies(settings: Settings, key_dir: Path) -> Signers:
+    """Each demo agency gets its own Ed25519 key (written as a PEM file beside the data)."""
+    runtime = Runtime.open(settings)
+    key_dir.mkdir(parents=True, exist_ok=True)
+    keys: dict[str, SigningKey] = {}
+    now = runtime.clock.now()
+    try:
+        with runtime.db.transaction() as session:
+            for agency in AGENCIES:
+                key = get_suite("ed25519").generate()
+                write_key_file(key_dir / f"{agency.agency_id}.pem", key)
+                service.add_agency(
+                    session,
+                    runtime.signer,
+                    agency_id=agency.agency_id,
+                    name=agency.name,
+                    uscc=agency.uscc,
+                    roles=agency.roles,
+                    now=now,
+                )
+                service.grant_publish(
+                    session, runtime.signer, agency.agency_id, agency.publish, now
+                )
+                service.add_key(
+                    session,
+                    runtime.signer,
+                    agency_id=agency.agency_id,
+                    jwk=key.public_key.jwk(),
+                    suite="ed25519",
+                    now=now,
+                    valid_from=now - dt.timedelta(days=1),
+                )
+                keys[agency.agency_id] = key
+    finally:
+        runtime.close()
+    return Signers(keys)
+
+
+def publish_batch(client: httpx.Client, tokens: list[bytes], tally: Tally) -> list[dict[str, Any]]:
+    response = client.post("/v1/messages/batch", json={"messages": [t.decode() for t in tokens]})
+    response.raise_for_status()
+    results: list[dict[str, Any]] = response.json()["results"]
+    for token, result in zip(tokens, results, strict=True):
+        if result["status"] == 201:
+            tally.accepted += 1
+            tally.receipts.append((token, result["receipt"]))
+        elif result["status"] == 200:
+            tally.duplicates += 1
+        else:
+            problem = result["problem"]
+            tally.unexpected.append(f"{problem['code']}: {problem['detail']}")
+    return results
+
+
+def verify_receipts(client: httpx.Client, tally: Tally) -> int:
+    """Check every receipt offline against the published JWKS and the exact JWS bytes."""
+    jwks = client.get("/.well-known/jwks.json").json()
+    good = 0
+    for token, receipt in tally.receipts:
+        parsed = jws.parse_compact(receipt)
+        try:
+            jws.verify_compact(parsed, key_from_jwks(jwks, str(parsed.header["kid"])))
+        except jws.JWSError:
+            continue
+        claims = json.loads(parsed.payload)
+        if claims["leaf_hash"] == hashlib.sha256(b"\x00" + token).hexdigest():
+            good += 1
+    return good
+
+
+def run_demo(*, enterprises: int, keep: Path | None, seed: int, console: Console) -> int:
+    """Returns the process exit code: 0 when every check of the run passed."""
+    if keep is not None:
+        keep.mkdir(parents=True, exist_ok=True)
+        return _run(keep, enterprises, seed, console)
+    with tempfile.TemporaryDirectory(prefix="gateway-demo-") as tmp:
+        return _run(Path(tmp), enterprises, seed, console)
+
+
+def _run(data_dir: Path, count: int, seed: int, console: Console) -> int:
+    started = time.perf_counter()
+    settings = Settings(data_dir=data_dir, database_url=None, log_origin="demo.gateway.fj/log")
+    console.rule("[bold]Work-safety credit gateway — demo (Fujian)")
+    console.print(f"data directory: {data_dir}  ·  database: SQLite (WAL)  ·  seed {seed}")
+    upgrade(settings.effective_database_url)
+    ensure_gateway_keys(settings)
+    signers = register_agencies(settings, data_dir / "agency-keys")
+    console.print(
+        "registered agencies: "
+        + ", ".join(f"{a.agency_id} ({a.name})" for a in AGENCIES)
+        + "  — each change is a gateway-signed log entry"
+    )
+    today = dt.date.today()
+    ents = build_enterprises(count, seed, today)
+    routine = [step for ent in ents for step in ent.steps]
+    tally = Tally()
+    issued = dt.datetime.now(dt.UTC) - dt.timedelta(seconds=5)
+    with running_gateway(settings) as base, httpx.Client(base_url=base, timeout=60) as client:
+        console.print(f"gateway listening on {base} (OpenAPI at {base}/docs)")
+        tokens = [signers.sign(step, issued) for step in routine]
+        with Progress(
+            TextColumn("{task.description}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeElapsedColumn(),
+            console=console,
+        ) as progress:
+            task = progress.add_task("publishing ledger and grade messages", total=len(tokens))
+            for start in range(0, len(tokens), BATCH):
+                chunk = tokens[start : start + BATCH]
+                publish_batch(client, chunk, tally)
+                progress.advance(task, len(chunk))
+        console.print(f"[green]published {len(tokens)} routine messages in batches of {BATCH}")
+        _narrate(client, signers, dramatic_events(ents, today), issued, tally, console)
+        resend = tokens[: min(50, len(tokens))]
+        publish_batch(client, resend, tally)
+        console.print(f"resent {len(resend)} messages: answered 200 with their original receipts")
+        first_id = json.loads(jws.parse_compact(tokens[0]).payload)["id"]
+        for label, token, expected in bad_messages(signers, ents, issued, first_id):
+            response = client.post(
+                "/v1/messages", content=token, headers={"Content-Type": "application/jose"}
+            )
+            code = response.json().get("code", str(response.status_code))
+            tally.refused[code] += 1
+            tally.refusals.append((label, code))
+            if code != expected:
+                tally.unexpected.append(f"{label}: expected {expected}, got {code}")
+        verified = verify_receipts(client, tally)
+        ledger = client.get("/v1/ledgers/basic", params={"limit": 1}).json()["total"]
+    _summary(settings, tally, verified, ledger, console)
+    elapsed = time.perf_counter() - started
+    ok = not tally.unexpected and verified == len(tally.receipts)
+    for problem in tally.unexpected:
+        console.print(f"[red]unexpected: {problem}")
+    console.print(
+        f"{'[green]OK' if ok else '[red]FAILED'}[/] — {tally.accepted} accepted, "
+        f"{tally.duplicates} duplicates, {sum(tally.refused.values())} refused, "
+        f"{verified}/{len(tally.receipts)} receipts verified, in {elapsed:.1f} s"
+    )
+    return 0 if ok else 1
+
+
+def _narrate(
+    client: httpx.Client,
+    signers: Signers,
+    steps: list[Step],
+    issued: dt.datetime,
+    tally: Tally,
+    console: Console,
+) -> None:
+    ids: list[str] = []
+    for step in steps:
+        data = dict(step.data)
+        if step.refers_to is not None:
+            data["decision_message_id"] = ids[step.refers_to]
+        message_id = str(uuid.uuid4())
+        token = signers.sign(Step(step.issuer, step.type, step.subject, data), issued, message_id)
+        ids.append(message_id)
+        response = client.post(
+            "/v1/messages", content=token, headers={"Content-Type": "application/jose"}
+        )
+        body = response.json()
+        if response.status_code == 201:
+            tally.accepted += 1
+            tally.receipts.append((token, body["receipt"]))
+            console.print(f"  [cyan]#{body['index']}[/] {step.story}")
+        else:
+            tally.unexpected.append(f"{step.story}: {body.get('code')} {body.get('detail')}")
+
+
+def _summary(
+    settings: Settings, tally: Tally, verified: int, ledger_total: int, console: Console
+) -> None:
+    from gateway.db import Database
+    from gateway.ledger.service import counts_by_region_and_grade
+
+    db = Database(settings.effective_database_url, pool_size=1)
+    try:
+        with db.reader() as session:
+            rows = counts_by_region_and_grade(session)
+    finally:
+        db.dispose()
+    per_city: dict[str, Counter[str]] = {}
+    for region, status, grade, n in rows:
+        counts = per_city.setdefault(region[:4] + "00", Counter())
+        counts[status] += n
+        counts["total"] += n
+        if grade != "-":
+            counts[f"level {grade}"] += n
+    table = Table(title=f"Ledgers by city ({ledger_total} enterprises in the basic ledger)")
+    columns = {
+        "新增": "新增",
+        "达标": "达标",
+        "未达标": "未达标",
+        "level 1": "一级",
+        "level 2": "二级",
+        "level 3": "三级",
+        "level small_micro": "小微",
+    }
+    table.add_column("city")
+    table.add_column("total", justify="right")
+    for label in columns.values():
+        table.add_column(label, justify="right")
+    for city, name in CITIES.items():
+        counts = per_city.get(city, Counter())
+        table.add_row(name, str(counts["total"]), *(str(counts[c]) for c in columns))
+    console.print(table)
+    refused = Table(title="Refused on purpose (RFC 9457 problem codes); nothing of them stored")
+    refused.add_column("what was wrong")
+    refused.add_column("code")
+    for label, code in tally.refusals:
+        refused.add_row(label, code)
+    console.print(refused)
+    console.print(
+        f"receipts verified against /.well-known/jwks.json: {verified}/{len(tally.receipts)}"
+    )

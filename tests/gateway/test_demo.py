@@ -1,0 +1,29 @@
+"""The demo is the README's first command: it must run clean end to end on SQLite."""
+
+from __future__ import annotations
+
+import io
+import sqlite3
+from pathlib import Path
+
+from rich.console import Console
+
+from gateway.demo.run import run_demo
+
+
+def test_demo_runs_clean_and_leaves_a_consistent_log(tmp_path: Path) -> None:
+    out = io.StringIO()
+    code = run_demo(enterprises=45, keep=tmp_path, seed=7, console=Console(file=out, width=120))
+    text = out.getvalue()
+    assert code == 0, text
+    assert "receipts verified against /.well-known/jwks.json" in text
+    assert "grade REVOKED (fatal_accident)" in text
+    with sqlite3.connect(tmp_path / "gateway.db") as db:
+        size = db.execute("SELECT size FROM log_head").fetchone()[0]
+        indexes = [row[0] for row in db.execute("SELECT idx FROM log_entries ORDER BY idx")]
+        revoked = db.execute(
+            "SELECT count(*) FROM enterprises WHERE grade_status = 'revoked'"
+        ).fetchone()[0]
+    assert indexes == list(range(size)), "the log has a gap or a duplicate"
+    assert revoked >= 2
+    assert (tmp_path / "agency-keys" / "fj-yjt.pem").stat().st_mode & 0o777 == 0o600
