@@ -275,7 +275,10 @@ def key_rotate(
 
 @key_app.command("revoke")
 def key_revoke(
-    kid: str, reason: Annotated[str, typer.Option(help="Why (recorded in the log).")]
+    kid: Annotated[
+        str, typer.Argument(help="The key's kid (put `--` before one starting with -).")
+    ],
+    reason: Annotated[str, typer.Option(help="Why (recorded in the log).")],
 ) -> None:
     """Revoke a key at once; messages signed with it are refused from now on."""
     from gateway.registry import service

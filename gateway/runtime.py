@@ -11,6 +11,7 @@ from fastapi import Request
 from gateway.clock import Clock, SystemClock
 from gateway.db import Database
 from gateway.errors import PayloadTooLarge
+from gateway.publishing.coalescer import GroupCommitter
 from gateway.publishing.service import Outcome, PublishContext, publish_batch
 from gateway.publishing.verify import KeyCache
 from gateway.settings import Settings
@@ -24,6 +25,14 @@ class Runtime:
     signer: GatewaySigner
     clock: Clock = field(default_factory=SystemClock)
     key_cache: KeyCache = field(default_factory=KeyCache)
+    committer: GroupCommitter = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.committer = GroupCommitter(self.publish)
+
+    def publish_one(self, raw: bytes) -> Outcome:
+        """One message, group-committed with whatever else is being published right now."""
+        return self.committer.submit(raw)
 
     @classmethod
     def open(cls, settings: Settings, clock: Clock | None = None) -> Runtime:

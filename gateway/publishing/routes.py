@@ -94,7 +94,7 @@ async def publish_message(
             "unsupported_media_type", f"send the compact JWS with Content-Type: {JOSE}"
         )
     body = await read_limited(request, runtime.settings.publish.max_body_bytes)
-    outcome = (await run_in_threadpool(runtime.publish, [body.strip()]))[0]
+    outcome = await run_in_threadpool(runtime.publish_one, body.strip())
     if outcome.error is not None:
         raise outcome.error
     receipt = ReceiptOut(

@@ -9,14 +9,14 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
-from sqlalchemy import select
+from sqlalchemy import insert, select
 from sqlalchemy.orm import Session
 
 from gateway.errors import Conflict, GatewayError
 from gateway.ledger.apply import Applied, apply_message, prefetch_enterprises
-from gateway.models import AgencyKey, Enterprise, LogEntry, PublishRight
+from gateway.models import AgencyKey, Enterprise, LedgerChange, LogEntry, PublishRight
 from gateway.publishing.verify import KeyCache, Verified, peek_kid, verify_message
 from gateway.signing import RECEIPT_TYP, GatewaySigner
 from gateway.tlog import Appender
@@ -34,12 +34,36 @@ class Outcome:
     error: GatewayError | None = None
 
 
+@dataclass(frozen=True)
+class StoredEntry:
+    """The columns of a log entry that idempotency and receipts need."""
+
+    message_id: str
+    idx: int
+    jws: bytes
+    leaf_hash: bytes
+    receipt: str
+    subject: str | None
+
+
 @dataclass
 class PublishContext:
     signer: GatewaySigner
     key_cache: KeyCache
     max_skew: dt.timedelta
     log_origin: str
+
+
+@dataclass
+class _Batch:
+    """What one transaction accumulates before its bulk inserts."""
+
+    existing: dict[str, StoredEntry]
+    known: dict[str, Enterprise]
+    appender: Appender
+    entries: list[dict[str, object]] = field(default_factory=list)
+    ledger_changes: list[dict[str, object]] = field(default_factory=list)
+    subjects: dict[str, str | None] = field(default_factory=dict)
 
 
 def publish_batch(
@@ -59,25 +83,31 @@ def publish_batch(
         verified.append((position, item))
 
     if verified:
-        existing = _existing_entries(session, [v.message_id for _, v in verified])
-        appender = Appender(session)
-        known = prefetch_enterprises(session, {str(v.envelope["subject"]) for _, v in verified})
+        batch = _Batch(
+            existing=_existing_entries(session, [v.message_id for _, v in verified]),
+            known=prefetch_enterprises(session, {str(v.envelope["subject"]) for _, v in verified}),
+            appender=Appender(session),
+        )
         for position, item in verified:
-            outcomes[position] = _accept_one(session, item, existing, known, appender, ctx, now)
-        appender.finish()
+            outcomes[position] = _accept_one(session, item, batch, ctx, now)
+        _write(session, batch)
     return [o for o in outcomes if o is not None]
 
 
+def _write(session: Session, batch: _Batch) -> None:
+    """Enterprise rows first (ORM flush), then the bulk rows that refer to them."""
+    session.flush()
+    if batch.entries:
+        session.execute(insert(LogEntry), batch.entries)
+    if batch.ledger_changes:
+        session.execute(insert(LedgerChange), batch.ledger_changes)
+    batch.appender.finish()
+
+
 def _accept_one(
-    session: Session,
-    item: Verified,
-    existing: dict[str, LogEntry],
-    known: dict[str, Enterprise],
-    appender: Appender,
-    ctx: PublishContext,
-    now: dt.datetime,
+    session: Session, item: Verified, batch: _Batch, ctx: PublishContext, now: dt.datetime
 ) -> Outcome:
-    prior = existing.get(item.message_id)
+    prior = batch.existing.get(item.message_id)
     if prior is not None:
         if prior.jws == item.raw:
             return _outcome(200, prior)
@@ -91,14 +121,24 @@ def _accept_one(
             ),
         )
     # Handlers check every rule before they change anything, so a refusal needs no savepoint.
+    changes: list[dict[str, object]] = []
     try:
         apply_message(
             session,
-            Applied(envelope=item.envelope, index=appender.size, now=now, enterprises=known),
+            Applied(
+                envelope=item.envelope,
+                index=batch.appender.size,
+                now=now,
+                enterprises=batch.known,
+                ledger_changes=changes,
+                batch_subjects=batch.subjects,
+            ),
         )
     except GatewayError as exc:
         return Outcome(exc.status_code, item.message_id, error=exc)
-    index, leaf = appender.append(item.raw)
+    batch.ledger_changes.extend(changes)
+    index, leaf = batch.appender.append(item.raw)
+    subject = str(item.envelope["subject"])
     receipt = ctx.signer.sign(
         {
             "message_id": item.message_id,
@@ -107,30 +147,33 @@ def _accept_one(
             "accepted_at": now.isoformat(),
             "issuer": item.envelope["issuer"],
             "type": item.envelope["type"],
-            "subject": item.envelope["subject"],
+            "subject": subject,
             "log": ctx.log_origin,
         },
         RECEIPT_TYP,
     )
-    entry = LogEntry(
-        idx=index,
-        kind="message",
-        message_id=item.message_id,
-        type=str(item.envelope["type"]),
-        issuer=str(item.envelope["issuer"]),
-        subject=str(item.envelope["subject"]),
-        issued_at=item.issued_at,
-        accepted_at=now,
-        jws=item.raw,
-        leaf_hash=leaf,
-        receipt=receipt,
+    batch.entries.append(
+        {
+            "idx": index,
+            "kind": "message",
+            "message_id": item.message_id,
+            "type": str(item.envelope["type"]),
+            "issuer": str(item.envelope["issuer"]),
+            "subject": subject,
+            "issued_at": item.issued_at,
+            "accepted_at": now,
+            "jws": item.raw,
+            "leaf_hash": leaf,
+            "receipt": receipt,
+        }
     )
-    session.add(entry)
-    existing[item.message_id] = entry
-    return _outcome(201, entry)
+    stored = StoredEntry(item.message_id, index, item.raw, leaf, receipt, subject)
+    batch.existing[item.message_id] = stored
+    batch.subjects[item.message_id] = subject
+    return _outcome(201, stored)
 
 
-def _outcome(status: int, entry: LogEntry) -> Outcome:
+def _outcome(status: int, entry: StoredEntry | LogEntry) -> Outcome:
     return Outcome(
         status,
         entry.message_id,
@@ -171,10 +214,18 @@ def _load_registry(
     return keys, {a: frozenset(t) for a, t in rights.items()}
 
 
-def _existing_entries(session: Session, ids: list[str]) -> dict[str, LogEntry]:
-    found: dict[str, LogEntry] = {}
+def _existing_entries(session: Session, ids: list[str]) -> dict[str, StoredEntry]:
+    found: dict[str, StoredEntry] = {}
+    columns = (
+        LogEntry.message_id,
+        LogEntry.idx,
+        LogEntry.jws,
+        LogEntry.leaf_hash,
+        LogEntry.receipt,
+        LogEntry.subject,
+    )
     for chunk_start in range(0, len(ids), 500):
         chunk = ids[chunk_start : chunk_start + 500]
-        for entry in session.scalars(select(LogEntry).where(LogEntry.message_id.in_(chunk))):
-            found[entry.message_id] = entry
+        for row in session.execute(select(*columns).where(LogEntry.message_id.in_(chunk))):
+            found[row.message_id] = StoredEntry(*row)
     return found

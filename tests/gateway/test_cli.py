@@ -81,7 +81,9 @@ def test_admin_commands_on_a_fresh_data_directory(
     assert listed[0]["keys"][0]["kid"] == kid
     assert listed[0]["keys"][0]["status"] == "active"
 
-    assert runner.invoke(app, ["key", "revoke", kid, "--reason", "lost laptop"]).exit_code == 0
+    assert (
+        runner.invoke(app, ["key", "revoke", "--reason", "lost laptop", "--", kid]).exit_code == 0
+    )
     listed = json.loads(runner.invoke(app, ["agency", "list", "--json"]).output)
     assert listed[0]["keys"][0]["status"] == "revoked"
 

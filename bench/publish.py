@@ -1,0 +1,252 @@
+"""Publish throughput and latency beside a bare-FastAPI baseline measured in the same run.
+
+    python bench/publish.py                       # SQLite and PostgreSQL
+    python bench/publish.py --db sqlite --single 2000 --batches 5
+
+For each database: a gateway (one uvicorn process pinned to CPU 0) takes N single publishes
+from 32 concurrent keep-alive clients (pinned to CPU 1), then batches of 1,000; the baseline
+app (bench/baseline_app.py, same uvicorn settings) takes the same bodies. While the single
+load runs, a probe GETs /healthz every 10 ms: its latency shows whether the event loop blocks.
+Every message is a new, valid `enterprise.registered`, so each one is fully verified, applied,
+appended and receipted.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import os
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+import httpx
+import psycopg
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path[:0] = [str(ROOT), str(ROOT / "bench")]
+
+from loadgen import load  # noqa: E402
+
+from contracts.uscc import make_uscc  # noqa: E402
+from gateway.migrate import upgrade  # noqa: E402
+from gateway.registry import service  # noqa: E402
+from gateway.runtime import Runtime  # noqa: E402
+from gateway.settings import Settings  # noqa: E402
+from gateway.signing import ensure_gateway_keys  # noqa: E402
+from keys.jws import sign_compact  # noqa: E402
+from keys.suites import SigningKey, get_suite  # noqa: E402
+
+PG_ADMIN = os.environ.get("GATEWAY_TEST_PG_URL", "postgresql://postgres@127.0.0.1:5432/test")
+JOSE = "application/jose"
+
+
+def prepare(backend: str, workdir: Path) -> tuple[dict[str, str], SigningKey]:
+    data_dir = workdir / backend
+    if backend == "sqlite":
+        url = f"sqlite:///{data_dir / 'gateway.db'}"
+        data_dir.mkdir(parents=True)
+    else:
+        name = "bench_publish"
+        with psycopg.connect(PG_ADMIN, autocommit=True) as admin:
+            admin.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+            admin.execute(f"CREATE DATABASE {name}")
+        url = PG_ADMIN.rpartition("/")[0] + "/" + name
+    settings = Settings(data_dir=data_dir, database_url=url)
+    upgrade(url)
+    ensure_gateway_keys(settings)
+    key = get_suite("ed25519").generate()
+    runtime = Runtime.open(settings)
+    now = runtime.clock.now()
+    try:
+        with runtime.db.transaction() as session:
+            service.add_agency(
+                session,
+                runtime.signer,
+                agency_id="bench",
+                name="bench",
+                uscc=make_uscc("11350000MB0000001"),
+                roles=["grading_authority"],
+                now=now,
+            )
+            service.grant_publish(session, runtime.signer, "bench", ["enterprise.registered"], now)
+            service.add_key(
+                session,
+                runtime.signer,
+                agency_id="bench",
+                jwk=key.public_key.jwk(),
+                suite="ed25519",
+                now=now,
+                valid_from=now - dt.timedelta(days=1),
+            )
+    finally:
+        runtime.close()
+    return {"GATEWAY_DATA_DIR": str(data_dir), "GATEWAY_DATABASE_URL": url}, key
+
+
+def messages(key: SigningKey, start: int, count: int) -> list[bytes]:
+    issued = (dt.datetime.now(dt.UTC) - dt.timedelta(seconds=30)).isoformat(timespec="seconds")
+    out = []
+    for n in range(start, start + count):
+        code = make_uscc(f"91350100{n:09d}")
+        envelope = {
+            "id": str(uuid.uuid4()),
+            "type": "enterprise.registered",
+            "contract": 1,
+            "issuer": "bench",
+            "issued_at": issued,
+            "subject": code,
+            "data": {
+                "name": f"福州基准测试第{n}有限公司",
+                "region_code": "350102",
+                "industry_section": "C",
+                "scheme": "industry_trade",
+                "required": True,
+                "registered_on": "2022-03-01",
+            },
+        }
+        payload = json.dumps(envelope, ensure_ascii=False, separators=(",", ":")).encode()
+        out.append(sign_compact(payload, key, typ="gateway-message+jws").encode())
+    return out
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+class Server:
+    def __init__(self, app: str, env: dict[str, str], app_dir: Path) -> None:
+        self.port = free_port()
+        command = [
+            "taskset",
+            "-c",
+            "0",
+            sys.executable,
+            "-m",
+            "uvicorn",
+            "--factory",
+            app,
+            "--app-dir",
+            str(app_dir),
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(self.port),
+            "--log-level",
+            "warning",
+            "--no-access-log",
+        ]
+        self.process = subprocess.Popen(command, env={**os.environ, **env}, cwd=ROOT)
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            try:
+                if httpx.get(f"http://127.0.0.1:{self.port}/healthz").status_code == 200:
+                    return
+            except httpx.TransportError:
+                time.sleep(0.1)
+        raise RuntimeError(f"{app} did not start")
+
+    def stop(self) -> None:
+        self.process.terminate()
+        self.process.wait(timeout=30)
+
+
+def measure(
+    port: int, singles: list[bytes], batches: list[list[bytes]], conc: int
+) -> dict[str, Any]:
+    warm, singles = singles[:200], singles[200:]
+    load("127.0.0.1", port, "/v1/messages", warm, concurrency=conc, content_type=JOSE)
+    run, probe = load(
+        "127.0.0.1", port, "/v1/messages", singles, concurrency=conc, content_type=JOSE
+    )
+    bodies = [json.dumps({"messages": [m.decode() for m in b]}).encode() for b in batches]
+    load("127.0.0.1", port, "/v1/messages/batch", bodies[:1], concurrency=1)
+    batch_run, _ = load("127.0.0.1", port, "/v1/messages/batch", bodies[1:], concurrency=1)
+    per_batch = len(batches[0])
+    return {
+        "single": run.summary() | {"statuses": run.statuses},
+        "healthz_under_load": probe.summary(),
+        "batch": {
+            "batches": len(bodies) - 1,
+            "messages_per_s": round(per_batch * batch_run.rate, 1),
+            "p50_ms_per_batch": round(batch_run.pct(0.5), 1),
+            "statuses": batch_run.statuses,
+        },
+    }
+
+
+def bench(backend: str, single: int, batches: int, conc: int, workdir: Path) -> dict[str, Any]:
+    env, key = prepare(backend, workdir)
+    singles = messages(key, 0, single + 200)
+    batch_msgs = messages(key, 10_000_000, 1000 * (batches + 1))
+    grouped = [batch_msgs[i : i + 1000] for i in range(0, len(batch_msgs), 1000)]
+    server = Server("gateway.app:create_app", env, ROOT)
+    try:
+        gateway = measure(server.port, singles, grouped, conc)
+    finally:
+        server.stop()
+    base = Server("baseline_app:create_app", {}, ROOT / "bench")
+    try:
+        baseline = measure(base.port, singles, grouped, conc)
+    finally:
+        base.stop()
+    return {"backend": backend, "gateway": gateway, "baseline": baseline}
+
+
+def report(result: dict[str, Any]) -> None:
+    g, b = result["gateway"], result["baseline"]
+    ratio = g["single"]["rate_per_s"] / b["single"]["rate_per_s"]
+    print(f"\n== {result['backend']} ==")
+    print(f"{'':28}{'gateway':>12}{'baseline':>12}")
+    for label, key in (
+        ("single publishes/s", "rate_per_s"),
+        ("single p50 ms", "p50_ms"),
+        ("single p99 ms", "p99_ms"),
+    ):
+        print(f"{label:28}{g['single'][key]:>12}{b['single'][key]:>12}")
+    print(
+        f"{'batch messages/s':28}{g['batch']['messages_per_s']:>12}"
+        f"{b['batch']['messages_per_s']:>12}"
+    )
+    print(
+        f"{'/healthz p99 ms under load':28}{g['healthz_under_load']['p99_ms']:>12}"
+        f"{b['healthz_under_load']['p99_ms']:>12}"
+    )
+    print(
+        f"single throughput = {ratio:.0%} of baseline (goal >= 50 %); "
+        f"batch {g['batch']['messages_per_s']:.0f}/s (goal >= 8,000/s)"
+    )
+    print(f"statuses: single {g['single']['statuses']}, batch {g['batch']['statuses']}")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--db", choices=["sqlite", "postgresql", "both"], default="both")
+    parser.add_argument("--single", type=int, default=3000, help="single publishes measured")
+    parser.add_argument("--batches", type=int, default=8, help="batches of 1,000 measured")
+    parser.add_argument("--concurrency", type=int, default=32)
+    parser.add_argument("--json", action="store_true", help="print the raw figures as JSON")
+    args = parser.parse_args()
+    os.sched_setaffinity(0, {1})
+    backends = ["sqlite", "postgresql"] if args.db == "both" else [args.db]
+    results = []
+    with tempfile.TemporaryDirectory(prefix="bench-publish-") as tmp:
+        for backend in backends:
+            results.append(bench(backend, args.single, args.batches, args.concurrency, Path(tmp)))
+            report(results[-1])
+    if args.json:
+        print(json.dumps(results, indent=2))
+
+
+if __name__ == "__main__":
+    main()
