@@ -18,6 +18,7 @@ from gateway.publishing.routes import router as publishing_router
 from gateway.registry.routes import router as registry_router
 from gateway.runtime import Runtime, get_runtime
 from gateway.settings import Settings
+from gateway.transparency.routes import router as log_router
 
 
 def create_app(settings: Settings | None = None, *, clock: Clock | None = None) -> FastAPI:
@@ -46,6 +47,7 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None) 
     app.include_router(publishing_router)
     app.include_router(ledger_router)
     app.include_router(registry_router)
+    app.include_router(log_router)
 
     @app.get("/.well-known/jwks.json", tags=["keys"])
     async def jwks(runtime: Annotated[Runtime, Depends(get_runtime)]) -> dict[str, Any]:

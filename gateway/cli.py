@@ -411,6 +411,82 @@ def ledger_export(
 
 
 @app.command()
+def audit(as_json: JsonFlag = False) -> None:
+    """Recompute the Merkle tree from the stored entries; exit 1 naming the first bad index."""
+    from rich.progress import Progress
+
+    from gateway.tlog import tree_size
+    from gateway.transparency.audit import audit_log
+    from gateway.transparency.service import log_vkey
+
+    runtime = open_runtime()
+    vkey = log_vkey(runtime.settings.log_origin, runtime.signer.log_key)
+    try:
+        with runtime.db.reader() as session:
+            size = tree_size(session)
+            with Progress(console=err, transient=True, disable=as_json) as progress:
+                task = progress.add_task("auditing the log", total=size)
+                report = audit_log(
+                    session, log_vkey=vkey, progress=lambda n: progress.advance(task, n)
+                )
+    finally:
+        runtime.close()
+    result = {
+        "ok": report.ok,
+        "size": report.size,
+        "entries_checked": report.entries_checked,
+        "checkpoints_checked": report.checkpoints_checked,
+        "first_bad_index": report.first_bad_index,
+        "problems": [{"index": i, "problem": p} for i, p in report.problems],
+    }
+    if as_json:
+        emit(result)
+    elif report.ok:
+        console.print(
+            f"[green]log consistent[/green]: {report.entries_checked} entries, "
+            f"{report.checkpoints_checked} checkpoints checked"
+        )
+    else:
+        for index, problem in report.problems:
+            err.print(f"[red]index {index}[/red]: {problem}")
+    if not report.ok:
+        raise typer.Exit(1)
+
+
+@app.command()
+def verify(
+    bundle: Annotated[
+        Path, typer.Argument(help="Evidence bundle JSON (GET /v1/messages/ID/bundle).")
+    ],
+    gateway_jwks: Annotated[Path, typer.Option(help="The gateway's JWKS file.")],
+    log_vkey: Annotated[Path, typer.Option(help="The log's verifier key file (GET /v1/log/vkey).")],
+    publisher_jwk: Annotated[Path, typer.Option(help="The publishing agency's public JWK file.")],
+    as_json: JsonFlag = False,
+) -> None:
+    """Check an evidence bundle offline; prints every check and exits 1 if any fails."""
+    from gateway.transparency.bundle_check import check_bundle
+
+    try:
+        checks = check_bundle(
+            json.loads(bundle.read_text()),
+            gateway_jwks=json.loads(gateway_jwks.read_text()),
+            log_vkey=log_vkey.read_text().strip(),
+            publisher_jwk=json.loads(publisher_jwk.read_text()),
+        )
+    except (OSError, ValueError, KeyError) as exc:
+        raise fail(f"cannot read the inputs: {exc}") from exc
+    if as_json:
+        emit([{"check": c.name, "ok": c.ok, "detail": c.detail} for c in checks])
+    else:
+        table = Table("check", "result", "detail")
+        for c in checks:
+            table.add_row(c.name, "[green]ok[/green]" if c.ok else "[red]FAILED[/red]", c.detail)
+        console.print(table)
+    if not all(c.ok for c in checks) or len(checks) < 7:
+        raise typer.Exit(1)
+
+
+@app.command()
 def demo(
     enterprises: Annotated[int, typer.Option(help="How many enterprises to generate.")] = 400,
     keep: Annotated[Path | None, typer.Option(help="Keep the data in this directory.")] = None,

@@ -129,6 +129,17 @@ class LogEntry(Base):
     receipt: Mapped[str] = mapped_column(Text)
 
 
+class Checkpoint(Base):
+    """Signed checkpoints, one per tree size ever signed: never two roots for one size."""
+
+    __tablename__ = "checkpoints"
+
+    size: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    root: Mapped[bytes] = mapped_column(LargeBinary(32))
+    note: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
+
+
 class TreeNode(Base):
     """Hash of the perfect subtree of 2**level leaves starting at leaf idx * 2**level."""
 

@@ -1,0 +1,1 @@
+"""The verifiable log as agencies see it: checkpoints, proofs, entries, bundles, audit."""
