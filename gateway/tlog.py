@@ -6,7 +6,9 @@ per entry), so roots and RFC 6962 proofs read O(log n) rows and never rescan the
 
 from __future__ import annotations
 
-from sqlalchemy import insert, select, tuple_
+from collections.abc import Callable
+
+from sqlalchemy import and_, insert, or_, select
 from sqlalchemy.orm import Session
 
 from gateway.models import LogHead, TreeNode
@@ -37,9 +39,19 @@ class DbSubtrees:
         wanted = [k for k in keys if k not in self._cache]
         if not wanted:
             return
+        by_level: dict[int, list[int]] = {}
+        for level, idx in wanted:
+            by_level.setdefault(level, []).append(idx)
+        # One (level = ? AND idx IN …) term per level: both databases use the primary key for
+        # each term, where a row-value IN made SQLite scan the whole table.
         rows = self.session.execute(
             select(TreeNode.level, TreeNode.idx, TreeNode.hash).where(
-                tuple_(TreeNode.level, TreeNode.idx).in_(wanted)
+                or_(
+                    *(
+                        and_(TreeNode.level == level, TreeNode.idx.in_(idxs))
+                        for level, idxs in by_level.items()
+                    )
+                )
             )
         )
         for level, idx, digest in rows:
@@ -77,16 +89,37 @@ def tree_size(session: Session) -> int:
     return session.execute(select(LogHead.size).where(LogHead.id == 1)).scalar_one()
 
 
+class _Recorder:
+    """A SubtreeSource that only notes which nodes are read (the reads never depend on hashes)."""
+
+    def __init__(self) -> None:
+        self.keys: list[tuple[int, int]] = []
+
+    def subtree(self, level: int, index: int) -> bytes:
+        self.keys.append((level, index))
+        return bytes(32)
+
+
+def _prefetched(session: Session, plan: Callable[[merkle.SubtreeSource], object]) -> DbSubtrees:
+    recorder = _Recorder()
+    plan(recorder)
+    nodes = DbSubtrees(session)
+    nodes.prefetch(recorder.keys)  # one query for the O(log n) nodes instead of one each
+    return nodes
+
+
 def root_hash(session: Session, size: int) -> bytes:
-    return merkle.root_hash(size, DbSubtrees(session))
+    return merkle.root_hash(size, _prefetched(session, lambda s: merkle.root_hash(size, s)))
 
 
 def inclusion_proof(session: Session, index: int, size: int) -> list[bytes]:
-    return merkle.inclusion_proof(index, size, DbSubtrees(session))
+    nodes = _prefetched(session, lambda s: merkle.inclusion_proof(index, size, s))
+    return merkle.inclusion_proof(index, size, nodes)
 
 
 def consistency_proof(session: Session, old: int, new: int) -> list[bytes]:
-    return merkle.consistency_proof(old, new, DbSubtrees(session))
+    nodes = _prefetched(session, lambda s: merkle.consistency_proof(old, new, s))
+    return merkle.consistency_proof(old, new, nodes)
 
 
 class Appender:
