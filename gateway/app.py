@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Annotated, Any
@@ -19,6 +21,7 @@ from gateway.registry.routes import router as registry_router
 from gateway.runtime import Runtime, get_runtime
 from gateway.settings import Settings
 from gateway.transparency.routes import router as log_router
+from gateway.transparency.witnessing import collect_forever
 
 
 def create_app(settings: Settings | None = None, *, clock: Clock | None = None) -> FastAPI:
@@ -28,9 +31,16 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None) 
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         runtime = Runtime.open(settings, clock)
         app.state.runtime = runtime
+        witnessing = (
+            asyncio.create_task(collect_forever(runtime)) if settings.witnesses.endpoints else None
+        )
         try:
             yield
         finally:
+            if witnessing is not None:
+                witnessing.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await witnessing
             runtime.close()
 
     app = FastAPI(

@@ -140,6 +140,29 @@ class Checkpoint(Base):
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
 
 
+class WitnessStatus(Base):
+    """What the gateway knows of each configured witness (for the next old size, and health)."""
+
+    __tablename__ = "witness_status"
+
+    name: Mapped[str] = mapped_column(String(200), primary_key=True)
+    cosigned_size: Mapped[int] = mapped_column(BigInteger, default=0)
+    cosigned_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+    attempted_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+    last_error: Mapped[str | None] = mapped_column(String(500))
+
+
+class Cosignature(Base):
+    """A witness's verified cosignature line over the checkpoint of one size."""
+
+    __tablename__ = "cosignatures"
+
+    size: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    witness: Mapped[str] = mapped_column(String(200), primary_key=True)
+    line: Mapped[str] = mapped_column(Text)
+    signed_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
+
+
 class TreeNode(Base):
     """Hash of the perfect subtree of 2**level leaves starting at leaf idx * 2**level."""
 

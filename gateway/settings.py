@@ -25,6 +25,23 @@ class KeySettings(BaseModel):
     receipt_suite: str = "ed25519"
 
 
+class WitnessConfig(BaseModel):
+    """A consumer agency's C2SP witness: its name, add-checkpoint URL prefix and vkey."""
+
+    name: str
+    url: str
+    vkey: str
+
+
+class WitnessSettings(BaseModel):
+    """Witnesses to ask for cosignatures (`GATEWAY_WITNESSES__ENDPOINTS` is a JSON list)."""
+
+    endpoints: list[WitnessConfig] = Field(default_factory=list)
+    quorum: int = 0
+    interval_seconds: float = 1.0
+    timeout_seconds: float = 3.0
+
+
 class Settings(BaseSettings):
     """Gateway configuration from `GATEWAY_*` variables (nested groups use `__`)."""
 
@@ -38,6 +55,7 @@ class Settings(BaseSettings):
     log_origin: str = "gateway.example/log"
     publish: PublishSettings = Field(default_factory=PublishSettings)
     keys: KeySettings = Field(default_factory=KeySettings)
+    witnesses: WitnessSettings = Field(default_factory=WitnessSettings)
 
     @model_validator(mode="after")
     def _refuse_placeholder_passphrase(self) -> Settings:

@@ -9,7 +9,7 @@ import base64
 import binascii
 import hashlib
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from cryptography.exceptions import InvalidSignature
@@ -28,6 +28,7 @@ __all__ = [
     "VerifierKey",
     "add_signature",
     "cosign",
+    "cosign_with",
     "format_checkpoint",
     "format_tlog_proof",
     "key_id",
@@ -272,12 +273,22 @@ def _cosigned_message(checkpoint_body: str, timestamp: int) -> bytes:
 
 def cosign(checkpoint_body: str, name: str, private_key: Ed25519PrivateKey, timestamp: int) -> str:
     """A tlog-cosignature/v1 signature line (key type 0x04) over a checkpoint note body."""
+    public_raw = private_key.public_key().public_bytes_raw()
+    return cosign_with(checkpoint_body, name, public_raw, private_key.sign, timestamp)
+
+
+def cosign_with(
+    checkpoint_body: str,
+    name: str,
+    public_raw: bytes,
+    sign: Callable[[bytes], bytes],
+    timestamp: int,
+) -> str:
+    """`cosign` for a key held elsewhere: `sign` is its Ed25519 signing function."""
     parse_checkpoint(checkpoint_body)
     if not 0 <= timestamp <= _MAX_TIMESTAMP:
         raise NoteError("cosignature timestamp must be in [0, 2^63 - 1]")
-    public_raw = private_key.public_key().public_bytes_raw()
-    signature = private_key.sign(_cosigned_message(checkpoint_body, timestamp))
-    blob = timestamp.to_bytes(8, "big") + signature
+    blob = timestamp.to_bytes(8, "big") + sign(_cosigned_message(checkpoint_body, timestamp))
     return NoteSignature(name, key_id(name, public_raw, COSIGNATURE_V1), blob).line
 
 

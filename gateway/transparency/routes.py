@@ -8,34 +8,48 @@ from fastapi import APIRouter, Depends, Query
 from fastapi.responses import PlainTextResponse
 from starlette.concurrency import run_in_threadpool
 
-from gateway.errors import BadRequest
-from gateway.models import Checkpoint
+from gateway.errors import BadRequest, NotFound
 from gateway.runtime import Runtime, get_runtime
-from gateway.tlog import tree_size
 from gateway.transparency import service
+from gateway.transparency.checkpoints import latest_checkpoint, latest_cosigned, with_cosignatures
+from gateway.transparency.witnessing import witness_report
 
 router = APIRouter(tags=["log"])
 NOTE = "text/plain; charset=utf-8"
 RuntimeDep = Annotated[Runtime, Depends(get_runtime)]
 
 
-def latest_checkpoint(runtime: Runtime) -> Checkpoint:
-    """The checkpoint of the current size; signed and stored on first request for a size."""
-    with runtime.db.reader() as session:
-        found = service.stored_checkpoint(session, tree_size(session))
-    if found is not None:
-        return found
-    with runtime.db.transaction() as session:
-        return service.checkpoint_for(
-            session, runtime.settings.log_origin, runtime.signer.log_key, runtime.clock.now()
-        )
-
-
 @router.get("/v1/log/checkpoint", response_class=PlainTextResponse)
-async def get_checkpoint(runtime: RuntimeDep) -> PlainTextResponse:
-    """The latest C2SP checkpoint, a signed note over origin, size and root hash."""
-    checkpoint = await run_in_threadpool(latest_checkpoint, runtime)
-    return PlainTextResponse(checkpoint.note, media_type=NOTE)
+async def get_checkpoint(
+    runtime: RuntimeDep,
+    cosigned: Annotated[
+        bool, Query(description="the latest checkpoint that meets the witness quorum")
+    ] = False,
+) -> PlainTextResponse:
+    """The latest C2SP checkpoint (signed note over origin, size and root hash) with the
+    witness cosignatures collected for it so far."""
+
+    def load() -> str:
+        if not cosigned:
+            checkpoint = latest_checkpoint(runtime)
+        else:
+            with runtime.db.reader() as session:
+                found = latest_cosigned(session, runtime.settings.witnesses.quorum)
+            if found is None:
+                raise NotFound(
+                    "no_cosigned_checkpoint", "no checkpoint meets the witness quorum yet"
+                )
+            checkpoint = found
+        with runtime.db.reader() as session:
+            return with_cosignatures(session, checkpoint)
+
+    return PlainTextResponse(await run_in_threadpool(load), media_type=NOTE)
+
+
+@router.get("/v1/log/witnesses")
+async def get_witnesses(runtime: RuntimeDep) -> dict[str, Any]:
+    """Each configured witness: the size it last cosigned, how long ago, its last error."""
+    return await run_in_threadpool(witness_report, runtime)
 
 
 @router.get("/v1/log/vkey", response_class=PlainTextResponse)
@@ -103,6 +117,7 @@ async def get_bundle(message_id: str, runtime: RuntimeDep) -> dict[str, str]:
     def load() -> dict[str, str]:
         checkpoint = latest_checkpoint(runtime)
         with runtime.db.reader() as session:
-            return service.bundle(session, message_id, checkpoint).as_dict()
+            cosigned = with_cosignatures(session, checkpoint)
+            return service.bundle(session, message_id, checkpoint, cosigned).as_dict()
 
     return await run_in_threadpool(load)

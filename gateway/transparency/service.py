@@ -139,8 +139,11 @@ class Bundle:
         return {"jws": self.jws, "receipt": self.receipt, "tlog_proof": self.tlog_proof}
 
 
-def bundle(session: Session, message_id: str, checkpoint: Checkpoint) -> Bundle:
-    """JWS + receipt + c2sp.org/tlog-proof against `checkpoint` (which must contain it)."""
+def bundle(
+    session: Session, message_id: str, checkpoint: Checkpoint, checkpoint_note: str
+) -> Bundle:
+    """JWS + receipt + c2sp.org/tlog-proof against `checkpoint` (which must contain it);
+    `checkpoint_note` is its note as served, cosignatures included."""
     entry = session.scalar(
         select(LogEntry).where(
             LogEntry.message_id == message_id.lower(), LogEntry.kind == "message"
@@ -155,5 +158,5 @@ def bundle(session: Session, message_id: str, checkpoint: Checkpoint) -> Bundle:
     return Bundle(
         jws=entry.jws.decode(),
         receipt=entry.receipt,
-        tlog_proof=note.format_tlog_proof(entry.idx, proof, checkpoint.note),
+        tlog_proof=note.format_tlog_proof(entry.idx, proof, checkpoint_note),
     )

@@ -63,7 +63,10 @@ def test_modified_entry_is_named(
     def change(session: Session) -> None:
         jws = session.scalar(select(LogEntry.jws).where(LogEntry.idx == 9))
         assert jws is not None
-        session.execute(update(LogEntry).where(LogEntry.idx == 9).values(jws=jws[:-2] + b"AA"))
+        other = b"X" if jws[40:41] != b"X" else b"Y"
+        session.execute(
+            update(LogEntry).where(LogEntry.idx == 9).values(jws=jws[:40] + other + jws[41:])
+        )
 
     _tamper(runtime, change)
     assert audited()["first_bad_index"] == 9

@@ -1,0 +1,155 @@
+"""Collecting cosignatures: send each new checkpoint to every configured witness.
+
+Runs beside the API (a background task in the app's lifespan), never inside a publish: a
+witness that is down or slow only means the served checkpoint carries fewer cosignatures,
+which `/v1/log/witnesses` and the checkpoint itself make visible.
+"""
+
+from __future__ import annotations
+
+import base64
+from dataclasses import dataclass
+
+import httpx
+from sqlalchemy.orm import Session
+
+from gateway.models import Checkpoint, Cosignature, WitnessStatus
+from gateway.runtime import Runtime
+from gateway.settings import WitnessConfig
+from gateway.tlog import consistency_proof
+from gateway.transparency.checkpoints import latest_checkpoint
+from keys import note
+
+
+@dataclass(frozen=True)
+class Attempt:
+    witness: str
+    size: int
+    ok: bool
+    detail: str
+
+
+def _request_body(session: Session, checkpoint: Checkpoint, old: int) -> str:
+    proof = consistency_proof(session, old, checkpoint.size) if 0 < old < checkpoint.size else []
+    lines = [f"old {old}"] + [base64.b64encode(h).decode() for h in proof]
+    return "\n".join(lines) + "\n\n" + checkpoint.note
+
+
+def _status(session: Session, name: str) -> WitnessStatus:
+    status = session.get(WitnessStatus, name)
+    if status is None:
+        status = WitnessStatus(name=name, cosigned_size=0)
+        session.add(status)
+    return status
+
+
+def ask_witness(
+    runtime: Runtime, client: httpx.Client, witness: WitnessConfig, checkpoint: Checkpoint
+) -> Attempt:
+    now = runtime.clock.now()
+    with runtime.db.reader() as session:
+        known = session.get(WitnessStatus, witness.name)
+        old = known.cosigned_size if known else 0
+        if known and old == checkpoint.size and known.last_error is None:
+            return Attempt(witness.name, old, True, "already cosigned")
+    ok, detail, line = _exchange(runtime, client, witness, checkpoint, old)
+    with runtime.db.transaction() as session:
+        status = _status(session, witness.name)
+        status.attempted_at = now
+        if ok and line is not None:
+            status.cosigned_size, status.cosigned_at, status.last_error = checkpoint.size, now, None
+            session.merge(
+                Cosignature(size=checkpoint.size, witness=witness.name, line=line, signed_at=now)
+            )
+        else:
+            status.last_error = detail[:500]
+    return Attempt(witness.name, checkpoint.size, ok, detail)
+
+
+def _exchange(
+    runtime: Runtime, client: httpx.Client, witness: WitnessConfig, checkpoint: Checkpoint, old: int
+) -> tuple[bool, str, str | None]:
+    url = witness.url.rstrip("/") + "/add-checkpoint"
+    for _ in range(2):  # a 409 tells us the witness's size: retry once from there
+        if old > checkpoint.size:
+            return False, f"witness is at size {old}, beyond our {checkpoint.size}", None
+        with runtime.db.reader() as session:
+            body = _request_body(session, checkpoint, old)
+        try:
+            response = client.post(
+                url, content=body.encode(), headers={"Content-Type": "text/plain"}
+            )
+        except httpx.HTTPError as exc:
+            return False, f"unreachable: {type(exc).__name__}", None
+        if response.status_code == 409 and response.headers.get("content-type", "").startswith(
+            "text/x.tlog.size"
+        ):
+            old = int(response.text.strip())
+            continue
+        if response.status_code != 200:
+            return False, f"HTTP {response.status_code}: {response.text.strip()[:200]}", None
+        key = note.parse_vkey(witness.vkey)
+        body_text = note.parse_note(checkpoint.note).body
+        for line in response.text.splitlines():
+            if note.verify_cosignature(body_text, line, key.name, key.public_key) is not None:
+                return True, "cosigned", line
+        return False, "no valid cosignature from the configured key in the answer", None
+    return False, "witness size kept changing", None
+
+
+def collect_cosignatures(runtime: Runtime, client: httpx.Client) -> list[Attempt]:
+    """One round: the latest checkpoint to every configured witness."""
+    witnesses = runtime.settings.witnesses.endpoints
+    if not witnesses:
+        return []
+    checkpoint = latest_checkpoint(runtime)
+    return [ask_witness(runtime, client, w, checkpoint) for w in witnesses]
+
+
+def witness_report(runtime: Runtime) -> dict[str, object]:
+    """Per witness: what it cosigned, how long ago, and its last error (for operators)."""
+    now = runtime.clock.now()
+    checkpoint = latest_checkpoint(runtime)
+    rows = []
+    with runtime.db.reader() as session:
+        for witness in runtime.settings.witnesses.endpoints:
+            status = session.get(WitnessStatus, witness.name)
+            cosigned_at = status.cosigned_at if status else None
+            rows.append(
+                {
+                    "name": witness.name,
+                    "url": witness.url,
+                    "cosigned_size": status.cosigned_size if status else 0,
+                    "behind_by": checkpoint.size - (status.cosigned_size if status else 0),
+                    "cosigned_at": cosigned_at.isoformat() if cosigned_at else None,
+                    "age_seconds": (now - cosigned_at).total_seconds() if cosigned_at else None,
+                    "last_error": status.last_error if status else "never contacted",
+                }
+            )
+        current = sum(1 for r in rows if r["cosigned_size"] == checkpoint.size)
+    quorum = runtime.settings.witnesses.quorum
+    return {
+        "checkpoint_size": checkpoint.size,
+        "quorum": quorum,
+        "cosignatures_on_latest": current,
+        "latest_meets_quorum": current >= quorum,
+        "witnesses": rows,
+    }
+
+
+async def collect_forever(runtime: Runtime) -> None:
+    """The lifespan's background task: a round every `interval_seconds`, errors recorded."""
+    import asyncio
+    import logging
+
+    from starlette.concurrency import run_in_threadpool
+
+    config = runtime.settings.witnesses
+    log = logging.getLogger("gateway.witnessing")
+    with httpx.Client(timeout=config.timeout_seconds) as client:
+        while True:
+            try:
+                await run_in_threadpool(collect_cosignatures, runtime, client)
+            except Exception:  # a bad round must never stop the next one
+                log.exception("cosignature round failed")
+            await asyncio.sleep(config.interval_seconds)

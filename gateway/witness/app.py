@@ -1,0 +1,37 @@
+"""The witness's HTTP service: `POST /add-checkpoint` (C2SP tlog-witness) and health."""
+
+from __future__ import annotations
+
+from fastapi import FastAPI, Request
+from fastapi.responses import PlainTextResponse, Response
+from starlette.concurrency import run_in_threadpool
+
+from gateway.witness.service import Witness
+
+
+def create_witness_app(witness: Witness) -> FastAPI:
+    app = FastAPI(title=f"tlog witness {witness.name}", version="0.1.0")
+
+    @app.post("/add-checkpoint", response_class=PlainTextResponse)
+    async def add_checkpoint(request: Request) -> Response:
+        """Cosign a checkpoint consistent with the last one cosigned for its log."""
+        raw = await request.body()
+        if len(raw) > 64 * 1024:
+            return PlainTextResponse("request too large\n", status_code=413)
+        try:
+            body = raw.decode("utf-8")
+        except UnicodeDecodeError:
+            return PlainTextResponse("the body is not UTF-8\n", status_code=400)
+        answer = await run_in_threadpool(witness.add_checkpoint, body)
+        return Response(answer.body, status_code=answer.status, media_type=answer.content_type)
+
+    @app.get("/healthz")
+    async def healthz() -> dict[str, str]:
+        return {"status": "ok", "witness": witness.name}
+
+    @app.get("/vkey", response_class=PlainTextResponse)
+    async def vkey() -> str:
+        """This witness's cosignature verifier key (type 0x04)."""
+        return witness.vkey + "\n"
+
+    return app
