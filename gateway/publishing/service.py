@@ -20,6 +20,7 @@ from gateway.models import AgencyKey, Enterprise, LedgerChange, LogEntry, Publis
 from gateway.publishing.verify import KeyCache, Verified, peek_kid, verify_message
 from gateway.signing import RECEIPT_TYP, GatewaySigner
 from gateway.tlog import Appender
+from keys.jws import ParsedJWS
 
 
 @dataclass(frozen=True)
@@ -69,13 +70,28 @@ class _Batch:
 def publish_batch(
     session: Session, raws: Sequence[bytes], ctx: PublishContext, now: dt.datetime
 ) -> list[Outcome]:
-    keys, rights = _load_registry(session, raws)
+    peeked: list[tuple[ParsedJWS, str] | GatewayError] = []
+    for raw in raws:
+        try:
+            peeked.append(peek_kid(raw))
+        except GatewayError as exc:
+            peeked.append(exc)
+    keys, rights = _load_registry(session, {p[1] for p in peeked if isinstance(p, tuple)})
     outcomes: list[Outcome | None] = [None] * len(raws)
     verified: list[tuple[int, Verified]] = []
     for position, raw in enumerate(raws):
         try:
+            peek = peeked[position]
+            if isinstance(peek, GatewayError):
+                raise peek
             item = verify_message(
-                raw, keys=keys, rights=rights, cache=ctx.key_cache, now=now, max_skew=ctx.max_skew
+                raw,
+                peeked=peek,
+                keys=keys,
+                rights=rights,
+                cache=ctx.key_cache,
+                now=now,
+                max_skew=ctx.max_skew,
             )
         except GatewayError as exc:
             outcomes[position] = _resend_or(session, raw, exc)
@@ -198,14 +214,8 @@ def _resend_or(session: Session, raw: bytes, error: GatewayError) -> Outcome:
 
 
 def _load_registry(
-    session: Session, raws: Sequence[bytes]
+    session: Session, kids: set[str]
 ) -> tuple[dict[str, AgencyKey], dict[str, frozenset[str]]]:
-    kids: set[str] = set()
-    for raw in raws:
-        try:
-            kids.add(peek_kid(raw)[1])
-        except GatewayError:
-            continue
     keys = {k.kid: k for k in session.scalars(select(AgencyKey).where(AgencyKey.kid.in_(kids)))}
     owners = {k.agency_id for k in keys.values()}
     rights: dict[str, set[str]] = {}

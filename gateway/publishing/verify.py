@@ -67,14 +67,18 @@ def peek_kid(raw: bytes) -> tuple[jws.ParsedJWS, str]:
 def verify_message(
     raw: bytes,
     *,
+    peeked: tuple[jws.ParsedJWS, str] | None = None,
     keys: Mapping[str, AgencyKey],
     rights: Mapping[str, frozenset[str]],
     cache: KeyCache,
     now: dt.datetime,
     max_skew: dt.timedelta,
 ) -> Verified:
-    """All checks that need no enterprise state; raises a GatewayError naming the first failure."""
-    parsed, kid = peek_kid(raw)
+    """All checks that need no enterprise state; raises a GatewayError naming the first failure.
+
+    `peeked` is `peek_kid(raw)` when the caller already parsed the JWS to find its key.
+    """
+    parsed, kid = peeked if peeked is not None else peek_kid(raw)
     record = keys.get(kid)
     if record is None:
         raise Unauthorized("unknown_key", f"no registered key has kid {kid}")
