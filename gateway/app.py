@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import threading
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Annotated, Any
@@ -14,6 +15,8 @@ from sqlalchemy import text
 from starlette.concurrency import run_in_threadpool
 
 from gateway.clock import Clock
+from gateway.delivery.routes import router as delivery_router
+from gateway.delivery.worker import run_until
 from gateway.errors import install_error_handlers
 from gateway.ledger.routes import router as ledger_router
 from gateway.publishing.routes import router as publishing_router
@@ -34,6 +37,12 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None) 
         witnessing = (
             asyncio.create_task(collect_forever(runtime)) if settings.witnesses.endpoints else None
         )
+        stop_worker = threading.Event()
+        worker = threading.Thread(
+            target=run_until, args=(runtime, stop_worker), name="delivery-worker", daemon=True
+        )
+        if settings.delivery.in_process_worker:
+            worker.start()
         try:
             yield
         finally:
@@ -41,6 +50,9 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None) 
                 witnessing.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await witnessing
+            stop_worker.set()
+            if worker.is_alive():
+                await asyncio.to_thread(worker.join, 30)
             runtime.close()
 
     app = FastAPI(
@@ -58,6 +70,7 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None) 
     app.include_router(ledger_router)
     app.include_router(registry_router)
     app.include_router(log_router)
+    app.include_router(delivery_router)
 
     @app.get("/.well-known/jwks.json", tags=["keys"])
     async def jwks(runtime: Annotated[Runtime, Depends(get_runtime)]) -> dict[str, Any]:

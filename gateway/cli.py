@@ -30,6 +30,8 @@ witness_app = typer.Typer(
     no_args_is_help=True, help="Run a C2SP tlog witness (what a consumer agency operates)."
 )
 app.add_typer(witness_app, name="witness")
+subscription_app = typer.Typer(no_args_is_help=True, help="Agency subscriptions (push or pull).")
+app.add_typer(subscription_app, name="subscription")
 WitnessDir = Annotated[Path, typer.Option("--data", help="The witness's own data directory.")]
 console = Console()
 err = Console(stderr=True)
@@ -489,6 +491,95 @@ def verify(
         console.print(table)
     if not all(c.ok for c in checks) or len(checks) < 7:
         raise typer.Exit(1)
+
+
+@subscription_app.command("add")
+def subscription_add(
+    agency_id: str,
+    types: Annotated[list[str], typer.Option("--type", help="Message type (repeatable).")],
+    url: Annotated[str | None, typer.Option(help="Push endpoint; omit for pull only.")] = None,
+    region: Annotated[str | None, typer.Option(help="Division code prefix filter.")] = None,
+    view: Annotated[str, typer.Option(help="full | notice")] = "full",
+    hmac: Annotated[bool, typer.Option(help="Also sign v1 (HMAC, whsec_ secret).")] = False,
+    as_json: JsonFlag = False,
+) -> None:
+    """Subscribe an agency; prints the subscription (and its whsec_ secret, once)."""
+    from gateway.delivery.routes import view_of
+    from gateway.delivery.subscriptions import create_subscription
+
+    runtime = open_runtime()
+    try:
+        with runtime.db.transaction() as session:
+            sub = create_subscription(
+                session,
+                agency_id=agency_id,
+                url=url,
+                types=types,
+                now=now(),
+                allowed_hosts=runtime.settings.delivery.allowed_hosts,
+                region_prefix=region,
+                view=view,
+                signing=["v1a", "v1"] if hmac else ["v1a"],
+            )
+            out = view_of(sub, runtime, secret=True)
+    except GatewayError as exc:
+        raise fail(f"{exc.code}: {exc.detail}") from exc
+    finally:
+        runtime.close()
+    emit(out) if as_json else console.print(out)
+
+
+@subscription_app.command("list")
+def subscription_list(as_json: JsonFlag = False) -> None:
+    """Subscriptions with their status and delivery counts."""
+    from gateway.delivery.feed import delivery_counts
+    from gateway.delivery.routes import view_of
+    from gateway.delivery.subscriptions import list_subscriptions
+
+    runtime = open_runtime()
+    try:
+        with runtime.db.reader() as session:
+            counts = delivery_counts(session)
+            items = [
+                view_of(s, runtime) | {"deliveries": counts.get(s.id, {})}
+                for s in list_subscriptions(session)
+            ]
+    finally:
+        runtime.close()
+    if as_json:
+        emit(items)
+        return
+    table = Table("id", "agency", "url", "types", "status", "deliveries")
+    for i in items:
+        table.add_row(
+            i["id"][:8],
+            i["agency_id"],
+            i["url"] or "(pull)",
+            "\n".join(i["types"]),
+            i["status"],
+            ", ".join(f"{k} {v}" for k, v in sorted(i["deliveries"].items())),
+        )
+    console.print(table)
+
+
+@app.command()
+def worker() -> None:
+    """Deliver due messages until interrupted (run several on one PostgreSQL database)."""
+    import signal
+    import threading
+
+    from gateway.delivery.worker import run_until
+
+    runtime = open_runtime()
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    err.print("delivery worker running; Ctrl-C to stop")
+    try:
+        run_until(runtime, stop)
+    except KeyboardInterrupt:
+        stop.set()
+    finally:
+        runtime.close()
 
 
 def _witness(data: Path) -> Any:

@@ -25,6 +25,7 @@ from sqlalchemy import (
     String,
     Text,
     TypeDecorator,
+    UniqueConstraint,
 )
 from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
@@ -278,3 +279,66 @@ class MeasureApplied(Base):
     measure_code: Mapped[str] = mapped_column(String(64))
     applied_on: Mapped[dt.date] = mapped_column(Date)
     message_id: Mapped[str] = mapped_column(String(36), unique=True)
+
+
+# --- delivery ---------------------------------------------------------------------------------
+
+
+class Subscription(Base):
+    """What an agency receives: message types, filters, view, signing, endpoint and status."""
+
+    __tablename__ = "subscriptions"
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    agency_id: Mapped[str] = mapped_column(ForeignKey("agencies.id"), index=True)
+    url: Mapped[str | None] = mapped_column(String(500))  # None: pull feed only
+    types: Mapped[list[str]] = mapped_column(JSON)
+    region_prefix: Mapped[str | None] = mapped_column(String(6))
+    industry_section: Mapped[str | None] = mapped_column(String(1))
+    grade_level: Mapped[str | None] = mapped_column(String(16))
+    view: Mapped[str] = mapped_column(String(32))  # full | notice
+    signing: Mapped[list[str]] = mapped_column(JSON)  # ["v1a"], ["v1"], or both
+    hmac_secret: Mapped[str | None] = mapped_column(String(100))  # whsec_…, for v1
+    status: Mapped[str] = mapped_column(String(16))  # active | paused | disabled
+    status_reason: Mapped[str | None] = mapped_column(String(300))
+    retry_schedule: Mapped[list[float]] = mapped_column(JSON)  # seconds after each failure
+    acked_index: Mapped[int] = mapped_column(BigInteger, default=-1)  # pull feed cursor
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
+
+
+class Delivery(Base):
+    """One message for one subscription: the transactional outbox row and its progress."""
+
+    __tablename__ = "deliveries"
+    __table_args__ = (
+        Index("ix_deliveries_due", "status", "next_attempt_at"),
+        Index("ix_deliveries_order", "subscription_id", "uscc", "log_index"),
+        UniqueConstraint("subscription_id", "log_index", name="uq_deliveries_subscription_entry"),
+    )
+
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
+    subscription_id: Mapped[str] = mapped_column(ForeignKey("subscriptions.id"))
+    log_index: Mapped[int] = mapped_column(BigInteger)
+    message_id: Mapped[str] = mapped_column(String(36))
+    uscc: Mapped[str] = mapped_column(String(18))
+    status: Mapped[str] = mapped_column(String(16))  # pending | delivered | dead
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    next_attempt_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
+    claimed_until: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+    delivered_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+    last_error: Mapped[str | None] = mapped_column(String(500))
+
+
+class DeliveryAttempt(Base):
+    """Every attempt, as it happened: status, latency, error class, response excerpt."""
+
+    __tablename__ = "delivery_attempts"
+
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
+    delivery_id: Mapped[int] = mapped_column(ForeignKey("deliveries.id"), index=True)
+    at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
+    status_code: Mapped[int | None] = mapped_column(Integer)
+    latency_ms: Mapped[float] = mapped_column(Numeric(10, 1))
+    error_class: Mapped[str | None] = mapped_column(String(32))
+    response_excerpt: Mapped[str | None] = mapped_column(String(500))
+    next_attempt_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)

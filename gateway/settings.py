@@ -42,6 +42,19 @@ class WitnessSettings(BaseModel):
     timeout_seconds: float = 3.0
 
 
+class DeliverySettings(BaseModel):
+    """Push delivery: the in-process worker, claiming, timeouts and the SSRF allow-list."""
+
+    in_process_worker: bool = True
+    allowed_hosts: list[str] = Field(default_factory=list)  # e.g. ["127.0.0.1"] for the demo
+    claim_batch: int = 32
+    lease_seconds: float = 60.0
+    timeout_seconds: float = 10.0
+    max_retry_after_seconds: float = 3600.0
+    idle_sleep_seconds: float = 0.2
+    parallel: int = 8
+
+
 class Settings(BaseSettings):
     """Gateway configuration from `GATEWAY_*` variables (nested groups use `__`)."""
 
@@ -56,6 +69,7 @@ class Settings(BaseSettings):
     publish: PublishSettings = Field(default_factory=PublishSettings)
     keys: KeySettings = Field(default_factory=KeySettings)
     witnesses: WitnessSettings = Field(default_factory=WitnessSettings)
+    delivery: DeliverySettings = Field(default_factory=DeliverySettings)
 
     @model_validator(mode="after")
     def _refuse_placeholder_passphrase(self) -> Settings:

@@ -22,12 +22,14 @@ RECEIPT_TYP = "gateway-receipt+jws"
 ENTRY_TYP = "gateway-entry+jws"
 RECEIPT_KEY_FILE = "gateway-receipt.pem"
 LOG_KEY_FILE = "gateway-log.pem"
+WEBHOOK_KEY_FILE = "gateway-webhook.pem"  # Standard Webhooks v1a (Ed25519) signatures
 
 
 @dataclass(frozen=True)
 class GatewaySigner:
     receipt_key: SigningKey
     log_key: SigningKey
+    webhook_key: SigningKey
 
     def sign(self, claims: dict[str, Any], typ: str) -> str:
         payload = orjson.dumps(claims)  # compact UTF-8 JSON, as json.dumps(separators=…)
@@ -47,10 +49,11 @@ def ensure_gateway_keys(settings: Settings) -> tuple[bool, Path]:
     if not receipt.exists():
         generate_key_file(receipt, settings.keys.receipt_suite, passphrase)
         created = True
-    log = directory / LOG_KEY_FILE
-    if not log.exists():
-        generate_key_file(log, "ed25519", passphrase)  # C2SP signed notes are Ed25519
-        created = True
+    for name in (LOG_KEY_FILE, WEBHOOK_KEY_FILE):  # signed notes and v1a webhooks are Ed25519
+        path = directory / name
+        if not path.exists():
+            generate_key_file(path, "ed25519", passphrase)
+            created = True
     return created, directory
 
 
@@ -59,4 +62,5 @@ def load_gateway_signer(settings: Settings) -> GatewaySigner:
     return GatewaySigner(
         receipt_key=read_key_file(settings.key_dir / RECEIPT_KEY_FILE, passphrase),
         log_key=read_key_file(settings.key_dir / LOG_KEY_FILE, passphrase),
+        webhook_key=read_key_file(settings.key_dir / WEBHOOK_KEY_FILE, passphrase),
     )

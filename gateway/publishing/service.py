@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from sqlalchemy import insert, select
 from sqlalchemy.orm import Session
 
+from gateway.delivery.outbox import Accepted, enqueue
 from gateway.errors import Conflict, GatewayError
 from gateway.ledger.apply import Applied, apply_message, prefetch_enterprises
 from gateway.models import AgencyKey, Enterprise, LedgerChange, LogEntry, PublishRight
@@ -65,6 +66,7 @@ class _Batch:
     entries: list[dict[str, object]] = field(default_factory=list)
     ledger_changes: list[dict[str, object]] = field(default_factory=list)
     subjects: dict[str, str | None] = field(default_factory=dict)
+    accepted: list[Accepted] = field(default_factory=list)
 
 
 def publish_batch(
@@ -106,18 +108,20 @@ def publish_batch(
         )
         for position, item in verified:
             outcomes[position] = _accept_one(session, item, batch, ctx, now)
-        _write(session, batch)
+        _write(session, batch, now)
     return [o for o in outcomes if o is not None]
 
 
-def _write(session: Session, batch: _Batch) -> None:
-    """Enterprise rows first (ORM flush), then the bulk rows that refer to them."""
+def _write(session: Session, batch: _Batch, now: dt.datetime) -> None:
+    """Enterprise rows first (ORM flush), then the bulk rows that refer to them, then the
+    outbox: delivery rows commit with the messages they deliver, or not at all."""
     session.flush()
     if batch.entries:
         session.execute(insert(LogEntry), batch.entries)
     if batch.ledger_changes:
         session.execute(insert(LedgerChange), batch.ledger_changes)
     batch.appender.finish()
+    enqueue(session, batch.accepted, now)
 
 
 def _accept_one(
@@ -137,6 +141,8 @@ def _accept_one(
             ),
         )
     # Handlers check every rule before they change anything, so a refusal needs no savepoint.
+    subject = str(item.envelope["subject"])
+    before = batch.known[subject].grade_level if subject in batch.known else None
     changes: list[dict[str, object]] = []
     try:
         apply_message(
@@ -154,7 +160,16 @@ def _accept_one(
         return Outcome(exc.status_code, item.message_id, error=exc)
     batch.ledger_changes.extend(changes)
     index, leaf = batch.appender.append(item.raw)
-    subject = str(item.envelope["subject"])
+    batch.accepted.append(
+        Accepted.of(
+            index,
+            item.message_id,
+            str(item.envelope["type"]),
+            subject,
+            before,
+            batch.known.get(subject),
+        )
+    )
     receipt = ctx.signer.sign(
         {
             "message_id": item.message_id,

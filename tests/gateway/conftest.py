@@ -27,7 +27,7 @@ from gateway.app import create_app
 from gateway.clock import FixedClock
 from gateway.migrate import upgrade
 from gateway.runtime import Runtime
-from gateway.settings import Settings
+from gateway.settings import DeliverySettings, Settings
 from gateway.signing import ensure_gateway_keys
 
 PG_URL = os.environ.get("GATEWAY_TEST_PG_URL", "postgresql://postgres@127.0.0.1:5432/test")
@@ -93,6 +93,7 @@ def settings(tmp_path: Path, database_url: str) -> Settings:
         data_dir=tmp_path / "data",
         database_url=database_url,
         log_origin="test.gateway.example/log",
+        delivery=DeliverySettings(in_process_worker=False, allowed_hosts=["127.0.0.1"]),
     )
     ensure_gateway_keys(cfg)
     return cfg

@@ -1,0 +1,1 @@
+"""Delivery: subscriptions, transactional outbox, signed push with persistent retries, feed."""

@@ -1,0 +1,139 @@
+"""Pull feed per subscription: items shaped like push bodies, ascending by log index."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+import orjson
+from sqlalchemy import func, select, update
+from sqlalchemy.orm import Session
+
+from gateway.delivery.subscriptions import get_subscription
+from gateway.delivery.worker import load_jobs
+from gateway.errors import BadRequest
+from gateway.models import Delivery, DeliveryAttempt, Subscription
+
+MAX_LIMIT = 500
+
+
+def read_feed(
+    session: Session, subscription_id: str, after: int | None, limit: int, source: str
+) -> dict[str, Any]:
+    """Items after `after` (default: the acknowledged cursor); `next` is the cursor to pass."""
+    subscription = get_subscription(session, subscription_id)
+    if not 1 <= limit <= MAX_LIMIT:
+        raise BadRequest("invalid_limit", f"limit must be between 1 and {MAX_LIMIT}")
+    start = subscription.acked_index if after is None else after
+    rows = list(
+        session.execute(
+            select(Delivery.id, Delivery.log_index)
+            .where(Delivery.subscription_id == subscription_id, Delivery.log_index > start)
+            .order_by(Delivery.log_index)
+            .limit(limit + 1)
+        )
+    )
+    more = len(rows) > limit
+    rows = rows[:limit]
+    jobs = load_jobs(session, [r.id for r in rows], source) if rows else []
+    return {
+        "subscription": subscription_id,
+        "after": start,
+        "items": [orjson.loads(job.body) for job in jobs],
+        "next": rows[-1].log_index if rows else start,
+        "has_more": more,
+    }
+
+
+def acknowledge(session: Session, subscription_id: str, index: int) -> int:
+    """Move the server-side cursor forward (never back); returns it."""
+    subscription = get_subscription(session, subscription_id)
+    subscription.acked_index = max(subscription.acked_index, index)
+    return subscription.acked_index
+
+
+def dead_letters(session: Session, subscription_id: str) -> list[dict[str, Any]]:
+    get_subscription(session, subscription_id)
+    rows = session.scalars(
+        select(Delivery)
+        .where(Delivery.subscription_id == subscription_id, Delivery.status == "dead")
+        .order_by(Delivery.log_index)
+    )
+    return [
+        {
+            "delivery_id": d.id,
+            "log_index": d.log_index,
+            "message_id": d.message_id,
+            "enterprise": d.uscc,
+            "attempts": d.attempts,
+            "last_error": d.last_error,
+        }
+        for d in rows
+    ]
+
+
+def replay(
+    session: Session,
+    subscription_id: str,
+    now: dt.datetime,
+    *,
+    from_index: int | None = None,
+    to_index: int | None = None,
+    since: dt.datetime | None = None,
+    until: dt.datetime | None = None,
+    operator: str = "operator",
+) -> int:
+    """Queue deliveries again (same webhook-id), by log-index range or acceptance time window.
+
+    Each replayed delivery gets an attempt row saying who replayed it, so replays are recorded.
+    """
+    get_subscription(session, subscription_id)
+    query = select(Delivery.id).where(Delivery.subscription_id == subscription_id)
+    if from_index is not None:
+        query = query.where(Delivery.log_index >= from_index)
+    if to_index is not None:
+        query = query.where(Delivery.log_index <= to_index)
+    if since is not None or until is not None:
+        from gateway.models import LogEntry
+
+        query = query.join(LogEntry, LogEntry.idx == Delivery.log_index)
+        if since is not None:
+            query = query.where(LogEntry.accepted_at >= since)
+        if until is not None:
+            query = query.where(LogEntry.accepted_at < until)
+    ids = list(session.scalars(query))
+    if not ids:
+        return 0
+    session.execute(
+        update(Delivery)
+        .where(Delivery.id.in_(ids))
+        .values(status="pending", attempts=0, next_attempt_at=now, claimed_until=None)
+    )
+    session.execute(
+        DeliveryAttempt.__table__.insert(),
+        [
+            {
+                "delivery_id": i,
+                "at": now,
+                "status_code": None,
+                "latency_ms": 0,
+                "error_class": "replay",
+                "response_excerpt": f"replayed by {operator}",
+                "next_attempt_at": now,
+            }
+            for i in ids
+        ],
+    )
+    return len(ids)
+
+
+def delivery_counts(session: Session) -> dict[str, dict[str, int]]:
+    rows = session.execute(
+        select(Subscription.id, Delivery.status, func.count())
+        .join(Delivery, Delivery.subscription_id == Subscription.id)
+        .group_by(Subscription.id, Delivery.status)
+    )
+    counts: dict[str, dict[str, int]] = {}
+    for sub, status, n in rows:
+        counts.setdefault(sub, {})[status] = n
+    return counts

@@ -1,0 +1,89 @@
+"""The transactional outbox: delivery rows written in the transaction that accepts a message.
+
+Nothing in memory stands between acceptance and delivery: a message that got a receipt has
+its delivery rows committed with it, for every matching subscription, whatever its status
+(a paused or disabled endpoint keeps queueing, so re-enabling it catches up in order).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+
+from sqlalchemy import insert, select
+from sqlalchemy.orm import Session
+
+from gateway.models import Delivery, Enterprise, Subscription
+
+
+@dataclass(frozen=True)
+class Accepted:
+    """An accepted message with the enterprise facts the filters look at, as of that message.
+
+    `levels` holds the grade level before and after it, so a grade filter also matches the
+    revocation or expiry of a grade at that level.
+    """
+
+    index: int
+    message_id: str
+    type: str
+    subject: str
+    region_code: str | None
+    industry_section: str | None
+    levels: frozenset[str]
+
+    @classmethod
+    def of(
+        cls,
+        index: int,
+        message_id: str,
+        message_type: str,
+        subject: str,
+        before: str | None,
+        enterprise: Enterprise | None,
+    ) -> Accepted:
+        after = enterprise.grade_level if enterprise else None
+        return cls(
+            index=index,
+            message_id=message_id,
+            type=message_type,
+            subject=subject,
+            region_code=enterprise.region_code if enterprise else None,
+            industry_section=enterprise.industry_section if enterprise else None,
+            levels=frozenset(level for level in (before, after) if level),
+        )
+
+
+def matches(subscription: Subscription, item: Accepted) -> bool:
+    if item.type not in subscription.types:
+        return False
+    region, section = item.region_code or "", item.industry_section
+    if subscription.region_prefix and not region.startswith(subscription.region_prefix):
+        return False
+    if subscription.industry_section and section != subscription.industry_section:
+        return False
+    return not subscription.grade_level or subscription.grade_level in item.levels
+
+
+def enqueue(session: Session, accepted: list[Accepted], now: dt.datetime) -> int:
+    """Insert the delivery rows for `accepted`; returns how many."""
+    if not accepted:
+        return 0
+    subscriptions = list(session.scalars(select(Subscription)))
+    rows = [
+        {
+            "subscription_id": sub.id,
+            "log_index": item.index,
+            "message_id": item.message_id,
+            "uscc": item.subject,
+            "status": "pending",
+            "attempts": 0,
+            "next_attempt_at": now,
+        }
+        for item in accepted
+        for sub in subscriptions
+        if matches(sub, item)
+    ]
+    if rows:
+        session.execute(insert(Delivery), rows)
+    return len(rows)

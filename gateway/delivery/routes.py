@@ -1,0 +1,180 @@
+"""HTTP: subscriptions, their pull feed and cursor, dead letters and replays.
+
+(Access control per agency arrives with the access issue; until then these are operator APIs.)
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Query
+from pydantic import BaseModel, Field
+from starlette.concurrency import run_in_threadpool
+
+from gateway.delivery import feed, subscriptions
+from gateway.delivery.webhooks import public_key_text
+from gateway.models import Subscription
+from gateway.runtime import Runtime, get_runtime
+
+router = APIRouter(prefix="/v1/subscriptions", tags=["delivery"])
+RuntimeDep = Annotated[Runtime, Depends(get_runtime)]
+
+
+class SubscriptionIn(BaseModel):
+    agency_id: str
+    url: str | None = Field(None, description="push endpoint; omit for a pull-only feed")
+    types: list[str]
+    region_prefix: str | None = None
+    industry_section: str | None = None
+    grade_level: str | None = None
+    view: str = "full"
+    signing: list[str] = Field(default_factory=lambda: ["v1a"])
+    retry_schedule: list[float] | None = None
+
+
+class StatusIn(BaseModel):
+    status: str
+    reason: str | None = None
+
+
+class AckIn(BaseModel):
+    index: int
+
+
+class ReplayIn(BaseModel):
+    from_index: int | None = None
+    to_index: int | None = None
+    since: dt.datetime | None = None
+    until: dt.datetime | None = None
+
+
+def view_of(sub: Subscription, runtime: Runtime, *, secret: bool = False) -> dict[str, Any]:
+    out: dict[str, Any] = {
+        "id": sub.id,
+        "agency_id": sub.agency_id,
+        "url": sub.url,
+        "types": sub.types,
+        "filters": {
+            "region_prefix": sub.region_prefix,
+            "industry_section": sub.industry_section,
+            "grade_level": sub.grade_level,
+        },
+        "view": sub.view,
+        "signing": sub.signing,
+        "v1a_public_key": public_key_text(runtime.signer.webhook_key),
+        "status": sub.status,
+        "status_reason": sub.status_reason,
+        "retry_schedule": sub.retry_schedule,
+        "acked_index": sub.acked_index,
+    }
+    if secret and sub.hmac_secret:
+        out["hmac_secret"] = sub.hmac_secret  # shown once, at creation
+    return out
+
+
+@router.post("", status_code=201)
+async def create(body: SubscriptionIn, runtime: RuntimeDep) -> dict[str, Any]:
+    """Subscribe an agency to message types; push to `url`, or pull-only without one."""
+
+    def run() -> dict[str, Any]:
+        with runtime.db.transaction() as session:
+            sub = subscriptions.create_subscription(
+                session,
+                agency_id=body.agency_id,
+                url=body.url,
+                types=body.types,
+                now=runtime.clock.now(),
+                allowed_hosts=runtime.settings.delivery.allowed_hosts,
+                region_prefix=body.region_prefix,
+                industry_section=body.industry_section,
+                grade_level=body.grade_level,
+                view=body.view,
+                signing=body.signing,
+                retry_schedule=body.retry_schedule or subscriptions.DEFAULT_SCHEDULE,
+            )
+            return view_of(sub, runtime, secret=True)
+
+    return await run_in_threadpool(run)
+
+
+@router.get("")
+async def list_all(runtime: RuntimeDep, agency_id: str | None = None) -> dict[str, Any]:
+    def run() -> dict[str, Any]:
+        with runtime.db.reader() as session:
+            counts = feed.delivery_counts(session)
+            items = [
+                view_of(s, runtime) | {"deliveries": counts.get(s.id, {})}
+                for s in subscriptions.list_subscriptions(session, agency_id)
+            ]
+        return {"items": items}
+
+    return await run_in_threadpool(run)
+
+
+@router.patch("/{subscription_id}")
+async def set_status(subscription_id: str, body: StatusIn, runtime: RuntimeDep) -> dict[str, Any]:
+    """Pause, disable or re-enable; a re-enabled endpoint catches up in order."""
+
+    def run() -> dict[str, Any]:
+        with runtime.db.transaction() as session:
+            sub = subscriptions.set_status(session, subscription_id, body.status, body.reason)
+            return view_of(sub, runtime)
+
+    return await run_in_threadpool(run)
+
+
+@router.get("/{subscription_id}/feed")
+async def get_feed(
+    subscription_id: str,
+    runtime: RuntimeDep,
+    after: Annotated[int | None, Query(ge=-1, description="cursor: last log index seen")] = None,
+    limit: Annotated[int, Query(ge=1, le=feed.MAX_LIMIT)] = 100,
+) -> dict[str, Any]:
+    """The subscription as a feed; without `after`, from the acknowledged cursor."""
+
+    def run() -> dict[str, Any]:
+        with runtime.db.reader() as session:
+            return feed.read_feed(
+                session, subscription_id, after, limit, runtime.settings.log_origin
+            )
+
+    return await run_in_threadpool(run)
+
+
+@router.post("/{subscription_id}/ack")
+async def ack(subscription_id: str, body: AckIn, runtime: RuntimeDep) -> dict[str, int]:
+    def run() -> dict[str, int]:
+        with runtime.db.transaction() as session:
+            return {"acked_index": feed.acknowledge(session, subscription_id, body.index)}
+
+    return await run_in_threadpool(run)
+
+
+@router.get("/{subscription_id}/dead-letters")
+async def get_dead(subscription_id: str, runtime: RuntimeDep) -> dict[str, Any]:
+    def run() -> dict[str, Any]:
+        with runtime.db.reader() as session:
+            return {"items": feed.dead_letters(session, subscription_id)}
+
+    return await run_in_threadpool(run)
+
+
+@router.post("/{subscription_id}/replay")
+async def post_replay(subscription_id: str, body: ReplayIn, runtime: RuntimeDep) -> dict[str, int]:
+    """Deliver again by log-index range or time window; the webhook-id stays the same."""
+
+    def run() -> dict[str, int]:
+        with runtime.db.transaction() as session:
+            n = feed.replay(
+                session,
+                subscription_id,
+                runtime.clock.now(),
+                from_index=body.from_index,
+                to_index=body.to_index,
+                since=body.since,
+                until=body.until,
+            )
+        return {"replayed": n}
+
+    return await run_in_threadpool(run)

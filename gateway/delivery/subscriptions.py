@@ -1,0 +1,99 @@
+"""Subscriptions: who receives which messages, filtered how, signed how, seen through which view."""
+
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+from collections.abc import Collection, Sequence
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from contracts.registry import MESSAGE_TYPES
+from gateway.delivery.ssrf import UnsafeEndpoint, check_endpoint
+from gateway.delivery.webhooks import new_hmac_secret
+from gateway.errors import BadRequest, NotFound
+from gateway.models import Agency, Subscription
+
+# protocol.md §4: immediately, 5 s, 5 min, 30 min, 2 h, 5 h, 10 h, 14 h, 20 h, 24 h.
+DEFAULT_SCHEDULE = (0, 5, 300, 1800, 7200, 18000, 36000, 50400, 72000, 86400)
+VIEWS = ("full", "notice")
+SCHEMES = ("v1a", "v1")
+STATUSES = ("active", "paused", "disabled")
+
+
+def create_subscription(
+    session: Session,
+    *,
+    agency_id: str,
+    url: str | None,
+    types: Sequence[str],
+    now: dt.datetime,
+    allowed_hosts: Collection[str],
+    region_prefix: str | None = None,
+    industry_section: str | None = None,
+    grade_level: str | None = None,
+    view: str = "full",
+    signing: Sequence[str] = ("v1a",),
+    retry_schedule: Sequence[float] = DEFAULT_SCHEDULE,
+) -> Subscription:
+    if session.get(Agency, agency_id) is None:
+        raise NotFound("unknown_agency", f"no agency {agency_id!r} is registered")
+    unknown = sorted(set(types) - set(MESSAGE_TYPES))
+    if unknown or not types:
+        raise BadRequest("unknown_type", f"subscribe to known message types; unknown: {unknown}")
+    if view not in VIEWS:
+        raise BadRequest("invalid_view", f"view must be one of {', '.join(VIEWS)}")
+    if not signing or set(signing) - set(SCHEMES):
+        raise BadRequest("invalid_signing", "signing is v1a (Ed25519), v1 (HMAC) or both")
+    if region_prefix is not None and not (region_prefix.isdigit() and len(region_prefix) <= 6):
+        raise BadRequest("invalid_filter", "region_prefix is a prefix of a 6-digit division code")
+    if not retry_schedule or any(s < 0 for s in retry_schedule):
+        raise BadRequest("invalid_schedule", "the retry schedule is a list of delays >= 0 s")
+    if url is not None:
+        try:
+            check_endpoint(url, allowed_hosts)
+        except UnsafeEndpoint as exc:
+            raise BadRequest("unsafe_endpoint", str(exc)) from exc
+    subscription = Subscription(
+        id=str(uuid.uuid4()),
+        agency_id=agency_id,
+        url=url,
+        types=sorted(set(types)),
+        region_prefix=region_prefix,
+        industry_section=industry_section.upper() if industry_section else None,
+        grade_level=grade_level,
+        view=view,
+        signing=list(signing),
+        hmac_secret=new_hmac_secret() if "v1" in signing else None,
+        status="active",
+        retry_schedule=list(retry_schedule),
+        acked_index=-1,
+        created_at=now,
+    )
+    session.add(subscription)
+    return subscription
+
+
+def get_subscription(session: Session, subscription_id: str) -> Subscription:
+    found = session.get(Subscription, subscription_id)
+    if found is None:
+        raise NotFound("unknown_subscription", f"no subscription {subscription_id}")
+    return found
+
+
+def set_status(
+    session: Session, subscription_id: str, status: str, reason: str | None = None
+) -> Subscription:
+    if status not in STATUSES:
+        raise BadRequest("invalid_status", f"status must be one of {', '.join(STATUSES)}")
+    subscription = get_subscription(session, subscription_id)
+    subscription.status, subscription.status_reason = status, reason
+    return subscription
+
+
+def list_subscriptions(session: Session, agency_id: str | None = None) -> list[Subscription]:
+    query = select(Subscription).order_by(Subscription.created_at)
+    if agency_id:
+        query = query.where(Subscription.agency_id == agency_id)
+    return list(session.scalars(query))

@@ -1,0 +1,84 @@
+"""Standard Webhooks signatures and CloudEvents bodies (protocol.md §4).
+
+Signed content is `{webhook-id}.{webhook-timestamp}.{body}`; `v1` is base64 HMAC-SHA256 with
+the subscription's `whsec_` secret, `v1a` base64 Ed25519 with the gateway's webhook key.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import secrets
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import orjson
+
+from keys.suites import SigningKey
+
+SECRET_PREFIX = "whsec_"  # noqa: S105 -- the format's prefix, not a secret
+PUBLIC_PREFIX = "whpk_"
+
+
+def new_hmac_secret() -> str:
+    return SECRET_PREFIX + base64.b64encode(secrets.token_bytes(24)).decode()
+
+
+def public_key_text(key: SigningKey) -> str:
+    """The v1a verification key as Standard Webhooks writes it (`whpk_` + base64)."""
+    return PUBLIC_PREFIX + base64.b64encode(key.public_key.raw_public_bytes()).decode()
+
+
+def signed_content(webhook_id: str, timestamp: int, body: bytes) -> bytes:
+    return f"{webhook_id}.{timestamp}.".encode() + body
+
+
+def signature_header(
+    webhook_id: str,
+    timestamp: int,
+    body: bytes,
+    *,
+    schemes: Sequence[str],
+    hmac_secret: str | None,
+    ed25519_key: SigningKey,
+) -> str:
+    content = signed_content(webhook_id, timestamp, body)
+    parts = []
+    if "v1a" in schemes:
+        parts.append("v1a," + base64.b64encode(ed25519_key.sign(content)).decode())
+    if "v1" in schemes and hmac_secret:
+        secret = base64.b64decode(hmac_secret.removeprefix(SECRET_PREFIX))
+        digest = hmac.new(secret, content, hashlib.sha256).digest()
+        parts.append("v1," + base64.b64encode(digest).decode())
+    return " ".join(parts)
+
+
+def cloud_event(
+    *,
+    source: str,
+    message_id: str,
+    message_type: str,
+    subject: str,
+    time: str,
+    sequence: int,
+    leaf_hash: bytes,
+    data: Mapping[str, Any],
+    jws: str | None,
+) -> bytes:
+    """CloudEvents 1.0 structured JSON; `sequence` is the log index, `leafhash` its leaf hash."""
+    event: dict[str, Any] = {
+        "specversion": "1.0",
+        "id": message_id,
+        "source": source,
+        "type": message_type,
+        "subject": subject,
+        "time": time,
+        "datacontenttype": "application/json",
+        "sequence": str(sequence),
+        "leafhash": leaf_hash.hex(),
+        "data": dict(data),
+    }
+    if jws is not None:
+        event["jws"] = jws  # the publisher's own signature travels with the full view
+    return orjson.dumps(event)

@@ -1,0 +1,236 @@
+"""Push delivery and the pull feed (protocol.md §4-5) against real HTTP servers on loopback."""
+
+from __future__ import annotations
+
+import base64
+import json
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import pytest
+from contract_factories import make_award, make_registration, make_revocation
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+from fastapi import FastAPI, Request, Response
+from fastapi.testclient import TestClient
+from gateway_factories import Publisher, publish, register_publisher
+from loopback import serving
+from sqlalchemy import func, select
+from standardwebhooks import Webhook
+
+from contracts.uscc import make_uscc
+from gateway.clock import FixedClock
+from gateway.delivery.worker import make_client, run_once
+from gateway.models import Delivery
+from gateway.runtime import Runtime
+
+A = make_uscc("91350100MA0000011")
+B = make_uscc("91350200MA0000012")
+
+
+@dataclass
+class Receiver:
+    """An agency's endpoint: records what arrives; fails while `failures[uscc]` > 0."""
+
+    received: list[tuple[dict[str, str], bytes]] = field(default_factory=list)
+    failures: dict[str, int] = field(default_factory=dict)
+    status: int = 500
+
+    def app(self) -> FastAPI:
+        app = FastAPI()
+
+        @app.post("/hook")
+        async def hook(request: Request) -> Response:
+            body = await request.body()
+            subject = json.loads(body)["subject"]
+            if self.failures.get(subject, 0) > 0:
+                self.failures[subject] -= 1
+                return Response(status_code=self.status)
+            self.received.append((dict(request.headers), body))
+            return Response(status_code=204)
+
+        return app
+
+    def events(self) -> list[dict[str, Any]]:
+        return [json.loads(body) for _, body in self.received]
+
+
+@pytest.fixture
+def receiver() -> Iterator[tuple[Receiver, str]]:
+    rec = Receiver()
+    with serving(rec.app()) as base:
+        yield rec, base + "/hook"
+
+
+@pytest.fixture
+def insurer(runtime: Runtime) -> Publisher:
+    return register_publisher(runtime, "fj-picc", ["measure.applied"], roles=["insurer"])
+
+
+def subscribe(client: TestClient, url: str | None, **extra: Any) -> dict[str, Any]:
+    body = {"agency_id": "fj-picc", "url": url, "types": ["grade.awarded", "grade.revoked"]}
+    response = client.post("/v1/subscriptions", json=body | extra)
+    assert response.status_code == 201, response.text
+    return response.json()
+
+
+def drain(runtime: Runtime, rounds: int = 20, advance: float = 0) -> None:
+    with make_client(runtime) as http:
+        for _ in range(rounds):
+            if advance and isinstance(runtime.clock, FixedClock):
+                runtime.clock.advance(seconds=advance)
+            run_once(runtime, http)
+
+
+def register_and_award(authority: Publisher, client: TestClient, code: str) -> None:
+    for token in (
+        authority.message("enterprise.registered", make_registration(), subject=code),
+        authority.message("grade.awarded", make_award(), subject=code),
+    ):
+        assert publish(client, token).status_code == 201
+
+
+def test_signed_cloudevent_verifies_with_standardwebhooks_and_by_hand(
+    client: TestClient, authority: Publisher, insurer: Publisher, runtime: Runtime, receiver: Any
+) -> None:
+    rec, url = receiver
+    sub = subscribe(client, url, signing=["v1a", "v1"])
+    register_and_award(authority, client, A)
+    drain(runtime, rounds=2)
+    assert len(rec.received) == 1  # registration is not subscribed to
+    headers, body = rec.received[0]
+
+    Webhook(sub["hmac_secret"]).verify(body, headers)  # v1, independent library
+
+    # v1a written from the Standard Webhooks spec: Ed25519 over "{id}.{timestamp}.{body}".
+    public = base64.b64decode(sub["v1a_public_key"].removeprefix("whpk_"))
+    signed = f"{headers['webhook-id']}.{headers['webhook-timestamp']}.".encode() + body
+    v1a = [p.split(",", 1)[1] for p in headers["webhook-signature"].split() if p.startswith("v1a,")]
+    Ed25519PublicKey.from_public_bytes(public).verify(base64.b64decode(v1a[0]), signed)
+
+    event = json.loads(body)
+    assert event["specversion"] == "1.0"
+    assert event["type"] == "grade.awarded"
+    assert event["subject"] == A
+    stored = client.get(f"/v1/messages/{event['id']}").json()
+    assert event["sequence"] == str(stored["index"])
+    assert event["leafhash"] == stored["leaf_hash"]
+    assert event["jws"] == stored["jws"]  # full view: the publisher's own signature travels
+
+
+def test_order_per_enterprise_with_retries_while_others_flow(
+    client: TestClient, authority: Publisher, insurer: Publisher, runtime: Runtime, receiver: Any
+) -> None:
+    rec, url = receiver
+    subscribe(client, url, retry_schedule=[0, 10, 10, 10, 10])
+    rec.failures[A] = 2
+    register_and_award(authority, client, A)
+    assert (
+        publish(
+            client, authority.message("grade.revoked", make_revocation(), subject=A)
+        ).status_code
+        == 201
+    )
+    register_and_award(authority, client, B)
+    drain(runtime, rounds=1)
+    assert [(e["subject"], e["type"]) for e in rec.events()] == [(B, "grade.awarded")]
+    drain(runtime, rounds=6, advance=15)
+    assert [(e["subject"], e["type"]) for e in rec.events()] == [
+        (B, "grade.awarded"),
+        (A, "grade.awarded"),
+        (A, "grade.revoked"),
+    ]
+    ids = [h["webhook-id"] for h, _ in rec.received]
+    assert len(set(ids)) == 3
+
+
+def test_410_disables_and_reenabling_catches_up_in_order(
+    client: TestClient, authority: Publisher, insurer: Publisher, runtime: Runtime, receiver: Any
+) -> None:
+    rec, url = receiver
+    sub = subscribe(client, url)
+    rec.failures[A], rec.status = 1, 410
+    register_and_award(authority, client, A)
+    drain(runtime, rounds=2)
+    listed = client.get("/v1/subscriptions").json()["items"][0]
+    assert listed["status"] == "disabled"
+    assert (
+        publish(
+            client, authority.message("grade.revoked", make_revocation(), subject=A)
+        ).status_code
+        == 201
+    )
+    drain(runtime, rounds=2)
+    assert rec.received == []  # disabled endpoints keep queueing but receive nothing
+    assert (
+        client.patch(f"/v1/subscriptions/{sub['id']}", json={"status": "active"}).status_code == 200
+    )
+    drain(runtime, rounds=3)
+    assert [e["type"] for e in rec.events()] == ["grade.awarded", "grade.revoked"]
+
+
+def test_dead_letter_and_replay_keep_the_webhook_id(
+    client: TestClient, authority: Publisher, insurer: Publisher, runtime: Runtime, receiver: Any
+) -> None:
+    rec, url = receiver
+    sub = subscribe(client, url, retry_schedule=[0, 1])
+    rec.failures[A] = 2
+    register_and_award(authority, client, A)
+    drain(runtime, rounds=4, advance=5)
+    dead = client.get(f"/v1/subscriptions/{sub['id']}/dead-letters").json()["items"]
+    assert len(dead) == 1
+    assert dead[0]["attempts"] == 2
+    replayed = client.post(
+        f"/v1/subscriptions/{sub['id']}/replay", json={"from_index": dead[0]["log_index"]}
+    ).json()
+    assert replayed == {"replayed": 1}
+    drain(runtime, rounds=2)
+    assert len(rec.received) == 1
+    assert rec.received[0][0]["webhook-id"] == f"msg_{dead[0]['message_id']}.{sub['id']}"
+
+
+def test_pull_feed_with_cursor_and_acknowledgement(
+    client: TestClient, authority: Publisher, insurer: Publisher, runtime: Runtime
+) -> None:
+    sub = subscribe(client, None, view="notice")
+    for n in range(5):
+        register_and_award(authority, client, make_uscc(f"91350300MA{n:07d}"))
+    page = client.get(f"/v1/subscriptions/{sub['id']}/feed?limit=3").json()
+    assert len(page["items"]) == 3
+    assert page["has_more"] is True
+    assert "jws" not in page["items"][0]  # notice view: no content, no publisher JWS
+    assert set(page["items"][0]["data"]) == {"type", "subject", "issuer", "issued_at"}
+    rest = client.get(f"/v1/subscriptions/{sub['id']}/feed?after={page['next']}").json()
+    assert len(rest["items"]) == 2
+    assert rest["has_more"] is False
+    sequences = [int(i["sequence"]) for i in page["items"] + rest["items"]]
+    assert sequences == sorted(sequences)
+    client.post(f"/v1/subscriptions/{sub['id']}/ack", json={"index": page["next"]})
+    assert len(client.get(f"/v1/subscriptions/{sub['id']}/feed").json()["items"]) == 2
+
+
+def test_refused_messages_queue_nothing(
+    client: TestClient, authority: Publisher, insurer: Publisher, runtime: Runtime
+) -> None:
+    subscribe(client, None)
+    register_and_award(authority, client, A)
+    refused = authority.message("grade.awarded", make_award(), subject=A)  # already active
+    assert publish(client, refused).status_code == 422
+    with runtime.db.reader() as session:
+        assert session.scalar(select(func.count()).select_from(Delivery)) == 1
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "http://169.254.169.254/latest",
+        "http://10.0.0.8/hook",
+        "http://localhost:9/hook",
+        "ftp://x/",
+    ],
+)
+def test_unsafe_endpoints_are_refused(client: TestClient, insurer: Publisher, url: str) -> None:
+    body = {"agency_id": "fj-picc", "url": url, "types": ["grade.revoked"]}
+    response = client.post("/v1/subscriptions", json=body)
+    assert response.status_code == 400
+    assert response.json()["code"] == "unsafe_endpoint"
