@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import datetime as dt
 import json
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -234,3 +235,35 @@ def test_unsafe_endpoints_are_refused(client: TestClient, insurer: Publisher, ur
     response = client.post("/v1/subscriptions", json=body)
     assert response.status_code == 400
     assert response.json()["code"] == "unsafe_endpoint"
+
+
+def test_ten_hour_outage_then_everything_arrives_in_order(
+    client: TestClient, authority: Publisher, insurer: Publisher, runtime: Runtime, receiver: Any
+) -> None:
+    """Default ladder (0 s, 5 s, 5 min, 30 min, 2 h, 5 h, 10 h, …): nothing is dead-lettered."""
+    rec, url = receiver
+    subscribe(client, url)
+    codes = [make_uscc(f"91350600MA{n:07d}") for n in range(3)]
+    for code in codes:
+        rec.failures[code] = 10**6  # down for everyone until we say otherwise
+        register_and_award(authority, client, code)
+        revoke = authority.message("grade.revoked", make_revocation(), subject=code)
+        assert publish(client, revoke).status_code == 201
+    clock = runtime.clock
+    assert isinstance(clock, FixedClock)
+    outage_ends = clock.now() + dt.timedelta(hours=10)
+    with make_client(runtime) as http:
+        while clock.now() < outage_ends:
+            run_once(runtime, http)
+            clock.advance(minutes=10)
+        assert rec.received == []
+        rec.failures.clear()
+        for _ in range(24 * 6):  # another day at most, in 10-minute steps
+            run_once(runtime, http)
+            clock.advance(minutes=10)
+    for code in codes:
+        mine = [e["type"] for e in rec.events() if e["subject"] == code]
+        assert mine == ["grade.awarded", "grade.revoked"]
+    with runtime.db.reader() as session:
+        states = set(session.scalars(select(Delivery.status)))
+    assert states == {"delivered"}
