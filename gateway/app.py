@@ -15,6 +15,7 @@ from sqlalchemy import text
 from starlette.concurrency import run_in_threadpool
 
 from gateway.clock import Clock
+from gateway.delivery.routes import messages_router as receipts_router
 from gateway.delivery.routes import router as delivery_router
 from gateway.delivery.worker import run_until
 from gateway.errors import install_error_handlers
@@ -71,6 +72,7 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None) 
     app.include_router(registry_router)
     app.include_router(log_router)
     app.include_router(delivery_router)
+    app.include_router(receipts_router)
 
     @app.get("/.well-known/jwks.json", tags=["keys"])
     async def jwks(runtime: Annotated[Runtime, Depends(get_runtime)]) -> dict[str, Any]:

@@ -342,3 +342,17 @@ class DeliveryAttempt(Base):
     error_class: Mapped[str | None] = mapped_column(String(32))
     response_excerpt: Mapped[str | None] = mapped_column(String(500))
     next_attempt_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+
+
+class ConsumerReceipt(Base):
+    """A receiver's signed acknowledgement (compact JWS over message id and leaf hash)."""
+
+    __tablename__ = "consumer_receipts"
+
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
+    delivery_id: Mapped[int] = mapped_column(ForeignKey("deliveries.id"))
+    message_id: Mapped[str] = mapped_column(String(36), index=True)
+    agency_id: Mapped[str] = mapped_column(String(64))
+    kid: Mapped[str] = mapped_column(String(64))
+    jws: Mapped[str] = mapped_column(Text)
+    received_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)

@@ -13,6 +13,7 @@ from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
 
 from gateway.delivery import feed, subscriptions
+from gateway.delivery.receipts import receipts_for
 from gateway.delivery.webhooks import public_key_text
 from gateway.models import Subscription
 from gateway.runtime import Runtime, get_runtime
@@ -178,3 +179,17 @@ async def post_replay(subscription_id: str, body: ReplayIn, runtime: RuntimeDep)
         return {"replayed": n}
 
     return await run_in_threadpool(run)
+
+
+messages_router = APIRouter(prefix="/v1/messages", tags=["delivery"])
+
+
+@messages_router.get("/{message_id}/consumer-receipts")
+async def consumer_receipts(message_id: str, runtime: RuntimeDep) -> dict[str, Any]:
+    """Receivers' signed acknowledgements of this message, verified when they arrived."""
+
+    def run() -> list[dict[str, Any]]:
+        with runtime.db.reader() as session:
+            return receipts_for(session, message_id)
+
+    return {"message_id": message_id.lower(), "receipts": await run_in_threadpool(run)}

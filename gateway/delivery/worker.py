@@ -25,6 +25,8 @@ from sqlalchemy import or_, select, update
 from sqlalchemy.orm import Session, aliased
 from tenacity import retry, retry_if_exception_type, stop_after_attempt, wait_fixed
 
+from gateway.delivery.receipts import looks_like_jws, verify_consumer_receipt
+from gateway.delivery.receipts import store as store_receipt
 from gateway.delivery.ssrf import UnsafeEndpoint, check_endpoint
 from gateway.delivery.webhooks import cloud_event, signature_header
 from gateway.models import Delivery, DeliveryAttempt, LogEntry, Subscription
@@ -41,6 +43,8 @@ class Job:
     subscription: dict[str, Any]
     webhook_id: str
     body: bytes
+    message_id: str
+    leaf_hash: str
 
 
 def claim_due_deliveries(
@@ -122,6 +126,7 @@ def load_jobs(session: Session, ids: list[int], source: str) -> list[Job]:
                 attempts=delivery.attempts,
                 subscription={
                     "id": subscription.id,
+                    "agency_id": subscription.agency_id,
                     "url": subscription.url,
                     "signing": list(subscription.signing),
                     "hmac_secret": subscription.hmac_secret,
@@ -129,6 +134,8 @@ def load_jobs(session: Session, ids: list[int], source: str) -> list[Job]:
                 },
                 webhook_id=f"msg_{entry.message_id}.{subscription.id}",
                 body=body,
+                message_id=entry.message_id,
+                leaf_hash=entry.leaf_hash.hex(),
             )
         )
     return jobs
@@ -141,6 +148,7 @@ class Result:
     excerpt: str | None
     latency_ms: float
     retry_after: float | None = None
+    body: str = ""  # a 2xx body may hold the receiver's signed receipt
 
 
 @retry(
@@ -186,6 +194,7 @@ def attempt(runtime: Runtime, client: httpx.Client, job: Job) -> Result:
         response.text[:EXCERPT],
         _ms(started),
         _retry_after(response),
+        response.text[:16384].strip() if response.is_success else "",
     )
 
 
@@ -212,8 +221,29 @@ def record(runtime: Runtime, job: Job, result: Result, now: dt.datetime) -> str:
         delivery = session.get(Delivery, job.delivery_id)
         assert delivery is not None
         delivery.claimed_until = None
+        error_class = result.error_class
         if result.status_code is not None and 200 <= result.status_code < 300:
             delivery.status, delivery.delivered_at, delivery.last_error = "delivered", now, None
+            if looks_like_jws(result.body):
+                kid, why = verify_consumer_receipt(
+                    session,
+                    result.body,
+                    agency_id=job.subscription["agency_id"],
+                    message_id=job.message_id,
+                    leaf_hash=job.leaf_hash,
+                )
+                if kid is None:
+                    error_class, delivery.last_error = "receipt_invalid", why[:500]
+                else:
+                    store_receipt(
+                        session,
+                        delivery_id=delivery.id,
+                        message_id=job.message_id,
+                        agency_id=job.subscription["agency_id"],
+                        kid=kid,
+                        token=result.body,
+                        now=now,
+                    )
         elif result.status_code == 410:
             subscription = session.get(Subscription, job.subscription["id"])
             assert subscription is not None
@@ -238,7 +268,7 @@ def record(runtime: Runtime, job: Job, result: Result, now: dt.datetime) -> str:
                 at=now,
                 status_code=result.status_code,
                 latency_ms=result.latency_ms,
-                error_class=result.error_class,
+                error_class=error_class,
                 response_excerpt=result.excerpt,
                 next_attempt_at=next_at,
             )

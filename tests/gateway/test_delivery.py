@@ -24,6 +24,7 @@ from gateway.clock import FixedClock
 from gateway.delivery.worker import make_client, run_once
 from gateway.models import Delivery
 from gateway.runtime import Runtime
+from keys.jws import sign_compact
 
 A = make_uscc("91350100MA0000011")
 B = make_uscc("91350200MA0000012")
@@ -36,6 +37,8 @@ class Receiver:
     received: list[tuple[dict[str, str], bytes]] = field(default_factory=list)
     failures: dict[str, int] = field(default_factory=dict)
     status: int = 500
+    signer: Publisher | None = None  # answers 200 with a signed receipt when set
+    tamper: bool = False
 
     def app(self) -> FastAPI:
         app = FastAPI()
@@ -48,7 +51,15 @@ class Receiver:
                 self.failures[subject] -= 1
                 return Response(status_code=self.status)
             self.received.append((dict(request.headers), body))
-            return Response(status_code=204)
+            if self.signer is None:
+                return Response(status_code=204)
+            event = json.loads(body)
+            claims = {"message_id": event["id"], "leaf_hash": event["leafhash"]}
+            if self.tamper:
+                claims["leaf_hash"] = "00" * 32
+            payload = json.dumps(claims).encode()
+            token = sign_compact(payload, self.signer.key, typ="gateway-consumer-receipt+jws")
+            return Response(token, media_type="application/jose")
 
         return app
 
@@ -267,3 +278,25 @@ def test_ten_hour_outage_then_everything_arrives_in_order(
     with runtime.db.reader() as session:
         states = set(session.scalars(select(Delivery.status)))
     assert states == {"delivered"}
+
+
+@pytest.mark.parametrize("tamper", [False, True])
+def test_consumer_receipts_are_verified_and_kept(
+    client: TestClient,
+    authority: Publisher,
+    insurer: Publisher,
+    runtime: Runtime,
+    receiver: Any,
+    tamper: bool,
+) -> None:
+    rec, url = receiver
+    rec.signer, rec.tamper = insurer, tamper
+    subscribe(client, url)
+    register_and_award(authority, client, A)
+    drain(runtime, rounds=2)
+    message_id = rec.events()[0]["id"]
+    receipts = client.get(f"/v1/messages/{message_id}/consumer-receipts").json()["receipts"]
+    if tamper:
+        assert receipts == []  # delivered, but a receipt naming another leaf is not proof
+    else:
+        assert [(r["agency_id"], r["kid"]) for r in receipts] == [("fj-picc", insurer.key.kid)]
