@@ -304,6 +304,12 @@ class Subscription(Base):
     retry_schedule: Mapped[list[float]] = mapped_column(JSON)  # seconds after each failure
     acked_index: Mapped[int] = mapped_column(BigInteger, default=-1)  # pull feed cursor
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
+    # Secret rotation: the previous secret still signs (a second v1 signature) until then.
+    previous_hmac_secret: Mapped[str | None] = mapped_column(String(100))
+    previous_valid_until: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+    # Circuit breaker, shared by all workers: consecutive failures and when it closes again.
+    consecutive_failures: Mapped[int] = mapped_column(Integer, default=0)
+    breaker_open_until: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
 
 
 class Delivery(Base):

@@ -53,6 +53,8 @@ class DeliverySettings(BaseModel):
     max_retry_after_seconds: float = 3600.0
     idle_sleep_seconds: float = 0.2
     parallel: int = 8
+    breaker_threshold: int = 5  # consecutive failures that open an endpoint's breaker
+    breaker_cooldown_seconds: float = 60.0
 
 
 class Settings(BaseSettings):

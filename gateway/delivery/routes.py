@@ -125,6 +125,33 @@ async def set_status(subscription_id: str, body: StatusIn, runtime: RuntimeDep) 
     return await run_in_threadpool(run)
 
 
+class RotateIn(BaseModel):
+    overlap_hours: float = Field(24, ge=0, le=24 * 30)
+
+
+@router.post("/{subscription_id}/rotate-secret")
+async def rotate_secret(
+    subscription_id: str, body: RotateIn, runtime: RuntimeDep
+) -> dict[str, Any]:
+    """New HMAC secret; both are sent (two v1 signatures) during the overlap window."""
+
+    def run() -> dict[str, Any]:
+        with runtime.db.transaction() as session:
+            sub = subscriptions.rotate_hmac_secret(
+                session,
+                subscription_id,
+                runtime.clock.now(),
+                dt.timedelta(hours=body.overlap_hours),
+            )
+            return view_of(sub, runtime, secret=True) | {
+                "previous_valid_until": sub.previous_valid_until.isoformat()
+                if sub.previous_valid_until
+                else None
+            }
+
+    return await run_in_threadpool(run)
+
+
 @router.get("/{subscription_id}/feed")
 async def get_feed(
     subscription_id: str,

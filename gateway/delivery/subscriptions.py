@@ -97,3 +97,16 @@ def list_subscriptions(session: Session, agency_id: str | None = None) -> list[S
     if agency_id:
         query = query.where(Subscription.agency_id == agency_id)
     return list(session.scalars(query))
+
+
+def rotate_hmac_secret(
+    session: Session, subscription_id: str, now: dt.datetime, overlap: dt.timedelta
+) -> Subscription:
+    """A new `whsec_` secret; the old one keeps signing beside it until `now + overlap`."""
+    subscription = get_subscription(session, subscription_id)
+    if "v1" not in subscription.signing or not subscription.hmac_secret:
+        raise BadRequest("invalid_signing", "this subscription does not sign with v1 (HMAC)")
+    subscription.previous_hmac_secret = subscription.hmac_secret
+    subscription.previous_valid_until = now + overlap
+    subscription.hmac_secret = new_hmac_secret()
+    return subscription

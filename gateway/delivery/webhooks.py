@@ -40,17 +40,19 @@ def signature_header(
     body: bytes,
     *,
     schemes: Sequence[str],
-    hmac_secret: str | None,
+    hmac_secrets: Sequence[str],
     ed25519_key: SigningKey,
 ) -> str:
+    """The `webhook-signature` value; during a secret rotation both secrets sign (`v1` twice)."""
     content = signed_content(webhook_id, timestamp, body)
     parts = []
     if "v1a" in schemes:
         parts.append("v1a," + base64.b64encode(ed25519_key.sign(content)).decode())
-    if "v1" in schemes and hmac_secret:
-        secret = base64.b64decode(hmac_secret.removeprefix(SECRET_PREFIX))
-        digest = hmac.new(secret, content, hashlib.sha256).digest()
-        parts.append("v1," + base64.b64encode(digest).decode())
+    if "v1" in schemes:
+        for text in hmac_secrets:
+            secret = base64.b64decode(text.removeprefix(SECRET_PREFIX))
+            digest = hmac.new(secret, content, hashlib.sha256).digest()
+            parts.append("v1," + base64.b64encode(digest).decode())
     return " ".join(parts)
 
 

@@ -31,6 +31,7 @@ from gateway.delivery.ssrf import UnsafeEndpoint, check_endpoint
 from gateway.delivery.webhooks import cloud_event, signature_header
 from gateway.models import Delivery, DeliveryAttempt, LogEntry, Subscription
 from gateway.runtime import Runtime
+from gateway.settings import DeliverySettings
 from keys.jws import parse_compact
 
 EXCERPT = 300
@@ -71,6 +72,10 @@ def claim_due_deliveries(
             or_(d.claimed_until.is_(None), d.claimed_until < now),
             Subscription.status == "active",
             Subscription.url.is_not(None),
+            or_(
+                Subscription.breaker_open_until.is_(None),
+                Subscription.breaker_open_until <= now,
+            ),
             ~earlier_pending,
         )
         .order_by(d.log_index)
@@ -97,7 +102,10 @@ def _view(subscription: Subscription, envelope: dict[str, Any]) -> dict[str, Any
     }
 
 
-def load_jobs(session: Session, ids: list[int], source: str) -> list[Job]:
+def load_jobs(
+    session: Session, ids: list[int], source: str, now: dt.datetime | None = None
+) -> list[Job]:
+    now = now or dt.datetime.now(dt.UTC)
     rows = session.execute(
         select(Delivery, Subscription, LogEntry)
         .join(Subscription, Subscription.id == Delivery.subscription_id)
@@ -129,7 +137,16 @@ def load_jobs(session: Session, ids: list[int], source: str) -> list[Job]:
                     "agency_id": subscription.agency_id,
                     "url": subscription.url,
                     "signing": list(subscription.signing),
-                    "hmac_secret": subscription.hmac_secret,
+                    "hmac_secrets": [subscription.hmac_secret]
+                    + (
+                        [subscription.previous_hmac_secret]
+                        if subscription.previous_hmac_secret
+                        and subscription.previous_valid_until
+                        and subscription.previous_valid_until > now
+                        else []
+                    )
+                    if subscription.hmac_secret
+                    else [],
                     "schedule": list(subscription.retry_schedule),
                 },
                 webhook_id=f"msg_{entry.message_id}.{subscription.id}",
@@ -177,7 +194,7 @@ def attempt(runtime: Runtime, client: httpx.Client, job: Job) -> Result:
                 timestamp,
                 job.body,
                 schemes=job.subscription["signing"],
-                hmac_secret=job.subscription["hmac_secret"],
+                hmac_secrets=job.subscription["hmac_secrets"],
                 ed25519_key=runtime.signer.webhook_key,
             ),
         }
@@ -219,10 +236,14 @@ def record(runtime: Runtime, job: Job, result: Result, now: dt.datetime) -> str:
     next_at: dt.datetime | None = None
     with runtime.db.transaction() as session:
         delivery = session.get(Delivery, job.delivery_id)
+        subscription = session.get(Subscription, job.subscription["id"])
         assert delivery is not None
+        assert subscription is not None
         delivery.claimed_until = None
         error_class = result.error_class
-        if result.status_code is not None and 200 <= result.status_code < 300:
+        succeeded = result.status_code is not None and 200 <= result.status_code < 300
+        _update_breaker(subscription, succeeded or result.status_code == 410, now, config)
+        if succeeded:
             delivery.status, delivery.delivered_at, delivery.last_error = "delivered", now, None
             if looks_like_jws(result.body):
                 kid, why = verify_consumer_receipt(
@@ -245,8 +266,6 @@ def record(runtime: Runtime, job: Job, result: Result, now: dt.datetime) -> str:
                         now=now,
                     )
         elif result.status_code == 410:
-            subscription = session.get(Subscription, job.subscription["id"])
-            assert subscription is not None
             subscription.status = "disabled"
             subscription.status_reason = "the endpoint answered 410 Gone"
             delivery.last_error = "410 Gone: endpoint disabled"
@@ -276,6 +295,22 @@ def record(runtime: Runtime, job: Job, result: Result, now: dt.datetime) -> str:
         return delivery.status
 
 
+def _update_breaker(
+    subscription: Subscription, healthy: bool, now: dt.datetime, config: DeliverySettings
+) -> None:
+    """Per-endpoint circuit breaker kept on the subscription row, so every worker sees it:
+    after `breaker_threshold` consecutive failures nothing is claimed for the endpoint until
+    the cooldown has passed; then one round probes it again."""
+    if healthy:
+        subscription.consecutive_failures, subscription.breaker_open_until = 0, None
+        return
+    subscription.consecutive_failures = (subscription.consecutive_failures or 0) + 1
+    if subscription.consecutive_failures >= config.breaker_threshold:
+        subscription.breaker_open_until = now + dt.timedelta(
+            seconds=config.breaker_cooldown_seconds
+        )
+
+
 def run_once(runtime: Runtime, client: httpx.Client, pool: ThreadPoolExecutor | None = None) -> int:
     """Claim one batch and deliver it; returns how many deliveries were attempted."""
     config = runtime.settings.delivery
@@ -287,7 +322,7 @@ def run_once(runtime: Runtime, client: httpx.Client, pool: ThreadPoolExecutor | 
     if not ids:
         return 0
     with runtime.db.reader() as session:
-        jobs = load_jobs(session, ids, runtime.settings.log_origin)
+        jobs = load_jobs(session, ids, runtime.settings.log_origin, now)
 
     def deliver(job: Job) -> None:
         result = attempt(runtime, client, job)

@@ -300,3 +300,32 @@ def test_consumer_receipts_are_verified_and_kept(
         assert receipts == []  # delivered, but a receipt naming another leaf is not proof
     else:
         assert [(r["agency_id"], r["kid"]) for r in receipts] == [("fj-picc", insurer.key.kid)]
+
+
+def test_secret_rotation_sends_both_signatures_during_the_overlap(
+    client: TestClient, authority: Publisher, insurer: Publisher, runtime: Runtime, receiver: Any
+) -> None:
+    rec, url = receiver
+    sub = subscribe(client, url, signing=["v1"])
+    old_secret = sub["hmac_secret"]
+    rotated = client.post(f"/v1/subscriptions/{sub['id']}/rotate-secret", json={"overlap_hours": 1})
+    new_secret = rotated.json()["hmac_secret"]
+    assert new_secret != old_secret
+    register_and_award(authority, client, A)
+    drain(runtime, rounds=2)
+    headers, body = rec.received[0]
+    assert len(headers["webhook-signature"].split()) == 2
+    Webhook(old_secret).verify(body, headers)  # receivers not yet switched still verify
+    Webhook(new_secret).verify(body, headers)
+    assert isinstance(runtime.clock, FixedClock)
+    runtime.clock.advance(hours=2)
+    assert (
+        publish(
+            client, authority.message("grade.revoked", make_revocation(), subject=A)
+        ).status_code
+        == 201
+    )
+    drain(runtime, rounds=2)
+    headers, body = rec.received[1]
+    assert len(headers["webhook-signature"].split()) == 1
+    Webhook(new_secret).verify(body, headers)

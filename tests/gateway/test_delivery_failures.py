@@ -130,3 +130,34 @@ def test_last_attempt_dead_letters(queued: Runtime) -> None:
     assert delivery.status == "dead"
     assert delivery.attempts == len(SCHEDULE)
     assert dt.timedelta(0) <= queued.clock.now() - delivery.next_attempt_at
+
+
+def test_breaker_opens_after_consecutive_failures_and_closes_after_cooldown(
+    queued: Runtime, client: TestClient, authority: Publisher
+) -> None:
+    from contracts.uscc import make_uscc
+
+    for n in range(6):  # more enterprises, so several deliveries are due at once
+        code = make_uscc(f"91350800MA{n:07d}")
+        publish(
+            client, authority.message("enterprise.registered", make_registration(), subject=code)
+        )
+        publish(client, authority.message("grade.awarded", make_award(), subject=code))
+    queued.settings.delivery.breaker_threshold = 3
+    queued.settings.delivery.claim_batch = 1
+    with respx.mock() as mock:
+        route = mock.post(URL)
+        route.return_value = httpx.Response(500)
+        with make_client(queued) as http:
+            for _ in range(3):
+                assert run_once(queued, http) == 1
+            assert run_once(queued, http) == 0  # open: nothing is claimed for this endpoint
+            assert route.call_count == 3
+            queued.clock.advance(seconds=61)  # type: ignore[attr-defined]
+            route.return_value = httpx.Response(204)
+            assert run_once(queued, http) == 1  # half-open probe succeeds, breaker closes
+            assert run_once(queued, http) == 1
+    with queued.db.reader() as session:
+        subscription = session.scalars(select(Subscription)).one()
+    assert subscription.breaker_open_until is None
+    assert subscription.consecutive_failures == 0
