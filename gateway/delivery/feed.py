@@ -12,7 +12,7 @@ from sqlalchemy.orm import Session
 from gateway.delivery.subscriptions import get_subscription
 from gateway.delivery.worker import load_jobs
 from gateway.errors import BadRequest
-from gateway.models import Delivery, DeliveryAttempt, Subscription
+from gateway.models import ConsumerReceipt, Delivery, DeliveryAttempt, Subscription
 
 MAX_LIMIT = 500
 
@@ -136,4 +136,11 @@ def delivery_counts(session: Session) -> dict[str, dict[str, int]]:
     counts: dict[str, dict[str, int]] = {}
     for sub, status, n in rows:
         counts.setdefault(sub, {})[status] = n
+    receipts = session.execute(
+        select(Delivery.subscription_id, func.count())
+        .join(ConsumerReceipt, ConsumerReceipt.delivery_id == Delivery.id)
+        .group_by(Delivery.subscription_id)
+    )
+    for sub, n in receipts:
+        counts.setdefault(sub, {})["consumer_receipts"] = n
     return counts

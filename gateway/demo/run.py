@@ -7,6 +7,7 @@ messages, verifies every receipt against the gateway's JWKS, and prints the ledg
 
 from __future__ import annotations
 
+import base64
 import datetime as dt
 import hashlib
 import json
@@ -17,7 +18,7 @@ import time
 import uuid
 from collections import Counter
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -31,10 +32,11 @@ from rich.table import Table
 from gateway.app import create_app
 from gateway.demo.dataset import AGENCIES, CITIES, Step, build_enterprises, dramatic_events
 from gateway.demo.mischief import bad_messages
+from gateway.demo.receivers import DemoReceiver
 from gateway.migrate import upgrade
 from gateway.registry import service
 from gateway.runtime import Runtime
-from gateway.settings import Settings
+from gateway.settings import DeliverySettings, Settings
 from gateway.signing import ensure_gateway_keys
 from keys import jws
 from keys.jwks import key_from_jwks
@@ -79,19 +81,17 @@ def _free_port() -> int:
 
 
 @contextmanager
-def running_gateway(settings: Settings) -> Iterator[str]:
+def running_app(app: Any, name: str) -> Iterator[str]:
     """A real uvicorn server on a loopback port, stopped on exit."""
     port = _free_port()
-    config = uvicorn.Config(
-        create_app(settings), host="127.0.0.1", port=port, log_level="warning", lifespan="on"
-    )
+    config = uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on")
     server = uvicorn.Server(config)
-    thread = threading.Thread(target=server.run, name="gateway-demo-server", daemon=True)
+    thread = threading.Thread(target=server.run, name=name, daemon=True)
     thread.start()
     deadline = time.monotonic() + 20
     while not server.started:
         if time.monotonic() > deadline or not thread.is_alive():
-            raise RuntimeError("the demo gateway did not start")
+            raise RuntimeError(f"the demo's {name} did not start")
         time.sleep(0.05)
     try:
         yield f"http://127.0.0.1:{port}"
@@ -181,7 +181,12 @@ def run_demo(*, enterprises: int, keep: Path | None, seed: int, console: Console
 
 def _run(data_dir: Path, count: int, seed: int, console: Console) -> int:
     started = time.perf_counter()
-    settings = Settings(data_dir=data_dir, database_url=None, log_origin="demo.gateway.fj/log")
+    settings = Settings(
+        data_dir=data_dir,
+        database_url=None,
+        log_origin="demo.gateway.fj/log",
+        delivery=DeliverySettings(allowed_hosts=["127.0.0.1"], idle_sleep_seconds=0.05),
+    )
     console.rule("[bold]Work-safety credit gateway — demo (Fujian)")
     console.print(f"data directory: {data_dir}  ·  database: SQLite (WAL)  ·  seed {seed}")
     upgrade(settings.effective_database_url)
@@ -197,8 +202,12 @@ def _run(data_dir: Path, count: int, seed: int, console: Console) -> int:
     routine = [step for ent in ents for step in ent.steps]
     tally = Tally()
     issued = dt.datetime.now(dt.UTC) - dt.timedelta(seconds=5)
-    with running_gateway(settings) as base, httpx.Client(base_url=base, timeout=60) as client:
+    receivers = make_receivers(signers)
+    with ExitStack() as stack:
+        base = stack.enter_context(running_app(create_app(settings), "gateway"))
+        client = stack.enter_context(httpx.Client(base_url=base, timeout=60))
         console.print(f"gateway listening on {base} (OpenAPI at {base}/docs)")
+        subscribe_receivers(client, stack, receivers, console)
         tokens = [signers.sign(step, issued) for step in routine]
         with Progress(
             TextColumn("{task.description}"),
@@ -229,7 +238,9 @@ def _run(data_dir: Path, count: int, seed: int, console: Console) -> int:
                 tally.unexpected.append(f"{label}: expected {expected}, got {code}")
         verified = verify_receipts(client, tally)
         ledger = client.get("/v1/ledgers/basic", params={"limit": 1}).json()["total"]
+        delivery_rows = wait_for_deliveries(client, receivers, console, tally)
     _summary(settings, tally, verified, ledger, console)
+    console.print(delivery_table(delivery_rows))
     elapsed = time.perf_counter() - started
     ok = not tally.unexpected and verified == len(tally.receipts)
     for problem in tally.unexpected:
@@ -316,3 +327,137 @@ def _summary(
     console.print(
         f"receipts verified against /.well-known/jwks.json: {verified}/{len(tally.receipts)}"
     )
+
+
+@dataclass
+class Plan:
+    receiver: DemoReceiver
+    agency_id: str
+    types: list[str]
+    view: str
+    signing: list[str]
+
+
+def make_receivers(signers: Signers) -> list[Plan]:
+    grades = [
+        "grade.awarded",
+        "grade.renewed",
+        "grade.downgraded",
+        "grade.revoked",
+        "grade.expired",
+    ]
+    return [
+        Plan(
+            DemoReceiver("insurer (fj-picc)", signers.keys["fj-picc"], fail_first=3),
+            "fj-picc",
+            [*grades, "accident.reported", "listing.added"],
+            "full",
+            ["v1a"],
+        ),
+        Plan(
+            DemoReceiver("bank (fj-cib)", signers.keys["fj-cib"]),
+            "fj-cib",
+            ["grade.revoked", "grade.downgraded", "listing.added"],
+            "full",
+            ["v1a", "v1"],
+        ),
+        Plan(
+            DemoReceiver("credit disclosure (fj-scjg)", signers.keys["fj-scjg"]),
+            "fj-scjg",
+            ["grade.awarded", "grade.revoked", "listing.added"],
+            "notice",
+            ["v1a"],
+        ),
+        Plan(
+            DemoReceiver("market regulator (fj-scjg)", signers.keys["fj-scjg"]),
+            "fj-scjg",
+            ["enterprise.registered", *grades],
+            "notice",
+            ["v1a"],
+        ),
+    ]
+
+
+def subscribe_receivers(
+    client: httpx.Client, stack: ExitStack, plans: list[Plan], console: Console
+) -> None:
+    for plan in plans:
+        url = (
+            stack.enter_context(running_app(plan.receiver.app(), plan.receiver.label)) + "/webhook"
+        )
+        body = {
+            "agency_id": plan.agency_id,
+            "url": url,
+            "types": plan.types,
+            "view": plan.view,
+            "signing": plan.signing,
+            "retry_schedule": [0, 1, 2, 5, 10, 30],
+        }
+        response = client.post("/v1/subscriptions", json=body)
+        response.raise_for_status()
+        sub = response.json()
+        plan.receiver.webhook_public_key = base64.b64decode(
+            sub["v1a_public_key"].removeprefix("whpk_")
+        )
+        plan.receiver.hmac_secret = sub.get("hmac_secret")
+        plan.receiver.counts["subscription " + sub["id"][:8]] = 0
+        console.print(f"subscribed {plan.receiver.label} at {url} ({plan.view} view)")
+
+
+def wait_for_deliveries(
+    client: httpx.Client, plans: list[Plan], console: Console, tally: Tally
+) -> list[dict[str, Any]]:
+    """Until every delivery is delivered (or 60 s pass), with a progress bar."""
+
+    def counts() -> list[dict[str, Any]]:
+        return list(client.get("/v1/subscriptions").json()["items"])
+
+    total = sum(n for s in counts() for k, n in s["deliveries"].items() if k != "consumer_receipts")
+    deadline = time.monotonic() + 60
+    with Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=console,
+    ) as progress:
+        task = progress.add_task("delivering to the agencies' systems", total=total)
+        while True:
+            items = counts()
+            done = sum(s["deliveries"].get("delivered", 0) for s in items)
+            progress.update(task, completed=done)
+            if done >= total or time.monotonic() > deadline:
+                break
+            time.sleep(0.2)
+    if done < total:
+        tally.unexpected.append(f"only {done} of {total} deliveries were delivered in 60 s")
+    rows = []
+    for plan, item in zip(plans, items, strict=True):
+        bad = plan.receiver.counts["bad signature"]
+        if bad:
+            tally.unexpected.append(f"{plan.receiver.label}: {bad} deliveries failed verification")
+        if item["deliveries"].get("consumer_receipts", 0) != plan.receiver.counts["received"]:
+            tally.unexpected.append(f"{plan.receiver.label}: a consumer receipt is missing")
+        rows.append(
+            {
+                "receiver": plan.receiver.label,
+                "view": f"{plan.view} ({'+'.join(plan.signing)})",
+                "delivered": item["deliveries"].get("delivered", 0),
+                "verified": plan.receiver.counts["received"],
+                "retried": plan.receiver.counts["answered 503"],
+                "receipts": item["deliveries"].get("consumer_receipts", 0),
+            }
+        )
+    return rows
+
+
+def delivery_table(rows: list[dict[str, Any]]) -> Table:
+    table = Table(
+        title="Push deliveries: verified = signatures checked by the receiver; retried = 503s "
+        "answered before success; receipts = the receiver's signed receipts kept"
+    )
+    for column in rows[0] if rows else []:
+        table.add_column(column, justify="left" if column in ("receiver", "view") else "right")
+    for row in rows:
+        table.add_row(*(str(v) for v in row.values()))
+    return table

@@ -24,6 +24,10 @@ def test_demo_runs_clean_and_leaves_a_consistent_log(tmp_path: Path) -> None:
         revoked = db.execute(
             "SELECT count(*) FROM enterprises WHERE grade_status = 'revoked'"
         ).fetchone()[0]
+        states = dict(db.execute("SELECT status, count(*) FROM deliveries GROUP BY status"))
+        receipts = db.execute("SELECT count(*) FROM consumer_receipts").fetchone()[0]
     assert indexes == list(range(size)), "the log has a gap or a duplicate"
     assert revoked >= 2
+    assert set(states) == {"delivered"}, states  # every push reached the agencies' receivers
+    assert receipts == states["delivered"]  # and each answered with a verified signed receipt
     assert (tmp_path / "agency-keys" / "fj-yjt.pem").stat().st_mode & 0o777 == 0o600
