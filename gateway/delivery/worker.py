@@ -229,70 +229,105 @@ def _retry_after(response: httpx.Response) -> float | None:
     return max(0.0, (parsed - dt.datetime.now(dt.UTC)).total_seconds()) if parsed else None
 
 
-def record(runtime: Runtime, job: Job, result: Result, now: dt.datetime) -> str:
-    """Store the attempt and the delivery's next state; returns that state."""
+def record_all(runtime: Runtime, outcomes: list[tuple[Job, Result]], now: dt.datetime) -> list[str]:
+    """Store a round's attempts and next states in one transaction; returns the states."""
     config = runtime.settings.delivery
+    with runtime.db.transaction() as session:
+        # Load the round's rows in two queries (and keep them referenced: the identity map
+        # is weak, so unreferenced rows would be fetched again one by one).
+        deliveries = {
+            d.id: d
+            for d in session.scalars(
+                select(Delivery).where(Delivery.id.in_([j.delivery_id for j, _ in outcomes]))
+            )
+        }
+        subscriptions = {
+            s.id: s
+            for s in session.scalars(
+                select(Subscription).where(
+                    Subscription.id.in_({j.subscription["id"] for j, _ in outcomes})
+                )
+            )
+        }
+        return [
+            _apply_result(
+                session,
+                deliveries[job.delivery_id],
+                subscriptions[job.subscription["id"]],
+                job,
+                result,
+                now,
+                config,
+            )
+            for job, result in outcomes
+        ]
+
+
+def _apply_result(
+    session: Session,
+    delivery: Delivery,
+    subscription: Subscription,
+    job: Job,
+    result: Result,
+    now: dt.datetime,
+    config: DeliverySettings,
+) -> str:
     schedule = job.subscription["schedule"]
     next_at: dt.datetime | None = None
-    with runtime.db.transaction() as session:
-        delivery = session.get(Delivery, job.delivery_id)
-        subscription = session.get(Subscription, job.subscription["id"])
-        assert delivery is not None
-        assert subscription is not None
-        delivery.claimed_until = None
-        error_class = result.error_class
-        succeeded = result.status_code is not None and 200 <= result.status_code < 300
-        _update_breaker(subscription, succeeded or result.status_code == 410, now, config)
-        if succeeded:
-            delivery.status, delivery.delivered_at, delivery.last_error = "delivered", now, None
-            if looks_like_jws(result.body):
-                kid, why = verify_consumer_receipt(
-                    session,
-                    result.body,
-                    agency_id=job.subscription["agency_id"],
-                    message_id=job.message_id,
-                    leaf_hash=job.leaf_hash,
-                )
-                if kid is None:
-                    error_class, delivery.last_error = "receipt_invalid", why[:500]
-                else:
-                    store_receipt(
-                        session,
-                        delivery_id=delivery.id,
-                        message_id=job.message_id,
-                        agency_id=job.subscription["agency_id"],
-                        kid=kid,
-                        token=result.body,
-                        now=now,
-                    )
-        elif result.status_code == 410:
-            subscription.status = "disabled"
-            subscription.status_reason = "the endpoint answered 410 Gone"
-            delivery.last_error = "410 Gone: endpoint disabled"
-            next_at = now
-        else:
-            delivery.attempts += 1
-            delivery.last_error = result.error_class
-            if delivery.attempts >= len(schedule):
-                delivery.status = "dead"
-            else:
-                delay = schedule[delivery.attempts] * random.uniform(0.8, 1.2)  # noqa: S311
-                if result.retry_after is not None:
-                    delay = min(max(delay, result.retry_after), config.max_retry_after_seconds)
-                next_at = now + dt.timedelta(seconds=delay)
-                delivery.next_attempt_at = next_at
-        session.add(
-            DeliveryAttempt(
-                delivery_id=delivery.id,
-                at=now,
-                status_code=result.status_code,
-                latency_ms=result.latency_ms,
-                error_class=error_class,
-                response_excerpt=result.excerpt,
-                next_attempt_at=next_at,
+    delivery.claimed_until = None
+    error_class = result.error_class
+    succeeded = result.status_code is not None and 200 <= result.status_code < 300
+    _update_breaker(subscription, succeeded or result.status_code == 410, now, config)
+    if succeeded:
+        delivery.status, delivery.delivered_at, delivery.last_error = "delivered", now, None
+        if looks_like_jws(result.body):
+            kid, why = verify_consumer_receipt(
+                session,
+                result.body,
+                agency_id=job.subscription["agency_id"],
+                message_id=job.message_id,
+                leaf_hash=job.leaf_hash,
             )
+            if kid is None:
+                error_class, delivery.last_error = "receipt_invalid", why[:500]
+            else:
+                store_receipt(
+                    session,
+                    delivery_id=delivery.id,
+                    message_id=job.message_id,
+                    agency_id=job.subscription["agency_id"],
+                    kid=kid,
+                    token=result.body,
+                    now=now,
+                )
+    elif result.status_code == 410:
+        subscription.status = "disabled"
+        subscription.status_reason = "the endpoint answered 410 Gone"
+        delivery.last_error = "410 Gone: endpoint disabled"
+        next_at = now
+    else:
+        delivery.attempts += 1
+        delivery.last_error = result.error_class
+        if delivery.attempts >= len(schedule):
+            delivery.status = "dead"
+        else:
+            delay = schedule[delivery.attempts] * random.uniform(0.8, 1.2)  # noqa: S311
+            if result.retry_after is not None:
+                delay = min(max(delay, result.retry_after), config.max_retry_after_seconds)
+            next_at = now + dt.timedelta(seconds=delay)
+            delivery.next_attempt_at = next_at
+    session.add(
+        DeliveryAttempt(
+            delivery_id=delivery.id,
+            at=now,
+            status_code=result.status_code,
+            latency_ms=result.latency_ms,
+            error_class=error_class,
+            response_excerpt=result.excerpt,
+            next_attempt_at=next_at,
         )
-        return delivery.status
+    )
+    return delivery.status
 
 
 def _update_breaker(
@@ -324,15 +359,11 @@ def run_once(runtime: Runtime, client: httpx.Client, pool: ThreadPoolExecutor | 
     with runtime.db.reader() as session:
         jobs = load_jobs(session, ids, runtime.settings.log_origin, now)
 
-    def deliver(job: Job) -> None:
-        result = attempt(runtime, client, job)
-        record(runtime, job, result, runtime.clock.now())
+    def deliver(job: Job) -> tuple[Job, Result]:
+        return job, attempt(runtime, client, job)
 
-    if pool is None:
-        for job in jobs:
-            deliver(job)
-    else:
-        list(pool.map(deliver, jobs))
+    outcomes = [deliver(job) for job in jobs] if pool is None else list(pool.map(deliver, jobs))
+    record_all(runtime, outcomes, runtime.clock.now())
     return len(jobs)
 
 

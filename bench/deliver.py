@@ -1,0 +1,230 @@
+"""Delivery throughput and publish-to-delivered latency, beside a direct-POST baseline.
+
+    python bench/deliver.py                  # SQLite
+    python bench/deliver.py --db postgresql
+
+Throughput: N deliveries are queued (N published registrations, one subscription), then one
+`gateway worker` process delivers them to a local receiver (a uvicorn process); the baseline
+is the same httpx client settings and the same thread count posting the same CloudEvents
+bodies straight to the same receiver, in the same run. Latency: a gateway (`gateway serve`,
+in-process worker) takes single publishes at a steady rate; the receiver records when each
+message arrives.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import httpx
+from sqlalchemy import func, select
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path[:0] = [str(ROOT), str(ROOT / "bench")]
+
+from publish import free_port, messages, prepare  # noqa: E402
+
+from gateway.delivery.subscriptions import create_subscription  # noqa: E402
+from gateway.delivery.worker import load_jobs, make_client  # noqa: E402
+from gateway.models import Delivery  # noqa: E402
+from gateway.runtime import Runtime  # noqa: E402
+from gateway.settings import DeliverySettings, Settings  # noqa: E402
+
+
+def start(command: list[str], env: dict[str, str], port: int) -> subprocess.Popen[bytes]:
+    process = subprocess.Popen(command, env={**os.environ, **env}, cwd=ROOT)
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        try:
+            if httpx.get(f"http://127.0.0.1:{port}/healthz").status_code == 200:
+                return process
+        except httpx.TransportError:
+            time.sleep(0.1)
+    raise RuntimeError(f"{command} did not start")
+
+
+def uvicorn_cmd(app: str, port: int, app_dir: Path, cpu: str) -> list[str]:
+    return [
+        "taskset",
+        "-c",
+        cpu,
+        sys.executable,
+        "-m",
+        "uvicorn",
+        "--factory",
+        app,
+        "--app-dir",
+        str(app_dir),
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--log-level",
+        "warning",
+        "--no-access-log",
+    ]
+
+
+def throughput(backend: str, count: int, workdir: Path) -> dict[str, float]:
+    env, key = prepare(backend, workdir)
+    settings = Settings(
+        data_dir=Path(env["GATEWAY_DATA_DIR"]),
+        database_url=env["GATEWAY_DATABASE_URL"],
+        delivery=DeliverySettings(allowed_hosts=["127.0.0.1"]),
+    )
+    rport = free_port()
+    receiver = start(uvicorn_cmd("receiver_app:create_app", rport, ROOT / "bench", "1"), {}, rport)
+    url = f"http://127.0.0.1:{rport}/hook"
+    runtime = Runtime.open(settings)
+    try:
+        with runtime.db.transaction() as session:
+            create_subscription(
+                session,
+                agency_id="bench",
+                url=url,
+                types=["enterprise.registered"],
+                now=runtime.clock.now(),
+                allowed_hosts=["127.0.0.1"],
+            )
+        tokens = messages(key, 20_000_000, count)
+        for i in range(0, count, 1000):
+            runtime.publish(tokens[i : i + 1000])
+        with runtime.db.reader() as session:
+            ids = list(session.scalars(select(Delivery.id).order_by(Delivery.id)))
+            bodies = [job.body for job in load_jobs(session, ids, "bench")]
+        worker_env = env | {"GATEWAY_DELIVERY__ALLOWED_HOSTS": '["127.0.0.1"]'}
+        began = time.perf_counter()
+        worker = subprocess.Popen(
+            ["taskset", "-c", "0", sys.executable, "-m", "gateway.cli", "worker"],
+            env={**os.environ, **worker_env},
+            cwd=ROOT,
+            stderr=subprocess.DEVNULL,
+        )
+        try:
+            while True:
+                with runtime.db.reader() as session:
+                    left = session.scalar(
+                        select(func.count())
+                        .select_from(Delivery)
+                        .where(Delivery.status != "delivered")
+                    )
+                if not left:
+                    break
+                time.sleep(0.05)
+            worker_seconds = time.perf_counter() - began
+        finally:
+            worker.terminate()
+            worker.wait(30)
+        # Baseline: the same client settings and parallelism, no database, no signing.
+        with make_client(runtime) as client, ThreadPoolExecutor(settings.delivery.parallel) as pool:
+            began = time.perf_counter()
+            list(
+                pool.map(
+                    lambda b: client.post(
+                        url, content=b, headers={"content-type": "application/cloudevents+json"}
+                    ),
+                    bodies,
+                )
+            )
+            direct_seconds = time.perf_counter() - began
+    finally:
+        runtime.close()
+        receiver.terminate()
+        receiver.wait(30)
+    return {
+        "deliveries": count,
+        "worker_per_s": round(count / worker_seconds, 1),
+        "direct_post_per_s": round(count / direct_seconds, 1),
+    }
+
+
+def latency(backend: str, rate: float, seconds: float, workdir: Path) -> dict[str, float]:
+    env, key = prepare(backend, workdir / "latency")
+    rport, gport = free_port(), free_port()
+    receiver = start(uvicorn_cmd("receiver_app:create_app", rport, ROOT / "bench", "1"), {}, rport)
+    genv = env | {
+        "GATEWAY_DELIVERY__ALLOWED_HOSTS": '["127.0.0.1"]',
+        "GATEWAY_DELIVERY__IDLE_SLEEP_SECONDS": "0.02",
+    }
+    gateway = start(uvicorn_cmd("gateway.app:create_app", gport, ROOT, "0"), genv, gport)
+    try:
+        base = f"http://127.0.0.1:{gport}"
+        httpx.post(
+            f"{base}/v1/subscriptions",
+            json={
+                "agency_id": "bench",
+                "url": f"http://127.0.0.1:{rport}/hook",
+                "types": ["enterprise.registered"],
+            },
+        ).raise_for_status()
+        tokens = messages(key, 30_000_000, int(rate * seconds))
+        sent: dict[str, float] = {}
+        with httpx.Client(base_url=base) as client:
+            began = time.perf_counter()
+            for n, token in enumerate(tokens):
+                target = began + n / rate
+                time.sleep(max(0.0, target - time.perf_counter()))
+                message_id = json.loads(
+                    __import__("base64").urlsafe_b64decode(token.split(b".")[1] + b"==")
+                )["id"]
+                sent[message_id] = time.time()
+                client.post(
+                    "/v1/messages", content=token, headers={"content-type": "application/jose"}
+                )
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            arrivals = httpx.get(f"http://127.0.0.1:{rport}/arrivals").json()
+            if len(arrivals) >= len(sent):
+                break
+            time.sleep(0.2)
+        lat = sorted((arrivals[m] - sent[m]) * 1000 for m in sent if m in arrivals)
+    finally:
+        gateway.terminate()
+        gateway.wait(30)
+        receiver.terminate()
+        receiver.wait(30)
+    return {
+        "rate_per_s": rate,
+        "messages": len(sent),
+        "delivered": len(lat),
+        "p50_ms": round(lat[len(lat) // 2], 1),
+        "p99_ms": round(lat[int(len(lat) * 0.99) - 1], 1),
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--db", choices=["sqlite", "postgresql"], default="sqlite")
+    parser.add_argument("--deliveries", type=int, default=3000)
+    parser.add_argument("--rate", type=float, default=50.0, help="publishes/s for the latency run")
+    parser.add_argument("--seconds", type=float, default=20.0)
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory(prefix="bench-deliver-") as tmp:
+        result = throughput(args.db, args.deliveries, Path(tmp))
+        ratio = result["worker_per_s"] / result["direct_post_per_s"]
+        print(
+            f"[{args.db}] one worker: {result['worker_per_s']}/s; direct posts: "
+            f"{result['direct_post_per_s']}/s; ratio {ratio:.0%} (goal >= 50 %)",
+            flush=True,
+        )
+        lat = latency(args.db, args.rate, args.seconds, Path(tmp))
+        print(
+            f"[{args.db}] publish->delivered at {lat['rate_per_s']}/s: p50 {lat['p50_ms']} ms, "
+            f"p99 {lat['p99_ms']} ms ({lat['delivered']}/{lat['messages']} delivered)"
+        )
+    _ = (dt, uuid)
+
+
+if __name__ == "__main__":
+    main()
