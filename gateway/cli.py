@@ -562,6 +562,82 @@ def subscription_list(as_json: JsonFlag = False) -> None:
     console.print(table)
 
 
+@subscription_app.command("status")
+def subscription_status(
+    subscription_id: str,
+    status: Annotated[str, typer.Argument(help="active | paused | disabled")],
+    reason: Annotated[str | None, typer.Option(help="Why (kept on the subscription).")] = None,
+) -> None:
+    """Pause, disable or re-enable a subscription; re-enabled, it catches up in order."""
+    from gateway.delivery.subscriptions import set_status
+
+    runtime = open_runtime()
+    try:
+        with runtime.db.transaction() as session:
+            set_status(session, subscription_id, status, reason)
+    except GatewayError as exc:
+        raise fail(f"{exc.code}: {exc.detail}") from exc
+    finally:
+        runtime.close()
+    console.print(f"{subscription_id}: {status}")
+
+
+@subscription_app.command("dead-letters")
+def subscription_dead(subscription_id: str, as_json: JsonFlag = False) -> None:
+    """Deliveries that exhausted their retries."""
+    from gateway.delivery.feed import dead_letters
+
+    runtime = open_runtime()
+    try:
+        with runtime.db.reader() as session:
+            rows = dead_letters(session, subscription_id)
+    except GatewayError as exc:
+        raise fail(f"{exc.code}: {exc.detail}") from exc
+    finally:
+        runtime.close()
+    if as_json:
+        emit(rows)
+        return
+    table = Table("log index", "message", "enterprise", "attempts", "last error")
+    for r in rows:
+        table.add_row(
+            str(r["log_index"]),
+            r["message_id"],
+            r["enterprise"],
+            str(r["attempts"]),
+            r["last_error"] or "",
+        )
+    console.print(table)
+
+
+@subscription_app.command("replay")
+def subscription_replay(
+    subscription_id: str,
+    from_index: Annotated[int | None, typer.Option(help="First log index.")] = None,
+    to_index: Annotated[int | None, typer.Option(help="Last log index (inclusive).")] = None,
+    operator: Annotated[str, typer.Option(help="Who replays (recorded).")] = "cli",
+) -> None:
+    """Queue deliveries again (same webhook-id); one: --from-index N --to-index N."""
+    from gateway.delivery.feed import replay
+
+    runtime = open_runtime()
+    try:
+        with runtime.db.transaction() as session:
+            n = replay(
+                session,
+                subscription_id,
+                now(),
+                from_index=from_index,
+                to_index=to_index,
+                operator=operator,
+            )
+    except GatewayError as exc:
+        raise fail(f"{exc.code}: {exc.detail}") from exc
+    finally:
+        runtime.close()
+    console.print(f"replaying {n} deliveries")
+
+
 @app.command()
 def worker() -> None:
     """Deliver due messages until interrupted (run several on one PostgreSQL database)."""

@@ -12,6 +12,7 @@ import random
 from dataclasses import dataclass, field
 from typing import Any
 
+from contracts.registry import MESSAGE_TYPES
 from contracts.uscc import make_uscc
 
 CITIES = {
@@ -48,20 +49,8 @@ class DemoAgency:
     publish: tuple[str, ...]
 
 
-GRADING_TYPES = (
-    "enterprise.registered",
-    "grade.awarded",
-    "grade.renewed",
-    "grade.downgraded",
-    "grade.revoked",
-    "grade.expired",
-    "self_assessment.published",
-    "rectification.ordered",
-    "rectification.overdue",
-    "accident.reported",
-    "listing.added",
-    "listing.removed",
-)
+# Everything a grading authority decides; the implementing agencies' feedback is theirs.
+GRADING_TYPES = tuple(t for t in MESSAGE_TYPES if t != "measure.applied")
 AGENCIES = (
     DemoAgency(
         "fj-yjt",

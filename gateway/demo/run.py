@@ -74,6 +74,16 @@ class Signers:
         return jws.sign_compact(payload, self.keys[step.issuer], typ="gateway-message+jws").encode()
 
 
+def progress_bar(console: Console) -> Progress:
+    return Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=console,
+    )
+
+
 def _free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
@@ -209,13 +219,7 @@ def _run(data_dir: Path, count: int, seed: int, console: Console) -> int:
         console.print(f"gateway listening on {base} (OpenAPI at {base}/docs)")
         subscribe_receivers(client, stack, receivers, console)
         tokens = [signers.sign(step, issued) for step in routine]
-        with Progress(
-            TextColumn("{task.description}"),
-            BarColumn(),
-            MofNCompleteColumn(),
-            TimeElapsedColumn(),
-            console=console,
-        ) as progress:
+        with progress_bar(console) as progress:
             task = progress.add_task("publishing ledger and grade messages", total=len(tokens))
             for start in range(0, len(tokens), BATCH):
                 chunk = tokens[start : start + BATCH]
@@ -414,13 +418,7 @@ def wait_for_deliveries(
 
     total = sum(n for s in counts() for k, n in s["deliveries"].items() if k != "consumer_receipts")
     deadline = time.monotonic() + 60
-    with Progress(
-        TextColumn("{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeElapsedColumn(),
-        console=console,
-    ) as progress:
+    with progress_bar(console) as progress:
         task = progress.add_task("delivering to the agencies' systems", total=total)
         while True:
             items = counts()
