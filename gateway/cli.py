@@ -501,6 +501,9 @@ def subscription_add(
     region: Annotated[str | None, typer.Option(help="Division code prefix filter.")] = None,
     view: Annotated[str, typer.Option(help="full | notice")] = "full",
     hmac: Annotated[bool, typer.Option(help="Also sign v1 (HMAC, whsec_ secret).")] = False,
+    rate_limit: Annotated[
+        float | None, typer.Option(help="Deliveries per second at most (default: no limit).")
+    ] = None,
     as_json: JsonFlag = False,
 ) -> None:
     """Subscribe an agency; prints the subscription (and its whsec_ secret, once)."""
@@ -520,6 +523,7 @@ def subscription_add(
                 region_prefix=region,
                 view=view,
                 signing=["v1a", "v1"] if hmac else ["v1a"],
+                rate_limit=rate_limit,
             )
             out = view_of(sub, runtime, secret=True)
     except GatewayError as exc:

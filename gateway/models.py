@@ -15,6 +15,7 @@ from sqlalchemy import (
     Boolean,
     Date,
     DateTime,
+    Float,
     ForeignKey,
     Index,
     Integer,
@@ -311,6 +312,12 @@ class Subscription(Base):
     # Circuit breaker, shared by all workers: consecutive failures and when it closes again.
     consecutive_failures: Mapped[int] = mapped_column(Integer, default=0)
     breaker_open_until: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+    # Rate limit (deliveries per second, None = unlimited) as a token bucket all workers share.
+    rate_limit: Mapped[float | None] = mapped_column(Float)
+    rate_tokens: Mapped[float | None] = mapped_column(Float)
+    rate_tokens_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+    # How many deliveries were ever queued: each gets the next number (its `subseq`).
+    queued: Mapped[int] = mapped_column(BigInteger, default=0)
 
 
 class Delivery(Base):
@@ -337,6 +344,7 @@ class Delivery(Base):
     log_index: Mapped[int] = mapped_column(BigInteger)
     message_id: Mapped[str] = mapped_column(String(36))
     uscc: Mapped[str] = mapped_column(String(18))
+    subseq: Mapped[int] = mapped_column(BigInteger, default=0)  # 1, 2, 3 … per subscription
     status: Mapped[str] = mapped_column(String(16))  # pending | delivered | dead
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     next_attempt_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)

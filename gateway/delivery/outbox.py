@@ -70,20 +70,25 @@ def enqueue(session: Session, accepted: list[Accepted], now: dt.datetime) -> int
     if not accepted:
         return 0
     subscriptions = list(session.scalars(select(Subscription)))
-    rows = [
-        {
-            "subscription_id": sub.id,
-            "log_index": item.index,
-            "message_id": item.message_id,
-            "uscc": item.subject,
-            "status": "pending",
-            "attempts": 0,
-            "next_attempt_at": now,
-        }
-        for item in accepted
-        for sub in subscriptions
-        if matches(sub, item)
-    ]
+    rows = []
+    for item in accepted:
+        for sub in subscriptions:
+            if matches(sub, item):
+                # `subseq` counts a subscription's deliveries 1, 2, 3 …: a consumer that sees
+                # a number skipped knows it missed one (the log index skips filtered entries).
+                sub.queued = (sub.queued or 0) + 1
+                rows.append(
+                    {
+                        "subscription_id": sub.id,
+                        "log_index": item.index,
+                        "message_id": item.message_id,
+                        "uscc": item.subject,
+                        "subseq": sub.queued,
+                        "status": "pending",
+                        "attempts": 0,
+                        "next_attempt_at": now,
+                    }
+                )
     if rows:
         session.execute(insert(Delivery), rows)
     return len(rows)

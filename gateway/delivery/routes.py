@@ -32,6 +32,7 @@ class SubscriptionIn(BaseModel):
     view: str = "full"
     signing: list[str] = Field(default_factory=lambda: ["v1a"])
     retry_schedule: list[float] | None = None
+    rate_limit: float | None = Field(None, description="deliveries per second; none: unlimited")
 
 
 class StatusIn(BaseModel):
@@ -67,6 +68,7 @@ def view_of(sub: Subscription, runtime: Runtime, *, secret: bool = False) -> dic
         "status": sub.status,
         "status_reason": sub.status_reason,
         "retry_schedule": sub.retry_schedule,
+        "rate_limit": sub.rate_limit,
         "acked_index": sub.acked_index,
     }
     if secret and sub.hmac_secret:
@@ -93,6 +95,7 @@ async def create(body: SubscriptionIn, runtime: RuntimeDep) -> dict[str, Any]:
                 view=body.view,
                 signing=body.signing,
                 retry_schedule=body.retry_schedule or subscriptions.DEFAULT_SCHEDULE,
+                rate_limit=body.rate_limit,
             )
             return view_of(sub, runtime, secret=True)
 

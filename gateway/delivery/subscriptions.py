@@ -36,6 +36,7 @@ def create_subscription(
     view: str = "full",
     signing: Sequence[str] = ("v1a",),
     retry_schedule: Sequence[float] = DEFAULT_SCHEDULE,
+    rate_limit: float | None = None,
 ) -> Subscription:
     if session.get(Agency, agency_id) is None:
         raise NotFound("unknown_agency", f"no agency {agency_id!r} is registered")
@@ -50,6 +51,8 @@ def create_subscription(
         raise BadRequest("invalid_filter", "region_prefix is a prefix of a 6-digit division code")
     if not retry_schedule or any(s < 0 for s in retry_schedule):
         raise BadRequest("invalid_schedule", "the retry schedule is a list of delays >= 0 s")
+    if rate_limit is not None and rate_limit <= 0:
+        raise BadRequest("invalid_rate_limit", "rate_limit is deliveries per second, above 0")
     if url is not None:
         try:
             check_endpoint(url, allowed_hosts)
@@ -70,6 +73,9 @@ def create_subscription(
         retry_schedule=list(retry_schedule),
         acked_index=-1,
         created_at=now,
+        rate_limit=rate_limit,
+        queued=0,
+        consecutive_failures=0,
     )
     session.add(subscription)
     return subscription

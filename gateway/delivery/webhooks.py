@@ -64,11 +64,13 @@ def cloud_event(
     subject: str,
     time: str,
     sequence: int,
+    subseq: int,
     leaf_hash: bytes,
     data: Mapping[str, Any],
     jws: str | None,
 ) -> bytes:
-    """CloudEvents 1.0 structured JSON; `sequence` is the log index, `leafhash` its leaf hash."""
+    """CloudEvents 1.0 structured JSON; `sequence` is the log index, `leafhash` its leaf hash,
+    `subseq` the subscription's own consecutive count (a gap in it is a missed delivery)."""
     event: dict[str, Any] = {
         "specversion": "1.0",
         "id": message_id,
@@ -78,6 +80,7 @@ def cloud_event(
         "time": time,
         "datacontenttype": "application/json",
         "sequence": str(sequence),
+        "subseq": subseq,
         "leafhash": leaf_hash.hex(),
         "data": dict(data),
     }

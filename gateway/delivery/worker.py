@@ -93,12 +93,47 @@ def claim_due_deliveries(
     )
     if session.get_bind().dialect.name == "postgresql":
         query = query.with_for_update(of=Delivery, skip_locked=True)
-    ids = list(session.scalars(query))
+    candidates = list(session.execute(query.add_columns(Delivery.subscription_id)))
+    ids = _within_rate_limits(session, candidates, now)
     if ids:
         session.execute(
             update(Delivery).where(Delivery.id.in_(ids)).values(claimed_until=now + lease)
         )
     return ids
+
+
+def _within_rate_limits(session: Session, candidates: list[Any], now: dt.datetime) -> list[int]:
+    """Keep what each subscription's token bucket allows (burst = one second's worth).
+
+    The bucket lives on the subscription row, inside the claim's transaction, so all workers
+    share it; what is left out stays unclaimed for a later round.
+    """
+    wanted = {row.subscription_id for row in candidates}
+    limited = {
+        s.id: s
+        for s in session.scalars(
+            select(Subscription).where(
+                Subscription.id.in_(wanted), Subscription.rate_limit.is_not(None)
+            )
+        )
+    }
+    if not limited:
+        return [row.id for row in candidates]
+    for sub in limited.values():
+        rate = float(sub.rate_limit or 0)
+        elapsed = (now - sub.rate_tokens_at).total_seconds() if sub.rate_tokens_at else 1.0
+        tokens = sub.rate_tokens if sub.rate_tokens is not None else rate
+        sub.rate_tokens = min(max(rate, 1.0), tokens + rate * max(0.0, elapsed))
+        sub.rate_tokens_at = now
+    kept = []
+    for row in candidates:
+        sub = limited.get(row.subscription_id)
+        if sub is not None:
+            if (sub.rate_tokens or 0) < 1:
+                continue
+            sub.rate_tokens = (sub.rate_tokens or 0) - 1
+        kept.append(row.id)
+    return kept
 
 
 def _view(subscription: Subscription, envelope: dict[str, Any]) -> dict[str, Any]:
@@ -134,6 +169,7 @@ def load_jobs(
             subject=entry.subject or "",
             time=entry.accepted_at.isoformat(),
             sequence=entry.idx,
+            subseq=delivery.subseq,
             leaf_hash=entry.leaf_hash,
             data=_view(subscription, envelope),
             jws=token if subscription.view == "full" else None,

@@ -329,3 +329,61 @@ def test_secret_rotation_sends_both_signatures_during_the_overlap(
     headers, body = rec.received[1]
     assert len(headers["webhook-signature"].split()) == 1
     Webhook(new_secret).verify(body, headers)
+
+
+def test_rate_limit_is_a_token_bucket_shared_through_the_database(
+    client: TestClient, authority: Publisher, insurer: Publisher, runtime: Runtime, receiver: Any
+) -> None:
+    rec, url = receiver
+    subscribe(client, url, rate_limit=2)
+    for n in range(8):
+        register_and_award(authority, client, make_uscc(f"91350900MA{n:07d}"))
+    drain(runtime, rounds=3)  # the clock stands still: one second's burst only
+    assert len(rec.received) == 2
+    drain(runtime, rounds=1, advance=1)  # one more second: two more tokens
+    assert len(rec.received) == 4
+    drain(runtime, rounds=3)
+    assert len(rec.received) == 4
+
+
+def test_subseq_counts_each_subscriptions_deliveries_without_gaps(
+    client: TestClient, authority: Publisher, insurer: Publisher, runtime: Runtime, receiver: Any
+) -> None:
+    rec, url = receiver
+    sub = subscribe(client, url, types=["grade.revoked"])
+    everything = subscribe(client, None)
+    for code in (A, B):
+        register_and_award(authority, client, code)
+        assert (
+            publish(
+                client, authority.message("grade.revoked", make_revocation(), subject=code)
+            ).status_code
+            == 201
+        )
+    drain(runtime, rounds=3)
+    assert sorted(e["subseq"] for e in rec.events()) == [1, 2]
+    logged = sorted(int(e["sequence"]) for e in rec.events())
+    assert logged[1] - logged[0] > 1  # the log index skips what this subscription filtered out
+    items = client.get(f"/v1/subscriptions/{everything['id']}/feed").json()["items"]
+    assert [i["subseq"] for i in items] == [1, 2, 3, 4]
+    assert sub["id"] != everything["id"]
+
+
+def test_replay_by_time_window(
+    client: TestClient, authority: Publisher, insurer: Publisher, runtime: Runtime, receiver: Any
+) -> None:
+    rec, url = receiver
+    sub = subscribe(client, url)
+    clock = runtime.clock
+    assert isinstance(clock, FixedClock)
+    register_and_award(authority, client, A)
+    clock.advance(hours=1)
+    register_and_award(authority, client, B)
+    drain(runtime, rounds=2)
+    assert len(rec.received) == 2
+    since = (clock.now() - dt.timedelta(minutes=30)).isoformat()
+    replayed = client.post(f"/v1/subscriptions/{sub['id']}/replay", json={"since": since})
+    assert replayed.json() == {"replayed": 1}
+    drain(runtime, rounds=2)
+    assert [e["subject"] for e in rec.events()] == [A, B, B]
+    assert rec.received[2][0]["webhook-id"] == rec.received[1][0]["webhook-id"]
