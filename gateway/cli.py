@@ -301,6 +301,19 @@ def key_revoke(
     console.print(f"revoked {kid}")
 
 
+@key_app.command("rotate-webhook")
+def key_rotate_webhook(
+    overlap_hours: Annotated[float, typer.Option(help="How long the old key still signs.")] = 24.0,
+) -> None:
+    """New gateway v1a (Ed25519) webhook key; both sign during the overlap. Restart the
+    gateway and workers to use it."""
+    from gateway.delivery.webhooks import public_key_text
+    from gateway.signing import rotate_webhook_key
+
+    key = rotate_webhook_key(settings(), dt.timedelta(hours=overlap_hours), now())
+    console.print(f"new v1a key {public_key_text(key)}; the old one signs for {overlap_hours} h")
+
+
 @app.command()
 def publish(
     file: Annotated[

@@ -6,6 +6,8 @@ and loaded once in the app's lifespan.
 
 from __future__ import annotations
 
+import datetime as dt
+import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -15,7 +17,7 @@ import orjson
 from gateway.settings import Settings
 from keys import jws
 from keys.jwks import build_jwks
-from keys.store import generate_key_file, read_key_file
+from keys.store import generate_key_file, read_key_file, write_key_file
 from keys.suites import SigningKey
 
 RECEIPT_TYP = "gateway-receipt+jws"
@@ -23,6 +25,8 @@ ENTRY_TYP = "gateway-entry+jws"
 RECEIPT_KEY_FILE = "gateway-receipt.pem"
 LOG_KEY_FILE = "gateway-log.pem"
 WEBHOOK_KEY_FILE = "gateway-webhook.pem"  # Standard Webhooks v1a (Ed25519) signatures
+PREVIOUS_WEBHOOK_KEY_FILE = "gateway-webhook-previous.pem"
+PREVIOUS_WEBHOOK_UNTIL_FILE = "gateway-webhook-previous.json"
 
 
 @dataclass(frozen=True)
@@ -30,6 +34,19 @@ class GatewaySigner:
     receipt_key: SigningKey
     log_key: SigningKey
     webhook_key: SigningKey
+    previous_webhook_key: SigningKey | None = None
+    previous_webhook_until: dt.datetime | None = None
+
+    def webhook_keys(self, now: dt.datetime) -> list[SigningKey]:
+        """The v1a keys that sign now: the current one, and the previous during its overlap."""
+        keys = [self.webhook_key]
+        if (
+            self.previous_webhook_key
+            and self.previous_webhook_until
+            and now < self.previous_webhook_until
+        ):
+            keys.append(self.previous_webhook_key)
+        return keys
 
     def sign(self, claims: dict[str, Any], typ: str) -> str:
         payload = orjson.dumps(claims)  # compact UTF-8 JSON, as json.dumps(separators=…)
@@ -57,9 +74,34 @@ def ensure_gateway_keys(settings: Settings) -> tuple[bool, Path]:
     return created, directory
 
 
+def rotate_webhook_key(settings: Settings, overlap: dt.timedelta, now: dt.datetime) -> SigningKey:
+    """A new v1a key; the current one keeps signing beside it (two v1a signatures) until
+    `now + overlap`, so receivers can switch keys without missing a delivery. Processes pick
+    the new key up when they restart."""
+    directory = settings.key_dir
+    passphrase = settings.key_passphrase
+    current = directory / WEBHOOK_KEY_FILE
+    write_key_file(
+        directory / PREVIOUS_WEBHOOK_KEY_FILE, read_key_file(current, passphrase), passphrase
+    )
+    (directory / PREVIOUS_WEBHOOK_UNTIL_FILE).write_text(
+        json.dumps({"valid_until": (now + overlap).isoformat()}) + "\n"
+    )
+    current.unlink()
+    return generate_key_file(current, "ed25519", passphrase)
+
+
 def load_gateway_signer(settings: Settings) -> GatewaySigner:
     passphrase = settings.key_passphrase
+    previous_path = settings.key_dir / PREVIOUS_WEBHOOK_KEY_FILE
+    until_path = settings.key_dir / PREVIOUS_WEBHOOK_UNTIL_FILE
+    previous = until = None
+    if previous_path.exists() and until_path.exists():
+        previous = read_key_file(previous_path, passphrase)
+        until = dt.datetime.fromisoformat(json.loads(until_path.read_text())["valid_until"])
     return GatewaySigner(
+        previous_webhook_key=previous,
+        previous_webhook_until=until,
         receipt_key=read_key_file(settings.key_dir / RECEIPT_KEY_FILE, passphrase),
         log_key=read_key_file(settings.key_dir / LOG_KEY_FILE, passphrase),
         webhook_key=read_key_file(settings.key_dir / WEBHOOK_KEY_FILE, passphrase),

@@ -65,6 +65,9 @@ def view_of(sub: Subscription, runtime: Runtime, *, secret: bool = False) -> dic
         "view": sub.view,
         "signing": sub.signing,
         "v1a_public_key": public_key_text(runtime.signer.webhook_key),
+        "v1a_public_keys": [
+            public_key_text(k) for k in runtime.signer.webhook_keys(runtime.clock.now())
+        ],
         "status": sub.status,
         "status_reason": sub.status_reason,
         "retry_schedule": sub.retry_schedule,

@@ -41,13 +41,14 @@ def signature_header(
     *,
     schemes: Sequence[str],
     hmac_secrets: Sequence[str],
-    ed25519_key: SigningKey,
+    ed25519_keys: Sequence[SigningKey],
 ) -> str:
-    """The `webhook-signature` value; during a secret rotation both secrets sign (`v1` twice)."""
+    """The `webhook-signature` value; during a rotation both secrets or keys sign."""
     content = signed_content(webhook_id, timestamp, body)
     parts = []
     if "v1a" in schemes:
-        parts.append("v1a," + base64.b64encode(ed25519_key.sign(content)).decode())
+        for key in ed25519_keys:  # two during a key rotation's overlap
+            parts.append("v1a," + base64.b64encode(key.sign(content)).decode())
     if "v1" in schemes:
         for text in hmac_secrets:
             secret = base64.b64decode(text.removeprefix(SECRET_PREFIX))

@@ -241,7 +241,7 @@ def attempt(runtime: Runtime, client: httpx.Client, job: Job) -> Result:
                 job.body,
                 schemes=job.subscription["signing"],
                 hmac_secrets=job.subscription["hmac_secrets"],
-                ed25519_key=runtime.signer.webhook_key,
+                ed25519_keys=runtime.signer.webhook_keys(runtime.clock.now()),
             ),
         }
         response = _post(client, url, job.body, headers)

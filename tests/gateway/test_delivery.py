@@ -387,3 +387,48 @@ def test_replay_by_time_window(
     drain(runtime, rounds=2)
     assert [e["subject"] for e in rec.events()] == [A, B, B]
     assert rec.received[2][0]["webhook-id"] == rec.received[1][0]["webhook-id"]
+
+
+def test_webhook_key_rotation_signs_with_both_keys_during_the_overlap(
+    authority: Publisher, runtime: Runtime, settings: Any, receiver: Any
+) -> None:
+    from gateway.app import create_app
+    from gateway.signing import load_gateway_signer, rotate_webhook_key
+
+    rec, url = receiver
+    register_publisher(runtime, "fj-picc", ["measure.applied"], roles=["insurer"])
+    old = runtime.signer.webhook_key.public_key.raw_public_bytes()
+    clock = runtime.clock
+    assert isinstance(clock, FixedClock)
+    rotate_webhook_key(settings, dt.timedelta(hours=1), clock.now())
+    runtime.signer = load_gateway_signer(settings)  # what a restart does
+    new = runtime.signer.webhook_key.public_key.raw_public_bytes()
+    assert new != old
+    with TestClient(create_app(settings, clock=clock)) as client:
+        sub = subscribe(client, url)
+        assert len(sub["v1a_public_keys"]) == 2
+        register_and_award(authority, client, A)
+        drain(runtime, rounds=2)
+        clock.advance(hours=2)
+        assert (
+            publish(
+                client, authority.message("grade.revoked", make_revocation(), subject=A)
+            ).status_code
+            == 201
+        )
+        drain(runtime, rounds=2)
+
+    def v1a(headers: dict[str, str]) -> list[bytes]:
+        return [
+            base64.b64decode(p.split(",", 1)[1])
+            for p in headers["webhook-signature"].split()
+            if p.startswith("v1a,")
+        ]
+
+    (h1, b1), (h2, _b2) = rec.received
+    signed = f"{h1['webhook-id']}.{h1['webhook-timestamp']}.".encode() + b1
+    first = v1a(h1)
+    assert len(first) == 2
+    Ed25519PublicKey.from_public_bytes(new).verify(first[0], signed)
+    Ed25519PublicKey.from_public_bytes(old).verify(first[1], signed)
+    assert len(v1a(h2)) == 1  # the overlap is over: the new key alone
