@@ -9,7 +9,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Annotated, Any
 
-from fastapi import Depends, FastAPI
+from fastapi import Depends, FastAPI, Request, Response
 from fastapi.responses import JSONResponse
 from sqlalchemy import text
 from starlette.concurrency import run_in_threadpool
@@ -20,6 +20,8 @@ from gateway.delivery.routes import router as delivery_router
 from gateway.delivery.worker import run_until
 from gateway.errors import install_error_handlers
 from gateway.ledger.routes import router as ledger_router
+from gateway.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
+from gateway.metrics import Metrics
 from gateway.publishing.routes import router as publishing_router
 from gateway.registry.routes import router as registry_router
 from gateway.runtime import Runtime, get_runtime
@@ -35,6 +37,7 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None) 
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         runtime = Runtime.open(settings, clock)
         app.state.runtime = runtime
+        app.state.metrics = Metrics(runtime)
         witnessing = (
             asyncio.create_task(collect_forever(runtime)) if settings.witnesses.endpoints else None
         )
@@ -78,6 +81,12 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None) 
     async def jwks(runtime: Annotated[Runtime, Depends(get_runtime)]) -> dict[str, Any]:
         """The gateway's public keys (RFC 7517); receipts and log entries verify against them."""
         return runtime.signer.jwks()
+
+    @app.get("/metrics", tags=["health"], response_class=Response)
+    async def metrics(request: Request) -> Response:
+        """Prometheus metrics: publish counters and latency, log, delivery and witness gauges."""
+        body = await run_in_threadpool(request.app.state.metrics.render)
+        return Response(body, media_type=METRICS_CONTENT_TYPE)
 
     @app.get("/healthz", tags=["health"])
     async def healthz() -> dict[str, str]:

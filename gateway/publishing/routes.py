@@ -61,6 +61,15 @@ async def read_limited(request: Request, limit: int) -> bytes:
     return b"".join(chunks)
 
 
+def count_outcomes(request: Request, outcomes: list[Outcome]) -> None:
+    counter = request.app.state.metrics.published
+    for outcome in outcomes:
+        label = {201: "accepted", 200: "duplicate"}.get(outcome.status)
+        if label is None:
+            label = outcome.error.code if outcome.error else str(outcome.status)
+        counter.labels(outcome.message_type or "unknown", label).inc()
+
+
 def _item(outcome: Outcome, instance: str) -> BatchItemOut:
     return BatchItemOut(
         status=outcome.status,
@@ -94,7 +103,9 @@ async def publish_message(
             "unsupported_media_type", f"send the compact JWS with Content-Type: {JOSE}"
         )
     body = await read_limited(request, runtime.settings.publish.max_body_bytes)
-    outcome = await run_in_threadpool(runtime.publish_one, body.strip())
+    with request.app.state.metrics.publish_seconds.labels("single").time():
+        outcome = await run_in_threadpool(runtime.publish_one, body.strip())
+    count_outcomes(request, [outcome])
     if outcome.error is not None:
         raise outcome.error
     receipt = ReceiptOut(
@@ -127,7 +138,9 @@ async def publish_messages(
         )
     raws = [m.encode() for m in parsed.messages]
     too_big = [i for i, raw in enumerate(raws) if len(raw) > limits.max_body_bytes]
-    outcomes = await run_in_threadpool(runtime.publish, raws, too_big)
+    with request.app.state.metrics.publish_seconds.labels("batch").time():
+        outcomes = await run_in_threadpool(runtime.publish, raws, too_big)
+    count_outcomes(request, outcomes)
     results = [_item(o, request.url.path) for o in outcomes]
     out = BatchOut(
         accepted=sum(o.status == 201 for o in outcomes),

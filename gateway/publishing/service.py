@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from sqlalchemy import insert, select
 from sqlalchemy.orm import Session
@@ -34,6 +34,7 @@ class Outcome:
     leaf_hash: str | None = None
     receipt: str | None = None
     error: GatewayError | None = None
+    message_type: str | None = None  # when the envelope could be read (metrics)
 
 
 @dataclass(frozen=True)
@@ -107,7 +108,8 @@ def publish_batch(
             appender=Appender(session),
         )
         for position, item in verified:
-            outcomes[position] = _accept_one(session, item, batch, ctx, now)
+            outcome = _accept_one(session, item, batch, ctx, now)
+            outcomes[position] = replace(outcome, message_type=str(item.envelope["type"]))
         _write(session, batch, now)
     return [o for o in outcomes if o is not None]
 
