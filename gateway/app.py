@@ -20,6 +20,7 @@ from gateway.delivery.routes import router as delivery_router
 from gateway.delivery.worker import run_until
 from gateway.errors import install_error_handlers
 from gateway.ledger.routes import router as ledger_router
+from gateway.measures.routes import router as measures_router
 from gateway.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
 from gateway.metrics import Metrics
 from gateway.publishing.routes import router as publishing_router
@@ -76,6 +77,7 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None) 
     app.include_router(log_router)
     app.include_router(delivery_router)
     app.include_router(receipts_router)
+    app.include_router(measures_router)
 
     @app.get("/.well-known/jwks.json", tags=["keys"])
     async def jwks(runtime: Annotated[Runtime, Depends(get_runtime)]) -> dict[str, Any]:

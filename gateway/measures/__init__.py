@@ -1,0 +1,1 @@
+"""Joint incentives and restrictions: the measure catalog and what applies to an enterprise."""

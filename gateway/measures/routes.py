@@ -1,0 +1,58 @@
+"""HTTP: the measure catalog and the measures that apply to an enterprise."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Query
+from starlette.concurrency import run_in_threadpool
+
+from contracts.measures import in_force
+from gateway.errors import BadRequest
+from gateway.measures.service import measures_for
+from gateway.runtime import Runtime, get_runtime
+
+router = APIRouter(prefix="/v1", tags=["measures"])
+RuntimeDep = Annotated[Runtime, Depends(get_runtime)]
+
+
+def _day(on: str | None, runtime: Runtime) -> dt.date:
+    if on is None:
+        return runtime.clock.now().date()
+    try:
+        return dt.date.fromisoformat(on)
+    except ValueError as exc:
+        raise BadRequest("invalid_date", f"on must be a date like 2026-06-01, not {on!r}") from exc
+
+
+@router.get("/measures")
+async def catalog(
+    runtime: RuntimeDep,
+    region: Annotated[str, Query(pattern=r"^\d{6}$", description="six-digit division code")],
+    on: Annotated[str | None, Query(description="date (default: today)")] = None,
+    role: str | None = None,
+) -> dict[str, Any]:
+    """The measures in force for a region on a date (a city's override replaces the default)."""
+    day = _day(on, runtime)
+    items = [m.as_dict() for m in in_force(region, day) if role is None or m.role == role]
+    return {"region": region, "on": day.isoformat(), "measures": items}
+
+
+@router.get("/enterprises/{code}/measures")
+async def enterprise_measures(
+    code: str,
+    runtime: RuntimeDep,
+    on: Annotated[str | None, Query(description="date (default: today)")] = None,
+    role: str | None = None,
+) -> dict[str, Any]:
+    """What each agency role applies to this enterprise: its current grade, the accidents of
+    the 12 months before `on` and the list entries active on `on`, against the catalog in
+    force on `on`."""
+    day = _day(on, runtime)
+
+    def load() -> dict[str, Any]:
+        with runtime.db.reader() as session:
+            return measures_for(session, code, day, role)
+
+    return await run_in_threadpool(load)

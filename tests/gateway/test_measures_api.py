@@ -1,0 +1,62 @@
+"""The measure catalog over HTTP and the measures that apply to an enterprise (domain.md §5)."""
+
+from __future__ import annotations
+
+from contract_factories import (
+    USCC,
+    make_accident,
+    make_award,
+    make_listing,
+    make_registration,
+    make_revocation,
+)
+from fastapi.testclient import TestClient
+from gateway_factories import Publisher, publish
+
+
+def test_catalog_lists_measures_in_force(client: TestClient) -> None:
+    body = client.get("/v1/measures?region=350203&on=2026-06-01&role=bank").json()
+    assert {m["code"] for m in body["measures"]} == {
+        "bank.no_new_loans",
+        "bank.credit_review",
+        "bank.red_list_priority",
+    }
+    bad = client.get("/v1/measures?region=3502&on=2026-06-01")
+    assert bad.status_code == 400
+
+
+def test_an_enterprise_through_award_accident_revocation_and_black_list(
+    client: TestClient, authority: Publisher
+) -> None:
+    for message_type, data in (
+        ("enterprise.registered", make_registration()),
+        ("grade.awarded", make_award(level="1")),
+    ):
+        assert publish(client, authority.message(message_type, data)).status_code == 201
+    url = f"/v1/enterprises/{USCC}/measures"
+    early = client.get(url, params={"on": "2024-03-01"}).json()["measures"]
+    assert {m["code"] for m in early["insurer"]} == {
+        "insurance.premium.no_accident",
+        "insurance.work_injury.grade_discount_1",
+    }
+    # hazardous chemicals, level 1: at most 2 inspections a year
+    assert early["market_regulator"][0]["effect"] == {"inspections_per_year_max": 2}
+
+    publish(client, authority.message("accident.reported", make_accident()))  # 2025-05-20, 1 death
+    publish(client, authority.message("grade.revoked", make_revocation()))
+    publish(client, authority.message("listing.added", make_listing()))  # black, from 2025-07-01
+    later = client.get(url, params={"on": "2025-08-01"}).json()
+    assert later["standing"] == {
+        "grade_status": "revoked",
+        "grade_level": None,
+        "scheme": "hazardous_chemicals",
+        "accidents_prior_year": ["ordinary"],
+        "lists": ["black"],
+    }
+    measures = later["measures"]
+    assert {m["code"] for m in measures["bank"]} == {"bank.no_new_loans", "bank.credit_review"}
+    assert {m["code"] for m in measures["insurer"]} == {
+        "insurance.premium.ordinary_accident",
+        "insurance.premium.black_list",
+    }
+    assert client.get(f"/v1/enterprises/{USCC}/measures?on=junk").json()["code"] == "invalid_date"
