@@ -16,6 +16,7 @@ import os
 import shutil
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import psycopg
@@ -76,7 +77,12 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str
         shutil.copyfile(template, target)
         yield f"sqlite:///{target}"
         return
-    template_name: str = request.getfixturevalue("pg_template")
+    with _fresh_pg_database(request.getfixturevalue("pg_template")) as url:
+        yield url
+
+
+@contextmanager
+def _fresh_pg_database(template_name: str) -> Iterator[str]:
     name = f"gw_t_{uuid.uuid4().hex[:12]}"
     with psycopg.connect(PG_URL, autocommit=True) as admin:
         admin.execute(f'CREATE DATABASE "{name}" TEMPLATE "{template_name}"')
@@ -85,6 +91,20 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str
     finally:
         with psycopg.connect(PG_URL, autocommit=True) as admin:
             admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture
+def pg_settings(tmp_path: Path, pg_template: str) -> Iterator[Settings]:
+    """Settings on a fresh PostgreSQL database, for tests about PostgreSQL itself."""
+    with _fresh_pg_database(pg_template) as url:
+        cfg = Settings(
+            data_dir=tmp_path / "pg-data",
+            database_url=url,
+            log_origin="test.gateway.example/log",
+            delivery=DeliverySettings(in_process_worker=False),
+        )
+        ensure_gateway_keys(cfg)
+        yield cfg
 
 
 @pytest.fixture
