@@ -10,6 +10,7 @@ from starlette.concurrency import run_in_threadpool
 
 from contracts.measures import in_force
 from gateway.errors import BadRequest
+from gateway.measures.feedback import feedback_for
 from gateway.measures.service import measures_for
 from gateway.runtime import Runtime, get_runtime
 
@@ -54,5 +55,22 @@ async def enterprise_measures(
     def load() -> dict[str, Any]:
         with runtime.db.reader() as session:
             return measures_for(session, code, day, role)
+
+    return await run_in_threadpool(load)
+
+
+@router.get("/messages/{message_id}/feedback")
+async def decision_feedback(
+    message_id: str,
+    runtime: RuntimeDep,
+    deadline_working_days: Annotated[int, Query(ge=1, le=60)] = 5,
+) -> dict[str, Any]:
+    """For a decision: each subscribed agency, whether it was delivered, the measures it
+    reported applying (measure.applied), and who is overdue after the deadline."""
+    today = runtime.clock.now().date()
+
+    def load() -> dict[str, Any]:
+        with runtime.db.reader() as session:
+            return feedback_for(session, message_id, today, deadline_working_days)
 
     return await run_in_threadpool(load)
