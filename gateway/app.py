@@ -14,6 +14,7 @@ from fastapi.responses import JSONResponse
 from sqlalchemy import text
 from starlette.concurrency import run_in_threadpool
 
+from gateway.access.routes import router as access_router
 from gateway.clock import Clock
 from gateway.delivery.routes import messages_router as receipts_router
 from gateway.delivery.routes import router as delivery_router
@@ -78,6 +79,7 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None) 
     app.include_router(delivery_router)
     app.include_router(receipts_router)
     app.include_router(measures_router)
+    app.include_router(access_router)
 
     @app.get("/.well-known/jwks.json", tags=["keys"])
     async def jwks(runtime: Annotated[Runtime, Depends(get_runtime)]) -> dict[str, Any]:

@@ -175,6 +175,28 @@ def agency_grant(
     console.print(f"{agency_id} may publish: {', '.join(rights)}")
 
 
+@agency_app.command("scopes")
+def agency_scopes(
+    agency_id: str,
+    scopes: Annotated[
+        list[str], typer.Argument(help="publish subscribe query ledger.read admin witness")
+    ],
+) -> None:
+    """Allow an agency's access tokens these scopes (recorded in the log). The first operator
+    is made this way: `gateway agency add ops … --role operator` then `scopes ops admin`."""
+    from gateway.access.tokens import grant_scopes
+
+    runtime = open_runtime()
+    try:
+        with runtime.db.transaction() as session:
+            granted = grant_scopes(session, runtime.signer, agency_id, scopes, now())
+    except GatewayError as exc:
+        raise fail(f"{exc.code}: {exc.detail}") from exc
+    finally:
+        runtime.close()
+    console.print(f"{agency_id} tokens may carry: {', '.join(granted)}")
+
+
 @agency_app.command("list")
 def agency_list(as_json: JsonFlag = False) -> None:
     """Registered agencies, their roles, rights and keys."""

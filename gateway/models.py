@@ -380,3 +380,25 @@ class ConsumerReceipt(Base):
     kid: Mapped[str] = mapped_column(String(64))
     jws: Mapped[str] = mapped_column(Text)
     received_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
+
+
+# --- access -----------------------------------------------------------------------------------
+
+
+class AgencyScope(Base):
+    """An OAuth scope an agency's tokens may carry (deny by default)."""
+
+    __tablename__ = "agency_scopes"
+
+    agency_id: Mapped[str] = mapped_column(ForeignKey("agencies.id"), primary_key=True)
+    scope: Mapped[str] = mapped_column(String(32), primary_key=True)
+
+
+class UsedAssertion(Base):
+    """Client-assertion `jti`s already seen, kept until the assertion expires (RFC 7523 §3)."""
+
+    __tablename__ = "used_assertions"
+
+    jti: Mapped[str] = mapped_column(String(200), primary_key=True)
+    agency_id: Mapped[str] = mapped_column(String(64))
+    expires_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, index=True)

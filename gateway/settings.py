@@ -67,6 +67,8 @@ class Settings(BaseSettings):
     data_dir: Path = Path("gateway-data")
     database_url: str | None = None
     dev_mode: bool = False
+    public_url: str | None = None  # e.g. https://gateway.example; names the token endpoint
+    access_token_ttl_seconds: int = 600
     log_origin: str = "gateway.example/log"
     publish: PublishSettings = Field(default_factory=PublishSettings)
     keys: KeySettings = Field(default_factory=KeySettings)

@@ -12,14 +12,26 @@ from fastapi import APIRouter, Depends, Query
 from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
 
+from gateway.access.routes import caller_with
+from gateway.access.tokens import Caller
 from gateway.delivery import feed, subscriptions
 from gateway.delivery.receipts import receipts_for
 from gateway.delivery.webhooks import public_key_text
+from gateway.errors import Forbidden
 from gateway.models import Subscription
 from gateway.runtime import Runtime, get_runtime
 
 router = APIRouter(prefix="/v1/subscriptions", tags=["delivery"])
 RuntimeDep = Annotated[Runtime, Depends(get_runtime)]
+Admin = Annotated[Caller, Depends(caller_with("admin"))]
+Subscriber = Annotated[Caller, Depends(caller_with("subscribe"))]
+
+
+def own_or_admin(session: Any, caller: Caller, subscription_id: str) -> None:
+    """An agency reads only its own subscriptions' feeds; operators read any."""
+    sub = subscriptions.get_subscription(session, subscription_id)
+    if sub.agency_id != caller.agency_id and "admin" not in caller.scopes:
+        raise Forbidden("not_your_subscription", f"subscription {subscription_id} is not yours")
 
 
 class SubscriptionIn(BaseModel):
@@ -80,7 +92,7 @@ def view_of(sub: Subscription, runtime: Runtime, *, secret: bool = False) -> dic
 
 
 @router.post("", status_code=201)
-async def create(body: SubscriptionIn, runtime: RuntimeDep) -> dict[str, Any]:
+async def create(body: SubscriptionIn, runtime: RuntimeDep, _: Admin) -> dict[str, Any]:
     """Subscribe an agency to message types; push to `url`, or pull-only without one."""
 
     def run() -> dict[str, Any]:
@@ -106,7 +118,7 @@ async def create(body: SubscriptionIn, runtime: RuntimeDep) -> dict[str, Any]:
 
 
 @router.get("")
-async def list_all(runtime: RuntimeDep, agency_id: str | None = None) -> dict[str, Any]:
+async def list_all(runtime: RuntimeDep, _: Admin, agency_id: str | None = None) -> dict[str, Any]:
     def run() -> dict[str, Any]:
         with runtime.db.reader() as session:
             counts = feed.delivery_counts(session)
@@ -120,7 +132,9 @@ async def list_all(runtime: RuntimeDep, agency_id: str | None = None) -> dict[st
 
 
 @router.patch("/{subscription_id}")
-async def set_status(subscription_id: str, body: StatusIn, runtime: RuntimeDep) -> dict[str, Any]:
+async def set_status(
+    subscription_id: str, body: StatusIn, runtime: RuntimeDep, _: Admin
+) -> dict[str, Any]:
     """Pause, disable or re-enable; a re-enabled endpoint catches up in order."""
 
     def run() -> dict[str, Any]:
@@ -137,7 +151,7 @@ class RotateIn(BaseModel):
 
 @router.post("/{subscription_id}/rotate-secret")
 async def rotate_secret(
-    subscription_id: str, body: RotateIn, runtime: RuntimeDep
+    subscription_id: str, body: RotateIn, runtime: RuntimeDep, _: Admin
 ) -> dict[str, Any]:
     """New HMAC secret; both are sent (two v1 signatures) during the overlap window."""
 
@@ -162,6 +176,7 @@ async def rotate_secret(
 async def get_feed(
     subscription_id: str,
     runtime: RuntimeDep,
+    caller: Subscriber,
     after: Annotated[int | None, Query(ge=-1, description="cursor: last log index seen")] = None,
     limit: Annotated[int, Query(ge=1, le=feed.MAX_LIMIT)] = 100,
 ) -> dict[str, Any]:
@@ -169,6 +184,7 @@ async def get_feed(
 
     def run() -> dict[str, Any]:
         with runtime.db.reader() as session:
+            own_or_admin(session, caller, subscription_id)
             return feed.read_feed(
                 session, subscription_id, after, limit, runtime.settings.log_origin
             )
@@ -177,16 +193,19 @@ async def get_feed(
 
 
 @router.post("/{subscription_id}/ack")
-async def ack(subscription_id: str, body: AckIn, runtime: RuntimeDep) -> dict[str, int]:
+async def ack(
+    subscription_id: str, body: AckIn, runtime: RuntimeDep, caller: Subscriber
+) -> dict[str, int]:
     def run() -> dict[str, int]:
         with runtime.db.transaction() as session:
+            own_or_admin(session, caller, subscription_id)
             return {"acked_index": feed.acknowledge(session, subscription_id, body.index)}
 
     return await run_in_threadpool(run)
 
 
 @router.get("/{subscription_id}/dead-letters")
-async def get_dead(subscription_id: str, runtime: RuntimeDep) -> dict[str, Any]:
+async def get_dead(subscription_id: str, runtime: RuntimeDep, _: Admin) -> dict[str, Any]:
     def run() -> dict[str, Any]:
         with runtime.db.reader() as session:
             return {"items": feed.dead_letters(session, subscription_id)}
@@ -195,7 +214,9 @@ async def get_dead(subscription_id: str, runtime: RuntimeDep) -> dict[str, Any]:
 
 
 @router.post("/{subscription_id}/replay")
-async def post_replay(subscription_id: str, body: ReplayIn, runtime: RuntimeDep) -> dict[str, int]:
+async def post_replay(
+    subscription_id: str, body: ReplayIn, runtime: RuntimeDep, _: Admin
+) -> dict[str, int]:
     """Deliver again by log-index range or time window; the webhook-id stays the same."""
 
     def run() -> dict[str, int]:

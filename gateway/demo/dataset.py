@@ -74,6 +74,13 @@ AGENCIES = (
         ("measure.applied",),
     ),
     DemoAgency(
+        "fj-dsj",
+        "福建省大数据管理局",
+        make_uscc("11350000MB0000003"),
+        ("operator",),
+        (),
+    ),
+    DemoAgency(
         "fj-scjg",
         "福建省市场监督管理局",
         make_uscc("11350000MB0000002"),

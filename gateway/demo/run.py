@@ -29,6 +29,8 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from gateway.access.assertion import make_client_assertion
+from gateway.access.tokens import ASSERTION_TYPE, grant_scopes
 from gateway.app import create_app
 from gateway.demo.dataset import AGENCIES, CITIES, Step, build_enterprises, dramatic_events
 from gateway.demo.mischief import bad_messages
@@ -72,6 +74,24 @@ class Signers:
         }
         payload = json.dumps(envelope, ensure_ascii=False, separators=(",", ":")).encode()
         return jws.sign_compact(payload, self.keys[step.issuer], typ="gateway-message+jws").encode()
+
+
+def operator_token(client: httpx.Client, base: str, signers: Signers) -> str:
+    """The platform operator logs in: OAuth client credentials with private_key_jwt."""
+    assertion = make_client_assertion(
+        signers.keys["fj-dsj"], "fj-dsj", f"{base}/v1/oauth/token", dt.datetime.now(dt.UTC)
+    )
+    response = client.post(
+        "/v1/oauth/token",
+        data={
+            "grant_type": "client_credentials",
+            "client_assertion_type": ASSERTION_TYPE,
+            "client_assertion": assertion,
+            "scope": "admin",
+        },
+    )
+    response.raise_for_status()
+    return str(response.json()["access_token"])
 
 
 def progress_bar(console: Console) -> Progress:
@@ -133,6 +153,8 @@ def register_agencies(settings: Settings, key_dir: Path) -> Signers:
                 service.grant_publish(
                     session, runtime.signer, agency.agency_id, agency.publish, now
                 )
+                scopes = ["admin"] if "operator" in agency.roles else ["subscribe"]
+                grant_scopes(session, runtime.signer, agency.agency_id, scopes, now)
                 service.add_key(
                     session,
                     runtime.signer,
@@ -217,6 +239,7 @@ def _run(data_dir: Path, count: int, seed: int, console: Console) -> int:
         base = stack.enter_context(running_app(create_app(settings), "gateway"))
         client = stack.enter_context(httpx.Client(base_url=base, timeout=60))
         console.print(f"gateway listening on {base} (OpenAPI at {base}/docs)")
+        client.headers["authorization"] = "Bearer " + operator_token(client, base, signers)
         subscribe_receivers(client, stack, receivers, console)
         tokens = [signers.sign(step, issued) for step in routine]
         with progress_bar(console) as progress:

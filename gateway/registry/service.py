@@ -30,6 +30,7 @@ ROLES = (
     "insurer",
     "listing_department",
     "implementing_agency",
+    "operator",  # runs the exchange platform: subscriptions, replays (scope admin)
 )
 AGENCY_ID = re.compile(r"^[a-z0-9][a-z0-9._-]{1,63}$")
 GATEWAY_ISSUER = "gateway"

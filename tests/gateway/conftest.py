@@ -134,9 +134,28 @@ def runtime(settings: Settings, clock: FixedClock) -> Iterator[Runtime]:
         rt.close()
 
 
+def operator_token(runtime: Runtime, scopes: str = "admin", agency: str = "ops") -> str:
+    """An access token as the token endpoint would issue it (tests of the endpoint itself
+    go through private_key_jwt; the other tests need an operator, not the ceremony)."""
+    now = runtime.clock.now()
+    claims = {
+        "iss": "gateway",
+        "sub": agency,
+        "client_id": agency,
+        "aud": "gateway",
+        "iat": int(now.timestamp()),
+        "exp": int(now.timestamp()) + 40 * 86400,  # tests move the clock by days
+        "jti": uuid.uuid4().hex,
+        "scope": scopes,
+    }
+    return runtime.signer.sign(claims, "at+jwt")
+
+
 @pytest.fixture
 def client(settings: Settings, clock: FixedClock, runtime: Runtime) -> Iterator[TestClient]:
+    """The API with an operator's bearer token on every request."""
     with TestClient(create_app(settings, clock=clock)) as test_client:
+        test_client.headers["authorization"] = f"Bearer {operator_token(runtime)}"
         yield test_client
 
 

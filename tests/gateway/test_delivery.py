@@ -392,6 +392,8 @@ def test_replay_by_time_window(
 def test_webhook_key_rotation_signs_with_both_keys_during_the_overlap(
     authority: Publisher, runtime: Runtime, settings: Any, receiver: Any
 ) -> None:
+    from conftest import operator_token
+
     from gateway.app import create_app
     from gateway.signing import load_gateway_signer, rotate_webhook_key
 
@@ -405,6 +407,7 @@ def test_webhook_key_rotation_signs_with_both_keys_during_the_overlap(
     new = runtime.signer.webhook_key.public_key.raw_public_bytes()
     assert new != old
     with TestClient(create_app(settings, clock=clock)) as client:
+        client.headers["authorization"] = f"Bearer {operator_token(runtime)}"
         sub = subscribe(client, url)
         assert len(sub["v1a_public_keys"]) == 2
         register_and_award(authority, client, A)

@@ -1,0 +1,93 @@
+"""HTTP: `POST /v1/oauth/token`, and the bearer-token dependency the other routes use."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Awaitable, Callable
+from typing import Annotated, Any
+from urllib.parse import parse_qs
+
+from fastapi import APIRouter, Depends, Request
+from starlette.concurrency import run_in_threadpool
+
+from gateway.access.tokens import Caller, issue_token, require_scope, verify_access_token
+from gateway.errors import Unauthorized
+from gateway.runtime import Runtime, get_runtime
+
+router = APIRouter(prefix="/v1/oauth", tags=["access"])
+RuntimeDep = Annotated[Runtime, Depends(get_runtime)]
+
+
+def token_audience(request: Request, runtime: Runtime) -> str:
+    """What a client assertion's `aud` must name: the configured public URL of the token
+    endpoint, or the URL this request reached."""
+    base = runtime.settings.public_url
+    return (base.rstrip("/") if base else str(request.base_url).rstrip("/")) + "/v1/oauth/token"
+
+
+@router.post(
+    "/token",
+    openapi_extra={
+        "requestBody": {
+            "content": {
+                "application/x-www-form-urlencoded": {
+                    "schema": {
+                        "type": "object",
+                        "properties": {
+                            "grant_type": {"type": "string", "enum": ["client_credentials"]},
+                            "client_assertion_type": {"type": "string"},
+                            "client_assertion": {"type": "string"},
+                            "scope": {"type": "string"},
+                        },
+                        "required": ["grant_type", "client_assertion_type", "client_assertion"],
+                    }
+                }
+            }
+        }
+    },
+)
+async def token(request: Request, runtime: RuntimeDep) -> dict[str, Any]:
+    """OAuth 2.0 client credentials with `private_key_jwt` (RFC 7523): a short-lived,
+    gateway-signed access token carrying the scopes granted to the agency."""
+    form = {k: v[0] for k, v in parse_qs((await request.body()).decode(errors="replace")).items()}
+    audience = token_audience(request, runtime)
+
+    def run() -> dict[str, Any]:
+        with runtime.db.transaction() as session:
+            issued = issue_token(
+                session,
+                runtime.signer,
+                grant_type=form.get("grant_type"),
+                assertion_type=form.get("client_assertion_type"),
+                assertion=form.get("client_assertion"),
+                requested_scope=form.get("scope"),
+                audience=audience,
+                now=runtime.clock.now(),
+                ttl=dt.timedelta(seconds=runtime.settings.access_token_ttl_seconds),
+            )
+        return {
+            "access_token": issued.access_token,
+            "token_type": "Bearer",
+            "expires_in": issued.expires_in,
+            "scope": issued.scope,
+        }
+
+    return await run_in_threadpool(run)
+
+
+def caller_with(scope: str) -> Callable[[Request], Awaitable[Caller]]:
+    """A dependency: the verified caller of this request, holding `scope` (or `admin`)."""
+
+    async def dependency(request: Request) -> Caller:
+        runtime: Runtime = request.app.state.runtime
+        header = request.headers.get("authorization", "")
+        kind, _, token = header.partition(" ")
+        if kind.lower() != "bearer" or not token:
+            raise Unauthorized(
+                "missing_token", "send Authorization: Bearer <access token>", error="invalid_token"
+            )
+        caller = verify_access_token(token.strip(), runtime.signer, runtime.clock.now())
+        require_scope(caller, scope)
+        return caller
+
+    return dependency

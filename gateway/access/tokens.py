@@ -1,0 +1,208 @@
+"""Client assertions in, access tokens out (RFC 6749 §4.4, RFC 7523, RFC 9068).
+
+The assertion is a JWT signed by one of the agency's registered keys, verified with the suite
+that key's record names (never the header's choice): `iss` = `sub` = the agency id, `aud` =
+the token endpoint, `exp` at most five minutes ahead, `jti` used once. The access token is a
+short-lived JWT signed by the gateway's receipt key, `typ` `at+jwt`, carrying the scopes.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import uuid
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import delete, select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from gateway.errors import BadRequest, Forbidden, GatewayError, Unauthorized
+from gateway.models import AgencyKey, AgencyScope, UsedAssertion
+from gateway.signing import GatewaySigner
+from keys import jws
+from keys.suites import InvalidKeyError, UnknownSuiteError, get_suite
+
+SCOPES = ("publish", "subscribe", "query", "ledger.read", "admin", "witness")
+ASSERTION_TYPE = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
+MAX_ASSERTION_LIFETIME = dt.timedelta(minutes=5)
+TOKEN_TYP = "at+jwt"  # noqa: S105 -- RFC 9068 media type, not a secret
+TOKEN_AUDIENCE = "gateway"  # noqa: S105
+
+
+def _client_error(code: str, detail: str, error: str = "invalid_client") -> GatewayError:
+    # RFC 6749 §5.2 names the OAuth error; `code` stays our stable problem code.
+    return (Unauthorized if error == "invalid_client" else BadRequest)(code, detail, error=error)
+
+
+def _claims(token: str, session: Session) -> tuple[dict[str, Any], AgencyKey]:
+    try:
+        parsed = jws.parse_compact(token)
+    except jws.JWSError as exc:
+        raise _client_error(
+            "malformed_assertion", f"the client assertion is not a JWS: {exc}"
+        ) from exc
+    kid = parsed.header.get("kid")
+    key = session.get(AgencyKey, kid) if isinstance(kid, str) else None
+    if key is None:
+        raise _client_error("unknown_key", "the client assertion's kid is not a registered key")
+    if key.status == "revoked":
+        raise _client_error("key_revoked", f"key {key.kid} was revoked")
+    try:
+        jws.verify_compact(parsed, get_suite(key.suite).public_key_from_jwk(key.jwk))
+    except jws.AlgorithmNotAllowedError as exc:
+        raise _client_error("algorithm_not_allowed", str(exc)) from exc
+    except (jws.JWSError, InvalidKeyError, UnknownSuiteError) as exc:
+        raise _client_error(
+            "signature_invalid", "the client assertion's signature does not verify"
+        ) from exc
+    try:
+        claims = json.loads(parsed.payload)
+    except ValueError as exc:
+        raise _client_error(
+            "malformed_assertion", "the client assertion payload is not JSON"
+        ) from exc
+    if not isinstance(claims, dict):
+        raise _client_error("malformed_assertion", "the client assertion payload is not an object")
+    return claims, key
+
+
+@dataclass(frozen=True)
+class Issued:
+    access_token: str
+    expires_in: int
+    scope: str
+
+
+def issue_token(
+    session: Session,
+    signer: GatewaySigner,
+    *,
+    grant_type: str | None,
+    assertion_type: str | None,
+    assertion: str | None,
+    requested_scope: str | None,
+    audience: str,
+    now: dt.datetime,
+    ttl: dt.timedelta,
+) -> Issued:
+    if grant_type != "client_credentials":
+        raise _client_error(
+            "unsupported_grant_type",
+            "grant_type must be client_credentials",
+            "unsupported_grant_type",
+        )
+    if assertion_type != ASSERTION_TYPE or not assertion:
+        raise _client_error(
+            "malformed_assertion",
+            f"send client_assertion_type {ASSERTION_TYPE} and a client_assertion",
+        )
+    claims, key = _claims(assertion, session)
+    agency = key.agency_id
+    if claims.get("iss") != agency or claims.get("sub") != agency:
+        raise _client_error(
+            "issuer_mismatch", f"iss and sub must both be {agency!r}, the key's agency"
+        )
+    audiences = claims.get("aud")
+    audiences = [audiences] if isinstance(audiences, str) else audiences
+    if not isinstance(audiences, list) or audience not in audiences:
+        raise _client_error("wrong_audience", f"aud must name the token endpoint {audience}")
+    exp = claims.get("exp")
+    if not isinstance(exp, int | float):
+        raise _client_error("malformed_assertion", "the assertion needs a numeric exp")
+    expires = dt.datetime.fromtimestamp(exp, dt.UTC)
+    if expires <= now:
+        raise _client_error("assertion_expired", "the client assertion has expired")
+    if expires - now > MAX_ASSERTION_LIFETIME:
+        raise _client_error("assertion_too_long", "exp may be at most 5 minutes ahead")
+    if key.valid_from > now or (key.valid_to is not None and now >= key.valid_to):
+        raise _client_error("key_not_valid", f"key {key.kid} is not valid now")
+    jti = claims.get("jti")
+    if not isinstance(jti, str) or not jti or len(jti) > 200:
+        raise _client_error("malformed_assertion", "the assertion needs a jti")
+    session.execute(delete(UsedAssertion).where(UsedAssertion.expires_at < now))
+    try:
+        with session.begin_nested():
+            session.add(UsedAssertion(jti=jti, agency_id=agency, expires_at=expires))
+    except IntegrityError as exc:
+        raise _client_error(
+            "assertion_replayed", "this client assertion (jti) was already used"
+        ) from exc
+    granted = set(session.scalars(select(AgencyScope.scope).where(AgencyScope.agency_id == agency)))
+    wanted = set(requested_scope.split()) if requested_scope else granted
+    if not wanted or not wanted <= granted:
+        raise _client_error(
+            "scope_not_granted",
+            f"{agency} may ask for {sorted(granted) or 'no scope'}, not {sorted(wanted - granted)}",
+            "invalid_scope",
+        )
+    scope = " ".join(sorted(wanted))
+    token_claims = {
+        "iss": TOKEN_AUDIENCE,
+        "sub": agency,
+        "client_id": agency,
+        "aud": TOKEN_AUDIENCE,
+        "iat": int(now.timestamp()),
+        "exp": int((now + ttl).timestamp()),
+        "jti": str(uuid.uuid4()),
+        "scope": scope,
+    }
+    return Issued(signer.sign(token_claims, TOKEN_TYP), int(ttl.total_seconds()), scope)
+
+
+@dataclass(frozen=True)
+class Caller:
+    agency_id: str
+    scopes: frozenset[str]
+
+
+def verify_access_token(token: str, signer: GatewaySigner, now: dt.datetime) -> Caller:
+    def refuse(detail: str) -> Unauthorized:
+        return Unauthorized("invalid_token", detail, error="invalid_token")
+
+    try:
+        parsed = jws.parse_compact(token)
+        if parsed.header.get("kid") != signer.receipt_key.kid:
+            raise refuse("the token is not signed by this gateway")
+        jws.verify_compact(parsed, signer.receipt_key.public_key)
+        claims = json.loads(parsed.payload)
+    except (jws.JWSError, ValueError) as exc:
+        raise refuse(f"the access token does not verify: {exc}") from exc
+    if parsed.header.get("typ") != TOKEN_TYP or claims.get("aud") != TOKEN_AUDIENCE:
+        raise refuse("not an access token of this gateway")
+    if not isinstance(claims.get("exp"), int) or claims["exp"] <= now.timestamp():
+        raise refuse("the access token has expired")
+    return Caller(str(claims["sub"]), frozenset(str(claims.get("scope", "")).split()))
+
+
+def require_scope(caller: Caller, scope: str) -> None:
+    if scope not in caller.scopes and "admin" not in caller.scopes:
+        raise Forbidden(
+            "insufficient_scope", f"this call needs the {scope!r} scope", error="insufficient_scope"
+        )
+
+
+def grant_scopes(
+    session: Session, signer: GatewaySigner, agency_id: str, scopes: list[str], now: dt.datetime
+) -> list[str]:
+    """Allow `agency_id`'s tokens these scopes; recorded as a gateway entry in the log."""
+    from gateway.registry.service import append_gateway_entry, get_agency
+
+    get_agency(session, agency_id)
+    unknown = sorted(set(scopes) - set(SCOPES))
+    if unknown:
+        raise BadRequest("unknown_scope", f"scopes are {', '.join(SCOPES)}; unknown: {unknown}")
+    have = set(session.scalars(select(AgencyScope.scope).where(AgencyScope.agency_id == agency_id)))
+    new = sorted(set(scopes) - have)
+    for scope in new:
+        session.add(AgencyScope(agency_id=agency_id, scope=scope))
+    if new:
+        append_gateway_entry(
+            session,
+            signer,
+            entry_type="gateway.scopes.granted",
+            data={"agency_id": agency_id, "scopes": new},
+            now=now,
+        )
+    return sorted(have | set(scopes))
