@@ -25,6 +25,7 @@ from gateway.measures.routes import router as measures_router
 from gateway.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
 from gateway.metrics import Metrics
 from gateway.publishing.routes import router as publishing_router
+from gateway.queries.routes import router as queries_router
 from gateway.registry.routes import router as registry_router
 from gateway.runtime import Runtime, get_runtime
 from gateway.settings import Settings
@@ -80,6 +81,7 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None) 
     app.include_router(receipts_router)
     app.include_router(measures_router)
     app.include_router(access_router)
+    app.include_router(queries_router)
 
     @app.get("/.well-known/jwks.json", tags=["keys"])
     async def jwks(runtime: Annotated[Runtime, Depends(get_runtime)]) -> dict[str, Any]:

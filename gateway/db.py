@@ -32,7 +32,24 @@ def make_engine(url: str, *, pool_size: int = 10, immediate: bool = True) -> Eng
         return engine
     if url.startswith("postgresql://"):
         url = "postgresql+psycopg://" + url.removeprefix("postgresql://")
-    return create_engine(url, pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True)
+    engine = create_engine(url, pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True)
+    _treat_broken_connections_as_disconnects(engine)
+    return engine
+
+
+def _treat_broken_connections_as_disconnects(engine: Engine) -> None:
+    """A connection whose server backend was killed mid-statement can come back to the pool
+    with psycopg still believing a query is ACTIVE; its pre-ping then fails with a
+    ProgrammingError that the dialect does not count as a disconnect, and the request got a
+    500 (seen in CI under pg_terminate_backend). Counting it as one makes the pool replace
+    the connection, as it does for a closed socket."""
+
+    @event.listens_for(engine, "handle_error")
+    def _on_error(context: Any) -> None:
+        original = context.original_exception
+        text = str(original)
+        if "connection in transaction status ACTIVE" in text or "socket closed" in text:
+            context.is_disconnect = True
 
 
 def _configure_sqlite(engine: Engine, *, immediate: bool) -> None:

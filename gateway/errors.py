@@ -20,7 +20,7 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
-from sqlalchemy.exc import InterfaceError, OperationalError
+from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 
 PROBLEM_TYPE_BASE = "https://gateway.example/problems/"
 
@@ -116,6 +116,12 @@ def install_error_handlers(app: FastAPI) -> None:
         error = BadRequest("invalid_request", f"{where}: {first.get('msg', 'invalid request')}")
         return problem_response(error, request.url.path)
 
+    async def on_dbapi_error(request: Request, exc: Exception) -> JSONResponse:
+        # A lost connection is the database being unavailable; anything else is a bug (500).
+        if isinstance(exc, DBAPIError) and exc.connection_invalidated:
+            return await on_database_down(request, exc)
+        raise exc
+
     async def on_database_down(request: Request, exc: Exception) -> JSONResponse:
         error = ServiceUnavailable(
             "database_unavailable", "The database is not answering; retry shortly."
@@ -128,3 +134,4 @@ def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(RequestValidationError, on_validation_error)
     app.add_exception_handler(OperationalError, on_database_down)
     app.add_exception_handler(InterfaceError, on_database_down)  # a connection closed under us
+    app.add_exception_handler(DBAPIError, on_dbapi_error)

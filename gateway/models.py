@@ -402,3 +402,18 @@ class UsedAssertion(Base):
     jti: Mapped[str] = mapped_column(String(200), primary_key=True)
     agency_id: Mapped[str] = mapped_column(String(64))
     expires_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, index=True)
+
+
+class AccessRecord(Base):
+    """Append-only: who asked about which enterprise, when, why, and what they got."""
+
+    __tablename__ = "access_records"
+    __table_args__ = (Index("ix_access_records_uscc_at", "uscc", "at"),)
+
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
+    at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
+    agency_id: Mapped[str | None] = mapped_column(String(64))  # None: no valid token
+    uscc: Mapped[str | None] = mapped_column(String(18))
+    action: Mapped[str] = mapped_column(String(32))  # query | batch_query | feed
+    purpose: Mapped[str | None] = mapped_column(String(200))
+    result: Mapped[str] = mapped_column(String(48))  # ok | the problem code

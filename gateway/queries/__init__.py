@@ -1,0 +1,1 @@
+"""Credit queries: an enterprise standing with a signed attestation; every query recorded."""

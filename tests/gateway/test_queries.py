@@ -1,0 +1,101 @@
+"""Credit queries: standing with an attestation, batches, purpose, and the access records."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from conftest import operator_token
+from contract_factories import USCC, make_award, make_listing, make_registration, make_revocation
+from fastapi.testclient import TestClient
+from gateway_factories import Publisher, publish, register_publisher
+from joserfc import jws as joserfc_jws
+from joserfc.jwk import KeySet
+
+from contracts.uscc import make_uscc
+from gateway.runtime import Runtime
+
+
+@pytest.fixture
+def bank_headers(client: TestClient, authority: Publisher, runtime: Runtime) -> dict[str, str]:
+    register_publisher(runtime, "fj-cib", ["measure.applied"], roles=["bank"])
+    for message_type, data in (
+        ("enterprise.registered", make_registration()),
+        ("grade.awarded", make_award()),
+        ("grade.revoked", make_revocation()),
+        (
+            "listing.added",
+            make_listing(term_start="2026-10-01", decided_on="2026-10-01", term_end="2029-10-01"),
+        ),
+    ):
+        assert publish(client, authority.message(message_type, data)).status_code == 201
+    return {"authorization": f"Bearer {operator_token(runtime, 'query', 'fj-cib')}"}
+
+
+def test_standing_with_attestation_that_verifies_with_joserfc(
+    client: TestClient, bank_headers: dict[str, str]
+) -> None:
+    response = client.get(f"/v1/enterprises/{USCC}?purpose=loan+application", headers=bank_headers)
+    assert response.status_code == 200, response.text
+    body = response.json()
+    standing = body["standing"]
+    assert standing["grade"]["status"] == "revoked"
+    assert standing["lists"][0]["list_type"] == "black"
+    assert set(standing["measures"]) == {"bank"}  # only the caller's role
+    assert {m["code"] for m in standing["measures"]["bank"]} == {
+        "bank.no_new_loans",
+        "bank.credit_review",
+    }
+    keys = KeySet.import_key_set(client.get("/.well-known/jwks.json").json())
+    with pytest.warns(Warning, match="RFC 9864"):
+        verified = joserfc_jws.deserialize_compact(body["attestation"], keys, algorithms=["EdDSA"])
+    claims = json.loads(verified.payload)
+    assert claims["answer"] == standing
+    assert claims["audience"] == "fj-cib"
+    assert claims["log_size"] >= 4
+
+
+def test_batch_answers_per_item_and_refuses_1001(
+    client: TestClient, bank_headers: dict[str, str]
+) -> None:
+    codes = [USCC, USCC[:-1] + "0", make_uscc("91350100MA0000099")]
+    body = client.post(
+        "/v1/enterprises/query",
+        json={"codes": codes, "purpose": "portfolio review"},
+        headers=bank_headers,
+    ).json()
+    assert [r["status"] for r in body["results"]] == [200, 400, 404]
+    assert body["results"][1]["problem"]["code"] == "invalid_uscc"
+    assert body["attestation"]
+    too_many = client.post(
+        "/v1/enterprises/query", json={"codes": [USCC] * 1001, "purpose": "x"}, headers=bank_headers
+    )
+    assert too_many.status_code == 413
+    assert too_many.json()["code"] == "batch_too_large"
+
+
+def test_every_query_is_recorded_refusals_included(
+    client: TestClient, bank_headers: dict[str, str]
+) -> None:
+    assert (
+        client.get(f"/v1/enterprises/{USCC}", headers=bank_headers).json()["code"]
+        == "missing_purpose"
+    )
+    no_token = client.get(f"/v1/enterprises/{USCC}?purpose=x", headers={"authorization": ""})
+    assert no_token.status_code == 401
+    assert (
+        client.get(
+            f"/v1/enterprises/{USCC}?purpose=credit+rating", headers=bank_headers
+        ).status_code
+        == 200
+    )
+    records = client.get(f"/v1/enterprises/{USCC}/access-records").json()["items"]  # operator
+    assert [(r["agency_id"], r["purpose"], r["result"]) for r in records] == [
+        ("fj-cib", "credit rating", "ok"),
+        (None, "x", "missing_token"),
+        ("fj-cib", None, "missing_purpose"),
+    ]
+    assert (
+        client.get(f"/v1/enterprises/{USCC}/access-records", headers=bank_headers).status_code
+        == 403
+    )
