@@ -238,7 +238,9 @@ async def post_replay(
 messages_router = APIRouter(prefix="/v1/messages", tags=["delivery"])
 
 
-@messages_router.get("/{message_id}/consumer-receipts")
+@messages_router.get(
+    "/{message_id}/consumer-receipts", dependencies=[Depends(caller_with("admin"))]
+)
 async def consumer_receipts(message_id: str, runtime: RuntimeDep) -> dict[str, Any]:
     """Receivers' signed acknowledgements of this message, verified when they arrived."""
 

@@ -8,6 +8,7 @@ from fastapi import APIRouter, Depends, Query
 from fastapi.responses import StreamingResponse
 from starlette.concurrency import run_in_threadpool
 
+from gateway.access.routes import caller_with
 from gateway.ledger.service import (
     LedgerFilter,
     enterprise_row,
@@ -30,7 +31,7 @@ def ledger_filter(
     return LedgerFilter(ledger=ledger, region=region, industry=industry, status=status, grade=grade)
 
 
-@router.get("/ledgers/{ledger}")
+@router.get("/ledgers/{ledger}", dependencies=[Depends(caller_with("ledger.read"))])
 async def get_ledger(
     flt: Annotated[LedgerFilter, Depends(ledger_filter)],
     runtime: Annotated[Runtime, Depends(get_runtime)],
@@ -56,7 +57,11 @@ async def get_ledger(
     return await run_in_threadpool(load)
 
 
-@router.get("/ledgers/{ledger}/export.csv", response_class=StreamingResponse)
+@router.get(
+    "/ledgers/{ledger}/export.csv",
+    response_class=StreamingResponse,
+    dependencies=[Depends(caller_with("ledger.read"))],
+)
 async def export_ledger(
     flt: Annotated[LedgerFilter, Depends(ledger_filter)],
     runtime: Annotated[Runtime, Depends(get_runtime)],
@@ -75,7 +80,9 @@ async def export_ledger(
     )
 
 
-@router.get("/enterprises/{code}/ledger-history")
+@router.get(
+    "/enterprises/{code}/ledger-history", dependencies=[Depends(caller_with("ledger.read"))]
+)
 async def get_history(
     code: str, runtime: Annotated[Runtime, Depends(get_runtime)]
 ) -> dict[str, Any]:

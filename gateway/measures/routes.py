@@ -9,6 +9,7 @@ from fastapi import APIRouter, Depends, Query
 from starlette.concurrency import run_in_threadpool
 
 from contracts.measures import in_force
+from gateway.access.routes import caller_with
 from gateway.errors import BadRequest
 from gateway.measures.feedback import feedback_for
 from gateway.measures.service import measures_for
@@ -40,7 +41,7 @@ async def catalog(
     return {"region": region, "on": day.isoformat(), "measures": items}
 
 
-@router.get("/enterprises/{code}/measures")
+@router.get("/enterprises/{code}/measures", dependencies=[Depends(caller_with("query"))])
 async def enterprise_measures(
     code: str,
     runtime: RuntimeDep,
@@ -59,7 +60,7 @@ async def enterprise_measures(
     return await run_in_threadpool(load)
 
 
-@router.get("/messages/{message_id}/feedback")
+@router.get("/messages/{message_id}/feedback", dependencies=[Depends(caller_with("admin"))])
 async def decision_feedback(
     message_id: str,
     runtime: RuntimeDep,

@@ -10,6 +10,7 @@ from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
 
+from gateway.access.routes import caller_with
 from gateway.errors import BadRequest, NotFound, PayloadTooLarge, UnsupportedMediaType
 from gateway.models import LogEntry
 from gateway.publishing.service import Outcome
@@ -151,7 +152,7 @@ async def publish_messages(
     return Response(orjson.dumps(out.model_dump(exclude_none=True)), media_type="application/json")
 
 
-@router.get("/{message_id}")
+@router.get("/{message_id}", dependencies=[Depends(caller_with("ledger.read"))])
 async def get_message(
     message_id: str, runtime: Annotated[Runtime, Depends(get_runtime)]
 ) -> dict[str, Any]:

@@ -7,6 +7,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends
 from starlette.concurrency import run_in_threadpool
 
+from gateway.access.routes import caller_with
 from gateway.registry.service import list_agencies
 from gateway.runtime import Runtime, get_runtime
 
@@ -38,7 +39,7 @@ def agency_views(runtime: Runtime) -> list[dict[str, Any]]:
         ]
 
 
-@router.get("")
+@router.get("", dependencies=[Depends(caller_with("admin"))])
 async def get_agencies(runtime: Annotated[Runtime, Depends(get_runtime)]) -> dict[str, Any]:
     """Registered agencies with their roles, publish rights and public keys."""
     return {"agencies": await run_in_threadpool(agency_views, runtime)}

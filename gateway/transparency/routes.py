@@ -8,6 +8,7 @@ from fastapi import APIRouter, Depends, Query
 from fastapi.responses import PlainTextResponse
 from starlette.concurrency import run_in_threadpool
 
+from gateway.access.routes import caller_with
 from gateway.errors import BadRequest, NotFound
 from gateway.runtime import Runtime, get_runtime
 from gateway.transparency import service
@@ -95,7 +96,7 @@ async def get_consistency(
     return await run_in_threadpool(load)
 
 
-@router.get("/v1/log/entries")
+@router.get("/v1/log/entries", dependencies=[Depends(caller_with("ledger.read"))])
 async def get_entries(
     runtime: RuntimeDep,
     start: Annotated[int, Query(ge=0)],
@@ -110,7 +111,7 @@ async def get_entries(
     return {"entries": await run_in_threadpool(load)}
 
 
-@router.get("/v1/messages/{message_id}/bundle")
+@router.get("/v1/messages/{message_id}/bundle", dependencies=[Depends(caller_with("ledger.read"))])
 async def get_bundle(message_id: str, runtime: RuntimeDep) -> dict[str, str]:
     """Evidence bundle: the JWS, the receipt and a c2sp.org/tlog-proof for offline checks."""
 

@@ -216,3 +216,44 @@ def test_protected_endpoints_need_a_valid_token_with_the_scope(
     )
     assert client.get(feed, headers=with_token(forged)).json()["code"] == "invalid_token"
     assert operator.startswith("Bearer ")
+
+
+@pytest.mark.parametrize(
+    ("path", "scope"),
+    [
+        ("/v1/ledgers/basic", "ledger.read"),
+        ("/v1/ledgers/basic/export.csv", "ledger.read"),
+        ("/v1/agencies", "admin"),
+        ("/v1/log/entries?start=0&end=1", "ledger.read"),
+        ("/v1/subscriptions", "admin"),
+    ],
+)
+def test_non_public_reads_need_a_token_with_their_scope(
+    client: TestClient, runtime: Runtime, path: str, scope: str
+) -> None:
+    client.headers.pop("authorization")
+    assert client.get(path).status_code == 401
+    wrong = "query" if scope != "query" else "subscribe"
+    denied = client.get(
+        path, headers={"authorization": f"Bearer {operator_token(runtime, wrong, 'x')}"}
+    )
+    assert denied.status_code == 403
+    allowed = client.get(
+        path, headers={"authorization": f"Bearer {operator_token(runtime, scope, 'x')}"}
+    )
+    assert allowed.status_code == 200, allowed.text
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/.well-known/jwks.json",
+        "/v1/log/checkpoint",
+        "/v1/log/vkey",
+        "/healthz",
+        "/v1/measures?region=350203",
+    ],
+)
+def test_public_endpoints_need_no_token(client: TestClient, path: str) -> None:
+    client.headers.pop("authorization")
+    assert client.get(path).status_code == 200
