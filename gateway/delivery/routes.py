@@ -17,8 +17,9 @@ from gateway.access.tokens import Caller
 from gateway.delivery import feed, subscriptions
 from gateway.delivery.receipts import receipts_for
 from gateway.delivery.webhooks import public_key_text
-from gateway.errors import Forbidden
+from gateway.errors import Forbidden, GatewayError
 from gateway.models import Subscription
+from gateway.queries.service import record_access
 from gateway.runtime import Runtime, get_runtime
 
 router = APIRouter(prefix="/v1/subscriptions", tags=["delivery"])
@@ -183,11 +184,30 @@ async def get_feed(
     """The subscription as a feed; without `after`, from the acknowledged cursor."""
 
     def run() -> dict[str, Any]:
-        with runtime.db.reader() as session:
-            own_or_admin(session, caller, subscription_id)
-            return feed.read_feed(
-                session, subscription_id, after, limit, runtime.settings.log_origin
-            )
+        # Every feed read is an access record (issue 6 §4), a refused one too.
+        result = "error"
+        try:
+            with runtime.db.reader() as session:
+                own_or_admin(session, caller, subscription_id)
+                page = feed.read_feed(
+                    session, subscription_id, after, limit, runtime.settings.log_origin
+                )
+            result = "ok"
+            return page
+        except GatewayError as exc:
+            result = exc.code
+            raise
+        finally:
+            with runtime.db.transaction() as session:
+                record_access(
+                    session,
+                    at=runtime.clock.now(),
+                    agency_id=caller.agency_id,
+                    uscc=None,
+                    action="feed",
+                    purpose=f"feed {subscription_id}",
+                    result=result,
+                )
 
     return await run_in_threadpool(run)
 

@@ -16,9 +16,11 @@ from fastapi.testclient import TestClient
 from gateway_factories import Publisher, register_publisher
 from jwcrypto import jwk as jwcrypto_jwk
 from jwcrypto import jwt as jwcrypto_jwt
+from sqlalchemy import select
 
 from gateway.access.assertion import make_client_assertion
 from gateway.access.tokens import ASSERTION_TYPE, grant_scopes
+from gateway.models import AccessRecord
 from gateway.runtime import Runtime
 from keys.base64url import b64url_encode
 from keys.jws import sign_compact
@@ -197,6 +199,12 @@ def test_protected_endpoints_need_a_valid_token_with_the_scope(
     stolen = client.get(f"/v1/subscriptions/{theirs['id']}/feed", headers=with_token(bank_token))
     assert stolen.status_code == 403
     assert stolen.json()["code"] == "not_your_subscription"
+    with runtime.db.reader() as session:
+        feed_reads = [
+            (r.agency_id, r.result)
+            for r in session.scalars(select(AccessRecord).where(AccessRecord.action == "feed"))
+        ]
+    assert feed_reads == [("fj-cib", "ok"), ("fj-cib", "not_your_subscription")]
     # missing scope
     query_only = operator_token(runtime, "query", "fj-cib")
     response = client.get(feed, headers=with_token(query_only))
