@@ -9,6 +9,8 @@ import datetime as dt
 import json
 import sys
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -54,6 +56,20 @@ def emit(data: Any) -> None:
 
 def now() -> dt.datetime:
     return dt.datetime.now(dt.UTC)
+
+
+@contextmanager
+def admin_session(write: bool = True) -> Iterator[tuple[Any, Any]]:
+    """The local database for an admin command: one transaction (or a read), the runtime
+    closed afterwards, a GatewayError turned into `error: code: detail` and exit 1."""
+    runtime = open_runtime()
+    try:
+        with runtime.db.transaction() if write else runtime.db.reader() as session:
+            yield runtime, session
+    except GatewayError as exc:
+        raise fail(f"{exc.code}: {exc.detail}") from exc
+    finally:
+        runtime.close()
 
 
 def open_runtime() -> Any:
@@ -133,23 +149,17 @@ def agency_add(
     """Register an agency; publish rights are denied unless granted here or by `agency grant`."""
     from gateway.registry import service
 
-    runtime = open_runtime()
-    try:
-        with runtime.db.transaction() as session:
-            service.add_agency(
-                session,
-                runtime.signer,
-                agency_id=agency_id,
-                name=name,
-                uscc=uscc,
-                roles=role,
-                now=now(),
-            )
-            rights = service.grant_publish(session, runtime.signer, agency_id, publish or [], now())
-    except GatewayError as exc:
-        raise fail(f"{exc.code}: {exc.detail}") from exc
-    finally:
-        runtime.close()
+    with admin_session() as (runtime, session):
+        service.add_agency(
+            session,
+            runtime.signer,
+            agency_id=agency_id,
+            name=name,
+            uscc=uscc,
+            roles=role,
+            now=now(),
+        )
+        rights = service.grant_publish(session, runtime.signer, agency_id, publish or [], now())
     if as_json:
         emit({"id": agency_id, "roles": role, "publish": rights})
     else:
@@ -164,14 +174,8 @@ def agency_grant(
     """Allow an agency to publish more message types."""
     from gateway.registry import service
 
-    runtime = open_runtime()
-    try:
-        with runtime.db.transaction() as session:
-            rights = service.grant_publish(session, runtime.signer, agency_id, types, now())
-    except GatewayError as exc:
-        raise fail(f"{exc.code}: {exc.detail}") from exc
-    finally:
-        runtime.close()
+    with admin_session() as (runtime, session):
+        rights = service.grant_publish(session, runtime.signer, agency_id, types, now())
     console.print(f"{agency_id} may publish: {', '.join(rights)}")
 
 
@@ -186,14 +190,8 @@ def agency_scopes(
     is made this way: `gateway agency add ops … --role operator` then `scopes ops admin`."""
     from gateway.access.tokens import grant_scopes
 
-    runtime = open_runtime()
-    try:
-        with runtime.db.transaction() as session:
-            granted = grant_scopes(session, runtime.signer, agency_id, scopes, now())
-    except GatewayError as exc:
-        raise fail(f"{exc.code}: {exc.detail}") from exc
-    finally:
-        runtime.close()
+    with admin_session() as (runtime, session):
+        granted = grant_scopes(session, runtime.signer, agency_id, scopes, now())
     console.print(f"{agency_id} tokens may carry: {', '.join(granted)}")
 
 
@@ -253,22 +251,16 @@ def key_add(
     """Register a public key for an agency; its kid is the RFC 7638 thumbprint."""
     from gateway.registry import service
 
-    runtime = open_runtime()
-    try:
-        with runtime.db.transaction() as session:
-            key = service.add_key(
-                session,
-                runtime.signer,
-                agency_id=agency_id,
-                jwk=read_jwk(jwk),
-                suite=suite,
-                now=now(),
-            )
-            kid = key.kid
-    except GatewayError as exc:
-        raise fail(f"{exc.code}: {exc.detail}") from exc
-    finally:
-        runtime.close()
+    with admin_session() as (runtime, session):
+        key = service.add_key(
+            session,
+            runtime.signer,
+            agency_id=agency_id,
+            jwk=read_jwk(jwk),
+            suite=suite,
+            now=now(),
+        )
+        kid = key.kid
     emit({"kid": kid}) if as_json else console.print(f"added key {kid} for {agency_id}")
 
 
@@ -282,23 +274,17 @@ def key_rotate(
     """Add a new key and retire the active ones after an overlap window."""
     from gateway.registry import service
 
-    runtime = open_runtime()
-    try:
-        with runtime.db.transaction() as session:
-            new, retired = service.rotate_key(
-                session,
-                runtime.signer,
-                agency_id=agency_id,
-                jwk=read_jwk(jwk),
-                suite=suite,
-                now=now(),
-                overlap=dt.timedelta(hours=overlap_hours),
-            )
-            summary = f"new key {new.kid}; retiring {[k.kid for k in retired]}"
-    except GatewayError as exc:
-        raise fail(f"{exc.code}: {exc.detail}") from exc
-    finally:
-        runtime.close()
+    with admin_session() as (runtime, session):
+        new, retired = service.rotate_key(
+            session,
+            runtime.signer,
+            agency_id=agency_id,
+            jwk=read_jwk(jwk),
+            suite=suite,
+            now=now(),
+            overlap=dt.timedelta(hours=overlap_hours),
+        )
+        summary = f"new key {new.kid}; retiring {[k.kid for k in retired]}"
     console.print(summary)
 
 
@@ -312,14 +298,8 @@ def key_revoke(
     """Revoke a key at once; messages signed with it are refused from now on."""
     from gateway.registry import service
 
-    runtime = open_runtime()
-    try:
-        with runtime.db.transaction() as session:
-            service.revoke_key(session, runtime.signer, kid=kid, reason=reason, now=now())
-    except GatewayError as exc:
-        raise fail(f"{exc.code}: {exc.detail}") from exc
-    finally:
-        runtime.close()
+    with admin_session() as (runtime, session):
+        service.revoke_key(session, runtime.signer, kid=kid, reason=reason, now=now())
     console.print(f"revoked {kid}")
 
 
@@ -545,26 +525,20 @@ def subscription_add(
     from gateway.delivery.routes import view_of
     from gateway.delivery.subscriptions import create_subscription
 
-    runtime = open_runtime()
-    try:
-        with runtime.db.transaction() as session:
-            sub = create_subscription(
-                session,
-                agency_id=agency_id,
-                url=url,
-                types=types,
-                now=now(),
-                allowed_hosts=runtime.settings.delivery.allowed_hosts,
-                region_prefix=region,
-                view=view,
-                signing=["v1a", "v1"] if hmac else ["v1a"],
-                rate_limit=rate_limit,
-            )
-            out = view_of(sub, runtime, secret=True)
-    except GatewayError as exc:
-        raise fail(f"{exc.code}: {exc.detail}") from exc
-    finally:
-        runtime.close()
+    with admin_session() as (runtime, session):
+        sub = create_subscription(
+            session,
+            agency_id=agency_id,
+            url=url,
+            types=types,
+            now=now(),
+            allowed_hosts=runtime.settings.delivery.allowed_hosts,
+            region_prefix=region,
+            view=view,
+            signing=["v1a", "v1"] if hmac else ["v1a"],
+            rate_limit=rate_limit,
+        )
+        out = view_of(sub, runtime, secret=True)
     emit(out) if as_json else console.print(out)
 
 
@@ -610,14 +584,8 @@ def subscription_status(
     """Pause, disable or re-enable a subscription; re-enabled, it catches up in order."""
     from gateway.delivery.subscriptions import set_status
 
-    runtime = open_runtime()
-    try:
-        with runtime.db.transaction() as session:
-            set_status(session, subscription_id, status, reason)
-    except GatewayError as exc:
-        raise fail(f"{exc.code}: {exc.detail}") from exc
-    finally:
-        runtime.close()
+    with admin_session() as (_runtime, session):
+        set_status(session, subscription_id, status, reason)
     console.print(f"{subscription_id}: {status}")
 
 
@@ -626,14 +594,8 @@ def subscription_dead(subscription_id: str, as_json: JsonFlag = False) -> None:
     """Deliveries that exhausted their retries."""
     from gateway.delivery.feed import dead_letters
 
-    runtime = open_runtime()
-    try:
-        with runtime.db.reader() as session:
-            rows = dead_letters(session, subscription_id)
-    except GatewayError as exc:
-        raise fail(f"{exc.code}: {exc.detail}") from exc
-    finally:
-        runtime.close()
+    with admin_session(write=False) as (_runtime, session):
+        rows = dead_letters(session, subscription_id)
     if as_json:
         emit(rows)
         return
@@ -659,21 +621,15 @@ def subscription_replay(
     """Queue deliveries again (same webhook-id); one: --from-index N --to-index N."""
     from gateway.delivery.feed import replay
 
-    runtime = open_runtime()
-    try:
-        with runtime.db.transaction() as session:
-            n = replay(
-                session,
-                subscription_id,
-                now(),
-                from_index=from_index,
-                to_index=to_index,
-                operator=operator,
-            )
-    except GatewayError as exc:
-        raise fail(f"{exc.code}: {exc.detail}") from exc
-    finally:
-        runtime.close()
+    with admin_session() as (_runtime, session):
+        n = replay(
+            session,
+            subscription_id,
+            now(),
+            from_index=from_index,
+            to_index=to_index,
+            operator=operator,
+        )
     console.print(f"replaying {n} deliveries")
 
 
