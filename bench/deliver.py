@@ -14,14 +14,13 @@ message arrives.
 from __future__ import annotations
 
 import argparse
-import datetime as dt
+import base64
 import json
 import os
 import subprocess
 import sys
 import tempfile
 import time
-import uuid
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -173,9 +172,9 @@ def latency(backend: str, rate: float, seconds: float, workdir: Path) -> dict[st
             for n, token in enumerate(tokens):
                 target = began + n / rate
                 time.sleep(max(0.0, target - time.perf_counter()))
-                message_id = json.loads(
-                    __import__("base64").urlsafe_b64decode(token.split(b".")[1] + b"==")
-                )["id"]
+                message_id = json.loads(base64.urlsafe_b64decode(token.split(b".")[1] + b"=="))[
+                    "id"
+                ]
                 sent[message_id] = time.time()
                 client.post(
                     "/v1/messages", content=token, headers={"content-type": "application/jose"}
@@ -223,7 +222,6 @@ def main() -> None:
             f"[{args.db}] publish->delivered at {lat['rate_per_s']}/s: p50 {lat['p50_ms']} ms, "
             f"p99 {lat['p99_ms']} ms ({lat['delivered']}/{lat['messages']} delivered)"
         )
-    _ = (dt, uuid)
 
 
 if __name__ == "__main__":

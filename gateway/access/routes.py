@@ -79,15 +79,19 @@ def caller_with(scope: str) -> Callable[[Request], Awaitable[Caller]]:
     """A dependency: the verified caller of this request, holding `scope` (or `admin`)."""
 
     async def dependency(request: Request) -> Caller:
-        runtime: Runtime = request.app.state.runtime
-        header = request.headers.get("authorization", "")
-        kind, _, token = header.partition(" ")
-        if kind.lower() != "bearer" or not token:
-            raise Unauthorized(
-                "missing_token", "send Authorization: Bearer <access token>", error="invalid_token"
-            )
-        caller = verify_access_token(token.strip(), runtime.signer, runtime.clock.now())
-        require_scope(caller, scope)
-        return caller
+        return authenticate(request, scope)
 
     return dependency
+
+
+def authenticate(request: Request, scope: str) -> Caller:
+    """The verified caller of `request`, holding `scope` (or `admin`); raises otherwise."""
+    runtime: Runtime = request.app.state.runtime
+    kind, _, token = request.headers.get("authorization", "").partition(" ")
+    if kind.lower() != "bearer" or not token:
+        raise Unauthorized(
+            "missing_token", "send Authorization: Bearer <access token>", error="invalid_token"
+        )
+    caller = verify_access_token(token.strip(), runtime.signer, runtime.clock.now())
+    require_scope(caller, scope)
+    return caller

@@ -12,7 +12,7 @@ from sqlalchemy.orm import Session
 from gateway.delivery.subscriptions import get_subscription
 from gateway.delivery.worker import load_jobs
 from gateway.errors import BadRequest
-from gateway.models import ConsumerReceipt, Delivery, DeliveryAttempt, Subscription
+from gateway.models import ConsumerReceipt, Delivery, DeliveryAttempt, LogEntry, Subscription
 
 MAX_LIMIT = 500
 
@@ -94,8 +94,6 @@ def replay(
     if to_index is not None:
         query = query.where(Delivery.log_index <= to_index)
     if since is not None or until is not None:
-        from gateway.models import LogEntry
-
         query = query.join(LogEntry, LogEntry.idx == Delivery.log_index)
         if since is not None:
             query = query.where(LogEntry.accepted_at >= since)

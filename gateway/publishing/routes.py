@@ -8,6 +8,7 @@ import orjson
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, Field
+from sqlalchemy import select
 from starlette.concurrency import run_in_threadpool
 
 from gateway.access.routes import caller_with
@@ -160,8 +161,6 @@ async def get_message(
 
     def load() -> LogEntry | None:
         with runtime.db.reader() as session:
-            from sqlalchemy import select
-
             return session.scalars(
                 select(LogEntry).where(LogEntry.message_id == message_id.lower())
             ).first()

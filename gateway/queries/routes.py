@@ -9,8 +9,9 @@ from fastapi import APIRouter, Query, Request
 from pydantic import BaseModel
 from starlette.concurrency import run_in_threadpool
 
-from gateway.access.tokens import Caller, require_scope, verify_access_token
-from gateway.errors import GatewayError, PayloadTooLarge, Unauthorized
+from gateway.access.routes import authenticate
+from gateway.access.tokens import Caller
+from gateway.errors import GatewayError, PayloadTooLarge
 from gateway.queries import service
 from gateway.runtime import Runtime
 
@@ -22,22 +23,13 @@ class BatchQuery(BaseModel):
     purpose: str | None = None
 
 
-def _caller(request: Request, runtime: Runtime, scope: str) -> Caller:
-    kind, _, token = request.headers.get("authorization", "").partition(" ")
-    if kind.lower() != "bearer" or not token:
-        raise Unauthorized("missing_token", "send Authorization: Bearer <access token>")
-    caller = verify_access_token(token.strip(), runtime.signer, runtime.clock.now())
-    require_scope(caller, scope)
-    return caller
-
-
 def _recorded(
     runtime: Runtime, request: Request, action: str, codes: list[str], purpose: str | None
 ) -> tuple[Caller, str]:
     """Authenticate and check the purpose; a refusal is recorded before it is raised."""
     caller: Caller | None = None
     try:
-        caller = _caller(request, runtime, "query")
+        caller = authenticate(request, "query")
         return caller, service.check_purpose(purpose)
     except GatewayError as exc:
         with runtime.db.transaction() as session:
@@ -152,7 +144,7 @@ async def get_access_records(
     runtime: Runtime = request.app.state.runtime
 
     def run() -> dict[str, Any]:
-        _caller(request, runtime, "admin")
+        authenticate(request, "admin")
         with runtime.db.reader() as session:
             items = service.access_records(session, code, before, limit)
         return {

@@ -1,0 +1,86 @@
+"""Where one batch of 1,000 publishes spends its time, in-process, and what one Ed25519
+verification and signature cost on this CPU (the figures of bench/RESULTS.md's breakdown).
+
+    python bench/profile_publish.py [--db sqlite|postgresql]
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path[:0] = [str(ROOT), str(ROOT / "bench")]
+
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey  # noqa: E402
+from publish import messages, prepare  # noqa: E402
+
+from gateway import signing  # noqa: E402
+from gateway.publishing import service  # noqa: E402
+from gateway.runtime import Runtime  # noqa: E402
+from gateway.settings import Settings  # noqa: E402
+
+STAGES = ("peek_kid", "verify_message", "apply_message", "_write", "_accept_one")
+
+
+def timed(owner: Any, name: str, spent: dict[str, float]) -> None:
+    original: Callable[..., Any] = getattr(owner, name)
+
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        began = time.perf_counter()
+        try:
+            return original(*args, **kwargs)
+        finally:
+            spent[name] = spent.get(name, 0.0) + time.perf_counter() - began
+
+    setattr(owner, name, wrapper)
+
+
+def crypto_costs(rounds: int = 5000) -> tuple[float, float]:
+    key = Ed25519PrivateKey.generate()
+    public, data = key.public_key(), b"x" * 700
+    signature = key.sign(data)
+    began = time.perf_counter()
+    for _ in range(rounds):
+        public.verify(signature, data)
+    verify = (time.perf_counter() - began) / rounds * 1e6
+    began = time.perf_counter()
+    for _ in range(rounds):
+        key.sign(data)
+    return verify, (time.perf_counter() - began) / rounds * 1e6
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--db", choices=["sqlite", "postgresql"], default="sqlite")
+    args = parser.parse_args()
+    verify, sign = crypto_costs()
+    print(f"Ed25519 (cryptography): verify {verify:.0f} µs, sign {sign:.0f} µs")
+    with tempfile.TemporaryDirectory(prefix="bench-profile-") as tmp:
+        env, key = prepare(args.db, Path(tmp))
+        settings = Settings(
+            data_dir=Path(env["GATEWAY_DATA_DIR"]), database_url=env["GATEWAY_DATABASE_URL"]
+        )
+        runtime = Runtime.open(settings)
+        tokens = messages(key, 0, 2000)
+        runtime.publish(tokens[:1000])  # warm caches and the tree's right edge
+        spent: dict[str, float] = {}
+        for name in STAGES:
+            timed(service, name, spent)
+        timed(signing.GatewaySigner, "sign", spent)
+        began = time.perf_counter()
+        runtime.publish(tokens[1000:])
+        total = time.perf_counter() - began
+        runtime.close()
+    print(f"[{args.db}] batch of 1,000: {total * 1000:.0f} ms")
+    for name, seconds in spent.items():
+        print(f"  {name:16} {seconds * 1000:6.0f} ms  ({seconds * 1000:.0f} µs per message)")
+
+
+if __name__ == "__main__":
+    main()
