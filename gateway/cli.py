@@ -329,25 +329,38 @@ def publish(
     import httpx
 
     from keys.jws import sign_compact
-    from keys.store import read_key_file
+    from keys.store import KeyFileError, read_key_file
 
-    envelope = json.loads(file.read_text())
+    try:
+        envelope = json.loads(file.read_text())
+    except (OSError, ValueError) as exc:
+        raise fail(f"cannot read a JSON envelope from {file}: {exc}") from exc
+    if not isinstance(envelope, dict):
+        raise fail(f"{file} does not hold a JSON object")
     envelope.setdefault("id", str(uuid.uuid4()))
     envelope.setdefault("issued_at", now().isoformat(timespec="seconds"))
     envelope.setdefault("contract", 1)
-    signing_key = read_key_file(key)
+    try:
+        signing_key = read_key_file(key)
+    except (OSError, KeyFileError) as exc:
+        raise fail(f"cannot read the key {key}: {exc}") from exc
     token = sign_compact(
         json.dumps(envelope, ensure_ascii=False, separators=(",", ":")).encode(),
         signing_key,
         typ="gateway-message+jws",
     )
-    response = httpx.post(
-        f"{url.rstrip('/')}/v1/messages",
-        content=token,
-        headers={"Content-Type": "application/jose"},
-        timeout=30,
-    )
-    body = response.json()
+    try:
+        response = httpx.post(
+            f"{url.rstrip('/')}/v1/messages",
+            content=token,
+            headers={"Content-Type": "application/jose"},
+            timeout=30,
+        )
+        body = response.json()
+    except httpx.HTTPError as exc:
+        raise fail(f"cannot reach the gateway at {url}: {exc}") from exc
+    except ValueError as exc:
+        raise fail(f"the gateway answered {response.status_code} without JSON") from exc
     if as_json:
         emit({"status": response.status_code, **body})
     elif response.status_code < 300:

@@ -107,3 +107,23 @@ def test_bad_input_is_a_clear_error_and_non_zero_exit(
     result = runner.invoke(app, ["ledger", "list", "--status", "good"])
     assert result.exit_code == 1
     assert "invalid_filter" in result.output
+
+
+def test_publish_reports_bad_files_and_an_unreachable_gateway(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.json"
+    bad.write_text("{not json")
+    result = runner.invoke(app, ["publish", str(bad), "--key", str(tmp_path / "none.pem")])
+    assert result.exit_code == 1
+    assert "cannot read a JSON envelope" in result.output
+    envelope = tmp_path / "ok.json"
+    envelope.write_text('{"type": "enterprise.registered"}')
+    result = runner.invoke(app, ["publish", str(envelope), "--key", str(tmp_path / "none.pem")])
+    assert result.exit_code == 1
+    assert "cannot read the key" in result.output
+    key = tmp_path / "k.pem"
+    assert runner.invoke(app, ["key", "generate", str(key)]).exit_code == 0
+    result = runner.invoke(
+        app, ["publish", str(envelope), "--key", str(key), "--url", "http://127.0.0.1:9"]
+    )
+    assert result.exit_code == 1
+    assert "cannot reach the gateway" in result.output
