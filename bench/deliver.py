@@ -30,6 +30,7 @@ from sqlalchemy import func, select
 ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT), str(ROOT / "bench")]
 
+from common import login  # noqa: E402
 from publish import free_port, messages, prepare  # noqa: E402
 
 from gateway.delivery.subscriptions import create_subscription  # noqa: E402
@@ -157,8 +158,10 @@ def latency(backend: str, rate: float, seconds: float, workdir: Path) -> dict[st
     gateway = start(uvicorn_cmd("gateway.app:create_app", gport, ROOT, "0"), genv, gport)
     try:
         base = f"http://127.0.0.1:{gport}"
+        auth = login(base, key, "bench", "publish admin")
         httpx.post(
             f"{base}/v1/subscriptions",
+            headers=auth,
             json={
                 "agency_id": "bench",
                 "url": f"http://127.0.0.1:{rport}/hook",
@@ -167,7 +170,7 @@ def latency(backend: str, rate: float, seconds: float, workdir: Path) -> dict[st
         ).raise_for_status()
         tokens = messages(key, 30_000_000, int(rate * seconds))
         sent: dict[str, float] = {}
-        with httpx.Client(base_url=base) as client:
+        with httpx.Client(base_url=base, headers=auth) as client:
             began = time.perf_counter()
             for n, token in enumerate(tokens):
                 target = began + n / rate

@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 import statistics
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 
@@ -41,14 +41,20 @@ class Connection:
         self.writer: asyncio.StreamWriter | None = None
 
     async def request(
-        self, method: str, path: str, body: bytes = b"", content_type: str = "application/json"
+        self,
+        method: str,
+        path: str,
+        body: bytes = b"",
+        content_type: str = "application/json",
+        headers: Mapping[str, str] | None = None,
     ) -> tuple[int, bytes]:
         if self.writer is None:
             self.reader, self.writer = await asyncio.open_connection(self.host, self.port)
         assert self.reader is not None
+        extra = "".join(f"{k}: {v}\r\n" for k, v in (headers or {}).items())
         head = (
             f"{method} {path} HTTP/1.1\r\nHost: {self.host}\r\nContent-Type: {content_type}\r\n"
-            f"Content-Length: {len(body)}\r\n\r\n"
+            f"{extra}Content-Length: {len(body)}\r\n\r\n"
         ).encode()
         self.writer.write(head + body)
         status_line = await self.reader.readline()
@@ -69,18 +75,26 @@ class Connection:
             self.writer.close()
 
 
+Request = tuple[str, str, bytes]  # method, path, body
+
+
 async def _drive(
-    host: str, port: int, path: str, bodies: Sequence[bytes], concurrency: int, content_type: str
+    host: str,
+    port: int,
+    requests: Sequence[Request],
+    concurrency: int,
+    content_type: str,
+    headers: Mapping[str, str] | None = None,
 ) -> Run:
-    queue = iter(bodies)
+    queue = iter(requests)
     run = Run(0.0)
 
     async def worker() -> None:
         conn = Connection(host, port)
         try:
-            for body in queue:
+            for method, path, body in queue:
                 start = time.perf_counter()
-                status, _ = await conn.request("POST", path, body, content_type)
+                status, _ = await conn.request(method, path, body, content_type, headers)
                 run.latencies.append(time.perf_counter() - start)
                 run.statuses[status] = run.statuses.get(status, 0) + 1
         finally:
@@ -112,16 +126,16 @@ async def _probe(host: str, port: int, stop: asyncio.Event, interval: float) -> 
 async def load_with_probe(
     host: str,
     port: int,
-    path: str,
-    bodies: Sequence[bytes],
+    requests: Sequence[Request],
     *,
     concurrency: int,
     content_type: str,
+    headers: Mapping[str, str] | None = None,
     probe_interval: float = 0.01,
 ) -> tuple[Run, Run]:
     stop = asyncio.Event()
     probe = asyncio.create_task(_probe(host, port, stop, probe_interval))
-    run = await _drive(host, port, path, bodies, concurrency, content_type)
+    run = await _drive(host, port, requests, concurrency, content_type, headers)
     stop.set()
     return run, await probe
 
@@ -134,9 +148,37 @@ def load(
     *,
     concurrency: int,
     content_type: str = "application/json",
+    headers: Mapping[str, str] | None = None,
 ) -> tuple[Run, Run]:
+    """POST each body to `path` from `concurrency` keep-alive connections."""
+    return load_requests(
+        host,
+        port,
+        [("POST", path, body) for body in bodies],
+        concurrency=concurrency,
+        content_type=content_type,
+        headers=headers,
+    )
+
+
+def load_requests(
+    host: str,
+    port: int,
+    requests: Sequence[Request],
+    *,
+    concurrency: int,
+    content_type: str = "application/json",
+    headers: Mapping[str, str] | None = None,
+) -> tuple[Run, Run]:
+    """Send each (method, path, body) from `concurrency` keep-alive connections, probing
+    /healthz meanwhile."""
     return asyncio.run(
         load_with_probe(
-            host, port, path, bodies, concurrency=concurrency, content_type=content_type
+            host,
+            port,
+            requests,
+            concurrency=concurrency,
+            content_type=content_type,
+            headers=headers,
         )
     )

@@ -32,9 +32,11 @@ import psycopg
 ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT), str(ROOT / "bench")]
 
+from common import login  # noqa: E402
 from loadgen import load  # noqa: E402
 
 from contracts.uscc import make_uscc  # noqa: E402
+from gateway.access.tokens import grant_scopes  # noqa: E402
 from gateway.migrate import upgrade  # noqa: E402
 from gateway.registry import service  # noqa: E402
 from gateway.runtime import Runtime  # noqa: E402
@@ -76,6 +78,8 @@ def prepare(backend: str, workdir: Path) -> tuple[dict[str, str], SigningKey]:
                 now=now,
             )
             service.grant_publish(session, runtime.signer, "bench", ["enterprise.registered"], now)
+            # a stand-in for every role: it publishes, and (bench/deliver.py) subscribes itself
+            grant_scopes(session, runtime.signer, "bench", ["publish", "admin"], now)
             service.add_key(
                 session,
                 runtime.signer,
@@ -160,16 +164,21 @@ class Server:
 
 
 def measure(
-    port: int, singles: list[bytes], batches: list[list[bytes]], conc: int
+    port: int,
+    singles: list[bytes],
+    batches: list[list[bytes]],
+    conc: int,
+    auth: dict[str, str],
 ) -> dict[str, Any]:
     warm, singles = singles[:200], singles[200:]
-    load("127.0.0.1", port, "/v1/messages", warm, concurrency=conc, content_type=JOSE)
+    host = "127.0.0.1"
+    load(host, port, "/v1/messages", warm, concurrency=conc, content_type=JOSE, headers=auth)
     run, probe = load(
-        "127.0.0.1", port, "/v1/messages", singles, concurrency=conc, content_type=JOSE
+        host, port, "/v1/messages", singles, concurrency=conc, content_type=JOSE, headers=auth
     )
     bodies = [json.dumps({"messages": [m.decode() for m in b]}).encode() for b in batches]
-    load("127.0.0.1", port, "/v1/messages/batch", bodies[:1], concurrency=1)
-    batch_run, _ = load("127.0.0.1", port, "/v1/messages/batch", bodies[1:], concurrency=1)
+    load(host, port, "/v1/messages/batch", bodies[:1], concurrency=1, headers=auth)
+    batch_run, _ = load(host, port, "/v1/messages/batch", bodies[1:], concurrency=1, headers=auth)
     per_batch = len(batches[0])
     return {
         "single": run.summary() | {"statuses": run.statuses},
@@ -190,12 +199,14 @@ def bench(backend: str, single: int, batches: int, conc: int, workdir: Path) -> 
     grouped = [batch_msgs[i : i + 1000] for i in range(0, len(batch_msgs), 1000)]
     server = Server("gateway.app:create_app", env, ROOT)
     try:
-        gateway = measure(server.port, singles, grouped, conc)
+        # The same Authorization header goes to the baseline, which ignores it.
+        auth = login(f"http://127.0.0.1:{server.port}", key, "bench", "publish")
+        gateway = measure(server.port, singles, grouped, conc, auth)
     finally:
         server.stop()
     base = Server("baseline_app:create_app", {}, ROOT / "bench")
     try:
-        baseline = measure(base.port, singles, grouped, conc)
+        baseline = measure(base.port, singles, grouped, conc, auth)
     finally:
         base.stop()
     return {"backend": backend, "gateway": gateway, "baseline": baseline}

@@ -325,9 +325,13 @@ def publish(
     url: Annotated[str, typer.Option(help="Gateway base URL.")] = "http://127.0.0.1:8000",
     as_json: JsonFlag = False,
 ) -> None:
-    """Sign a JSON envelope with KEY and publish it; prints the receipt or the problem."""
+    """Sign a JSON envelope with KEY and publish it; prints the receipt or the problem.
+
+    The same key logs in first (OAuth client credentials with private_key_jwt, as the
+    envelope's issuer), since publishing needs that agency's access token."""
     import httpx
 
+    from gateway.access.assertion import request_token
     from keys.jws import sign_compact
     from keys.store import KeyFileError, read_key_file
 
@@ -349,14 +353,24 @@ def publish(
         signing_key,
         typ="gateway-message+jws",
     )
+    base = url.rstrip("/")
     try:
-        response = httpx.post(
-            f"{url.rstrip('/')}/v1/messages",
-            content=token,
-            headers={"Content-Type": "application/jose"},
-            timeout=30,
-        )
-        body = response.json()
+        with httpx.Client(timeout=30) as http:
+            login = request_token(
+                http, f"{base}/v1/oauth/token", signing_key, str(envelope.get("issuer")), "publish"
+            )
+            response = login
+            body = login.json()
+            if login.status_code == 200:
+                response = http.post(
+                    f"{base}/v1/messages",
+                    content=token,
+                    headers={
+                        "Content-Type": "application/jose",
+                        "Authorization": f"Bearer {body['access_token']}",
+                    },
+                )
+                body = response.json()
     except httpx.HTTPError as exc:
         raise fail(f"cannot reach the gateway at {url}: {exc}") from exc
     except ValueError as exc:

@@ -30,9 +30,9 @@ class Runtime:
     def __post_init__(self) -> None:
         self.committer = GroupCommitter(self.publish)
 
-    def publish_one(self, raw: bytes) -> Outcome:
+    def publish_one(self, raw: bytes, caller: str | None = None) -> Outcome:
         """One message, group-committed with whatever else is being published right now."""
-        return self.committer.submit(raw)
+        return self.committer.submit(raw, caller)
 
     @classmethod
     def open(cls, settings: Settings, clock: Clock | None = None) -> Runtime:
@@ -51,14 +51,21 @@ class Runtime:
             log_origin=self.settings.log_origin,
         )
 
-    def publish(self, raws: Sequence[bytes], too_big: Sequence[int] = ()) -> list[Outcome]:
-        """Publish in one transaction (committed before this returns); answers per item."""
+    def publish(
+        self,
+        raws: Sequence[bytes],
+        too_big: Sequence[int] = (),
+        callers: Sequence[str | None] | None = None,
+    ) -> list[Outcome]:
+        """Publish in one transaction (committed before this returns); answers per item.
+        `callers[i]` is the agency whose access token item i came with (None: in-process)."""
         oversized = set(too_big)
         limit = self.settings.publish.max_body_bytes
         wanted = [raw for i, raw in enumerate(raws) if i not in oversized]
+        who = None if callers is None else [c for i, c in enumerate(callers) if i not in oversized]
         with self.db.transaction() as session:
             accepted = iter(
-                publish_batch(session, wanted, self.publish_context(), self.clock.now())
+                publish_batch(session, wanted, self.publish_context(), self.clock.now(), who)
             )
         refused = Outcome(
             413, error=PayloadTooLarge("payload_too_large", f"item exceeds {limit} bytes")

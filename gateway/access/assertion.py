@@ -6,8 +6,12 @@ import datetime as dt
 import json
 import uuid
 
+import httpx
+
 from keys.jws import sign_compact
 from keys.suites import SigningKey
+
+ASSERTION_TYPE = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
 
 
 def make_client_assertion(
@@ -26,3 +30,20 @@ def make_client_assertion(
         "jti": str(uuid.uuid4()),
     }
     return sign_compact(json.dumps(claims).encode(), key, typ="JWT")
+
+
+def request_token(
+    client: httpx.Client, token_url: str, key: SigningKey, agency_id: str, scope: str
+) -> httpx.Response:
+    """Log in as `agency_id` with `key`: OAuth client credentials with private_key_jwt at
+    `token_url`. The response is the caller's to judge (200 with the token, else a problem)."""
+    assertion = make_client_assertion(key, agency_id, token_url, dt.datetime.now(dt.UTC))
+    return client.post(
+        token_url,
+        data={
+            "grant_type": "client_credentials",
+            "client_assertion_type": ASSERTION_TYPE,
+            "client_assertion": assertion,
+            "scope": scope,
+        },
+    )

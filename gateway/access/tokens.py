@@ -18,6 +18,7 @@ from sqlalchemy import delete, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from gateway.access.assertion import ASSERTION_TYPE
 from gateway.errors import BadRequest, Forbidden, GatewayError, Unauthorized
 from gateway.models import AgencyKey, AgencyScope, UsedAssertion
 from gateway.signing import GatewaySigner
@@ -25,7 +26,6 @@ from keys import jws
 from keys.suites import InvalidKeyError, UnknownSuiteError, get_suite
 
 SCOPES = ("publish", "subscribe", "query", "ledger.read", "admin", "witness")
-ASSERTION_TYPE = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
 MAX_ASSERTION_LIFETIME = dt.timedelta(minutes=5)
 TOKEN_TYP = "at+jwt"  # noqa: S105 -- RFC 9068 media type, not a secret
 TOKEN_AUDIENCE = "gateway"  # noqa: S105

@@ -14,12 +14,13 @@ from dataclasses import dataclass
 
 from gateway.publishing.service import Outcome
 
-Publish = Callable[[Sequence[bytes]], list[Outcome]]
+Publish = Callable[[Sequence[bytes], Sequence[int], Sequence[str | None]], list[Outcome]]
 
 
 @dataclass
 class _Waiting:
     raw: bytes
+    caller: str | None
     outcome: Outcome | None = None
     error: BaseException | None = None
     done: bool = False
@@ -33,9 +34,10 @@ class GroupCommitter:
         self._queue: list[_Waiting] = []
         self._busy = False
 
-    def submit(self, raw: bytes) -> Outcome:
-        """Publish `raw`; blocks until the transaction holding it has committed or failed."""
-        mine = _Waiting(raw)
+    def submit(self, raw: bytes, caller: str | None = None) -> Outcome:
+        """Publish `raw` (sent by `caller`'s token); blocks until the transaction holding it
+        has committed or failed."""
+        mine = _Waiting(raw, caller)
         with self._cond:
             self._queue.append(mine)
         while True:
@@ -51,7 +53,7 @@ class GroupCommitter:
 
     def _run(self, group: list[_Waiting]) -> None:
         try:
-            outcomes = self._publish([w.raw for w in group])
+            outcomes = self._publish([w.raw for w in group], (), [w.caller for w in group])
         except BaseException as exc:  # handed to every waiter; the leader re-raises its own
             for waiting in group:
                 waiting.error = exc

@@ -11,7 +11,7 @@ from pydantic import BaseModel, Field
 from sqlalchemy import select
 from starlette.concurrency import run_in_threadpool
 
-from gateway.access.routes import caller_with
+from gateway.access.routes import authenticate, caller_with
 from gateway.errors import BadRequest, NotFound, PayloadTooLarge, UnsupportedMediaType
 from gateway.models import LogEntry
 from gateway.publishing.service import Outcome
@@ -98,7 +98,9 @@ def _item(outcome: Outcome, instance: str) -> BatchItemOut:
 async def publish_message(
     request: Request, runtime: Annotated[Runtime, Depends(get_runtime)]
 ) -> Response:
-    """Publish one signed message; 201 with a receipt, 200 on an identical resend."""
+    """Publish one signed message; 201 with a receipt, 200 on an identical resend. Needs an
+    access token with scope `publish`, of the agency whose key signed the message."""
+    caller = authenticate(request, "publish")
     content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
     if content_type != JOSE:
         raise UnsupportedMediaType(
@@ -106,7 +108,7 @@ async def publish_message(
         )
     body = await read_limited(request, runtime.settings.publish.max_body_bytes)
     with request.app.state.metrics.publish_seconds.labels("single").time():
-        outcome = await run_in_threadpool(runtime.publish_one, body.strip())
+        outcome = await run_in_threadpool(runtime.publish_one, body.strip(), caller.agency_id)
     count_outcomes(request, [outcome])
     if outcome.error is not None:
         raise outcome.error
@@ -123,7 +125,9 @@ async def publish_message(
 async def publish_messages(
     request: Request, runtime: Annotated[Runtime, Depends(get_runtime)]
 ) -> Response:
-    """Publish up to 1,000 JWS in one transaction; each item is answered on its own."""
+    """Publish up to 1,000 JWS in one transaction; each item is answered on its own. Needs
+    scope `publish`; every item must be signed by a key of the token's agency."""
+    caller = authenticate(request, "publish")
     limits = runtime.settings.publish
     body = await read_limited(request, limits.max_body_bytes * 64)
     try:
@@ -141,7 +145,9 @@ async def publish_messages(
     raws = [m.encode() for m in parsed.messages]
     too_big = [i for i, raw in enumerate(raws) if len(raw) > limits.max_body_bytes]
     with request.app.state.metrics.publish_seconds.labels("batch").time():
-        outcomes = await run_in_threadpool(runtime.publish, raws, too_big)
+        outcomes = await run_in_threadpool(
+            runtime.publish, raws, too_big, [caller.agency_id] * len(raws)
+        )
     count_outcomes(request, outcomes)
     results = [_item(o, request.url.path) for o in outcomes]
     out = BatchOut(

@@ -71,8 +71,13 @@ class _Batch:
 
 
 def publish_batch(
-    session: Session, raws: Sequence[bytes], ctx: PublishContext, now: dt.datetime
+    session: Session,
+    raws: Sequence[bytes],
+    ctx: PublishContext,
+    now: dt.datetime,
+    callers: Sequence[str | None] | None = None,
 ) -> list[Outcome]:
+    """`callers[i]` is the token agency item i came with; its key must be that agency's."""
     peeked: list[tuple[ParsedJWS, str] | GatewayError] = []
     for raw in raws:
         try:
@@ -95,6 +100,7 @@ def publish_batch(
                 cache=ctx.key_cache,
                 now=now,
                 max_skew=ctx.max_skew,
+                caller=callers[position] if callers is not None else None,
             )
         except GatewayError as exc:
             outcomes[position] = _resend_or(session, raw, exc)

@@ -73,10 +73,13 @@ def verify_message(
     cache: KeyCache,
     now: dt.datetime,
     max_skew: dt.timedelta,
+    caller: str | None = None,
 ) -> Verified:
     """All checks that need no enterprise state; raises a GatewayError naming the first failure.
 
-    `peeked` is `peek_kid(raw)` when the caller already parsed the JWS to find its key.
+    `peeked` is `peek_kid(raw)` when the caller already parsed the JWS to find its key;
+    `caller` is the agency of the access token the message came with (None: trusted in-process
+    publishing, e.g. the demo's setup), whose key must have signed it.
     """
     parsed, kid = peeked if peeked is not None else peek_kid(raw)
     record = keys.get(kid)
@@ -107,6 +110,12 @@ def verify_message(
         raise Forbidden(
             "issuer_mismatch",
             f"issuer {envelope['issuer']!r} does not own key {kid} (owner {record.agency_id!r})",
+        )
+    if caller is not None and record.agency_id != caller:
+        raise Forbidden(
+            "key_not_caller",
+            f"key {kid} belongs to {record.agency_id!r}, not to {caller!r} whose access token "
+            "came with the message: publish with your own agency's key and token",
         )
     if envelope["type"] not in rights.get(record.agency_id, frozenset()):
         raise Forbidden(

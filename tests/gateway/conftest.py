@@ -22,7 +22,7 @@ from pathlib import Path
 import psycopg
 import pytest
 from fastapi.testclient import TestClient
-from gateway_factories import Publisher, register_publisher
+from gateway_factories import Publisher, operator_token, register_publisher
 
 from gateway.app import create_app
 from gateway.clock import FixedClock
@@ -132,23 +132,6 @@ def runtime(settings: Settings, clock: FixedClock) -> Iterator[Runtime]:
         yield rt
     finally:
         rt.close()
-
-
-def operator_token(runtime: Runtime, scopes: str = "admin", agency: str = "ops") -> str:
-    """An access token as the token endpoint would issue it (tests of the endpoint itself
-    go through private_key_jwt; the other tests need an operator, not the ceremony)."""
-    now = runtime.clock.now()
-    claims = {
-        "iss": "gateway",
-        "sub": agency,
-        "client_id": agency,
-        "aud": "gateway",
-        "iat": int(now.timestamp()),
-        "exp": int(now.timestamp()) + 40 * 86400,  # tests move the clock by days
-        "jti": uuid.uuid4().hex,
-        "scope": scopes,
-    }
-    return runtime.signer.sign(claims, "at+jwt")
 
 
 @pytest.fixture

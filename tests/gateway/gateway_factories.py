@@ -18,7 +18,7 @@ from sqlalchemy import func, select
 from gateway import models
 from gateway.registry import service
 from gateway.runtime import Runtime
-from keys.jws import sign_compact
+from keys.jws import JWSError, parse_compact, sign_compact
 from keys.suites import SigningKey, get_suite
 
 KEY_VALID_FROM = dt.datetime(2020, 1, 1, tzinfo=dt.UTC)
@@ -127,5 +127,49 @@ def snapshot(runtime: Runtime) -> dict[str, Any]:
     return counts
 
 
+def operator_token(runtime: Runtime, scopes: str = "admin", agency: str = "ops") -> str:
+    """An access token as the token endpoint would issue it (tests of the endpoint itself
+    go through private_key_jwt; the other tests need a caller, not the ceremony)."""
+    now = runtime.clock.now()
+    claims = {
+        "iss": "gateway",
+        "sub": agency,
+        "client_id": agency,
+        "aud": "gateway",
+        "iat": int(now.timestamp()),
+        "exp": int(now.timestamp()) + 40 * 86400,  # tests move the clock by days
+        "jti": uuid.uuid4().hex,
+        "scope": scopes,
+    }
+    return runtime.signer.sign(claims, "at+jwt")
+
+
+def bearer(runtime: Runtime, agency: str, scopes: str = "publish") -> dict[str, str]:
+    return {"Authorization": f"Bearer {operator_token(runtime, scopes, agency)}"}
+
+
+def signer_headers(client: Any, token: bytes | str) -> dict[str, str]:
+    """A publish token of the agency whose registered key signed `token` (the client's own
+    operator token when the JWS names no registered key: those requests fail before the
+    caller matters)."""
+    runtime: Runtime = client.app.state.runtime
+    try:
+        kid = parse_compact(token).header.get("kid")
+    except JWSError:
+        return {}
+    with runtime.db.reader() as session:
+        key = session.get(models.AgencyKey, kid) if isinstance(kid, str) else None
+        return bearer(runtime, key.agency_id) if key is not None else {}
+
+
 def publish(client: Any, token: bytes) -> Any:
-    return client.post("/v1/messages", content=token, headers={"Content-Type": "application/jose"})
+    """POST one JWS with a publish token of its signer's agency."""
+    headers = {"Content-Type": "application/jose", **signer_headers(client, token)}
+    return client.post("/v1/messages", content=token, headers=headers)
+
+
+def publish_many(client: Any, tokens: Iterable[bytes | str]) -> Any:
+    """POST /v1/messages/batch with a publish token of the first item's signer."""
+    messages = [t.decode() if isinstance(t, bytes) else t for t in tokens]
+    headers = signer_headers(client, messages[0]) if messages else {}
+    return client.post("/v1/messages/batch", json={"messages": messages}, headers=headers)

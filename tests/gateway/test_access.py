@@ -11,9 +11,8 @@ import uuid
 from typing import Any
 
 import pytest
-from conftest import operator_token
 from fastapi.testclient import TestClient
-from gateway_factories import Publisher, register_publisher
+from gateway_factories import Publisher, operator_token, register_publisher
 from jwcrypto import jwk as jwcrypto_jwk
 from jwcrypto import jwt as jwcrypto_jwt
 from sqlalchemy import select
@@ -265,3 +264,36 @@ def test_non_public_reads_need_a_token_with_their_scope(
 def test_public_endpoints_need_no_token(client: TestClient, path: str) -> None:
     client.headers.pop("authorization")
     assert client.get(path).status_code == 200
+
+
+def test_publishing_needs_the_signers_own_token(
+    client: TestClient, authority: Publisher, bank: Publisher, runtime: Runtime
+) -> None:
+    """A publish token speaks for one agency: no token, a token without `publish`, or another
+    agency's token (even an admin's) is refused, and nothing is stored."""
+    from gateway_factories import bearer, snapshot
+
+    token = authority.message("enterprise.registered")
+    jose = {"Content-Type": "application/jose"}
+    before = snapshot(runtime)
+    client.headers.pop("authorization", None)
+    cases = [
+        ({}, 401, "missing_token"),
+        (bearer(runtime, authority.agency_id, "query"), 403, "insufficient_scope"),
+        (bearer(runtime, "fj-cib", "publish"), 403, "key_not_caller"),
+        (bearer(runtime, "ops", "admin"), 403, "key_not_caller"),
+    ]
+    for auth, status, code in cases:
+        response = client.post("/v1/messages", content=token, headers={**jose, **auth})
+        assert (response.status_code, response.json()["code"]) == (status, code), auth
+        assert response.headers["content-type"].startswith("application/problem+json")
+    assert snapshot(runtime) == before
+    batch = client.post(  # per item: the bank's message in the authority's batch is refused
+        "/v1/messages/batch",
+        json={"messages": [bank.message("measure.applied").decode(), token.decode()]},
+        headers=bearer(runtime, authority.agency_id),
+    )
+    results = batch.json()["results"]
+    assert results[0]["problem"]["code"] == "key_not_caller"
+    assert results[1]["status"] == 201
+    assert snapshot(runtime)["log_size"] == before["log_size"] + 1

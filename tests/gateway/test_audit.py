@@ -8,7 +8,7 @@ from collections.abc import Callable
 import pytest
 from contract_factories import make_registration
 from fastapi.testclient import TestClient
-from gateway_factories import Publisher
+from gateway_factories import Publisher, publish_many
 from sqlalchemy import delete, select, update
 from sqlalchemy.orm import Session
 from typer.testing import CliRunner
@@ -30,7 +30,7 @@ def audited(
         ).decode()
         for n in range(20)
     ]
-    assert client.post("/v1/messages/batch", json={"messages": tokens}).json()["accepted"] == 20
+    assert publish_many(client, tokens).json()["accepted"] == 20
     assert client.get("/v1/log/checkpoint").status_code == 200
     monkeypatch.setenv("GATEWAY_DATA_DIR", str(settings.data_dir))
     monkeypatch.setenv("GATEWAY_DATABASE_URL", settings.effective_database_url)

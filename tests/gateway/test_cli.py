@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 from pathlib import Path
 from typing import Any
@@ -127,3 +128,67 @@ def test_publish_reports_bad_files_and_an_unreachable_gateway(tmp_path: Path) ->
     )
     assert result.exit_code == 1
     assert "cannot reach the gateway" in result.output
+
+
+def test_publish_logs_in_with_the_key_and_publishes(
+    tmp_path: Path, runtime: Any, settings: Any, clock: Any
+) -> None:
+    """`gateway publish` signs with the key file, logs in with the same key
+    (private_key_jwt) and publishes; without the publish scope it stops at the login."""
+    from contract_factories import USCC, make_registration
+    from loopback import serving
+
+    from gateway.access.tokens import grant_scopes
+    from gateway.app import create_app
+    from gateway.registry import service
+    from keys.store import read_key_file
+
+    key_file = tmp_path / "yjt.pem"
+    assert runner.invoke(app, ["key", "generate", str(key_file)]).exit_code == 0
+    key = read_key_file(key_file)
+    clock.at = dt.datetime.now(dt.UTC)  # the CLI signs its login with the real time
+    now = clock.now()
+    with runtime.db.transaction() as session:
+        service.add_agency(
+            session,
+            runtime.signer,
+            agency_id="fj-yjt",
+            name="应急管理厅",
+            uscc="11350000MB0000001W",
+            roles=["grading_authority"],
+            now=now,
+        )
+        service.grant_publish(session, runtime.signer, "fj-yjt", ["enterprise.registered"], now)
+        service.add_key(
+            session,
+            runtime.signer,
+            agency_id="fj-yjt",
+            jwk=key.public_key.jwk(),
+            suite="ed25519",
+            now=now,
+            valid_from=now - dt.timedelta(days=1),
+        )
+    envelope = tmp_path / "registered.json"
+    envelope.write_text(
+        json.dumps(
+            {
+                "type": "enterprise.registered",
+                "issuer": "fj-yjt",
+                "subject": USCC,
+                "issued_at": (now - dt.timedelta(minutes=1)).isoformat(),
+                "data": make_registration(),
+            }
+        )
+    )
+    with serving(create_app(settings, clock=clock)) as base:
+        args = ["publish", str(envelope), "--key", str(key_file), "--url", base, "--json"]
+        refused = runner.invoke(app, args)
+        assert refused.exit_code == 1
+        assert json.loads(refused.output)["code"] == "scope_not_granted"
+        with runtime.db.transaction() as session:
+            grant_scopes(session, runtime.signer, "fj-yjt", ["publish"], now)
+        accepted = runner.invoke(app, args)
+    assert accepted.exit_code == 0, accepted.output
+    body = json.loads(accepted.output)
+    assert body["status"] == 201
+    assert body["receipt"].count(".") == 2

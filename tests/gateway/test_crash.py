@@ -18,7 +18,7 @@ import httpx
 import pytest
 from contract_factories import make_award, make_registration
 from fastapi.testclient import TestClient
-from gateway_factories import Publisher, register_publisher
+from gateway_factories import Publisher, bearer, register_publisher
 from loopback import free_port, serving
 from sqlalchemy import func, select
 from test_worker_processes import OrderedReceiver
@@ -109,6 +109,7 @@ def test_kill_the_api_while_publishing(
     server.start()
     receipts: dict[bytes, str] = {}
     lock = threading.Lock()
+    auth = bearer(runtime, authority.agency_id)
 
     def publish_until_receipted(http: httpx.Client, token: bytes) -> None:
         while True:  # resend the same bytes until answered: 201 first, 200 if it was committed
@@ -116,7 +117,7 @@ def test_kill_the_api_while_publishing(
                 response = http.post(
                     f"{server.url}/v1/messages",
                     content=token,
-                    headers={"content-type": "application/jose"},
+                    headers={"content-type": "application/jose", **auth},
                     timeout=5,
                 )
             except httpx.TransportError:

@@ -11,7 +11,7 @@ import psycopg
 from conftest import PG_URL, START
 from contract_factories import make_registration
 from fastapi.testclient import TestClient
-from gateway_factories import register_publisher
+from gateway_factories import bearer, register_publisher
 from sqlalchemy import func, select
 
 from contracts.uscc import make_uscc
@@ -42,6 +42,7 @@ def test_killed_connections_give_503_then_recovery(pg_settings: Settings) -> Non
                 time.sleep(0.05)
 
     try:
+        headers = {"content-type": "application/jose", **bearer(runtime, authority.agency_id)}
         with TestClient(create_app(pg_settings, clock=clock)) as client:
             killer = threading.Thread(target=terminator)
             killer.start()
@@ -52,9 +53,7 @@ def test_killed_connections_give_503_then_recovery(pg_settings: Settings) -> Non
                         make_registration(),
                         subject=make_uscc(f"91350100MA{n:07d}"),
                     )
-                    response = client.post(
-                        "/v1/messages", content=token, headers={"content-type": "application/jose"}
-                    )
+                    response = client.post("/v1/messages", content=token, headers=headers)
                     statuses.append(response.status_code)
                     if response.status_code == 201:
                         accepted.append(response.json()["message_id"])
@@ -70,9 +69,7 @@ def test_killed_connections_give_503_then_recovery(pg_settings: Settings) -> Non
             token = authority.message(
                 "enterprise.registered", make_registration(), subject=make_uscc("91350200MA0000001")
             )
-            after = client.post(
-                "/v1/messages", content=token, headers={"content-type": "application/jose"}
-            )
+            after = client.post("/v1/messages", content=token, headers=headers)
             assert after.status_code == 201, after.text
             assert client.get("/readyz").status_code == 200
         with runtime.db.reader() as session:

@@ -392,7 +392,7 @@ def test_replay_by_time_window(
 def test_webhook_key_rotation_signs_with_both_keys_during_the_overlap(
     authority: Publisher, runtime: Runtime, settings: Any, receiver: Any
 ) -> None:
-    from conftest import operator_token
+    from gateway_factories import operator_token
 
     from gateway.app import create_app
     from gateway.signing import load_gateway_signer, rotate_webhook_key

@@ -42,7 +42,10 @@ def test_a_failed_transaction_fails_every_message_in_it() -> None:
     release = threading.Event()
     calls: list[int] = []
 
-    def publish(raws: Sequence[bytes]) -> list[Outcome]:
+    def publish(
+        raws: Sequence[bytes], too_big: Sequence[int], callers: Sequence[str | None]
+    ) -> list[Outcome]:
+        assert len(callers) == len(raws)
         calls.append(len(raws))
         if len(calls) == 1:  # hold the first group so the others queue up behind it
             started.set()

@@ -8,7 +8,7 @@ import io
 import pytest
 from contract_factories import make_award, make_registration, make_revocation
 from fastapi.testclient import TestClient
-from gateway_factories import Publisher
+from gateway_factories import Publisher, publish_many
 
 from contracts.uscc import make_uscc
 
@@ -36,7 +36,7 @@ def populated(client: TestClient, authority: Publisher) -> TestClient:
         if award:
             tokens.append(authority.message("grade.awarded", award, subject=code))
     tokens.append(authority.message("grade.revoked", make_revocation(), subject=NINGDE))
-    body = client.post("/v1/messages/batch", json={"messages": [t.decode() for t in tokens]})
+    body = publish_many(client, tokens)
     assert body.json()["rejected"] == 0, [r for r in body.json()["results"] if "problem" in r]
     return client
 

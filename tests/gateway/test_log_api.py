@@ -11,7 +11,7 @@ import pytest
 from contract_factories import make_award, make_registration
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from fastapi.testclient import TestClient
-from gateway_factories import Publisher, publish
+from gateway_factories import Publisher, publish, publish_many
 from typer.testing import CliRunner
 
 from contracts.uscc import make_uscc
@@ -26,7 +26,7 @@ def log_client(client: TestClient, authority: Publisher) -> TestClient:
         code = make_uscc(f"91350200MA{n:07d}")
         tokens.append(authority.message("enterprise.registered", make_registration(), subject=code))
         tokens.append(authority.message("grade.awarded", make_award(), subject=code))
-    body = client.post("/v1/messages/batch", json={"messages": [t.decode() for t in tokens]})
+    body = publish_many(client, tokens)
     assert body.json()["accepted"] == 12
     return client
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from contract_factories import USCC, make_award, make_registration, make_revocation
 from fastapi.testclient import TestClient
-from gateway_factories import Publisher, snapshot
+from gateway_factories import Publisher, publish_many, snapshot
 
 from contracts.uscc import make_uscc
 from gateway.runtime import Runtime
@@ -20,7 +20,7 @@ def test_batch_answers_each_item_and_applies_in_order(
     unknown_enterprise = authority.message("grade.awarded", make_award(), subject=other)
     revoke = authority.message("grade.revoked", make_revocation())
     tokens = [good_register, award, bad_signature, unknown_enterprise, revoke, award]
-    response = client.post("/v1/messages/batch", json={"messages": [t.decode() for t in tokens]})
+    response = publish_many(client, tokens)
     assert response.status_code == 200, response.text
     body = response.json()
     statuses = [r["status"] for r in body["results"]]
@@ -42,16 +42,10 @@ def test_batch_answers_each_item_and_applies_in_order(
 def test_refused_item_in_a_batch_changes_nothing_of_its_own(
     client: TestClient, authority: Publisher, runtime: Runtime
 ) -> None:
-    client.post(
-        "/v1/messages/batch",
-        json={"messages": [authority.message("enterprise.registered").decode()]},
-    )
+    publish_many(client, [authority.message("enterprise.registered")])
     before = snapshot(runtime)
     # Revoking an enterprise with no grade fails the state machine: nothing of it is stored.
-    response = client.post(
-        "/v1/messages/batch",
-        json={"messages": [authority.message("grade.revoked", make_revocation()).decode()]},
-    )
+    response = publish_many(client, [authority.message("grade.revoked", make_revocation())])
     assert response.json()["results"][0]["problem"]["code"] == "invalid_transition"
     assert snapshot(runtime) == before
 
@@ -64,7 +58,7 @@ def test_many_enterprises_in_one_batch(
     for code in codes:
         tokens.append(authority.message("enterprise.registered", make_registration(), subject=code))
         tokens.append(authority.message("grade.awarded", make_award(), subject=code))
-    response = client.post("/v1/messages/batch", json={"messages": [t.decode() for t in tokens]})
+    response = publish_many(client, tokens)
     body = response.json()
     assert body["accepted"] == 400, [r for r in body["results"] if r["status"] != 201][:3]
     state = snapshot(runtime)

@@ -22,7 +22,14 @@ from contract_factories import (
     make_revocation,
 )
 from fastapi.testclient import TestClient
-from gateway_factories import Publisher, publish, register_publisher, snapshot
+from gateway_factories import (
+    Publisher,
+    publish,
+    publish_many,
+    register_publisher,
+    signer_headers,
+    snapshot,
+)
 
 from gateway.registry import service
 from gateway.runtime import Runtime
@@ -279,11 +286,9 @@ def test_body_over_256_kib_is_refused_before_parsing(
 
 
 def test_wrong_media_type_is_refused(client: TestClient, authority: Publisher) -> None:
-    response = client.post(
-        "/v1/messages",
-        content=authority.message("enterprise.registered"),
-        headers={"Content-Type": "application/json"},
-    )
+    token = authority.message("enterprise.registered")
+    headers = {"Content-Type": "application/json", **signer_headers(client, token)}
+    response = client.post("/v1/messages", content=token, headers=headers)
     assert response.status_code == 415
     assert response.json()["code"] == "unsupported_media_type"
 
@@ -293,7 +298,7 @@ def test_batch_over_1000_items_is_refused(
 ) -> None:
     before = snapshot(runtime)
     token = authority.message("enterprise.registered").decode()
-    response = client.post("/v1/messages/batch", json={"messages": [token] * 1001})
+    response = publish_many(client, [token] * 1001)
     assert response.status_code == 413
     assert response.json()["code"] == "batch_too_large"
     assert snapshot(runtime) == before

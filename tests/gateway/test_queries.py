@@ -5,10 +5,9 @@ from __future__ import annotations
 import json
 
 import pytest
-from conftest import operator_token
 from contract_factories import USCC, make_award, make_listing, make_registration, make_revocation
 from fastapi.testclient import TestClient
-from gateway_factories import Publisher, publish, register_publisher
+from gateway_factories import Publisher, operator_token, publish, register_publisher
 from joserfc import jws as joserfc_jws
 from joserfc.jwk import KeySet
 

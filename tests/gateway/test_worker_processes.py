@@ -18,7 +18,7 @@ import pytest
 from contract_factories import make_award, make_registration, make_revocation
 from fastapi import FastAPI, Request, Response
 from fastapi.testclient import TestClient
-from gateway_factories import Publisher, register_publisher
+from gateway_factories import Publisher, publish_many, register_publisher
 from loopback import serving
 from sqlalchemy import func, select
 
@@ -111,7 +111,7 @@ def test_workers_share_the_queue_survive_a_kill_and_keep_order(
             authority.message("grade.awarded", make_award(), subject=code),
             authority.message("grade.revoked", make_revocation(), subject=code),
         ]
-    batch = client.post("/v1/messages/batch", json={"messages": [t.decode() for t in tokens]})
+    batch = publish_many(client, tokens)
     assert batch.json()["accepted"] == len(tokens)
 
     workers = [_worker(settings) for _ in range(3)]
