@@ -21,9 +21,10 @@ from gateway.delivery.routes import router as delivery_router
 from gateway.delivery.worker import run_until
 from gateway.errors import install_error_handlers
 from gateway.ledger.routes import router as ledger_router
+from gateway.logs import RequestContextMiddleware, configure_logging
 from gateway.measures.routes import router as measures_router
 from gateway.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
-from gateway.metrics import Metrics
+from gateway.metrics import Metrics, outbox_lag_seconds
 from gateway.publishing.routes import router as publishing_router
 from gateway.queries.routes import router as queries_router
 from gateway.registry.routes import router as registry_router
@@ -33,8 +34,21 @@ from gateway.transparency.routes import router as log_router
 from gateway.transparency.witnessing import collect_forever
 
 
-def create_app(settings: Settings | None = None, *, clock: Clock | None = None) -> FastAPI:
+def create_app(
+    settings: Settings | None = None,
+    *,
+    clock: Clock | None = None,
+    configure_logs: bool | None = None,
+) -> FastAPI:
+    """The gateway's ASGI app. Called without settings it is the process's entry point (uvicorn's
+    factory, as `gateway serve` runs it) and configures the process's logging from
+    `settings.observability`; a caller passing its settings keeps its own logging unless it asks
+    (`configure_logs=True`)."""
+    if configure_logs is None:
+        configure_logs = settings is None
     settings = settings or Settings()
+    if configure_logs:
+        configure_logging(settings.observability.log_format, level=settings.observability.log_level)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -73,6 +87,7 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None) 
         lifespan=lifespan,
     )
     install_error_handlers(app)
+    app.add_middleware(RequestContextMiddleware)
     app.include_router(publishing_router)
     app.include_router(ledger_router)
     app.include_router(registry_router)
@@ -101,21 +116,38 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None) 
 
     @app.get("/readyz", tags=["health"])
     async def readyz(runtime: Annotated[Runtime, Depends(get_runtime)]) -> JSONResponse:
-        """Readiness: the database answers and the signing key is loaded."""
-
-        def probe() -> str | None:
-            try:
-                with runtime.db.reader() as session:
-                    session.execute(text("SELECT 1"))
-            except Exception as exc:  # any failure means not ready, reported by name
-                return type(exc).__name__
-            return None
-
-        failure = await run_in_threadpool(probe)
-        checks = {"database": failure or "ok", "signing_key": runtime.signer.receipt_key.kid}
+        """Readiness: the database answers, the signing key is loaded and the outbox is not
+        late (no delivery a worker should be posting has been due longer than
+        `GATEWAY_OBSERVABILITY__MAX_OUTBOX_LAG_SECONDS`). 503 names the failing checks."""
+        checks = await run_in_threadpool(_readiness_checks, runtime)
+        failing = [name for name, check in checks.items() if check["status"] == "failing"]
         return JSONResponse(
-            {"status": "ok" if failure is None else "unavailable", "checks": checks},
-            status_code=200 if failure is None else 503,
+            {"status": "unavailable" if failing else "ok", "failing": failing, "checks": checks},
+            status_code=503 if failing else 200,
         )
 
     return app
+
+
+def _readiness_checks(runtime: Runtime) -> dict[str, dict[str, Any]]:
+    limit = runtime.settings.observability.max_outbox_lag_seconds
+    signing_key = {"status": "ok", "kid": runtime.signer.receipt_key.kid}
+    try:
+        with runtime.db.reader() as session:
+            session.execute(text("SELECT 1"))
+            lag = outbox_lag_seconds(session, runtime.clock.now())
+    except Exception as exc:  # any failure means not ready, reported by name
+        return {
+            "database": {"status": "failing", "error": type(exc).__name__},
+            "signing_key": signing_key,
+            "outbox": {"status": "unknown", "max_lag_seconds": limit},
+        }
+    return {
+        "database": {"status": "ok"},
+        "signing_key": signing_key,
+        "outbox": {
+            "status": "ok" if lag <= limit else "failing",
+            "lag_seconds": round(lag, 3),
+            "max_lag_seconds": limit,
+        },
+    }

@@ -166,17 +166,131 @@ def agency_add(
         console.print(f"registered [bold]{agency_id}[/bold] ({name}); may publish: {rights or '-'}")
 
 
+def _view_spec(spec: str) -> tuple[str, list[str] | None]:
+    """`grade.revoked` (every field) or `grade.revoked=reason_code,decided_on` (a view)."""
+    contract, _, fields = spec.partition("=")
+    return contract.strip(), [f.strip() for f in fields.split(",") if f.strip()] or None
+
+
 @agency_app.command("grant")
 def agency_grant(
     agency_id: str,
-    types: Annotated[list[str], typer.Argument(help="Message types to allow.")],
+    types: Annotated[list[str] | None, typer.Argument(help="Message types it may publish.")] = None,
+    subscribe: Annotated[
+        list[str] | None,
+        typer.Option(help="TYPE or TYPE=field,field: subscribe, seeing those data fields."),
+    ] = None,
+    query: Annotated[
+        list[str] | None,
+        typer.Option(help="standing|grade_history, optionally =field,field (e.g. grade.level)."),
+    ] = None,
+    as_json: JsonFlag = False,
 ) -> None:
-    """Allow an agency to publish more message types."""
-    from gateway.registry import service
+    """Allow an agency to publish types, subscribe to types and ask queries, each with an
+    optional field view (deny by default; every change is a log entry)."""
+    from gateway.registry import rights
+
+    wanted = [("publish", t, None) for t in types or []]
+    wanted += [("subscribe", *_view_spec(spec)) for spec in subscribe or []]
+    wanted += [("query", *_view_spec(spec)) for spec in query or []]
+    if not wanted:
+        raise fail("name something to grant: TYPES, --subscribe or --query")
+    with admin_session() as (runtime, session):
+        for action, contract, fields in wanted:
+            granted = rights.grant(
+                session,
+                runtime.signer,
+                agency_id=agency_id,
+                action=action,
+                contract=contract,
+                fields=fields,
+                now=now(),
+            )
+    _show_rights(granted, as_json)
+
+
+@agency_app.command("revoke")
+def agency_revoke(
+    agency_id: str,
+    publish: Annotated[list[str] | None, typer.Option(help="Message type.")] = None,
+    subscribe: Annotated[list[str] | None, typer.Option(help="Message type.")] = None,
+    query: Annotated[list[str] | None, typer.Option(help="standing | grade_history")] = None,
+    scope: Annotated[list[str] | None, typer.Option(help="Token scope.")] = None,
+    as_json: JsonFlag = False,
+) -> None:
+    """Withdraw rights or scopes at once (each a log entry)."""
+    from gateway.access.tokens import revoke_scope
+    from gateway.registry import rights
+
+    wanted = [("publish", c) for c in publish or []] + [("subscribe", c) for c in subscribe or []]
+    wanted += [("query", c) for c in query or []]
+    if not wanted and not scope:
+        raise fail("name something to revoke: --publish, --subscribe, --query or --scope")
+    with admin_session() as (runtime, session):
+        for action, contract in wanted:
+            rights.revoke(
+                session,
+                runtime.signer,
+                agency_id=agency_id,
+                action=action,
+                contract=contract,
+                now=now(),
+            )
+        for name in scope or []:
+            revoke_scope(session, runtime.signer, agency_id, name, now())
+        left = rights.rights_of(session, agency_id)
+    _show_rights(left, as_json)
+
+
+@agency_app.command("rights")
+def agency_rights(agency_id: str, as_json: JsonFlag = False) -> None:
+    """What an agency may publish, subscribe to and query (with field views), its scopes and
+    rate limit."""
+    from gateway.registry import rights
+
+    with admin_session(write=False) as (_, session):
+        shown = rights.rights_of(session, agency_id)
+    _show_rights(shown, as_json)
+
+
+@agency_app.command("rate-limit")
+def agency_rate_limit(
+    agency_id: str,
+    per_second: Annotated[float | None, typer.Option(help="Requests per second.")] = None,
+    burst: Annotated[int | None, typer.Option(help="Requests at once.")] = None,
+    as_json: JsonFlag = False,
+) -> None:
+    """Set an agency's own request rate (both options), or without options return it to the
+    default (GATEWAY_RATE_LIMIT_PER_SECOND / _BURST). Running API processes apply it within
+    seconds."""
+    from gateway.registry import rights
 
     with admin_session() as (runtime, session):
-        rights = service.grant_publish(session, runtime.signer, agency_id, types, now())
-    console.print(f"{agency_id} may publish: {', '.join(rights)}")
+        shown = rights.set_rate_limit(
+            session,
+            runtime.signer,
+            agency_id=agency_id,
+            per_second=per_second,
+            burst=burst,
+            now=now(),
+        )
+    _show_rights(shown, as_json)
+
+
+def _show_rights(shown: dict[str, Any], as_json: bool) -> None:
+    if as_json:
+        emit(shown)
+        return
+    table = Table("right", "contract", "fields", title=f"rights of {shown['agency_id']}")
+    for message_type in shown["publish"]:
+        table.add_row("publish", message_type, "")
+    for action in ("subscribe", "query"):
+        for contract, fields in shown[action].items():
+            table.add_row(action, contract, "all" if fields is None else ", ".join(fields))
+    console.print(table)
+    limit = shown["rate_limit"]
+    rate = f"{limit['per_second']:g}/s, burst {limit['burst']}" if limit else "default"
+    console.print(f"scopes: {', '.join(shown['scopes']) or '-'}; rate limit: {rate}")
 
 
 @agency_app.command("scopes")
@@ -667,8 +781,11 @@ def worker() -> None:
     import threading
 
     from gateway.delivery.worker import run_until
+    from gateway.logs import configure_logging
 
     runtime = open_runtime()
+    logs = runtime.settings.observability
+    configure_logging(logs.log_format, level=logs.log_level)
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     err.print("delivery worker running; Ctrl-C to stop")
@@ -758,6 +875,63 @@ def demo(
     from gateway.demo.run import run_demo
 
     raise typer.Exit(run_demo(enterprises=enterprises, keep=keep, seed=seed, console=console))
+
+
+contracts_app = typer.Typer(
+    no_args_is_help=True, help="Message and view contracts: list them, prove them compatible."
+)
+app.add_typer(contracts_app, name="contracts")
+
+
+@contracts_app.command("list")
+def contracts_list(as_json: JsonFlag = False) -> None:
+    """Every contract and its majors: live or retired, and which released revision it is."""
+    from contracts.versions import load_registry
+
+    contracts = [contract.summary() for contract in load_registry().contracts()]
+    if as_json:
+        emit(contracts)
+        return
+    table = Table("contract", "kind", "major", "status", "revision", "released")
+    for contract in contracts:
+        for version in contract["versions"]:
+            table.add_row(
+                contract["name"],
+                contract["kind"],
+                str(version["major"]),
+                "live" if version["live"] else "retired",
+                version["revision"] or "unreleased",
+                str(version["released_revisions"]),
+            )
+    console.print(table)
+
+
+@contracts_app.command("check")
+def contracts_check(as_json: JsonFlag = False) -> None:
+    """Prove every live producer schema compatible with its consumer schema and with each
+    released revision of its major. Exit 1 listing the breaks (JSON pointer and reason)."""
+    from contracts.checks import check_registry
+    from contracts.versions import load_registry
+
+    reports = check_registry(load_registry())
+    broken = [report for report in reports if not report.compatible]
+    if as_json:
+        emit({"compatible": not broken, "contracts": [r.as_dict() for r in reports]})
+    else:
+        table = Table("contract", "kind", "major", "revision", "compared", "result")
+        for r in reports:
+            result = "[green]compatible[/green]" if r.compatible else f"[red]{len(r.breaks)} breaks"
+            revision = r.revision or "unreleased"
+            table.add_row(r.name, r.kind, str(r.major), revision, str(r.compared), result)
+        console.print(table)
+        if broken:
+            breaks = Table("contract", "against", "pointer", "reason", title="breaks")
+            for r in broken:
+                for b in r.breaks:
+                    breaks.add_row(f"{r.name} v{r.major}", b.against, b.pointer or "/", b.reason)
+            console.print(breaks)
+    if broken:
+        raise typer.Exit(1)
 
 
 def main() -> None:

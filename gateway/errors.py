@@ -89,6 +89,15 @@ class Unprocessable(GatewayError):
     title = "Rule violated"
 
 
+class TooManyRequests(GatewayError):
+    status_code = 429
+    title = "Too many requests"
+
+    def __init__(self, code: str, detail: str, retry_after: int, **extra: Any) -> None:
+        super().__init__(code, detail, retry_after=retry_after, **extra)
+        self.retry_after = retry_after
+
+
 class ServiceUnavailable(GatewayError):
     status_code = 503
     title = "Service unavailable"
@@ -107,7 +116,10 @@ def install_error_handlers(app: FastAPI) -> None:
 
     async def on_gateway_error(request: Request, exc: Exception) -> JSONResponse:
         assert isinstance(exc, GatewayError)
-        return problem_response(exc, request.url.path)
+        response = problem_response(exc, request.url.path)
+        if isinstance(exc, TooManyRequests):
+            response.headers["Retry-After"] = str(exc.retry_after)
+        return response
 
     async def on_validation_error(request: Request, exc: Exception) -> JSONResponse:
         assert isinstance(exc, RequestValidationError)

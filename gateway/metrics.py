@@ -5,13 +5,15 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Iterator
+from dataclasses import dataclass
 
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
-from sqlalchemy import func, select
+from sqlalchemy import and_, func, or_, select
+from sqlalchemy.orm import Session
 
-from gateway.models import Checkpoint, Delivery, LogHead, WitnessStatus
+from gateway.models import Checkpoint, Delivery, LogEntry, LogHead, Subscription, WitnessStatus
 from gateway.runtime import Runtime
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
@@ -33,6 +35,12 @@ class Metrics:
             buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
             registry=self.registry,
         )
+        self.queries = Counter(
+            "gateway_queries",
+            "Standing queries answered, by calling agency and result.",
+            ["agency", "result"],
+            registry=self.registry,
+        )
         self.registry.register(_DatabaseGauges(runtime))
 
     def render(self) -> bytes:
@@ -51,9 +59,8 @@ class _DatabaseGauges(Collector):
                 select(Delivery.status, func.count()).group_by(Delivery.status)
             ).all()
             by_status: dict[str, int] = {status: n for status, n in rows}
-            oldest = session.scalar(
-                select(func.min(Delivery.next_attempt_at)).where(Delivery.status == "pending")
-            )
+            outbox_lag = outbox_lag_seconds(session, now)
+            backlogs = subscription_backlogs(session)
             checkpoint = session.scalar(select(func.max(Checkpoint.size)))
             checkpoint_at = session.scalar(
                 select(Checkpoint.created_at).where(Checkpoint.size == checkpoint)
@@ -68,9 +75,11 @@ class _DatabaseGauges(Collector):
         yield deliveries
         yield _gauge(
             "gateway_oldest_pending_delivery_age_seconds",
-            "How long the oldest pending delivery has been due (0 when none).",
-            _age(now, oldest),
+            "How long the most overdue delivery a worker should be posting now has been due "
+            "(0 when none); /readyz fails beyond GATEWAY_OBSERVABILITY__MAX_OUTBOX_LAG_SECONDS.",
+            outbox_lag,
         )
+        yield from _backlog_families(backlogs, now)
         yield _gauge("gateway_dead_letters", "Dead-lettered deliveries.", by_status.get("dead", 0))
         yield _gauge(
             "gateway_checkpoint_behind_entries",
@@ -90,6 +99,100 @@ class _DatabaseGauges(Collector):
         for w in witnesses:
             cosigned.add_metric([w.name], _age(now, w.cosigned_at) if w.cosigned_at else -1)
         yield cosigned
+
+
+@dataclass(frozen=True)
+class Backlog:
+    """What one subscription has not received: pending pushes, or for a pull-only feed the
+    entries after its acknowledged cursor; `oldest` is when the first of them was accepted."""
+
+    subscription_id: str
+    agency_id: str
+    pending: int
+    oldest: dt.datetime | None
+
+
+def subscription_backlogs(session: Session) -> list[Backlog]:
+    """Every subscription's backlog in one grouped query (a pull-only subscription's rows stay
+    `pending` for good: its cursor says what was read)."""
+    waiting = (
+        select(
+            Delivery.subscription_id,
+            func.count().label("pending"),
+            func.min(Delivery.log_index).label("first"),
+        )
+        .join(Subscription, Subscription.id == Delivery.subscription_id)
+        .where(
+            Delivery.status == "pending",
+            or_(Subscription.url.is_not(None), Delivery.log_index > Subscription.acked_index),
+        )
+        .group_by(Delivery.subscription_id)
+        .subquery()
+    )
+    rows = session.execute(
+        select(Subscription.id, Subscription.agency_id, waiting.c.pending, LogEntry.accepted_at)
+        .outerjoin(waiting, waiting.c.subscription_id == Subscription.id)
+        .outerjoin(LogEntry, LogEntry.idx == waiting.c.first)
+        .order_by(Subscription.id)
+    )
+    return [Backlog(sub, agency, pending or 0, oldest) for sub, agency, pending, oldest in rows]
+
+
+def outbox_lag_seconds(session: Session, now: dt.datetime) -> float:
+    """How long the most overdue delivery that a worker should be posting now has been due.
+
+    Only what the claim would take counts (gateway.delivery.worker): pending, the head of its
+    (subscription, enterprise) queue, for an active push subscription whose breaker is closed.
+    A delivery waiting for its retry, behind an earlier one about the same enterprise, or for
+    a paused, pull-only or cooling-down subscription is not late: nothing should post it yet.
+    """
+    pushable = and_(
+        Subscription.status == "active",
+        Subscription.url.is_not(None),
+        or_(Subscription.breaker_open_until.is_(None), Subscription.breaker_open_until <= now),
+    )
+    heads = (
+        select(Delivery.subscription_id, Delivery.uscc, func.min(Delivery.log_index).label("head"))
+        .join(Subscription, Subscription.id == Delivery.subscription_id)
+        .where(Delivery.status == "pending", pushable)
+        .group_by(Delivery.subscription_id, Delivery.uscc)
+        .subquery()
+    )
+    due = session.scalar(
+        select(func.min(Delivery.next_attempt_at)).join(
+            heads,
+            and_(
+                Delivery.subscription_id == heads.c.subscription_id,
+                Delivery.uscc == heads.c.uscc,
+                Delivery.log_index == heads.c.head,
+            ),
+        )
+    )
+    return _age(now, due)
+
+
+def _backlog_families(backlogs: list[Backlog], now: dt.datetime) -> Iterator[GaugeMetricFamily]:
+    labels = ["subscription", "agency"]
+    lag = GaugeMetricFamily(
+        "gateway_subscription_delivery_lag_seconds",
+        "Per subscription: seconds since its oldest undelivered message was accepted (0: none).",
+        labels=labels,
+    )
+    pending = GaugeMetricFamily(
+        "gateway_subscription_pending_deliveries",
+        "Per subscription: messages not yet delivered (pull feeds: after the acked cursor).",
+        labels=labels,
+    )
+    for b in backlogs:
+        lag.add_metric([b.subscription_id, b.agency_id], _age(now, b.oldest))
+        pending.add_metric([b.subscription_id, b.agency_id], b.pending)
+    yield lag
+    yield pending
+    yield _gauge(
+        "gateway_oldest_undelivered_message_age_seconds",
+        "Seconds since the oldest message some subscription has not received was accepted.",
+        max((_age(now, b.oldest) for b in backlogs), default=0.0),
+    )
 
 
 def _gauge(name: str, documentation: str, value: float) -> GaugeMetricFamily:

@@ -394,6 +394,30 @@ class AgencyScope(Base):
     scope: Mapped[str] = mapped_column(String(32), primary_key=True)
 
 
+class AccessRight(Base):
+    """What an agency may subscribe to (action `subscribe`, contract = a message type) or query
+    (action `query`, contract `standing` or `grade_history`), and the fields it sees there:
+    `fields` NULL is the whole contract, else the list of field names of its view (deny by
+    default: no row, no access)."""
+
+    __tablename__ = "access_rights"
+
+    agency_id: Mapped[str] = mapped_column(ForeignKey("agencies.id"), primary_key=True)
+    action: Mapped[str] = mapped_column(String(16), primary_key=True)
+    contract: Mapped[str] = mapped_column(String(64), primary_key=True)
+    fields: Mapped[list[str] | None] = mapped_column(JSON, nullable=True)
+
+
+class RateLimit(Base):
+    """An agency's own request rate (tokens per second, burst); others get the default."""
+
+    __tablename__ = "rate_limits"
+
+    agency_id: Mapped[str] = mapped_column(ForeignKey("agencies.id"), primary_key=True)
+    per_second: Mapped[float] = mapped_column(Float)
+    burst: Mapped[int] = mapped_column(Integer)
+
+
 class UsedAssertion(Base):
     """Client-assertion `jti`s already seen, kept until the assertion expires (RFC 7523 §3)."""
 

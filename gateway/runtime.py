@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 
 from fastapi import Request
 
+from gateway.access.ratelimit import RateLimiter
 from gateway.clock import Clock, SystemClock
 from gateway.db import Database
 from gateway.errors import PayloadTooLarge
@@ -26,9 +27,13 @@ class Runtime:
     clock: Clock = field(default_factory=SystemClock)
     key_cache: KeyCache = field(default_factory=KeyCache)
     committer: GroupCommitter = field(init=False)
+    rate_limiter: RateLimiter = field(init=False)
 
     def __post_init__(self) -> None:
         self.committer = GroupCommitter(self.publish)
+        self.rate_limiter = RateLimiter(
+            self.db, self.settings.rate_limit_per_second, self.settings.rate_limit_burst
+        )
 
     def publish_one(self, raw: bytes, caller: str | None = None) -> Outcome:
         """One message, group-committed with whatever else is being published right now."""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 
 from pydantic import BaseModel, Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -57,6 +58,15 @@ class DeliverySettings(BaseModel):
     breaker_cooldown_seconds: float = 60.0
 
 
+class ObservabilitySettings(BaseModel):
+    """Process logs (format and level, applied by `gateway serve`) and readiness thresholds."""
+
+    log_format: Literal["json", "text"] = "json"  # json: one object per line, for collectors
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    # /readyz answers 503 when a delivery workers should be posting has been due this long.
+    max_outbox_lag_seconds: float = 900.0
+
+
 class Settings(BaseSettings):
     """Gateway configuration from `GATEWAY_*` variables (nested groups use `__`)."""
 
@@ -69,11 +79,16 @@ class Settings(BaseSettings):
     dev_mode: bool = False
     public_url: str | None = None  # e.g. https://gateway.example; names the token endpoint
     access_token_ttl_seconds: int = 600
+    # Each agency's requests with a token, per API process: a token bucket refilled at this
+    # rate, holding `burst` (an agency's own limit, set by the admin API or CLI, wins).
+    rate_limit_per_second: float = 50.0
+    rate_limit_burst: int = 100
     log_origin: str = "gateway.example/log"
     publish: PublishSettings = Field(default_factory=PublishSettings)
     keys: KeySettings = Field(default_factory=KeySettings)
     witnesses: WitnessSettings = Field(default_factory=WitnessSettings)
     delivery: DeliverySettings = Field(default_factory=DeliverySettings)
+    observability: ObservabilitySettings = Field(default_factory=ObservabilitySettings)
 
     @model_validator(mode="after")
     def _refuse_placeholder_passphrase(self) -> Settings:

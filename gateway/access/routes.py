@@ -93,5 +93,6 @@ def authenticate(request: Request, scope: str) -> Caller:
             "missing_token", "send Authorization: Bearer <access token>", error="invalid_token"
         )
     caller = verify_access_token(token.strip(), runtime.signer, runtime.clock.now())
+    runtime.rate_limiter.take(caller.agency_id)
     require_scope(caller, scope)
     return caller

@@ -19,7 +19,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from gateway.access.assertion import ASSERTION_TYPE
-from gateway.errors import BadRequest, Forbidden, GatewayError, Unauthorized
+from gateway.errors import BadRequest, Forbidden, GatewayError, NotFound, Unauthorized
 from gateway.models import AgencyKey, AgencyScope, UsedAssertion
 from gateway.signing import GatewaySigner
 from keys import jws
@@ -206,3 +206,28 @@ def grant_scopes(
             now=now,
         )
     return sorted(have | set(scopes))
+
+
+def revoke_scope(
+    session: Session, signer: GatewaySigner, agency_id: str, scope: str, now: dt.datetime
+) -> list[str]:
+    """Withdraw a scope (tokens already issued keep it until they expire, minutes at most);
+    recorded as a gateway entry in the log."""
+    from gateway.registry.service import append_gateway_entry, get_agency
+
+    get_agency(session, agency_id)
+    found = session.execute(
+        delete(AgencyScope).where(AgencyScope.agency_id == agency_id, AgencyScope.scope == scope)
+    )
+    if not getattr(found, "rowcount", 0):
+        raise NotFound("no_such_right", f"{agency_id} holds no scope {scope!r}")
+    append_gateway_entry(
+        session,
+        signer,
+        entry_type="gateway.scopes.revoked",
+        data={"agency_id": agency_id, "scopes": [scope]},
+        now=now,
+    )
+    return sorted(
+        session.scalars(select(AgencyScope.scope).where(AgencyScope.agency_id == agency_id))
+    )

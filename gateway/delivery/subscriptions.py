@@ -12,12 +12,15 @@ from sqlalchemy.orm import Session
 from contracts.registry import MESSAGE_TYPES
 from gateway.delivery.ssrf import UnsafeEndpoint, check_endpoint
 from gateway.delivery.webhooks import new_hmac_secret
-from gateway.errors import BadRequest, NotFound
+from gateway.errors import BadRequest, Forbidden, NotFound
 from gateway.models import Agency, Subscription
+from gateway.registry.rights import subscribe_views
 
 # protocol.md §4: immediately, 5 s, 5 min, 30 min, 2 h, 5 h, 10 h, 14 h, 20 h, 24 h.
 DEFAULT_SCHEDULE = (0, 5, 300, 1800, 7200, 18000, 36000, 50400, 72000, 86400)
-VIEWS = ("full", "notice")
+# full: the data and the publisher's JWS (only where every type's view is the whole data);
+# fields: the data cut to the agency's field view per type; notice: that something happened.
+VIEWS = ("full", "fields", "notice")
 SCHEMES = ("v1a", "v1")
 STATUSES = ("active", "paused", "disabled")
 
@@ -45,6 +48,21 @@ def create_subscription(
         raise BadRequest("unknown_type", f"subscribe to known message types; unknown: {unknown}")
     if view not in VIEWS:
         raise BadRequest("invalid_view", f"view must be one of {', '.join(VIEWS)}")
+    views = subscribe_views(session, [agency_id])
+    denied = sorted(t for t in set(types) if (agency_id, t) not in views)
+    if denied:
+        raise Forbidden(
+            "not_permitted",
+            f"agency {agency_id!r} may not subscribe to {', '.join(denied)} "
+            "(grant it first: `gateway agency grant --subscribe`)",
+        )
+    cut = sorted(t for t in set(types) if views[(agency_id, t)].fields is not None)
+    if view == "full" and cut:
+        raise Forbidden(
+            "view_not_permitted",
+            f"the full view carries every field and the publisher's JWS, but {agency_id!r} "
+            f"sees only some fields of {', '.join(cut)}: subscribe with view 'fields'",
+        )
     if not signing or set(signing) - set(SCHEMES):
         raise BadRequest("invalid_signing", "signing is v1a (Ed25519), v1 (HMAC) or both")
     if region_prefix is not None and not (region_prefix.isdigit() and len(region_prefix) <= 6):

@@ -30,6 +30,7 @@ from gateway.delivery.receipts import store as store_receipt
 from gateway.delivery.ssrf import UnsafeEndpoint, check_endpoint
 from gateway.delivery.webhooks import cloud_event, signature_header
 from gateway.models import Delivery, DeliveryAttempt, LogEntry, Subscription
+from gateway.registry.rights import View, subscribe_views
 from gateway.runtime import Runtime
 from gateway.settings import DeliverySettings
 from keys.jws import parse_compact
@@ -136,15 +137,23 @@ def _within_rate_limits(session: Session, candidates: list[Any], now: dt.datetim
     return kept
 
 
-def _view(subscription: Subscription, envelope: dict[str, Any]) -> dict[str, Any]:
-    if subscription.view == "full":
-        return dict(envelope["data"])
-    return {  # notice: that something happened, about whom, from whom; no content
+def _view(
+    subscription: Subscription, envelope: dict[str, Any], right: View | None
+) -> tuple[dict[str, Any], bool]:
+    """The event data this subscription sees under its agency's current subscribe right, and
+    whether the publisher's JWS may travel with it (only when the view is the whole message).
+
+    Rights are read at delivery time: a right narrowed or withdrawn after the message was
+    accepted is respected by every later attempt, replay and feed read."""
+    if right is not None and subscription.view in ("full", "fields"):
+        whole = right.fields is None
+        return right.project(envelope["data"]), whole and subscription.view == "full"
+    return {  # notice (or no right any more): that something happened, about whom, from whom
         "type": envelope["type"],
         "subject": envelope["subject"],
         "issuer": envelope["issuer"],
         "issued_at": envelope["issued_at"],
-    }
+    }, False
 
 
 def load_jobs(
@@ -158,10 +167,15 @@ def load_jobs(
         .where(Delivery.id.in_(ids))
         .order_by(Delivery.log_index)
     )
+    rows = list(rows)
+    rights = subscribe_views(session, {subscription.agency_id for _, subscription, _ in rows})
     jobs = []
     for delivery, subscription, entry in rows:
         token = entry.jws.decode()
         envelope = json.loads(parse_compact(token).payload)
+        data, with_jws = _view(
+            subscription, envelope, rights.get((subscription.agency_id, entry.type))
+        )
         body = cloud_event(
             source=source,
             message_id=entry.message_id,
@@ -171,8 +185,8 @@ def load_jobs(
             sequence=entry.idx,
             subseq=delivery.subseq,
             leaf_hash=entry.leaf_hash,
-            data=_view(subscription, envelope),
-            jws=token if subscription.view == "full" else None,
+            data=data,
+            jws=token if with_jws else None,
         )
         jobs.append(
             Job(

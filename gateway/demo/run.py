@@ -61,7 +61,7 @@ class Tally:
 @dataclass
 class Signers:
     keys: dict[str, SigningKey]
-    tokens: dict[str, str] = field(default_factory=dict)  # access tokens by agency
+    tokens: dict[tuple[str, str], str] = field(default_factory=dict)  # by (agency, scope)
 
     def sign(self, step: Step, issued_at: dt.datetime, message_id: str | None = None) -> bytes:
         envelope = {
@@ -87,9 +87,9 @@ class Signers:
 
     def login(self, client: httpx.Client, agency: str, scope: str) -> str:
         """The agency's access token: OAuth client credentials with private_key_jwt."""
-        if agency not in self.tokens:
-            self.tokens[agency] = access_token(client, self.keys[agency], agency, scope)
-        return self.tokens[agency]
+        if (agency, scope) not in self.tokens:
+            self.tokens[agency, scope] = access_token(client, self.keys[agency], agency, scope)
+        return self.tokens[agency, scope]
 
     def publish_headers(self, client: httpx.Client, token: bytes) -> dict[str, str]:
         """Publishing needs a token of the agency whose key signed the message."""
@@ -164,6 +164,7 @@ def register_agencies(settings: Settings, key_dir: Path) -> Signers:
                 )
                 scopes = ["admin"] if "operator" in agency.roles else ["subscribe"]
                 scopes += ["publish"] if agency.publish else []
+                scopes += ["query"] if {"bank", "insurer"} & set(agency.roles) else []
                 grant_scopes(session, runtime.signer, agency.agency_id, scopes, now)
                 service.add_key(
                     session,
@@ -235,6 +236,48 @@ def verify_receipts(client: httpx.Client, tally: Tally) -> int:
     return good
 
 
+BANK_VIEW = ["grade.status", "grade.level", "grade.valid_to", "lists", "measures"]
+
+
+def _bank_asks(
+    client: httpx.Client, signers: Signers, code: str, tally: Tally, console: Console
+) -> None:
+    """The bank asks for a revoked enterprise's standing within its field view, checks the
+    attestation, and is refused a field outside the view."""
+    client.put(
+        "/v1/agencies/fj-cib/rights/query/standing", json={"fields": BANK_VIEW}
+    ).raise_for_status()
+    bank = {"authorization": "Bearer " + signers.login(client, "fj-cib", "query")}
+    url = f"/v1/enterprises/{code}"
+    answer = client.get(url, params={"purpose": "loan application 2026-118"}, headers=bank)
+    if answer.status_code != 200:
+        tally.unexpected.append(f"bank query: {answer.status_code} {answer.text[:200]}")
+        return
+    body = answer.json()
+    parsed = jws.parse_compact(body["attestation"])
+    jwks = client.get("/.well-known/jwks.json").json()
+    try:
+        jws.verify_compact(parsed, key_from_jwks(jwks, str(parsed.header["kid"])))
+        attested = json.loads(parsed.payload)["answer"] == body["standing"]
+    except jws.JWSError:
+        attested = False
+    if not attested:
+        tally.unexpected.append("bank query: the attestation does not verify")
+    standing = body["standing"]
+    measures = ", ".join(m["code"] for m in standing.get("measures", {}).get("bank", []))
+    console.print(
+        f"the bank asked about {code} (purpose recorded): grade {standing['grade']['status']}, "
+        f"{len(standing['lists'])} list entries, bank measures: {measures or '-'}; "
+        f"attestation {'verified' if attested else 'FAILED'}; fields: {', '.join(standing)}"
+    )
+    outside = client.get(url, params={"purpose": "curiosity", "fields": "name"}, headers=bank)
+    code_seen = outside.json().get("code")
+    if code_seen != "field_not_in_view":
+        tally.unexpected.append(f"bank asking for a field outside its view: got {code_seen}")
+    else:
+        console.print("  …and asking for the name, outside its view: 403 field_not_in_view")
+
+
 def run_demo(*, enterprises: int, keep: Path | None, seed: int, console: Console) -> int:
     """Returns the process exit code: 0 when every check of the run passed."""
     if keep is not None:
@@ -282,7 +325,10 @@ def _run(data_dir: Path, count: int, seed: int, console: Console) -> int:
                 publish_batch(client, signers, chunk, tally)
                 progress.advance(task, len(chunk))
         console.print(f"[green]published {len(tokens)} routine messages in batches of {BATCH}")
-        _narrate(client, signers, dramatic_events(ents, today), issued, tally, console)
+        story = dramatic_events(ents, today)
+        _narrate(client, signers, story, issued, tally, console)
+        revoked = next(step.subject for step in story if step.type == "grade.revoked")
+        _bank_asks(client, signers, revoked, tally, console)
         resend = tokens[: min(50, len(tokens))]
         publish_batch(client, signers, resend, tally)
         console.print(f"resent {len(resend)} messages: answered 200 with their original receipts")
@@ -394,6 +440,7 @@ class Plan:
     types: list[str]
     view: str
     signing: list[str]
+    fields: dict[str, list[str]] = field(default_factory=dict)  # field views by type
 
 
 def make_receivers(signers: Signers) -> list[Plan]:
@@ -412,12 +459,17 @@ def make_receivers(signers: Signers) -> list[Plan]:
             "full",
             ["v1a"],
         ),
-        Plan(
+        Plan(  # the bank sees a field view: the decision, not its reasons or parties
             DemoReceiver("bank (fj-cib)", signers.keys["fj-cib"]),
             "fj-cib",
             ["grade.revoked", "grade.downgraded", "listing.added"],
-            "full",
+            "fields",
             ["v1a", "v1"],
+            {
+                "grade.revoked": ["reason_code", "decided_on", "reapply_after"],
+                "grade.downgraded": ["from_level", "to_level", "decided_on"],
+                "listing.added": ["list_type", "term_start", "term_end"],
+            },
         ),
         Plan(
             DemoReceiver("credit disclosure (fj-scjg)", signers.keys["fj-scjg"]),
@@ -440,6 +492,9 @@ def subscribe_receivers(
     client: httpx.Client, stack: ExitStack, plans: list[Plan], console: Console
 ) -> None:
     for plan in plans:
+        for message_type in plan.types:  # the operator grants the rights first (admin API)
+            rights = f"/v1/agencies/{plan.agency_id}/rights/subscribe/{message_type}"
+            client.put(rights, json={"fields": plan.fields.get(message_type)}).raise_for_status()
         url = (
             stack.enter_context(running_app(plan.receiver.app(), plan.receiver.label)) + "/webhook"
         )

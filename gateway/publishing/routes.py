@@ -13,6 +13,7 @@ from starlette.concurrency import run_in_threadpool
 
 from gateway.access.routes import authenticate, caller_with
 from gateway.errors import BadRequest, NotFound, PayloadTooLarge, UnsupportedMediaType
+from gateway.logs import log_event
 from gateway.models import LogEntry
 from gateway.publishing.service import Outcome
 from gateway.runtime import Runtime, get_runtime
@@ -63,13 +64,22 @@ async def read_limited(request: Request, limit: int) -> bytes:
     return b"".join(chunks)
 
 
-def count_outcomes(request: Request, outcomes: list[Outcome]) -> None:
+def count_outcomes(request: Request, outcomes: list[Outcome], caller: str) -> None:
+    """Metrics per outcome, and one structured log line per message (with the request id)."""
     counter = request.app.state.metrics.published
     for outcome in outcomes:
         label = {201: "accepted", 200: "duplicate"}.get(outcome.status)
         if label is None:
             label = outcome.error.code if outcome.error else str(outcome.status)
         counter.labels(outcome.message_type or "unknown", label).inc()
+        log_event(
+            "message." + ("refused" if outcome.error else label),
+            message_id=outcome.message_id,
+            type=outcome.message_type,
+            index=outcome.index,
+            agency=caller,
+            code=outcome.error.code if outcome.error else None,
+        )
 
 
 def _item(outcome: Outcome, instance: str) -> BatchItemOut:
@@ -109,7 +119,7 @@ async def publish_message(
     body = await read_limited(request, runtime.settings.publish.max_body_bytes)
     with request.app.state.metrics.publish_seconds.labels("single").time():
         outcome = await run_in_threadpool(runtime.publish_one, body.strip(), caller.agency_id)
-    count_outcomes(request, [outcome])
+    count_outcomes(request, [outcome], caller.agency_id)
     if outcome.error is not None:
         raise outcome.error
     receipt = ReceiptOut(
@@ -148,7 +158,7 @@ async def publish_messages(
         outcomes = await run_in_threadpool(
             runtime.publish, raws, too_big, [caller.agency_id] * len(raws)
         )
-    count_outcomes(request, outcomes)
+    count_outcomes(request, outcomes, caller.agency_id)
     results = [_item(o, request.url.path) for o in outcomes]
     out = BatchOut(
         accepted=sum(o.status == 201 for o in outcomes),

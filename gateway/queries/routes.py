@@ -3,16 +3,19 @@ the access records of an enterprise, newest first."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
+from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 
 from gateway.access.routes import authenticate
 from gateway.access.tokens import Caller
 from gateway.errors import GatewayError, PayloadTooLarge
 from gateway.queries import service
+from gateway.registry.rights import View, require_view
 from gateway.runtime import Runtime
 
 router = APIRouter(prefix="/v1/enterprises", tags=["queries"])
@@ -21,72 +24,174 @@ router = APIRouter(prefix="/v1/enterprises", tags=["queries"])
 class BatchQuery(BaseModel):
     codes: list[str]
     purpose: str | None = None
+    fields: list[str] | None = Field(
+        default=None, description="ask for fewer fields than your view (default: all of it)"
+    )
 
 
-def _recorded(
-    runtime: Runtime, request: Request, action: str, codes: list[str], purpose: str | None
-) -> tuple[Caller, str]:
-    """Authenticate and check the purpose; a refusal is recorded before it is raised."""
+FieldsParam = Annotated[
+    str | None,
+    Query(description="comma-separated fields, within your view (default: all of your view)"),
+]
+PurposeParam = Annotated[str | None, Query(description="why you ask (recorded)")]
+
+
+def _count(request: Request, agency_id: str | None, result: str, n: int = 1) -> None:
+    request.app.state.metrics.queries.labels(agency_id or "-", result).inc(n)
+
+
+def _record(
+    runtime: Runtime,
+    *,
+    agency_id: str | None,
+    codes: list[str],
+    action: str,
+    purpose: str | None,
+    result: str,
+) -> None:
+    with runtime.db.transaction() as session:
+        for code in codes or [None]:  # type: ignore[list-item]
+            service.record_access(
+                session,
+                at=runtime.clock.now(),
+                agency_id=agency_id,
+                uscc=code,
+                action=action,
+                purpose=purpose,
+                result=result,
+            )
+
+
+def _admitted(
+    runtime: Runtime,
+    request: Request,
+    *,
+    action: str,
+    contract: str,
+    codes: list[str],
+    purpose: str | None,
+    fields: list[str] | None,
+) -> tuple[Caller, str, View]:
+    """Token, scope, purpose, the right to this query and the fields asked for; a refusal is
+    recorded (for each code) before it is raised."""
     caller: Caller | None = None
     try:
         caller = authenticate(request, "query")
-        return caller, service.check_purpose(purpose)
+        why = service.check_purpose(purpose)
+        with runtime.db.reader() as session:
+            view = require_view(session, caller.agency_id, "query", contract)
+        return caller, why, view.narrowed(fields)
     except GatewayError as exc:
-        with runtime.db.transaction() as session:
-            for code in codes or [None]:  # type: ignore[list-item]
-                service.record_access(
-                    session,
-                    at=runtime.clock.now(),
-                    agency_id=caller.agency_id if caller else None,
-                    uscc=code,
-                    action=action,
-                    purpose=purpose,
-                    result=exc.code,
-                )
+        _count(request, caller.agency_id if caller else None, exc.code)
+        _record(
+            runtime,
+            agency_id=caller.agency_id if caller else None,
+            codes=codes,
+            action=action,
+            purpose=purpose,
+            result=exc.code,
+        )
         raise
+
+
+def _fields(raw: str | None) -> list[str] | None:
+    return [f.strip() for f in raw.split(",") if f.strip()] if raw else None
+
+
+def _single(
+    request: Request,
+    code: str,
+    purpose: str | None,
+    fields: str | None,
+    *,
+    action: str,
+    contract: str,
+    answer: Callable[[Session, Caller, View], dict[str, Any]],
+) -> dict[str, Any]:
+    """One recorded, attested query about one enterprise."""
+    runtime: Runtime = request.app.state.runtime
+    caller, why, view = _admitted(
+        runtime,
+        request,
+        action=action,
+        contract=contract,
+        codes=[code],
+        purpose=purpose,
+        fields=_fields(fields),
+    )
+    now = runtime.clock.now()
+    try:
+        with runtime.db.transaction() as session:
+            result = answer(session, caller, view)
+            service.record_access(
+                session,
+                at=now,
+                agency_id=caller.agency_id,
+                uscc=code,
+                action=action,
+                purpose=why,
+                result="ok",
+            )
+            attestation = service.attest(session, runtime.signer, result, caller.agency_id, now)
+    except GatewayError as exc:
+        _count(request, caller.agency_id, exc.code)
+        _record(
+            runtime,
+            agency_id=caller.agency_id,
+            codes=[code],
+            action=action,
+            purpose=why,
+            result=exc.code,
+        )
+        raise
+    _count(request, caller.agency_id, "ok")
+    return {contract: result, "attestation": attestation}
 
 
 @router.get("/{code}")
 async def get_standing(
-    code: str,
-    request: Request,
-    purpose: Annotated[str | None, Query(description="why you ask (recorded)")] = None,
+    code: str, request: Request, purpose: PurposeParam = None, fields: FieldsParam = None
 ) -> dict[str, Any]:
     """The enterprise's standing (grade, validity, ledger status, list entries, the measures
-    for your role) with the gateway's attestation. Needs scope `query`; recorded."""
+    for your role) as your `standing` view shows it, with the gateway's attestation. Needs
+    scope `query` and a query right; recorded."""
     runtime: Runtime = request.app.state.runtime
 
-    def run() -> dict[str, Any]:
-        caller, why = _recorded(runtime, request, "query", [code], purpose)
-        now = runtime.clock.now()
-        try:
-            with runtime.db.transaction() as session:
-                answer = service.standing(session, code, caller.agency_id, now.date())
-                service.record_access(
-                    session,
-                    at=now,
-                    agency_id=caller.agency_id,
-                    uscc=code,
-                    action="query",
-                    purpose=why,
-                    result="ok",
-                )
-                attestation = service.attest(session, runtime.signer, answer, caller.agency_id, now)
-        except GatewayError as exc:
-            with runtime.db.transaction() as session:
-                service.record_access(
-                    session,
-                    at=now,
-                    agency_id=caller.agency_id,
-                    uscc=code,
-                    action="query",
-                    purpose=why,
-                    result=exc.code,
-                )
-            raise
-        return {"standing": answer, "attestation": attestation}
+    def answer(session: Session, caller: Caller, view: View) -> dict[str, Any]:
+        return service.standing(session, code, caller.agency_id, runtime.clock.now().date(), view)
 
-    return await run_in_threadpool(run)
+    return await run_in_threadpool(
+        _single,
+        request,
+        code,
+        purpose,
+        fields,
+        action="query",
+        contract="standing",
+        answer=answer,
+    )
+
+
+@router.get("/{code}/grade-history")
+async def get_grade_history(
+    code: str, request: Request, purpose: PurposeParam = None, fields: FieldsParam = None
+) -> dict[str, Any]:
+    """Every grade decision about the enterprise, oldest first, each message's data cut to
+    your `grade_history` view; attested and recorded like a standing query."""
+
+    def answer(session: Session, caller: Caller, view: View) -> dict[str, Any]:
+        return service.grade_history(session, code, view)
+
+    return await run_in_threadpool(
+        _single,
+        request,
+        code,
+        purpose,
+        fields,
+        action="grade_history",
+        contract="grade_history",
+        answer=answer,
+    )
 
 
 @router.post("/query")
@@ -100,21 +205,28 @@ async def batch_query(body: BatchQuery, request: Request) -> dict[str, Any]:
             error = PayloadTooLarge(
                 "batch_too_large", f"at most {service.MAX_BATCH} codes, got {len(body.codes)}"
             )
-            with runtime.db.transaction() as session:
-                service.record_access(
-                    session,
-                    at=runtime.clock.now(),
-                    agency_id=None,
-                    uscc=None,
-                    action="batch_query",
-                    purpose=body.purpose,
-                    result=error.code,
-                )
+            _record(
+                runtime,
+                agency_id=None,
+                codes=[],
+                action="batch_query",
+                purpose=body.purpose,
+                result=error.code,
+            )
+            _count(request, None, error.code)
             raise error
-        caller, why = _recorded(runtime, request, "batch_query", body.codes, body.purpose)
+        caller, why, view = _admitted(
+            runtime,
+            request,
+            action="batch_query",
+            contract="standing",
+            codes=body.codes,
+            purpose=body.purpose,
+            fields=body.fields,
+        )
         now = runtime.clock.now()
         with runtime.db.transaction() as session:
-            results = service.batch(session, body.codes, caller.agency_id, now.date())
+            results = service.batch(session, body.codes, caller.agency_id, now.date(), view)
             for item in results:
                 service.record_access(
                     session,
@@ -126,6 +238,7 @@ async def batch_query(body: BatchQuery, request: Request) -> dict[str, Any]:
                     result="ok" if item["status"] == 200 else item["problem"]["code"],
                 )
             attestation = service.attest(session, runtime.signer, results, caller.agency_id, now)
+        _count(request, caller.agency_id, "ok", len(results))
         return {"results": results, "attestation": attestation}
 
     return await run_in_threadpool(run)

@@ -8,6 +8,7 @@ an access record (who, when, which enterprise, stated purpose, result).
 from __future__ import annotations
 
 import datetime as dt
+import json
 from collections.abc import Sequence
 from typing import Any
 
@@ -18,9 +19,11 @@ from contracts.measures import applicable
 from contracts.uscc import is_valid_uscc
 from gateway.errors import BadRequest, NotFound
 from gateway.measures.service import standing_of
-from gateway.models import AccessRecord, Agency, Listing
+from gateway.models import AccessRecord, Agency, Enterprise, Listing, LogEntry
+from gateway.registry.rights import GRADE_TYPES, View
 from gateway.signing import GatewaySigner
 from gateway.tlog import tree_size
+from keys.jws import parse_compact
 
 ATTESTATION_TYP = "gateway-attestation+jws"
 MAX_BATCH = 1000
@@ -54,9 +57,17 @@ def check_purpose(purpose: str | None) -> str:
     return purpose.strip()
 
 
-def standing(session: Session, uscc: str, caller_agency: str, on: dt.date) -> dict[str, Any]:
+def check_code(uscc: str) -> None:
     if not is_valid_uscc(uscc):
         raise BadRequest("invalid_uscc", f"{uscc!r} is not a valid unified social credit code")
+
+
+def standing(
+    session: Session, uscc: str, caller_agency: str, on: dt.date, view: View | None = None
+) -> dict[str, Any]:
+    """The enterprise's standing as `caller_agency` sees it: projected to `view` (the caller's
+    `standing` field view; None: every field), the code always included."""
+    check_code(uscc)
     enterprise, facts = standing_of(session, uscc, on)
     agency = session.get(Agency, caller_agency)
     roles = set(agency.roles) if agency else set()
@@ -70,7 +81,7 @@ def standing(session: Session, uscc: str, caller_agency: str, on: dt.date) -> di
     )
     by_role = applicable(facts, enterprise.region_code, on)
     visible = by_role if "operator" in roles else {r: m for r, m in by_role.items() if r in roles}
-    return {
+    answer = {
         "uscc": uscc,
         "name": enterprise.name,
         "region_code": enterprise.region_code,
@@ -102,6 +113,34 @@ def standing(session: Session, uscc: str, caller_agency: str, on: dt.date) -> di
         "accidents_prior_year": list(facts.accident_classes),
         "measures": {r: [m.as_dict() for m in ms] for r, ms in sorted(visible.items())},
     }
+    return answer if view is None else view.project(answer, keep=("uscc",))
+
+
+def grade_history(session: Session, uscc: str, view: View) -> dict[str, Any]:
+    """Every grade decision about the enterprise in log order, each message's `data` cut to
+    the caller's `grade_history` view."""
+    check_code(uscc)
+    if session.get(Enterprise, uscc) is None:
+        raise NotFound("unknown_enterprise", f"no enterprise {uscc} is registered")
+    rows = session.execute(
+        select(LogEntry.idx, LogEntry.message_id, LogEntry.type, LogEntry.issuer, LogEntry.jws)
+        .where(LogEntry.subject == uscc, LogEntry.kind == "message", LogEntry.type.in_(GRADE_TYPES))
+        .order_by(LogEntry.idx)
+    )
+    events = []
+    for idx, message_id, message_type, issuer, token in rows:
+        envelope = json.loads(parse_compact(token).payload)
+        events.append(
+            {
+                "index": idx,
+                "message_id": message_id,
+                "type": message_type,
+                "issuer": issuer,
+                "issued_at": envelope["issued_at"],
+                "data": view.project(envelope["data"]),
+            }
+        )
+    return {"uscc": uscc, "events": events}
 
 
 def attest(
@@ -117,13 +156,14 @@ def attest(
     return signer.sign(claims, ATTESTATION_TYP)
 
 
-def batch(session: Session, codes: Sequence[str], caller: str, on: dt.date) -> list[dict[str, Any]]:
+def batch(
+    session: Session, codes: Sequence[str], caller: str, on: dt.date, view: View | None = None
+) -> list[dict[str, Any]]:
     results: list[dict[str, Any]] = []
     for code in codes:
         try:
-            results.append(
-                {"uscc": code, "status": 200, "standing": standing(session, code, caller, on)}
-            )
+            answer = standing(session, code, caller, on, view)
+            results.append({"uscc": code, "status": 200, "standing": answer})
         except (BadRequest, NotFound) as exc:
             results.append({"uscc": code, "status": exc.status_code, "problem": exc.problem()})
     return results

@@ -1,13 +1,20 @@
-"""HTTP: read-only view of the agency registry (changes go through the CLI for now)."""
+"""HTTP: the agency registry, and the admin API for rights, scopes and rate limits (each
+change a gateway-signed log entry, like the CLI's)."""
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+import datetime as dt
+from collections.abc import Callable
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends
+from pydantic import BaseModel, Field
+from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 
 from gateway.access.routes import caller_with
+from gateway.access.tokens import grant_scopes, revoke_scope
+from gateway.registry import rights
 from gateway.registry.service import list_agencies
 from gateway.runtime import Runtime, get_runtime
 
@@ -43,3 +50,119 @@ def agency_views(runtime: Runtime) -> list[dict[str, Any]]:
 async def get_agencies(runtime: Annotated[Runtime, Depends(get_runtime)]) -> dict[str, Any]:
     """Registered agencies with their roles, publish rights and public keys."""
     return {"agencies": await run_in_threadpool(agency_views, runtime)}
+
+
+class RightIn(BaseModel):
+    fields: list[str] | None = Field(
+        default=None, description="the field view; null or absent: the whole contract"
+    )
+
+
+class RateLimitIn(BaseModel):
+    per_second: float | None = Field(default=None, description="null with burst: the default")
+    burst: int | None = None
+
+
+Admin = Depends(caller_with("admin"))
+RuntimeDep = Annotated[Runtime, Depends(get_runtime)]
+
+
+def _change(runtime: Runtime, change: Callable[[Session, dt.datetime], Any]) -> Any:
+    with runtime.db.transaction() as session:
+        return change(session, runtime.clock.now())
+
+
+@router.get("/{agency_id}/rights", dependencies=[Admin])
+async def get_rights(agency_id: str, runtime: RuntimeDep) -> dict[str, Any]:
+    """What the agency may publish, subscribe to (with field views) and query, its token
+    scopes and its rate limit."""
+
+    def read() -> dict[str, Any]:
+        with runtime.db.reader() as session:
+            return rights.rights_of(session, agency_id)
+
+    return await run_in_threadpool(read)
+
+
+@router.put("/{agency_id}/rights/{action}/{contract}", dependencies=[Admin])
+async def put_right(
+    agency_id: str,
+    action: Literal["publish", "subscribe", "query"],
+    contract: str,
+    runtime: RuntimeDep,
+    body: RightIn | None = None,
+) -> dict[str, Any]:
+    """Grant (or change the field view of) a right; recorded in the log."""
+    fields = body.fields if body else None
+    return await run_in_threadpool(
+        _change,
+        runtime,
+        lambda session, now: rights.grant(
+            session,
+            runtime.signer,
+            agency_id=agency_id,
+            action=action,
+            contract=contract,
+            fields=fields,
+            now=now,
+        ),
+    )
+
+
+@router.delete("/{agency_id}/rights/{action}/{contract}", dependencies=[Admin])
+async def delete_right(
+    agency_id: str,
+    action: Literal["publish", "subscribe", "query"],
+    contract: str,
+    runtime: RuntimeDep,
+) -> dict[str, Any]:
+    """Withdraw a right at once; recorded in the log."""
+    return await run_in_threadpool(
+        _change,
+        runtime,
+        lambda session, now: rights.revoke(
+            session, runtime.signer, agency_id=agency_id, action=action, contract=contract, now=now
+        ),
+    )
+
+
+@router.put("/{agency_id}/scopes/{scope}", dependencies=[Admin])
+async def put_scope(agency_id: str, scope: str, runtime: RuntimeDep) -> dict[str, Any]:
+    """Allow the agency's tokens a scope; recorded in the log."""
+
+    def change(session: Session, now: dt.datetime) -> dict[str, Any]:
+        grant_scopes(session, runtime.signer, agency_id, [scope], now)
+        return rights.rights_of(session, agency_id)
+
+    return await run_in_threadpool(_change, runtime, change)
+
+
+@router.delete("/{agency_id}/scopes/{scope}", dependencies=[Admin])
+async def delete_scope(agency_id: str, scope: str, runtime: RuntimeDep) -> dict[str, Any]:
+    """Withdraw a scope from new tokens (issued ones expire within their lifetime)."""
+
+    def change(session: Session, now: dt.datetime) -> dict[str, Any]:
+        revoke_scope(session, runtime.signer, agency_id, scope, now)
+        return rights.rights_of(session, agency_id)
+
+    return await run_in_threadpool(_change, runtime, change)
+
+
+@router.put("/{agency_id}/rate-limit", dependencies=[Admin])
+async def put_rate_limit(agency_id: str, body: RateLimitIn, runtime: RuntimeDep) -> dict[str, Any]:
+    """The agency's own request rate (tokens per second and burst); nulls: the default. This
+    process applies it at once, the others within a few seconds."""
+    changed = await run_in_threadpool(
+        _change,
+        runtime,
+        lambda session, now: rights.set_rate_limit(
+            session,
+            runtime.signer,
+            agency_id=agency_id,
+            per_second=body.per_second,
+            burst=body.burst,
+            now=now,
+        ),
+    )
+    runtime.rate_limiter.invalidate()
+    return dict(changed)

@@ -102,6 +102,8 @@ def pg_settings(tmp_path: Path, pg_template: str) -> Iterator[Settings]:
             database_url=url,
             log_origin="test.gateway.example/log",
             delivery=DeliverySettings(in_process_worker=False),
+            rate_limit_per_second=1e6,
+            rate_limit_burst=1_000_000,
         )
         ensure_gateway_keys(cfg)
         yield cfg
@@ -114,6 +116,9 @@ def settings(tmp_path: Path, database_url: str) -> Settings:
         database_url=database_url,
         log_origin="test.gateway.example/log",
         delivery=DeliverySettings(in_process_worker=False, allowed_hosts=["127.0.0.1"]),
+        # tests fire requests far faster than agencies would; test_rate_limits sets its own
+        rate_limit_per_second=1e6,
+        rate_limit_burst=1_000_000,
     )
     ensure_gateway_keys(cfg)
     return cfg

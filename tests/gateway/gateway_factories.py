@@ -72,7 +72,10 @@ def register_publisher(
     suite: str = "ed25519",
     valid_from: dt.datetime = KEY_VALID_FROM,
     valid_to: dt.datetime | None = None,
+    subscribe: Iterable[str] = (),
 ) -> Publisher:
+    """An agency with a fresh key, publish rights to `types` and subscribe rights (whole
+    data) to `subscribe`."""
     key = get_suite(suite).generate()
     now = runtime.clock.now()
     with runtime.db.transaction() as session:
@@ -97,6 +100,7 @@ def register_publisher(
             valid_from=valid_from,
             valid_to=valid_to,
         )
+    allow_subscribe(runtime, agency_id, subscribe)
     return Publisher(agency_id, key, runtime)
 
 
@@ -173,3 +177,39 @@ def publish_many(client: Any, tokens: Iterable[bytes | str]) -> Any:
     messages = [t.decode() if isinstance(t, bytes) else t for t in tokens]
     headers = signer_headers(client, messages[0]) if messages else {}
     return client.post("/v1/messages/batch", json={"messages": messages}, headers=headers)
+
+
+def allow_subscribe(
+    runtime: Runtime, agency_id: str, types: Iterable[str], fields: list[str] | None = None
+) -> None:
+    """Grant `agency_id` subscribe rights to `types` (the whole data unless `fields`)."""
+    from gateway.registry import rights
+
+    with runtime.db.transaction() as session:
+        for message_type in types:
+            rights.grant(
+                session,
+                runtime.signer,
+                agency_id=agency_id,
+                action="subscribe",
+                contract=message_type,
+                fields=fields,
+                now=runtime.clock.now(),
+            )
+
+
+def allow_query(
+    runtime: Runtime, agency_id: str, contract: str = "standing", fields: list[str] | None = None
+) -> None:
+    from gateway.registry import rights
+
+    with runtime.db.transaction() as session:
+        rights.grant(
+            session,
+            runtime.signer,
+            agency_id=agency_id,
+            action="query",
+            contract=contract,
+            fields=fields,
+            now=runtime.clock.now(),
+        )

@@ -30,7 +30,9 @@ AUDIENCE = "http://testserver/v1/oauth/token"
 
 @pytest.fixture
 def bank(runtime: Runtime) -> Publisher:
-    agency = register_publisher(runtime, "fj-cib", ["measure.applied"], roles=["bank"])
+    agency = register_publisher(
+        runtime, "fj-cib", ["measure.applied"], roles=["bank"], subscribe=["grade.revoked"]
+    )
     with runtime.db.transaction() as session:
         grant_scopes(session, runtime.signer, "fj-cib", ["subscribe", "query"], runtime.clock.now())
     return agency
@@ -179,7 +181,9 @@ def test_protected_endpoints_need_a_valid_token_with_the_scope(
     sub = client.post(
         "/v1/subscriptions", json={"agency_id": "fj-cib", "url": None, "types": ["grade.revoked"]}
     ).json()
-    other = register_publisher(runtime, "fj-picc", ["measure.applied"], roles=["insurer"])
+    other = register_publisher(
+        runtime, "fj-picc", ["measure.applied"], roles=["insurer"], subscribe=["grade.revoked"]
+    )
     assert other
     theirs = client.post(
         "/v1/subscriptions", json={"agency_id": "fj-picc", "url": None, "types": ["grade.revoked"]}

@@ -92,6 +92,42 @@ def test_admin_commands_on_a_fresh_data_directory(
     assert table.exit_code == 0
     assert "0 enterprises" in table.output
 
+    granted = runner.invoke(
+        app,
+        [
+            "agency",
+            "grant",
+            "fj-yjt",
+            "grade.expired",
+            "--subscribe",
+            "grade.revoked=reason_code,decided_on",
+            "--query",
+            "standing",
+            "--json",
+        ],
+    )
+    assert granted.exit_code == 0, granted.output
+    shown = json.loads(granted.output)
+    assert shown["publish"] == ["grade.awarded", "grade.expired", "grade.revoked"]
+    assert shown["subscribe"] == {"grade.revoked": ["decided_on", "reason_code"]}
+    assert shown["query"] == {"standing": None}
+    limited = runner.invoke(
+        app, ["agency", "rate-limit", "fj-yjt", "--per-second", "5", "--burst", "10"]
+    )
+    assert limited.exit_code == 0, limited.output
+    assert "5/s, burst 10" in limited.output
+    revoked = runner.invoke(
+        app, ["agency", "revoke", "fj-yjt", "--query", "standing", "--publish", "grade.expired"]
+    )
+    assert revoked.exit_code == 0, revoked.output
+    table = runner.invoke(app, ["agency", "rights", "fj-yjt"]).output
+    assert "grade.revoked" in table
+    assert "standing" not in table
+    assert "grade.expired" not in table
+    bad = runner.invoke(app, ["agency", "grant", "fj-yjt", "--subscribe", "grade.revoked=pay"])
+    assert bad.exit_code == 1
+    assert "unknown_field" in bad.output
+
 
 def test_bad_input_is_a_clear_error_and_non_zero_exit(
     tmp_path: Path, database_url: str, monkeypatch: pytest.MonkeyPatch

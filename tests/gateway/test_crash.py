@@ -43,6 +43,8 @@ class Server:
             "GATEWAY_DATABASE_URL": settings.effective_database_url,
             "GATEWAY_LOG_ORIGIN": settings.log_origin,
             "GATEWAY_DELIVERY__IN_PROCESS_WORKER": "false",
+            "GATEWAY_RATE_LIMIT_PER_SECOND": "1000000",
+            "GATEWAY_RATE_LIMIT_BURST": "1000000",
         }
         self.process: subprocess.Popen[bytes] | None = None
 
@@ -97,8 +99,10 @@ def test_kill_the_api_while_publishing(
     receiver: tuple[OrderedReceiver, str],
 ) -> None:
     rec, hook = receiver
-    register_publisher(runtime, "fj-scjg", ["measure.applied"], roles=["market_regulator"])
     types = ["enterprise.registered", "grade.awarded"]
+    register_publisher(
+        runtime, "fj-scjg", ["measure.applied"], roles=["market_regulator"], subscribe=types
+    )
     assert (
         client.post(
             "/v1/subscriptions", json={"agency_id": "fj-scjg", "url": hook, "types": types}

@@ -19,6 +19,7 @@ from loopback import serving
 from sqlalchemy import func, select
 from standardwebhooks import Webhook
 
+from contracts.registry import MESSAGE_TYPES
 from contracts.uscc import make_uscc
 from gateway.clock import FixedClock
 from gateway.delivery.worker import make_client, run_once
@@ -76,7 +77,9 @@ def receiver() -> Iterator[tuple[Receiver, str]]:
 
 @pytest.fixture
 def insurer(runtime: Runtime) -> Publisher:
-    return register_publisher(runtime, "fj-picc", ["measure.applied"], roles=["insurer"])
+    return register_publisher(
+        runtime, "fj-picc", ["measure.applied"], roles=["insurer"], subscribe=MESSAGE_TYPES
+    )
 
 
 def subscribe(client: TestClient, url: str | None, **extra: Any) -> dict[str, Any]:
@@ -398,7 +401,9 @@ def test_webhook_key_rotation_signs_with_both_keys_during_the_overlap(
     from gateway.signing import load_gateway_signer, rotate_webhook_key
 
     rec, url = receiver
-    register_publisher(runtime, "fj-picc", ["measure.applied"], roles=["insurer"])
+    register_publisher(
+        runtime, "fj-picc", ["measure.applied"], roles=["insurer"], subscribe=MESSAGE_TYPES
+    )
     old = runtime.signer.webhook_key.public_key.raw_public_bytes()
     clock = runtime.clock
     assert isinstance(clock, FixedClock)

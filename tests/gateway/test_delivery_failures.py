@@ -23,7 +23,9 @@ SCHEDULE = [0, 60, 600]
 
 @pytest.fixture
 def queued(client: TestClient, authority: Publisher, runtime: Runtime) -> Runtime:
-    register_publisher(runtime, "fj-cib", ["measure.applied"], roles=["bank"])
+    register_publisher(
+        runtime, "fj-cib", ["measure.applied"], roles=["bank"], subscribe=["grade.awarded"]
+    )
     runtime.settings.delivery.allowed_hosts.append("receiver.example")
     with runtime.db.transaction() as session:
         create_subscription(

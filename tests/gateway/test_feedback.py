@@ -22,8 +22,11 @@ def test_working_days_skip_weekends() -> None:
 def test_feedback_shows_applied_and_overdue_agencies(
     client: TestClient, authority: Publisher, runtime: Runtime
 ) -> None:
-    insurer = register_publisher(runtime, "fj-picc", ["measure.applied"], roles=["insurer"])
-    register_publisher(runtime, "fj-cib", ["measure.applied"], roles=["bank"])
+    revoked = ["grade.revoked"]
+    insurer = register_publisher(
+        runtime, "fj-picc", ["measure.applied"], roles=["insurer"], subscribe=revoked
+    )
+    register_publisher(runtime, "fj-cib", ["measure.applied"], roles=["bank"], subscribe=revoked)
     for agency in ("fj-picc", "fj-cib"):
         body = {"agency_id": agency, "url": None, "types": ["grade.revoked"]}
         assert client.post("/v1/subscriptions", json=body).status_code == 201

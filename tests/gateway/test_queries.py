@@ -7,7 +7,7 @@ import json
 import pytest
 from contract_factories import USCC, make_award, make_listing, make_registration, make_revocation
 from fastapi.testclient import TestClient
-from gateway_factories import Publisher, operator_token, publish, register_publisher
+from gateway_factories import Publisher, allow_query, operator_token, publish, register_publisher
 from joserfc import jws as joserfc_jws
 from joserfc.jwk import KeySet
 
@@ -18,6 +18,7 @@ from gateway.runtime import Runtime
 @pytest.fixture
 def bank_headers(client: TestClient, authority: Publisher, runtime: Runtime) -> dict[str, str]:
     register_publisher(runtime, "fj-cib", ["measure.applied"], roles=["bank"])
+    allow_query(runtime, "fj-cib", "standing")
     for message_type, data in (
         ("enterprise.registered", make_registration()),
         ("grade.awarded", make_award()),

@@ -99,8 +99,10 @@ def test_workers_share_the_queue_survive_a_kill_and_keep_order(
     receiver: tuple[OrderedReceiver, str],
 ) -> None:
     rec, url = receiver
-    register_publisher(runtime, "fj-scjg", ["measure.applied"], roles=["market_regulator"])
     types = ["enterprise.registered", "grade.awarded", "grade.revoked"]
+    register_publisher(
+        runtime, "fj-scjg", ["measure.applied"], roles=["market_regulator"], subscribe=types
+    )
     body = {"agency_id": "fj-scjg", "url": url, "types": types}
     assert client.post("/v1/subscriptions", json=body).status_code == 201
     tokens = []
