@@ -38,7 +38,7 @@ from loadgen import load  # noqa: E402
 from contracts.uscc import make_uscc  # noqa: E402
 from gateway.access.tokens import grant_scopes  # noqa: E402
 from gateway.migrate import upgrade  # noqa: E402
-from gateway.registry import service  # noqa: E402
+from gateway.registry import rights, service  # noqa: E402
 from gateway.runtime import Runtime  # noqa: E402
 from gateway.settings import Settings  # noqa: E402
 from gateway.signing import ensure_gateway_keys  # noqa: E402
@@ -80,6 +80,19 @@ def prepare(backend: str, workdir: Path) -> tuple[dict[str, str], SigningKey]:
             service.grant_publish(session, runtime.signer, "bench", ["enterprise.registered"], now)
             # a stand-in for every role: it publishes, and (bench/deliver.py) subscribes itself
             grant_scopes(session, runtime.signer, "bench", ["publish", "admin"], now)
+            # the load generator is one agency sending far beyond an agency's default rate
+            rights.set_rate_limit(
+                session, runtime.signer, agency_id="bench", per_second=1e6, burst=10**6, now=now
+            )
+            rights.grant(  # bench/deliver.py subscribes it to its own messages
+                session,
+                runtime.signer,
+                agency_id="bench",
+                action="subscribe",
+                contract="enterprise.registered",
+                fields=None,
+                now=now,
+            )
             service.add_key(
                 session,
                 runtime.signer,

@@ -145,6 +145,8 @@ def configure_logging(
         logger = logging.getLogger(name)
         logger.handlers.clear()
         logger.propagate = True
+    # httpx logs every webhook POST at INFO; the worker records each attempt itself.
+    logging.getLogger("httpx").setLevel(logging.WARNING)
     return handler
 
 
