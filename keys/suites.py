@@ -141,6 +141,13 @@ def load_signing_key_pem(pem: bytes, passphrase: bytes | None = None) -> Signing
             "a passphrase was given but the private key is not encrypted"
         ) from None
     except ValueError as exc:
+        if passphrase is not None and b"ENCRYPTED" in pem:
+            # A wrong passphrase usually fails the padding check ("Incorrect password"), but
+            # about one time in 256 the padding happens to be valid and the garbage fails to
+            # parse instead: either way, to the user it is the passphrase.
+            raise InvalidKeyError(
+                f"could not decrypt the private key: wrong passphrase? ({exc})"
+            ) from None
         raise InvalidKeyError(f"could not load the private key: {exc}") from None
     if isinstance(private, ed25519.Ed25519PrivateKey):
         return eddsa.Ed25519SigningKey(private)
