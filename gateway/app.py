@@ -12,16 +12,21 @@ from typing import Annotated, Any
 from fastapi import Depends, FastAPI, Request, Response
 from fastapi.responses import JSONResponse
 from sqlalchemy import text
+from sqlalchemy.exc import IntegrityError
 from starlette.concurrency import run_in_threadpool
 
 from gateway.access.routes import router as access_router
 from gateway.clock import Clock
+from gateway.connectors_routes import router as connectors_router
+from gateway.connectors_routes import snapshot_forever
+from gateway.contracts_routes import router as contracts_router
 from gateway.delivery.routes import messages_router as receipts_router
 from gateway.delivery.routes import router as delivery_router
 from gateway.delivery.worker import run_until
 from gateway.errors import install_error_handlers
 from gateway.ledger.routes import router as ledger_router
 from gateway.logs import RequestContextMiddleware, configure_logging
+from gateway.measures.catalog import record_shipped
 from gateway.measures.routes import router as measures_router
 from gateway.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
 from gateway.metrics import Metrics, outbox_lag_seconds
@@ -32,6 +37,16 @@ from gateway.runtime import Runtime, get_runtime
 from gateway.settings import Settings
 from gateway.transparency.routes import router as log_router
 from gateway.transparency.witnessing import collect_forever
+
+
+def record_shipped_catalog(runtime: Runtime) -> None:
+    """Record the shipped measure catalog as a version (first start, or changed by an
+    upgrade); another process starting at the same time may win the race, which is fine."""
+    try:
+        with runtime.db.transaction() as session:
+            record_shipped(session, runtime.signer, runtime.clock.now())
+    except IntegrityError:
+        pass
 
 
 def create_app(
@@ -54,9 +69,14 @@ def create_app(
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         runtime = Runtime.open(settings, clock)
         app.state.runtime = runtime
+        await run_in_threadpool(record_shipped_catalog, runtime)
         app.state.metrics = Metrics(runtime)
         witnessing = (
             asyncio.create_task(collect_forever(runtime)) if settings.witnesses.endpoints else None
+        )
+        interval = settings.connectors.snapshot_interval_seconds
+        snapshots = (
+            asyncio.create_task(snapshot_forever(runtime, interval)) if interval > 0 else None
         )
         stop_worker = threading.Event()
         worker = threading.Thread(
@@ -67,10 +87,11 @@ def create_app(
         try:
             yield
         finally:
-            if witnessing is not None:
-                witnessing.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await witnessing
+            for task in (witnessing, snapshots):
+                if task is not None:
+                    task.cancel()
+                    with contextlib.suppress(asyncio.CancelledError):
+                        await task
             stop_worker.set()
             if worker.is_alive():
                 await asyncio.to_thread(worker.join, 30)
@@ -89,6 +110,7 @@ def create_app(
     install_error_handlers(app)
     app.add_middleware(RequestContextMiddleware)
     app.include_router(publishing_router)
+    app.include_router(connectors_router)
     app.include_router(ledger_router)
     app.include_router(registry_router)
     app.include_router(log_router)
@@ -97,6 +119,7 @@ def create_app(
     app.include_router(measures_router)
     app.include_router(access_router)
     app.include_router(queries_router)
+    app.include_router(contracts_router)
 
     @app.get("/.well-known/jwks.json", tags=["keys"])
     async def jwks(runtime: Annotated[Runtime, Depends(get_runtime)]) -> dict[str, Any]:

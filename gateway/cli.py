@@ -33,6 +33,10 @@ witness_app = typer.Typer(
 )
 app.add_typer(witness_app, name="witness")
 subscription_app = typer.Typer(no_args_is_help=True, help="Agency subscriptions (push or pull).")
+catalog_app = typer.Typer(
+    no_args_is_help=True, help="The measure catalog: versions in force, publish a new one."
+)
+app.add_typer(catalog_app, name="catalog")
 app.add_typer(subscription_app, name="subscription")
 WitnessDir = Annotated[Path, typer.Option("--data", help="The witness's own data directory.")]
 console = Console()
@@ -93,6 +97,13 @@ def init(as_json: JsonFlag = False) -> None:
     upgrade(cfg.effective_database_url)
     created, key_dir = ensure_gateway_keys(cfg)
     signer = load_gateway_signer(cfg)
+    from gateway.app import record_shipped_catalog
+
+    runtime = open_runtime()
+    try:
+        record_shipped_catalog(runtime)
+    finally:
+        runtime.close()
     result = {
         "database": cfg.effective_database_url.split("@")[-1],
         "revision": current_revision(cfg.effective_database_url),
@@ -500,6 +511,51 @@ def publish(
         err.print(f"[red]{response.status_code} {body.get('code')}[/red]: {body.get('detail')}")
     if response.status_code >= 400:
         raise typer.Exit(1)
+
+
+@catalog_app.command("publish")
+def catalog_publish(
+    file: Annotated[
+        Path, typer.Argument(help='JSON file: {"records": [...]} like contracts/data/measures.json')
+    ],
+    as_json: JsonFlag = False,
+) -> None:
+    """Publish a new catalog version (validated; recorded in the log; the newest is in force)."""
+    from gateway.measures.catalog import publish_catalog
+
+    try:
+        records = json.loads(file.read_text())["records"]
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise fail(f"cannot read a catalog with records from {file}: {exc}") from exc
+    with admin_session() as (runtime, session):
+        row = publish_catalog(session, runtime.signer, records, source="operator", now=now())
+        shown = {"version": row.version, "sha256": row.sha256, "records": len(row.records)}
+    if as_json:
+        emit(shown)
+    else:
+        console.print(f"catalog version {shown['version']} in force ({shown['records']} records)")
+
+
+@catalog_app.command("versions")
+def catalog_list(as_json: JsonFlag = False) -> None:
+    """Every catalog version, the newest in force."""
+    from gateway.measures.catalog import versions
+
+    with admin_session(write=False) as (_, session):
+        rows = versions(session)
+    if as_json:
+        emit(rows)
+        return
+    table = Table("version", "source", "records", "recorded", "sha256")
+    for row in rows:
+        table.add_row(
+            str(row["version"]),
+            row["source"],
+            str(row["records"]),
+            row["created_at"],
+            row["sha256"][:16] + "…",
+        )
+    console.print(table)
 
 
 @ledger_app.command("list")

@@ -70,7 +70,7 @@ class _DatabaseGauges(Collector):
         deliveries = GaugeMetricFamily(
             "gateway_deliveries", "Delivery rows by status.", labels=["status"]
         )
-        for status in ("pending", "delivered", "dead"):
+        for status in ("pending", "delivered", "dead", "parked"):
             deliveries.add_metric([status], by_status.get(status, 0))
         yield deliveries
         yield _gauge(

@@ -394,6 +394,19 @@ class AgencyScope(Base):
     scope: Mapped[str] = mapped_column(String(32), primary_key=True)
 
 
+class MeasureCatalog(Base):
+    """One version of the measure catalog (the newest is in force); each is also a
+    `gateway.catalog.published` entry in the log."""
+
+    __tablename__ = "measure_catalogs"
+
+    version: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    sha256: Mapped[str] = mapped_column(String(64))
+    records: Mapped[list[Any]] = mapped_column(JSON)
+    source: Mapped[str] = mapped_column(String(16))  # shipped | operator
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
+
+
 class AccessRight(Base):
     """What an agency may subscribe to (action `subscribe`, contract = a message type) or query
     (action `query`, contract `standing` or `grade_history`), and the fields it sees there:

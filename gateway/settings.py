@@ -67,6 +67,13 @@ class ObservabilitySettings(BaseModel):
     max_outbox_lag_seconds: float = 900.0
 
 
+class ConnectorSettings(BaseModel):
+    """The market regulator's full snapshot: taken every `snapshot_interval_seconds` by each
+    API process (0: only on demand), kept under data_dir/snapshots/market_regulator."""
+
+    snapshot_interval_seconds: float = 86400.0
+
+
 class Settings(BaseSettings):
     """Gateway configuration from `GATEWAY_*` variables (nested groups use `__`)."""
 
@@ -89,6 +96,7 @@ class Settings(BaseSettings):
     witnesses: WitnessSettings = Field(default_factory=WitnessSettings)
     delivery: DeliverySettings = Field(default_factory=DeliverySettings)
     observability: ObservabilitySettings = Field(default_factory=ObservabilitySettings)
+    connectors: ConnectorSettings = Field(default_factory=ConnectorSettings)
 
     @model_validator(mode="after")
     def _refuse_placeholder_passphrase(self) -> Settings:

@@ -39,7 +39,14 @@ def read_feed(
     return {
         "subscription": subscription_id,
         "after": start,
-        "items": [orjson.loads(job.body) for job in jobs],
+        "items": [orjson.loads(job.body) for job in jobs if job.parked is None],
+        # documents that failed the connector's view contract: never sent, named here so the
+        # gap in `subseq` is explained
+        "parked": [
+            {"sequence": orjson.loads(job.body)["sequence"], "reason": job.parked}
+            for job in jobs
+            if job.parked is not None
+        ],
         "next": rows[-1].log_index if rows else start,
         "has_more": more,
     }

@@ -9,6 +9,7 @@ from collections.abc import Collection, Sequence
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from connectors import CONNECTORS
 from contracts.registry import MESSAGE_TYPES
 from gateway.delivery.ssrf import UnsafeEndpoint, check_endpoint
 from gateway.delivery.webhooks import new_hmac_secret
@@ -46,8 +47,27 @@ def create_subscription(
     unknown = sorted(set(types) - set(MESSAGE_TYPES))
     if unknown or not types:
         raise BadRequest("unknown_type", f"subscribe to known message types; unknown: {unknown}")
-    if view not in VIEWS:
-        raise BadRequest("invalid_view", f"view must be one of {', '.join(VIEWS)}")
+    if view not in VIEWS and view not in CONNECTORS:
+        raise BadRequest(
+            "invalid_view",
+            f"view must be one of {', '.join(VIEWS)} or a connector: {', '.join(CONNECTORS)}",
+        )
+    connector = CONNECTORS.get(view)
+    if connector is not None:
+        agency = session.get(Agency, agency_id)
+        if agency is not None and connector.role not in agency.roles:
+            raise Forbidden(
+                "view_not_permitted",
+                f"the {view} connector serves agencies with role {connector.role}; "
+                f"{agency_id} has {', '.join(agency.roles)}",
+            )
+        outside = sorted(set(types) - connector.types)
+        if outside:
+            raise BadRequest(
+                "invalid_view",
+                f"the {view} connector makes documents from {', '.join(sorted(connector.types))}"
+                f"; not from {', '.join(outside)}",
+            )
     views = subscribe_views(session, [agency_id])
     denied = sorted(t for t in set(types) if (agency_id, t) not in views)
     if denied:

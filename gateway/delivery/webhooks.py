@@ -69,6 +69,7 @@ def cloud_event(
     leaf_hash: bytes,
     data: Mapping[str, Any],
     jws: str | None,
+    dataschema: str | None = None,
 ) -> bytes:
     """CloudEvents 1.0 structured JSON; `sequence` is the log index, `leafhash` its leaf hash,
     `subseq` the subscription's own consecutive count (a gap in it is a missed delivery)."""
@@ -85,6 +86,8 @@ def cloud_event(
         "leafhash": leaf_hash.hex(),
         "data": dict(data),
     }
+    if dataschema is not None:  # a connector's document: the view contract it meets
+        event["dataschema"] = dataschema
     if jws is not None:
         event["jws"] = jws  # the publisher's own signature travels with the full view
     return orjson.dumps(event)

@@ -25,10 +25,13 @@ from sqlalchemy import and_, bindparam, func, insert, or_, select, update
 from sqlalchemy.orm import Session
 from tenacity import retry, retry_if_exception_type, stop_after_attempt, wait_fixed
 
+from connectors import CONNECTORS, Decision, ViewContractError
+from connectors.base import view_schema
 from gateway.delivery.receipts import looks_like_jws, verify_consumer_receipt
 from gateway.delivery.receipts import store as store_receipt
 from gateway.delivery.ssrf import UnsafeEndpoint, check_endpoint
 from gateway.delivery.webhooks import cloud_event, signature_header
+from gateway.errors import GatewayError
 from gateway.models import Delivery, DeliveryAttempt, LogEntry, Subscription
 from gateway.registry.rights import View, subscribe_views
 from gateway.runtime import Runtime
@@ -47,6 +50,7 @@ class Job:
     body: bytes
     message_id: str
     leaf_hash: str
+    parked: str | None = None  # why the document failed its view contract: never sent
 
 
 def claim_due_deliveries(
@@ -173,9 +177,20 @@ def load_jobs(
     for delivery, subscription, entry in rows:
         token = entry.jws.decode()
         envelope = json.loads(parse_compact(token).payload)
-        data, with_jws = _view(
-            subscription, envelope, rights.get((subscription.agency_id, entry.type))
-        )
+        parked: str | None = None
+        connector = CONNECTORS.get(subscription.view)
+        if connector is not None:  # the connector's document, checked against its contract
+            data, with_jws = {}, False
+            try:
+                data = connector.document(session, _decision(entry, envelope))
+            except ViewContractError as exc:
+                parked = str(exc)
+            except (KeyError, ValueError, TypeError, GatewayError) as exc:
+                parked = f"{connector.name}: cannot render the document: {exc!r}"[:480]
+        else:
+            data, with_jws = _view(
+                subscription, envelope, rights.get((subscription.agency_id, entry.type))
+            )
         body = cloud_event(
             source=source,
             message_id=entry.message_id,
@@ -187,6 +202,7 @@ def load_jobs(
             leaf_hash=entry.leaf_hash,
             data=data,
             jws=token if with_jws else None,
+            dataschema=view_schema(connector.name)["$id"] if connector else None,
         )
         jobs.append(
             Job(
@@ -213,9 +229,22 @@ def load_jobs(
                 body=body,
                 message_id=entry.message_id,
                 leaf_hash=entry.leaf_hash.hex(),
+                parked=parked,
             )
         )
     return jobs
+
+
+def _decision(entry: LogEntry, envelope: dict[str, Any]) -> Decision:
+    return Decision(
+        index=entry.idx,
+        message_id=entry.message_id,
+        type=entry.type,
+        issuer=entry.issuer,
+        subject=entry.subject or "",
+        issued_at=str(envelope["issued_at"]),
+        data=envelope["data"],
+    )
 
 
 @dataclass(frozen=True)
@@ -377,6 +406,9 @@ def _apply_result(
     """Decide the delivery's next state; returns (error class, next attempt time)."""
     schedule = job.subscription["schedule"]
     error_class = result.error_class
+    if error_class == "parked":
+        state.status, state.last_error = "parked", job.parked
+        return error_class, None
     succeeded = result.status_code is not None and 200 <= result.status_code < 300
     _update_breaker(subscription, succeeded or result.status_code == 410, now, config)
     if succeeded:
@@ -451,6 +483,8 @@ def claim_and_post(
         jobs = load_jobs(session, ids, runtime.settings.log_origin, now)
 
     def deliver(job: Job) -> tuple[Job, Result]:
+        if job.parked is not None:  # failed its view contract: recorded, never sent
+            return job, Result(None, "parked", job.parked[:EXCERPT], 0.0)
         return job, attempt(runtime, client, job)
 
     return [deliver(job) for job in jobs] if pool is None else list(pool.map(deliver, jobs))

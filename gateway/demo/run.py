@@ -326,9 +326,9 @@ def _run(data_dir: Path, count: int, seed: int, console: Console) -> int:
                 progress.advance(task, len(chunk))
         console.print(f"[green]published {len(tokens)} routine messages in batches of {BATCH}")
         story = dramatic_events(ents, today)
-        _narrate(client, signers, story, issued, tally, console)
-        revoked = next(step.subject for step in story if step.type == "grade.revoked")
-        _bank_asks(client, signers, revoked, tally, console)
+        ids = _narrate(client, signers, story, issued, tally, console)
+        first = next(i for i, step in enumerate(story) if step.type == "grade.revoked")
+        _bank_asks(client, signers, story[first].subject, tally, console)
         resend = tokens[: min(50, len(tokens))]
         publish_batch(client, signers, resend, tally)
         console.print(f"resent {len(resend)} messages: answered 200 with their original receipts")
@@ -344,8 +344,10 @@ def _run(data_dir: Path, count: int, seed: int, console: Console) -> int:
         verified = verify_receipts(client, tally)
         ledger = client.get("/v1/ledgers/basic", params={"limit": 1}).json()["total"]
         delivery_rows = wait_for_deliveries(client, receivers, console, tally)
+        feedback = client.get(f"/v1/messages/{ids[first]}/feedback").json()
     _summary(settings, tally, verified, ledger, console)
     console.print(delivery_table(delivery_rows))
+    console.print(feedback_table(feedback))
     elapsed = time.perf_counter() - started
     ok = not tally.unexpected and verified == len(tally.receipts)
     for problem in tally.unexpected:
@@ -365,7 +367,8 @@ def _narrate(
     issued: dt.datetime,
     tally: Tally,
     console: Console,
-) -> None:
+) -> list[str]:
+    """Publish the story one message at a time, narrating; returns the message ids."""
     ids: list[str] = []
     for step in steps:
         data = dict(step.data)
@@ -383,6 +386,7 @@ def _narrate(
             console.print(f"  [cyan]#{body['index']}[/] {step.story}")
         else:
             tally.unexpected.append(f"{step.story}: {body.get('code')} {body.get('detail')}")
+    return ids
 
 
 def _summary(
@@ -471,18 +475,18 @@ def make_receivers(signers: Signers) -> list[Plan]:
                 "listing.added": ["list_type", "term_start", "term_end"],
             },
         ),
-        Plan(
+        Plan(  # connectors: public records, and the credit-system sync with inspection caps
             DemoReceiver("credit disclosure (fj-scjg)", signers.keys["fj-scjg"]),
             "fj-scjg",
             ["grade.awarded", "grade.revoked", "listing.added"],
-            "notice",
+            "credit_disclosure",
             ["v1a"],
         ),
         Plan(
             DemoReceiver("market regulator (fj-scjg)", signers.keys["fj-scjg"]),
             "fj-scjg",
             ["enterprise.registered", *grades],
-            "notice",
+            "market_regulator",
             ["v1a"],
         ),
     ]
@@ -556,6 +560,24 @@ def wait_for_deliveries(
             }
         )
     return rows
+
+
+def feedback_table(feedback: dict[str, Any]) -> Table:
+    """发起—响应—反馈: who acted on the revocation, which measure, and who is still due."""
+    decision = feedback["decision"]
+    table = Table(
+        "agency",
+        "delivered",
+        "measures applied",
+        "state",
+        title=f"Feedback on the revocation of {decision['subject']} "
+        f"(deadline {feedback['deadline']}, 5 working days)",
+    )
+    for agency in feedback["agencies"]:
+        measures = ", ".join(m["measure_code"] for m in agency["measures"]) or "-"
+        delivered = "yes" if agency["delivered_at"] else "no"
+        table.add_row(agency["agency_id"], delivered, measures, agency["state"])
+    return table
 
 
 def delivery_table(rows: list[dict[str, Any]]) -> Table:

@@ -6,11 +6,13 @@ import datetime as dt
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query
+from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
 
 from contracts.measures import in_force
 from gateway.access.routes import caller_with
 from gateway.errors import BadRequest
+from gateway.measures import catalog as catalog_versions
 from gateway.measures.feedback import feedback_for
 from gateway.measures.service import measures_for
 from gateway.runtime import Runtime, get_runtime
@@ -35,10 +37,52 @@ async def catalog(
     on: Annotated[str | None, Query(description="date (default: today)")] = None,
     role: str | None = None,
 ) -> dict[str, Any]:
-    """The measures in force for a region on a date (a city's override replaces the default)."""
+    """The measures in force for a region on a date (a city's override replaces the default),
+    from the catalog version in force."""
     day = _day(on, runtime)
-    items = [m.as_dict() for m in in_force(region, day) if role is None or m.role == role]
-    return {"region": region, "on": day.isoformat(), "measures": items}
+
+    def load() -> dict[str, Any]:
+        with runtime.db.reader() as session:
+            found = catalog_versions.latest(session)
+            measures = in_force(region, day, catalog_versions.active_catalog(session))
+        return {
+            "region": region,
+            "on": day.isoformat(),
+            "catalog_version": found.version if found else None,
+            "measures": [m.as_dict() for m in measures if role is None or m.role == role],
+        }
+
+    return await run_in_threadpool(load)
+
+
+class CatalogIn(BaseModel):
+    records: list[Any] = Field(description="every measure record of the new catalog")
+
+
+@router.get("/measures/catalog")
+async def catalog_history(runtime: RuntimeDep) -> dict[str, Any]:
+    """Every catalog version (the newest is in force), each also a log entry."""
+
+    def load() -> dict[str, Any]:
+        with runtime.db.reader() as session:
+            return {"versions": catalog_versions.versions(session)}
+
+    return await run_in_threadpool(load)
+
+
+@router.put("/measures/catalog", dependencies=[Depends(caller_with("admin"))])
+async def publish_catalog(body: CatalogIn, runtime: RuntimeDep) -> dict[str, Any]:
+    """Publish a new catalog version (the whole catalog; validated; recorded in the log). The
+    same records as the version in force change nothing."""
+
+    def run() -> dict[str, Any]:
+        with runtime.db.transaction() as session:
+            row = catalog_versions.publish_catalog(
+                session, runtime.signer, body.records, source="operator", now=runtime.clock.now()
+            )
+            return {"version": row.version, "sha256": row.sha256, "records": len(row.records)}
+
+    return await run_in_threadpool(run)
 
 
 @router.get("/enterprises/{code}/measures", dependencies=[Depends(caller_with("query"))])

@@ -9,24 +9,39 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import Row, bindparam, insert, select
 from sqlalchemy.orm import Session
 
-from contracts.measures import applicable
+from contracts.measures import Measure, Standing, applicable
 from contracts.uscc import is_valid_uscc
 from gateway.errors import BadRequest, NotFound
-from gateway.measures.service import standing_of
-from gateway.models import AccessRecord, Agency, Enterprise, Listing, LogEntry
-from gateway.registry.rights import GRADE_TYPES, View
+from gateway.measures.catalog import active_catalog
+from gateway.measures.service import standing_facts, unknown_enterprise
+from gateway.models import AccessRecord, AccessRight, Agency, Enterprise, LogEntry, LogHead
+from gateway.registry.rights import GRADE_TYPES, View, require_view
 from gateway.signing import GatewaySigner
-from gateway.tlog import tree_size
 from keys.jws import parse_compact
 
 ATTESTATION_TYP = "gateway-attestation+jws"
 MAX_BATCH = 1000
+
+# Built once and run on the session's connection: per query, building a statement and the
+# ORM's execution path cost more than the database (bench/query.py, bench/RESULTS.md).
+_RECORD = insert(AccessRecord)
+_LOG_SIZE = select(LogHead.size).where(LogHead.id == 1)
+_ROLES = select(Agency.roles).where(Agency.id == bindparam("agency_id"))
+_QUERY_RIGHT = (
+    select(AccessRight.fields, Agency.roles)
+    .join(Agency, Agency.id == AccessRight.agency_id)
+    .where(
+        AccessRight.agency_id == bindparam("agency_id"),
+        AccessRight.action == "query",
+        AccessRight.contract == bindparam("contract"),
+    )
+)
 
 
 def record_access(
@@ -39,16 +54,37 @@ def record_access(
     purpose: str | None,
     result: str,
 ) -> None:
-    session.add(
-        AccessRecord(
-            at=at,
-            agency_id=agency_id,
-            uscc=uscc[:18] if uscc else None,
-            action=action,
-            purpose=(purpose or None) and purpose[:200],
-            result=result[:48],
-        )
+    record_accesses(
+        session,
+        [
+            {
+                "at": at,
+                "agency_id": agency_id,
+                "uscc": uscc,
+                "action": action,
+                "purpose": purpose,
+                "result": result,
+            }
+        ],
     )
+
+
+def record_accesses(session: Session, records: Sequence[Mapping[str, Any]]) -> None:
+    """Access records (the keyword arguments of `record_access`) in one INSERT statement."""
+    if not records:
+        return
+    rows = [
+        {
+            "at": r["at"],
+            "agency_id": r["agency_id"],
+            "uscc": r["uscc"][:18] if r["uscc"] else None,
+            "action": r["action"],
+            "purpose": (r["purpose"] or None) and r["purpose"][:200],
+            "result": r["result"][:48],
+        }
+        for r in records
+    ]
+    session.connection().execute(_RECORD, rows)
 
 
 def check_purpose(purpose: str | None) -> str:
@@ -62,24 +98,56 @@ def check_code(uscc: str) -> None:
         raise BadRequest("invalid_uscc", f"{uscc!r} is not a valid unified social credit code")
 
 
+def query_view(session: Session, agency_id: str, contract: str) -> tuple[View, frozenset[str]]:
+    """The agency's field view of query `contract` and its roles, in one statement; 403
+    `not_permitted` without the right (the registry's own refusal)."""
+    row = (
+        session.connection()
+        .execute(_QUERY_RIGHT, {"agency_id": agency_id, "contract": contract})
+        .first()
+    )
+    if row is None:
+        return require_view(session, agency_id, "query", contract), roles_of(session, agency_id)
+    fields, roles = row
+    return View(None if fields is None else frozenset(fields)), frozenset(roles or ())
+
+
+def roles_of(session: Session, agency_id: str) -> frozenset[str]:
+    roles = session.connection().execute(_ROLES, {"agency_id": agency_id}).scalar()
+    return frozenset(roles or ())
+
+
 def standing(
-    session: Session, uscc: str, caller_agency: str, on: dt.date, view: View | None = None
+    session: Session,
+    uscc: str,
+    caller_agency: str,
+    on: dt.date,
+    view: View | None = None,
+    *,
+    roles: frozenset[str] | None = None,
 ) -> dict[str, Any]:
     """The enterprise's standing as `caller_agency` sees it: projected to `view` (the caller's
-    `standing` field view; None: every field), the code always included."""
+    `standing` field view; None: every field), the code always included. `roles`: the
+    caller's roles, when already read."""
     check_code(uscc)
-    enterprise, facts = standing_of(session, uscc, on)
-    agency = session.get(Agency, caller_agency)
-    roles = set(agency.roles) if agency else set()
-    lists = session.scalars(
-        select(Listing).where(
-            Listing.uscc == uscc,
-            Listing.status == "active",
-            Listing.term_start <= on,
-            Listing.term_end > on,
-        )
-    )
-    by_role = applicable(facts, enterprise.region_code, on)
+    facts = standing_facts(session, (uscc,), on).get(uscc)
+    if facts is None:
+        raise unknown_enterprise(uscc)
+    if roles is None:
+        roles = roles_of(session, caller_agency)
+    return _answer(facts, roles, active_catalog(session), on, view)
+
+
+def _answer(
+    facts: tuple[Row[Any], Standing, list[Row[Any]]],
+    roles: frozenset[str],
+    catalog: Sequence[Measure] | None,
+    on: dt.date,
+    view: View | None,
+) -> dict[str, Any]:
+    enterprise, standing, lists = facts
+    uscc = enterprise.uscc
+    by_role = applicable(standing, enterprise.region_code, on, catalog)
     visible = by_role if "operator" in roles else {r: m for r, m in by_role.items() if r in roles}
     answer = {
         "uscc": uscc,
@@ -110,7 +178,7 @@ def standing(
             }
             for entry in lists
         ],
-        "accidents_prior_year": list(facts.accident_classes),
+        "accidents_prior_year": list(standing.accident_classes),
         "measures": {r: [m.as_dict() for m in ms] for r, ms in sorted(visible.items())},
     }
     return answer if view is None else view.project(answer, keep=("uscc",))
@@ -149,7 +217,7 @@ def attest(
     """The gateway's signature over the answer, for whom, and the log size it reflects."""
     claims = {
         "answer": answer,
-        "log_size": tree_size(session),
+        "log_size": session.connection().execute(_LOG_SIZE).scalar_one(),
         "issued_at": now.isoformat(),
         "audience": caller,
     }
@@ -157,12 +225,28 @@ def attest(
 
 
 def batch(
-    session: Session, codes: Sequence[str], caller: str, on: dt.date, view: View | None = None
+    session: Session,
+    codes: Sequence[str],
+    caller: str,
+    on: dt.date,
+    view: View | None = None,
+    *,
+    roles: frozenset[str] | None = None,
 ) -> list[dict[str, Any]]:
+    """Each code answered as `standing` would (or its problem); the ledgers, the caller's roles
+    and the catalog are read once for all of them."""
+    found = standing_facts(session, [c for c in codes if is_valid_uscc(c)], on)
+    if roles is None:
+        roles = roles_of(session, caller)
+    catalog = active_catalog(session)
     results: list[dict[str, Any]] = []
     for code in codes:
         try:
-            answer = standing(session, code, caller, on, view)
+            check_code(code)
+            facts = found.get(code)
+            if facts is None:
+                raise unknown_enterprise(code)
+            answer = _answer(facts, roles, catalog, on, view)
             results.append({"uscc": code, "status": 200, "standing": answer})
         except (BadRequest, NotFound) as exc:
             results.append({"uscc": code, "status": exc.status_code, "problem": exc.problem()})

@@ -34,7 +34,7 @@ def test_level_one_grade_without_accidents() -> None:
     ]
     assert codes(result, "market_regulator") == ["regulator.inspections.other.level1"]
     assert codes(result, "credit_disclosure") == ["disclosure.publish_grade"]
-    assert "bank" not in result
+    assert codes(result, "bank") == ["bank.grade_factor.level1"]  # the credit factor only
 
 
 @pytest.mark.parametrize(

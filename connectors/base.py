@@ -1,0 +1,126 @@
+"""What every connector shares: the decision being delivered, the enterprise's standing on its
+date with the measures the catalog attaches to it, and the view contract the output must meet.
+
+A connector turns one accepted message into the document its consumer kind acts on (a premium
+adjustment, a credit signal, a public record …). The document is validated against the
+connector's view contract (a strict JSON Schema: unknown fields refused) before it is sent; a
+document that fails is parked with the reason and never sent (issue 5 §3), so a consumer never
+receives a field outside its contract.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from functools import cache
+from typing import Any
+
+import jsonschema_rs
+from sqlalchemy.orm import Session
+
+from contracts.measures import Measure, Standing, applicable
+from contracts.versions import load_registry
+from gateway.measures.catalog import active_catalog
+from gateway.measures.service import standing_of
+from gateway.models import Enterprise
+
+
+class ViewContractError(Exception):
+    """The rendered document does not meet the connector's view contract: parked, not sent."""
+
+
+@dataclass(frozen=True)
+class Decision:
+    """The accepted message a document is made from."""
+
+    index: int
+    message_id: str
+    type: str
+    issuer: str
+    subject: str
+    issued_at: str
+    data: Mapping[str, Any]
+
+    @property
+    def on(self) -> dt.date:
+        """The date the decision speaks for: its issue date."""
+        return dt.datetime.fromisoformat(self.issued_at).date()
+
+
+@dataclass(frozen=True)
+class Context:
+    decision: Decision
+    enterprise: Enterprise
+    standing: Standing
+    measures: Mapping[str, list[Measure]]  # by implementing role, in force on decision.on
+
+    def measures_for(self, role: str) -> list[Measure]:
+        return list(self.measures.get(role, []))
+
+    def source(self) -> dict[str, Any]:
+        return {
+            "log_index": self.decision.index,
+            "message_id": self.decision.message_id,
+            "type": self.decision.type,
+        }
+
+
+def build_context(session: Session, decision: Decision) -> Context:
+    enterprise, standing = standing_of(session, decision.subject, decision.on)
+    measures = applicable(standing, enterprise.region_code, decision.on, active_catalog(session))
+    return Context(decision, enterprise, standing, measures)
+
+
+def iso(value: dt.date | None) -> str | None:
+    return value.isoformat() if value is not None else None
+
+
+def decided_on(ctx: Context) -> dt.date:
+    """The date the decision itself names (decided, started, announced, occurred, removed),
+    else its issue date: terms run from it."""
+    for key in ("decided_on", "term_start", "announced_on", "occurred_on", "removed_on"):
+        value = ctx.decision.data.get(key)
+        if isinstance(value, str):
+            return dt.date.fromisoformat(value)
+    return ctx.decision.on
+
+
+@dataclass(frozen=True)
+class Connector:
+    """One consumer kind: its name, the agency role it serves, the message types it turns
+    into documents, and its view contract."""
+
+    name: str
+    role: str
+    types: frozenset[str]
+    render: Callable[[Context], dict[str, Any]]
+    title: str
+
+    @property
+    def schema(self) -> dict[str, Any]:
+        return view_schema(self.name)
+
+    def document(self, session: Session, decision: Decision) -> dict[str, Any]:
+        """The checked document for `decision`; raises ViewContractError if it fails the
+        view contract (the caller parks it)."""
+        document = self.render(build_context(session, decision))
+        errors = list(_validator(self.name).iter_errors(document))
+        if errors:
+            first = errors[0]
+            where = "/" + "/".join(str(p) for p in first.instance_path)
+            raise ViewContractError(f"{self.name} view contract v1: {where}: {first.message}"[:480])
+        return document
+
+
+@cache
+def view_schema(name: str) -> dict[str, Any]:
+    """The connector's view contract (major 1) from the contract registry: the strict producer
+    schema under contracts/schemas/views/v1/, checked with the others by `gateway contracts
+    check`."""
+    return dict(load_registry().get(name, 1).producer)
+
+
+@cache
+def _validator(name: str) -> Any:
+    return jsonschema_rs.Draft202012Validator(view_schema(name))

@@ -1,0 +1,182 @@
+"""For the market regulator's credit system: an incremental sync record per accepted message,
+and a full snapshot export — NDJSON, one record per enterprise, with a gateway-signed manifest
+naming the log size and root it reflects — on demand and on a schedule (issue 5 §3, §6).
+
+Each record carries the classified-supervision figures of the catalog (domain.md §4): the
+inspection cap for the year from grade and industry, key-target status from a black list,
+fewer inspections from a red list.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import json
+import os
+from collections.abc import Iterator, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from connectors.base import Connector, Context, iso
+from contracts.measures import Measure, Standing, applicable
+from gateway.measures.catalog import active_catalog
+from gateway.models import Accident, Enterprise, Listing
+from gateway.signing import GatewaySigner
+from gateway.tlog import root_hash, tree_size
+
+MANIFEST_TYP = "gateway-snapshot-manifest+jws"
+TYPES = frozenset(
+    {
+        "enterprise.registered",
+        "grade.awarded",
+        "grade.renewed",
+        "grade.downgraded",
+        "grade.revoked",
+        "grade.expired",
+        "accident.reported",
+        "rectification.ordered",
+        "rectification.overdue",
+        "listing.added",
+        "listing.removed",
+        "self_assessment.published",
+    }
+)
+
+
+def record(
+    enterprise: Enterprise,
+    standing: Standing,
+    measures: Mapping[str, Sequence[Measure]],
+    lists: Sequence[Listing],
+    as_of: int,
+) -> dict[str, Any]:
+    regulator = list(measures.get("market_regulator", []))
+    caps = [
+        int(m.effect["inspections_per_year_max"])
+        for m in regulator
+        if "inspections_per_year_max" in m.effect
+    ]
+    return {
+        "record_type": "enterprise_sync",
+        "uscc": enterprise.uscc,
+        "name": enterprise.name,
+        "region_code": enterprise.region_code,
+        "industry_section": enterprise.industry_section,
+        "scheme": enterprise.grade_scheme or enterprise.scheme,
+        "ledger_status": enterprise.ledger_status,
+        "grade": {
+            "status": enterprise.grade_status,
+            "level": enterprise.grade_level if enterprise.grade_status == "active" else None,
+            "valid_from": iso(enterprise.grade_valid_from),
+            "valid_to": iso(enterprise.grade_valid_to),
+            "certificate_no": enterprise.certificate_no,
+        },
+        "lists": [
+            {
+                "list_type": entry.list_type,
+                "term_start": entry.term_start.isoformat(),
+                "term_end": entry.term_end.isoformat(),
+            }
+            for entry in lists
+        ],
+        "inspection_cap_per_year": min(caps) if caps else None,
+        "key_target": any(m.effect.get("key_target") for m in regulator),
+        "fewer_inspections": any(m.effect.get("fewer_inspections") for m in regulator),
+        "as_of_log_index": as_of,
+    }
+
+
+def _active_lists(session: Session, on: dt.date, uscc: str | None = None) -> list[Listing]:
+    query = select(Listing).where(
+        Listing.status == "active", Listing.term_start <= on, Listing.term_end > on
+    )
+    if uscc is not None:
+        query = query.where(Listing.uscc == uscc)
+    return list(session.scalars(query.order_by(Listing.uscc, Listing.term_start)))
+
+
+def render(ctx: Context) -> dict[str, Any]:
+    from sqlalchemy.orm import object_session
+
+    session = object_session(ctx.enterprise)
+    assert session is not None
+    lists = _active_lists(session, ctx.decision.on, ctx.enterprise.uscc)
+    doc = record(ctx.enterprise, ctx.standing, ctx.measures, lists, ctx.decision.index)
+    return doc | {"source": ctx.source()}
+
+
+CONNECTOR = Connector(
+    name="market_regulator",
+    role="market_regulator",
+    types=TYPES,
+    render=render,
+    title="Credit-system sync record",
+)
+
+
+def snapshot_records(session: Session, on: dt.date, as_of: int) -> Iterator[dict[str, Any]]:
+    """Every enterprise's record on `on`, in code order: three queries, not one per row."""
+    year_before = on - dt.timedelta(days=365)
+    accidents: dict[str, list[str]] = {}
+    for uscc, accident_class in session.execute(
+        select(Accident.uscc, Accident.accident_class).where(
+            Accident.occurred_on > year_before, Accident.occurred_on <= on
+        )
+    ):
+        accidents.setdefault(uscc, []).append(accident_class)
+    lists: dict[str, list[Listing]] = {}
+    for entry in _active_lists(session, on):
+        lists.setdefault(entry.uscc, []).append(entry)
+    catalog = active_catalog(session)
+    for enterprise in session.scalars(
+        select(Enterprise).order_by(Enterprise.uscc).execution_options(yield_per=2000)
+    ):
+        entries = lists.get(enterprise.uscc, [])
+        standing = Standing(
+            grade_status=enterprise.grade_status,
+            grade_level=enterprise.grade_level,
+            scheme=enterprise.grade_scheme or enterprise.scheme,
+            accident_classes=tuple(accidents.get(enterprise.uscc, ())),
+            list_types=tuple(e.list_type for e in entries),
+        )
+        measures = applicable(standing, enterprise.region_code, on, catalog)
+        yield record(enterprise, standing, measures, entries, as_of)
+
+
+def write_snapshot(
+    session: Session, signer: GatewaySigner, out_dir: Path, now: dt.datetime
+) -> tuple[Path, Path, dict[str, Any]]:
+    """Write `<log size>.ndjson` and its signed manifest `<log size>.manifest.jws` into
+    `out_dir`; returns both paths and the manifest claims.
+
+    Run it in one read transaction (a snapshot on SQLite's WAL; on PostgreSQL the caller
+    sets REPEATABLE READ) so the records are exactly the state at the log size named."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    size = tree_size(session)
+    data_path = out_dir / f"{size:012d}.ndjson"
+    partial = data_path.with_name(f"{data_path.name}.{os.getpid()}.partial")
+    digest = hashlib.sha256()
+    count = 0
+    with partial.open("wb") as out:
+        for doc in snapshot_records(session, now.date(), max(size - 1, 0)):
+            line = json.dumps(doc, ensure_ascii=False, separators=(",", ":")).encode() + b"\n"
+            digest.update(line)
+            out.write(line)
+            count += 1
+    partial.replace(data_path)
+    claims = {
+        "snapshot": "market_regulator",
+        "contract": "market_regulator/1",
+        "log_size": size,
+        "root_hash": root_hash(session, size).hex() if size else None,
+        "generated_at": now.isoformat(),
+        "records": count,
+        "file": data_path.name,
+        "sha256": digest.hexdigest(),
+    }
+    manifest_path = out_dir / f"{size:012d}.manifest.jws"
+    manifest_path.write_text(signer.sign(claims, MANIFEST_TYP) + "\n")
+    return data_path, manifest_path, claims

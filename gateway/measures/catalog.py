@@ -1,0 +1,159 @@
+"""The measure catalog as versions: each one stored, recorded in the log, the newest in force.
+
+Version 1 is the catalog shipped in `contracts/data/measures.json`, recorded on first start;
+an operator publishes a new version (the whole catalog, validated) with `PUT
+/v1/measures/catalog` or `gateway catalog publish FILE`; a gateway upgrade that ships a
+changed default catalog records it as a new version too. Each version is a gateway-signed
+`gateway.catalog.published` entry in the log carrying the records and their SHA-256, so which
+catalog was in force when is provable, not just configured.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import json
+import threading
+from collections.abc import Mapping, Sequence
+from importlib import resources
+from typing import Any
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from contracts.measures import Measure, parse_measure
+from gateway.errors import BadRequest
+from gateway.models import MeasureCatalog
+from gateway.registry.service import append_gateway_entry
+from gateway.signing import GatewaySigner
+
+_cache: dict[int, tuple[Measure, ...]] = {}
+_lock = threading.Lock()
+
+
+def shipped_records() -> list[dict[str, Any]]:
+    text = resources.files("contracts").joinpath("data/measures.json").read_text("utf-8")
+    records: list[dict[str, Any]] = json.loads(text)["records"]
+    return records
+
+
+def digest(records: Sequence[Mapping[str, Any]]) -> str:
+    canonical = json.dumps(records, ensure_ascii=False, sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+def parse_records(records: Any) -> tuple[Measure, ...]:
+    """Every record parsed, or a 400 naming the first bad one."""
+    if not isinstance(records, list) or not records:
+        raise BadRequest("invalid_catalog", "a catalog is a non-empty list of measure records")
+    parsed = []
+    codes: set[tuple[str, str, str]] = set()
+    for n, record in enumerate(records):
+        try:
+            if not isinstance(record, dict):
+                raise ValueError("a record is an object")
+            measure = parse_measure(record)
+            if not isinstance(measure.effect, dict) or not measure.effect:
+                raise ValueError("a measure needs an effect")
+        except (KeyError, ValueError, TypeError) as exc:
+            raise BadRequest(
+                "invalid_catalog", f"record {n}: {exc!s}", pointer=f"/records/{n}"
+            ) from exc
+        key = (measure.code, measure.region_prefix, measure.valid_from.isoformat())
+        if key in codes:
+            raise BadRequest(
+                "invalid_catalog",
+                f"record {n}: {measure.code} twice for region {measure.region_prefix!r} "
+                f"from {measure.valid_from}",
+                pointer=f"/records/{n}",
+            )
+        codes.add(key)
+        parsed.append(measure)
+    return tuple(parsed)
+
+
+def publish_catalog(
+    session: Session,
+    signer: GatewaySigner,
+    records: Sequence[Mapping[str, Any]],
+    *,
+    source: str,
+    now: dt.datetime,
+) -> MeasureCatalog:
+    """Record a new catalog version (unless it equals the one in force) and log it."""
+    parse_records(list(records))
+    sha = digest(records)
+    current = latest(session)
+    if current is not None and current.sha256 == sha:
+        return current
+    version = (current.version if current is not None else 0) + 1
+    row = MeasureCatalog(
+        version=version,
+        sha256=sha,
+        records=list(records),
+        source=source,
+        created_at=now,
+    )
+    session.add(row)
+    session.flush()
+    append_gateway_entry(
+        session,
+        signer,
+        entry_type="gateway.catalog.published",
+        data={"version": version, "sha256": sha, "source": source, "records": list(records)},
+        now=now,
+    )
+    return row
+
+
+def record_shipped(session: Session, signer: GatewaySigner, now: dt.datetime) -> MeasureCatalog:
+    """Make sure the shipped default catalog is recorded: on first start as version 1, and
+    after an upgrade that changed it as a new version (an operator's own versions stay in the
+    log; publish again to restore one)."""
+    records = shipped_records()
+    sha = digest(records)
+    shipped = session.scalar(
+        select(MeasureCatalog)
+        .where(MeasureCatalog.source == "shipped")
+        .order_by(MeasureCatalog.version.desc())
+        .limit(1)
+    )
+    if shipped is not None and shipped.sha256 == sha:
+        current = latest(session)
+        assert current is not None
+        return current
+    return publish_catalog(session, signer, records, source="shipped", now=now)
+
+
+def latest(session: Session) -> MeasureCatalog | None:
+    return session.scalar(select(MeasureCatalog).order_by(MeasureCatalog.version.desc()).limit(1))
+
+
+def active_catalog(session: Session) -> tuple[Measure, ...] | None:
+    """The catalog in force (parsed once per version); None before any is recorded, which
+    the pure functions read as the shipped default."""
+    version = session.scalar(select(func.max(MeasureCatalog.version)))
+    if version is None:
+        return None
+    with _lock:
+        cached = _cache.get(version)
+    if cached is None:
+        row = session.get(MeasureCatalog, version)
+        assert row is not None
+        cached = parse_records(row.records)
+        with _lock:
+            _cache[version] = cached
+    return cached
+
+
+def versions(session: Session) -> list[dict[str, Any]]:
+    return [
+        {
+            "version": row.version,
+            "sha256": row.sha256,
+            "source": row.source,
+            "created_at": row.created_at.isoformat(),
+            "records": len(row.records),
+        }
+        for row in session.scalars(select(MeasureCatalog).order_by(MeasureCatalog.version))
+    ]
