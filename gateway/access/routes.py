@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import json
 from collections.abc import Awaitable, Callable
 from typing import Annotated, Any
 from urllib.parse import parse_qs
@@ -11,8 +12,10 @@ from fastapi import APIRouter, Depends, Request
 from starlette.concurrency import run_in_threadpool
 
 from gateway.access.tokens import Caller, issue_token, require_scope, verify_access_token
-from gateway.errors import Unauthorized
+from gateway.errors import GatewayError, Unauthorized
+from gateway.logs import log_event
 from gateway.runtime import Runtime, get_runtime
+from keys import jws
 
 router = APIRouter(prefix="/v1/oauth", tags=["access"])
 RuntimeDep = Annotated[Runtime, Depends(get_runtime)]
@@ -53,6 +56,13 @@ async def token(request: Request, runtime: RuntimeDep) -> dict[str, Any]:
     audience = token_audience(request, runtime)
 
     def run() -> dict[str, Any]:
+        try:
+            return issue(runtime)
+        except GatewayError as exc:  # every refused login is an access record too
+            record_refusal(runtime, None, "token", claimed_issuer(form), exc)
+            raise
+
+    def issue(runtime: Runtime) -> dict[str, Any]:
         with runtime.db.transaction() as session:
             issued = issue_token(
                 session,
@@ -76,12 +86,66 @@ async def token(request: Request, runtime: RuntimeDep) -> dict[str, Any]:
 
 
 def caller_with(scope: str) -> Callable[[Request], Awaitable[Caller]]:
-    """A dependency: the verified caller of this request, holding `scope` (or `admin`)."""
+    """A dependency: the verified caller of this request, holding `scope` (or `admin`); a
+    refusal is recorded."""
 
     async def dependency(request: Request) -> Caller:
-        return authenticate(request, scope)
+        return await authenticated(request, scope)
 
     return dependency
+
+
+async def authenticated(request: Request, scope: str) -> Caller:
+    """`authenticate` for async routes: a refusal is recorded (off the event loop) and raised."""
+    try:
+        return authenticate(request, scope)
+    except GatewayError as exc:
+        if exc.code != "rate_limited":  # a flood is answered, not written down request by request
+            runtime: Runtime = request.app.state.runtime
+            what = f"{request.method} {request.url.path}"
+            await run_in_threadpool(
+                record_refusal, runtime, _unverified_sub(request), "auth", what, exc
+            )
+        raise
+
+
+def record_refusal(
+    runtime: Runtime, agency_id: str | None, action: str, what: str | None, exc: GatewayError
+) -> None:
+    """An access record and a log line for a refused login or call."""
+    from gateway.queries.service import record_access
+
+    with runtime.db.transaction() as session:
+        record_access(
+            session,
+            at=runtime.clock.now(),
+            agency_id=agency_id,
+            uscc=None,
+            action=action,
+            purpose=what,
+            result=exc.code,
+        )
+    log_event("access.refused", action=action, agency=agency_id, what=what, code=exc.code)
+
+
+def claimed_issuer(form: dict[str, str]) -> str | None:
+    """Who the assertion claims to be (unverified: for the record of a refusal only)."""
+    try:
+        claims = json.loads(jws.parse_compact(form.get("client_assertion", "")).payload)
+    except (jws.JWSError, ValueError):
+        return None
+    return f"claimed iss {str(claims.get('iss'))[:64]}" if isinstance(claims, dict) else None
+
+
+def _unverified_sub(request: Request) -> str | None:
+    """The `sub` a refused token names, if it was at least a gateway token that verified; for
+    a forged or expired one, nothing is taken from it."""
+    runtime: Runtime = request.app.state.runtime
+    _, _, token = request.headers.get("authorization", "").partition(" ")
+    try:
+        return verify_access_token(token.strip(), runtime.signer, runtime.clock.now()).agency_id
+    except GatewayError:
+        return None
 
 
 def authenticate(request: Request, scope: str) -> Caller:

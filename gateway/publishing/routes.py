@@ -11,7 +11,7 @@ from pydantic import BaseModel, Field
 from sqlalchemy import select
 from starlette.concurrency import run_in_threadpool
 
-from gateway.access.routes import authenticate, caller_with
+from gateway.access.routes import authenticated, caller_with
 from gateway.errors import BadRequest, NotFound, PayloadTooLarge, UnsupportedMediaType
 from gateway.logs import log_event
 from gateway.models import LogEntry
@@ -103,14 +103,14 @@ def _item(outcome: Outcome, instance: str) -> BatchItemOut:
             "content": {JOSE: {"schema": {"type": "string", "description": "compact JWS"}}},
         }
     },
-    responses={200: {"description": "identical resend: the same receipt"}},
+    responses={200: {"description": "identical resend: the same receipt", "model": ReceiptOut}},
 )
 async def publish_message(
     request: Request, runtime: Annotated[Runtime, Depends(get_runtime)]
 ) -> Response:
     """Publish one signed message; 201 with a receipt, 200 on an identical resend. Needs an
     access token with scope `publish`, of the agency whose key signed the message."""
-    caller = authenticate(request, "publish")
+    caller = await authenticated(request, "publish")
     content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
     if content_type != JOSE:
         raise UnsupportedMediaType(
@@ -131,13 +131,23 @@ async def publish_message(
     return JSONResponse(receipt.model_dump(), status_code=outcome.status)
 
 
-@router.post("/batch", response_model=BatchOut)
+@router.post(
+    "/batch",
+    response_model=BatchOut,
+    # the body is read (size-limited) and parsed by hand; the document still names it
+    openapi_extra={
+        "requestBody": {
+            "required": True,
+            "content": {"application/json": {"schema": BatchIn.model_json_schema()}},
+        }
+    },
+)
 async def publish_messages(
     request: Request, runtime: Annotated[Runtime, Depends(get_runtime)]
 ) -> Response:
     """Publish up to 1,000 JWS in one transaction; each item is answered on its own. Needs
     scope `publish`; every item must be signed by a key of the token's agency."""
-    caller = authenticate(request, "publish")
+    caller = await authenticated(request, "publish")
     limits = runtime.settings.publish
     body = await read_limited(request, limits.max_body_bytes * 64)
     try:

@@ -11,7 +11,7 @@ from pydantic import BaseModel, Field
 from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 
-from gateway.access.routes import authenticate
+from gateway.access.routes import authenticate, authenticated
 from gateway.access.tokens import Caller
 from gateway.errors import GatewayError, PayloadTooLarge
 from gateway.queries import service
@@ -50,16 +50,43 @@ def _record(
     result: str,
 ) -> None:
     with runtime.db.transaction() as session:
-        for code in codes or [None]:  # type: ignore[list-item]
-            service.record_access(
-                session,
-                at=runtime.clock.now(),
-                agency_id=agency_id,
-                uscc=code,
-                action=action,
-                purpose=purpose,
-                result=result,
-            )
+        at = runtime.clock.now()
+        service.record_accesses(
+            session,
+            [
+                {
+                    "at": at,
+                    "agency_id": agency_id,
+                    "uscc": code,
+                    "action": action,
+                    "purpose": purpose,
+                    "result": result,
+                }
+                for code in codes or [None]
+            ],
+        )
+
+
+def _caller(
+    runtime: Runtime, request: Request, *, action: str, codes: list[str], purpose: str | None
+) -> tuple[Caller, str]:
+    """Token, scope and purpose (no database); a refusal is recorded (for each code) before it
+    is raised."""
+    caller: Caller | None = None
+    try:
+        caller = authenticate(request, "query")
+        return caller, service.check_purpose(purpose)
+    except GatewayError as exc:
+        _count(request, caller.agency_id if caller else None, exc.code)
+        _record(
+            runtime,
+            agency_id=caller.agency_id if caller else None,
+            codes=codes,
+            action=action,
+            purpose=purpose,
+            result=exc.code,
+        )
+        raise
 
 
 def _admitted(
@@ -71,21 +98,19 @@ def _admitted(
     codes: list[str],
     purpose: str | None,
     fields: list[str] | None,
-) -> tuple[Caller, str, View]:
-    """Token, scope, purpose, the right to this query and the fields asked for; a refusal is
-    recorded (for each code) before it is raised."""
-    caller: Caller | None = None
+) -> tuple[Caller, str, View, frozenset[str]]:
+    """Token, scope, purpose, the right to this query and the fields asked for, and the
+    caller's roles; a refusal is recorded (for each code) before it is raised."""
+    caller, why = _caller(runtime, request, action=action, codes=codes, purpose=purpose)
     try:
-        caller = authenticate(request, "query")
-        why = service.check_purpose(purpose)
         with runtime.db.reader() as session:
-            view = require_view(session, caller.agency_id, "query", contract)
-        return caller, why, view.narrowed(fields)
+            view, roles = service.query_view(session, caller.agency_id, contract)
+        return caller, why, view.narrowed(fields), roles
     except GatewayError as exc:
-        _count(request, caller.agency_id if caller else None, exc.code)
+        _count(request, caller.agency_id, exc.code)
         _record(
             runtime,
-            agency_id=caller.agency_id if caller else None,
+            agency_id=caller.agency_id,
             codes=codes,
             action=action,
             purpose=purpose,
@@ -106,23 +131,20 @@ def _single(
     *,
     action: str,
     contract: str,
-    answer: Callable[[Session, Caller, View], dict[str, Any]],
+    answer: Callable[[Session, Caller, View, frozenset[str]], dict[str, Any]],
 ) -> dict[str, Any]:
-    """One recorded, attested query about one enterprise."""
+    """One recorded, attested query about one enterprise: the right, the answer, its record
+    and the log size attested in one transaction (a refusal recorded in one of its own)."""
     runtime: Runtime = request.app.state.runtime
-    caller, why, view = _admitted(
-        runtime,
-        request,
-        action=action,
-        contract=contract,
-        codes=[code],
-        purpose=purpose,
-        fields=_fields(fields),
-    )
+    caller, why = _caller(runtime, request, action=action, codes=[code], purpose=purpose)
     now = runtime.clock.now()
+    admitted = False
     try:
         with runtime.db.transaction() as session:
-            result = answer(session, caller, view)
+            view, roles = service.query_view(session, caller.agency_id, contract)
+            view = view.narrowed(_fields(fields))
+            admitted = True
+            result = answer(session, caller, view, roles)
             service.record_access(
                 session,
                 at=now,
@@ -140,7 +162,7 @@ def _single(
             agency_id=caller.agency_id,
             codes=[code],
             action=action,
-            purpose=why,
+            purpose=why if admitted else purpose,  # as recorded before the right was checked
             result=exc.code,
         )
         raise
@@ -157,8 +179,11 @@ async def get_standing(
     scope `query` and a query right; recorded."""
     runtime: Runtime = request.app.state.runtime
 
-    def answer(session: Session, caller: Caller, view: View) -> dict[str, Any]:
-        return service.standing(session, code, caller.agency_id, runtime.clock.now().date(), view)
+    def answer(
+        session: Session, caller: Caller, view: View, roles: frozenset[str]
+    ) -> dict[str, Any]:
+        on = runtime.clock.now().date()
+        return service.standing(session, code, caller.agency_id, on, view, roles=roles)
 
     return await run_in_threadpool(
         _single,
@@ -179,7 +204,9 @@ async def get_grade_history(
     """Every grade decision about the enterprise, oldest first, each message's data cut to
     your `grade_history` view; attested and recorded like a standing query."""
 
-    def answer(session: Session, caller: Caller, view: View) -> dict[str, Any]:
+    def answer(
+        session: Session, caller: Caller, view: View, roles: frozenset[str]
+    ) -> dict[str, Any]:
         return service.grade_history(session, code, view)
 
     return await run_in_threadpool(
@@ -215,7 +242,7 @@ async def batch_query(body: BatchQuery, request: Request) -> dict[str, Any]:
             )
             _count(request, None, error.code)
             raise error
-        caller, why, view = _admitted(
+        caller, why, view, roles = _admitted(
             runtime,
             request,
             action="batch_query",
@@ -226,17 +253,23 @@ async def batch_query(body: BatchQuery, request: Request) -> dict[str, Any]:
         )
         now = runtime.clock.now()
         with runtime.db.transaction() as session:
-            results = service.batch(session, body.codes, caller.agency_id, now.date(), view)
-            for item in results:
-                service.record_access(
-                    session,
-                    at=now,
-                    agency_id=caller.agency_id,
-                    uscc=item["uscc"],
-                    action="batch_query",
-                    purpose=why,
-                    result="ok" if item["status"] == 200 else item["problem"]["code"],
-                )
+            results = service.batch(
+                session, body.codes, caller.agency_id, now.date(), view, roles=roles
+            )
+            service.record_accesses(
+                session,
+                [
+                    {
+                        "at": now,
+                        "agency_id": caller.agency_id,
+                        "uscc": item["uscc"],
+                        "action": "batch_query",
+                        "purpose": why,
+                        "result": "ok" if item["status"] == 200 else item["problem"]["code"],
+                    }
+                    for item in results
+                ],
+            )
             attestation = service.attest(session, runtime.signer, results, caller.agency_id, now)
         _count(request, caller.agency_id, "ok", len(results))
         return {"results": results, "attestation": attestation}
@@ -253,16 +286,23 @@ async def get_access_records(
     ] = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 100,
 ) -> dict[str, Any]:
-    """Who accessed this enterprise's data, newest first (regulators: scope `admin`)."""
+    """Who accessed this enterprise's data, newest first: for operators (scope `admin`) and
+    for agencies holding an `access_records` query right (regulators, the supervising agency),
+    cut to that right's field view."""
+    caller = await authenticated(request, "query")
     runtime: Runtime = request.app.state.runtime
 
     def run() -> dict[str, Any]:
-        authenticate(request, "admin")
         with runtime.db.reader() as session:
+            view = (
+                View(None)
+                if "admin" in caller.scopes
+                else require_view(session, caller.agency_id, "query", "access_records")
+            )
             items = service.access_records(session, code, before, limit)
         return {
             "uscc": code,
-            "items": items,
+            "items": [view.project(item, keep=("id",)) for item in items],
             "next": items[-1]["id"] if len(items) == limit else None,
         }
 

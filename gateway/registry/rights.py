@@ -7,7 +7,8 @@ gateway-signed entry in the log, like the publish rights and scopes.
 
 Field names are a contract's own: for a message type the members of its `data`; for the
 `standing` query the answer's members, `grade` sub-members as `grade.level`; for
-`grade_history` the members of the grade messages' `data`.
+`grade_history` the members of the grade messages' `data`; for `access_records` (who accessed
+an enterprise's data: regulators and the supervising agency) the members of a record.
 """
 
 from __future__ import annotations
@@ -47,7 +48,8 @@ STANDING_FIELDS = (
     "measures",
 )
 GRADE_TYPES = tuple(t for t in MESSAGE_TYPES if t.startswith("grade."))
-QUERY_CONTRACTS = ("standing", "grade_history")
+QUERY_CONTRACTS = ("standing", "grade_history", "access_records")
+ACCESS_RECORD_FIELDS = ("at", "agency_id", "action", "purpose", "result")
 
 
 def contract_fields(action: str, contract: str) -> tuple[str, ...]:
@@ -64,6 +66,8 @@ def contract_fields(action: str, contract: str) -> tuple[str, ...]:
             for grade_type in GRADE_TYPES:
                 names.update(dict.fromkeys(schema_for(grade_type, 1).get("properties", {})))
             return tuple(names)
+        if contract == "access_records":  # who looked at an enterprise: for regulators
+            return ACCESS_RECORD_FIELDS
         raise BadRequest(
             "unknown_contract", f"queries are {', '.join(QUERY_CONTRACTS)}; not {contract!r}"
         )

@@ -153,6 +153,12 @@ def test_bad_assertions_are_refused(
     assert response.status_code == status, response.text
     assert response.json()["code"] == code
     assert response.json()["error"] == "invalid_client"
+    with runtime.db.reader() as session:  # recorded, with whom it claimed to be
+        record = session.scalars(select(AccessRecord).where(AccessRecord.action == "token")).one()
+    assert record.result == code
+    assert record.agency_id is None
+    if attack != "not a JWT":
+        assert str(record.purpose).startswith("claimed iss ")
 
 
 def test_replayed_assertion_is_refused(

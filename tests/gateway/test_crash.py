@@ -1,4 +1,5 @@
-"""Crash test: the API process is SIGKILLed three times while clients publish.
+"""Crash test: the API process is SIGKILLed three times, and the two delivery workers twice
+each, while clients publish.
 
 Afterwards every message that got a receipt is in the log with that receipt, the audit is
 clean (no gap, no duplicate, every node right), the ledgers agree with the log, and the
@@ -84,6 +85,36 @@ class Server:
         return f"http://127.0.0.1:{self.port}"
 
 
+class Worker:
+    """A `gateway worker` process; a killed one's claims come back after its short lease."""
+
+    def __init__(self, server: Server) -> None:
+        self.env = server.env | {
+            "GATEWAY_DELIVERY__ALLOWED_HOSTS": '["127.0.0.1"]',
+            "GATEWAY_DELIVERY__LEASE_SECONDS": "2",
+            "GATEWAY_DELIVERY__IDLE_SLEEP_SECONDS": "0.05",
+        }
+        self.process: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "gateway.cli", "worker"],
+            env=self.env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+
+    def kill(self) -> None:
+        assert self.process is not None
+        self.process.send_signal(signal.SIGKILL)
+        self.process.wait(10)
+
+    def stop(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.terminate()
+            self.process.wait(30)
+
+
 @pytest.fixture
 def receiver() -> Iterator[tuple[OrderedReceiver, str]]:
     rec = OrderedReceiver()
@@ -148,17 +179,28 @@ def test_kill_the_api_while_publishing(
                     http, authority.message("grade.awarded", make_award(), subject=code)
                 )
 
+    workers = [Worker(server), Worker(server)]
+    for worker in workers:
+        worker.start()
     threads = [threading.Thread(target=client_thread, args=(i,)) for i in range(CLIENTS)]
     for thread in threads:
         thread.start()
     try:
-        for _ in range(3):
+        for round_ in range(3):
             time.sleep(0.8)
             server.kill()
+            if round_ < 2:  # the workers die mid-round too, and come back
+                workers[round_ % 2].kill()
+                workers[round_ % 2].start()
+                workers[(round_ + 1) % 2].kill()
+                workers[(round_ + 1) % 2].start()
             server.start()
         for thread in threads:
             thread.join(120)
+        time.sleep(2.5)  # the killed workers' leases run out; the live ones deliver
     finally:
+        for worker in workers:
+            worker.stop()
         if server.process and server.process.poll() is None:
             server.process.terminate()
             server.process.wait(10)

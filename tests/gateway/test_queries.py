@@ -95,7 +95,19 @@ def test_every_query_is_recorded_refusals_included(
         (None, "x", "missing_token"),
         ("fj-cib", None, "missing_purpose"),
     ]
-    assert (
-        client.get(f"/v1/enterprises/{USCC}/access-records", headers=bank_headers).status_code
-        == 403
-    )
+    refused = client.get(f"/v1/enterprises/{USCC}/access-records", headers=bank_headers)
+    assert (refused.status_code, refused.json()["code"]) == (403, "not_permitted")
+
+
+def test_a_regulator_with_the_right_reads_who_accessed(
+    client: TestClient, bank_headers: dict[str, str], runtime: Runtime
+) -> None:
+    """Not only operators: an agency holding an access_records query right (a regulator, the
+    supervising agency) reads the records, cut to its field view."""
+    assert client.get(f"/v1/enterprises/{USCC}?purpose=loan", headers=bank_headers).is_success
+    register_publisher(runtime, "fj-scjg", [], roles=["market_regulator"])
+    allow_query(runtime, "fj-scjg", "access_records", ["agency_id", "at", "purpose"])
+    regulator = {"authorization": f"Bearer {operator_token(runtime, 'query', 'fj-scjg')}"}
+    items = client.get(f"/v1/enterprises/{USCC}/access-records", headers=regulator).json()["items"]
+    assert [(i["agency_id"], i["purpose"]) for i in items] == [("fj-cib", "loan")]
+    assert set(items[0]) == {"id", "agency_id", "at", "purpose"}
