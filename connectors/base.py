@@ -23,7 +23,6 @@ from contracts.measures import Measure, Standing, applicable
 from contracts.versions import load_registry
 from gateway.measures.catalog import active_catalog
 from gateway.measures.service import standing_of
-from gateway.models import Enterprise
 
 
 class ViewContractError(Exception):
@@ -50,8 +49,9 @@ class Decision:
 
 @dataclass(frozen=True)
 class Context:
+    session: Session
     decision: Decision
-    enterprise: Enterprise
+    enterprise: Any  # the `enterprises` row (attributes as on gateway.models.Enterprise)
     standing: Standing
     measures: Mapping[str, list[Measure]]  # by implementing role, in force on decision.on
 
@@ -69,7 +69,7 @@ class Context:
 def build_context(session: Session, decision: Decision) -> Context:
     enterprise, standing = standing_of(session, decision.subject, decision.on)
     measures = applicable(standing, enterprise.region_code, decision.on, active_catalog(session))
-    return Context(decision, enterprise, standing, measures)
+    return Context(session, decision, enterprise, standing, measures)
 
 
 def iso(value: dt.date | None) -> str | None:

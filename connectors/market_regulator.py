@@ -47,7 +47,7 @@ TYPES = frozenset(
 
 
 def record(
-    enterprise: Enterprise,
+    enterprise: Any,
     standing: Standing,
     measures: Mapping[str, Sequence[Measure]],
     lists: Sequence[Listing],
@@ -99,11 +99,7 @@ def _active_lists(session: Session, on: dt.date, uscc: str | None = None) -> lis
 
 
 def render(ctx: Context) -> dict[str, Any]:
-    from sqlalchemy.orm import object_session
-
-    session = object_session(ctx.enterprise)
-    assert session is not None
-    lists = _active_lists(session, ctx.decision.on, ctx.enterprise.uscc)
+    lists = _active_lists(ctx.session, ctx.decision.on, ctx.enterprise.uscc)
     doc = record(ctx.enterprise, ctx.standing, ctx.measures, lists, ctx.decision.index)
     return doc | {"source": ctx.source()}
 

@@ -14,6 +14,7 @@ import dataclasses
 import datetime as dt
 import hashlib
 import json
+import time
 from typing import Any
 
 import httpx
@@ -261,6 +262,15 @@ def test_one_enterprise_through_award_accident_revocation_listing_and_new_award(
     assert story.last("market_regulator")["inspection_cap_per_year"] == 4
     assert story.new("bank_credit") == []  # accidents are not the bank connector's
     assert story.new("credit_disclosure") == []
+    assert story.measures() == {
+        "insurer": {
+            "insurance.premium.ordinary_accident",
+            "insurance.work_injury.grade_discount_2",
+        },
+        "bank": {"bank.grade_factor.level2"},
+        "market_regulator": {"regulator.inspections.hazardous.level2"},
+        "credit_disclosure": {"disclosure.publish_grade"},
+    }
 
     # 3. A major hazard ordered rectified, found overdue.
     story.on("2027-03-02")
@@ -271,10 +281,14 @@ def test_one_enterprise_through_award_accident_revocation_listing_and_new_award(
     story.publish(
         "rectification.overdue", make_overdue(deadline="2027-02-28", found_on="2027-03-01")
     )
-    assert [d["source"]["type"] for d in story.new("market_regulator")] == [
+    rectification = story.new("market_regulator")
+    assert [d["source"]["type"] for d in rectification] == [
         "rectification.ordered",
         "rectification.overdue",
     ]
+    assert rectification[-1]["inspection_cap_per_year"] == 4  # still graded, until revoked
+    for name in ("insurance_premium", "bank_credit", "credit_disclosure", "revocation_notice"):
+        assert story.new(name) == []
 
     # 4. Revocation: credit review at the bank, no grade discount, the ungraded cap.
     story.on("2027-03-16")
@@ -319,10 +333,14 @@ def test_one_enterprise_through_award_accident_revocation_listing_and_new_award(
         "source": source(at, "grade.revoked", notice),
     }
     assert "撤销" in notice["title"]
-    assert {(m["role"], m["measure_code"]) for m in notice["expected_measures"]} >= {
-        ("bank", "bank.credit_review"),
-        ("market_regulator", "regulator.inspections.hazardous.ungraded"),
-        ("credit_disclosure", "disclosure.publish_grade"),
+    assert story.measures() == {
+        "insurer": {"insurance.premium.ordinary_accident"},
+        "bank": {"bank.credit_review"},
+        "market_regulator": {"regulator.inspections.hazardous.ungraded"},
+        "credit_disclosure": {"disclosure.publish_grade"},
+    }
+    assert {(m["role"], m["measure_code"]) for m in notice["expected_measures"]} == {
+        (role, code) for role, codes in story.measures().items() for code in codes
     }
 
     # 5. Black-listed for three years.
@@ -354,7 +372,14 @@ def test_one_enterprise_through_award_accident_revocation_listing_and_new_award(
     assert regulator["lists"] == [
         {"list_type": "black", "term_start": "2027-04-01", "term_end": "2030-04-01"}
     ]
-    assert story.measures()["bank"] == {"bank.no_new_loans", "bank.credit_review"}
+    assert story.measures() == {
+        "insurer": {"insurance.premium.ordinary_accident", "insurance.premium.black_list"},
+        "bank": {"bank.no_new_loans", "bank.credit_review"},
+        "market_regulator": {"regulator.inspections.hazardous.ungraded", "regulator.key_target"},
+        "credit_disclosure": {"disclosure.publish_grade", "disclosure.publish_list_entry"},
+        "implementing_agency": {"honours.no_awards"},
+    }
+    assert story.new("revocation_notice") == []
 
     # 6. Removed early, after twelve months: the accident is over a year old by now.
     story.on("2028-04-03")
@@ -376,6 +401,13 @@ def test_one_enterprise_through_award_accident_revocation_listing_and_new_award(
     assert story.last("credit_disclosure")["record_type"] == "list_removal"
     regulator = story.last("market_regulator")
     assert (regulator["key_target"], regulator["lists"]) == (False, [])
+    assert regulator["inspection_cap_per_year"] == 12
+    assert story.measures() == {
+        "insurer": {"insurance.premium.no_accident"},
+        "bank": {"bank.credit_review"},
+        "market_regulator": {"regulator.inspections.hazardous.ungraded"},
+        "credit_disclosure": {"disclosure.publish_grade"},
+    }
 
     # 7. A new award, level 3, after the re-apply wait.
     story.on("2028-04-11")
@@ -509,3 +541,30 @@ def test_market_regulator_snapshot_with_a_signed_manifest(
     assert (graded["grade"]["level"], graded["inspection_cap_per_year"]) == ("2", 4)
     bad = client.get("/v1/connectors/market_regulator/snapshots/..%2Fkeys")
     assert bad.status_code == 404
+
+
+def test_snapshots_are_also_taken_on_a_schedule(
+    settings: Any, clock: FixedClock, authority: Publisher, runtime: Runtime
+) -> None:
+    from gateway.app import create_app
+    from gateway.connectors_routes import snapshot_dir
+
+    scheduled = settings.model_copy(
+        update={
+            "connectors": settings.connectors.model_copy(update={"snapshot_interval_seconds": 0.2})
+        }
+    )
+    with TestClient(create_app(scheduled, clock=clock)) as app_client:
+        app_client.headers["authorization"] = f"Bearer {operator_token(runtime)}"
+        registered = authority.message("enterprise.registered", make_registration())
+        assert publish(app_client, registered).status_code == 201
+        folder = snapshot_dir(app_client.app.state.runtime)
+        deadline = dt.datetime.now() + dt.timedelta(seconds=20)
+        while not list(folder.glob("*.manifest.jws")) and dt.datetime.now() < deadline:
+            app_client.get("/healthz")  # let the loop run the schedule
+            time.sleep(0.1)
+    manifests = sorted(folder.glob("*.manifest.jws"))
+    assert manifests, "no scheduled snapshot was written"
+    claims = json.loads(jws.parse_compact(manifests[-1].read_text().strip()).payload)
+    assert claims["records"] >= 0
+    assert (folder / claims["file"]).is_file()
