@@ -15,6 +15,10 @@ from typing import Any
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.orm import Session, sessionmaker
 
+from gateway.errors import BadRequest
+
+INT64 = range(-(2**63), 2**63)
+
 
 def make_engine(url: str, *, pool_size: int = 10, immediate: bool = True) -> Engine:
     """An engine with the settings each backend needs (WAL and busy timeout on SQLite)."""
@@ -29,12 +33,35 @@ def make_engine(url: str, *, pool_size: int = 10, immediate: bool = True) -> Eng
             max_overflow=pool_size,
         )
         _configure_sqlite(engine, immediate=immediate)
+        _refuse_unstorable_parameters(engine)
         return engine
     if url.startswith("postgresql://"):
         url = "postgresql+psycopg://" + url.removeprefix("postgresql://")
     engine = create_engine(url, pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True)
     _treat_broken_connections_as_disconnects(engine)
+    _refuse_unstorable_parameters(engine)
     return engine
+
+
+def _refuse_unstorable_parameters(engine: Engine) -> None:
+    """Text with U+0000 (NUL) and integers beyond 64 bits are refused with a 400 before they
+    reach the database, on both backends alike: PostgreSQL cannot store such text, neither
+    database such a number, and the driver's DataError or OverflowError was a 500. Request
+    values (ids, codes, purposes, cursors) reach queries in many places; this is the one
+    place they all pass."""
+
+    @event.listens_for(engine, "before_cursor_execute")
+    def _check(
+        conn: Any, cursor: Any, statement: str, parameters: Any, context: Any, executemany: bool
+    ) -> None:
+        for row in parameters if executemany else (parameters,):
+            for value in row.values() if isinstance(row, dict) else row or ():
+                if isinstance(value, str) and "\x00" in value:
+                    raise BadRequest("invalid_text", "text may not contain U+0000 (NUL)")
+                if isinstance(value, int) and value not in INT64:
+                    raise BadRequest(
+                        "number_out_of_range", f"{value} is beyond the 64-bit integer range"
+                    )
 
 
 def _treat_broken_connections_as_disconnects(engine: Engine) -> None:

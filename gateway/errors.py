@@ -10,19 +10,43 @@
     ├── Unprocessable     422    invalid_transition, rule_violation, unknown_reference
     └── ServiceUnavailable 503   database_unavailable
 
+Starlette's and FastAPI's own refusals are rendered the same way (404 not_found, 405
+method_not_allowed, 400 invalid_request); text with U+0000 and integers beyond 64 bits are
+refused before any query (400 invalid_text, number_out_of_range: see gateway.db).
+
 Codes are a stable promise to agencies (like Zulip's): never rename one, add new ones.
 """
 
 from __future__ import annotations
 
+from http import HTTPStatus
 from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
+from starlette.exceptions import HTTPException
 
 PROBLEM_TYPE_BASE = "https://gateway.example/problems/"
+# Codes of the refusals Starlette and FastAPI make themselves (their HTTPException).
+HTTP_ERROR_CODES = {400: "invalid_request", 404: "not_found", 405: "method_not_allowed"}
+PROBLEM_MEDIA_TYPE = "application/problem+json"
+PROBLEM_SCHEMA: dict[str, Any] = {
+    "title": "Problem",
+    "description": "RFC 9457 problem details; `code` is the stable machine-readable reason.",
+    "type": "object",
+    "required": ["type", "title", "status", "code", "detail"],
+    "properties": {
+        "type": {"type": "string"},
+        "title": {"type": "string"},
+        "status": {"type": "integer"},
+        "code": {"type": "string"},
+        "detail": {"type": "string"},
+        "instance": {"type": "string"},
+    },
+    "additionalProperties": True,
+}
 
 
 class GatewayError(Exception):
@@ -107,12 +131,13 @@ def problem_response(error: GatewayError, instance: str | None = None) -> JSONRe
     return JSONResponse(
         error.problem(instance),
         status_code=error.status_code,
-        media_type="application/problem+json",
+        media_type=PROBLEM_MEDIA_TYPE,
     )
 
 
 def install_error_handlers(app: FastAPI) -> None:
-    """One handler per error family, all rendering RFC 9457 problem details."""
+    """One handler per error family, all rendering RFC 9457 problem details (and the OpenAPI
+    document says so)."""
 
     async def on_gateway_error(request: Request, exc: Exception) -> JSONResponse:
         assert isinstance(exc, GatewayError)
@@ -127,6 +152,19 @@ def install_error_handlers(app: FastAPI) -> None:
         where = "/".join(str(p) for p in first.get("loc", ()))
         error = BadRequest("invalid_request", f"{where}: {first.get('msg', 'invalid request')}")
         return problem_response(error, request.url.path)
+
+    async def on_http_error(request: Request, exc: Exception) -> JSONResponse:
+        # Starlette's and FastAPI's own refusals (no such route, method not allowed, a body
+        # that cannot be parsed) are problems like ours, not `{"detail": ...}`.
+        assert isinstance(exc, HTTPException)
+        code = HTTP_ERROR_CODES.get(exc.status_code, "invalid_request")
+        error = GatewayError(code, str(exc.detail))
+        error.status_code = exc.status_code
+        error.title = HTTPStatus(exc.status_code).phrase
+        response = problem_response(error, request.url.path)
+        for name, value in (exc.headers or {}).items():
+            response.headers[name] = value
+        return response
 
     async def on_dbapi_error(request: Request, exc: Exception) -> JSONResponse:
         # A lost connection is the database being unavailable; anything else is a bug (500).
@@ -144,6 +182,39 @@ def install_error_handlers(app: FastAPI) -> None:
 
     app.add_exception_handler(GatewayError, on_gateway_error)
     app.add_exception_handler(RequestValidationError, on_validation_error)
+    app.add_exception_handler(HTTPException, on_http_error)
     app.add_exception_handler(OperationalError, on_database_down)
     app.add_exception_handler(InterfaceError, on_database_down)  # a connection closed under us
     app.add_exception_handler(DBAPIError, on_dbapi_error)
+    document_problems(app)
+
+
+def document_problems(app: FastAPI) -> None:
+    """Every operation's 4xx answers are problem details, in the OpenAPI document too: FastAPI's
+    own `422 HTTPValidationError` is never sent (a malformed request is `400 invalid_request`),
+    so it is replaced by a `4XX` problem response."""
+    generate = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is not None:
+            return app.openapi_schema
+        document = generate()
+        problem = {
+            "description": "RFC 9457 problem details with a stable `code`",
+            "content": {PROBLEM_MEDIA_TYPE: {"schema": {"$ref": "#/components/schemas/Problem"}}},
+        }
+        for operations in document.get("paths", {}).values():
+            for operation in operations.values():
+                responses = operation.setdefault("responses", {})
+                if "HTTPValidationError" in str(responses.get("422", "")):
+                    del responses["422"]
+                responses.setdefault("4XX", problem)
+        schemas = document.setdefault("components", {}).setdefault("schemas", {})
+        schemas["Problem"] = PROBLEM_SCHEMA
+        if "HTTPValidationError" not in str(document["paths"]):
+            schemas.pop("HTTPValidationError", None)
+            schemas.pop("ValidationError", None)
+        app.openapi_schema = document
+        return document
+
+    app.openapi = openapi  # type: ignore[method-assign]

@@ -44,7 +44,8 @@ def _claims(token: str, session: Session) -> tuple[dict[str, Any], AgencyKey]:
             "malformed_assertion", f"the client assertion is not a JWS: {exc}"
         ) from exc
     kid = parsed.header.get("kid")
-    key = session.get(AgencyKey, kid) if isinstance(kid, str) else None
+    known = isinstance(kid, str) and "\x00" not in kid  # no key has one (nor can a column)
+    key = session.get(AgencyKey, kid) if known else None
     if key is None:
         raise _client_error("unknown_key", "the client assertion's kid is not a registered key")
     if key.status == "revoked":

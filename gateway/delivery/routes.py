@@ -9,7 +9,7 @@ import datetime as dt
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query
-from pydantic import BaseModel, Field
+from pydantic import AwareDatetime, BaseModel, Field, field_validator
 from starlette.concurrency import run_in_threadpool
 
 from gateway.access.routes import caller_with
@@ -35,14 +35,17 @@ def own_or_admin(session: Any, caller: Caller, subscription_id: str) -> None:
         raise Forbidden("not_your_subscription", f"subscription {subscription_id} is not yours")
 
 
+# max_length: the columns' (PostgreSQL refuses longer text; a longer value was a 500 there)
 class SubscriptionIn(BaseModel):
     agency_id: str
-    url: str | None = Field(None, description="push endpoint; omit for a pull-only feed")
+    url: str | None = Field(
+        None, max_length=500, description="push endpoint; omit for a pull-only feed"
+    )
     types: list[str]
-    region_prefix: str | None = None
-    industry_section: str | None = None
-    grade_level: str | None = None
-    view: str = "full"
+    region_prefix: str | None = Field(None, max_length=6)
+    industry_section: str | None = Field(None, max_length=1)
+    grade_level: str | None = Field(None, max_length=16)
+    view: str = Field("full", max_length=32)
     signing: list[str] = Field(default_factory=lambda: ["v1a"])
     retry_schedule: list[float] | None = None
     rate_limit: float | None = Field(None, description="deliveries per second; none: unlimited")
@@ -50,7 +53,7 @@ class SubscriptionIn(BaseModel):
 
 class StatusIn(BaseModel):
     status: str
-    reason: str | None = None
+    reason: str | None = Field(None, max_length=300)
 
 
 class AckIn(BaseModel):
@@ -60,8 +63,17 @@ class AckIn(BaseModel):
 class ReplayIn(BaseModel):
     from_index: int | None = None
     to_index: int | None = None
-    since: dt.datetime | None = None
-    until: dt.datetime | None = None
+    since: AwareDatetime | None = None
+    until: AwareDatetime | None = None
+
+    @field_validator("since", "until")
+    @classmethod
+    def _in_utc(cls, value: dt.datetime | None) -> dt.datetime | None:
+        # compared with stored UTC timestamps: a time with an offset must have a UTC one
+        try:
+            return value.astimezone(dt.UTC) if value is not None else None
+        except OverflowError as exc:
+            raise ValueError("the time is out of range in UTC") from exc
 
 
 def view_of(sub: Subscription, runtime: Runtime, *, secret: bool = False) -> dict[str, Any]:

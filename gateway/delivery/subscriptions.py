@@ -85,6 +85,12 @@ def create_subscription(
         )
     if not signing or set(signing) - set(SCHEMES):
         raise BadRequest("invalid_signing", "signing is v1a (Ed25519), v1 (HMAC) or both")
+    if url is not None and len(url) > 500:
+        raise BadRequest("invalid_url", "the endpoint URL is longer than 500 characters")
+    if industry_section is not None and len(industry_section) != 1:
+        raise BadRequest("invalid_filter", "industry_section is one GB/T 4754 section letter")
+    if grade_level is not None and len(grade_level) > 16:
+        raise BadRequest("invalid_filter", "grade_level is 1, 2, 3 or small_micro")
     if region_prefix is not None and not (region_prefix.isdigit() and len(region_prefix) <= 6):
         raise BadRequest("invalid_filter", "region_prefix is a prefix of a 6-digit division code")
     if not retry_schedule or any(s < 0 for s in retry_schedule):

@@ -253,9 +253,26 @@ def mark_rectification_overdue(session: Session, applied: Applied) -> None:
     _touch(ent, applied)
 
 
+# What the accidents table holds (32-bit counts, NUMERIC(18, 2) yuan); larger figures are not
+# a credible report and would fail the whole transaction on PostgreSQL.
+MAX_COUNT = 2**31 - 1
+MAX_LOSS_CNY = 10**16
+
+
 def report_accident(session: Session, applied: Applied) -> None:
     ent = _enterprise(session, applied)
     data = applied.data
+    for field, limit in (
+        ("deaths", MAX_COUNT),
+        ("serious_injuries", MAX_COUNT),
+        ("direct_loss_cny", MAX_LOSS_CNY),
+    ):
+        if float(data[field]) >= limit:
+            raise Unprocessable(
+                "implausible_figure",
+                f"{field} {data[field]} is beyond any accident report (limit {limit})",
+                pointer=f"/data/{field}",
+            )
     computed = classify_accident(
         int(data["deaths"]), int(data["serious_injuries"]), float(data["direct_loss_cny"])
     )

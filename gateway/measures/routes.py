@@ -19,15 +19,19 @@ from gateway.runtime import Runtime, get_runtime
 
 router = APIRouter(prefix="/v1", tags=["measures"])
 RuntimeDep = Annotated[Runtime, Depends(get_runtime)]
+EARLIEST = dt.date.min + dt.timedelta(days=366)
 
 
 def _day(on: str | None, runtime: Runtime) -> dt.date:
     if on is None:
         return runtime.clock.now().date()
     try:
-        return dt.date.fromisoformat(on)
+        day = dt.date.fromisoformat(on)
     except ValueError as exc:
         raise BadRequest("invalid_date", f"on must be a date like 2026-06-01, not {on!r}") from exc
+    if day < EARLIEST:  # the measures look back 12 months from `on`
+        raise BadRequest("invalid_date", f"on must be {EARLIEST.isoformat()} or later")
+    return day
 
 
 @router.get("/measures")

@@ -61,6 +61,8 @@ def peek_kid(raw: bytes) -> tuple[jws.ParsedJWS, str]:
     kid = parsed.header.get("kid")
     if not isinstance(kid, str) or not kid:
         raise Unauthorized("unknown_key", "the JWS header names no key (kid)")
+    if "\x00" in kid:  # no key has one; refused here, before the batch's registry lookup
+        raise Unauthorized("unknown_key", "no registered key has a kid with U+0000 (NUL)")
     return parsed, kid
 
 
@@ -136,7 +138,30 @@ def _validated_envelope(payload: bytes) -> dict[str, Any]:
         validate_message(envelope)
     except ContractError as exc:
         raise BadRequest(exc.code, exc.message, pointer=exc.pointer) from exc
+    pointer = _nul_pointer(envelope, "")
+    if pointer is not None:
+        # The stores cannot hold it (PostgreSQL text); refused per message, before the
+        # transaction that the other messages of the batch or group commit share.
+        raise BadRequest("invalid_text", "text may not contain U+0000 (NUL)", pointer=pointer)
     return dict(envelope)
+
+
+def _nul_pointer(value: Any, pointer: str) -> str | None:
+    """The JSON pointer of the first member name or string holding U+0000, or None."""
+    if isinstance(value, str):
+        return pointer if "\x00" in value else None
+    if isinstance(value, dict):
+        items: list[tuple[Any, Any]] = list(value.items())
+    elif isinstance(value, list):
+        items = list(enumerate(value))
+    else:
+        return None
+    for key, item in items:
+        here = f"{pointer}/{str(key).replace('~', '~0').replace('/', '~1')}"
+        found = here if "\x00" in str(key) else _nul_pointer(item, here)
+        if found is not None:
+            return found
+    return None
 
 
 def _check_key_window(record: AgencyKey, issued_at: dt.datetime) -> None:

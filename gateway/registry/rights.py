@@ -259,6 +259,9 @@ def rights_of(session: Session, agency_id: str) -> dict[str, Any]:
     }
 
 
+MAX_BURST = 2**31 - 1  # the column is a 32-bit INTEGER
+
+
 def set_rate_limit(
     session: Session,
     signer: GatewaySigner,
@@ -275,9 +278,10 @@ def set_rate_limit(
         if row is not None:
             session.delete(row)
     else:
-        if per_second is None or per_second <= 0 or burst is None or burst < 1:
+        if per_second is None or per_second <= 0 or burst is None or not 1 <= burst <= MAX_BURST:
             raise BadRequest(
-                "invalid_rate_limit", "per_second must be above 0 and burst at least 1"
+                "invalid_rate_limit",
+                f"per_second must be above 0 and burst between 1 and {MAX_BURST}",
             )
         if row is None:
             session.add(RateLimit(agency_id=agency_id, per_second=per_second, burst=burst))

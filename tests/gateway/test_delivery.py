@@ -440,3 +440,28 @@ def test_webhook_key_rotation_signs_with_both_keys_during_the_overlap(
     Ed25519PublicKey.from_public_bytes(new).verify(first[0], signed)
     Ed25519PublicKey.from_public_bytes(old).verify(first[1], signed)
     assert len(v1a(h2)) == 1  # the overlap is over: the new key alone
+
+
+def test_over_long_subscription_fields_are_refused_in_the_service_too(
+    runtime: Runtime, insurer: Publisher
+) -> None:
+    """The CLI calls the service directly: its checks, not only the HTTP model's, keep an
+    over-long value from failing on PostgreSQL's column."""
+    from gateway.delivery.subscriptions import create_subscription
+    from gateway.errors import BadRequest
+
+    for extra, code in (
+        ({"url": "https://receiver.example/" + "x" * 500}, "invalid_url"),
+        ({"url": None, "industry_section": "CC"}, "invalid_filter"),
+        ({"url": None, "grade_level": "x" * 17}, "invalid_filter"),
+    ):
+        with runtime.db.transaction() as session, pytest.raises(BadRequest) as caught:
+            create_subscription(
+                session,
+                agency_id="fj-picc",
+                types=["grade.revoked"],
+                now=runtime.clock.now(),
+                allowed_hosts=["receiver.example"],
+                **extra,  # type: ignore[arg-type]
+            )
+        assert caught.value.code == code

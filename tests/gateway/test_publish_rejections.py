@@ -24,6 +24,7 @@ from contract_factories import (
 from fastapi.testclient import TestClient
 from gateway_factories import (
     Publisher,
+    bearer,
     publish,
     publish_many,
     register_publisher,
@@ -255,6 +256,25 @@ def test_accident_class_must_match_its_counts(
     assert problem["pointer"] == "/data/accident_class"
 
 
+@pytest.mark.parametrize(
+    ("field", "value"), [("deaths", 2**31), ("serious_injuries", 2**40), ("direct_loss_cny", 1e30)]
+)
+def test_implausible_accident_figures_are_refused_alone(
+    client: TestClient, authority: Publisher, runtime: Runtime, field: str, value: float
+) -> None:
+    """Found by the fuzzer: figures beyond the table's columns failed the whole transaction on
+    PostgreSQL (a 500 for every message in it); now only that message is refused."""
+    _registered(client, authority)
+    huge = make_accident(accident_class="especially_major", **{field: value})
+    problem = assert_refused(
+        client, runtime, authority.message("accident.reported", huge), 422, "implausible_figure"
+    )
+    assert problem["pointer"] == f"/data/{field}"
+    fine = authority.message("accident.reported", make_accident(accident_id="OK-1"))
+    batch = publish_many(client, [authority.message("accident.reported", huge), fine]).json()
+    assert [r["status"] for r in batch["results"]] == [422, 201]
+
+
 def test_list_term_beyond_the_maximum_is_refused(
     client: TestClient, authority: Publisher, runtime: Runtime
 ) -> None:
@@ -310,3 +330,26 @@ def test_batch_body_that_is_not_a_batch_is_refused(client: TestClient) -> None:
     )
     assert response.status_code == 400
     assert response.json()["code"] == "malformed_json"
+
+
+def test_text_with_nul_is_refused_per_message(
+    client: TestClient, authority: Publisher, runtime: Runtime
+) -> None:
+    """U+0000 in a signed message's text (PostgreSQL cannot store it) or in its kid is that
+    message's own refusal: it used to fail the batch's (or the group commit's) shared
+    transaction with a 500 on PostgreSQL, taking the other messages with it."""
+    _registered(client, authority)
+    named = authority.message("enterprise.registered", make_registration(name="宁德\x00化工"))
+    problem = assert_refused(client, runtime, named, 400, "invalid_text")
+    assert problem["pointer"] == "/data/name"
+    nul_kid = _forge({"alg": "EdDSA", "kid": "\x00", "typ": "gateway-message+jws"}, {}, b"x" * 64)
+    award = authority.message("grade.awarded", make_award())
+    response = client.post(
+        "/v1/messages/batch",
+        json={"messages": [named.decode(), nul_kid.decode(), award.decode()]},
+        headers=bearer(runtime, authority.agency_id),
+    )
+    assert response.status_code == 200, response.text
+    results = response.json()["results"]
+    assert [r["status"] for r in results] == [400, 401, 201]
+    assert [r["problem"]["code"] for r in results[:2]] == ["invalid_text", "unknown_key"]
