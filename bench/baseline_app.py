@@ -1,16 +1,22 @@
 """The baseline of bench/publish.py: a bare FastAPI app that reads the same bodies, parses the
 JWS payload (base64url + JSON) and answers JSON of a receipt's size, with no verification,
-no database and no signing. Served with the same uvicorn settings as the gateway."""
+no database and no signing. Served with the same uvicorn settings as the gateway.
+
+For bench/query.py it also answers `GET /v1/enterprises/{code}` with JSON of
+`BENCH_QUERY_BYTES` bytes (the size of a measured gateway answer), built from a precomputed
+padding around the code: no token check, no database, no signing."""
 
 from __future__ import annotations
 
 import base64
+import os
 
 import orjson
 from fastapi import FastAPI, Request
 from fastapi.responses import Response
 
 RECEIPT_SIZE = 700
+QUERY_BYTES_ENV = "BENCH_QUERY_BYTES"
 
 
 def _payload(token: bytes) -> dict[str, object]:
@@ -42,5 +48,15 @@ def create_app() -> FastAPI:
             for m in messages
         ]
         return Response(orjson.dumps({"results": results}), media_type="application/json")
+
+    # {"standing":{"uscc":"<18>","pad":"x…"},"attestation":"y…"}: the fixed part is 68 bytes
+    size = int(os.environ.get(QUERY_BYTES_ENV, "2000"))
+    attestation = "y" * max(0, size // 3)
+    pad = "x" * max(0, size - 68 - len(attestation))
+
+    @app.get("/v1/enterprises/{code}")
+    async def standing(code: str, purpose: str | None = None) -> Response:
+        body = {"standing": {"uscc": code, "pad": pad}, "attestation": attestation}
+        return Response(orjson.dumps(body), media_type="application/json")
 
     return app

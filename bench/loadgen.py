@@ -182,3 +182,28 @@ def load_requests(
             headers=headers,
         )
     )
+
+
+def drive(
+    host: str,
+    port: int,
+    requests: Sequence[Request],
+    *,
+    concurrency: int,
+    content_type: str = "application/json",
+    headers: Mapping[str, str] | None = None,
+) -> Run:
+    """Send each (method, path, body) from `concurrency` keep-alive connections, without the
+    /healthz probe of `load_requests` (every request the server answers is one measured)."""
+    return asyncio.run(_drive(host, port, requests, concurrency, content_type, headers))
+
+
+def merge_runs(runs: Sequence[Run]) -> Run:
+    """Runs of the same target (e.g. rounds interleaved with another target's) as one: their
+    latencies pooled, their seconds and statuses added."""
+    merged = Run(sum(r.seconds for r in runs))
+    for run in runs:
+        merged.latencies.extend(run.latencies)
+        for status, n in run.statuses.items():
+            merged.statuses[status] = merged.statuses.get(status, 0) + n
+    return merged

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Collection
-from typing import Any
+from typing import Any, NamedTuple
 
-from sqlalchemy import Row, bindparam, select
+from sqlalchemy import ColumnElement, Row, Select, and_, bindparam, select
 from sqlalchemy.orm import Session
 
 from contracts.measures import Standing, applicable
@@ -14,35 +14,70 @@ from gateway.errors import NotFound
 from gateway.measures.catalog import active_catalog
 from gateway.models import Accident, Enterprise, Listing
 
+
+class ListEntry(NamedTuple):
+    list_type: str
+    deciding_agency: str
+    term_start: dt.date
+    term_end: dt.date
+
+
+Facts = tuple[Row[Any], Standing, list[ListEntry]]
+
+
+def _facts_statement(where: ColumnElement[bool]) -> Select[Any]:
+    """The enterprise's columns a standing needs, its accidents of the prior 12 months and its
+    list entries in force, in one statement (one row per accident x entry)."""
+    return (
+        select(
+            Enterprise.uscc,
+            Enterprise.name,
+            Enterprise.region_code,
+            Enterprise.scheme,
+            Enterprise.ledger_status,
+            Enterprise.grade_status,
+            Enterprise.grade_level,
+            Enterprise.grade_scheme,
+            Enterprise.grade_valid_from,
+            Enterprise.grade_valid_to,
+            Enterprise.certificate_no,
+            Enterprise.reapply_after,
+            Accident.accident_id,
+            Accident.accident_class,
+            Listing.listing_id,
+            Listing.list_type,
+            Listing.deciding_agency,
+            Listing.term_start,
+            Listing.term_end,
+        )
+        .select_from(Enterprise)
+        .outerjoin(
+            Accident,
+            and_(
+                Accident.uscc == Enterprise.uscc,
+                Accident.occurred_on > bindparam("year_before"),
+                Accident.occurred_on <= bindparam("on"),
+            ),
+        )
+        .outerjoin(
+            Listing,
+            and_(
+                Listing.uscc == Enterprise.uscc,
+                Listing.status == "active",
+                Listing.term_start <= bindparam("on"),
+                Listing.term_end > bindparam("on"),
+            ),
+        )
+        .where(where)
+        .order_by(Enterprise.uscc, Accident.accident_id, Listing.listing_id)
+    )
+
+
 # Built once: a standing query runs these for every code it answers, and building and
-# compiling a statement per call cost more than running it (bench/query.py).
-_CODES = bindparam("codes", expanding=True)
-_ENTERPRISES = select(Enterprise.__table__).where(Enterprise.uscc.in_(_CODES))
-_ACCIDENTS = (
-    select(Accident.uscc, Accident.accident_class)
-    .where(
-        Accident.uscc.in_(_CODES),
-        Accident.occurred_on > bindparam("year_before"),
-        Accident.occurred_on <= bindparam("on"),
-    )
-    .order_by(Accident.uscc, Accident.accident_id)
-)
-_LISTINGS = (
-    select(
-        Listing.uscc,
-        Listing.list_type,
-        Listing.deciding_agency,
-        Listing.term_start,
-        Listing.term_end,
-    )
-    .where(
-        Listing.uscc.in_(_CODES),
-        Listing.status == "active",
-        Listing.term_start <= bindparam("on"),
-        Listing.term_end > bindparam("on"),
-    )
-    .order_by(Listing.uscc, Listing.listing_id)
-)
+# compiling a statement per call, and a statement per table, cost more than the database
+# (bench/query.py, bench/RESULTS.md).
+_FACTS_ONE = _facts_statement(Enterprise.uscc == bindparam("uscc"))
+_FACTS_MANY = _facts_statement(Enterprise.uscc.in_(bindparam("codes", expanding=True)))
 CHUNK = 500  # codes per IN list
 
 
@@ -50,46 +85,73 @@ def unknown_enterprise(uscc: str) -> NotFound:
     return NotFound("unknown_enterprise", f"enterprise {uscc} is not in the ledgers")
 
 
-def standing_facts(
-    session: Session, codes: Collection[str], on: dt.date
-) -> dict[str, tuple[Row[Any], Standing, list[Row[Any]]]]:
-    """For each of `codes` in the ledgers: its `enterprises` row, its standing on `on` and its
-    list entries in force (list_type, deciding_agency, term_start, term_end), in three
-    queries per 500 codes whatever their number. Codes not in the ledgers are left out."""
+def standing_facts(session: Session, codes: Collection[str], on: dt.date) -> dict[str, Facts]:
+    """For each of `codes` in the ledgers: a row of its `enterprises` columns that a standing
+    shows, its standing on `on` and its list entries in force; one statement per 500 codes
+    whatever their number. Codes not in the ledgers are left out."""
+    session.flush()  # Core statements below: let them see what this session changed
     connection = session.connection()
     wanted = sorted(set(codes))
-    found: dict[str, tuple[Row[Any], Standing, list[Row[Any]]]] = {}
-    for start in range(0, len(wanted), CHUNK):
-        chunk = wanted[start : start + CHUNK]
-        params = {"codes": chunk, "on": on, "year_before": on - dt.timedelta(days=365)}
-        enterprises = connection.execute(_ENTERPRISES, params).all()
-        if not enterprises:
-            continue
-        accidents: dict[str, list[str]] = {}
-        for uscc, accident_class in connection.execute(_ACCIDENTS, params):
-            accidents.setdefault(uscc, []).append(accident_class)
-        lists: dict[str, list[Row[Any]]] = {}
-        for entry in connection.execute(_LISTINGS, params):
-            lists.setdefault(entry.uscc, []).append(entry)
-        for enterprise in enterprises:
-            entries = lists.get(enterprise.uscc, [])
-            standing = Standing(
-                grade_status=enterprise.grade_status,
-                grade_level=enterprise.grade_level,
-                scheme=enterprise.grade_scheme or enterprise.scheme,
-                accident_classes=tuple(accidents.get(enterprise.uscc, ())),
-                list_types=tuple(entry.list_type for entry in entries),
+    window = {"on": on, "year_before": on - dt.timedelta(days=365)}
+    rows: list[Row[Any]] = []
+    if len(wanted) == 1:
+        rows = connection.execute(_FACTS_ONE, {"uscc": wanted[0], **window}).all()
+    else:
+        for start in range(0, len(wanted), CHUNK):
+            chunk = {"codes": wanted[start : start + CHUNK], **window}
+            rows.extend(connection.execute(_FACTS_MANY, chunk))
+    collected: dict[str, tuple[Row[Any], dict[str, str], dict[str, ListEntry]]] = {}
+    for row in rows:
+        enterprise = collected.get(row.uscc)
+        if enterprise is None:
+            enterprise = collected[row.uscc] = (row, {}, {})
+        if row.accident_id is not None:
+            enterprise[1][row.accident_id] = row.accident_class
+        if row.listing_id is not None:
+            enterprise[2][row.listing_id] = ListEntry(
+                row.list_type, row.deciding_agency, row.term_start, row.term_end
             )
-            found[enterprise.uscc] = (enterprise, standing, entries)
+    found: dict[str, Facts] = {}
+    for uscc, (row, accidents, lists) in collected.items():
+        standing = Standing(
+            grade_status=row.grade_status,
+            grade_level=row.grade_level,
+            scheme=row.grade_scheme or row.scheme,
+            accident_classes=tuple(accidents.values()),
+            list_types=tuple(entry.list_type for entry in lists.values()),
+        )
+        found[uscc] = (row, standing, list(lists.values()))
     return found
 
 
-def standing_of(session: Session, uscc: str, on: dt.date) -> tuple[Row[Any], Standing]:
-    """The enterprise's `enterprises` row and its standing on `on`; 404 if not registered."""
-    facts = standing_facts(session, (uscc,), on).get(uscc)
-    if facts is None:
+def standing_of(session: Session, uscc: str, on: dt.date) -> tuple[Enterprise, Standing]:
+    """The enterprise (ORM, with what this session changed) and its standing on `on`; 404 if
+    it is not registered. Queries use `standing_facts`."""
+    enterprise = session.get(Enterprise, uscc)
+    if enterprise is None:
         raise unknown_enterprise(uscc)
-    return facts[0], facts[1]
+    year_before = on - dt.timedelta(days=365)
+    accidents = session.scalars(
+        select(Accident.accident_class).where(
+            Accident.uscc == uscc, Accident.occurred_on > year_before, Accident.occurred_on <= on
+        )
+    )
+    lists = session.scalars(
+        select(Listing.list_type).where(
+            Listing.uscc == uscc,
+            Listing.status == "active",
+            Listing.term_start <= on,
+            Listing.term_end > on,
+        )
+    )
+    standing = Standing(
+        grade_status=enterprise.grade_status,
+        grade_level=enterprise.grade_level,
+        scheme=enterprise.grade_scheme or enterprise.scheme,
+        accident_classes=tuple(accidents),
+        list_types=tuple(lists),
+    )
+    return enterprise, standing
 
 
 def measures_for(
