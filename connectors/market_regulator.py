@@ -23,7 +23,8 @@ from sqlalchemy.orm import Session
 from connectors.base import Connector, Context, iso
 from contracts.measures import Measure, Standing, applicable
 from gateway.measures.catalog import active_catalog
-from gateway.models import Accident, Enterprise, Listing
+from gateway.measures.service import CHUNK, standing_facts
+from gateway.models import Enterprise, Listing
 from gateway.signing import GatewaySigner
 from gateway.tlog import root_hash, tree_size
 
@@ -50,7 +51,7 @@ def record(
     enterprise: Any,
     standing: Standing,
     measures: Mapping[str, Sequence[Measure]],
-    lists: Sequence[Listing],
+    lists: Sequence[Any],
     as_of: int,
 ) -> dict[str, Any]:
     regulator = list(measures.get("market_regulator", []))
@@ -114,32 +115,18 @@ CONNECTOR = Connector(
 
 
 def snapshot_records(session: Session, on: dt.date, as_of: int) -> Iterator[dict[str, Any]]:
-    """Every enterprise's record on `on`, in code order: three queries, not one per row."""
-    year_before = on - dt.timedelta(days=365)
-    accidents: dict[str, list[str]] = {}
-    for uscc, accident_class in session.execute(
-        select(Accident.uscc, Accident.accident_class).where(
-            Accident.occurred_on > year_before, Accident.occurred_on <= on
-        )
-    ):
-        accidents.setdefault(uscc, []).append(accident_class)
-    lists: dict[str, list[Listing]] = {}
-    for entry in _active_lists(session, on):
-        lists.setdefault(entry.uscc, []).append(entry)
+    """Every enterprise's record on `on`, in code order: the standings read by the queries'
+    own `standing_facts`, one statement per chunk of codes."""
     catalog = active_catalog(session)
-    for enterprise in session.scalars(
-        select(Enterprise).order_by(Enterprise.uscc).execution_options(yield_per=2000)
-    ):
-        entries = lists.get(enterprise.uscc, [])
-        standing = Standing(
-            grade_status=enterprise.grade_status,
-            grade_level=enterprise.grade_level,
-            scheme=enterprise.grade_scheme or enterprise.scheme,
-            accident_classes=tuple(accidents.get(enterprise.uscc, ())),
-            list_types=tuple(e.list_type for e in entries),
-        )
-        measures = applicable(standing, enterprise.region_code, on, catalog)
-        yield record(enterprise, standing, measures, entries, as_of)
+    codes = session.scalars(
+        select(Enterprise.uscc).order_by(Enterprise.uscc).execution_options(yield_per=CHUNK)
+    )
+    for chunk in codes.partitions(CHUNK):
+        facts = standing_facts(session, chunk, on)
+        for uscc in chunk:
+            enterprise, standing, lists = facts[uscc]
+            measures = applicable(standing, enterprise.region_code, on, catalog)
+            yield record(enterprise, standing, measures, lists, as_of)
 
 
 def write_snapshot(

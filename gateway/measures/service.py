@@ -33,6 +33,7 @@ def _facts_statement(where: ColumnElement[bool]) -> Select[Any]:
             Enterprise.uscc,
             Enterprise.name,
             Enterprise.region_code,
+            Enterprise.industry_section,
             Enterprise.scheme,
             Enterprise.ledger_status,
             Enterprise.grade_status,
