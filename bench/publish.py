@@ -32,18 +32,15 @@ import psycopg
 ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT), str(ROOT / "bench")]
 
-from common import login  # noqa: E402
+from common import login, register_bench_agency  # noqa: E402
 from loadgen import load  # noqa: E402
 
 from contracts.uscc import make_uscc  # noqa: E402
-from gateway.access.tokens import grant_scopes  # noqa: E402
 from gateway.migrate import upgrade  # noqa: E402
-from gateway.registry import rights, service  # noqa: E402
-from gateway.runtime import Runtime  # noqa: E402
 from gateway.settings import Settings  # noqa: E402
 from gateway.signing import ensure_gateway_keys  # noqa: E402
 from keys.jws import sign_compact  # noqa: E402
-from keys.suites import SigningKey, get_suite  # noqa: E402
+from keys.suites import SigningKey  # noqa: E402
 
 PG_ADMIN = os.environ.get("GATEWAY_TEST_PG_URL", "postgresql://postgres@127.0.0.1:5432/test")
 JOSE = "application/jose"
@@ -63,47 +60,16 @@ def prepare(backend: str, workdir: Path) -> tuple[dict[str, str], SigningKey]:
     settings = Settings(data_dir=data_dir, database_url=url)
     upgrade(url)
     ensure_gateway_keys(settings)
-    key = get_suite("ed25519").generate()
-    runtime = Runtime.open(settings)
-    now = runtime.clock.now()
-    try:
-        with runtime.db.transaction() as session:
-            service.add_agency(
-                session,
-                runtime.signer,
-                agency_id="bench",
-                name="bench",
-                uscc=make_uscc("11350000MB0000001"),
-                roles=["grading_authority"],
-                now=now,
-            )
-            service.grant_publish(session, runtime.signer, "bench", ["enterprise.registered"], now)
-            # a stand-in for every role: it publishes, and (bench/deliver.py) subscribes itself
-            grant_scopes(session, runtime.signer, "bench", ["publish", "admin"], now)
-            # the load generator is one agency sending far beyond an agency's default rate
-            rights.set_rate_limit(
-                session, runtime.signer, agency_id="bench", per_second=1e6, burst=10**6, now=now
-            )
-            rights.grant(  # bench/deliver.py subscribes it to its own messages
-                session,
-                runtime.signer,
-                agency_id="bench",
-                action="subscribe",
-                contract="enterprise.registered",
-                fields=None,
-                now=now,
-            )
-            service.add_key(
-                session,
-                runtime.signer,
-                agency_id="bench",
-                jwk=key.public_key.jwk(),
-                suite="ed25519",
-                now=now,
-                valid_from=now - dt.timedelta(days=1),
-            )
-    finally:
-        runtime.close()
+    # a stand-in for every role: it publishes, and (bench/deliver.py) subscribes itself
+    key = register_bench_agency(
+        settings,
+        name="bench",
+        uscc=make_uscc("11350000MB0000001"),
+        roles=["grading_authority"],
+        scopes=["publish", "admin"],
+        publish=["enterprise.registered"],
+        subscribe=["enterprise.registered"],
+    )
     return {"GATEWAY_DATA_DIR": str(data_dir), "GATEWAY_DATABASE_URL": url}, key
 
 

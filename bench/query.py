@@ -25,7 +25,6 @@ COPY, load time reported), taking part in the same alternating rounds. The Postg
 from __future__ import annotations
 
 import argparse
-import datetime as dt
 import json
 import os
 import random
@@ -44,18 +43,15 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT), str(ROOT / "bench")]
 
 from baseline_app import QUERY_BYTES_ENV  # noqa: E402
-from common import login  # noqa: E402
+from common import login, register_bench_agency  # noqa: E402
 from loadgen import Request, Run, drive, merge_runs  # noqa: E402
 from populate import Loaded, code_of, drop_database, fresh_database, populate  # noqa: E402
 from publish import free_port  # noqa: E402
 
 from contracts.uscc import make_uscc  # noqa: E402
-from gateway.access.tokens import grant_scopes  # noqa: E402
-from gateway.registry import rights, service  # noqa: E402
-from gateway.runtime import Runtime  # noqa: E402
 from gateway.settings import Settings  # noqa: E402
 from gateway.signing import ensure_gateway_keys  # noqa: E402
-from keys.suites import SigningKey, get_suite  # noqa: E402
+from keys.suites import SigningKey  # noqa: E402
 
 HOST = "127.0.0.1"
 PURPOSE = "credit+review"
@@ -76,45 +72,14 @@ def prepare(backend: str, workdir: Path, name: str, count: int) -> Prepared:
     url = fresh_database(backend, name=name, directory=data_dir)
     settings = Settings(data_dir=data_dir, database_url=url)
     ensure_gateway_keys(settings)
-    key = get_suite("ed25519").generate()
-    runtime = Runtime.open(settings)
-    now = runtime.clock.now()
-    try:
-        with runtime.db.transaction() as session:
-            service.add_agency(
-                session,
-                runtime.signer,
-                agency_id="bench",
-                name="基准测试银行",
-                uscc=make_uscc("91350100MA0000BNK"),
-                roles=["bank"],
-                now=now,
-            )
-            grant_scopes(session, runtime.signer, "bench", ["query"], now)
-            # the load generator is one agency asking far beyond an agency's default rate
-            rights.set_rate_limit(
-                session, runtime.signer, agency_id="bench", per_second=1e6, burst=10**6, now=now
-            )
-            rights.grant(
-                session,
-                runtime.signer,
-                agency_id="bench",
-                action="query",
-                contract="standing",
-                fields=None,
-                now=now,
-            )
-            service.add_key(
-                session,
-                runtime.signer,
-                agency_id="bench",
-                jwk=key.public_key.jwk(),
-                suite="ed25519",
-                now=now,
-                valid_from=now - dt.timedelta(days=1),
-            )
-    finally:
-        runtime.close()
+    key = register_bench_agency(
+        settings,
+        name="基准测试银行",
+        uscc=make_uscc("91350100MA0000BNK"),
+        roles=["bank"],
+        scopes=["query"],
+        query=["standing"],
+    )
     loaded = populate(url, count)
     env = {
         "GATEWAY_DATA_DIR": str(data_dir),
