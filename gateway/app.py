@@ -31,6 +31,7 @@ from gateway.measures.routes import router as measures_router
 from gateway.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
 from gateway.metrics import Metrics, outbox_lag_seconds
 from gateway.publishing.routes import router as publishing_router
+from gateway.queries.batcher import StandingQueries
 from gateway.queries.routes import router as queries_router
 from gateway.registry.routes import router as registry_router
 from gateway.runtime import Runtime, get_runtime
@@ -71,6 +72,7 @@ def create_app(
         app.state.runtime = runtime
         await run_in_threadpool(record_shipped_catalog, runtime)
         app.state.metrics = Metrics(runtime)
+        app.state.standing_queries = StandingQueries(runtime)
         witnessing = (
             asyncio.create_task(collect_forever(runtime)) if settings.witnesses.endpoints else None
         )
@@ -93,6 +95,7 @@ def create_app(
                     with contextlib.suppress(asyncio.CancelledError):
                         await task
             stop_worker.set()
+            await asyncio.to_thread(app.state.standing_queries.close)
             if worker.is_alive():
                 await asyncio.to_thread(worker.join, 30)
             runtime.close()
@@ -109,6 +112,8 @@ def create_app(
     )
     install_error_handlers(app)
     app.add_middleware(RequestContextMiddleware)
+    # the hot paths first: a request is matched against the routers in this order
+    app.include_router(queries_router)
     app.include_router(publishing_router)
     app.include_router(connectors_router)
     app.include_router(ledger_router)
@@ -118,7 +123,6 @@ def create_app(
     app.include_router(receipts_router)
     app.include_router(measures_router)
     app.include_router(access_router)
-    app.include_router(queries_router)
     app.include_router(contracts_router)
 
     @app.get("/.well-known/jwks.json", tags=["keys"])

@@ -29,6 +29,8 @@ from gateway.signing import GatewaySigner
 
 _cache: dict[int, tuple[Measure, ...]] = {}
 _lock = threading.Lock()
+# Built once: every standing query asks it (a `select` built per call cost more than running it)
+_NEWEST = select(func.max(MeasureCatalog.version))
 
 
 def shipped_records() -> list[dict[str, Any]]:
@@ -132,7 +134,8 @@ def latest(session: Session) -> MeasureCatalog | None:
 def active_catalog(session: Session) -> tuple[Measure, ...] | None:
     """The catalog in force (parsed once per version); None before any is recorded, which
     the pure functions read as the shipped default."""
-    version = session.scalar(select(func.max(MeasureCatalog.version)))
+    session.flush()  # a version this session added counts
+    version = session.connection().execute(_NEWEST).scalar()
     if version is None:
         return None
     with _lock:

@@ -7,6 +7,7 @@ from collections.abc import Callable
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request
+from fastapi.responses import Response
 from pydantic import BaseModel, Field
 from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
@@ -15,6 +16,7 @@ from gateway.access.routes import authenticate, authenticated
 from gateway.access.tokens import Caller
 from gateway.errors import GatewayError, PayloadTooLarge
 from gateway.queries import service
+from gateway.queries.batcher import StandingQueries
 from gateway.registry.rights import View, require_view
 from gateway.runtime import Runtime
 
@@ -170,31 +172,40 @@ def _single(
     return {contract: result, "attestation": attestation}
 
 
-@router.get("/{code}")
+@router.get("/{code}", response_model=dict[str, Any])
 async def get_standing(
     code: str, request: Request, purpose: PurposeParam = None, fields: FieldsParam = None
-) -> dict[str, Any]:
+) -> Response:
     """The enterprise's standing (grade, validity, ledger status, list entries, the measures
     for your role) as your `standing` view shows it, with the gateway's attestation. Needs
     scope `query` and a query right; recorded."""
     runtime: Runtime = request.app.state.runtime
-
-    def answer(
-        session: Session, caller: Caller, view: View, roles: frozenset[str]
-    ) -> dict[str, Any]:
-        on = runtime.clock.now().date()
-        return service.standing(session, code, caller.agency_id, on, view, roles=roles)
-
-    return await run_in_threadpool(
-        _single,
-        request,
-        code,
-        purpose,
-        fields,
-        action="query",
-        contract="standing",
-        answer=answer,
-    )
+    caller: Caller | None = None
+    try:
+        caller = authenticate(request, "query")
+        why = service.check_purpose(purpose)
+    except GatewayError as exc:
+        agency_id = caller.agency_id if caller else None
+        _count(request, agency_id, exc.code)
+        await run_in_threadpool(
+            _record,
+            runtime,
+            agency_id=agency_id,
+            codes=[code],
+            action="query",
+            purpose=purpose,
+            result=exc.code,
+        )
+        raise
+    ask = service.Ask(code, caller.agency_id, _fields(fields), runtime.clock.now().date())
+    desk: StandingQueries = request.app.state.standing_queries
+    try:
+        body = await desk.ask(ask, purpose=why, sent_purpose=purpose)
+    except GatewayError as exc:
+        _count(request, caller.agency_id, exc.code)
+        raise
+    _count(request, caller.agency_id, "ok")
+    return Response(body, media_type="application/json")
 
 
 @router.get("/{code}/grade-history")

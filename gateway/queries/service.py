@@ -10,6 +10,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import bindparam, insert, select
@@ -17,7 +18,7 @@ from sqlalchemy.orm import Session
 
 from contracts.measures import Measure, Standing, applicable, in_force
 from contracts.uscc import is_valid_uscc
-from gateway.errors import BadRequest, NotFound
+from gateway.errors import BadRequest, Forbidden, GatewayError, NotFound
 from gateway.measures.catalog import active_catalog
 from gateway.measures.service import Facts, standing_facts, unknown_enterprise
 from gateway.models import AccessRecord, AccessRight, Agency, Enterprise, LogEntry, LogHead
@@ -148,6 +149,8 @@ class _Memo:
         self.in_force: dict[str, tuple[list[Measure], tuple[int, ...]]] = {}
         self.by_role: dict[tuple[tuple[int, ...], Standing], dict[str, list[Measure]]] = {}
 
+    BY_ROLE_MAX = 50_000  # (region's measures, standing) pairs are few; a bound all the same
+
     def applicable(
         self, standing: Standing, region: str, on: dt.date, catalog: Sequence[Measure] | None
     ) -> dict[str, list[Measure]]:
@@ -158,8 +161,29 @@ class _Memo:
         key = (forces[1], standing)
         found = self.by_role.get(key)
         if found is None:
+            if len(self.by_role) >= self.BY_ROLE_MAX:
+                self.by_role.clear()
             found = self.by_role[key] = applicable(standing, region, on, forces[0])
         return found
+
+
+# Memos that outlive a call, by (catalog, date): the measures for a standing are a pure
+# function of these, and single queries (grouped by the dozen) rarely met a memo's entry
+# again within one group. The catalog object is held with its memo, so its id is not reused
+# while the entry lives; bounded by emptying.
+_MEMOS: dict[tuple[int, dt.date], tuple[Sequence[Measure] | None, _Memo]] = {}
+MEMOS_MAX = 64
+
+
+def memo_for(catalog: Sequence[Measure] | None, on: dt.date) -> _Memo:
+    """The shared memo of the measures under `catalog` on `on`."""
+    key = (id(catalog), on)
+    found = _MEMOS.get(key)
+    if found is None or found[0] is not catalog:
+        if len(_MEMOS) >= MEMOS_MAX:
+            _MEMOS.clear()
+        found = _MEMOS[key] = (catalog, _Memo())
+    return found[1]
 
 
 def _answer(
@@ -212,6 +236,80 @@ def _answer(
     return answer if view is None else view.project(answer, keep=("uscc",))
 
 
+@dataclass(frozen=True)
+class Ask:
+    """One standing question: whose, about which code, the fields asked for, when."""
+
+    uscc: str
+    agency_id: str
+    fields: Sequence[str] | None
+    on: dt.date
+
+
+def standings(session: Session, asks: Sequence[Ask]) -> list[dict[str, Any] | GatewayError]:
+    """Each ask answered as `standing` would answer it alone, or its refusal (not_permitted,
+    field_not_in_view, invalid_uscc, unknown_enterprise), in the order given; the rights,
+    ledgers and catalog are read once for all of them. Nothing is written."""
+    views: dict[str, tuple[View, frozenset[str]] | GatewayError] = {}
+    for agency_id in {ask.agency_id for ask in asks}:
+        try:
+            views[agency_id] = query_view(session, agency_id, "standing")
+        except Forbidden as exc:
+            views[agency_id] = exc
+    outcomes: list[dict[str, Any] | GatewayError | None] = []
+    admitted: list[tuple[int, Ask, View, frozenset[str]]] = []
+    for ask in asks:
+        granted = views[ask.agency_id]
+        if isinstance(granted, GatewayError):
+            outcomes.append(granted)
+            continue
+        try:
+            view = granted[0].narrowed(ask.fields)
+            check_code(ask.uscc)
+        except GatewayError as exc:
+            outcomes.append(exc)
+            continue
+        outcomes.append(None)  # answered below
+        admitted.append((len(outcomes) - 1, ask, view, granted[1]))
+    if admitted:
+        _answer_admitted(session, admitted, outcomes)
+    return [outcome for outcome in outcomes if outcome is not None]
+
+
+def _answer_admitted(
+    session: Session,
+    admitted: Sequence[tuple[int, Ask, View, frozenset[str]]],
+    outcomes: list[dict[str, Any] | GatewayError | None],
+) -> None:
+    catalog = active_catalog(session)
+    by_date: dict[dt.date, list[tuple[int, Ask, View, frozenset[str]]]] = {}
+    for item in admitted:
+        by_date.setdefault(item[1].on, []).append(item)
+    for on, items in by_date.items():
+        found = standing_facts(session, [ask.uscc for _, ask, _, _ in items], on)
+        memo = memo_for(catalog, on)
+        for position, ask, view, roles in items:
+            facts = found.get(ask.uscc)
+            outcomes[position] = (
+                unknown_enterprise(ask.uscc)
+                if facts is None
+                else _answer(facts, roles, catalog, on, view, memo)
+            )
+
+
+def log_size(session: Session) -> int:
+    size: int = session.connection().execute(_LOG_SIZE).scalar_one()
+    return size
+
+
+def attestation(
+    signer: GatewaySigner, answer: Any, caller: str, now: dt.datetime, size: int
+) -> str:
+    """The gateway's signature over the answer, for whom, and the log size it reflects."""
+    claims = {"answer": answer, "log_size": size, "issued_at": now.isoformat(), "audience": caller}
+    return signer.sign(claims, ATTESTATION_TYP)
+
+
 def grade_history(session: Session, uscc: str, view: View) -> dict[str, Any]:
     """Every grade decision about the enterprise in log order, each message's `data` cut to
     the caller's `grade_history` view."""
@@ -243,13 +341,7 @@ def attest(
     session: Session, signer: GatewaySigner, answer: Any, caller: str, now: dt.datetime
 ) -> str:
     """The gateway's signature over the answer, for whom, and the log size it reflects."""
-    claims = {
-        "answer": answer,
-        "log_size": session.connection().execute(_LOG_SIZE).scalar_one(),
-        "issued_at": now.isoformat(),
-        "audience": caller,
-    }
-    return signer.sign(claims, ATTESTATION_TYP)
+    return attestation(signer, answer, caller, now, log_size(session))
 
 
 def batch(
@@ -268,7 +360,7 @@ def batch(
     if roles is None:
         roles = roles_of(session, caller)
     catalog = active_catalog(session)
-    memo = _Memo()
+    memo = memo_for(catalog, on)
     results: list[dict[str, Any]] = []
     for code in codes:
         try:

@@ -1,0 +1,210 @@
+"""Single standing queries answered in groups (gateway/queries/batcher.py): each question in a
+group gets the answer it would get alone, or its own refusal, each is recorded with its own
+result, and a group that fails fails all of its questions, records none, and the next group
+is served."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import threading
+from collections.abc import Iterator, Sequence
+from typing import Any
+
+import pytest
+from contract_factories import USCC, make_award, make_registration
+from fastapi.testclient import TestClient
+from gateway_factories import Publisher, allow_query, publish, register_publisher
+from sqlalchemy import select
+from sqlalchemy.exc import OperationalError
+
+from contracts.uscc import make_uscc
+from gateway.errors import GatewayError
+from gateway.models import AccessRecord
+from gateway.queries import batcher, service
+from gateway.queries.batcher import StandingQueries
+from gateway.queries.service import Ask
+from gateway.runtime import Runtime
+from keys.jws import parse_compact, verify_compact
+
+UNKNOWN = make_uscc("91350100MA0000099")
+BAD_CHECK = USCC[:-1] + ("0" if USCC[-1] != "0" else "1")
+
+
+@pytest.fixture
+def desk(runtime: Runtime) -> Iterator[StandingQueries]:
+    queries = StandingQueries(runtime)
+    try:
+        yield queries
+    finally:
+        queries.close()
+
+
+@pytest.fixture
+def agencies(client: TestClient, authority: Publisher, runtime: Runtime) -> None:
+    """A bank with the whole standing, an insurer with two fields, an agency with no right."""
+    register_publisher(runtime, "fj-cib", [], roles=["bank"])
+    allow_query(runtime, "fj-cib", "standing")
+    register_publisher(runtime, "fj-picc", [], roles=["insurer"])
+    allow_query(runtime, "fj-picc", "standing", ["grade", "measures"])
+    register_publisher(runtime, "fj-none", [], roles=["bank"])
+    for message_type, data in (
+        ("enterprise.registered", make_registration()),
+        ("grade.awarded", make_award()),
+    ):
+        assert publish(client, authority.message(message_type, data)).status_code == 201
+
+
+def _ask(runtime: Runtime, agency: str, code: str, fields: list[str] | None = None) -> Ask:
+    return Ask(code, agency, fields, runtime.clock.now().date())
+
+
+async def _ask_all(
+    desk: StandingQueries, asks: Sequence[Ask], purposes: Sequence[str]
+) -> list[bytes | GatewayError]:
+    async def one(ask: Ask, purpose: str) -> bytes | GatewayError:
+        try:
+            return await desk.ask(ask, purpose=purpose.strip(), sent_purpose=purpose)
+        except GatewayError as exc:
+            return exc
+
+    return await asyncio.gather(*(one(a, p) for a, p in zip(asks, purposes, strict=True)))
+
+
+def _records(runtime: Runtime) -> list[tuple[str | None, str | None, str | None, str]]:
+    with runtime.db.reader() as session:
+        rows = session.scalars(select(AccessRecord).order_by(AccessRecord.id))
+        return [(r.agency_id, r.uscc, r.purpose, r.result) for r in rows]
+
+
+def test_a_group_answers_each_question_as_if_alone(
+    agencies: None, runtime: Runtime, desk: StandingQueries, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # the first question holds the thread until the other 20 are queued: they form one group
+    groups: list[int] = []
+    entered, release = threading.Event(), threading.Event()
+    real = service.standings
+
+    def held(session: Any, asks: Sequence[Ask]) -> list[Any]:
+        groups.append(len(asks))
+        entered.set()
+        if len(groups) == 1:
+            assert release.wait(10)
+        return real(session, asks)
+
+    monkeypatch.setattr(service, "standings", held)
+    cases = [
+        ("fj-cib", USCC, None),
+        ("fj-picc", USCC, None),
+        ("fj-picc", USCC, ["grade"]),
+        ("fj-picc", USCC, ["lists"]),  # outside its view
+        ("fj-none", USCC, None),  # no right
+        ("fj-cib", BAD_CHECK, None),
+        ("fj-cib", UNKNOWN, None),
+    ] * 3
+    asks = [_ask(runtime, agency, code, fields) for agency, code, fields in cases]
+
+    async def scenario() -> list[bytes | GatewayError]:
+        first = asyncio.ensure_future(_ask_all(desk, asks[:1], [" loan "]))
+        assert await asyncio.to_thread(entered.wait, 10)
+        rest = asyncio.ensure_future(_ask_all(desk, asks[1:], [" loan "] * (len(asks) - 1)))
+        await asyncio.sleep(0.2)
+        release.set()
+        return [*(await first), *(await rest)]
+
+    answers = asyncio.run(scenario())
+    assert groups == [1, len(asks) - 1]
+
+    expected_codes = ["ok", "ok", "ok", "field_not_in_view", "not_permitted", "invalid_uscc"]
+    expected_codes += ["unknown_enterprise"]
+    with runtime.db.reader() as session:
+        for (agency, code, fields), answer, result in zip(
+            cases, answers, expected_codes * 3, strict=True
+        ):
+            if result != "ok":
+                assert isinstance(answer, GatewayError)
+                assert answer.code == result
+                continue
+            assert isinstance(answer, bytes)
+            body = json.loads(answer)
+            view, roles = service.query_view(session, agency, "standing")
+            alone = service.standing(
+                session,
+                code,
+                agency,
+                runtime.clock.now().date(),
+                view.narrowed(fields),
+                roles=roles,
+            )
+            assert body["standing"] == alone
+            parsed = parse_compact(body["attestation"])
+            verify_compact(parsed, runtime.signer.receipt_key.public_key)
+            claims = json.loads(parsed.payload)
+            assert (claims["answer"], claims["audience"]) == (alone, agency)
+    # one record per question, in the order asked; refusals before admission keep the purpose
+    # as it was sent, the others the stripped one
+    records = _records(runtime)
+    assert len(records) == len(cases)
+    before_admission = {"field_not_in_view", "not_permitted"}
+    assert sorted(records) == sorted(
+        (agency, code, " loan " if result in before_admission else "loan", result)
+        for (agency, code, _), result in zip(cases, expected_codes * 3, strict=True)
+    )
+
+
+def test_a_failing_group_fails_every_question_records_none_and_the_next_is_served(
+    agencies: None, runtime: Runtime, desk: StandingQueries, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    real = service.record_accesses
+    failing = threading.Event()
+    failing.set()
+
+    def flaky(session: Any, records: Any) -> None:
+        if failing.is_set():
+            raise OperationalError("INSERT", {}, Exception("the database went away"))
+        real(session, records)
+
+    monkeypatch.setattr(service, "record_accesses", flaky)
+    asks = [_ask(runtime, "fj-cib", USCC) for _ in range(5)]
+
+    async def scenario() -> tuple[list[bytes | BaseException], bytes]:
+        failed = await asyncio.gather(
+            *(desk.ask(a, purpose="loan", sent_purpose="loan") for a in asks),
+            return_exceptions=True,
+        )
+        failing.clear()
+        after = await desk.ask(asks[0], purpose="loan", sent_purpose="loan")
+        return failed, after
+
+    failed, after = asyncio.run(scenario())
+    assert all(isinstance(f, OperationalError) for f in failed)
+    assert json.loads(after)["standing"]["uscc"] == USCC
+    assert _records(runtime) == [("fj-cib", USCC, "loan", "ok")]
+
+
+def test_a_bug_in_a_group_does_not_stop_the_thread(
+    agencies: None, runtime: Runtime, desk: StandingQueries, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    real = batcher.StandingQueries._answer
+    calls = iter([True])
+
+    def broken(self: StandingQueries, group: list[Any]) -> list[Any]:
+        if next(calls, False):
+            raise RuntimeError("a bug")
+        return real(self, group)
+
+    monkeypatch.setattr(batcher.StandingQueries, "_answer", broken)
+
+    async def scenario() -> tuple[BaseException | None, bytes]:
+        ask = _ask(runtime, "fj-cib", USCC)
+        try:
+            await desk.ask(ask, purpose="loan", sent_purpose="loan")
+        except RuntimeError as exc:
+            error: BaseException | None = exc
+        else:
+            error = None
+        return error, await desk.ask(ask, purpose="loan", sent_purpose="loan")
+
+    error, after = asyncio.run(scenario())
+    assert isinstance(error, RuntimeError)
+    assert json.loads(after)["standing"]["uscc"] == USCC
