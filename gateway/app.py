@@ -31,6 +31,7 @@ from gateway.measures.routes import router as measures_router
 from gateway.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
 from gateway.metrics import Metrics, outbox_lag_seconds
 from gateway.publishing.routes import router as publishing_router
+from gateway.publishing.service import group_publisher
 from gateway.queries.batcher import StandingQueries
 from gateway.queries.routes import router as queries_router
 from gateway.registry.routes import router as registry_router
@@ -73,6 +74,7 @@ def create_app(
         await run_in_threadpool(record_shipped_catalog, runtime)
         app.state.metrics = Metrics(runtime)
         app.state.standing_queries = StandingQueries(runtime)
+        app.state.publisher = group_publisher(runtime.publish)
         witnessing = (
             asyncio.create_task(collect_forever(runtime)) if settings.witnesses.endpoints else None
         )
@@ -96,6 +98,7 @@ def create_app(
                         await task
             stop_worker.set()
             await asyncio.to_thread(app.state.standing_queries.close)
+            await asyncio.to_thread(app.state.publisher.close)
             if worker.is_alive():
                 await asyncio.to_thread(worker.join, 30)
             runtime.close()

@@ -12,7 +12,6 @@ from gateway.access.ratelimit import RateLimiter
 from gateway.clock import Clock, SystemClock
 from gateway.db import Database
 from gateway.errors import PayloadTooLarge
-from gateway.publishing.coalescer import GroupCommitter
 from gateway.publishing.service import Outcome, PublishContext, publish_batch
 from gateway.publishing.verify import KeyCache
 from gateway.settings import Settings
@@ -26,18 +25,12 @@ class Runtime:
     signer: GatewaySigner
     clock: Clock = field(default_factory=SystemClock)
     key_cache: KeyCache = field(default_factory=KeyCache)
-    committer: GroupCommitter = field(init=False)
     rate_limiter: RateLimiter = field(init=False)
 
     def __post_init__(self) -> None:
-        self.committer = GroupCommitter(self.publish)
         self.rate_limiter = RateLimiter(
             self.db, self.settings.rate_limit_per_second, self.settings.rate_limit_burst
         )
-
-    def publish_one(self, raw: bytes, caller: str | None = None) -> Outcome:
-        """One message, group-committed with whatever else is being published right now."""
-        return self.committer.submit(raw, caller)
 
     @classmethod
     def open(cls, settings: Settings, clock: Clock | None = None) -> Runtime:

@@ -8,7 +8,7 @@ batch of one. Nothing is written for an item that fails, and nothing at all unti
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 
 from sqlalchemy import insert, select
@@ -16,6 +16,7 @@ from sqlalchemy.orm import Session
 
 from gateway.delivery.outbox import Accepted, enqueue
 from gateway.errors import Conflict, GatewayError
+from gateway.groups import GroupWorker
 from gateway.ledger.apply import Applied, apply_message, prefetch_enterprises
 from gateway.models import AgencyKey, Enterprise, LedgerChange, LogEntry, PublishRight
 from gateway.publishing.verify import KeyCache, Verified, peek_kid, verify_message
@@ -35,6 +36,22 @@ class Outcome:
     receipt: str | None = None
     error: GatewayError | None = None
     message_type: str | None = None  # when the envelope could be read (metrics)
+
+
+# Single publishes from the API, group-committed: the event loop hands each (JWS, the caller's
+# agency) to one thread that publishes every waiting message in one transaction and answers
+# each after the commit; a transaction that fails fails every message in it (none stored).
+Publisher = GroupWorker[tuple[bytes, str | None], Outcome]
+PublishMany = Callable[[Sequence[bytes], Sequence[int], Sequence[str | None]], list[Outcome]]
+
+
+def group_publisher(publish: PublishMany, max_group: int = 256) -> Publisher:
+    """The thread publishing single messages in groups through `publish` (Runtime.publish)."""
+
+    def serve(items: Sequence[tuple[bytes, str | None]]) -> list[Outcome]:
+        return publish([raw for raw, _ in items], (), [caller for _, caller in items])
+
+    return GroupWorker("publishing", serve, max_group)
 
 
 @dataclass(frozen=True)

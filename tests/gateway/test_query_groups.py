@@ -185,15 +185,15 @@ def test_a_failing_group_fails_every_question_records_none_and_the_next_is_serve
 def test_a_bug_in_a_group_does_not_stop_the_thread(
     agencies: None, runtime: Runtime, desk: StandingQueries, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    real = batcher.StandingQueries._answer
+    real = batcher.answer
     calls = iter([True])
 
-    def broken(self: StandingQueries, group: list[Any]) -> list[Any]:
+    def broken(runtime: Runtime, group: Sequence[Any]) -> list[Any]:
         if next(calls, False):
             raise RuntimeError("a bug")
-        return real(self, group)
+        return real(runtime, group)
 
-    monkeypatch.setattr(batcher.StandingQueries, "_answer", broken)
+    monkeypatch.setattr(batcher, "answer", broken)
 
     async def scenario() -> tuple[BaseException | None, bytes]:
         ask = _ask(runtime, "fj-cib", USCC)
