@@ -74,6 +74,8 @@ class Runtime:
         self.db.dispose()
 
 
-def get_runtime(request: Request) -> Runtime:
+async def get_runtime(request: Request) -> Runtime:
+    """The dependency `Depends(get_runtime)`. A coroutine: FastAPI runs a plain function
+    dependency in its thread pool, a thread hop on every request for one attribute."""
     runtime: Runtime = request.app.state.runtime
     return runtime

@@ -111,11 +111,10 @@ def _item(outcome: Outcome, instance: str) -> dict[str, Any]:
     },
     responses={200: {"description": "identical resend: the same receipt", "model": ReceiptOut}},
 )
-async def publish_message(
-    request: Request, runtime: Annotated[Runtime, Depends(get_runtime)]
-) -> Response:
+async def publish_message(request: Request) -> Response:
     """Publish one signed message; 201 with a receipt, 200 on an identical resend. Needs an
     access token with scope `publish`, of the agency whose key signed the message."""
+    runtime: Runtime = request.app.state.runtime  # not a dependency: the hot path
     caller = await authenticated(request, "publish")
     content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
     if content_type != JOSE:
@@ -149,11 +148,10 @@ async def publish_message(
         }
     },
 )
-async def publish_messages(
-    request: Request, runtime: Annotated[Runtime, Depends(get_runtime)]
-) -> Response:
+async def publish_messages(request: Request) -> Response:
     """Publish up to 1,000 JWS in one transaction; each item is answered on its own. Needs
     scope `publish`; every item must be signed by a key of the token's agency."""
+    runtime: Runtime = request.app.state.runtime
     caller = await authenticated(request, "publish")
     limits = runtime.settings.publish
     body = await read_limited(request, limits.max_body_bytes * 64)
