@@ -156,11 +156,19 @@ def create_app(
         return {"status": "ok"}
 
     @app.get("/readyz", tags=["health"])
-    async def readyz(runtime: Annotated[Runtime, Depends(get_runtime)]) -> JSONResponse:
-        """Readiness: the database answers, the signing key is loaded and the outbox is not
+    async def readyz(
+        request: Request, runtime: Annotated[Runtime, Depends(get_runtime)]
+    ) -> JSONResponse:
+        """Readiness: the database answers, the signing key is loaded, the outbox is not
         late (no delivery a worker should be posting has been due longer than
-        `GATEWAY_OBSERVABILITY__MAX_OUTBOX_LAG_SECONDS`). 503 names the failing checks."""
+        `GATEWAY_OBSERVABILITY__MAX_OUTBOX_LAG_SECONDS`) and the threads serving single
+        publishes and standing queries run. 503 names the failing checks."""
         checks = await run_in_threadpool(_readiness_checks, runtime)
+        threads = [request.app.state.publisher, request.app.state.standing_queries.worker]
+        down = [worker.name for worker in threads if not worker.is_alive()]
+        checks["group_threads"] = (
+            {"status": "failing", "stopped": down} if down else {"status": "ok"}
+        )
         failing = [name for name, check in checks.items() if check["status"] == "failing"]
         return JSONResponse(
             {"status": "unavailable" if failing else "ok", "failing": failing, "checks": checks},

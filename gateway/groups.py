@@ -63,6 +63,14 @@ class GroupWorker(Generic[Item, Result]):
             self._cond.notify()
         return await pending.future
 
+    @property
+    def name(self) -> str:
+        return self._thread.name
+
+    def is_alive(self) -> bool:
+        """Whether the thread serves (a readiness check: without it requests would wait)."""
+        return self._thread.is_alive()
+
     def close(self, timeout: float = 30) -> None:
         """Serve what is waiting, then stop the thread."""
         with self._cond:

@@ -56,6 +56,10 @@ class StandingQueries:
             raise result
         return result
 
+    @property
+    def worker(self) -> GroupWorker[Question, bytes | GatewayError]:
+        return self._worker
+
     def close(self, timeout: float = 30) -> None:
         """Answer what is waiting, then stop the thread."""
         self._worker.close(timeout)

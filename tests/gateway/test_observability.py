@@ -273,3 +273,12 @@ def test_readyz_ignores_a_delivery_held_behind_an_earlier_one_for_the_same_enter
         assert (status, body["checks"]["outbox"]["lag_seconds"]) == (200, 0), body
         clock.advance(seconds=3500)  # now the head itself is more than 900 s overdue
         assert _ready(client)[0] == 503
+
+
+def test_readyz_fails_when_a_group_thread_has_stopped(client: TestClient) -> None:
+    status, body = _ready(client)
+    assert (status, body["checks"]["group_threads"]) == (200, {"status": "ok"})
+    client.app.state.publisher.close()  # type: ignore[attr-defined]
+    status, body = _ready(client)
+    assert (status, body["failing"]) == (503, ["group_threads"])
+    assert body["checks"]["group_threads"] == {"status": "failing", "stopped": ["publishing"]}
