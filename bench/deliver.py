@@ -25,12 +25,12 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import httpx
-from sqlalchemy import func, select
+from sqlalchemy import select
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT), str(ROOT / "bench")]
 
-from common import login  # noqa: E402
+from common import drain_with_worker, login  # noqa: E402
 from publish import free_port, messages, prepare  # noqa: E402
 
 from gateway.delivery.subscriptions import create_subscription  # noqa: E402
@@ -102,28 +102,7 @@ def throughput(backend: str, count: int, workdir: Path) -> dict[str, float]:
             ids = list(session.scalars(select(Delivery.id).order_by(Delivery.id)))
             bodies = [job.body for job in load_jobs(session, ids, "bench")]
         worker_env = env | {"GATEWAY_DELIVERY__ALLOWED_HOSTS": '["127.0.0.1"]'}
-        began = time.perf_counter()
-        worker = subprocess.Popen(
-            ["taskset", "-c", "0", sys.executable, "-m", "gateway.cli", "worker"],
-            env={**os.environ, **worker_env},
-            cwd=ROOT,
-            stderr=subprocess.DEVNULL,
-        )
-        try:
-            while True:
-                with runtime.db.reader() as session:
-                    left = session.scalar(
-                        select(func.count())
-                        .select_from(Delivery)
-                        .where(Delivery.status != "delivered")
-                    )
-                if not left:
-                    break
-                time.sleep(0.05)
-            worker_seconds = time.perf_counter() - began
-        finally:
-            worker.terminate()
-            worker.wait(30)
+        worker_seconds = drain_with_worker(runtime, worker_env)
         # Baseline: the same client settings and parallelism, no database, no signing.
         with make_client(runtime) as client, ThreadPoolExecutor(settings.delivery.parallel) as pool:
             began = time.perf_counter()

@@ -43,7 +43,7 @@ from sqlalchemy import func, select
 ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT), str(ROOT / "bench")]
 
-from common import login  # noqa: E402
+from common import drain_with_worker, login  # noqa: E402
 from loadgen import load, load_requests  # noqa: E402
 from populate import append_log, code_of, drop_database  # noqa: E402
 from publish import free_port  # noqa: E402
@@ -193,28 +193,10 @@ def measure(size: int, args: argparse.Namespace, workdir: Path) -> dict[str, Any
         try:
             with runtime.db.reader() as session:
                 pending = session.scalar(select(func.count()).select_from(Delivery))
-            started = time.perf_counter()
-            worker = subprocess.Popen(
-                ["taskset", "-c", "0", sys.executable, "-m", "gateway.cli", "worker"],
-                env={**os.environ, **env, "GATEWAY_OBSERVABILITY__LOG_LEVEL": "WARNING"},
-                cwd=ROOT,
-                stderr=subprocess.DEVNULL,
+            seconds = drain_with_worker(
+                runtime, {**env, "GATEWAY_OBSERVABILITY__LOG_LEVEL": "WARNING"}
             )
-            try:
-                while True:
-                    with runtime.db.reader() as session:
-                        left = session.scalar(
-                            select(func.count())
-                            .select_from(Delivery)
-                            .where(Delivery.status != "delivered")
-                        )
-                    if not left:
-                        break
-                    time.sleep(0.05)
-                result["delivery_per_s"] = round(pending / (time.perf_counter() - started), 1)
-            finally:
-                worker.terminate()
-                worker.wait(30)
+            result["delivery_per_s"] = round(pending / seconds, 1)
         finally:
             runtime.close()
         result["api_peak_rss_mb"] = peak_rss_mb(server.process.pid)
