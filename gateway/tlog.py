@@ -6,13 +6,37 @@ per entry), so roots and RFC 6962 proofs read O(log n) rows and never rescan the
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 
-from sqlalchemy import and_, insert, or_, select
+from sqlalchemy import (
+    BigInteger,
+    LargeBinary,
+    SmallInteger,
+    insert,
+    select,
+    text,
+)
 from sqlalchemy.orm import Session
 
 from gateway.models import LogHead, TreeNode
 from keys import merkle
+
+# The nodes of a proof or of the right edge, by their (level, idx) keys, in one statement of
+# one fixed shape: the keys travel as one parameter and are joined to the primary key. The
+# ORM statement this replaced (an OR of `level = ? AND idx IN (…)` per level) varied in shape
+# with every proof, and building it was most of a proof: 940 -> 115 µs per inclusion proof at
+# 10^4 entries, 1,400 -> 196 µs at 10^6 (SQLite, in process). Both plans probe the primary key
+# once per key (a row-value IN made SQLite scan the whole table).
+_NODES_SQLITE = text(
+    "SELECT n.level, n.idx, n.hash FROM json_each(:keys) AS k JOIN tree_nodes AS n"
+    " ON n.level = json_extract(k.value, '$[0]') AND n.idx = json_extract(k.value, '$[1]')"
+).columns(level=SmallInteger, idx=BigInteger, hash=LargeBinary)
+_NODES_POSTGRESQL = text(
+    "SELECT n.level, n.idx, n.hash"
+    " FROM unnest(CAST(:levels AS smallint[]), CAST(:idxs AS bigint[])) AS k(level, idx)"
+    " JOIN tree_nodes AS n ON n.level = k.level AND n.idx = k.idx"
+).columns(level=SmallInteger, idx=BigInteger, hash=LargeBinary)
 
 
 class DbSubtrees:
@@ -35,25 +59,20 @@ class DbSubtrees:
         return found.hash
 
     def prefetch(self, keys: list[tuple[int, int]]) -> None:
-        """Load many nodes in one query (the right edge before a batch of appends)."""
+        """Load many nodes in one query (a proof's nodes, the right edge before appends)."""
         wanted = [k for k in keys if k not in self._cache]
         if not wanted:
             return
-        by_level: dict[int, list[int]] = {}
-        for level, idx in wanted:
-            by_level.setdefault(level, []).append(idx)
-        # One (level = ? AND idx IN …) term per level: both databases use the primary key for
-        # each term, where a row-value IN made SQLite scan the whole table.
-        rows = self.session.execute(
-            select(TreeNode.level, TreeNode.idx, TreeNode.hash).where(
-                or_(
-                    *(
-                        and_(TreeNode.level == level, TreeNode.idx.in_(idxs))
-                        for level, idxs in by_level.items()
-                    )
-                )
-            )
-        )
+        connection = self.session.connection()
+        dialect = connection.dialect.name
+        if dialect == "sqlite":
+            rows = connection.execute(_NODES_SQLITE, {"keys": json.dumps(wanted)})
+        elif dialect == "postgresql":
+            levels = [level for level, _ in wanted]  # lists: psycopg sends tuples as records
+            idxs = [idx for _, idx in wanted]
+            rows = connection.execute(_NODES_POSTGRESQL, {"levels": levels, "idxs": idxs})
+        else:
+            raise RuntimeError(f"the gateway runs on SQLite or PostgreSQL, not {dialect}")
         for level, idx, digest in rows:
             self._cache[(level, idx)] = digest
 
