@@ -20,7 +20,13 @@ from sqlalchemy.orm import Session
 
 from gateway.errors import BadRequest, NotFound
 from gateway.models import Checkpoint, LogEntry
-from gateway.tlog import consistency_proof, inclusion_proof, root_hash, tree_size
+from gateway.tlog import (
+    consistency_proof,
+    inclusion_proof,
+    leaf_and_inclusion_proof,
+    root_hash,
+    tree_size,
+)
 from keys import note
 from keys.suites import SigningKey
 
@@ -90,12 +96,11 @@ def inclusion(session: Session, index: int, size: int) -> dict[str, Any]:
     _check_size(session, size)
     if not 0 <= index < size:
         raise BadRequest("invalid_index", f"index must be below the tree size {size}")
-    leaf = session.scalar(select(LogEntry.leaf_hash).where(LogEntry.idx == index))
-    proof = inclusion_proof(session, index, size)
+    leaf, proof = leaf_and_inclusion_proof(session, index, size)
     return {
         "index": index,
         "tree_size": size,
-        "leaf_hash": b64(leaf or b""),
+        "leaf_hash": b64(leaf),
         "inclusion_path": [b64(h) for h in proof],
     }
 
