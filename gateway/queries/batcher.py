@@ -19,7 +19,7 @@ from dataclasses import dataclass
 
 import orjson
 
-from gateway.errors import GatewayError
+from gateway.errors import BadRequest, GatewayError
 from gateway.groups import GroupWorker
 from gateway.queries import service
 from gateway.queries.service import Ask
@@ -66,7 +66,16 @@ class StandingQueries:
 
 
 def answer(runtime: Runtime, group: Sequence[Question]) -> list[bytes | GatewayError]:
-    """Each question's JSON answer or refusal, all recorded in one committed transaction."""
+    """Each question's JSON answer or refusal, all recorded in one committed transaction.
+
+    A question whose code or purpose holds U+0000 is refused on its own (`invalid_text`, not
+    recorded: no database stores such text), so that it cannot fail the statements of the
+    others in its group."""
+    unstorable = [_has_nul(q) for q in group]
+    if any(unstorable):
+        storable = [q for q, bad in zip(group, unstorable, strict=True) if not bad]
+        kept = iter(answer(runtime, storable) if storable else [])
+        return [_nul_refusal() if bad else next(kept) for bad in unstorable]
     with runtime.db.transaction() as session:
         outcomes = service.standings(session, [q.ask for q in group])
         service.record_accesses(
@@ -94,3 +103,11 @@ def answer(runtime: Runtime, group: Sequence[Question]) -> list[bytes | GatewayE
         attestation = service.attestation(runtime.signer, outcome, q.ask.agency_id, q.at, size)
         answers.append(orjson.dumps({"standing": outcome, "attestation": attestation}))
     return answers
+
+
+def _has_nul(question: Question) -> bool:
+    return "\x00" in question.ask.uscc or "\x00" in (question.sent_purpose or "")
+
+
+def _nul_refusal() -> GatewayError:  # a fresh exception for each refused question
+    return BadRequest("invalid_text", "text may not contain U+0000 (NUL)")

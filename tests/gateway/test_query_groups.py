@@ -14,7 +14,13 @@ from typing import Any
 import pytest
 from contract_factories import USCC, make_award, make_registration
 from fastapi.testclient import TestClient
-from gateway_factories import Publisher, allow_query, publish, register_publisher
+from gateway_factories import (
+    Publisher,
+    allow_query,
+    operator_token,
+    publish,
+    register_publisher,
+)
 from sqlalchemy import select
 from sqlalchemy.exc import OperationalError
 
@@ -208,3 +214,45 @@ def test_a_bug_in_a_group_does_not_stop_the_thread(
     error, after = asyncio.run(scenario())
     assert isinstance(error, RuntimeError)
     assert json.loads(after)["standing"]["uscc"] == USCC
+
+
+def test_a_question_with_nul_is_refused_alone_and_its_group_is_answered(
+    agencies: None, runtime: Runtime, desk: StandingQueries, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    groups: list[int] = []
+    real = service.standings
+
+    def counted(session: Any, asks: Sequence[Ask]) -> list[Any]:
+        groups.append(len(asks))
+        return real(session, asks)
+
+    monkeypatch.setattr(service, "standings", counted)
+    questions = [
+        batcher.Question(_ask(runtime, "fj-cib", USCC), "loan", "loan", runtime.clock.now()),
+        batcher.Question(
+            _ask(runtime, "fj-cib", USCC), "lo\x00an", "lo\x00an", runtime.clock.now()
+        ),
+        batcher.Question(_ask(runtime, "fj-cib", "9135\x00"), "loan", "loan", runtime.clock.now()),
+        batcher.Question(_ask(runtime, "fj-none", USCC), "loan", "loan", runtime.clock.now()),
+    ]
+    answers = batcher.answer(runtime, questions)
+    assert groups == [2]  # the two storable questions, in one transaction
+    assert json.loads(answers[0])["standing"]["uscc"] == USCC  # type: ignore[arg-type]
+    assert [a.code for a in answers[1:] if isinstance(a, GatewayError)] == [
+        "invalid_text",
+        "invalid_text",
+        "not_permitted",
+    ]
+    assert _records(runtime) == [
+        ("fj-cib", USCC, "loan", "ok"),
+        ("fj-none", USCC, "loan", "not_permitted"),
+    ]
+
+
+def test_the_api_answers_a_nul_purpose_with_400(
+    agencies: None, client: TestClient, runtime: Runtime
+) -> None:
+    bank = {"authorization": f"Bearer {operator_token(runtime, 'query', 'fj-cib')}"}
+    refused = client.get(f"/v1/enterprises/{USCC}?purpose=lo%00an", headers=bank)
+    assert (refused.status_code, refused.json()["code"]) == (400, "invalid_text")
+    assert client.get(f"/v1/enterprises/{USCC}?purpose=loan", headers=bank).status_code == 200
