@@ -118,27 +118,6 @@ def roles_of(session: Session, agency_id: str) -> frozenset[str]:
     return frozenset(roles or ())
 
 
-def standing(
-    session: Session,
-    uscc: str,
-    caller_agency: str,
-    on: dt.date,
-    view: View | None = None,
-    *,
-    roles: frozenset[str] | None = None,
-) -> dict[str, Any]:
-    """The enterprise's standing as `caller_agency` sees it: projected to `view` (the caller's
-    `standing` field view; None: every field), the code always included. `roles`: the
-    caller's roles, when already read."""
-    check_code(uscc)
-    facts = standing_facts(session, (uscc,), on).get(uscc)
-    if facts is None:
-        raise unknown_enterprise(uscc)
-    if roles is None:
-        roles = roles_of(session, caller_agency)
-    return _answer(facts, roles, active_catalog(session), on, view)
-
-
 class _Memo:
     """The measures of one batch, worked out once per region's measures in force and standing
     (the catalog's triggers were most of a batch's time; enterprises share a few of each).
