@@ -25,9 +25,9 @@ from keys import merkle
 # The nodes of a proof or of the right edge, by their (level, idx) keys, in one statement of
 # one fixed shape: the keys travel as one parameter and are joined to the primary key. The
 # ORM statement this replaced (an OR of `level = ? AND idx IN (…)` per level) varied in shape
-# with every proof, and building it was most of a proof: 940 -> 115 µs per inclusion proof at
-# 10^4 entries, 1,400 -> 196 µs at 10^6 (SQLite, in process). Both plans probe the primary key
-# once per key (a row-value IN made SQLite scan the whole table).
+# with every proof, and building it was most of a proof: 3,156 -> 124 µs per inclusion proof
+# at 10^4 entries, 4,300 -> 238 µs at 10^6 (SQLite, bench/log.py). Both plans probe the primary
+# key once per key (a row-value IN made SQLite scan the whole table).
 _NODES_SQLITE = text(
     "SELECT n.level, n.idx, n.hash FROM json_each(:keys) AS k JOIN tree_nodes AS n"
     " ON n.level = json_extract(k.value, '$[0]') AND n.idx = json_extract(k.value, '$[1]')"
