@@ -79,16 +79,26 @@ def _caller(
         caller = authenticate(request, "query")
         return caller, service.check_purpose(purpose)
     except GatewayError as exc:
-        _count(request, caller.agency_id if caller else None, exc.code)
-        _record(
-            runtime,
-            agency_id=caller.agency_id if caller else None,
-            codes=codes,
-            action=action,
-            purpose=purpose,
-            result=exc.code,
-        )
+        _refused(runtime, request, caller, exc, codes=codes, action=action, purpose=purpose)
         raise
+
+
+def _refused(
+    runtime: Runtime,
+    request: Request,
+    caller: Caller | None,
+    exc: GatewayError,
+    *,
+    codes: list[str],
+    action: str,
+    purpose: str | None,
+) -> None:
+    """Count and record a refusal of the token, scope or purpose (for each code)."""
+    agency_id = caller.agency_id if caller else None
+    _count(request, agency_id, exc.code)
+    _record(
+        runtime, agency_id=agency_id, codes=codes, action=action, purpose=purpose, result=exc.code
+    )
 
 
 def _admitted(
@@ -210,16 +220,8 @@ async def get_standing(code: str, request: Request) -> Response:
         caller = authenticate(request, "query")
         why = service.check_purpose(purpose)
     except GatewayError as exc:
-        agency_id = caller.agency_id if caller else None
-        _count(request, agency_id, exc.code)
         await run_in_threadpool(
-            _record,
-            runtime,
-            agency_id=agency_id,
-            codes=[code],
-            action="query",
-            purpose=purpose,
-            result=exc.code,
+            _refused, runtime, request, caller, exc, codes=[code], action="query", purpose=purpose
         )
         raise
     ask = service.Ask(code, caller.agency_id, _fields(fields), runtime.clock.now().date())
