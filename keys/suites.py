@@ -144,9 +144,10 @@ def load_signing_key_pem(pem: bytes, passphrase: bytes | None = None) -> Signing
         if passphrase is not None and b"ENCRYPTED" in pem:
             # A wrong passphrase usually fails the padding check ("Incorrect password"), but
             # about one time in 256 the padding happens to be valid and the garbage fails to
-            # parse instead: either way, to the user it is the passphrase.
+            # parse instead: either way, to the user it is the passphrase, said the same way
+            # as for SM2 keys (keys/pkcs8.py) whichever check caught it.
             raise InvalidKeyError(
-                f"could not decrypt the private key: wrong passphrase? ({exc})"
+                "incorrect passphrase, could not decrypt the private key"
             ) from None
         raise InvalidKeyError(f"could not load the private key: {exc}") from None
     if isinstance(private, ed25519.Ed25519PrivateKey):
