@@ -217,3 +217,54 @@ def test_missing_sm2_backend_names_the_extra(monkeypatch: pytest.MonkeyPatch) ->
         get_suite("sm2-sm3")
     with pytest.raises(UnknownSuiteError, match="`sm2` extra"):
         suite_for_alg("SM2-SM3")
+
+
+# RFC 8032 §7.1, TEST 1 (empty message) and TEST 2 (one byte): secret key, public key, message,
+# signature. The suite signs through libsodium and verifies through it; OpenSSL (through
+# cryptography) checks the same bytes independently.
+RFC8032 = [
+    (
+        "9d61b19deffd5a60ba844af492ec2cc44449c5697b326919703bac031cae7f60",
+        "d75a980182b10ab7d54bfed3c964073a0ee172f3daa62325af021a68f707511a",
+        "",
+        "e5564300c360ac729086e2cc806e828a84877f1eb8e5d974d873e065224901555fb8821590a33bacc61e39701cf9b46bd25bf5f0595bbe24655141438e7a100b",
+    ),
+    (
+        "4ccd089b28ff96da9db6c346ec114e0f5b8a319f35aba624da8cf6ed4fb8a6fb",
+        "3d4017c3e843895a92b70aa74d1b7ebc9c982ccf2ec4968cc0cd55f12af4660c",
+        "72",
+        "92a009a9f0d4cab8720e820b5f642540a2b27b5416503f8fb3762223ebdb69da085ac1e43e15996e458f3613d0f11d8c387b2eaeb4302aeeb00d291612bb0c00",
+    ),
+]
+
+
+@pytest.mark.parametrize(("secret", "public", "message", "signature"), RFC8032)
+def test_ed25519_signs_and_verifies_the_rfc_8032_vectors(
+    secret: str, public: str, message: str, signature: str
+) -> None:
+    private = ed25519.Ed25519PrivateKey.from_private_bytes(bytes.fromhex(secret))
+    pem = private.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    )
+    key = load_signing_key_pem(pem)
+    data, expected = bytes.fromhex(message), bytes.fromhex(signature)
+    assert key.public_key.raw_public_bytes() == bytes.fromhex(public)
+    assert key.sign(data) == expected
+    assert key.public_key.verify(data, expected)
+    private.public_key().verify(key.sign(data), data)  # OpenSSL agrees (raises if not)
+    forged = bytearray(expected)
+    forged[0] ^= 1
+    assert not key.public_key.verify(data, bytes(forged))
+    assert not key.public_key.verify(data + b"x", expected)
+    assert not key.public_key.verify(data, expected[:63])
+
+
+def test_ed25519_refuses_a_signature_with_s_not_below_the_group_order() -> None:
+    # s + L verifies under a lax implementation (the malleability RFC 8032 §5.1.7 closes).
+    key = make_key()
+    data = b"message"
+    good = key.sign(data)
+    order = 2**252 + 27742317777372353535851937790883648493
+    s = int.from_bytes(good[32:], "little") + order
+    malleated = good[:32] + s.to_bytes(32, "little")
+    assert not key.public_key.verify(data, malleated)
