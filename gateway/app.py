@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import gc
+import logging
 import threading
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -68,7 +69,10 @@ def create_app(
         configure_logs = entry_point
     settings = settings or Settings()
     if configure_logs:
-        configure_logging(settings.observability.log_format, level=settings.observability.log_level)
+        logs = settings.observability
+        configure_logging(
+            logs.log_format, level=logs.log_level, batch_seconds=logs.log_batch_seconds
+        )
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -113,6 +117,9 @@ def create_app(
             if worker.is_alive():
                 await asyncio.to_thread(worker.join, 30)
             runtime.close()
+            if configure_logs:  # lines still waiting for their batch (log_batch_seconds)
+                for handler in logging.getLogger().handlers:
+                    handler.flush()
 
     app = FastAPI(
         title="Work-safety credit and incentive data-exchange gateway",

@@ -841,7 +841,7 @@ def worker() -> None:
 
     runtime = open_runtime()
     logs = runtime.settings.observability
-    configure_logging(logs.log_format, level=logs.log_level)
+    configure_logging(logs.log_format, level=logs.log_level, batch_seconds=logs.log_batch_seconds)
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     err.print("delivery worker running; Ctrl-C to stop")

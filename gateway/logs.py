@@ -10,6 +10,7 @@ import os
 import random
 import re
 import sys
+import threading
 import time
 from contextvars import ContextVar
 from typing import Any, Literal, TextIO
@@ -128,20 +129,72 @@ class _StderrHandler(logging.StreamHandler[TextIO]):
         return sys.stderr
 
 
+class _BatchingStderrHandler(_StderrHandler):
+    """Writes lines in batches: a line waits at most `interval` seconds for others to join it
+    in one write, instead of a write (a system call) per line. WARNING and above are written at
+    once, with whatever waits before them; so is a batch of `max_lines`; and everything is
+    written when logging shuts down (process exit, `logging.shutdown`)."""
+
+    def __init__(self, interval: float, max_lines: int = 512) -> None:
+        super().__init__()
+        self.interval, self.max_lines = interval, max_lines
+        self._lines: list[str] = []
+        self._timer: threading.Timer | None = None
+
+    def emit(self, record: logging.LogRecord) -> None:
+        # Handler.handle holds self.lock (an RLock) around emit.
+        try:
+            self._lines.append(self.format(record))
+        except Exception:
+            self.handleError(record)
+            return
+        if record.levelno >= logging.WARNING or len(self._lines) >= self.max_lines:
+            self._write()
+        elif self._timer is None:
+            self._timer = threading.Timer(self.interval, self.flush)
+            self._timer.daemon = True
+            self._timer.start()
+
+    def flush(self) -> None:
+        with self.lock:  # type: ignore[union-attr]  # created by Handler.__init__
+            self._timer = None
+            self._write()
+
+    def _write(self) -> None:
+        if self._lines:
+            text = "\n".join(self._lines) + "\n"
+            self._lines.clear()
+            stream = self.stream
+            stream.write(text)
+            stream.flush()
+
+
 def configure_logging(
     log_format: Literal["json", "text"] = "json",
     *,
     level: str | int = "INFO",
     stream: TextIO | None = None,
+    batch_seconds: float = 0.0,
 ) -> logging.Handler:
     """Send every log record of the process, uvicorn's included, through one handler on the
-    root logger in `log_format`. Idempotent: replaces the handler an earlier call installed."""
-    handler: logging.Handler = _StderrHandler() if stream is None else logging.StreamHandler(stream)
+    root logger in `log_format`. Idempotent: replaces the handler an earlier call installed.
+
+    `batch_seconds` > 0 (stderr only) writes lines in batches at most that far apart instead of
+    one write per line: the server's access and event lines cost a system call each otherwise.
+    """
+    handler: logging.Handler
+    if stream is not None:
+        handler = logging.StreamHandler(stream)
+    elif batch_seconds > 0:
+        handler = _BatchingStderrHandler(batch_seconds)
+    else:
+        handler = _StderrHandler()
     handler.setFormatter(JsonFormatter() if log_format == "json" else TextFormatter())
     setattr(handler, _HANDLER_MARK, True)
     root = logging.getLogger()
     for old in [h for h in root.handlers if getattr(h, _HANDLER_MARK, False)]:
         root.removeHandler(old)
+        old.flush()
     root.addHandler(handler)
     root.setLevel(level)
     # No line shows the caller's file, thread or process: don't look them up for every record

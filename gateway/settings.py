@@ -63,6 +63,9 @@ class ObservabilitySettings(BaseModel):
 
     log_format: Literal["json", "text"] = "json"  # json: one object per line, for collectors
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    # Lines go to stderr in batches at most this far apart (0: one write per line); WARNING
+    # and above at once. A write per access line was a tenth of a standing query's CPU.
+    log_batch_seconds: float = Field(default=0.05, ge=0.0, le=5.0)
     # /readyz answers 503 when a delivery workers should be posting has been due this long.
     max_outbox_lag_seconds: float = 900.0
 

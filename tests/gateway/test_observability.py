@@ -7,6 +7,7 @@ import io
 import json
 import logging
 import re
+import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -188,6 +189,52 @@ def test_log_event_fields_may_use_any_name_and_outside_a_request_have_no_id(
         .rstrip()
         .endswith("INFO gateway.events message.accepted message_id=m-1 index=7")
     )
+
+
+def test_batched_lines_wait_for_their_batch_but_warnings_and_shutdown_write_at_once(
+    capsys: pytest.CaptureFixture[str], restore_logging: None
+) -> None:
+    handler = configure_logging("json", batch_seconds=60)
+    capsys.readouterr()
+    log_event("message.accepted", index=1)
+    log_event("message.accepted", index=2)
+    assert capsys.readouterr().err == ""  # waiting for the batch
+    logging.getLogger("gateway.other").warning("disk nearly full")
+    lines = [json.loads(line) for line in capsys.readouterr().err.splitlines()]
+    assert [line.get("index") for line in lines] == [1, 2, None]  # in order, warning last
+    assert lines[2]["message"] == "disk nearly full"
+
+    log_event("message.accepted", index=3)
+    handler.flush()  # what logging.shutdown does at exit
+    assert json.loads(capsys.readouterr().err)["index"] == 3
+
+    for index in range(512):  # a full batch goes out without waiting
+        log_event("message.accepted", index=index)
+    assert len(capsys.readouterr().err.splitlines()) == 512
+
+
+def test_a_batch_is_written_within_its_interval(
+    capsys: pytest.CaptureFixture[str], restore_logging: None
+) -> None:
+    configure_logging("json", batch_seconds=0.05)
+    capsys.readouterr()
+    log_event("message.accepted", index=1)
+    deadline = time.monotonic() + 10
+    written = ""
+    while not written and time.monotonic() < deadline:
+        time.sleep(0.01)
+        written = capsys.readouterr().err
+    assert json.loads(written)["index"] == 1
+
+
+def test_a_replaced_handler_writes_what_it_held(
+    capsys: pytest.CaptureFixture[str], restore_logging: None
+) -> None:
+    configure_logging("json", batch_seconds=60)
+    capsys.readouterr()
+    log_event("message.accepted", index=1)
+    configure_logging("json")
+    assert json.loads(capsys.readouterr().err)["index"] == 1
 
 
 def _award(client: TestClient, authority: Publisher, code: str) -> None:
