@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -36,6 +36,8 @@ class GatewaySigner:
     webhook_key: SigningKey
     previous_webhook_key: SigningKey | None = None
     previous_webhook_until: dt.datetime | None = None
+    # the receipt key's protected header per typ, worked out on first use
+    _headers: dict[str, bytes] = field(default_factory=dict, init=False, compare=False, repr=False)
 
     def webhook_keys(self, now: dt.datetime) -> list[SigningKey]:
         """The v1a keys that sign now: the current one, and the previous during its overlap."""
@@ -49,8 +51,12 @@ class GatewaySigner:
         return keys
 
     def sign(self, claims: dict[str, Any], typ: str) -> str:
+        """A compact JWS of `claims` by the receipt key, with `typ` in its header."""
+        segment = self._headers.get(typ)
+        if segment is None:  # receipts, attestations, tokens…: a handful of types
+            segment = self._headers[typ] = jws.header_segment(self.receipt_key, typ=typ)
         payload = orjson.dumps(claims)  # compact UTF-8 JSON, as json.dumps(separators=…)
-        return jws.sign_compact(payload, self.receipt_key, typ=typ)
+        return jws.sign_with_header(segment, payload, self.receipt_key)
 
     def jwks(self) -> dict[str, Any]:
         return build_jwks([self.receipt_key.public_key])

@@ -8,6 +8,7 @@ JWSError                     code
 
 from __future__ import annotations
 
+import base64
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -24,8 +25,10 @@ __all__ = [
     "SignatureInvalidError",
     "b64url_decode",
     "b64url_encode",
+    "header_segment",
     "parse_compact",
     "sign_compact",
+    "sign_with_header",
     "verify_compact",
 ]
 
@@ -156,6 +159,14 @@ def sign_compact(
     extra_header: Mapping[str, object] | None = None,
 ) -> str:
     """A compact JWS with protected header {alg, kid[, typ], **extra_header} (compact JSON)."""
+    return sign_with_header(header_segment(key, typ=typ, extra_header=extra_header), payload, key)
+
+
+def header_segment(
+    key: SigningKey, *, typ: str | None = None, extra_header: Mapping[str, object] | None = None
+) -> bytes:
+    """The base64url protected header {alg, kid[, typ], **extra_header} that `sign_compact`
+    puts first; a signer of many payloads under one header computes it once."""
     header: dict[str, object] = {"alg": key.alg, "kid": key.kid}
     if typ is not None:
         header["typ"] = typ
@@ -164,6 +175,15 @@ def sign_compact(
             raise ValueError(f"header member {name!r} cannot be set through extra_header")
         header[name] = value
     header_json = json.dumps(header, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
-    signing_input = f"{b64url_encode(header_json.encode('utf-8'))}.{b64url_encode(payload)}"
-    signature = key.sign(signing_input.encode("ascii"))
-    return f"{signing_input}.{b64url_encode(signature)}"
+    return b64url_encode(header_json.encode("utf-8")).encode("ascii")
+
+
+def sign_with_header(segment: bytes, payload: bytes, key: SigningKey) -> str:
+    """The compact JWS of `payload` under the protected header `segment` (`header_segment`
+    of the same key)."""
+    signing_input = segment + b"." + _b64url(payload)
+    return (signing_input + b"." + _b64url(key.sign(signing_input))).decode("ascii")
+
+
+def _b64url(data: bytes) -> bytes:
+    return base64.urlsafe_b64encode(data).rstrip(b"=")
