@@ -4,6 +4,8 @@ character and the region it names (domain.md §7).
 
 from __future__ import annotations
 
+from operator import mul
+
 __all__ = ["ALPHABET", "WEIGHTS", "check_character", "is_valid_uscc", "make_uscc", "region_code"]
 
 # GB 32100-2015 code structure: 31 characters, the Latin letters I, O, S, V and Z left out;
@@ -21,13 +23,15 @@ def check_character(first17: str) -> str:
     """The 18th character for the given first 17; ValueError if they are not 17 code characters."""
     if len(first17) != len(WEIGHTS):
         raise ValueError(f"expected 17 characters, got {len(first17)}")
-    total = 0
-    for position, (char, weight) in enumerate(zip(first17, WEIGHTS, strict=True), start=1):
-        value = _VALUE.get(char)
-        if value is None:
-            raise ValueError(f"character {char!r} at position {position} is not in the alphabet")
-        total += value * weight
-    return ALPHABET[(_MODULUS - total % _MODULUS) % _MODULUS]
+    try:
+        # sum(value_i * W_i) in C: every standing query checks the code it is asked about
+        total = sum(map(mul, map(_VALUE.__getitem__, first17), WEIGHTS))
+    except KeyError:
+        position, char = next((i, c) for i, c in enumerate(first17, 1) if c not in _VALUE)
+        raise ValueError(
+            f"character {char!r} at position {position} is not in the alphabet"
+        ) from None
+    return ALPHABET[-total % _MODULUS]  # (31 - total mod 31) mod 31
 
 
 def is_valid_uscc(code: str) -> bool:
