@@ -18,6 +18,7 @@ from gateway.errors import GatewayError, PayloadTooLarge
 from gateway.queries import service
 from gateway.queries.batcher import StandingQueries
 from gateway.registry.rights import View, require_view
+from gateway.routing import DirectRoute
 from gateway.runtime import Runtime
 
 router = APIRouter(prefix="/v1/enterprises", tags=["queries"])
@@ -194,20 +195,6 @@ def _optional_text_parameter(name: str, description: str) -> dict[str, Any]:
     }
 
 
-# The standing query reads its two query parameters itself: FastAPI's parameter machinery cost
-# 22 µs of the request on the event loop (bench/RESULTS.md); the document names them the same.
-@router.get(
-    "/{code}",
-    response_model=dict[str, Any],
-    openapi_extra={
-        "parameters": [
-            _optional_text_parameter("purpose", "why you ask (recorded)"),
-            _optional_text_parameter(
-                "fields", "comma-separated fields, within your view (default: all of your view)"
-            ),
-        ]
-    },
-)
 async def get_standing(code: str, request: Request) -> Response:
     """The enterprise's standing (grade, validity, ledger status, list entries, the measures
     for your role) as your `standing` view shows it, with the gateway's attestation. Needs
@@ -233,6 +220,26 @@ async def get_standing(code: str, request: Request) -> Response:
         raise
     _count(request, caller.agency_id, "ok")
     return Response(body, media_type="application/json")
+
+
+# The standing query reads its two query parameters itself and is called without FastAPI's
+# parameter machinery (gateway.routing.DirectRoute): that machinery cost more of the event loop
+# than the route's own code (bench/RESULTS.md); the document names the parameters the same.
+router.add_api_route(
+    "/{code}",
+    get_standing,
+    methods=["GET"],
+    response_model=dict[str, Any],
+    openapi_extra={
+        "parameters": [
+            _optional_text_parameter("purpose", "why you ask (recorded)"),
+            _optional_text_parameter(
+                "fields", "comma-separated fields, within your view (default: all of your view)"
+            ),
+        ]
+    },
+    route_class_override=DirectRoute,
+)
 
 
 @router.get("/{code}/grade-history")
