@@ -403,6 +403,8 @@ def append_log(url: str, count: int, *, subjects: int, seed: int, now: dt.dateti
     """Append `count` synthetic 700-byte leaves after the log's current head: Merkle nodes by
     the gateway's own `DbSubtrees.append` (in memory, 100,000 leaves per transaction), rows
     by COPY / executemany, then the head moved under its lock."""
+    from sqlalchemy import text
+
     from gateway.db import Database
     from gateway.tlog import DbSubtrees, lock_head, right_edge
     from keys import merkle
@@ -414,8 +416,7 @@ def append_log(url: str, count: int, *, subjects: int, seed: int, now: dt.dateti
         while done < count:
             chunk = min(100_000, count - done)
             with db.transaction() as session:
-                head = lock_head(session)
-                size = head.size
+                size = lock_head(session)
                 nodes = DbSubtrees(session)
                 nodes.prefetch(right_edge(size))
                 entries = []
@@ -441,7 +442,9 @@ def append_log(url: str, count: int, *, subjects: int, seed: int, now: dt.dateti
                     )
                 pending = [(p["level"], p["idx"], p["hash"]) for p in nodes._pending]
                 nodes._pending = []
-                head.size = size + chunk
+                session.connection().execute(
+                    text("UPDATE log_head SET size = :size WHERE id = 1"), {"size": size + chunk}
+                )
                 raw = session.connection().connection.driver_connection
                 if db.is_sqlite:
                     raw.executemany(

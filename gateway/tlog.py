@@ -13,9 +13,11 @@ from sqlalchemy import (
     BigInteger,
     LargeBinary,
     SmallInteger,
+    bindparam,
     insert,
     select,
     text,
+    update,
 )
 from sqlalchemy.orm import Session
 
@@ -83,7 +85,7 @@ class DbSubtrees:
 
     def flush(self) -> None:
         if self._pending:
-            self.session.execute(insert(TreeNode), self._pending)
+            self.session.connection().execute(_INSERT_NODES, self._pending)
             self._pending = []
 
 
@@ -98,10 +100,16 @@ def right_edge(size: int) -> list[tuple[int, int]]:
     return keys
 
 
-def lock_head(session: Session) -> LogHead:
-    """The log head, locked until commit: appends are serialised, indexes gapless."""
-    head = session.execute(select(LogHead).where(LogHead.id == 1).with_for_update()).scalar_one()
-    return head
+_INSERT_NODES = insert(TreeNode.__table__)
+_LOCK_HEAD = select(LogHead.size).where(LogHead.id == 1).with_for_update()
+_SET_HEAD = update(LogHead.__table__).where(LogHead.id == 1).values(size=bindparam("size"))
+
+
+def lock_head(session: Session) -> int:
+    """The log's size, its head row locked until commit: appends are serialised, indexes
+    gapless (on SQLite, BEGIN IMMEDIATE already holds the write lock)."""
+    size: int = session.connection().execute(_LOCK_HEAD).scalar_one()
+    return size
 
 
 def tree_size(session: Session) -> int:
@@ -158,8 +166,7 @@ class Appender:
 
     def __init__(self, session: Session) -> None:
         self.session = session
-        self.head = lock_head(session)
-        self.size = self.head.size
+        self.size = self._size_before = lock_head(session)
         self.nodes = DbSubtrees(session)
         self.nodes.prefetch(right_edge(self.size))
 
@@ -173,4 +180,6 @@ class Appender:
 
     def finish(self) -> None:
         self.nodes.flush()
-        self.head.size = self.size
+        if self.size != self._size_before:
+            self.session.connection().execute(_SET_HEAD, {"size": self.size})
+            self._size_before = self.size

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
 from sqlalchemy.orm import Session
 
 from contracts.accidents import classify_accident
@@ -66,6 +66,9 @@ class Applied:
         return str(self.envelope["subject"])
 
 
+_ENTERPRISES = select(Enterprise).where(Enterprise.uscc.in_(bindparam("codes", expanding=True)))
+
+
 def prefetch_enterprises(session: Session, subjects: set[str]) -> dict[str, Enterprise]:
     """Load a batch's enterprises in one query; handlers then look them up without SQL.
 
@@ -75,7 +78,7 @@ def prefetch_enterprises(session: Session, subjects: set[str]) -> dict[str, Ente
     items = sorted(subjects)
     for start in range(0, len(items), 500):
         chunk = items[start : start + 500]
-        for ent in session.scalars(select(Enterprise).where(Enterprise.uscc.in_(chunk))):
+        for ent in session.scalars(_ENTERPRISES, {"codes": chunk}):
             found[ent.uscc] = ent
     return found
 
@@ -98,7 +101,8 @@ def _enterprise(session: Session, applied: Applied) -> Enterprise:
 
 
 def _record(session: Session, ent: Enterprise, applied: Applied, **change: Any) -> None:
-    row = dict.fromkeys(("from_status", "to_status", "from_level", "to_level"))
+    # every row has every column: the caller inserts them in one executemany
+    row = dict.fromkeys(("from_status", "to_status", "from_level", "to_level", "reason"))
     row.update(
         uscc=ent.uscc,
         actor=str(applied.envelope["issuer"]),

@@ -14,11 +14,24 @@ from typing import Any
 from contracts.registry import ContractError, parse_json, validate_message
 from contracts.uscc import is_valid_uscc
 from gateway.errors import BadRequest, Forbidden, Unauthorized
-from gateway.models import AgencyKey
 from keys import jws
 from keys.suites import InvalidKeyError, UnknownSuiteError, VerifyingKey, get_suite
 
+_NUL_ESCAPE = b"\\u0000"
 MESSAGE_TYPS = frozenset({"gateway-message+jws", "application/gateway-message+jws"})
+
+
+@dataclass(frozen=True)
+class KeyRecord:
+    """What verification needs of a key's registry row (agency_keys)."""
+
+    kid: str
+    agency_id: str
+    suite: str
+    jwk: Mapping[str, Any]
+    status: str
+    valid_from: dt.datetime
+    valid_to: dt.datetime | None
 
 
 @dataclass(frozen=True)
@@ -39,7 +52,7 @@ class KeyCache:
     def __init__(self) -> None:
         self._keys: dict[str, VerifyingKey] = {}
 
-    def get(self, record: AgencyKey) -> VerifyingKey:
+    def get(self, record: KeyRecord) -> VerifyingKey:
         key = self._keys.get(record.kid)
         if key is None:
             try:
@@ -70,7 +83,7 @@ def verify_message(
     raw: bytes,
     *,
     peeked: tuple[jws.ParsedJWS, str] | None = None,
-    keys: Mapping[str, AgencyKey],
+    keys: Mapping[str, KeyRecord],
     rights: Mapping[str, frozenset[str]],
     cache: KeyCache,
     now: dt.datetime,
@@ -138,7 +151,8 @@ def _validated_envelope(payload: bytes) -> dict[str, Any]:
         validate_message(envelope)
     except ContractError as exc:
         raise BadRequest(exc.code, exc.message, pointer=exc.pointer) from exc
-    pointer = _nul_pointer(envelope, "")
+    # U+0000 reaches a parsed string only through a \u0000 escape (JSON forbids the raw byte)
+    pointer = _nul_pointer(envelope, "") if _NUL_ESCAPE in payload else None
     if pointer is not None:
         # The stores cannot hold it (PostgreSQL text); refused per message, before the
         # transaction that the other messages of the batch or group commit share.
@@ -164,7 +178,7 @@ def _nul_pointer(value: Any, pointer: str) -> str | None:
     return None
 
 
-def _check_key_window(record: AgencyKey, issued_at: dt.datetime) -> None:
+def _check_key_window(record: KeyRecord, issued_at: dt.datetime) -> None:
     if issued_at < record.valid_from or (record.valid_to and issued_at >= record.valid_to):
         until = record.valid_to.isoformat() if record.valid_to else "∞"
         window = f"{record.valid_from.isoformat()} – {until}"
