@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import copy
 import json
+import re
 from collections.abc import Mapping
 from functools import cache
 from importlib import resources
@@ -56,7 +57,8 @@ def parse_json(payload: bytes) -> dict[str, object]:
     try:
         text = payload.decode("utf-8")
         value = json.loads(text, object_pairs_hook=_unique_members, parse_constant=_no_constant)
-        _refuse_lone_surrogates(value)
+        if _SURROGATE_ESCAPE.search(payload):  # else no string can hold one: skip the walk
+            _refuse_lone_surrogates(value)
     except UnicodeDecodeError as exc:
         raise ContractError("malformed_json", f"the payload is not valid UTF-8: {exc}") from exc
     except (ValueError, RecursionError) as exc:  # JSONDecodeError is a ValueError
@@ -64,6 +66,11 @@ def parse_json(payload: bytes) -> dict[str, object]:
     if not isinstance(value, dict):
         raise ContractError("malformed_json", "the payload must be a JSON object at the top level")
     return value
+
+
+# A lone surrogate reaches a parsed string only through a \uD800-\uDFFF escape (raw surrogate
+# bytes are not UTF-8 and fail decoding): a payload without one needs no walk of its strings.
+_SURROGATE_ESCAPE = re.compile(rb"\\u[dD][89a-fA-F]")
 
 
 def _unique_members(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
