@@ -2,6 +2,10 @@
 verification and signature cost on this CPU (the figures of bench/RESULTS.md's breakdown).
 
     python bench/profile_publish.py [--db sqlite|postgresql]
+    python bench/profile_publish.py --groups     # CPU per message by group size, 1 to 1,000
+
+Single publishes reach the database in groups (whatever waits when the publishing thread is
+free): `--groups` shows what a group's fixed statements cost a message at each size.
 """
 
 from __future__ import annotations
@@ -67,10 +71,35 @@ def crypto_costs() -> None:
         print(f"Ed25519 ({name}): verify {verify:.0f} µs, sign {sign:.0f} µs")
 
 
+def by_group_size(db: str, per_size: int = 2000) -> None:
+    sizes = (1, 4, 16, 32, 128, 1000)
+    with tempfile.TemporaryDirectory(prefix="bench-profile-") as tmp:
+        env, key = prepare(db, Path(tmp))
+        settings = Settings(
+            data_dir=Path(env["GATEWAY_DATA_DIR"]), database_url=env["GATEWAY_DATABASE_URL"]
+        )
+        runtime = Runtime.open(settings)
+        tokens = messages(key, 0, 1000 + per_size * len(sizes))
+        runtime.publish(tokens[:1000])  # warm caches and the tree's right edge
+        position = 1000
+        for size in sizes:
+            done, began = 0, time.thread_time()
+            while done < per_size:
+                runtime.publish(tokens[position : position + size])
+                position, done = position + size, done + size
+            cpu = (time.thread_time() - began) / done * 1e6
+            print(f"[{db}] groups of {size:5}: {cpu:6.0f} µs of CPU per message")
+        runtime.close()
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--db", choices=["sqlite", "postgresql"], default="sqlite")
+    parser.add_argument("--groups", action="store_true", help="CPU per message by group size")
     args = parser.parse_args()
+    if args.groups:
+        by_group_size(args.db)
+        return
     crypto_costs()
     with tempfile.TemporaryDirectory(prefix="bench-profile-") as tmp:
         env, key = prepare(args.db, Path(tmp))
