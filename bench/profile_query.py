@@ -53,6 +53,26 @@ async def started(app: Any) -> None:
         raise RuntimeError(f"the app did not start: {message}")
 
 
+async def started_with_token(scope: str) -> tuple[Any, str]:
+    """The gateway app as `gateway serve` builds it, started, and an access token of agency
+    `bench` with `scope`, minted by the gateway's own signer (no token request)."""
+    gateway = create_app()
+    await started(gateway)
+    runtime = gateway.state.runtime
+    now = int(runtime.clock.now().timestamp())
+    claims = {
+        "iss": "gateway",
+        "sub": "bench",
+        "client_id": "bench",
+        "aud": "gateway",
+        "iat": now,
+        "exp": now + 3600,
+        "jti": str(uuid.uuid4()),
+        "scope": scope,
+    }
+    return gateway, runtime.signer.sign(claims, "at+jwt")
+
+
 async def get(app: Any, path: str, query: str, token: str) -> int:
     scope = {
         "type": "http",
@@ -135,21 +155,7 @@ def main() -> None:
         batcher.StandingQueries.ask = fixed  # type: ignore[method-assign]
 
     async def run() -> None:
-        gateway = create_app()
-        await started(gateway)
-        runtime = gateway.state.runtime
-        now = int(runtime.clock.now().timestamp())
-        claims = {
-            "iss": "gateway",
-            "sub": "bench",
-            "client_id": "bench",
-            "aud": "gateway",
-            "iat": now,
-            "exp": now + 3600,
-            "jti": str(uuid.uuid4()),
-            "scope": "query",
-        }
-        token = runtime.signer.sign(claims, "at+jwt")
+        gateway, token = await started_with_token("query")
         baseline = baseline_app.create_app()
         rng = random.Random(1)
         for round_ in range(1, args.rounds + 1):

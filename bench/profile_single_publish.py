@@ -21,7 +21,6 @@ import os
 import sys
 import tempfile
 import time
-import uuid
 from pathlib import Path
 from typing import Any
 
@@ -29,10 +28,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import baseline_app
-from profile_query import started
+from profile_query import started_with_token
 from publish import JOSE, messages, prepare
 
-from gateway.app import create_app
 from gateway.groups import GroupWorker
 from gateway.publishing.service import Outcome
 
@@ -114,21 +112,7 @@ def main() -> None:
         GroupWorker.submit = fixed  # type: ignore[method-assign,assignment]
 
     async def run() -> None:
-        gateway = create_app()
-        await started(gateway)
-        runtime = gateway.state.runtime
-        now = int(runtime.clock.now().timestamp())
-        claims = {
-            "iss": "gateway",
-            "sub": "bench",
-            "client_id": "bench",
-            "aud": "gateway",
-            "iat": now,
-            "exp": now + 3600,
-            "jti": str(uuid.uuid4()),
-            "scope": "publish",
-        }
-        token = runtime.signer.sign(claims, "at+jwt")
+        gateway, token = await started_with_token("publish")
         baseline = baseline_app.create_app()
         await measure(gateway, token, bodies[:warm], args.concurrency)
         for round_ in range(args.rounds):
