@@ -5,13 +5,18 @@ from __future__ import annotations
 import base64
 import re
 
-__all__ = ["b64url_decode", "b64url_encode"]
+__all__ = ["b64url_decode", "b64url_encode", "b64url_encode_bytes"]
 
 _ALPHABET = re.compile(rb"[A-Za-z0-9_-]*")
 
 
 def b64url_encode(data: bytes) -> str:
-    return base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii")
+    return b64url_encode_bytes(data).decode("ascii")
+
+
+def b64url_encode_bytes(data: bytes) -> bytes:
+    """`b64url_encode` as ASCII bytes, for assembling a JWS without decoding and re-encoding."""
+    return base64.urlsafe_b64encode(data).rstrip(b"=")
 
 
 def b64url_decode(text: str | bytes) -> bytes:

@@ -8,13 +8,12 @@ JWSError                     code
 
 from __future__ import annotations
 
-import base64
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import ClassVar
 
-from keys.base64url import b64url_decode, b64url_encode
+from keys.base64url import b64url_decode, b64url_encode, b64url_encode_bytes
 from keys.keypair import SigningKey, VerifyingKey
 
 __all__ = [
@@ -181,9 +180,5 @@ def header_segment(
 def sign_with_header(segment: bytes, payload: bytes, key: SigningKey) -> str:
     """The compact JWS of `payload` under the protected header `segment` (`header_segment`
     of the same key)."""
-    signing_input = segment + b"." + _b64url(payload)
-    return (signing_input + b"." + _b64url(key.sign(signing_input))).decode("ascii")
-
-
-def _b64url(data: bytes) -> bytes:
-    return base64.urlsafe_b64encode(data).rstrip(b"=")
+    signing_input = segment + b"." + b64url_encode_bytes(payload)
+    return (signing_input + b"." + b64url_encode_bytes(key.sign(signing_input))).decode("ascii")
