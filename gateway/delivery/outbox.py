@@ -9,11 +9,15 @@ from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from sqlalchemy import bindparam, insert, select, update
 from sqlalchemy.orm import Session
 
-from gateway.models import Delivery, Enterprise, Subscription
+from gateway.models import Delivery, Subscription
+
+if TYPE_CHECKING:
+    from gateway.ledger.apply import EnterpriseState
 
 
 @dataclass(frozen=True)
@@ -40,7 +44,7 @@ class Accepted:
         message_type: str,
         subject: str,
         before: str | None,
-        enterprise: Enterprise | None,
+        enterprise: EnterpriseState | None,
     ) -> Accepted:
         after = enterprise.grade_level if enterprise else None
         return cls(

@@ -17,8 +17,14 @@ from sqlalchemy.orm import Session
 from gateway.delivery.outbox import Accepted, enqueue
 from gateway.errors import Conflict, GatewayError
 from gateway.groups import GroupWorker
-from gateway.ledger.apply import Applied, apply_message, prefetch_enterprises
-from gateway.models import AgencyKey, Enterprise, LedgerChange, LogEntry, PublishRight
+from gateway.ledger.apply import (
+    Applied,
+    EnterpriseState,
+    apply_message,
+    prefetch_enterprises,
+    write_enterprises,
+)
+from gateway.models import AgencyKey, LedgerChange, LogEntry, PublishRight
 from gateway.publishing.verify import KeyCache, KeyRecord, Verified, peek_kid, verify_message
 from gateway.signing import RECEIPT_TYP, GatewaySigner
 from gateway.tlog import Appender
@@ -79,7 +85,7 @@ class _Batch:
     """What one transaction accumulates before its bulk inserts."""
 
     existing: dict[str, StoredEntry]
-    known: dict[str, Enterprise]
+    known: dict[str, EnterpriseState]
     appender: Appender
     entries: list[dict[str, object]] = field(default_factory=list)
     ledger_changes: list[dict[str, object]] = field(default_factory=list)
@@ -138,8 +144,9 @@ def publish_batch(
 
 
 def _write(session: Session, batch: _Batch, now: dt.datetime) -> None:
-    """Enterprise rows first (ORM flush), then the bulk rows that refer to them, then the
-    outbox: delivery rows commit with the messages they deliver, or not at all."""
+    """Enterprise rows first, then the ORM's rows and the bulk rows that refer to them, then
+    the outbox: delivery rows commit with the messages they deliver, or not at all."""
+    write_enterprises(session, batch.known)
     session.flush()
     connection = session.connection()  # Core: the ORM's bulk path cost more per statement
     if batch.entries:

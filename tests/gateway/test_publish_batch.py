@@ -2,11 +2,22 @@
 
 from __future__ import annotations
 
-from contract_factories import USCC, make_award, make_registration, make_revocation
+from contract_factories import (
+    USCC,
+    make_accident,
+    make_award,
+    make_listing,
+    make_rectification_order,
+    make_registration,
+    make_revocation,
+    make_self_assessment,
+)
 from fastapi.testclient import TestClient
 from gateway_factories import Publisher, publish_many, snapshot
+from sqlalchemy import func, select
 
 from contracts.uscc import make_uscc
+from gateway import models
 from gateway.runtime import Runtime
 
 
@@ -64,3 +75,36 @@ def test_many_enterprises_in_one_batch(
     state = snapshot(runtime)
     assert {e[1:] for e in state["enterprises"]} == {("active", "2", "达标")}
     assert len(state["enterprises"]) == 200
+
+
+def test_a_new_enterprise_and_rows_that_refer_to_it_in_one_batch(
+    client: TestClient, authority: Publisher, runtime: Runtime
+) -> None:
+    """Accidents, orders and listings refer to the enterprise row (a foreign key checked at
+    once on both databases): the registration earlier in the same batch must be written
+    before them, and the enterprise's later changes in the batch must reach its row."""
+    tokens = [
+        authority.message("enterprise.registered", make_registration()),
+        authority.message("accident.reported", make_accident()),
+        authority.message("rectification.ordered", make_rectification_order()),
+        authority.message("listing.added", make_listing()),
+        authority.message("grade.awarded", make_award()),
+        authority.message("self_assessment.published", make_self_assessment()),
+    ]
+    body = publish_many(client, tokens).json()
+    assert [r["status"] for r in body["results"]] == [201] * 6, body["results"]
+    last_index = body["results"][-1]["index"]
+    with runtime.db.reader() as session:
+        ent = session.get(models.Enterprise, USCC)
+        assert ent is not None
+        assert (ent.grade_status, ent.grade_level, ent.ledger_status) == ("active", "2", "达标")
+        assert ent.self_assessment_year == make_self_assessment()["year"]
+        assert ent.last_index == last_index
+        assert ent.certificate_no == make_award()["certificate_no"]
+        for table in (models.Accident, models.Rectification, models.Listing):
+            assert session.scalar(select(func.count()).select_from(table)) == 1, table
+    # a later batch changes the stored row (an UPDATE, not a second INSERT)
+    body = publish_many(client, [authority.message("grade.revoked", make_revocation())]).json()
+    assert body["accepted"] == 1, body["results"]
+    state = snapshot(runtime)
+    assert state["enterprises"] == [(USCC, "revoked", None, "未达标")]
