@@ -14,13 +14,13 @@ from sqlalchemy import (
     LargeBinary,
     SmallInteger,
     bindparam,
-    insert,
     select,
     text,
     update,
 )
 from sqlalchemy.orm import Session
 
+from gateway.bulk import BulkInsert
 from gateway.models import LogHead, TreeNode
 from keys import merkle
 
@@ -85,7 +85,7 @@ class DbSubtrees:
 
     def flush(self) -> None:
         if self._pending:
-            self.session.connection().execute(_INSERT_NODES, self._pending)
+            _INSERT_NODES(self.session.connection(), self._pending)
             self._pending = []
 
 
@@ -100,7 +100,7 @@ def right_edge(size: int) -> list[tuple[int, int]]:
     return keys
 
 
-_INSERT_NODES = insert(TreeNode.__table__)
+_INSERT_NODES = BulkInsert(TreeNode.__table__)
 _LOCK_HEAD = select(LogHead.size).where(LogHead.id == 1).with_for_update()
 _SET_HEAD = update(LogHead.__table__).where(LogHead.id == 1).values(size=bindparam("size"))
 

@@ -11,9 +11,10 @@ import datetime as dt
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from sqlalchemy import bindparam, insert, select, update
+from sqlalchemy import bindparam, select, update
 from sqlalchemy.orm import Session
 
+from gateway.bulk import BulkInsert
 from gateway.models import Delivery, Subscription
 
 if TYPE_CHECKING:
@@ -97,7 +98,7 @@ _SET_QUEUED = (
     .where(_subscriptions.c.id == bindparam("target"))
     .values(queued=bindparam("count"))
 )
-_INSERT_DELIVERIES = insert(Delivery.__table__)
+_INSERT_DELIVERIES = BulkInsert(Delivery.__table__)
 
 
 def enqueue(session: Session, accepted: list[Accepted], now: dt.datetime) -> int:
@@ -129,7 +130,7 @@ def enqueue(session: Session, accepted: list[Accepted], now: dt.datetime) -> int
                     }
                 )
     if rows:
-        connection.execute(_INSERT_DELIVERIES, rows)
+        _INSERT_DELIVERIES(connection, rows)
         connection.execute(
             _SET_QUEUED, [{"target": t.id, "count": t.queued} for t in counted.values()]
         )

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import bindparam, insert, select, update
+from sqlalchemy import bindparam, select
 from sqlalchemy.orm import Session
 
 from contracts.accidents import classify_accident
@@ -21,6 +21,7 @@ from contracts.grades import GradeState, GradeStatus, TransitionError, apply_gra
 from contracts.listings import ListingRuleError, check_listing_added, check_listing_removed
 from contracts.policy import policy_for
 from contracts.rectifications import RectificationRuleError, check_overdue
+from gateway.bulk import BulkInsert, BulkUpdate
 from gateway.errors import Unprocessable
 from gateway.models import (
     Accident,
@@ -113,12 +114,8 @@ class EnterpriseState:
 _ENTERPRISES = select(*(Enterprise.__table__.c[name] for name in _COLUMNS)).where(
     Enterprise.__table__.c.uscc.in_(bindparam("codes", expanding=True))
 )
-_INSERT_ENTERPRISES = insert(Enterprise.__table__)
-_UPDATE_ENTERPRISES = (
-    update(Enterprise.__table__)
-    .where(Enterprise.__table__.c.uscc == bindparam("key"))
-    .values({name: bindparam(name) for name in _COLUMNS if name != "uscc"})
-)
+_INSERT_ENTERPRISES = BulkInsert(Enterprise.__table__)
+_UPDATE_ENTERPRISES = BulkUpdate(Enterprise.__table__, "uscc")
 
 
 def prefetch_enterprises(session: Session, subjects: set[str]) -> dict[str, EnterpriseState]:
@@ -139,14 +136,12 @@ def prefetch_enterprises(session: Session, subjects: set[str]) -> dict[str, Ente
 def write_enterprises(session: Session, enterprises: Mapping[str, EnterpriseState]) -> None:
     """Insert the batch's new enterprises and update the changed ones (Core executemany)."""
     new = [ent.row() for ent in enterprises.values() if not ent.stored]
-    changed = [
-        {**ent.row(), "key": ent.uscc} for ent in enterprises.values() if ent.stored and ent.changed
-    ]
+    changed = [ent.row() for ent in enterprises.values() if ent.stored and ent.changed]
     connection = session.connection()
     if new:
-        connection.execute(_INSERT_ENTERPRISES, new)
+        _INSERT_ENTERPRISES(connection, new)
     if changed:
-        connection.execute(_UPDATE_ENTERPRISES, changed)
+        _UPDATE_ENTERPRISES(connection, changed)
     for ent in enterprises.values():
         ent.stored, ent.changed = True, False
 
@@ -155,7 +150,7 @@ def _stored(session: Session, ent: EnterpriseState) -> None:
     """Write a new enterprise now: a row about to be added through the ORM refers to it, and
     the ORM may flush that row (autoflush) before the batch's enterprises are written."""
     if not ent.stored:
-        session.connection().execute(_INSERT_ENTERPRISES, [ent.row()])
+        _INSERT_ENTERPRISES(session.connection(), [ent.row()])
         ent.stored = True
 
 

@@ -11,9 +11,10 @@ import datetime as dt
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 
-from sqlalchemy import bindparam, insert, select
+from sqlalchemy import bindparam, select
 from sqlalchemy.orm import Session
 
+from gateway.bulk import BulkInsert
 from gateway.delivery.outbox import Accepted, enqueue
 from gateway.errors import Conflict, GatewayError
 from gateway.groups import GroupWorker
@@ -150,9 +151,9 @@ def _write(session: Session, batch: _Batch, now: dt.datetime) -> None:
     session.flush()
     connection = session.connection()  # Core: the ORM's bulk path cost more per statement
     if batch.entries:
-        connection.execute(_INSERT_ENTRIES, batch.entries)
+        _INSERT_ENTRIES(connection, batch.entries)
     if batch.ledger_changes:
-        connection.execute(_INSERT_CHANGES, batch.ledger_changes)
+        _INSERT_CHANGES(connection, batch.ledger_changes)
     batch.appender.finish()
     enqueue(session, batch.accepted, now)
 
@@ -285,8 +286,8 @@ _EXISTING = select(
     LogEntry.receipt,
     LogEntry.subject,
 ).where(LogEntry.message_id.in_(bindparam("ids", expanding=True)))
-_INSERT_ENTRIES = insert(LogEntry.__table__)
-_INSERT_CHANGES = insert(LedgerChange.__table__)
+_INSERT_ENTRIES = BulkInsert(LogEntry.__table__)
+_INSERT_CHANGES = BulkInsert(LedgerChange.__table__)
 
 
 def _load_registry(

@@ -13,11 +13,12 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import bindparam, insert, select
+from sqlalchemy import bindparam, select
 from sqlalchemy.orm import Session
 
 from contracts.measures import Measure, Standing, applicable, in_force
 from contracts.uscc import is_valid_uscc
+from gateway.bulk import BulkInsert
 from gateway.errors import BadRequest, Forbidden, GatewayError, NotFound
 from gateway.measures.catalog import active_catalog
 from gateway.measures.service import Facts, standing_facts, unknown_enterprise
@@ -31,7 +32,7 @@ MAX_BATCH = 1000
 
 # Built once and run on the session's connection: per query, building a statement and the
 # ORM's execution path cost more than the database (bench/query.py, bench/RESULTS.md).
-_RECORD = insert(AccessRecord)
+_RECORD = BulkInsert(AccessRecord.__table__)
 _LOG_SIZE = select(LogHead.size).where(LogHead.id == 1)
 _ROLES = select(Agency.roles).where(Agency.id == bindparam("agency_id"))
 _QUERY_RIGHT = (
@@ -85,7 +86,7 @@ def record_accesses(session: Session, records: Sequence[Mapping[str, Any]]) -> N
         }
         for r in records
     ]
-    session.connection().execute(_RECORD, rows)
+    _RECORD(session.connection(), rows)
 
 
 def check_purpose(purpose: str | None) -> str:

@@ -1,0 +1,119 @@
+"""Many rows in one statement, through the driver's executemany.
+
+SQLAlchemy's Core executemany builds a parameter dictionary per row and runs each value
+through the column type's processor inside its generic machinery; for the few tables every
+publish and every question writes (log entries, ledger changes, enterprises, tree nodes,
+deliveries, access records) that per-row work cost more than the database's own
+(`bench/profile_publish.py`). Here the statement text is built once per dialect from the
+table, each row becomes a tuple, and only the columns whose type has a bind processor on that
+dialect go through it: the very processors SQLAlchemy would apply, so the stored values are
+the same. The engine's `before_cursor_execute` listeners still see every row
+(`gateway.db._refuse_unstorable_parameters`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from operator import itemgetter
+from typing import Any
+
+from sqlalchemy import Connection, Table
+from sqlalchemy.engine import Dialect
+
+Processor = Callable[[Any], Any]
+
+
+class _Plan:
+    """One dialect's statement text, and how a row mapping becomes its parameter tuple."""
+
+    __slots__ = ("convert", "get", "sql")
+
+    def __init__(self, sql: str, table: Table, keys: Sequence[str], dialect: Dialect) -> None:
+        self.sql = sql
+        self.get: Callable[[Mapping[str, Any]], tuple[Any, ...]] = _getter(keys)
+        self.convert: list[tuple[int, Processor]] = []
+        for position, key in enumerate(keys):
+            processor = table.c[key].type.dialect_impl(dialect).bind_processor(dialect)
+            if processor is not None:
+                self.convert.append((position, processor))
+
+    def parameters(self, rows: Sequence[Mapping[str, Any]]) -> list[tuple[Any, ...]]:
+        get, convert = self.get, self.convert
+        if not convert:
+            return [get(row) for row in rows]
+        out: list[tuple[Any, ...]] = []
+        for row in rows:
+            values = list(get(row))
+            for position, processor in convert:
+                values[position] = processor(values[position])
+            out.append(tuple(values))
+        return out
+
+
+def _getter(keys: Sequence[str]) -> Callable[[Mapping[str, Any]], tuple[Any, ...]]:
+    if len(keys) == 1:
+        (key,) = keys
+        return lambda row: (row[key],)
+    return itemgetter(*keys)  # type: ignore[return-value]
+
+
+def _marker(dialect: Dialect) -> str:
+    if dialect.paramstyle == "qmark":
+        return "?"
+    if dialect.paramstyle in ("format", "pyformat"):
+        return "%s"
+    raise NotImplementedError(f"paramstyle {dialect.paramstyle}")  # neither of ours
+
+
+class BulkInsert:
+    """`INSERT INTO table (the first row's columns) VALUES …` for every row; every row must
+    hold the same keys (as SQLAlchemy's executemany requires)."""
+
+    def __init__(self, table: Table) -> None:
+        self._table = table
+        self._plans: dict[tuple[str, tuple[str, ...]], _Plan] = {}
+
+    def __call__(self, connection: Connection, rows: Sequence[Mapping[str, Any]]) -> None:
+        if not rows:
+            return
+        keys = tuple(rows[0])
+        dialect = connection.dialect
+        plan = self._plans.get((dialect.name, keys))
+        if plan is None:
+            plan = self._plans[(dialect.name, keys)] = self._plan(dialect, keys)
+        connection.exec_driver_sql(plan.sql, plan.parameters(rows))  # type: ignore[arg-type]
+
+    def _plan(self, dialect: Dialect, keys: tuple[str, ...]) -> _Plan:
+        quote = dialect.identifier_preparer
+        columns = ", ".join(quote.format_column(self._table.c[key]) for key in keys)
+        markers = ", ".join([_marker(dialect)] * len(keys))
+        sql = f"INSERT INTO {quote.format_table(self._table)} ({columns}) VALUES ({markers})"
+        return _Plan(sql, self._table, keys, dialect)
+
+
+class BulkUpdate:
+    """`UPDATE table SET (every other key of the row) WHERE key = row[key]` for every row."""
+
+    def __init__(self, table: Table, key: str) -> None:
+        self._table = table
+        self._key = key
+        self._plans: dict[tuple[str, tuple[str, ...]], _Plan] = {}
+
+    def __call__(self, connection: Connection, rows: Sequence[Mapping[str, Any]]) -> None:
+        if not rows:
+            return
+        keys = tuple(k for k in rows[0] if k != self._key)
+        dialect = connection.dialect
+        plan = self._plans.get((dialect.name, keys))
+        if plan is None:
+            plan = self._plans[(dialect.name, keys)] = self._plan(dialect, keys)
+        connection.exec_driver_sql(plan.sql, plan.parameters(rows))  # type: ignore[arg-type]
+
+    def _plan(self, dialect: Dialect, keys: tuple[str, ...]) -> _Plan:
+        quote, mark = dialect.identifier_preparer, _marker(dialect)
+        assignments = ", ".join(f"{quote.format_column(self._table.c[k])} = {mark}" for k in keys)
+        sql = (
+            f"UPDATE {quote.format_table(self._table)} SET {assignments} "
+            f"WHERE {quote.format_column(self._table.c[self._key])} = {mark}"
+        )
+        return _Plan(sql, self._table, (*keys, self._key), dialect)

@@ -1,0 +1,132 @@
+"""gateway.bulk: rows written through the driver's executemany are stored exactly as
+SQLAlchemy's own INSERT and UPDATE store them, on both databases."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from sqlalchemy import Engine, insert, select, update
+
+from gateway import models
+from gateway.bulk import BulkInsert, BulkUpdate
+from gateway.db import make_engine
+from gateway.errors import BadRequest
+
+AT = dt.datetime(2026, 11, 29, 13, 2, 32, 123456, tzinfo=dt.UTC)
+ENTERPRISES: Any = models.Enterprise.__table__
+RECTIFICATIONS: Any = models.Rectification.__table__
+ENTRIES: Any = models.LogEntry.__table__
+
+
+@pytest.fixture
+def engine(database_url: str) -> Iterator[Engine]:
+    made = make_engine(database_url)
+    yield made
+    made.dispose()
+
+
+def _enterprise(uscc: str, **changes: Any) -> dict[str, Any]:
+    row = {column.key: None for column in ENTERPRISES.columns}
+    row.update(
+        uscc=uscc,
+        name="宁德化工有限公司",
+        region_code="350902",
+        industry_section="C",
+        scheme="hazardous_chemicals",
+        required=True,
+        ledger_status="达标",
+        registered_on=dt.date(2020, 3, 1),
+        grade_status="active",
+        grade_level="2",
+        grade_valid_to=dt.date(2028, 3, 1),
+        self_assessment_year=2025,
+        updated_at=AT,
+        last_index=41,
+    )
+    row.update(changes)
+    return row
+
+
+def _raw(
+    engine: Engine, table: str, key: str, values: tuple[Any, Any], differ: tuple[str, ...] = ()
+) -> list[dict[str, Any]]:
+    """The rows of the two keys as the database holds them (no SQLAlchemy types on the way
+    back), without the key and the `differ` columns."""
+    with engine.connect() as connection:
+        result = connection.exec_driver_sql(f"SELECT * FROM {table}")
+        rows = [dict(zip(result.keys(), row, strict=True)) for row in result]
+    by_key = {row[key]: row for row in rows}
+    return [
+        {k: v for k, v in by_key[value].items() if k != key and k not in differ} for value in values
+    ]
+
+
+def test_insert_stores_what_sqlalchemy_stores(engine: Engine) -> None:
+    with engine.begin() as connection:
+        connection.execute(insert(ENTERPRISES), [_enterprise("A" * 18)])
+        BulkInsert(ENTERPRISES)(connection, [_enterprise("B" * 18)])
+        order = {"hazard_level": "major", "ordered_on": dt.date(2025, 2, 1)}
+        order |= {"deadline": dt.date(2025, 3, 31), "status": "ordered", "message_id": "m"}
+        order |= {"data": {"description": "液氯储罐区", "n": [1, 2.5, None]}}
+        connection.execute(
+            insert(RECTIFICATIONS), [{**order, "uscc": "A" * 18, "rectification_id": "1"}]
+        )
+        BulkInsert(RECTIFICATIONS)(
+            connection, [{**order, "uscc": "B" * 18, "rectification_id": "2"}]
+        )
+        entry = {"kind": "message", "type": "grade.awarded", "issuer": "fj.yjt"}
+        entry |= {"subject": None, "issued_at": AT, "accepted_at": AT, "jws": b"\x00\xffjws"}
+        entry |= {"leaf_hash": bytes(range(32)), "receipt": "r"}
+        connection.execute(insert(ENTRIES), [{**entry, "idx": 1, "message_id": "one"}])
+        BulkInsert(ENTRIES)(connection, [{**entry, "idx": 2, "message_id": "two"}])
+    ours, theirs = _raw(engine, "enterprises", "uscc", ("A" * 18, "B" * 18))
+    assert ours == theirs
+    ours, theirs = _raw(
+        engine, "rectifications", "uscc", ("A" * 18, "B" * 18), ("rectification_id",)
+    )
+    assert ours == theirs
+    ours, theirs = _raw(engine, "log_entries", "idx", (1, 2), ("message_id",))
+    assert ours == theirs
+    with engine.connect() as connection:
+        stored = connection.execute(select(ENTRIES).where(ENTRIES.c.idx == 2)).one()
+    assert (stored.jws, stored.leaf_hash, stored.accepted_at) == (
+        b"\x00\xffjws",
+        bytes(range(32)),
+        AT,
+    )
+
+
+def test_update_stores_what_sqlalchemy_stores(engine: Engine) -> None:
+    with engine.begin() as connection:
+        BulkInsert(ENTERPRISES)(connection, [_enterprise(c * 18) for c in "ABC"])
+    later = {"grade_status": "revoked", "grade_level": None, "required": False}
+    later |= {"reapply_after": dt.date(2027, 1, 1), "updated_at": AT + dt.timedelta(days=1)}
+    with engine.begin() as connection:
+        connection.execute(
+            update(ENTERPRISES).where(ENTERPRISES.c.uscc == "A" * 18).values(**later)
+        )
+        BulkUpdate(ENTERPRISES, "uscc")(connection, [_enterprise("B" * 18, **later)])
+    ours, theirs = _raw(engine, "enterprises", "uscc", ("A" * 18, "B" * 18))
+    assert ours == theirs
+    untouched = _raw(engine, "enterprises", "uscc", ("C" * 18, "C" * 18))[0]
+    assert untouched != ours
+
+
+def test_many_rows_and_an_unstorable_one(engine: Engine) -> None:
+    rows = [_enterprise(f"{n:018d}", last_index=n) for n in range(300)]
+    with engine.begin() as connection:
+        BulkInsert(ENTERPRISES)(connection, rows)
+    with engine.connect() as connection:
+        indexes = connection.execute(select(ENTERPRISES.c.last_index)).scalars().all()
+    assert sorted(indexes) == list(range(300))
+    with pytest.raises(BadRequest) as refused, engine.begin() as connection:
+        BulkInsert(ENTERPRISES)(connection, [_enterprise("X" * 18, name="a\x00b")])
+    assert refused.value.code == "invalid_text"
+    with engine.connect() as connection:
+        assert (
+            connection.execute(select(ENTERPRISES).where(ENTERPRISES.c.uscc == "X" * 18)).first()
+            is None
+        )
