@@ -128,8 +128,8 @@ def prefetch_enterprises(session: Session, subjects: set[str]) -> dict[str, Ente
     connection = session.connection()
     for start in range(0, len(items), 500):
         chunk = items[start : start + 500]
-        for row in connection.execute(_ENTERPRISES, {"codes": chunk}):
-            found[row.uscc] = EnterpriseState(True, **row._mapping)
+        for row in connection.execute(_ENTERPRISES, {"codes": chunk}).mappings():
+            found[row["uscc"]] = EnterpriseState(True, **row)
     return found
 
 

@@ -22,7 +22,27 @@ class ListEntry(NamedTuple):
     term_end: dt.date
 
 
-Facts = tuple[Row[Any], Standing, list[ListEntry]]
+class EnterpriseFacts(NamedTuple):
+    """The `enterprises` columns a standing shows (a plain tuple: reading a field of a
+    SQLAlchemy Row by name first fails a class attribute lookup, an exception each time)."""
+
+    uscc: str
+    name: str
+    region_code: str
+    industry_section: str
+    scheme: str
+    ledger_status: str
+    grade_status: str
+    grade_level: str | None
+    grade_scheme: str | None
+    grade_valid_from: dt.date | None
+    grade_valid_to: dt.date | None
+    certificate_no: str | None
+    reapply_after: dt.date | None
+
+
+Facts = tuple[EnterpriseFacts, Standing, list[ListEntry]]
+_WIDTH = len(EnterpriseFacts._fields)
 
 
 def _facts_statement(where: ColumnElement[bool]) -> Select[Any]:
@@ -30,19 +50,7 @@ def _facts_statement(where: ColumnElement[bool]) -> Select[Any]:
     list entries in force, in one statement (one row per accident x entry)."""
     return (
         select(
-            Enterprise.uscc,
-            Enterprise.name,
-            Enterprise.region_code,
-            Enterprise.industry_section,
-            Enterprise.scheme,
-            Enterprise.ledger_status,
-            Enterprise.grade_status,
-            Enterprise.grade_level,
-            Enterprise.grade_scheme,
-            Enterprise.grade_valid_from,
-            Enterprise.grade_valid_to,
-            Enterprise.certificate_no,
-            Enterprise.reapply_after,
+            *(getattr(Enterprise, name) for name in EnterpriseFacts._fields),
             Accident.accident_id,
             Accident.accident_class,
             Listing.listing_id,
@@ -101,17 +109,16 @@ def standing_facts(session: Session, codes: Collection[str], on: dt.date) -> dic
         for start in range(0, len(wanted), CHUNK):
             chunk = {"codes": wanted[start : start + CHUNK], **window}
             rows.extend(connection.execute(_FACTS_MANY, chunk))
-    collected: dict[str, tuple[Row[Any], dict[str, str], dict[str, ListEntry]]] = {}
+    collected: dict[str, tuple[EnterpriseFacts, dict[str, str], dict[str, ListEntry]]] = {}
     for row in rows:
-        enterprise = collected.get(row.uscc)
+        enterprise = collected.get(row[0])
         if enterprise is None:
-            enterprise = collected[row.uscc] = (row, {}, {})
-        if row.accident_id is not None:
-            enterprise[1][row.accident_id] = row.accident_class
-        if row.listing_id is not None:
-            enterprise[2][row.listing_id] = ListEntry(
-                row.list_type, row.deciding_agency, row.term_start, row.term_end
-            )
+            enterprise = collected[row[0]] = (EnterpriseFacts._make(row[:_WIDTH]), {}, {})
+        accident_id, accident_class, listing_id, *listed = row[_WIDTH:]
+        if accident_id is not None:
+            enterprise[1][accident_id] = accident_class
+        if listing_id is not None:
+            enterprise[2][listing_id] = ListEntry(*listed)
     found: dict[str, Facts] = {}
     for uscc, (row, accidents, lists) in collected.items():
         standing = Standing(

@@ -298,11 +298,12 @@ def _load_registry(
     rights: dict[str, set[str]] = {}
     if kids:
         for row in session.connection().execute(_REGISTRY, {"kids": sorted(kids)}):
-            if row.kid not in keys:
-                keys[row.kid] = KeyRecord(*row[:7])
-            granted = rights.setdefault(row.agency_id, set())
-            if row.message_type is not None:
-                granted.add(row.message_type)
+            kid, agency_id, *_, message_type = row  # by position: see measures.EnterpriseFacts
+            if kid not in keys:
+                keys[kid] = KeyRecord(*row[:7])
+            granted = rights.setdefault(agency_id, set())
+            if message_type is not None:
+                granted.add(message_type)
     return keys, {a: frozenset(t) for a, t in rights.items()}
 
 
