@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import gc
+import inspect
 import logging
 import threading
 from collections.abc import AsyncIterator
@@ -32,11 +33,14 @@ from gateway.measures.catalog import record_shipped
 from gateway.measures.routes import router as measures_router
 from gateway.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
 from gateway.metrics import Metrics, outbox_lag_seconds
+from gateway.publishing.routes import publish_message
 from gateway.publishing.routes import router as publishing_router
 from gateway.publishing.service import group_publisher
 from gateway.queries.batcher import StandingQueries
+from gateway.queries.routes import get_standing
 from gateway.queries.routes import router as queries_router
 from gateway.registry.routes import router as registry_router
+from gateway.routing import match_first
 from gateway.runtime import Runtime, get_runtime
 from gateway.settings import Settings
 from gateway.transparency.routes import router as log_router
@@ -130,6 +134,7 @@ def create_app(
             "problem details with a stable `code`."
         ),
         lifespan=lifespan,
+        **_telemetry(settings),
     )
     install_error_handlers(app)
     app.add_middleware(RequestContextMiddleware)
@@ -145,6 +150,9 @@ def create_app(
     app.include_router(measures_router)
     app.include_router(access_router)
     app.include_router(contracts_router)
+    # and the two hottest ahead of even the documentation routes (gateway.routing.match_first)
+    match_first(app, "/v1/enterprises/{code}", "GET", get_standing)
+    match_first(app, "/v1/messages", "POST", publish_message)
 
     @app.get("/.well-known/jwks.json", tags=["keys"])
     async def jwks(runtime: Annotated[Runtime, Depends(get_runtime)]) -> dict[str, Any]:
@@ -207,3 +215,13 @@ def _readiness_checks(runtime: Runtime) -> dict[str, dict[str, Any]]:
             "max_lag_seconds": limit,
         },
     }
+
+
+def _telemetry(settings: Settings) -> dict[str, Any]:
+    """FastAPI's `telemetry` argument (FastAPI 0.16x; older ones have none to turn off)."""
+    if settings.observability.opentelemetry or "telemetry" not in _FASTAPI_PARAMETERS:
+        return {}
+    return {"telemetry": {"tracing": False, "metrics": False, "logs": False}}
+
+
+_FASTAPI_PARAMETERS = frozenset(inspect.signature(FastAPI.__init__).parameters)

@@ -66,6 +66,10 @@ class ObservabilitySettings(BaseModel):
     # Lines go to stderr in batches at most this far apart (0: one write per line); WARNING
     # and above at once. A write per access line was a tenth of a standing query's CPU.
     log_batch_seconds: float = Field(default=0.05, ge=0.0, le=5.0)
+    # FastAPI's own OpenTelemetry spans, metrics and logs (FastAPI 0.16x), which act only when
+    # the process has an OpenTelemetry provider configured; off, FastAPI does not look for one
+    # on every request. The gateway's metrics are at /metrics, its logs these JSON lines.
+    opentelemetry: bool = False
     # /readyz answers 503 when a delivery workers should be posting has been due this long.
     max_outbox_lag_seconds: float = 900.0
 

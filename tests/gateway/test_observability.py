@@ -329,3 +329,26 @@ def test_readyz_fails_when_a_group_thread_has_stopped(client: TestClient) -> Non
     status, body = _ready(client)
     assert (status, body["failing"]) == (503, ["group_threads"])
     assert body["checks"]["group_threads"] == {"status": "failing", "stopped": ["publishing"]}
+
+
+@pytest.mark.parametrize("opentelemetry", [False, True])
+def test_fastapi_looks_for_an_opentelemetry_provider_only_when_asked(
+    settings: Settings, monkeypatch: pytest.MonkeyPatch, opentelemetry: bool
+) -> None:
+    """FastAPI's native telemetry asks for the global tracer provider on every request; the
+    gateway turns it off unless `observability.opentelemetry` is set."""
+    from opentelemetry import trace
+
+    asked: list[int] = []
+    real = trace.get_tracer_provider
+
+    def counting() -> Any:
+        asked.append(1)
+        return real()
+
+    monkeypatch.setattr(trace, "get_tracer_provider", counting)
+    settings.observability.opentelemetry = opentelemetry
+    with TestClient(create_app(settings)) as client:
+        asked.clear()
+        assert client.get("/healthz").status_code == 200
+    assert bool(asked) is opentelemetry

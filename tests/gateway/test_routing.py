@@ -8,7 +8,7 @@ from fastapi import APIRouter, Depends, FastAPI, Request
 from fastapi.responses import Response
 from fastapi.testclient import TestClient
 
-from gateway.routing import DirectRoute
+from gateway.routing import DirectRoute, match_first
 
 
 async def echo(code: str, request: Request) -> Response:
@@ -42,3 +42,26 @@ def test_a_route_with_dependencies_is_refused() -> None:
             dependencies=[Depends(needed)],
             route_class_override=DirectRoute,
         )
+
+
+async def create(request: Request) -> Response:
+    return Response("created", status_code=201, media_type="text/plain")
+
+
+def test_match_first_serves_the_path_first_and_leaves_the_document_and_other_methods() -> None:
+    router = APIRouter(prefix="/things", tags=["things"])
+    router.add_api_route("/{code}", echo, methods=["GET"], route_class_override=DirectRoute)
+    router.add_api_route("/query", create, methods=["POST"])
+    app = FastAPI()
+    app.include_router(router)
+    document = app.openapi()
+    app.openapi_schema = None
+    match_first(app, "/things/{code}", "GET", echo)
+    assert isinstance(app.router.routes[0], DirectRoute)
+    assert app.openapi() == document  # the front route is not documented twice
+    with TestClient(app) as client:
+        assert client.get("/things/B2?q=y").text == "B2:y"
+        # another method on a path the front route's pattern covers still reaches its route
+        created = client.post("/things/query")
+        assert (created.status_code, created.text) == (201, "created")
+        assert client.get("/docs").status_code == 200
