@@ -133,13 +133,19 @@ class _BatchingStderrHandler(_StderrHandler):
     """Writes lines in batches: a line waits at most `interval` seconds for others to join it
     in one write, instead of a write (a system call) per line. WARNING and above are written at
     once, with whatever waits before them; so is a batch of `max_lines`; and everything is
-    written when logging shuts down (process exit, `logging.shutdown`)."""
+    written when logging shuts down (process exit, `logging.shutdown`) or the handler closes.
+
+    One flusher thread per handler, started with the first line, writes each batch: a thread
+    started per batch (up to 20 a second under load) cost the event loop more than the lines.
+    """
 
     def __init__(self, interval: float, max_lines: int = 512) -> None:
         super().__init__()
         self.interval, self.max_lines = interval, max_lines
         self._lines: list[str] = []
-        self._timer: threading.Timer | None = None
+        self._waiting = threading.Event()  # set while a line waits for its batch
+        self._stop = threading.Event()
+        self._flusher: threading.Thread | None = None
 
     def emit(self, record: logging.LogRecord) -> None:
         # Handler.handle holds self.lock (an RLock) around emit.
@@ -150,15 +156,31 @@ class _BatchingStderrHandler(_StderrHandler):
             return
         if record.levelno >= logging.WARNING or len(self._lines) >= self.max_lines:
             self._write()
-        elif self._timer is None:
-            self._timer = threading.Timer(self.interval, self.flush)
-            self._timer.daemon = True
-            self._timer.start()
+        elif not self._waiting.is_set():
+            if self._flusher is None and not self._stop.is_set():
+                self._flusher = threading.Thread(
+                    target=self._flush_batches, name="log-flusher", daemon=True
+                )
+                self._flusher.start()
+            self._waiting.set()
+
+    def _flush_batches(self) -> None:
+        while True:
+            self._waiting.wait()
+            if self._stop.wait(self.interval):  # lines arriving meanwhile join the batch
+                return  # close() wrote what was left
+            self.flush()
 
     def flush(self) -> None:
         with self.lock:  # type: ignore[union-attr]  # created by Handler.__init__
-            self._timer = None
+            self._waiting.clear()  # under the lock: a line emitted after this wakes us again
             self._write()
+
+    def close(self) -> None:
+        self._stop.set()
+        self._waiting.set()  # wake an idle flusher so that it sees the handler closed
+        self.flush()
+        super().close()
 
     def _write(self) -> None:
         if self._lines:
@@ -194,7 +216,7 @@ def configure_logging(
     root = logging.getLogger()
     for old in [h for h in root.handlers if getattr(h, _HANDLER_MARK, False)]:
         root.removeHandler(old)
-        old.flush()
+        old.close()  # writes what it held
     root.addHandler(handler)
     root.setLevel(level)
     # No line shows the caller's file, thread or process: don't look them up for every record

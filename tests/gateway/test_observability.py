@@ -7,6 +7,7 @@ import io
 import json
 import logging
 import re
+import threading
 import time
 from collections.abc import Iterator
 from typing import Any
@@ -225,6 +226,30 @@ def test_a_batch_is_written_within_its_interval(
         time.sleep(0.01)
         written = capsys.readouterr().err
     assert json.loads(written)["index"] == 1
+
+
+def test_one_flusher_thread_writes_every_batch_and_stops_with_its_handler(
+    capsys: pytest.CaptureFixture[str], restore_logging: None
+) -> None:
+    def flushers() -> list[threading.Thread]:
+        return [t for t in threading.enumerate() if t.name == "log-flusher"]
+
+    before = set(flushers())
+    handler = configure_logging("json", batch_seconds=0.02)
+    capsys.readouterr()
+    written: list[str] = []
+    for index in range(3):  # three batches, one after the other
+        log_event("message.accepted", index=index)
+        deadline = time.monotonic() + 10
+        while len(written) <= index and time.monotonic() < deadline:
+            time.sleep(0.005)
+            written += capsys.readouterr().err.splitlines()
+    assert [json.loads(line)["index"] for line in written] == [0, 1, 2]
+    started = [t for t in flushers() if t not in before]
+    assert len(started) == 1
+    handler.close()
+    started[0].join(5)
+    assert not started[0].is_alive()
 
 
 def test_a_replaced_handler_writes_what_it_held(
