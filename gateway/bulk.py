@@ -13,11 +13,12 @@ the same. The engine's `before_cursor_execute` listeners still see every row
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Callable, Mapping, Sequence
 from operator import itemgetter
 from typing import Any
 
-from sqlalchemy import Connection, Table
+from sqlalchemy import Connection, Table, TypeDecorator
 from sqlalchemy.engine import Dialect
 
 Processor = Callable[[Any], Any]
@@ -31,23 +32,49 @@ class _Plan:
     def __init__(self, sql: str, table: Table, keys: Sequence[str], dialect: Dialect) -> None:
         self.sql = sql
         self.get: Callable[[Mapping[str, Any]], tuple[Any, ...]] = _getter(keys)
-        self.convert: list[tuple[int, Processor]] = []
+        # (position, processor, whether its results are remembered within one call)
+        self.convert: list[tuple[int, Processor, bool]] = []
         for position, key in enumerate(keys):
-            processor = table.c[key].type.dialect_impl(dialect).bind_processor(dialect)
+            column_type = table.c[key].type
+            processor = column_type.dialect_impl(dialect).bind_processor(dialect)
             if processor is not None:
-                self.convert.append((position, processor))
+                self.convert.append((position, processor, _temporal(column_type)))
 
     def parameters(self, rows: Sequence[Mapping[str, Any]]) -> list[tuple[Any, ...]]:
+        """Each row's values, converted. A date or time that is the very same object in
+        several rows (a batch's acceptance time in every row) is converted once: by identity,
+        since equal instants in different offsets may be stored differently."""
         get, convert = self.get, self.convert
         if not convert:
             return [get(row) for row in rows]
+        memos: list[dict[int, Any] | None] = [{} if temporal else None for *_, temporal in convert]
+        plan = [(p, f, m) for (p, f, _), m in zip(convert, memos, strict=True)]
         out: list[tuple[Any, ...]] = []
         for row in rows:
             values = list(get(row))
-            for position, processor in convert:
-                values[position] = processor(values[position])
+            for position, processor, memo in plan:
+                value = values[position]
+                if memo is None:
+                    values[position] = processor(value)
+                    continue
+                done = memo.get(id(value), _MISSING)
+                if done is _MISSING:
+                    done = memo[id(value)] = processor(value)
+                values[position] = done
             out.append(tuple(values))
         return out
+
+
+_MISSING = object()
+
+
+def _temporal(column_type: Any) -> bool:
+    if isinstance(column_type, TypeDecorator):
+        column_type = column_type.impl_instance
+    try:
+        return column_type.python_type in (dt.datetime, dt.date)  # type: ignore[no-any-return]
+    except NotImplementedError:
+        return False
 
 
 def _getter(keys: Sequence[str]) -> Callable[[Mapping[str, Any]], tuple[Any, ...]]:

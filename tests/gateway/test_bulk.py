@@ -130,3 +130,32 @@ def test_many_rows_and_an_unstorable_one(engine: Engine) -> None:
             connection.execute(select(ENTERPRISES).where(ENTERPRISES.c.uscc == "X" * 18)).first()
             is None
         )
+
+
+def test_a_time_shared_by_many_rows_and_equal_instants_in_other_offsets(engine: Engine) -> None:
+    """Conversions are remembered per object within a call: rows sharing one datetime get its
+    value, and an equal instant written in another offset is converted on its own."""
+    east = AT.astimezone(dt.timezone(dt.timedelta(hours=8)))
+    entry = {"kind": "message", "type": "t", "issuer": "i", "subject": None, "jws": b"j"}
+    entry |= {"leaf_hash": b"h", "receipt": "r"}
+    rows = [
+        {**entry, "idx": n, "message_id": f"m{n}", "issued_at": when, "accepted_at": AT}
+        for n, when in enumerate([AT, east, AT + dt.timedelta(seconds=1), east])
+    ]
+    with engine.begin() as connection:
+        BulkInsert(ENTRIES)(connection, rows)
+        connection.execute(insert(ENTRIES), [{**rows[1], "idx": 9, "message_id": "sa"}])
+    with engine.connect() as connection:
+        stored = connection.execute(
+            select(ENTRIES.c.idx, ENTRIES.c.issued_at, ENTRIES.c.accepted_at).order_by("idx")
+        ).all()
+    second = AT + dt.timedelta(seconds=1)
+    assert [tuple(row) for row in stored] == [
+        (0, AT, AT),
+        (1, AT, AT),
+        (2, second, AT),
+        (3, AT, AT),
+        (9, AT, AT),
+    ]
+    ours, theirs = _raw(engine, "log_entries", "idx", (1, 9), ("message_id",))
+    assert ours == theirs
