@@ -92,9 +92,10 @@ def _marker(dialect: Dialect) -> str:
     raise NotImplementedError(f"paramstyle {dialect.paramstyle}")  # neither of ours
 
 
-class BulkInsert:
-    """`INSERT INTO table (the first row's columns) VALUES …` for every row; every row must
-    hold the same keys (as SQLAlchemy's executemany requires)."""
+class _Bulk:
+    """A statement run for many rows, its text and conversions worked out once per dialect and
+    set of columns (the keys of the first row: every row must hold the same keys, as
+    SQLAlchemy's executemany requires)."""
 
     def __init__(self, table: Table) -> None:
         self._table = table
@@ -111,6 +112,13 @@ class BulkInsert:
         connection.exec_driver_sql(plan.sql, plan.parameters(rows))  # type: ignore[arg-type]
 
     def _plan(self, dialect: Dialect, keys: tuple[str, ...]) -> _Plan:
+        raise NotImplementedError
+
+
+class BulkInsert(_Bulk):
+    """`INSERT INTO table (the row's columns) VALUES …` for every row."""
+
+    def _plan(self, dialect: Dialect, keys: tuple[str, ...]) -> _Plan:
         quote = dialect.identifier_preparer
         columns = ", ".join(quote.format_column(self._table.c[key]) for key in keys)
         markers = ", ".join([_marker(dialect)] * len(keys))
@@ -118,29 +126,19 @@ class BulkInsert:
         return _Plan(sql, self._table, keys, dialect)
 
 
-class BulkUpdate:
-    """`UPDATE table SET (every other key of the row) WHERE key = row[key]` for every row."""
+class BulkUpdate(_Bulk):
+    """`UPDATE table SET (every other column of the row) WHERE key = row[key]` for every row."""
 
     def __init__(self, table: Table, key: str) -> None:
-        self._table = table
+        super().__init__(table)
         self._key = key
-        self._plans: dict[tuple[str, tuple[str, ...]], _Plan] = {}
-
-    def __call__(self, connection: Connection, rows: Sequence[Mapping[str, Any]]) -> None:
-        if not rows:
-            return
-        keys = tuple(k for k in rows[0] if k != self._key)
-        dialect = connection.dialect
-        plan = self._plans.get((dialect.name, keys))
-        if plan is None:
-            plan = self._plans[(dialect.name, keys)] = self._plan(dialect, keys)
-        connection.exec_driver_sql(plan.sql, plan.parameters(rows))  # type: ignore[arg-type]
 
     def _plan(self, dialect: Dialect, keys: tuple[str, ...]) -> _Plan:
         quote, mark = dialect.identifier_preparer, _marker(dialect)
-        assignments = ", ".join(f"{quote.format_column(self._table.c[k])} = {mark}" for k in keys)
+        others = [k for k in keys if k != self._key]
+        assignments = ", ".join(f"{quote.format_column(self._table.c[k])} = {mark}" for k in others)
         sql = (
             f"UPDATE {quote.format_table(self._table)} SET {assignments} "
             f"WHERE {quote.format_column(self._table.c[self._key])} = {mark}"
         )
-        return _Plan(sql, self._table, (*keys, self._key), dialect)
+        return _Plan(sql, self._table, (*others, self._key), dialect)
