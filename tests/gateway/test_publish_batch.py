@@ -27,7 +27,9 @@ def test_batch_answers_each_item_and_applies_in_order(
     other = make_uscc("91350100MA2XY0001")
     good_register = authority.message("enterprise.registered", make_registration())
     award = authority.message("grade.awarded", make_award())
-    bad_signature = award[:-4] + (b"AAAA" if not award.endswith(b"AAAA") else b"BBBB")
+    head, payload, signature = award.split(b".")  # a first character carries no padding bits
+    flipped = (b"B" if signature.startswith(b"A") else b"A") + signature[1:]
+    bad_signature = b".".join([head, payload, flipped])
     unknown_enterprise = authority.message("grade.awarded", make_award(), subject=other)
     revoke = authority.message("grade.revoked", make_revocation())
     tokens = [good_register, award, bad_signature, unknown_enterprise, revoke, award]
