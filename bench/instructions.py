@@ -79,8 +79,6 @@ def _child(args: argparse.Namespace) -> None:
         runtime.close()
         return
     sys.stderr = (workdir / "gateway.log").open("w")
-    import baseline_app
-
     if args.mode == "publish":
         import profile_single_publish as single
         from publish import messages, prepare
@@ -89,14 +87,7 @@ def _child(args: argparse.Namespace) -> None:
         os.environ.update(env)
         bodies = messages(key, 0, 300 + args.requests)
 
-        async def run_publish() -> None:
-            app, token = await single.started_with_token("publish")
-            if args.bare:
-                app = baseline_app.create_app()
-            await single.measure(app, token, bodies[:300], 32)
-            await _counted(single.measure(app, token, bodies[300:], 32))
-
-        asyncio.run(run_publish())
+        asyncio.run(_count_requests(single, "publish", bodies, 32, args.bare))
         return
     import random
 
@@ -110,14 +101,21 @@ def _child(args: argparse.Namespace) -> None:
     rng = random.Random(1)
     codes = [code_of(rng.randrange(queries.ENTERPRISES)) for _ in range(300 + args.requests)]
 
-    async def run_query() -> None:
-        app, token = await queries.started_with_token("query")
-        if args.bare:
-            app = baseline_app.create_app()
-        await queries.measure(app, token, codes[:300], 64)
-        await _counted(queries.measure(app, token, codes[300:], 64))
+    asyncio.run(_count_requests(queries, "query", codes, 64, args.bare))
 
-    asyncio.run(run_query())
+
+async def _count_requests(
+    harness: Any, scope: str, items: list[Any], concurrency: int, bare: bool
+) -> None:
+    """The app (the gateway, or the bare baseline) started as `harness` starts it, 300 warm-up
+    requests, then the rest counted; `harness` is profile_single_publish or profile_query."""
+    import baseline_app
+
+    app, token = await harness.started_with_token(scope)
+    if bare:
+        app = baseline_app.create_app()
+    await harness.measure(app, token, items[:300], concurrency)
+    await _counted(harness.measure(app, token, items[300:], concurrency))
 
 
 def _http(args: argparse.Namespace) -> None:
