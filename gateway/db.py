@@ -6,13 +6,16 @@ on SQLite a process lock plus `BEGIN IMMEDIATE`, so a reader never upgrades into
 
 from __future__ import annotations
 
+import select
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+from psycopg.pq import TransactionStatus
 from sqlalchemy import Engine, create_engine, event
+from sqlalchemy.exc import DisconnectionError
 from sqlalchemy.orm import Session, sessionmaker
 
 from gateway.errors import BadRequest
@@ -37,7 +40,8 @@ def make_engine(url: str, *, pool_size: int = 10, immediate: bool = True) -> Eng
         return engine
     if url.startswith("postgresql://"):
         url = "postgresql+psycopg://" + url.removeprefix("postgresql://")
-    engine = create_engine(url, pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True)
+    engine = create_engine(url, pool_size=pool_size, max_overflow=pool_size)
+    _check_pooled_connections(engine)
     _treat_broken_connections_as_disconnects(engine)
     _refuse_unstorable_parameters(engine)
     return engine
@@ -64,12 +68,34 @@ def _refuse_unstorable_parameters(engine: Engine) -> None:
                     )
 
 
+def _check_pooled_connections(engine: Engine) -> None:
+    """A pooled connection is checked on checkout without a round trip: an idle PostgreSQL
+    connection has nothing to read, so a readable socket means the server closed it or said
+    why it is about to (a restart, `pg_terminate_backend`, an idle timeout), and the pool
+    replaces it before a request uses it. SQLAlchemy's `pool_pre_ping` did the same with a
+    `SELECT 1` per transaction, a round trip to the server for every group of publishes or
+    questions; a silently lost peer is caught by neither before the first statement."""
+
+    @event.listens_for(engine, "checkout")
+    def _on_checkout(dbapi_connection: Any, _record: Any, _proxy: Any) -> None:
+        if dbapi_connection.closed or dbapi_connection.broken:
+            raise DisconnectionError("the connection is closed")
+        if dbapi_connection.info.transaction_status != TransactionStatus.IDLE:
+            # e.g. psycopg still believes a query of a killed backend is ACTIVE
+            raise DisconnectionError("the connection came back in the middle of a statement")
+        poll = select.poll()
+        poll.register(dbapi_connection.fileno(), select.POLLIN)
+        if poll.poll(0):
+            raise DisconnectionError("the server closed the connection or is closing it")
+
+
 def _treat_broken_connections_as_disconnects(engine: Engine) -> None:
     """A connection whose server backend was killed mid-statement can come back to the pool
-    with psycopg still believing a query is ACTIVE; its pre-ping then fails with a
-    ProgrammingError that the dialect does not count as a disconnect, and the request got a
-    500 (seen in CI under pg_terminate_backend). Counting it as one makes the pool replace
-    the connection, as it does for a closed socket."""
+    with psycopg still believing a query is ACTIVE (checkout replaces it, above); one still in
+    use when that happens fails its next statement with a ProgrammingError that the dialect
+    does not count as a disconnect, and the request got a 500 (seen in CI under
+    pg_terminate_backend). Counting it as one makes the pool replace the connection, as it
+    does for a closed socket."""
 
     @event.listens_for(engine, "handle_error")
     def _on_error(context: Any) -> None:

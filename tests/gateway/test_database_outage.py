@@ -12,11 +12,12 @@ from conftest import PG_URL, START
 from contract_factories import make_registration
 from fastapi.testclient import TestClient
 from gateway_factories import bearer, register_publisher
-from sqlalchemy import func, select
+from sqlalchemy import func, literal, select
 
 from contracts.uscc import make_uscc
 from gateway.app import create_app
 from gateway.clock import FixedClock
+from gateway.db import Database
 from gateway.models import Enterprise, LogEntry
 from gateway.runtime import Runtime
 from gateway.settings import Settings
@@ -81,3 +82,46 @@ def test_killed_connections_give_503_then_recovery(pg_settings: Settings) -> Non
         assert enterprises == len(logged)  # nothing half-applied: ledgers agree with the log
     finally:
         runtime.close()
+
+
+def test_pooled_connections_closed_by_the_server_are_replaced_unseen(
+    pg_settings: Settings,
+) -> None:
+    """Connections the server closed while they sat idle in the pool (a restart, an idle
+    timeout, pg_terminate_backend) are replaced on checkout, without a round trip: the next
+    transactions all succeed, and none of them ran a ping."""
+    database = Database(pg_settings.effective_database_url, pool_size=3)
+    pings: list[object] = []
+    database.engine.dialect.do_ping = pings.append  # type: ignore[method-assign,assignment]
+    try:
+        sessions = [database.sessions() for _ in range(3)]  # three pooled connections
+        for session in sessions:
+            session.execute(select(1))
+        for session in sessions:
+            session.close()
+        with psycopg.connect(PG_URL, autocommit=True) as admin:
+            killed = admin.execute(
+                "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
+                "WHERE datname = %s AND pid <> pg_backend_pid()",
+                (pg_settings.effective_database_url.rpartition("/")[2],),
+            ).fetchone()
+        assert killed is not None
+        assert killed[0] == 3
+        deadline = time.monotonic() + 5
+        while len(_idle_backends(pg_settings)) and time.monotonic() < deadline:
+            time.sleep(0.01)  # until the server has closed them
+        for n in range(6):
+            with database.transaction() as session:
+                assert session.execute(select(literal(n))).scalar_one() == n
+        assert pings == []
+    finally:
+        database.dispose()
+
+
+def _idle_backends(settings: Settings) -> list[int]:
+    with psycopg.connect(PG_URL, autocommit=True) as admin:
+        rows = admin.execute(
+            "SELECT pid FROM pg_stat_activity WHERE datname = %s AND pid <> pg_backend_pid()",
+            (settings.effective_database_url.rpartition("/")[2],),
+        ).fetchall()
+    return [row[0] for row in rows]
