@@ -130,7 +130,8 @@ def _http(args: argparse.Namespace) -> None:
     if args.mode == "http-query":
         import random
 
-        from query import QUERY_BYTES_ENV, prepare, singles
+        from baseline_app import QUERY_BYTES_ENV
+        from query import prepare, singles
 
         prepared = prepare("sqlite", workdir, "instructions", 10_000)
         env, key, scope = prepared.env, prepared.key, "query"

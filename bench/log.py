@@ -133,7 +133,9 @@ def main() -> None:
         print(
             f"{'size':>10} {'append/s':>10} {'incl. µs':>10} {'cons. µs':>10} {'bytes/entry':>12}"
         )
-        base_rate = base_inc = base_con = None
+        base_rate: float | None = None
+        base_inc: float | None = None
+        base_con: float | None = None
         have = 0
         for size in sizes:
             fill = size - window - have
@@ -150,6 +152,9 @@ def main() -> None:
                 f"{size:>10} {rate:>10.0f} {inc:>10.1f} {con:>10.1f} {per_entry:>12.0f}", flush=True
             )
             base_rate, base_inc, base_con = base_rate or rate, base_inc or inc, base_con or con
+        assert base_rate, "no size was measured"
+        assert base_inc
+        assert base_con
         print(
             f"largest vs 10^4: append rate x{rate / base_rate:.2f}, "
             f"inclusion time x{inc / base_inc:.2f}, consistency time x{con / base_con:.2f} "

@@ -446,6 +446,7 @@ def append_log(url: str, count: int, *, subjects: int, seed: int, now: dt.dateti
                     text("UPDATE log_head SET size = :size WHERE id = 1"), {"size": size + chunk}
                 )
                 raw = session.connection().connection.driver_connection
+                assert raw is not None
                 if db.is_sqlite:
                     raw.executemany(
                         f"INSERT INTO log_entries ({', '.join(LOG_COLUMNS)}) VALUES "

@@ -146,7 +146,7 @@ def main() -> None:
             thread["seconds"] += time.thread_time() - began
             thread["questions"] += len(group)
 
-    batcher.answer = timed  # type: ignore[assignment]
+    batcher.answer = timed
     if args.stub:
 
         async def fixed(self: Any, ask: Any, *, purpose: str, sent_purpose: str | None) -> bytes:

@@ -196,7 +196,7 @@ def measure(size: int, args: argparse.Namespace, workdir: Path) -> dict[str, Any
             seconds = drain_with_worker(
                 runtime, {**env, "GATEWAY_OBSERVABILITY__LOG_LEVEL": "WARNING"}
             )
-            result["delivery_per_s"] = round(pending / seconds, 1)
+            result["delivery_per_s"] = round((pending or 0) / seconds, 1)
         finally:
             runtime.close()
         result["api_peak_rss_mb"] = peak_rss_mb(server.process.pid)

@@ -72,7 +72,7 @@ def _temporal(column_type: Any) -> bool:
     if isinstance(column_type, TypeDecorator):
         column_type = column_type.impl_instance
     try:
-        return column_type.python_type in (dt.datetime, dt.date)  # type: ignore[no-any-return]
+        return column_type.python_type in (dt.datetime, dt.date)
     except NotImplementedError:
         return False
 
@@ -81,7 +81,7 @@ def _getter(keys: Sequence[str]) -> Callable[[Mapping[str, Any]], tuple[Any, ...
     if len(keys) == 1:
         (key,) = keys
         return lambda row: (row[key],)
-    return itemgetter(*keys)  # type: ignore[return-value]
+    return itemgetter(*keys)
 
 
 def _marker(dialect: Dialect) -> str:
@@ -109,7 +109,7 @@ class _Bulk:
         plan = self._plans.get((dialect.name, keys))
         if plan is None:
             plan = self._plans[(dialect.name, keys)] = self._plan(dialect, keys)
-        connection.exec_driver_sql(plan.sql, plan.parameters(rows))  # type: ignore[arg-type]
+        connection.exec_driver_sql(plan.sql, plan.parameters(rows))
 
     def _plan(self, dialect: Dialect, keys: tuple[str, ...]) -> _Plan:
         raise NotImplementedError

@@ -201,7 +201,7 @@ def agency_grant(
     optional field view (deny by default; every change is a log entry)."""
     from gateway.registry import rights
 
-    wanted = [("publish", t, None) for t in types or []]
+    wanted: list[tuple[str, str, list[str] | None]] = [("publish", t, None) for t in types or []]
     wanted += [("subscribe", *_view_spec(spec)) for spec in subscribe or []]
     wanted += [("query", *_view_spec(spec)) for spec in query or []]
     if not wanted:

@@ -221,7 +221,7 @@ def configure_logging(
     root.setLevel(level)
     # No line shows the caller's file, thread or process: don't look them up for every record
     # (the logging HOWTO's "Optimization"; findCaller walked the stack on every access line).
-    logging._srcfile = None  # type: ignore[attr-defined]
+    logging._srcfile = None
     logging.logThreads = False
     logging.logProcesses = False
     logging.logMultiprocessing = False

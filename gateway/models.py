@@ -24,6 +24,7 @@ from sqlalchemy import (
     Numeric,
     SmallInteger,
     String,
+    Table,
     Text,
     TypeDecorator,
     UniqueConstraint,
@@ -454,3 +455,11 @@ class AccessRecord(Base):
     action: Mapped[str] = mapped_column(String(32))  # query | batch_query | feed
     purpose: Mapped[str | None] = mapped_column(String(200))
     result: Mapped[str] = mapped_column(String(48))  # ok | the problem code
+
+
+def table_of(model: type[Base]) -> Table:
+    """A model's Table, typed as one (SQLAlchemy 2.1 types `__table__` as any FromClause)."""
+    table = model.__table__
+    if not isinstance(table, Table):
+        raise TypeError(f"{model.__name__} is not mapped to a Table")
+    return table

@@ -21,7 +21,7 @@ from sqlalchemy import (
 from sqlalchemy.orm import Session
 
 from gateway.bulk import BulkInsert
-from gateway.models import LogHead, TreeNode
+from gateway.models import LogHead, TreeNode, table_of
 from keys import merkle
 
 # The nodes of a proof or of the right edge, by their (level, idx) keys, in one statement of
@@ -100,9 +100,9 @@ def right_edge(size: int) -> list[tuple[int, int]]:
     return keys
 
 
-_INSERT_NODES = BulkInsert(TreeNode.__table__)
+_INSERT_NODES = BulkInsert(table_of(TreeNode))
 _LOCK_HEAD = select(LogHead.size).where(LogHead.id == 1).with_for_update()
-_SET_HEAD = update(LogHead.__table__).where(LogHead.id == 1).values(size=bindparam("size"))
+_SET_HEAD = update(table_of(LogHead)).where(LogHead.id == 1).values(size=bindparam("size"))
 
 
 def lock_head(session: Session) -> int:

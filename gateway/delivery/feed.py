@@ -12,7 +12,14 @@ from sqlalchemy.orm import Session
 from gateway.delivery.subscriptions import get_subscription
 from gateway.delivery.worker import load_jobs
 from gateway.errors import BadRequest
-from gateway.models import ConsumerReceipt, Delivery, DeliveryAttempt, LogEntry, Subscription
+from gateway.models import (
+    ConsumerReceipt,
+    Delivery,
+    DeliveryAttempt,
+    LogEntry,
+    Subscription,
+    table_of,
+)
 
 MAX_LIMIT = 500
 
@@ -115,7 +122,7 @@ def replay(
         .values(status="pending", attempts=0, next_attempt_at=now, claimed_until=None)
     )
     session.execute(
-        DeliveryAttempt.__table__.insert(),
+        table_of(DeliveryAttempt).insert(),
         [
             {
                 "delivery_id": i,

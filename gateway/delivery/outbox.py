@@ -15,7 +15,7 @@ from sqlalchemy import bindparam, select, update
 from sqlalchemy.orm import Session
 
 from gateway.bulk import BulkInsert
-from gateway.models import Delivery, Subscription
+from gateway.models import Delivery, Subscription, table_of
 
 if TYPE_CHECKING:
     from gateway.ledger.apply import EnterpriseState
@@ -92,13 +92,13 @@ _TARGETS = select(
     Subscription.grade_level,
     Subscription.queued,
 )
-_subscriptions = Subscription.__table__
+_subscriptions = table_of(Subscription)
 _SET_QUEUED = (
     update(_subscriptions)
     .where(_subscriptions.c.id == bindparam("target"))
     .values(queued=bindparam("count"))
 )
-_INSERT_DELIVERIES = BulkInsert(Delivery.__table__)
+_INSERT_DELIVERIES = BulkInsert(table_of(Delivery))
 
 
 def enqueue(session: Session, accepted: list[Accepted], now: dt.datetime) -> int:

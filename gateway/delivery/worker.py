@@ -32,7 +32,7 @@ from gateway.delivery.receipts import store as store_receipt
 from gateway.delivery.ssrf import UnsafeEndpoint, check_endpoint
 from gateway.delivery.webhooks import cloud_event, signature_header
 from gateway.errors import GatewayError
-from gateway.models import Delivery, DeliveryAttempt, LogEntry, Subscription
+from gateway.models import Delivery, DeliveryAttempt, LogEntry, Subscription, table_of
 from gateway.registry.rights import View, subscribe_views
 from gateway.runtime import Runtime
 from gateway.settings import DeliverySettings
@@ -132,11 +132,11 @@ def _within_rate_limits(session: Session, candidates: list[Any], now: dt.datetim
         sub.rate_tokens_at = now
     kept = []
     for row in candidates:
-        sub = limited.get(row.subscription_id)
-        if sub is not None:
-            if (sub.rate_tokens or 0) < 1:
+        limiting = limited.get(row.subscription_id)
+        if limiting is not None:
+            if (limiting.rate_tokens or 0) < 1:
                 continue
-            sub.rate_tokens = (sub.rate_tokens or 0) - 1
+            limiting.rate_tokens = (limiting.rate_tokens or 0) - 1
         kept.append(row.id)
     return kept
 
@@ -164,14 +164,15 @@ def load_jobs(
     session: Session, ids: list[int], source: str, now: dt.datetime | None = None
 ) -> list[Job]:
     now = now or dt.datetime.now(dt.UTC)
-    rows = session.execute(
-        select(Delivery, Subscription, LogEntry)
-        .join(Subscription, Subscription.id == Delivery.subscription_id)
-        .join(LogEntry, LogEntry.idx == Delivery.log_index)
-        .where(Delivery.id.in_(ids))
-        .order_by(Delivery.log_index)
+    rows = list(
+        session.execute(
+            select(Delivery, Subscription, LogEntry)
+            .join(Subscription, Subscription.id == Delivery.subscription_id)
+            .join(LogEntry, LogEntry.idx == Delivery.log_index)
+            .where(Delivery.id.in_(ids))
+            .order_by(Delivery.log_index)
+        )
     )
-    rows = list(rows)
     rights = subscribe_views(session, {subscription.agency_id for _, subscription, _ in rows})
     jobs = []
     for delivery, subscription, entry in rows:
@@ -376,7 +377,7 @@ def record_all(runtime: Runtime, outcomes: list[tuple[Job, Result]], now: dt.dat
                     "next_attempt_at": next_at,
                 }
             )
-        table = Delivery.__table__
+        table = table_of(Delivery)
         session.execute(
             update(table)
             .where(table.c.id == bindparam("b_id"))

@@ -30,6 +30,7 @@ from gateway.models import (
     LogEntry,
     MeasureApplied,
     Rectification,
+    table_of,
 )
 
 NEW, ACHIEVED, NOT_ACHIEVED = "新增", "达标", "未达标"
@@ -67,7 +68,7 @@ class Applied:
         return str(self.envelope["subject"])
 
 
-_COLUMNS = tuple(column.key for column in Enterprise.__table__.columns)
+_COLUMNS = tuple(column.key for column in table_of(Enterprise).columns)
 
 
 class EnterpriseState:
@@ -111,11 +112,11 @@ class EnterpriseState:
         return {name: getattr(self, name) for name in _COLUMNS}
 
 
-_ENTERPRISES = select(*(Enterprise.__table__.c[name] for name in _COLUMNS)).where(
-    Enterprise.__table__.c.uscc.in_(bindparam("codes", expanding=True))
+_ENTERPRISES = select(*(table_of(Enterprise).c[name] for name in _COLUMNS)).where(
+    table_of(Enterprise).c.uscc.in_(bindparam("codes", expanding=True))
 )
-_INSERT_ENTERPRISES = BulkInsert(Enterprise.__table__)
-_UPDATE_ENTERPRISES = BulkUpdate(Enterprise.__table__, "uscc")
+_INSERT_ENTERPRISES = BulkInsert(table_of(Enterprise))
+_UPDATE_ENTERPRISES = BulkUpdate(table_of(Enterprise), "uscc")
 
 
 def prefetch_enterprises(session: Session, subjects: set[str]) -> dict[str, EnterpriseState]:

@@ -51,7 +51,7 @@ class LedgerFilter:
         if self.region is not None and not (self.region.isdigit() and len(self.region) <= 6):
             raise BadRequest("invalid_filter", "region is a prefix of a 6-digit division code")
 
-    def statement(self) -> Select[tuple[Enterprise]]:
+    def statement(self) -> Select[Enterprise]:
         query = select(Enterprise)
         if self.ledger == "required":
             query = query.where(Enterprise.required.is_(True))

@@ -104,7 +104,7 @@ def standing_facts(session: Session, codes: Collection[str], on: dt.date) -> dic
     window = {"on": on, "year_before": on - dt.timedelta(days=365)}
     rows: list[Row[Any]] = []
     if len(wanted) == 1:
-        rows = connection.execute(_FACTS_ONE, {"uscc": wanted[0], **window}).all()
+        rows.extend(connection.execute(_FACTS_ONE, {"uscc": wanted[0], **window}))
     else:
         for start in range(0, len(wanted), CHUNK):
             chunk = {"codes": wanted[start : start + CHUNK], **window}
@@ -120,15 +120,15 @@ def standing_facts(session: Session, codes: Collection[str], on: dt.date) -> dic
         if listing_id is not None:
             enterprise[2][listing_id] = ListEntry(*listed)
     found: dict[str, Facts] = {}
-    for uscc, (row, accidents, lists) in collected.items():
+    for uscc, (facts, accidents, lists) in collected.items():
         standing = Standing(
-            grade_status=row.grade_status,
-            grade_level=row.grade_level,
-            scheme=row.grade_scheme or row.scheme,
+            grade_status=facts.grade_status,
+            grade_level=facts.grade_level,
+            scheme=facts.grade_scheme or facts.scheme,
             accident_classes=tuple(accidents.values()),
             list_types=tuple(entry.list_type for entry in lists.values()),
         )
-        found[uscc] = (row, standing, list(lists.values()))
+        found[uscc] = (facts, standing, list(lists.values()))
     return found
 
 

@@ -25,7 +25,7 @@ from gateway.ledger.apply import (
     prefetch_enterprises,
     write_enterprises,
 )
-from gateway.models import AgencyKey, LedgerChange, LogEntry, PublishRight
+from gateway.models import AgencyKey, LedgerChange, LogEntry, PublishRight, table_of
 from gateway.publishing.verify import KeyCache, KeyRecord, Verified, peek_kid, verify_message
 from gateway.signing import RECEIPT_TYP, GatewaySigner
 from gateway.tlog import Appender
@@ -286,8 +286,8 @@ _EXISTING = select(
     LogEntry.receipt,
     LogEntry.subject,
 ).where(LogEntry.message_id.in_(bindparam("ids", expanding=True)))
-_INSERT_ENTRIES = BulkInsert(LogEntry.__table__)
-_INSERT_CHANGES = BulkInsert(LedgerChange.__table__)
+_INSERT_ENTRIES = BulkInsert(table_of(LogEntry))
+_INSERT_CHANGES = BulkInsert(table_of(LedgerChange))
 
 
 def _load_registry(

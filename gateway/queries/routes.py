@@ -52,6 +52,7 @@ def _record(
     purpose: str | None,
     result: str,
 ) -> None:
+    targets: list[str | None] = [*codes] or [None]  # a refusal before any code: one record
     with runtime.db.transaction() as session:
         at = runtime.clock.now()
         service.record_accesses(
@@ -65,7 +66,7 @@ def _record(
                     "purpose": purpose,
                     "result": result,
                 }
-                for code in codes or [None]
+                for code in targets
             ],
         )
 

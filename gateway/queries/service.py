@@ -22,7 +22,15 @@ from gateway.bulk import BulkInsert
 from gateway.errors import BadRequest, Forbidden, GatewayError, NotFound
 from gateway.measures.catalog import active_catalog
 from gateway.measures.service import Facts, standing_facts, unknown_enterprise
-from gateway.models import AccessRecord, AccessRight, Agency, Enterprise, LogEntry, LogHead
+from gateway.models import (
+    AccessRecord,
+    AccessRight,
+    Agency,
+    Enterprise,
+    LogEntry,
+    LogHead,
+    table_of,
+)
 from gateway.registry.rights import GRADE_TYPES, View, require_view
 from gateway.signing import GatewaySigner
 from keys.jws import parse_compact
@@ -32,7 +40,7 @@ MAX_BATCH = 1000
 
 # Built once and run on the session's connection: per query, building a statement and the
 # ORM's execution path cost more than the database (bench/query.py, bench/RESULTS.md).
-_RECORD = BulkInsert(AccessRecord.__table__)
+_RECORD = BulkInsert(table_of(AccessRecord))
 _LOG_SIZE = select(LogHead.size).where(LogHead.id == 1)
 _ROLES = select(Agency.roles).where(Agency.id == bindparam("agency_id"))
 _QUERY_RIGHT = (
