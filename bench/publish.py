@@ -5,7 +5,9 @@
 
 For each database: a gateway (one uvicorn process pinned to CPU 0) takes N single publishes
 from 32 concurrent keep-alive clients (pinned to CPU 1), then batches of 1,000; the baseline
-app (bench/baseline_app.py, same uvicorn settings) takes the same bodies. While the single
+app (bench/baseline_app.py, same uvicorn settings, also on CPU 0) takes the same bodies, its
+loads alternating with the gateway's: --rounds rounds of single publishes and one batch at a
+time, the order reversed each round. While the single
 load runs, a probe GETs /healthz every 10 ms: its latency shows whether the event loop blocks.
 Every message is a new, valid `enterprise.registered`, so each one is fully verified, applied,
 appended and receipted.
@@ -33,7 +35,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT), str(ROOT / "bench")]
 
 from common import login, register_bench_agency  # noqa: E402
-from loadgen import load  # noqa: E402
+from loadgen import Run, load, merge_runs  # noqa: E402
 
 from contracts.uscc import make_uscc  # noqa: E402
 from gateway.migrate import upgrade  # noqa: E402
@@ -143,52 +145,93 @@ class Server:
 
 
 def measure(
-    port: int,
+    ports: dict[str, int],
     singles: list[bytes],
     batches: list[list[bytes]],
     conc: int,
     auth: dict[str, str],
-) -> dict[str, Any]:
+    rounds: int,
+) -> dict[str, dict[str, Any]]:
+    """Each server's figures, its loads interleaved with the others' in `rounds` rounds (the
+    order reversed every round), so that the host's drift during a run, which moves rates
+    by 15-30 % here, falls on both alike. Every server gets the same bodies; the gateway sees
+    each message once."""
     warm, singles = singles[:200], singles[200:]
     host = "127.0.0.1"
-    load(host, port, "/v1/messages", warm, concurrency=conc, content_type=JOSE, headers=auth)
-    run, probe = load(
-        host, port, "/v1/messages", singles, concurrency=conc, content_type=JOSE, headers=auth
-    )
+    names = list(ports)
+    for name in names:
+        load(
+            host,
+            ports[name],
+            "/v1/messages",
+            warm,
+            concurrency=conc,
+            content_type=JOSE,
+            headers=auth,
+        )
+    runs: dict[str, list[Run]] = {name: [] for name in names}
+    probes: dict[str, list[Run]] = {name: [] for name in names}
+    per_round = max(1, len(singles) // rounds)
+    for n in range(rounds):
+        chunk = singles[n * per_round : (n + 1) * per_round]
+        for name in names if n % 2 == 0 else names[::-1]:
+            run, probe = load(
+                host,
+                ports[name],
+                "/v1/messages",
+                chunk,
+                concurrency=conc,
+                content_type=JOSE,
+                headers=auth,
+            )
+            runs[name].append(run)
+            probes[name].append(probe)
     bodies = [json.dumps({"messages": [m.decode() for m in b]}).encode() for b in batches]
-    load(host, port, "/v1/messages/batch", bodies[:1], concurrency=1, headers=auth)
-    batch_run, _ = load(host, port, "/v1/messages/batch", bodies[1:], concurrency=1, headers=auth)
+    batch_runs: dict[str, list[Run]] = {name: [] for name in names}
+    for name in names:
+        load(host, ports[name], "/v1/messages/batch", bodies[:1], concurrency=1, headers=auth)
+    for n, body in enumerate(bodies[1:]):
+        for name in names if n % 2 == 0 else names[::-1]:
+            run, _ = load(
+                host, ports[name], "/v1/messages/batch", [body], concurrency=1, headers=auth
+            )
+            batch_runs[name].append(run)
     per_batch = len(batches[0])
-    return {
-        "single": run.summary() | {"statuses": run.statuses},
-        "healthz_under_load": probe.summary(),
-        "batch": {
-            "batches": len(bodies) - 1,
-            "messages_per_s": round(per_batch * batch_run.rate, 1),
-            "p50_ms_per_batch": round(batch_run.pct(0.5), 1),
-            "statuses": batch_run.statuses,
-        },
-    }
+    out = {}
+    for name in names:
+        single, batch = merge_runs(runs[name]), merge_runs(batch_runs[name])
+        out[name] = {
+            "single": single.summary() | {"statuses": single.statuses},
+            "healthz_under_load": merge_runs(probes[name]).summary(),
+            "batch": {
+                "batches": len(bodies) - 1,
+                "messages_per_s": round(per_batch * batch.rate, 1),
+                "p50_ms_per_batch": round(batch.pct(0.5), 1),
+                "statuses": batch.statuses,
+            },
+        }
+    return out
 
 
-def bench(backend: str, single: int, batches: int, conc: int, workdir: Path) -> dict[str, Any]:
+def bench(
+    backend: str, single: int, batches: int, conc: int, rounds: int, workdir: Path
+) -> dict[str, Any]:
     env, key = prepare(backend, workdir)
     singles = messages(key, 0, single + 200)
     batch_msgs = messages(key, 10_000_000, 1000 * (batches + 1))
     grouped = [batch_msgs[i : i + 1000] for i in range(0, len(batch_msgs), 1000)]
-    server = Server("gateway.app:create_app", env, ROOT)
+    servers: list[Server] = []
     try:
+        servers.append(Server("gateway.app:create_app", env, ROOT))
+        servers.append(Server("baseline_app:create_app", {}, ROOT / "bench"))
         # The same Authorization header goes to the baseline, which ignores it.
-        auth = login(f"http://127.0.0.1:{server.port}", key, "bench", "publish")
-        gateway = measure(server.port, singles, grouped, conc, auth)
+        auth = login(f"http://127.0.0.1:{servers[0].port}", key, "bench", "publish")
+        ports = {"gateway": servers[0].port, "baseline": servers[1].port}
+        figures = measure(ports, singles, grouped, conc, auth, rounds)
     finally:
-        server.stop()
-    base = Server("baseline_app:create_app", {}, ROOT / "bench")
-    try:
-        baseline = measure(base.port, singles, grouped, conc, auth)
-    finally:
-        base.stop()
-    return {"backend": backend, "gateway": gateway, "baseline": baseline}
+        for server in servers:
+            server.stop()
+    return {"backend": backend, **figures}
 
 
 def report(result: dict[str, Any]) -> None:
@@ -225,6 +268,9 @@ def main() -> None:
     parser.add_argument("--single", type=int, default=3000, help="single publishes measured")
     parser.add_argument("--batches", type=int, default=8, help="batches of 1,000 measured")
     parser.add_argument("--concurrency", type=int, default=32)
+    parser.add_argument(
+        "--rounds", type=int, default=4, help="single-publish rounds, alternating the servers"
+    )
     parser.add_argument("--json", action="store_true", help="print the raw figures as JSON")
     args = parser.parse_args()
     os.sched_setaffinity(0, {1})
@@ -232,7 +278,9 @@ def main() -> None:
     results = []
     with tempfile.TemporaryDirectory(prefix="bench-publish-") as tmp:
         for backend in backends:
-            results.append(bench(backend, args.single, args.batches, args.concurrency, Path(tmp)))
+            results.append(
+                bench(backend, args.single, args.batches, args.concurrency, args.rounds, Path(tmp))
+            )
             report(results[-1])
     if args.json:
         print(json.dumps(results, indent=2))
