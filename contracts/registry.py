@@ -56,7 +56,9 @@ def parse_json(payload: bytes) -> dict[str, object]:
     """
     try:
         text = payload.decode("utf-8")
-        value = json.loads(text, object_pairs_hook=_unique_members, parse_constant=_no_constant)
+        if text.startswith("\ufeff"):  # as json.loads refuses it (RFC 7493 §2.1: no BOM)
+            raise ValueError("Unexpected UTF-8 BOM")
+        value = _DECODER.decode(text)
         if _SURROGATE_ESCAPE.search(payload):  # else no string can hold one: skip the walk
             _refuse_lone_surrogates(value)
     except UnicodeDecodeError as exc:
@@ -86,6 +88,10 @@ def _unique_members(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
 
 def _no_constant(name: str) -> None:
     raise ContractError("malformed_json", f"{name} is not a JSON number (RFC 8259 §6)")
+
+
+# One decoder for every payload (json.loads with hooks builds a new one per call).
+_DECODER = json.JSONDecoder(object_pairs_hook=_unique_members, parse_constant=_no_constant)
 
 
 def _refuse_lone_surrogates(value: object) -> None:

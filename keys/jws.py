@@ -77,10 +77,18 @@ def _refuse_constant(name: str) -> object:
     raise MalformedJWSError(f"header contains the non-JSON constant {name}")
 
 
+# One decoder for every header (json.loads with hooks builds a new one per call).
+_HEADER_DECODER = json.JSONDecoder(
+    object_pairs_hook=_unique_object, parse_constant=_refuse_constant
+)
+
+
 def _parse_header(segment: bytes) -> dict[str, object]:
     try:
         text = b64url_decode(segment).decode("utf-8")
-        header = json.loads(text, object_pairs_hook=_unique_object, parse_constant=_refuse_constant)
+        if text.startswith("\ufeff"):  # as json.loads refuses it
+            raise ValueError("Unexpected UTF-8 BOM")
+        header = _HEADER_DECODER.decode(text)
     except (ValueError, RecursionError) as exc:  # UnicodeDecodeError and JSONDecodeError too
         raise MalformedJWSError(f"protected header is not base64url JSON: {exc}") from None
     if not isinstance(header, dict):

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 
 from sqlalchemy import bindparam, select
 from sqlalchemy.orm import Session
@@ -138,8 +138,7 @@ def publish_batch(
             appender=Appender(session),
         )
         for position, item in verified:
-            outcome = _accept_one(session, item, batch, ctx, now)
-            outcomes[position] = replace(outcome, message_type=str(item.envelope["type"]))
+            outcomes[position] = _accept_one(session, item, batch, ctx, now)
         _write(session, batch, now)
     return [o for o in outcomes if o is not None]
 
@@ -161,10 +160,11 @@ def _write(session: Session, batch: _Batch, now: dt.datetime) -> None:
 def _accept_one(
     session: Session, item: Verified, batch: _Batch, ctx: PublishContext, now: dt.datetime
 ) -> Outcome:
+    message_type = str(item.envelope["type"])
     prior = batch.existing.get(item.message_id)
     if prior is not None:
         if prior.jws == item.raw:
-            return _outcome(200, prior)
+            return _outcome(200, prior, message_type)
         return Outcome(
             409,
             item.message_id,
@@ -173,6 +173,7 @@ def _accept_one(
                 f"message {item.message_id} was already accepted with different bytes",
                 index=prior.idx,
             ),
+            message_type=message_type,
         )
     # Handlers check every rule before they change anything, so a refusal needs no savepoint.
     subject = str(item.envelope["subject"])
@@ -191,14 +192,14 @@ def _accept_one(
             ),
         )
     except GatewayError as exc:
-        return Outcome(exc.status_code, item.message_id, error=exc)
+        return Outcome(exc.status_code, item.message_id, error=exc, message_type=message_type)
     batch.ledger_changes.extend(changes)
     index, leaf = batch.appender.append(item.raw)
     batch.accepted.append(
         Accepted.of(
             index,
             item.message_id,
-            str(item.envelope["type"]),
+            message_type,
             subject,
             before,
             batch.known.get(subject),
@@ -222,7 +223,7 @@ def _accept_one(
             "idx": index,
             "kind": "message",
             "message_id": item.message_id,
-            "type": str(item.envelope["type"]),
+            "type": message_type,
             "issuer": str(item.envelope["issuer"]),
             "subject": subject,
             "issued_at": item.issued_at,
@@ -235,16 +236,17 @@ def _accept_one(
     stored = StoredEntry(item.message_id, index, item.raw, leaf, receipt, subject)
     batch.existing[item.message_id] = stored
     batch.subjects[item.message_id] = subject
-    return _outcome(201, stored)
+    return _outcome(201, stored, message_type)
 
 
-def _outcome(status: int, entry: StoredEntry | LogEntry) -> Outcome:
+def _outcome(status: int, entry: StoredEntry | LogEntry, message_type: str | None) -> Outcome:
     return Outcome(
         status,
         entry.message_id,
         index=entry.idx,
         leaf_hash=entry.leaf_hash.hex(),
         receipt=entry.receipt,
+        message_type=message_type,
     )
 
 
@@ -258,7 +260,7 @@ def _resend_or(session: Session, raw: bytes, error: GatewayError) -> Outcome:
         else None
     )
     if found is not None:
-        return _outcome(200, found)
+        return _outcome(200, found, None)
     return Outcome(error.status_code, error=error)
 
 
