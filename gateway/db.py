@@ -72,12 +72,24 @@ def _check_pooled_connections(engine: Engine) -> None:
     """A pooled connection is checked on checkout without a round trip: an idle PostgreSQL
     connection has nothing to read, so a readable socket means the server closed it or said
     why it is about to (a restart, `pg_terminate_backend`, an idle timeout), and the pool
-    replaces it before a request uses it. SQLAlchemy's `pool_pre_ping` did the same with a
+    replaces it before a request uses it. SQLAlchemy's `pool_pre_ping` did this with a
     `SELECT 1` per transaction, a round trip to the server for every group of publishes or
-    questions; a silently lost peer is caught by neither before the first statement."""
+    questions. What the ping caught and this does not: a peer gone without closing the
+    socket that answers a send with a reset (a failover to another host at the same
+    address); there the request's first statement fails instead, a 503 the client retries.
+
+    A connection just opened is not checked, as the pre-ping did not check it: the pool
+    replaces a connection on checkout twice at most, and then fails with an error that is
+    not the database's (a 500, not a 503) when the server kills new connections as fast."""
+
+    @event.listens_for(engine, "connect")
+    def _on_connect(_dbapi_connection: Any, record: Any) -> None:
+        record.info["fresh"] = True  # the record's info is emptied with each new connection
 
     @event.listens_for(engine, "checkout")
-    def _on_checkout(dbapi_connection: Any, _record: Any, _proxy: Any) -> None:
+    def _on_checkout(dbapi_connection: Any, record: Any, _proxy: Any) -> None:
+        if record.info.pop("fresh", False):
+            return
         if dbapi_connection.closed or dbapi_connection.broken:
             raise DisconnectionError("the connection is closed")
         if dbapi_connection.info.transaction_status != TransactionStatus.IDLE:

@@ -4,10 +4,12 @@ recovers by itself."""
 
 from __future__ import annotations
 
+import select as io_select
 import threading
 import time
 
 import psycopg
+import pytest
 from conftest import PG_URL, START
 from contract_factories import make_registration
 from fastapi.testclient import TestClient
@@ -125,3 +127,36 @@ def _idle_backends(settings: Settings) -> list[int]:
             (settings.effective_database_url.rpartition("/")[2],),
         ).fetchall()
     return [row[0] for row in rows]
+
+
+def test_only_pooled_connections_are_checked_on_checkout(
+    pg_settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A connection just opened goes out unchecked (as SQLAlchemy's pre-ping left it): the
+    pool replaces a connection on checkout twice at most, so checking new ones too turned a
+    server killing connections fast into a 500 instead of a 503. Once pooled, it is checked."""
+    polls: list[int] = []
+    real_poll = io_select.poll
+
+    class CountingPoll:
+        def __init__(self) -> None:
+            self._poll = real_poll()
+
+        def register(self, fd: int, mask: int) -> None:
+            polls.append(fd)
+            self._poll.register(fd, mask)
+
+        def poll(self, timeout: int) -> list[tuple[int, int]]:
+            return self._poll.poll(timeout)
+
+    monkeypatch.setattr(io_select, "poll", CountingPoll)  # the module gateway.db polls with
+    database = Database(pg_settings.effective_database_url, pool_size=1)
+    try:
+        with database.transaction() as session:
+            session.execute(select(literal(1)))
+        assert polls == []  # new: not checked
+        with database.transaction() as session:
+            session.execute(select(literal(1)))
+        assert len(polls) == 1  # pooled: checked
+    finally:
+        database.dispose()
