@@ -171,9 +171,8 @@ def measure(
         )
     runs: dict[str, list[Run]] = {name: [] for name in names}
     probes: dict[str, list[Run]] = {name: [] for name in names}
-    per_round = max(1, len(singles) // rounds)
     for n in range(rounds):
-        chunk = singles[n * per_round : (n + 1) * per_round]
+        chunk = singles[n * len(singles) // rounds : (n + 1) * len(singles) // rounds]
         for name in names if n % 2 == 0 else names[::-1]:
             run, probe = load(
                 host,
@@ -269,10 +268,15 @@ def main() -> None:
     parser.add_argument("--batches", type=int, default=8, help="batches of 1,000 measured")
     parser.add_argument("--concurrency", type=int, default=32)
     parser.add_argument(
-        "--rounds", type=int, default=4, help="single-publish rounds, alternating the servers"
+        "--rounds",
+        type=int,
+        default=4,
+        help="single-publish rounds, alternating the servers (even: each goes first as often)",
     )
     parser.add_argument("--json", action="store_true", help="print the raw figures as JSON")
     args = parser.parse_args()
+    if not 1 <= args.rounds <= args.single:
+        parser.error("--rounds must be between 1 and --single")
     os.sched_setaffinity(0, {1})
     backends = ["sqlite", "postgresql"] if args.db == "both" else [args.db]
     results = []
