@@ -13,7 +13,6 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from psycopg.pq import TransactionStatus
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.exc import DisconnectionError
 from sqlalchemy.orm import Session, sessionmaker
@@ -92,7 +91,7 @@ def _check_pooled_connections(engine: Engine) -> None:
             return
         if dbapi_connection.closed or dbapi_connection.broken:
             raise DisconnectionError("the connection is closed")
-        if dbapi_connection.info.transaction_status != TransactionStatus.IDLE:
+        if dbapi_connection.info.transaction_status.name != "IDLE":  # psycopg's enum
             # e.g. psycopg still believes a query of a killed backend is ACTIVE
             raise DisconnectionError("the connection came back in the middle of a statement")
         poll = select.poll()
