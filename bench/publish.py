@@ -139,13 +139,18 @@ class Server:
                 time.sleep(0.1)
         raise RuntimeError(f"{app} did not start")
 
+    def cpu_seconds(self) -> float:
+        """The server process's CPU time so far, user and system (Linux /proc)."""
+        fields = Path(f"/proc/{self.process.pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
     def stop(self) -> None:
         self.process.terminate()
         self.process.wait(timeout=30)
 
 
 def measure(
-    ports: dict[str, int],
+    servers: dict[str, Server],
     singles: list[bytes],
     batches: list[list[bytes]],
     conc: int,
@@ -155,10 +160,13 @@ def measure(
     """Each server's figures, its loads interleaved with the others' in `rounds` rounds (the
     order reversed every round), so that the host's drift during a run, which moves rates
     by 15-30 % here, falls on both alike. Every server gets the same bodies; the gateway sees
-    each message once."""
+    each message once. Beside the rates, each server process's CPU time (user + system, from
+    /proc) per single publish: a figure the host's drift moves less than a rate."""
     warm, singles = singles[:200], singles[200:]
     host = "127.0.0.1"
-    names = list(ports)
+    names = list(servers)
+    ports = {name: server.port for name, server in servers.items()}
+    cpu_seconds = dict.fromkeys(names, 0.0)
     for name in names:
         load(
             host,
@@ -174,6 +182,7 @@ def measure(
     for n in range(rounds):
         chunk = singles[n * len(singles) // rounds : (n + 1) * len(singles) // rounds]
         for name in names if n % 2 == 0 else names[::-1]:
+            began = servers[name].cpu_seconds()
             run, probe = load(
                 host,
                 ports[name],
@@ -183,6 +192,7 @@ def measure(
                 content_type=JOSE,
                 headers=auth,
             )
+            cpu_seconds[name] += servers[name].cpu_seconds() - began
             runs[name].append(run)
             probes[name].append(probe)
     bodies = [json.dumps({"messages": [m.decode() for m in b]}).encode() for b in batches]
@@ -200,7 +210,11 @@ def measure(
     for name in names:
         single, batch = merge_runs(runs[name]), merge_runs(batch_runs[name])
         out[name] = {
-            "single": single.summary() | {"statuses": single.statuses},
+            "single": single.summary()
+            | {
+                "statuses": single.statuses,
+                "server_cpu_us": round(cpu_seconds[name] / len(single.latencies) * 1e6),
+            },
             "healthz_under_load": merge_runs(probes[name]).summary(),
             "batch": {
                 "batches": len(bodies) - 1,
@@ -225,8 +239,9 @@ def bench(
         servers.append(Server("baseline_app:create_app", {}, ROOT / "bench"))
         # The same Authorization header goes to the baseline, which ignores it.
         auth = login(f"http://127.0.0.1:{servers[0].port}", key, "bench", "publish")
-        ports = {"gateway": servers[0].port, "baseline": servers[1].port}
-        figures = measure(ports, singles, grouped, conc, auth, rounds)
+        figures = measure(
+            {"gateway": servers[0], "baseline": servers[1]}, singles, grouped, conc, auth, rounds
+        )
     finally:
         for server in servers:
             server.stop()
@@ -240,6 +255,7 @@ def report(result: dict[str, Any]) -> None:
     print(f"{'':28}{'gateway':>12}{'baseline':>12}")
     for label, key in (
         ("single publishes/s", "rate_per_s"),
+        ("server CPU µs per single", "server_cpu_us"),
         ("single p50 ms", "p50_ms"),
         ("single p99 ms", "p99_ms"),
     ):
@@ -256,6 +272,8 @@ def report(result: dict[str, Any]) -> None:
         f"single throughput = {ratio:.0%} of baseline (goal >= 50 %); "
         f"batch {g['batch']['messages_per_s']:.0f}/s (goal >= 8,000/s)"
     )
+    cpu_ratio = b["single"]["server_cpu_us"] / g["single"]["server_cpu_us"]
+    print(f"by server CPU per single publish, the gateway costs {1 / cpu_ratio:.1f} x the baseline")
     print(f"statuses: single {g['single']['statuses']}, batch {g['batch']['statuses']}")
 
 
