@@ -14,6 +14,7 @@ from __future__ import annotations
 import datetime as dt
 import email.utils
 import json
+import logging
 import random
 import time
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -39,6 +40,7 @@ from gateway.settings import DeliverySettings
 from keys.jws import parse_compact
 
 EXCERPT = 300
+log = logging.getLogger("gateway.delivery")
 
 
 @dataclass(frozen=True)
@@ -289,6 +291,7 @@ def attempt(runtime: Runtime, client: httpx.Client, job: Job) -> Result:
             ),
         }
         response = _post(client, url, job.body, headers)
+        text = response.text
     except UnsafeEndpoint as exc:
         return Result(None, "unsafe_endpoint", str(exc)[:EXCERPT], _ms(started))
     except httpx.TimeoutException:
@@ -298,10 +301,10 @@ def attempt(runtime: Runtime, client: httpx.Client, job: Job) -> Result:
     return Result(
         response.status_code,
         None if response.is_success else f"http_{response.status_code}",
-        response.text[:EXCERPT],
+        text[:EXCERPT],
         _ms(started),
-        _retry_after(response),
-        response.text[:16384].strip() if response.is_success else "",
+        _retry_after(response, runtime.clock.now()),
+        text[:16384].strip() if response.is_success else "",
     )
 
 
@@ -309,14 +312,23 @@ def _ms(started: float) -> float:
     return round((time.perf_counter() - started) * 1000, 1)
 
 
-def _retry_after(response: httpx.Response) -> float | None:
+def _retry_after(response: httpx.Response, now: dt.datetime) -> float | None:
+    """Seconds the receiver asks us to wait (RFC 9110 §10.2.3: delay-seconds or an HTTP-date);
+    None when it asks nothing we can read. The header is the receiver's: junk is ignored, not
+    raised, and a date without a zone (`-0000`, RFC 5322 §3.3) is taken as UTC."""
     value = response.headers.get("retry-after")
     if value is None or response.status_code not in (429, 503):
         return None
-    if value.strip().isdigit():
+    value = value.strip()
+    if value.isascii() and value.isdigit():
         return float(value)
-    parsed = email.utils.parsedate_to_datetime(value)
-    return max(0.0, (parsed - dt.datetime.now(dt.UTC)).total_seconds()) if parsed else None
+    try:
+        parsed = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError, IndexError, OverflowError):
+        return None
+    if parsed.tzinfo is None:
+        parsed = parsed.replace(tzinfo=dt.UTC)
+    return max(0.0, (parsed - now).total_seconds())
 
 
 @dataclass
@@ -486,7 +498,13 @@ def claim_and_post(
     def deliver(job: Job) -> tuple[Job, Result]:
         if job.parked is not None:  # failed its view contract: recorded, never sent
             return job, Result(None, "parked", job.parked[:EXCERPT], 0.0)
-        return job, attempt(runtime, client, job)
+        started = time.perf_counter()
+        try:
+            return job, attempt(runtime, client, job)
+        except Exception as exc:  # one job's bug must not lose the round's other outcomes
+            log.exception("delivery %s: the attempt failed unexpectedly", job.delivery_id)
+            excerpt = f"{type(exc).__name__}: {exc}"[:EXCERPT]
+            return job, Result(None, "internal_error", excerpt, _ms(started))
 
     return [deliver(job) for job in jobs] if pool is None else list(pool.map(deliver, jobs))
 

@@ -1,0 +1,174 @@
+"""Push delivery under hostile or broken conditions: junk headers, bugs in one attempt, slow
+receivers and lost leases, stuck queue heads, and rights that change under a connector view."""
+
+from __future__ import annotations
+
+import datetime as dt
+import email.utils
+import json
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import httpx
+import pytest
+import respx
+from contract_factories import make_award, make_registration
+from fastapi import FastAPI, Request, Response
+from fastapi.testclient import TestClient
+from gateway_factories import Publisher, publish, register_publisher
+from loopback import serving
+from sqlalchemy import select
+
+from contracts.uscc import make_uscc
+from gateway.delivery import worker
+from gateway.delivery.subscriptions import create_subscription
+from gateway.delivery.worker import make_client, run_once
+from gateway.models import Delivery, DeliveryAttempt
+from gateway.runtime import Runtime
+
+A = make_uscc("91350100MA0000011")
+B = make_uscc("91350200MA0000012")
+MOCKED = "https://receiver.example/hook"
+
+
+@dataclass
+class Receiver:
+    """A loopback endpoint that answers 204 and keeps what arrived."""
+
+    events: list[dict[str, Any]] = field(default_factory=list)
+
+    def app(self) -> FastAPI:
+        app = FastAPI()
+
+        @app.post("/hook")
+        async def hook(request: Request) -> Response:
+            self.events.append(json.loads(await request.body()))
+            return Response(status_code=204)
+
+        return app
+
+
+@pytest.fixture
+def receiver() -> Iterator[tuple[Receiver, str]]:
+    rec = Receiver()
+    with serving(rec.app()) as base:
+        yield rec, base + "/hook"
+
+
+def subscribe_bank(
+    runtime: Runtime, url: str, *, schedule: list[float], types: list[str] | None = None
+) -> str:
+    types = types or ["grade.awarded"]
+    register_publisher(runtime, "fj-cib", ["measure.applied"], roles=["bank"], subscribe=types)
+    with runtime.db.transaction() as session:
+        sub = create_subscription(
+            session,
+            agency_id="fj-cib",
+            url=url,
+            types=types,
+            now=runtime.clock.now(),
+            allowed_hosts=[httpx.URL(url).host],
+            retry_schedule=schedule,
+        )
+        return sub.id
+
+
+def award(client: TestClient, authority: Publisher, *codes: str) -> None:
+    for code in codes:
+        for token in (
+            authority.message("enterprise.registered", make_registration(), subject=code),
+            authority.message("grade.awarded", make_award(), subject=code),
+        ):
+            assert publish(client, token).status_code == 201
+
+
+def deliveries(runtime: Runtime) -> dict[str, Delivery]:
+    with runtime.db.reader() as session:
+        return {d.uscc: d for d in session.scalars(select(Delivery))}
+
+
+def attempts_of(runtime: Runtime, delivery_id: int) -> list[DeliveryAttempt]:
+    with runtime.db.reader() as session:
+        query = select(DeliveryAttempt).where(DeliveryAttempt.delivery_id == delivery_id)
+        return list(session.scalars(query.order_by(DeliveryAttempt.id)))
+
+
+# --- 1. a malformed Retry-After, or any bug in one attempt, is that attempt's failure ----------
+
+
+def _http_date(at: dt.datetime) -> str:
+    """An RFC 5322 date ending `-0000` ("no zone information"): Python parses it naive."""
+    return email.utils.format_datetime(at.replace(tzinfo=None))
+
+
+@pytest.mark.parametrize(
+    "retry_after", [b"soon", b"", "²".encode("latin-1"), b"in 600", b"2026-11-01T08:10:00Z"]
+)
+def test_a_malformed_retry_after_is_ignored_and_the_round_is_recorded(
+    client: TestClient, authority: Publisher, runtime: Runtime, retry_after: bytes
+) -> None:
+    runtime.settings.delivery.allowed_hosts.append("receiver.example")
+    subscribe_bank(runtime, MOCKED, schedule=[0, 60, 600])
+    award(client, authority, A, B)
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        if json.loads(request.content)["subject"] == A:
+            return httpx.Response(429, headers=[(b"retry-after", retry_after)])
+        return httpx.Response(204)
+
+    with respx.mock() as mock, make_client(runtime) as http:
+        route = mock.post(MOCKED).mock(side_effect=answer)
+        assert run_once(runtime, http) == 2
+    assert route.call_count == 2
+    stored = deliveries(runtime)
+    assert stored[B].status == "delivered"
+    assert (stored[A].status, stored[A].attempts, stored[A].claimed_until) == ("pending", 1, None)
+    assert [a.error_class for a in attempts_of(runtime, stored[A].id)] == ["http_429"]
+    delay = (stored[A].next_attempt_at - runtime.clock.now()).total_seconds()
+    assert 48 <= delay <= 72  # the schedule's 60 s, with its ±20 % jitter
+
+
+def test_a_retry_after_date_without_a_zone_is_read_as_utc(
+    client: TestClient, authority: Publisher, runtime: Runtime
+) -> None:
+    runtime.settings.delivery.allowed_hosts.append("receiver.example")
+    subscribe_bank(runtime, MOCKED, schedule=[0, 5, 600])
+    award(client, authority, A)
+    later = _http_date(runtime.clock.now() + dt.timedelta(seconds=900))
+    assert later.endswith("-0000")
+    with respx.mock() as mock, make_client(runtime) as http:
+        mock.post(MOCKED).return_value = httpx.Response(503, headers={"retry-after": later})
+        assert run_once(runtime, http) == 1
+    delivery = deliveries(runtime)[A]
+    assert delivery.status == "pending"
+    assert (delivery.next_attempt_at - runtime.clock.now()).total_seconds() == pytest.approx(900)
+
+
+def test_an_unexpected_error_in_one_attempt_is_recorded_and_the_round_goes_on(
+    client: TestClient,
+    authority: Publisher,
+    runtime: Runtime,
+    receiver: tuple[Receiver, str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    rec, url = receiver
+    subscribe_bank(runtime, url, schedule=[0, 60, 600])
+    award(client, authority, A, B)
+    real = worker.signature_header
+
+    def broken_for_a(webhook_id: str, timestamp: int, body: bytes, **kw: Any) -> str:
+        if json.loads(body)["subject"] == A:
+            raise RuntimeError("a bug that only this message reaches")
+        return real(webhook_id, timestamp, body, **kw)
+
+    monkeypatch.setattr(worker, "signature_header", broken_for_a)
+    with make_client(runtime) as http:
+        assert run_once(runtime, http) == 2
+    assert [e["subject"] for e in rec.events] == [B]
+    stored = deliveries(runtime)
+    assert stored[B].status == "delivered"
+    assert (stored[A].status, stored[A].attempts, stored[A].claimed_until) == ("pending", 1, None)
+    (failed,) = attempts_of(runtime, stored[A].id)
+    assert failed.error_class == "internal_error"
+    assert failed.response_excerpt == "RuntimeError: a bug that only this message reaches"
