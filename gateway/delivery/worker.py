@@ -458,8 +458,8 @@ def _apply_result(
         state.status = "dead"
         return error_class, None
     delay = schedule[state.attempts] * random.uniform(0.8, 1.2)  # noqa: S311
-    if result.retry_after is not None:
-        delay = min(max(delay, result.retry_after), config.max_retry_after_seconds)
+    if result.retry_after is not None:  # may lengthen the schedule's wait, never shorten it
+        delay = max(delay, min(result.retry_after, config.max_retry_after_seconds))
     state.next_attempt_at = now + dt.timedelta(seconds=delay)
     return error_class, state.next_attempt_at
 

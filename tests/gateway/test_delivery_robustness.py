@@ -172,3 +172,20 @@ def test_an_unexpected_error_in_one_attempt_is_recorded_and_the_round_goes_on(
     (failed,) = attempts_of(runtime, stored[A].id)
     assert failed.error_class == "internal_error"
     assert failed.response_excerpt == "RuntimeError: a bug that only this message reaches"
+
+
+# --- 4. Retry-After lengthens the schedule within its bound, never shortens it -----------------
+
+
+def test_a_short_retry_after_does_not_shorten_a_long_scheduled_wait(
+    client: TestClient, authority: Publisher, runtime: Runtime
+) -> None:
+    runtime.settings.delivery.allowed_hosts.append("receiver.example")
+    assert runtime.settings.delivery.max_retry_after_seconds == 3600
+    subscribe_bank(runtime, MOCKED, schedule=[0, 7200, 7200])
+    award(client, authority, A)
+    with respx.mock() as mock, make_client(runtime) as http:
+        mock.post(MOCKED).return_value = httpx.Response(503, headers={"retry-after": "1"})
+        assert run_once(runtime, http) == 1
+    delay = (deliveries(runtime)[A].next_attempt_at - runtime.clock.now()).total_seconds()
+    assert 5760 <= delay <= 8640  # the schedule's 2 h (±20 %), not the 1 h bound on Retry-After
