@@ -1,5 +1,6 @@
 """What every connector shares: the decision being delivered, the enterprise's standing on its
-date with the measures the catalog attaches to it, and the view contract the output must meet.
+date as the log stood at the decision, with the measures the catalog attaches to it, and the
+view contract the output must meet.
 
 A connector turns one accepted message into the document its consumer kind acts on (a premium
 adjustment, a credit signal, a public record …). The document is validated against the
@@ -11,7 +12,7 @@ receives a field outside its contract.
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from functools import cache
 from typing import Any
@@ -22,7 +23,7 @@ from sqlalchemy.orm import Session
 from contracts.measures import Measure, Standing, applicable
 from contracts.versions import load_registry
 from gateway.measures.catalog import active_catalog
-from gateway.measures.service import standing_of
+from gateway.measures.service import EnterpriseFacts, ListEntry, standing_as_of
 
 
 class ViewContractError(Exception):
@@ -51,9 +52,10 @@ class Decision:
 class Context:
     session: Session
     decision: Decision
-    enterprise: Any  # the `enterprises` row (attributes as on gateway.models.Enterprise)
+    enterprise: EnterpriseFacts  # its `enterprises` columns as they were after the decision
     standing: Standing
     measures: Mapping[str, list[Measure]]  # by implementing role, in force on decision.on
+    lists: Sequence[ListEntry]  # its list entries in force on decision.on, as of the decision
 
     def measures_for(self, role: str) -> list[Measure]:
         return list(self.measures.get(role, []))
@@ -67,9 +69,14 @@ class Context:
 
 
 def build_context(session: Session, decision: Decision) -> Context:
-    enterprise, standing = standing_of(session, decision.subject, decision.on)
+    """The enterprise as the log stood just after the decision, not as it stands now: a
+    document is the view of its message (protocol.md §4, §5), so every attempt, replay and
+    feed read of one message renders the same bytes under the same webhook-id."""
+    enterprise, standing, lists = standing_as_of(
+        session, decision.subject, decision.on, decision.index
+    )
     measures = applicable(standing, enterprise.region_code, decision.on, active_catalog(session))
-    return Context(session, decision, enterprise, standing, measures)
+    return Context(session, decision, enterprise, standing, measures, lists)
 
 
 def iso(value: dt.date | None) -> str | None:

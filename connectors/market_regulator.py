@@ -24,7 +24,7 @@ from connectors.base import Connector, Context, iso
 from contracts.measures import Measure, Standing, applicable
 from gateway.measures.catalog import active_catalog
 from gateway.measures.service import CHUNK, standing_facts
-from gateway.models import Enterprise, Listing
+from gateway.models import Enterprise
 from gateway.signing import GatewaySigner
 from gateway.tlog import root_hash, tree_size
 
@@ -90,18 +90,8 @@ def record(
     }
 
 
-def _active_lists(session: Session, on: dt.date, uscc: str | None = None) -> list[Listing]:
-    query = select(Listing).where(
-        Listing.status == "active", Listing.term_start <= on, Listing.term_end > on
-    )
-    if uscc is not None:
-        query = query.where(Listing.uscc == uscc)
-    return list(session.scalars(query.order_by(Listing.uscc, Listing.term_start)))
-
-
 def render(ctx: Context) -> dict[str, Any]:
-    lists = _active_lists(ctx.session, ctx.decision.on, ctx.enterprise.uscc)
-    doc = record(ctx.enterprise, ctx.standing, ctx.measures, lists, ctx.decision.index)
+    doc = record(ctx.enterprise, ctx.standing, ctx.measures, ctx.lists, ctx.decision.index)
     return doc | {"source": ctx.source()}
 
 

@@ -3,16 +3,22 @@
 from __future__ import annotations
 
 import datetime as dt
+import json
 from collections.abc import Collection
 from typing import Any, NamedTuple
 
-from sqlalchemy import ColumnElement, Row, Select, and_, bindparam, select
+from sqlalchemy import ColumnElement, Connection, Row, Select, and_, bindparam, select
 from sqlalchemy.orm import Session
 
+from contracts.errors import RuleError
+from contracts.grades import GradeState, GradeStatus, apply_grade_event
 from contracts.measures import Standing, applicable
+from contracts.policy import policy_for
 from gateway.errors import NotFound
+from gateway.ledger.apply import ACHIEVED, EVENT_DATE_FIELD, NEW, NOT_ACHIEVED
 from gateway.measures.catalog import active_catalog
-from gateway.models import Accident, Enterprise, Listing
+from gateway.models import Accident, Enterprise, Listing, LogEntry
+from keys.jws import parse_compact
 
 
 class ListEntry(NamedTuple):
@@ -130,6 +136,144 @@ def standing_facts(session: Session, codes: Collection[str], on: dt.date) -> dic
         )
         found[uscc] = (facts, standing, list(lists.values()))
     return found
+
+
+# --- as the log stood after one entry --------------------------------------------------------
+
+_ROW = select(
+    *(getattr(Enterprise, name) for name in EnterpriseFacts._fields), Enterprise.last_index
+).where(Enterprise.uscc == bindparam("uscc"))
+# Accidents and list entries count only if the message that recorded them is at or before the
+# index (joined on its message id: the log's unique index).
+_ACCIDENTS_UP_TO = (
+    select(Accident.accident_class)
+    .join(LogEntry, LogEntry.message_id == Accident.message_id)
+    .where(
+        Accident.uscc == bindparam("uscc"),
+        Accident.occurred_on > bindparam("year_before"),
+        Accident.occurred_on <= bindparam("on"),
+        LogEntry.idx <= bindparam("index"),
+    )
+    .order_by(Accident.accident_id)
+)
+_LISTINGS_UP_TO = (
+    select(
+        Listing.listing_id,
+        Listing.status,
+        Listing.list_type,
+        Listing.deciding_agency,
+        Listing.term_start,
+        Listing.term_end,
+    )
+    .join(LogEntry, LogEntry.message_id == Listing.message_id)
+    .where(
+        Listing.uscc == bindparam("uscc"),
+        Listing.term_start <= bindparam("on"),
+        Listing.term_end > bindparam("on"),
+        LogEntry.idx <= bindparam("index"),
+    )
+    .order_by(Listing.term_start, Listing.listing_id)
+)
+_REMOVALS_AFTER = select(LogEntry.jws).where(
+    LogEntry.subject == bindparam("uscc"),
+    LogEntry.kind == "message",
+    LogEntry.type == "listing.removed",
+    LogEntry.idx > bindparam("index"),
+)
+_GRADE_EVENTS_UP_TO = (
+    select(LogEntry.type, LogEntry.jws)
+    .where(
+        LogEntry.subject == bindparam("uscc"),
+        LogEntry.kind == "message",
+        LogEntry.type.in_(tuple(EVENT_DATE_FIELD)),
+        LogEntry.idx <= bindparam("index"),
+    )
+    .order_by(LogEntry.idx)
+)
+
+
+def standing_as_of(session: Session, uscc: str, on: dt.date, index: int) -> Facts:
+    """The enterprise's standing on `on` as the log stood just after entry `index`: what a
+    document made for that entry shows (protocol.md §4, §5: the view of the message), the
+    same whatever was accepted about the enterprise since; 404 if it is not registered.
+
+    Indexed reads only: the enterprise's row, and its accidents and list entries joined to
+    the entries that recorded them. Only when something about the enterprise was accepted
+    after `index` are its grade messages up to `index` replayed, and its later removals read.
+    """
+    session.flush()  # Core statements below: let them see what this session changed
+    connection = session.connection()
+    row = connection.execute(_ROW, {"uscc": uscc}).first()
+    if row is None:
+        raise unknown_enterprise(uscc)
+    facts = EnterpriseFacts._make(row[:_WIDTH])
+    # Every message that changes the row sets last_index (gateway.ledger.apply._touch).
+    changed_since = row[_WIDTH] > index
+    if changed_since:
+        facts = _grade_as_of(connection, facts, index)
+    window = {
+        "uscc": uscc,
+        "on": on,
+        "year_before": on - dt.timedelta(days=365),
+        "index": index,
+    }
+    accidents = tuple(connection.execute(_ACCIDENTS_UP_TO, window).scalars())
+    listed = list(connection.execute(_LISTINGS_UP_TO, window))
+    removed_since: set[str] = set()
+    if changed_since and any(entry.status != "active" for entry in listed):
+        removed_since = {
+            str(_data(token)["listing_id"])
+            for token in connection.execute(
+                _REMOVALS_AFTER, {"uscc": uscc, "index": index}
+            ).scalars()
+        }
+    lists = [
+        ListEntry._make(entry[2:])
+        for entry in listed
+        if entry.status == "active" or entry.listing_id in removed_since
+    ]
+    standing = Standing(
+        grade_status=facts.grade_status,
+        grade_level=facts.grade_level,
+        scheme=facts.grade_scheme or facts.scheme,
+        accident_classes=accidents,
+        list_types=tuple(entry.list_type for entry in lists),
+    )
+    return facts, standing, lists
+
+
+def _grade_as_of(connection: Connection, facts: EnterpriseFacts, index: int) -> EnterpriseFacts:
+    """`facts` with the grade columns as they were after entry `index`: the enterprise's grade
+    messages up to it replayed through the state machine that applied them, as
+    gateway.ledger.apply.change_grade does (registration leaves no grade)."""
+    state = GradeState.none()
+    ledger_status, certificate_no = NEW, None
+    events = connection.execute(_GRADE_EVENTS_UP_TO, {"uscc": facts.uscc, "index": index})
+    for message_type, token in events:
+        data = _data(token)
+        on = dt.date.fromisoformat(data[EVENT_DATE_FIELD[message_type]])
+        try:
+            state = apply_grade_event(state, message_type, data, policy_for(facts.region_code, on))
+        except RuleError as exc:  # accepted once, so only a changed rule refuses it now
+            raise ValueError(f"replaying {message_type} for {facts.uscc}: {exc.message}") from exc
+        ledger_status = ACHIEVED if state.status is GradeStatus.ACTIVE else NOT_ACHIEVED
+        if message_type in ("grade.awarded", "grade.renewed"):
+            certificate_no = data["certificate_no"]
+    return facts._replace(
+        ledger_status=ledger_status,
+        grade_status=state.status.value,
+        grade_level=state.level,
+        grade_scheme=state.scheme,
+        grade_valid_from=state.valid_from,
+        grade_valid_to=state.valid_to,
+        certificate_no=certificate_no,
+        reapply_after=state.reapply_after,
+    )
+
+
+def _data(token: bytes) -> dict[str, Any]:
+    data: dict[str, Any] = json.loads(parse_compact(token).payload)["data"]
+    return data
 
 
 def standing_of(session: Session, uscc: str, on: dt.date) -> tuple[Enterprise, Standing]:
