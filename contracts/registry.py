@@ -8,6 +8,7 @@ import copy
 import json
 import re
 from collections.abc import Mapping
+from datetime import date
 from functools import cache
 from importlib import resources
 from typing import Any
@@ -144,6 +145,52 @@ def validate_message(envelope: Mapping[str, object]) -> None:
     if not data_validator.is_valid(instance["data"]):
         first = next(iter(data_validator.iter_errors(instance["data"])))
         raise _violation(first, "/data", f"the {message_type} data")
+    _check_date_range(instance["data"], _date_paths(message_type, int(major)))
+
+
+# The schemas take any calendar date "YYYY-MM-DD" (0000-01-01 to 9999-12-31); the domain's
+# arithmetic (validity years, re-apply months, list terms) and its policy records need dates
+# within reach of Python's calendar and of this century's rules. These bounds are wide enough
+# for any real registration date and any term a decision can set.
+EARLIEST_DATE, LATEST_DATE = date(1900, 1, 1), date(2199, 12, 31)
+
+
+def _check_date_range(data: object, paths: tuple[tuple[str, ...], ...]) -> None:
+    for path in paths:
+        value: object = data
+        for name in path:
+            value = value.get(name) if isinstance(value, dict) else None
+        if not isinstance(value, str):
+            continue  # optional and absent (the schema has checked what is present)
+        try:
+            day: date | None = date.fromisoformat(value)
+        except ValueError:  # year 0000, which the schema's date format admits
+            day = None
+        if day is None or not EARLIEST_DATE <= day <= LATEST_DATE:
+            pointer = _pointer("/data", list(path))
+            raise ContractError(
+                "schema_violation",
+                f"{pointer}: {value} is outside the dates the gateway accepts "
+                f"({EARLIEST_DATE} to {LATEST_DATE})",
+                pointer,
+            )
+
+
+@cache
+def _date_paths(name: str, major: int) -> tuple[tuple[str, ...], ...]:
+    """Where the data schema of `name` declares dates (properties of properties; no arrays)."""
+    found: list[tuple[str, ...]] = []
+
+    def walk(node: object, path: tuple[str, ...]) -> None:
+        if not isinstance(node, dict):
+            return
+        if node.get("format") == "date":
+            found.append(path)
+        for prop, sub in node.get("properties", {}).items():
+            walk(sub, (*path, prop))
+
+    walk(_schema(name, major), ())
+    return tuple(found)
 
 
 def _violation(error: jsonschema_rs.ValidationError, prefix: str, what: str) -> ContractError:

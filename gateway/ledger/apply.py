@@ -19,7 +19,7 @@ from sqlalchemy.orm import Session
 from contracts.accidents import classify_accident
 from contracts.grades import GradeState, GradeStatus, TransitionError, apply_grade_event
 from contracts.listings import ListingRuleError, check_listing_added, check_listing_removed
-from contracts.policy import policy_for
+from contracts.policy import Policy, policy_for
 from contracts.rectifications import RectificationRuleError, check_overdue
 from gateway.bulk import BulkInsert, BulkUpdate
 from gateway.errors import Unprocessable
@@ -233,15 +233,25 @@ def _grade_state(ent: EnterpriseState) -> GradeState:
     )
 
 
+def _policy(region_code: str, on: dt.date) -> Policy:
+    """The grade and list rules in force for the region on the day of the decision; a day the
+    policy records do not cover (before they begin) is refused, not guessed."""
+    try:
+        return policy_for(region_code, on)
+    except LookupError as exc:
+        raise Unprocessable(
+            "rule_violation",
+            f"no grade and list rules are recorded for region {region_code} on {on}: {exc}",
+        ) from exc
+
+
 def change_grade(session: Session, applied: Applied) -> None:
     ent = _enterprise(session, applied)
     message_type = str(applied.envelope["type"])
     on = dt.date.fromisoformat(applied.data[EVENT_DATE_FIELD[message_type]])
     before = _grade_state(ent)
     try:
-        after = apply_grade_event(
-            before, message_type, applied.data, policy_for(ent.region_code, on)
-        )
+        after = apply_grade_event(before, message_type, applied.data, _policy(ent.region_code, on))
     except TransitionError as exc:
         raise Unprocessable("invalid_transition", exc.message) from exc
     ent.grade_status = after.status.value
@@ -389,7 +399,7 @@ def add_listing(session: Session, applied: Applied) -> None:
         raise Unprocessable("invalid_transition", f"listing {data['listing_id']} already exists")
     term_start = dt.date.fromisoformat(data["term_start"])
     try:
-        check_listing_added(data, policy_for(ent.region_code, term_start))
+        check_listing_added(data, _policy(ent.region_code, term_start))
     except ListingRuleError as exc:
         raise Unprocessable("list_term_invalid", exc.message) from exc
     _stored(session, ent)
@@ -424,7 +434,7 @@ def remove_listing(session: Session, applied: Applied) -> None:
         )
     removed_on = dt.date.fromisoformat(applied.data["removed_on"])
     try:
-        check_listing_removed(listing.data, applied.data, policy_for(ent.region_code, removed_on))
+        check_listing_removed(listing.data, applied.data, _policy(ent.region_code, removed_on))
     except ListingRuleError as exc:
         raise Unprocessable("list_term_invalid", exc.message) from exc
     listing.status, listing.removed_on = "removed", removed_on

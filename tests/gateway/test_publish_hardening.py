@@ -4,12 +4,17 @@ concurrent publishes about one enterprise on PostgreSQL."""
 
 from __future__ import annotations
 
+import datetime as dt
 import re
+import time
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
+import psycopg
 import pytest
 from contract_factories import (
-    VALID_DATA,
+    USCC,
     make_accident,
     make_award,
     make_downgrade,
@@ -18,14 +23,20 @@ from contract_factories import (
     make_rectification_order,
     make_registration,
     make_removal,
+    make_renewal,
     make_revocation,
     make_self_assessment,
 )
 from fastapi.testclient import TestClient
-from gateway_factories import Publisher, publish, publish_many, snapshot
+from gateway_factories import Publisher, publish, publish_many, register_publisher, snapshot
 
 from contracts.registry import _schema
+from contracts.uscc import make_uscc
+from gateway.clock import FixedClock
+from gateway.publishing import service
+from gateway.publishing.service import Outcome, publish_batch
 from gateway.runtime import Runtime
+from gateway.settings import Settings
 
 _FILLERS = ("甲", "A", "1", "a")
 
@@ -72,3 +83,70 @@ def test_every_text_field_at_its_longest_is_stored(
     assert response.status_code == 200, response.text
     results = response.json()["results"]
     assert [r["status"] for r in results] == [201] * len(sequence), results
+
+
+@pytest.mark.parametrize(
+    ("message_type", "data", "pointer"),
+    [
+        ("enterprise.registered", make_registration(registered_on="0000-01-01"), "registered_on"),
+        ("enterprise.registered", make_registration(registered_on="1899-12-31"), "registered_on"),
+        (
+            "grade.awarded",
+            make_award(announced_on="9999-01-01", valid_from="9999-01-01", valid_to="9999-12-31"),
+            "announced_on",
+        ),
+        ("listing.added", make_listing(term_end="2200-01-01"), "term_end"),
+    ],
+)
+def test_dates_beyond_the_calendar_the_rules_reach_are_refused(
+    client: TestClient,
+    authority: Publisher,
+    runtime: Runtime,
+    message_type: str,
+    data: dict[str, Any],
+    pointer: str,
+) -> None:
+    """The schemas admit any YYYY-MM-DD; dates the term arithmetic cannot carry (year 0,
+    9999 plus three years) are a schema violation naming the field, not a 500."""
+    if message_type != "enterprise.registered":
+        assert publish(client, authority.message("enterprise.registered")).status_code == 201
+    before = snapshot(runtime)
+    response = publish(client, authority.message(message_type, data))
+    assert response.status_code == 400, response.text
+    problem = response.json()
+    assert problem["code"] == "schema_violation"
+    assert problem["pointer"] == f"/data/{pointer}"
+    assert "outside the dates the gateway accepts" in problem["detail"]
+    assert snapshot(runtime) == before
+
+
+def test_a_decision_dated_before_the_policy_records_is_a_rule_violation(
+    client: TestClient, authority: Publisher, runtime: Runtime
+) -> None:
+    assert publish(client, authority.message("enterprise.registered")).status_code == 201
+    before = snapshot(runtime)
+    award = make_award(announced_on="1999-12-31", valid_from="1999-12-31", valid_to="2002-12-30")
+    response = publish(client, authority.message("grade.awarded", award))
+    assert response.status_code == 422, response.text
+    assert response.json()["code"] == "rule_violation"
+    assert (
+        "no grade and list rules are recorded for region 350900 on 1999-12-31"
+        in (response.json()["detail"])
+    )
+    assert snapshot(runtime) == before
+
+
+def _wait_for_a_lock_waiter(url: str, timeout: float = 20) -> None:
+    database = url.rpartition("/")[2]
+    deadline = time.monotonic() + timeout
+    with psycopg.connect(url.replace("postgresql+psycopg", "postgresql"), autocommit=True) as c:
+        while time.monotonic() < deadline:
+            waiting = c.execute(
+                "SELECT count(*) FROM pg_stat_activity WHERE datname = %s"
+                " AND wait_event_type = 'Lock'",
+                (database,),
+            ).fetchone()
+            if waiting and waiting[0]:
+                return
+            time.sleep(0.02)
+    raise AssertionError("the second publish never waited for the log head")
