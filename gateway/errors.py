@@ -122,6 +122,13 @@ class TooManyRequests(GatewayError):
         self.retry_after = retry_after
 
 
+class InternalError(GatewayError):
+    """A failure of the gateway's own (an unexpected exception), not of the request."""
+
+    status_code = 500
+    title = "Internal server error"
+
+
 class ServiceUnavailable(GatewayError):
     status_code = 503
     title = "Service unavailable"

@@ -3,19 +3,24 @@
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
+import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from fastapi import Request
+from sqlalchemy.exc import DBAPIError, DisconnectionError, InterfaceError, OperationalError
 
 from gateway.access.ratelimit import RateLimiter
 from gateway.clock import Clock, SystemClock
 from gateway.db import Database
-from gateway.errors import PayloadTooLarge
+from gateway.errors import GatewayError, InternalError, PayloadTooLarge
 from gateway.publishing.service import Outcome, PublishContext, publish_batch
 from gateway.publishing.verify import KeyCache
 from gateway.settings import Settings
 from gateway.signing import GatewaySigner, load_gateway_signer
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -61,14 +66,47 @@ class Runtime:
         limit = self.settings.publish.max_body_bytes
         wanted = [raw for i, raw in enumerate(raws) if i not in oversized]
         who = None if callers is None else [c for i, c in enumerate(callers) if i not in oversized]
-        with self.db.transaction() as session:
-            accepted = iter(
-                publish_batch(session, wanted, self.publish_context(), self.clock.now(), who)
-            )
+        accepted = iter(self._publish_apart_on_failure(wanted, who))
         refused = Outcome(
             413, error=PayloadTooLarge("payload_too_large", f"item exceeds {limit} bytes")
         )
         return [refused if i in oversized else next(accepted) for i in range(len(raws))]
+
+    def _publish_apart_on_failure(
+        self, raws: Sequence[bytes], callers: Sequence[str | None] | None
+    ) -> list[Outcome]:
+        """All of `raws` in one transaction. If it fails with an exception that is neither a
+        refusal nor the database's (a bug some item triggers), nothing was stored and the two
+        halves are published apart, down to the item that fails alone: it is answered 500 and
+        logged, every other item gets its own answer (a batch answers per item; a single
+        publish is not failed by a stranger's message grouped with it)."""
+        try:
+            with self.db.transaction() as session:
+                return publish_batch(
+                    session, raws, self.publish_context(), self.clock.now(), callers
+                )
+        except (GatewayError, DisconnectionError, OperationalError, InterfaceError):
+            raise  # a refusal of the whole request, or the database unavailable: all fail
+        except DBAPIError as exc:
+            if exc.connection_invalidated:
+                raise
+            failure: Exception = exc
+        except Exception as exc:
+            failure = exc
+        if len(raws) == 1:
+            log.error(
+                "publishing: an item failed unexpectedly and was not stored (sha256 %s)",
+                hashlib.sha256(raws[0]).hexdigest(),
+                exc_info=failure,
+            )
+            detail = "The gateway failed on this message and did not store it; it is logged."
+            return [Outcome(500, error=InternalError("internal_error", detail))]
+        half = len(raws) // 2
+        first, second = (None, None) if callers is None else (callers[:half], callers[half:])
+        return [
+            *self._publish_apart_on_failure(raws[:half], first),
+            *self._publish_apart_on_failure(raws[half:], second),
+        ]
 
     def close(self) -> None:
         self.db.dispose()

@@ -47,7 +47,9 @@ class Outcome:
 
 # Single publishes from the API, group-committed: the event loop hands each (JWS, the caller's
 # agency) to one thread that publishes every waiting message in one transaction and answers
-# each after the commit; a transaction that fails fails every message in it (none stored).
+# each after the commit. A transaction that fails stores none of its messages; unless the
+# database is down, they are then published apart (Runtime.publish), so only a message that
+# fails alone is answered 500.
 Publisher = GroupWorker[tuple[bytes, str | None], Outcome]
 PublishMany = Callable[[Sequence[bytes], Sequence[int], Sequence[str | None]], list[Outcome]]
 

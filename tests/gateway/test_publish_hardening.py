@@ -136,6 +136,37 @@ def test_a_decision_dated_before_the_policy_records_is_a_rule_violation(
     assert snapshot(runtime) == before
 
 
+def test_an_item_the_gateway_fails_on_fails_alone(
+    client: TestClient, authority: Publisher, runtime: Runtime, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A bug one message triggers (here: simulated) costs that message a 500, not the batch or
+    the other agencies' single publishes grouped with it; nothing of it is stored."""
+    poison = make_uscc("91350100MA2P00001")
+    accept_one = service._accept_one
+
+    def failing(session: Any, item: Any, *args: Any) -> Outcome:
+        if item.envelope["subject"] == poison:
+            raise RuntimeError("simulated bug")
+        return accept_one(session, item, *args)
+
+    monkeypatch.setattr(service, "_accept_one", failing)
+    before = snapshot(runtime)["log_size"]
+    codes = [make_uscc(f"91350100MA2G000{n:02d}") for n in range(5)]
+    subjects = [*codes[:2], poison, *codes[2:]]
+    tokens = [authority.message("enterprise.registered", subject=s) for s in subjects]
+    response = publish_many(client, tokens)
+    assert response.status_code == 200, response.text
+    results = response.json()["results"]
+    assert [r["status"] for r in results] == [201, 201, 500, 201, 201, 201]
+    assert results[2]["problem"]["code"] == "internal_error"
+    assert [r["index"] for r in results if r["status"] == 201] == list(range(before, before + 5))
+    assert snapshot(runtime)["log_size"] == before + 5
+    # single publishes grouped in one transaction (what the publishing thread hands over)
+    again = [authority.message("enterprise.registered", subject=poison), tokens[0]]
+    outcomes = runtime.publish(again, callers=[authority.agency_id] * 2)
+    assert [o.status for o in outcomes] == [500, 200]
+
+
 def _wait_for_a_lock_waiter(url: str, timeout: float = 20) -> None:
     database = url.rpartition("/")[2]
     deadline = time.monotonic() + timeout
