@@ -134,10 +134,15 @@ def publish_batch(
         verified.append((position, item))
 
     if verified:
+        # The log head is locked first: on PostgreSQL (READ COMMITTED) the duplicate check
+        # and the enterprises' state must be read after every earlier publish has committed,
+        # or a concurrent revocation is overwritten by a stale state and a concurrent resend
+        # of the same message fails on the unique message id instead of getting its receipt.
+        appender = Appender(session)
         batch = _Batch(
             existing=_existing_entries(session, [v.message_id for _, v in verified]),
             known=prefetch_enterprises(session, {str(v.envelope["subject"]) for _, v in verified}),
-            appender=Appender(session),
+            appender=appender,
         )
         for position, item in verified:
             outcomes[position] = _accept_one(session, item, batch, ctx, now)

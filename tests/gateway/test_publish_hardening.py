@@ -181,3 +181,41 @@ def _wait_for_a_lock_waiter(url: str, timeout: float = 20) -> None:
                 return
             time.sleep(0.02)
     raise AssertionError("the second publish never waited for the log head")
+
+
+def test_a_publish_waiting_for_the_log_sees_what_committed_before_it(
+    pg_settings: Settings,
+) -> None:
+    """PostgreSQL, READ COMMITTED: a renewal that waits for the log head while a revocation of
+    the same grade commits is judged against the revoked grade (it used to read the grade
+    before waiting, and its write then undid the revocation)."""
+    clock = FixedClock(dt.datetime(2026, 11, 1, 8, 0, tzinfo=dt.UTC))
+    runtime = Runtime.open(pg_settings, clock)
+    try:
+        authority = register_publisher(
+            runtime,
+            "fj-yjt",
+            ["enterprise.registered", "grade.awarded", "grade.renewed", "grade.revoked"],
+        )
+        setup = [authority.message(t) for t in ("enterprise.registered", "grade.awarded")]
+        assert [o.status for o in runtime.publish(setup)] == [201, 201]
+        revoke = authority.message("grade.revoked", make_revocation())
+        renew = authority.message("grade.renewed", make_renewal())
+        with ThreadPoolExecutor(1) as pool:
+            with runtime.db.transaction() as session:
+                held = publish_batch(session, [revoke], runtime.publish_context(), clock.now())
+                assert [o.status for o in held] == [201]
+                racing = pool.submit(runtime.publish, [renew])
+                _wait_for_a_lock_waiter(pg_settings.effective_database_url)
+            outcomes: Sequence[Outcome] = racing.result(timeout=30)
+        assert outcomes[0].status == 422
+        assert outcomes[0].error is not None
+        assert outcomes[0].error.code == "invalid_transition"
+        state = runtime.publish([renew])[0]
+        assert state.status == 422  # still revoked: the renewal was never applied
+        with runtime.db.reader() as session:
+            from gateway.models import Enterprise
+
+            assert session.get(Enterprise, USCC).grade_status == "revoked"
+    finally:
+        runtime.close()
