@@ -108,14 +108,14 @@ def verify_message(
         raise Unauthorized("algorithm_not_allowed", str(exc)) from exc
     except jws.SignatureInvalidError as exc:
         raise Unauthorized("signature_invalid", "the JWS signature does not verify") from exc
-    if parsed.header.get("typ") not in MESSAGE_TYPS:
+    if str(parsed.header.get("typ")).lower() not in MESSAGE_TYPS:  # media types: any case
         raise BadRequest(
             "typ_not_accepted",
             "the JWS header must carry typ 'gateway-message+jws' (RFC 8725 §3.11)",
         )
     envelope = _validated_envelope(parsed.payload)
     issued_at = dt.datetime.fromisoformat(str(envelope["issued_at"]))
-    _check_key_window(record, issued_at)
+    _check_key_window(record, issued_at, now, max_skew)
     if issued_at > now + max_skew:
         raise BadRequest(
             "issued_at_in_future",
@@ -178,10 +178,21 @@ def _nul_pointer(value: Any, pointer: str) -> str | None:
     return None
 
 
-def _check_key_window(record: KeyRecord, issued_at: dt.datetime) -> None:
+def _check_key_window(
+    record: KeyRecord, issued_at: dt.datetime, now: dt.datetime, max_skew: dt.timedelta
+) -> None:
+    """The key was valid when the message says it was signed, and its validity has not ended
+    by the time it arrives (the skew allowed for clocks aside): `issued_at` is the publisher's
+    word, so a retired key's end of validity would mean nothing if a message could backdate."""
+    until = record.valid_to.isoformat() if record.valid_to else "∞"
+    window = f"{record.valid_from.isoformat()} – {until}"
     if issued_at < record.valid_from or (record.valid_to and issued_at >= record.valid_to):
-        until = record.valid_to.isoformat() if record.valid_to else "∞"
-        window = f"{record.valid_from.isoformat()} – {until}"
         raise Unauthorized(
             "key_not_valid", f"key {record.kid} was not valid at issued_at ({window})"
+        )
+    if record.valid_to and now >= record.valid_to + max_skew:
+        raise Unauthorized(
+            "key_not_valid",
+            f"key {record.kid}'s validity ({window}) ended before the message arrived; "
+            "sign with the agency's current key",
         )

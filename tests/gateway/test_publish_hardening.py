@@ -167,6 +167,40 @@ def test_an_item_the_gateway_fails_on_fails_alone(
     assert [o.status for o in outcomes] == [500, 200]
 
 
+def test_a_retired_key_cannot_publish_by_backdating(
+    client: TestClient, runtime: Runtime, clock: FixedClock
+) -> None:
+    """A key that stopped being valid signs nothing that arrives afterwards, whatever
+    issued_at the message claims."""
+    retiring = register_publisher(
+        runtime,
+        "fj-old",
+        ["enterprise.registered"],
+        valid_to=clock.now() + dt.timedelta(days=1),
+    )
+    assert publish(client, retiring.message("enterprise.registered")).status_code == 201
+    clock.advance(days=30)
+    backdated = (clock.now() - dt.timedelta(days=29, hours=23)).isoformat(timespec="seconds")
+    response = publish(
+        client,
+        retiring.message(
+            "enterprise.registered", subject=make_uscc("91350100MA2L00001"), issued_at=backdated
+        ),
+    )
+    assert response.status_code == 401, response.text
+    assert response.json()["code"] == "key_not_valid"
+    assert "ended before the message arrived" in response.json()["detail"]
+
+
+def test_the_media_type_in_typ_is_compared_without_case(
+    client: TestClient, authority: Publisher
+) -> None:
+    """RFC 7515 §4.1.9: media types are case-insensitive."""
+    envelope = authority.envelope("enterprise.registered")
+    token = authority.sign_envelope(envelope, typ="application/Gateway-Message+JWS")
+    assert publish(client, token).status_code == 201
+
+
 def _wait_for_a_lock_waiter(url: str, timeout: float = 20) -> None:
     database = url.rpartition("/")[2]
     deadline = time.monotonic() + timeout
