@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from sqlalchemy import bindparam, select
 from sqlalchemy.orm import Session
 
+from contracts.registry import ContractError, parse_json
 from gateway.bulk import BulkInsert
 from gateway.delivery.outbox import Accepted, enqueue
 from gateway.errors import Conflict, GatewayError
@@ -29,7 +30,7 @@ from gateway.models import AgencyKey, LedgerChange, LogEntry, PublishRight, tabl
 from gateway.publishing.verify import KeyCache, KeyRecord, Verified, peek_kid, verify_message
 from gateway.signing import RECEIPT_TYP, GatewaySigner
 from gateway.tlog import Appender
-from keys.jws import ParsedJWS
+from keys.jws import JWSError, ParsedJWS, parse_compact
 
 
 @dataclass(frozen=True)
@@ -258,17 +259,29 @@ def _outcome(status: int, entry: StoredEntry | LogEntry, message_type: str | Non
 
 
 def _resend_or(session: Session, raw: bytes, error: GatewayError) -> Outcome:
-    """An identical resend is answered with its receipt even if the key has since changed."""
-    found = (
-        session.scalars(
-            select(LogEntry).where(LogEntry.jws == raw, LogEntry.kind == "message")
-        ).first()
-        if error.code in ("key_revoked", "key_not_valid", "not_permitted")
-        else None
-    )
-    if found is not None:
-        return _outcome(200, found, None)
+    """An identical resend is answered with its receipt even if the key has since changed:
+    found by the message id its payload names (an indexed lookup), then compared byte for
+    byte."""
+    if error.code in ("key_revoked", "key_not_valid", "not_permitted"):
+        message_id = _claimed_message_id(raw)
+        found = (
+            session.scalars(select(LogEntry).where(LogEntry.message_id == message_id)).first()
+            if message_id is not None
+            else None
+        )
+        if found is not None and found.kind == "message" and found.jws == raw:
+            return _outcome(200, found, None)
     return Outcome(error.status_code, error=error)
+
+
+def _claimed_message_id(raw: bytes) -> str | None:
+    """The `id` an unverified JWS payload names, as stored (lower case); None if unreadable."""
+    try:
+        envelope = parse_json(parse_compact(raw).payload)
+    except (JWSError, ContractError):
+        return None
+    claimed = envelope.get("id") if isinstance(envelope, dict) else None
+    return claimed.lower() if isinstance(claimed, str) and len(claimed) == 36 else None
 
 
 # Built once: a group of single publishes runs these whatever its size, and building a
