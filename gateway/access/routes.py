@@ -21,11 +21,28 @@ router = APIRouter(prefix="/v1/oauth", tags=["access"])
 RuntimeDep = Annotated[Runtime, Depends(get_runtime)]
 
 
-def token_audience(request: Request, runtime: Runtime) -> str:
-    """What a client assertion's `aud` must name: the configured public URL of the token
-    endpoint, or the URL this request reached."""
+DEFAULT_PORTS = {"http": 80, "https": 443}
+
+
+def token_audience(request: Request, runtime: Runtime) -> str | None:
+    """What a client assertion's `aud` must name: the token endpoint under the configured
+    public URL, or else under the address this server listens on (the connection's own
+    socket, as the server reports it). Never under a request header: with `Host` chosen by
+    the client, an assertion made for another relying party would be accepted here
+    (RFC 7523 §3: the audience identifies this authorization server). None where there is
+    no address to name (a Unix socket): there only `public_url` lets agencies log in."""
     base = runtime.settings.public_url
-    return (base.rstrip("/") if base else str(request.base_url).rstrip("/")) + "/v1/oauth/token"
+    if base:
+        return base.rstrip("/") + "/v1/oauth/token"
+    scheme = request.scope.get("scheme", "http")
+    server = request.scope.get("server")
+    if not server:
+        return None
+    host, port = server[0], server[1]
+    if ":" in host:  # IPv6
+        host = f"[{host}]"
+    authority = host if port is None or DEFAULT_PORTS.get(scheme) == port else f"{host}:{port}"
+    return f"{scheme}://{authority}/v1/oauth/token"
 
 
 @router.post(

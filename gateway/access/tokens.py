@@ -113,7 +113,7 @@ def issue_token(
     assertion_type: str | None,
     assertion: str | None,
     requested_scope: str | None,
-    audience: str,
+    audience: str | None,
     now: dt.datetime,
     ttl: dt.timedelta,
 ) -> Issued:
@@ -136,6 +136,8 @@ def issue_token(
         )
     audiences = claims.get("aud")
     audiences = [audiences] if isinstance(audiences, str) else audiences
+    if audience is None:
+        raise _client_error("wrong_audience", "set GATEWAY_PUBLIC_URL to name the token endpoint")
     if not isinstance(audiences, list) or audience not in audiences:
         raise _client_error("wrong_audience", f"aud must name the token endpoint {audience}")
     expires = _check_times(claims, now)

@@ -29,7 +29,13 @@ def bank(runtime: Runtime) -> Publisher:
     return agency
 
 
-def login(client: TestClient, bank: Publisher, runtime: Runtime, **claims: Any) -> Any:
+def login(
+    client: TestClient,
+    bank: Publisher,
+    runtime: Runtime,
+    headers: dict[str, str] | None = None,
+    **claims: Any,
+) -> Any:
     """POST /v1/oauth/token with an assertion signed by the bank's key (claims overridden;
     None leaves a claim out)."""
     now = int(runtime.clock.now().timestamp())
@@ -49,7 +55,7 @@ def login(client: TestClient, bank: Publisher, runtime: Runtime, **claims: Any) 
         "client_assertion": assertion,
     }
     client.headers.pop("authorization", None)
-    return client.post("/v1/oauth/token", data=form)
+    return client.post("/v1/oauth/token", data=form, headers=headers)
 
 
 def token_refusals(runtime: Runtime) -> list[str]:
@@ -92,3 +98,30 @@ def test_an_exp_beyond_any_date_is_a_malformed_assertion_not_a_500(
     refused = login(client, bank, runtime, exp=exp)
     assert (refused.status_code, refused.json()["code"]) == (401, "malformed_assertion")
     assert token_refusals(runtime) == ["malformed_assertion"]
+
+
+def test_the_audience_never_comes_from_the_host_header(
+    client: TestClient, bank: Publisher, runtime: Runtime
+) -> None:
+    """Without GATEWAY_PUBLIC_URL the token endpoint is named by the address the server
+    listens on (the test client's `testserver`), whatever `Host` the request sends: an
+    assertion made for another relying party stays refused there."""
+    elsewhere = "http://rp.other.example/v1/oauth/token"
+    forged_host = {"host": "rp.other.example"}
+    replayed = login(client, bank, runtime, aud=elsewhere, headers=forged_host)
+    assert (replayed.status_code, replayed.json()["code"]) == (401, "wrong_audience")
+    ours = login(client, bank, runtime, aud=AUDIENCE, headers=forged_host)
+    assert ours.status_code == 200, ours.text
+
+
+def test_a_configured_public_url_is_the_only_audience(
+    settings: Any, clock: Any, bank: Publisher, runtime: Runtime
+) -> None:
+    from gateway.app import create_app
+
+    public = settings.model_copy(update={"public_url": "https://gateway.example/"})
+    with TestClient(create_app(public, clock=clock)) as public_client:
+        local = login(public_client, bank, runtime, aud=AUDIENCE)
+        assert (local.status_code, local.json()["code"]) == (401, "wrong_audience")
+        named = login(public_client, bank, runtime, aud="https://gateway.example/v1/oauth/token")
+        assert named.status_code == 200, named.text
