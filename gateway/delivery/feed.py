@@ -10,8 +10,8 @@ from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
 from gateway.delivery.subscriptions import get_subscription
-from gateway.delivery.worker import load_jobs
-from gateway.errors import BadRequest
+from gateway.delivery.worker import STUCK, load_jobs
+from gateway.errors import BadRequest, Conflict, NotFound
 from gateway.models import (
     ConsumerReceipt,
     Delivery,
@@ -132,6 +132,55 @@ def replay(
                 "error_class": "replay",
                 "response_excerpt": f"replayed by {operator}",
                 "next_attempt_at": now,
+            }
+            for i in ids
+        ],
+    )
+    return len(ids)
+
+
+def skip(
+    session: Session,
+    subscription_id: str,
+    log_indexes: list[int],
+    now: dt.datetime,
+    *,
+    operator: str = "operator",
+) -> int:
+    """Give up on dead or parked deliveries for good, so their enterprises' later deliveries
+    go out (a stuck one blocks them until replayed or skipped). Only dead or parked ones can
+    be skipped; each gets an attempt row saying who skipped it. Returns how many."""
+    get_subscription(session, subscription_id)
+    rows = list(
+        session.execute(
+            select(Delivery.id, Delivery.log_index, Delivery.status).where(
+                Delivery.subscription_id == subscription_id,
+                Delivery.log_index.in_(set(log_indexes)),
+            )
+        )
+    )
+    missing = sorted(set(log_indexes) - {r.log_index for r in rows})
+    if missing:
+        raise NotFound("unknown_delivery", f"no delivery of log index {missing} here")
+    moving = sorted(r.log_index for r in rows if r.status not in STUCK)
+    if moving:
+        raise Conflict(
+            "not_stuck",
+            f"only dead or parked deliveries can be skipped; not log index {moving}",
+        )
+    ids = [r.id for r in rows]
+    session.execute(update(Delivery).where(Delivery.id.in_(ids)).values(status="skipped"))
+    session.execute(
+        table_of(DeliveryAttempt).insert(),
+        [
+            {
+                "delivery_id": i,
+                "at": now,
+                "status_code": None,
+                "latency_ms": 0,
+                "error_class": "skipped",
+                "response_excerpt": f"skipped by {operator}",
+                "next_attempt_at": None,
             }
             for i in ids
         ],

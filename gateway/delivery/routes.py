@@ -1,4 +1,4 @@
-"""HTTP: subscriptions, their pull feed and cursor, dead letters and replays.
+"""HTTP: subscriptions, their pull feed and cursor, dead letters, replays and skips.
 
 (Access control per agency arrives with the access issue; until then these are operator APIs.)
 """
@@ -263,6 +263,36 @@ async def post_replay(
                 until=body.until,
             )
         return {"replayed": n}
+
+    return await run_in_threadpool(run)
+
+
+class SkipIn(BaseModel):
+    log_indexes: list[int] = Field(min_length=1, max_length=500)
+
+
+@router.post("/{subscription_id}/skip")
+async def post_skip(
+    subscription_id: str, body: SkipIn, runtime: RuntimeDep, caller: Admin
+) -> dict[str, int]:
+    """Give up on dead or parked deliveries (by log index) for good.
+
+    A dead or parked delivery keeps blocking the later deliveries about its enterprise, so
+    they never overtake it (protocol.md §4); replay it to try again, or skip it here to let
+    them go without it. Only dead or parked deliveries can be skipped (409 `not_stuck`
+    otherwise); each skip is recorded as an attempt naming the operator.
+    """
+
+    def run() -> dict[str, int]:
+        with runtime.db.transaction() as session:
+            n = feed.skip(
+                session,
+                subscription_id,
+                body.log_indexes,
+                runtime.clock.now(),
+                operator=caller.agency_id,
+            )
+        return {"skipped": n}
 
     return await run_in_threadpool(run)
 

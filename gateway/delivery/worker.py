@@ -1,9 +1,10 @@
 """`gateway worker`: claim due deliveries, POST them signed, record every attempt.
 
-Claiming takes, per (subscription, enterprise), only the earliest pending delivery, so messages
-about one enterprise reach a subscription strictly in log order while other enterprises flow
-freely. On PostgreSQL the claim uses `FOR UPDATE SKIP LOCKED`; on SQLite the claim runs under
-the database's single writer (`BEGIN IMMEDIATE`). A claim is a lease: a worker that dies
+Claiming takes, per (subscription, enterprise), only the earliest pending delivery, and none
+while an earlier one is dead or parked, so messages about one enterprise reach a subscription
+strictly in log order while other enterprises flow freely (an operator replays or skips a
+stuck one). On PostgreSQL the claim uses `FOR UPDATE SKIP LOCKED`; on SQLite the claim runs
+under the database's single writer (`BEGIN IMMEDIATE`). A claim is a lease: a worker that dies
 mid-delivery leaves it to expire, and another worker delivers it again (at least once).
 The retry schedule is persistent rows; tenacity only retries a connection error within one
 attempt.
@@ -40,6 +41,7 @@ from gateway.settings import DeliverySettings
 from keys.jws import parse_compact
 
 EXCERPT = 300
+STUCK = ("dead", "parked")  # statuses that keep blocking their enterprise's later deliveries
 log = logging.getLogger("gateway.delivery")
 
 
@@ -58,7 +60,8 @@ class Job:
 def claim_due_deliveries(
     session: Session, now: dt.datetime, limit: int, lease: dt.timedelta
 ) -> list[int]:
-    """Lease up to `limit` due deliveries, each the earliest pending one of its enterprise."""
+    """Lease up to `limit` due deliveries, each the earliest pending one of its enterprise,
+    and none behind a dead or parked one."""
     # The head of each (subscription, enterprise) queue: its earliest pending delivery. A join
     # on these heads, rather than a NOT EXISTS probe per row, keeps the claim linear in the
     # queue whatever the planner believes about the table (measured: the anti-join was
@@ -73,6 +76,19 @@ def claim_due_deliveries(
         .group_by(Delivery.subscription_id, Delivery.uscc)
         .subquery()
     )
+    # A dead or parked delivery still holds its place (protocol.md §4: "a revocation is never
+    # delivered before the award it revokes"): nothing later of its enterprise goes out until
+    # an operator replays or skips it. Few rows are stuck; ix_deliveries_due finds them.
+    stuck = (
+        select(
+            Delivery.subscription_id,
+            Delivery.uscc,
+            func.min(Delivery.log_index).label("first"),
+        )
+        .where(Delivery.status.in_(STUCK))
+        .group_by(Delivery.subscription_id, Delivery.uscc)
+        .subquery()
+    )
     query = (
         select(Delivery.id)
         .join(
@@ -83,9 +99,17 @@ def claim_due_deliveries(
                 Delivery.log_index == heads.c.head,
             ),
         )
+        .outerjoin(
+            stuck,
+            and_(
+                Delivery.subscription_id == stuck.c.subscription_id,
+                Delivery.uscc == stuck.c.uscc,
+            ),
+        )
         .join(Subscription, Subscription.id == Delivery.subscription_id)
         .where(
             Delivery.status == "pending",
+            or_(stuck.c.first.is_(None), stuck.c.first > Delivery.log_index),
             Delivery.next_attempt_at <= now,
             or_(Delivery.claimed_until.is_(None), Delivery.claimed_until < now),
             Subscription.status == "active",

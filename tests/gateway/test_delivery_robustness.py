@@ -3,6 +3,7 @@ receivers and lost leases, stuck queue heads, and rights that change under a con
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import email.utils
 import json
@@ -13,13 +14,14 @@ from typing import Any
 import httpx
 import pytest
 import respx
-from contract_factories import make_award, make_registration
+from contract_factories import make_award, make_registration, make_revocation
 from fastapi import FastAPI, Request, Response
 from fastapi.testclient import TestClient
 from gateway_factories import Publisher, publish, register_publisher
 from loopback import serving
 from sqlalchemy import select
 
+from connectors import CONNECTORS
 from contracts.uscc import make_uscc
 from gateway.delivery import worker
 from gateway.delivery.subscriptions import create_subscription
@@ -34,16 +36,23 @@ MOCKED = "https://receiver.example/hook"
 
 @dataclass
 class Receiver:
-    """A loopback endpoint that answers 204 and keeps what arrived."""
+    """A loopback endpoint that answers 204 and keeps what arrived; answers 500 while
+    `failures[(enterprise, message type)]` > 0."""
 
     events: list[dict[str, Any]] = field(default_factory=list)
+    failures: dict[tuple[str, str], int] = field(default_factory=dict)
 
     def app(self) -> FastAPI:
         app = FastAPI()
 
         @app.post("/hook")
         async def hook(request: Request) -> Response:
-            self.events.append(json.loads(await request.body()))
+            event = json.loads(await request.body())
+            key = (event["subject"], event["type"])
+            if self.failures.get(key, 0) > 0:
+                self.failures[key] -= 1
+                return Response(status_code=500)
+            self.events.append(event)
             return Response(status_code=204)
 
         return app
@@ -86,6 +95,11 @@ def award(client: TestClient, authority: Publisher, *codes: str) -> None:
 def deliveries(runtime: Runtime) -> dict[str, Delivery]:
     with runtime.db.reader() as session:
         return {d.uscc: d for d in session.scalars(select(Delivery))}
+
+
+def deliveries_all(runtime: Runtime) -> list[Delivery]:
+    with runtime.db.reader() as session:
+        return list(session.scalars(select(Delivery).order_by(Delivery.log_index)))
 
 
 def attempts_of(runtime: Runtime, delivery_id: int) -> list[DeliveryAttempt]:
@@ -189,3 +203,109 @@ def test_a_short_retry_after_does_not_shorten_a_long_scheduled_wait(
         assert run_once(runtime, http) == 1
     delay = (deliveries(runtime)[A].next_attempt_at - runtime.clock.now()).total_seconds()
     assert 5760 <= delay <= 8640  # the schedule's 2 h (±20 %), not the 1 h bound on Retry-After
+
+
+# --- 3. a dead or parked delivery keeps its place in its enterprise's queue ---------------------
+
+
+def drain(runtime: Runtime, rounds: int = 4, advance: float = 10) -> None:
+    with make_client(runtime) as http:
+        for _ in range(rounds):
+            run_once(runtime, http)
+            runtime.clock.advance(seconds=advance)  # type: ignore[attr-defined]
+
+
+def award_and_revoke(client: TestClient, authority: Publisher, code: str) -> None:
+    award(client, authority, code)
+    token = authority.message("grade.revoked", make_revocation(), subject=code)
+    assert publish(client, token).status_code == 201
+
+
+def sent(rec: Receiver) -> list[tuple[str, str]]:
+    return [(e["subject"], e["type"]) for e in rec.events]
+
+
+GRADES = ["grade.awarded", "grade.revoked"]
+
+
+def test_a_dead_delivery_blocks_its_enterprise_until_replayed_while_others_flow(
+    client: TestClient, authority: Publisher, runtime: Runtime, receiver: tuple[Receiver, str]
+) -> None:
+    rec, url = receiver
+    sub = subscribe_bank(runtime, url, schedule=[0, 5], types=GRADES)
+    rec.failures[(A, "grade.awarded")] = 2  # dies after two attempts
+    award_and_revoke(client, authority, A)
+    award(client, authority, B)
+    drain(runtime)
+    assert sent(rec) == [(B, "grade.awarded")]  # A's revocation waits behind its dead award
+    stored = {(d.uscc, d.log_index): d.status for d in deliveries_all(runtime)}
+    assert sorted(stored.values()) == ["dead", "delivered", "pending"]
+    dead = client.get(f"/v1/subscriptions/{sub}/dead-letters").json()["items"]
+    index = dead[0]["log_index"]
+    replay = {"from_index": index, "to_index": index}
+    assert client.post(f"/v1/subscriptions/{sub}/replay", json=replay).json() == {"replayed": 1}
+    drain(runtime)
+    assert sent(rec) == [(B, "grade.awarded"), (A, "grade.awarded"), (A, "grade.revoked")]
+
+
+def test_skipping_a_dead_delivery_lets_its_enterprise_go_on_and_is_recorded(
+    client: TestClient, authority: Publisher, runtime: Runtime, receiver: tuple[Receiver, str]
+) -> None:
+    rec, url = receiver
+    sub = subscribe_bank(runtime, url, schedule=[0], types=GRADES)
+    rec.failures[(A, "grade.awarded")] = 1
+    award_and_revoke(client, authority, A)
+    drain(runtime)
+    assert sent(rec) == []
+    (dead,) = client.get(f"/v1/subscriptions/{sub}/dead-letters").json()["items"]
+    (pending,) = [d for d in deliveries_all(runtime) if d.status == "pending"]
+    refused = client.post(
+        f"/v1/subscriptions/{sub}/skip", json={"log_indexes": [pending.log_index]}
+    )
+    assert (refused.status_code, refused.json()["code"]) == (409, "not_stuck")
+    unknown = client.post(f"/v1/subscriptions/{sub}/skip", json={"log_indexes": [10_000]})
+    assert (unknown.status_code, unknown.json()["code"]) == (404, "unknown_delivery")
+    skip = {"log_indexes": [dead["log_index"]]}
+    assert client.post(f"/v1/subscriptions/{sub}/skip", json=skip).json() == {"skipped": 1}
+    drain(runtime)
+    assert sent(rec) == [(A, "grade.revoked")]
+    assert client.get(f"/v1/subscriptions/{sub}/dead-letters").json()["items"] == []
+    assert [a.error_class for a in attempts_of(runtime, dead["delivery_id"])] == [
+        "http_500",
+        "skipped",
+    ]
+    # the pull feed reads the log, not the push state: both messages, in log order
+    feed = client.get(f"/v1/subscriptions/{sub}/feed?after=-1").json()
+    assert [i["type"] for i in feed["items"]] == GRADES
+
+
+def test_a_parked_delivery_blocks_its_enterprise_until_skipped(
+    client: TestClient,
+    authority: Publisher,
+    runtime: Runtime,
+    receiver: tuple[Receiver, str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    rec, url = receiver
+    register_publisher(runtime, "fj-cib", [], roles=["bank"], subscribe=GRADES)
+    body = {"agency_id": "fj-cib", "url": url, "types": GRADES, "view": "bank_credit"}
+    created = client.post("/v1/subscriptions", json=body)
+    assert created.status_code == 201, created.text
+    sub = created.json()["id"]
+    real = CONNECTORS["bank_credit"]
+
+    def leaky(ctx: Any) -> dict[str, Any]:  # a bug that would leak a field outside the view
+        document = real.render(ctx)
+        if ctx.decision.type == "grade.awarded":
+            document["certificate_no"] = ctx.decision.data["certificate_no"]
+        return document
+
+    monkeypatch.setitem(CONNECTORS, "bank_credit", dataclasses.replace(real, render=leaky))
+    award_and_revoke(client, authority, A)
+    drain(runtime)
+    assert sent(rec) == []  # the revocation of an award the bank never had waits
+    (parked,) = [d for d in deliveries_all(runtime) if d.status == "parked"]
+    skip = {"log_indexes": [parked.log_index]}
+    assert client.post(f"/v1/subscriptions/{sub}/skip", json=skip).json() == {"skipped": 1}
+    drain(runtime)
+    assert sent(rec) == [(A, "grade.revoked")]
