@@ -113,16 +113,19 @@ def caller_with(scope: str) -> Callable[[Request], Awaitable[Caller]]:
 
 
 async def authenticated(request: Request, scope: str) -> Caller:
-    """`authenticate` for async routes: a refusal is recorded (off the event loop) and raised."""
+    """`authenticate` for async routes: a refusal is recorded (off the event loop), naming the
+    agency whenever its token verified, and raised."""
+    caller: Caller | None = None
     try:
-        return authenticate(request, scope)
+        caller = verified_caller(request)
+        admit(request, caller, scope)
+        return caller
     except GatewayError as exc:
         if exc.code != "rate_limited":  # a flood is answered, not written down request by request
             runtime: Runtime = request.app.state.runtime
             what = f"{request.method} {request.url.path}"
-            await run_in_threadpool(
-                record_refusal, runtime, _unverified_sub(request), "auth", what, exc
-            )
+            agency_id = caller.agency_id if caller else None
+            await run_in_threadpool(record_refusal, runtime, agency_id, "auth", what, exc)
         raise
 
 
@@ -154,26 +157,30 @@ def claimed_issuer(form: dict[str, str]) -> str | None:
     return f"claimed iss {str(claims.get('iss'))[:64]}" if isinstance(claims, dict) else None
 
 
-def _unverified_sub(request: Request) -> str | None:
-    """The `sub` a refused token names, if it was at least a gateway token that verified; for
-    a forged or expired one, nothing is taken from it."""
-    runtime: Runtime = request.app.state.runtime
-    _, _, token = request.headers.get("authorization", "").partition(" ")
-    try:
-        return verify_access_token(token.strip(), runtime.signer, runtime.clock.now()).agency_id
-    except GatewayError:
-        return None
-
-
-def authenticate(request: Request, scope: str) -> Caller:
-    """The verified caller of `request`, holding `scope` (or `admin`); raises otherwise."""
+def verified_caller(request: Request) -> Caller:
+    """Who sent `request`: the agency its bearer token names, once the token verified (a
+    gateway token, unexpired); raises missing_token or invalid_token. Nothing is admitted
+    yet: `admit` spends the rate and checks the scope."""
     runtime: Runtime = request.app.state.runtime
     kind, _, token = request.headers.get("authorization", "").partition(" ")
     if kind.lower() != "bearer" or not token:
         raise Unauthorized(
             "missing_token", "send Authorization: Bearer <access token>", error="invalid_token"
         )
-    caller = verify_access_token(token.strip(), runtime.signer, runtime.clock.now())
+    return verify_access_token(token.strip(), runtime.signer, runtime.clock.now())
+
+
+def admit(request: Request, caller: Caller, scope: str) -> None:
+    """Spend one of the verified caller's requests (429 past its rate) and require `scope`
+    (or `admin`)."""
+    runtime: Runtime = request.app.state.runtime
     runtime.rate_limiter.take(caller.agency_id)
     require_scope(caller, scope)
+
+
+def authenticate(request: Request, scope: str) -> Caller:
+    """The verified caller of `request`, holding `scope` (or `admin`); raises otherwise. A
+    caller that must record its refusals under the agency uses `verified_caller` and `admit`."""
+    caller = verified_caller(request)
+    admit(request, caller, scope)
     return caller

@@ -12,7 +12,7 @@ from pydantic import BaseModel, Field
 from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 
-from gateway.access.routes import authenticate, authenticated
+from gateway.access.routes import admit, authenticated, verified_caller
 from gateway.access.tokens import Caller
 from gateway.errors import GatewayError, PayloadTooLarge
 from gateway.queries import service
@@ -74,11 +74,12 @@ def _record(
 def _caller(
     runtime: Runtime, request: Request, *, action: str, codes: list[str], purpose: str | None
 ) -> tuple[Caller, str]:
-    """Token, scope and purpose (no database); a refusal is recorded (for each code) before it
-    is raised."""
+    """Token, rate, scope and purpose (no database); a refusal is recorded (for each code,
+    under the agency once its token verified) before it is raised."""
     caller: Caller | None = None
     try:
-        caller = authenticate(request, "query")
+        caller = verified_caller(request)
+        admit(request, caller, "query")
         return caller, service.check_purpose(purpose)
     except GatewayError as exc:
         _refused(runtime, request, caller, exc, codes=codes, action=action, purpose=purpose)
@@ -205,7 +206,8 @@ async def get_standing(code: str, request: Request) -> Response:
     purpose, fields = params.get("purpose"), params.get("fields")
     caller: Caller | None = None
     try:
-        caller = authenticate(request, "query")
+        caller = verified_caller(request)
+        admit(request, caller, "query")
         why = service.check_purpose(purpose)
     except GatewayError as exc:
         await run_in_threadpool(

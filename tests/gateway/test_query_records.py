@@ -1,0 +1,72 @@
+"""Every query is recorded (protocol.md §7: who, when, which enterprise, stated purpose), and
+the records are bounded: what the access review found about the query routes, each a test."""
+
+from __future__ import annotations
+
+import pytest
+from contract_factories import USCC, make_award, make_registration
+from fastapi.testclient import TestClient
+from gateway_factories import Publisher, allow_query, bearer, publish, register_publisher
+from sqlalchemy import select
+
+from gateway.models import AccessRecord
+from gateway.runtime import Runtime
+
+Record = tuple[str | None, str | None, str, str | None, str]
+
+
+def records(runtime: Runtime, after: int = 0) -> list[Record]:
+    """(agency, uscc, action, purpose, result) of each access record past id `after`."""
+    with runtime.db.reader() as session:
+        rows = session.scalars(
+            select(AccessRecord).where(AccessRecord.id > after).order_by(AccessRecord.id)
+        )
+        return [(r.agency_id, r.uscc, r.action, r.purpose, r.result) for r in rows]
+
+
+def last_id(runtime: Runtime) -> int:
+    with runtime.db.reader() as session:
+        return session.scalar(select(AccessRecord.id).order_by(AccessRecord.id.desc())) or 0
+
+
+@pytest.fixture
+def graded(client: TestClient, authority: Publisher, runtime: Runtime) -> str:
+    """A registered enterprise with a grade, and a bank holding the whole standing right."""
+    for message_type, data in (
+        ("enterprise.registered", make_registration()),
+        ("grade.awarded", make_award()),
+    ):
+        assert publish(client, authority.message(message_type, data)).status_code == 201
+    register_publisher(runtime, "fj-cib", [], roles=["bank"])
+    allow_query(runtime, "fj-cib", "standing")
+    return USCC
+
+
+def test_a_refusal_after_the_token_verified_names_the_agency(
+    client: TestClient, runtime: Runtime, graded: str
+) -> None:
+    """A verified token without the `query` scope is refused under its agency, not as if no
+    token had been sent."""
+    wrong_scope = bearer(runtime, "fj-cib", "subscribe")
+    client.get(f"/v1/enterprises/{graded}?purpose=p1", headers=wrong_scope)
+    client.get(f"/v1/enterprises/{graded}/grade-history?purpose=p2", headers=wrong_scope)
+    client.post(
+        "/v1/enterprises/query", json={"codes": [graded], "purpose": "p3"}, headers=wrong_scope
+    )
+    assert records(runtime) == [
+        ("fj-cib", graded, "query", "p1", "insufficient_scope"),
+        ("fj-cib", graded, "grade_history", "p2", "insufficient_scope"),
+        ("fj-cib", graded, "batch_query", "p3", "insufficient_scope"),
+    ]
+
+
+def test_a_rate_limited_query_names_the_agency(
+    client: TestClient, runtime: Runtime, graded: str
+) -> None:
+    client.put("/v1/agencies/fj-cib/rate-limit", json={"per_second": 0.001, "burst": 1})
+    before = last_id(runtime)
+    url = f"/v1/enterprises/{graded}?purpose=loan"
+    statuses = [client.get(url, headers=bearer(runtime, "fj-cib", "query")).status_code]
+    statuses.append(client.get(url, headers=bearer(runtime, "fj-cib", "query")).status_code)
+    assert statuses == [200, 429]
+    assert records(runtime, before)[-1] == ("fj-cib", graded, "query", "loan", "rate_limited")
