@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
-from datetime import date
+from datetime import date, timedelta
 from enum import StrEnum
 
 from contracts.dates import add_months, date_field
@@ -22,6 +22,7 @@ __all__ = [
 ]
 
 SMALL_MICRO = "small_micro"
+_ONE_DAY = timedelta(days=1)
 _LADDER = {"1": 1, "2": 2, "3": 3}  # 一级 > 二级 > 三级
 
 
@@ -87,17 +88,27 @@ def _refuse(state: GradeState, event: str, why: str) -> TransitionError:
 
 
 def _check_validity(
-    state: GradeState, event: str, valid_from: date, valid_to: date, policy: Policy
+    state: GradeState,
+    event: str,
+    valid_from: date,
+    valid_to: date,
+    policy: Policy,
+    announced_on: date | None = None,
 ) -> None:
-    # domain.md §3: a grade is valid N years (configurable, policy grade_validity_years).
-    latest = add_months(valid_from, 12 * policy.grade_validity_years)
+    """domain.md §3: a grade is valid N years (configurable, policy grade_validity_years) from
+    its announcement: counted from `announced_on` when given (an award) and never more than N
+    years from its own start either (a renewal's validity continues the current one)."""
+    years = policy.grade_validity_years
+    anchors = [valid_from] if announced_on is None else [announced_on, valid_from]
+    latest = min(add_months(anchor, 12 * years) for anchor in anchors)
     if valid_to <= valid_from:
         raise _refuse(state, event, f"valid_to {valid_to} must be after valid_from {valid_from}")
     if valid_to > latest:
+        start = "announcement" if latest != add_months(valid_from, 12 * years) else "start"
         raise _refuse(
             state,
             event,
-            f"valid_to {valid_to} exceeds the {policy.grade_validity_years}-year validity "
+            f"valid_to {valid_to} exceeds the {years}-year validity from its {start} "
             f"(latest {latest})",
         )
 
@@ -116,7 +127,7 @@ def _award(state: GradeState, data: Mapping[str, object], policy: Policy) -> Gra
                 event,
                 f"re-apply wait until {state.reapply_after}; the new grade starts {earliest}",
             )
-    _check_validity(state, event, valid_from, valid_to, policy)
+    _check_validity(state, event, valid_from, valid_to, policy, announced_on)
     return GradeState(
         status=GradeStatus.ACTIVE,
         level=str(data["level"]),
@@ -139,9 +150,19 @@ def _renew(state: GradeState, data: Mapping[str, object], policy: Policy) -> Gra
             state, event, f"a renewal keeps the level, but the message names level {level}"
         )
     valid_from, valid_to = date_field(data, "valid_from"), date_field(data, "valid_to")
+    announced_on = date_field(data, "announced_on")
     if valid_from < state.valid_from:
         raise _refuse(
             state, event, f"the renewed validity cannot start ({valid_from}) before the current"
+        )
+    # domain.md §3: a grade not renewed lapses at valid_to; after that only a new award.
+    assert state.valid_to is not None  # an active grade has its validity
+    if announced_on > state.valid_to or valid_from > state.valid_to + _ONE_DAY:
+        raise _refuse(
+            state,
+            event,
+            f"the grade lapsed at {state.valid_to}, before this renewal (announced "
+            f"{announced_on}, valid from {valid_from}); a lapsed grade needs a new award",
         )
     _check_validity(state, event, valid_from, valid_to, policy)
     return replace(state, valid_from=valid_from, valid_to=valid_to)
@@ -161,6 +182,11 @@ def _downgrade(state: GradeState, data: Mapping[str, object], policy: Policy) ->
     if level_rank(to_level) <= level_rank(from_level):
         raise _refuse(
             state, event, f"level {to_level} is not lower than level {from_level} (1 > 2 > 3)"
+        )
+    if level_rank(to_level) != level_rank(from_level) + 1:
+        # domain.md §3: "downgraded by one level"; a graver case is a revocation.
+        raise _refuse(
+            state, event, f"a downgrade moves one level (from {from_level} to the next below)"
         )
     return replace(state, level=to_level)
 

@@ -65,7 +65,7 @@ def test_renewal_moves_the_validity_and_keeps_the_grade() -> None:
     assert after == make_active(valid_from=date(2027, 1, 10), valid_to=date(2030, 1, 9))
 
 
-@pytest.mark.parametrize(("held", "lower"), [("1", "2"), ("1", "3"), ("2", "3")])
+@pytest.mark.parametrize(("held", "lower"), [("1", "2"), ("2", "3")])
 def test_downgrade_to_a_lower_level(held: str, lower: str) -> None:
     data = make_downgrade(from_level=held, to_level=lower)
     after = apply(make_active(level=held), "grade.downgraded", data)
@@ -165,10 +165,29 @@ def test_renewing_an_expired_grade_names_the_state() -> None:
         ({"level": "1"}, "keeps the level"),
         ({"valid_from": "2024-01-09"}, "before the current"),
         ({"valid_to": "2030-01-11"}, "3-year validity"),
+        # the current grade is valid to 2027-01-09: after that it has lapsed (domain.md §3)
+        ({"announced_on": "2027-01-10"}, "lapsed at 2027-01-09"),
+        ({"announced_on": "2027-01-09", "valid_from": "2027-01-11"}, "a new award"),
     ],
 )
 def test_bad_renewals_are_refused(overrides: dict[str, str], says: str) -> None:
     assert says in refused(make_active(), "grade.renewed", make_renewal(**overrides))
+
+
+def test_an_awarded_grade_is_valid_three_years_from_its_announcement() -> None:
+    """domain.md §3: not three years from a start the message sets later."""
+    late_start = make_award(
+        announced_on="2024-01-10", valid_from="2026-01-10", valid_to="2029-01-09"
+    )
+    says = refused(GradeState.none(), "grade.awarded", late_start)
+    assert "3-year validity from its announcement (latest 2027-01-10)" in says
+    on_time = make_award(announced_on="2024-01-10", valid_from="2024-02-01", valid_to="2027-01-10")
+    assert apply(GradeState.none(), "grade.awarded", on_time).valid_to == date(2027, 1, 10)
+
+
+def test_renewal_announced_on_the_last_day_continues_the_grade() -> None:
+    renewal = make_renewal(announced_on="2027-01-09", valid_from="2027-01-10")
+    assert apply(make_active(), "grade.renewed", renewal).valid_from == date(2027, 1, 10)
 
 
 @pytest.mark.parametrize(
@@ -177,6 +196,7 @@ def test_bad_renewals_are_refused(overrides: dict[str, str], says: str) -> None:
         ("2", {"from_level": "2", "to_level": "1"}, "not lower"),
         ("2", {"from_level": "2", "to_level": "2"}, "not lower"),
         ("3", {"from_level": "3", "to_level": "1"}, "not lower"),
+        ("1", {"from_level": "1", "to_level": "3"}, "moves one level"),
         ("1", {"from_level": "2", "to_level": "3"}, "not the current level"),
         ("small_micro", {"from_level": "small_micro", "to_level": "3"}, "separate scheme"),
         ("3", {"from_level": "3", "to_level": "small_micro"}, "separate scheme"),

@@ -81,6 +81,11 @@ def domain_next(
             return None
         if not validity_ok(day(body, "valid_from"), day(body, "valid_to"), policy):
             return None
+        # valid N years from the announcement (domain.md §3)
+        if day(body, "valid_to") > months_later(
+            day(body, "announced_on"), 12 * policy.grade_validity_years
+        ):
+            return None
         return GradeState(
             ACTIVE,
             body["level"],
@@ -95,6 +100,10 @@ def domain_next(
         valid_from, valid_to = day(body, "valid_from"), day(body, "valid_to")
         if body["level"] != state.level or valid_from < state.valid_from:
             return None
+        # a grade not renewed lapses at valid_to: a renewal after that is refused
+        assert state.valid_to is not None
+        if day(body, "announced_on") > state.valid_to or valid_from > state.valid_to + ONE_DAY:
+            return None
         if not validity_ok(valid_from, valid_to, policy):
             return None
         return replace(state, valid_from=valid_from, valid_to=valid_to)
@@ -102,7 +111,7 @@ def domain_next(
         held, lower = body["from_level"], body["to_level"]
         if held != state.level or held not in LADDER or lower not in LADDER:
             return None
-        return replace(state, level=lower) if LADDER[lower] > LADDER[held] else None
+        return replace(state, level=lower) if LADDER[lower] == LADDER[held] + 1 else None
     if kind == REVOKED_EVENT:
         earliest = months_later(day(body, "decided_on"), policy.reapply_wait_months)
         if day(body, "reapply_after") < earliest:
@@ -285,6 +294,8 @@ def test_no_award_before_the_reapply_date_and_every_fitting_one_from_it(
     _, award = data.draw(grade_events(revoked, policy, (AWARDED,)), label="award")
     after = apply_checked(revoked, AWARDED, award, policy)
     starts = min(day(award, "announced_on"), day(award, "valid_from"))
-    fits = validity_ok(day(award, "valid_from"), day(award, "valid_to"), policy)
+    fits = validity_ok(day(award, "valid_from"), day(award, "valid_to"), policy) and day(
+        award, "valid_to"
+    ) <= months_later(day(award, "announced_on"), 12 * policy.grade_validity_years)
     assert (after is not None) == (starts >= reapply_after and fits)
     event(f"award {'on/after' if starts >= reapply_after else 'before'} the re-apply date")
