@@ -83,6 +83,13 @@ def create_subscription(
             f"the full view carries every field and the publisher's JWS, but {agency_id!r} "
             f"sees only some fields of {', '.join(cut)}: subscribe with view 'fields'",
         )
+    if connector is not None and cut:  # its documents are made from the whole message
+        raise Forbidden(
+            "view_not_permitted",
+            f"the {view} connector reads every field of the messages it is made from, but "
+            f"{agency_id!r} sees only some fields of {', '.join(cut)}: subscribe with view "
+            "'fields', or grant the whole contract first",
+        )
     if not signing or set(signing) - set(SCHEMES):
         raise BadRequest("invalid_signing", "signing is v1a (Ed25519), v1 (HMAC) or both")
     if url is not None and len(url) > 500:

@@ -178,7 +178,9 @@ def _view(
     if right is not None and subscription.view in ("full", "fields"):
         whole = right.fields is None
         return right.project(envelope["data"]), whole and subscription.view == "full"
-    return {  # notice (or no right any more): that something happened, about whom, from whom
+    # notice (or no right any more, or a connector view whose right no longer covers the
+    # whole message): that something happened, about whom, from whom
+    return {
         "type": envelope["type"],
         "subject": envelope["subject"],
         "issuer": envelope["issuer"],
@@ -205,7 +207,12 @@ def load_jobs(
         token = entry.jws.decode()
         envelope = json.loads(parse_compact(token).payload)
         parked: str | None = None
+        right = rights.get((subscription.agency_id, entry.type))
         connector = CONNECTORS.get(subscription.view)
+        if connector is not None and (right is None or right.fields is not None):
+            # A connector's document is made from the whole message: under a right since
+            # withdrawn or narrowed it cannot be made, and `_view` gives the notice instead.
+            connector = None
         if connector is not None:  # the connector's document, checked against its contract
             data, with_jws = {}, False
             try:
@@ -215,9 +222,7 @@ def load_jobs(
             except (KeyError, ValueError, TypeError, GatewayError) as exc:
                 parked = f"{connector.name}: cannot render the document: {exc!r}"[:480]
         else:
-            data, with_jws = _view(
-                subscription, envelope, rights.get((subscription.agency_id, entry.type))
-            )
+            data, with_jws = _view(subscription, envelope, right)
         body = cloud_event(
             source=source,
             message_id=entry.message_id,

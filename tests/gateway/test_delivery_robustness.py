@@ -17,7 +17,7 @@ import respx
 from contract_factories import make_award, make_registration, make_revocation
 from fastapi import FastAPI, Request, Response
 from fastapi.testclient import TestClient
-from gateway_factories import Publisher, publish, register_publisher
+from gateway_factories import Publisher, allow_subscribe, bearer, publish, register_publisher
 from loopback import serving
 from sqlalchemy import select
 
@@ -27,6 +27,7 @@ from gateway.delivery import worker
 from gateway.delivery.subscriptions import create_subscription
 from gateway.delivery.worker import make_client, run_once
 from gateway.models import Delivery, DeliveryAttempt
+from gateway.registry import rights
 from gateway.runtime import Runtime
 
 A = make_uscc("91350100MA0000011")
@@ -309,3 +310,51 @@ def test_a_parked_delivery_blocks_its_enterprise_until_skipped(
     assert client.post(f"/v1/subscriptions/{sub}/skip", json=skip).json() == {"skipped": 1}
     drain(runtime)
     assert sent(rec) == [(A, "grade.revoked")]
+
+
+# --- 5. a connector view is made only under a right to the whole message -----------------------
+
+NOTICE = {"type", "subject", "issuer", "issued_at"}
+
+
+def test_a_connector_view_needs_the_whole_contract_and_follows_a_narrowed_or_revoked_right(
+    client: TestClient, authority: Publisher, runtime: Runtime
+) -> None:
+    register_publisher(runtime, "fj-cib", [], roles=["bank"])
+    allow_subscribe(runtime, "fj-cib", ["grade.revoked"], fields=["reason_code"])
+    body = {"agency_id": "fj-cib", "url": None, "types": ["grade.revoked"], "view": "bank_credit"}
+    refused = client.post("/v1/subscriptions", json=body)
+    assert (refused.status_code, refused.json()["code"]) == (403, "view_not_permitted")
+    assert "grade.revoked" in refused.json()["detail"]
+
+    allow_subscribe(runtime, "fj-cib", ["grade.revoked"])  # the whole contract
+    created = client.post("/v1/subscriptions", json=body)
+    assert created.status_code == 201, created.text
+    feed_url = f"/v1/subscriptions/{created.json()['id']}/feed?after=-1"
+    award_and_revoke(client, authority, A)
+
+    def item() -> dict[str, Any]:
+        page = client.get(feed_url, headers=bearer(runtime, "fj-cib", "subscribe")).json()
+        (only,) = page["items"]
+        assert "jws" not in only
+        return dict(only)
+
+    whole = item()
+    assert whole["data"]["enterprise_name"]
+    assert whole["dataschema"]
+    allow_subscribe(runtime, "fj-cib", ["grade.revoked"], fields=["reason_code"])  # narrowed
+    narrowed = item()
+    assert set(narrowed["data"]) == NOTICE
+    assert "dataschema" not in narrowed
+    with runtime.db.transaction() as session:
+        rights.revoke(
+            session,
+            runtime.signer,
+            agency_id="fj-cib",
+            action="subscribe",
+            contract="grade.revoked",
+            now=runtime.clock.now(),
+        )
+    withdrawn = item()
+    assert set(withdrawn["data"]) == NOTICE
+    assert "dataschema" not in withdrawn
