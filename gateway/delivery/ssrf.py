@@ -1,43 +1,158 @@
-"""Refuse endpoints that resolve to loopback, private, link-local or metadata addresses.
+"""Refuse endpoints that resolve to anything but a globally reachable unicast address, and
+cloud metadata addresses always; and connect only to the address that was checked.
 
 Checked when a subscription is made and again before every attempt (DNS may change), unless
-the host is on the configured allow-list (tests and the demo allow 127.0.0.1).
+the host is on the configured allow-list (tests and the demo allow 127.0.0.1). A check and a
+later connection that resolve the name again can get different answers (DNS rebinding, a TTL
+of 0): `pinned_transport` resolves once per connection, checks every address, and connects to
+one of those, keeping the URL's host for the Host header and TLS (SNI and certificate).
 """
 
 from __future__ import annotations
 
 import ipaddress
 import socket
-from collections.abc import Collection
+from collections.abc import Collection, Iterable
+from typing import Any
 from urllib.parse import urlsplit
 
-METADATA = {ipaddress.ip_address("169.254.169.254"), ipaddress.ip_address("fd00:ec2::254")}
+import httpcore
+import httpx
+
+Address = ipaddress.IPv4Address | ipaddress.IPv6Address
+
+# Refused even when the host is allow-listed: no receiver lives there.
+METADATA = frozenset(
+    ipaddress.ip_address(address)
+    for address in (
+        "169.254.169.254",  # AWS, GCP, Azure, OpenStack, DigitalOcean … instance metadata
+        "169.254.170.2",  # AWS ECS task metadata and credentials
+        "100.100.100.200",  # Alibaba Cloud ECS metadata (shared address space, RFC 6598)
+        "192.0.0.192",  # Oracle Cloud metadata
+        "168.63.129.16",  # Azure WireServer: a global address, refused only by this list
+        "fd00:ec2::254",  # AWS instance metadata over IPv6
+        "fd20:ce::254",  # GCP metadata over IPv6
+    )
+)
 
 
 class UnsafeEndpoint(ValueError):
     pass
 
 
+def is_public(address: Address) -> bool:
+    """Whether a receiver may be at `address`: globally reachable (the IANA special-purpose
+    registries, RFC 6890: not private, shared 100.64.0.0/10, loopback, link-local,
+    documentation …), not reserved or multicast, not a metadata address; an IPv6 address that
+    carries an IPv4 one (IPv4-mapped, 6to4) only if that one is public too."""
+    if (
+        address in METADATA
+        or not address.is_global
+        or address.is_reserved  # also all of ::/8: IPv4-compatible, -mapped, NAT64 64:ff9b::/96
+        or address.is_multicast  # global to `ipaddress`, never a receiver
+    ):
+        return False
+    if isinstance(address, ipaddress.IPv6Address):
+        carried = (address.ipv4_mapped, address.sixtofour)
+        return all(is_public(inner) for inner in carried if inner is not None)
+    return True
+
+
+def vetted_addresses(host: str, port: int, allowed_hosts: Collection[str]) -> list[str]:
+    """Every address `host` resolves to now, in the resolver's order; UnsafeEndpoint if it
+    does not resolve or if any of them is not public (one bad answer taints the name).
+
+    An allow-listed host is trusted and returned as it is, unresolved (a test's receiver may
+    have no DNS name), unless it is a metadata address written out."""
+    if host in allowed_hosts:
+        if _literal(host) in METADATA:
+            raise UnsafeEndpoint(f"{host} is a cloud metadata address")
+        return [host]
+    try:
+        infos = socket.getaddrinfo(host, port, proto=socket.IPPROTO_TCP)
+    except socket.gaierror as exc:
+        raise UnsafeEndpoint(f"{host} does not resolve: {exc}") from exc
+    found: list[str] = []
+    for info in infos:
+        text = str(info[4][0])
+        address = ipaddress.ip_address(text)
+        if not is_public(address):
+            raise UnsafeEndpoint(f"{host} resolves to {address}, which is not a public address")
+        if text not in found:
+            found.append(text)
+    if not found:
+        raise UnsafeEndpoint(f"{host} resolves to no address")
+    return found
+
+
+def _literal(host: str) -> Address | None:
+    try:
+        return ipaddress.ip_address(host.strip("[]"))
+    except ValueError:
+        return None
+
+
 def check_endpoint(url: str, allowed_hosts: Collection[str]) -> None:
     parts = urlsplit(url)
     if parts.scheme not in ("http", "https") or not parts.hostname:
         raise UnsafeEndpoint(f"{url!r} is not an http(s) URL with a host")
-    host = parts.hostname
-    if host in allowed_hosts:
-        return
-    try:
-        infos = socket.getaddrinfo(host, parts.port or 443, proto=socket.IPPROTO_TCP)
-    except socket.gaierror as exc:
-        raise UnsafeEndpoint(f"{host} does not resolve: {exc}") from exc
-    for info in infos:
-        address = ipaddress.ip_address(info[4][0])
-        if (
-            address in METADATA
-            or address.is_loopback
-            or address.is_private
-            or address.is_link_local
-            or address.is_reserved
-            or address.is_multicast
-            or address.is_unspecified
-        ):
-            raise UnsafeEndpoint(f"{host} resolves to {address}, which is not a public address")
+    default_port = 443 if parts.scheme == "https" else 80
+    vetted_addresses(parts.hostname, parts.port or default_port, allowed_hosts)
+
+
+class PinnedBackend(httpcore.NetworkBackend):
+    """Opens a connection only to an address it has just resolved and vetted: the name is
+    resolved once, here, and the socket goes to that address, so a second DNS answer cannot
+    redirect it. The caller (httpcore) still sends the name as Host and as the TLS server
+    name, and checks the certificate against it."""
+
+    def __init__(
+        self, allowed_hosts: Collection[str], inner: httpcore.NetworkBackend | None = None
+    ) -> None:
+        self.allowed_hosts = allowed_hosts
+        self.inner = inner if inner is not None else httpcore.SyncBackend()
+
+    def connect_tcp(
+        self,
+        host: str,
+        port: int,
+        timeout: float | None = None,
+        local_address: str | None = None,
+        socket_options: Iterable[Any] | None = None,
+    ) -> httpcore.NetworkStream:
+        failure: httpcore.ConnectError | httpcore.ConnectTimeout | None = None
+        for address in vetted_addresses(host, port, self.allowed_hosts):
+            try:
+                return self.inner.connect_tcp(address, port, timeout, local_address, socket_options)
+            except (httpcore.ConnectError, httpcore.ConnectTimeout) as exc:
+                failure = exc  # as socket.create_connection does: try the next address
+        assert failure is not None  # vetted_addresses returns at least one
+        raise failure
+
+    def connect_unix_socket(
+        self,
+        path: str,
+        timeout: float | None = None,
+        socket_options: Iterable[Any] | None = None,
+    ) -> httpcore.NetworkStream:
+        raise UnsafeEndpoint("deliveries go over TCP, not a unix socket")
+
+    def sleep(self, seconds: float) -> None:
+        self.inner.sleep(seconds)
+
+
+def pinned_transport(
+    allowed_hosts: Collection[str],
+    *,
+    backend: httpcore.NetworkBackend | None = None,
+    **options: Any,
+) -> httpx.HTTPTransport:
+    """An httpx transport (`options` as for httpx.HTTPTransport, no proxy) whose connections
+    go through PinnedBackend. A client given it ignores proxy environment variables, which
+    would resolve the name themselves. UnsafeEndpoint propagates from the request unchanged."""
+    transport = httpx.HTTPTransport(**options)
+    pool = transport._pool  # httpx offers no parameter for httpcore's network backend
+    if type(pool) is not httpcore.ConnectionPool:
+        raise TypeError(f"expected httpcore.ConnectionPool behind the transport, not {pool!r}")
+    pool._network_backend = PinnedBackend(allowed_hosts, backend or pool._network_backend)
+    return transport
