@@ -71,15 +71,31 @@ def _record(
         )
 
 
+# Refusals of a request as such, before any code in it was looked at: no or a bad token, over
+# the rate, too many codes. Each is one access record (naming the enterprise when the request
+# named one, none for a batch): recorded per code, a refused batch of 1,000 codes wrote 1,000
+# rows, and a flood of them as many rows as the rate limit was meant to spare the database.
+_PER_REQUEST = frozenset({"missing_token", "invalid_token", "rate_limited", "batch_too_large"})
+
+
 def _caller(
-    runtime: Runtime, request: Request, *, action: str, codes: list[str], purpose: str | None
+    runtime: Runtime,
+    request: Request,
+    *,
+    action: str,
+    codes: list[str],
+    purpose: str | None,
+    max_codes: int | None = None,
 ) -> tuple[Caller, str]:
-    """Token, rate, scope and purpose (no database); a refusal is recorded (for each code,
-    under the agency once its token verified) before it is raised."""
+    """Token, rate, scope, the number of codes (at most `max_codes`) and purpose (no
+    database); a refusal is recorded (under the agency once its token verified) before it is
+    raised."""
     caller: Caller | None = None
     try:
         caller = verified_caller(request)
         admit(request, caller, "query")
+        if max_codes is not None and len(codes) > max_codes:
+            raise PayloadTooLarge("batch_too_large", f"at most {max_codes} codes, got {len(codes)}")
         return caller, service.check_purpose(purpose)
     except GatewayError as exc:
         _refused(runtime, request, caller, exc, codes=codes, action=action, purpose=purpose)
@@ -96,9 +112,13 @@ def _refused(
     action: str,
     purpose: str | None,
 ) -> None:
-    """Count and record a refusal of the token, scope or purpose (for each code)."""
+    """Count and record a refusal of the token, rate, scope, size or purpose: for each code,
+    unless it refused the request as such (or the request held more codes than a batch may):
+    then once."""
     agency_id = caller.agency_id if caller else None
     _count(request, agency_id, exc.code)
+    if exc.code in _PER_REQUEST or len(codes) > service.MAX_BATCH:
+        codes = codes if len(codes) == 1 else []
     _record(
         runtime, agency_id=agency_id, codes=codes, action=action, purpose=purpose, result=exc.code
     )
@@ -113,10 +133,13 @@ def _admitted(
     codes: list[str],
     purpose: str | None,
     fields: list[str] | None,
+    max_codes: int | None = None,
 ) -> tuple[Caller, str, View, frozenset[str]]:
-    """Token, scope, purpose, the right to this query and the fields asked for, and the
-    caller's roles; a refusal is recorded (for each code) before it is raised."""
-    caller, why = _caller(runtime, request, action=action, codes=codes, purpose=purpose)
+    """Token, scope, size, purpose, the right to this query and the fields asked for, and
+    the caller's roles; a refusal is recorded (for each code) before it is raised."""
+    caller, why = _caller(
+        runtime, request, action=action, codes=codes, purpose=purpose, max_codes=max_codes
+    )
     try:
         with runtime.db.reader() as session:
             view, roles = service.query_view(session, caller.agency_id, contract)
@@ -276,20 +299,6 @@ async def batch_query(body: BatchQuery, request: Request) -> dict[str, Any]:
     runtime: Runtime = request.app.state.runtime
 
     def run() -> dict[str, Any]:
-        if len(body.codes) > service.MAX_BATCH:
-            error = PayloadTooLarge(
-                "batch_too_large", f"at most {service.MAX_BATCH} codes, got {len(body.codes)}"
-            )
-            _record(
-                runtime,
-                agency_id=None,
-                codes=[],
-                action="batch_query",
-                purpose=body.purpose,
-                result=error.code,
-            )
-            _count(request, None, error.code)
-            raise error
         caller, why, view, roles = _admitted(
             runtime,
             request,
@@ -298,6 +307,7 @@ async def batch_query(body: BatchQuery, request: Request) -> dict[str, Any]:
             codes=body.codes,
             purpose=body.purpose,
             fields=body.fields,
+            max_codes=service.MAX_BATCH,
         )
         now = runtime.clock.now()
         with runtime.db.transaction() as session:

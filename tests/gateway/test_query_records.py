@@ -70,3 +70,43 @@ def test_a_rate_limited_query_names_the_agency(
     statuses.append(client.get(url, headers=bearer(runtime, "fj-cib", "query")).status_code)
     assert statuses == [200, 429]
     assert records(runtime, before)[-1] == ("fj-cib", graded, "query", "loan", "rate_limited")
+
+
+def test_a_refused_request_is_one_record_however_many_codes_it_names(
+    client: TestClient, runtime: Runtime, graded: str
+) -> None:
+    """No token, a bad token, over the rate, too many codes: one record for the request (no
+    enterprise named for a batch), not one per code; the token is checked before the size."""
+    client.put("/v1/agencies/fj-cib/rate-limit", json={"per_second": 0.001, "burst": 2})
+    bank = bearer(runtime, "fj-cib", "query")
+    before = last_id(runtime)
+
+    def batch(codes: list[str], headers: dict[str, str]) -> tuple[int, str]:
+        response = client.post(
+            "/v1/enterprises/query", json={"codes": codes, "purpose": "p"}, headers=headers
+        )
+        return response.status_code, response.json().get("code", "ok")
+
+    nobody = {"authorization": ""}
+    forged = {"authorization": "Bearer " + bank["Authorization"].split()[1][:-4] + "AAAA"}
+    outcomes = [
+        batch([graded] * 1001, nobody),
+        batch([graded] * 1000, forged),
+        batch([graded] * 1001, bank),
+        batch([graded], bank),
+        batch([graded] * 1000, bank),
+    ]
+    assert outcomes == [
+        (401, "missing_token"),
+        (401, "invalid_token"),
+        (413, "batch_too_large"),
+        (200, "ok"),
+        (429, "rate_limited"),
+    ]
+    assert records(runtime, before) == [
+        (None, None, "batch_query", "p", "missing_token"),
+        (None, None, "batch_query", "p", "invalid_token"),
+        ("fj-cib", None, "batch_query", "p", "batch_too_large"),
+        ("fj-cib", graded, "batch_query", "p", "ok"),
+        ("fj-cib", None, "batch_query", "p", "rate_limited"),
+    ]
