@@ -2,7 +2,8 @@
 
 Status codes are the spec's: 404 unknown origin, 403 no valid log signature, 400 malformed
 or old > new, 409 stale old size (body: our size, `text/x.tlog.size`) or same size with
-another root, 422 a consistency proof that does not verify (a fork).
+another root, 422 a consistency proof that does not verify (a fork), which includes a size-0
+checkpoint whose root is not the empty tree's (RFC 9162 §2.1.1: that tree has one root).
 """
 
 from __future__ import annotations
@@ -104,7 +105,11 @@ def _consistency_refusal(
     size: int, root: bytes | None, checkpoint: note.Checkpoint, proof: list[bytes]
 ) -> tuple[int, str] | None:
     if size == 0:
-        return None if not proof else (422, "the proof must be empty when old size is 0")
+        if proof:
+            return 422, "the proof must be empty when old size is 0"
+        if checkpoint.size == 0 and checkpoint.root != merkle.EMPTY_ROOT:
+            return 422, "a checkpoint of size 0 must have the empty tree's root hash"
+        return None  # any tree extends the empty one
     assert root is not None
     if size == checkpoint.size:
         if root != checkpoint.root:
