@@ -12,7 +12,7 @@ from pydantic import BaseModel, Field
 from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 
-from gateway.access.routes import admit, authenticated, verified_caller
+from gateway.access.routes import admit, verified_caller
 from gateway.access.tokens import Caller
 from gateway.errors import GatewayError, PayloadTooLarge
 from gateway.queries import service
@@ -339,6 +339,7 @@ async def batch_query(body: BatchQuery, request: Request) -> dict[str, Any]:
 async def get_access_records(
     code: str,
     request: Request,
+    purpose: PurposeParam = None,
     before: Annotated[
         int | None, Query(description="cursor: the last id of the previous page")
     ] = None,
@@ -346,18 +347,42 @@ async def get_access_records(
 ) -> dict[str, Any]:
     """Who accessed this enterprise's data, newest first: for operators (scope `admin`) and
     for agencies holding an `access_records` query right (regulators, the supervising agency),
-    cut to that right's field view."""
-    caller = await authenticated(request, "query")
+    cut to that right's field view. Needs a purpose; recorded (the read is not on the page it
+    returns), refusals too."""
     runtime: Runtime = request.app.state.runtime
+    action = "access_records"
 
     def run() -> dict[str, Any]:
-        with runtime.db.reader() as session:
-            view = (
-                View(None)
-                if "admin" in caller.scopes
-                else require_view(session, caller.agency_id, "query", "access_records")
+        caller, why = _caller(runtime, request, action=action, codes=[code], purpose=purpose)
+        try:
+            with runtime.db.transaction() as session:
+                view = (
+                    View(None)
+                    if "admin" in caller.scopes
+                    else require_view(session, caller.agency_id, "query", action)
+                )
+                items = service.access_records(session, code, before, limit)
+                service.record_access(
+                    session,
+                    at=runtime.clock.now(),
+                    agency_id=caller.agency_id,
+                    uscc=code,
+                    action=action,
+                    purpose=why,
+                    result="ok",
+                )
+        except GatewayError as exc:
+            _count(request, caller.agency_id, exc.code)
+            _record(
+                runtime,
+                agency_id=caller.agency_id,
+                codes=[code],
+                action=action,
+                purpose=why,
+                result=exc.code,
             )
-            items = service.access_records(session, code, before, limit)
+            raise
+        _count(request, caller.agency_id, "ok")
         return {
             "uscc": code,
             "items": [view.project(item, keep=("id",)) for item in items],

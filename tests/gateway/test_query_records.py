@@ -110,3 +110,37 @@ def test_a_refused_request_is_one_record_however_many_codes_it_names(
         ("fj-cib", graded, "batch_query", "p", "ok"),
         ("fj-cib", None, "batch_query", "p", "rate_limited"),
     ]
+
+
+def test_reading_the_access_records_needs_a_purpose_and_is_recorded_refusals_included(
+    client: TestClient, runtime: Runtime, graded: str
+) -> None:
+    url = f"/v1/enterprises/{graded}/access-records"
+    bank = bearer(runtime, "fj-cib", "query")
+    register_publisher(runtime, "fj-scjg", [], roles=["market_regulator"])
+    allow_query(runtime, "fj-scjg", "access_records", ["agency_id", "purpose"])
+    regulator = bearer(runtime, "fj-scjg", "query")
+    before = last_id(runtime)
+
+    refused = client.get(url, params={"purpose": "curious"}, headers=bank)
+    assert (refused.status_code, refused.json()["code"]) == (403, "not_permitted")
+    silent = client.get(url, headers=regulator)
+    assert (silent.status_code, silent.json()["code"]) == (400, "missing_purpose")
+    first = client.get(url, params={"purpose": "supervision"}, headers=regulator)
+    assert first.status_code == 200, first.text
+    operator = client.get(url, params={"purpose": "audit"})
+    assert operator.status_code == 200, operator.text
+    assert records(runtime, before) == [
+        ("fj-cib", graded, "access_records", "curious", "not_permitted"),
+        ("fj-scjg", graded, "access_records", None, "missing_purpose"),
+        ("fj-scjg", graded, "access_records", "supervision", "ok"),
+        ("ops", graded, "access_records", "audit", "ok"),
+    ]
+    # a read is not on the page it returns; the next read sees it
+    seen = [(i["agency_id"], i["purpose"]) for i in operator.json()["items"]]
+    assert seen[:3] == [
+        ("fj-scjg", "supervision"),
+        ("fj-scjg", None),
+        ("fj-cib", "curious"),
+    ]
+    assert "ops" not in {agency for agency, _ in seen}
