@@ -4,16 +4,16 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-from collections.abc import Collection
+from collections.abc import Collection, Mapping
+from dataclasses import replace
 from typing import Any, NamedTuple
 
 from sqlalchemy import ColumnElement, Connection, Row, Select, and_, bindparam, select
 from sqlalchemy.orm import Session
 
-from contracts.errors import RuleError
-from contracts.grades import GradeState, GradeStatus, apply_grade_event
+from contracts.dates import date_field
+from contracts.grades import GradeState, GradeStatus
 from contracts.measures import Standing, applicable
-from contracts.policy import policy_for
 from gateway.errors import NotFound
 from gateway.ledger.apply import ACHIEVED, EVENT_DATE_FIELD, NEW, NOT_ACHIEVED
 from gateway.measures.catalog import active_catalog
@@ -244,18 +244,14 @@ def standing_as_of(session: Session, uscc: str, on: dt.date, index: int) -> Fact
 
 def _grade_as_of(connection: Connection, facts: EnterpriseFacts, index: int) -> EnterpriseFacts:
     """`facts` with the grade columns as they were after entry `index`: the enterprise's grade
-    messages up to it replayed through the state machine that applied them, as
-    gateway.ledger.apply.change_grade does (registration leaves no grade)."""
+    messages up to it folded as gateway.ledger.apply.change_grade applied them (registration
+    leaves no grade)."""
     state = GradeState.none()
     ledger_status, certificate_no = NEW, None
     events = connection.execute(_GRADE_EVENTS_UP_TO, {"uscc": facts.uscc, "index": index})
     for message_type, token in events:
         data = _data(token)
-        on = dt.date.fromisoformat(data[EVENT_DATE_FIELD[message_type]])
-        try:
-            state = apply_grade_event(state, message_type, data, policy_for(facts.region_code, on))
-        except RuleError as exc:  # accepted once, so only a changed rule refuses it now
-            raise ValueError(f"replaying {message_type} for {facts.uscc}: {exc.message}") from exc
+        state = _grade_after(state, message_type, data)
         ledger_status = ACHIEVED if state.status is GradeStatus.ACTIVE else NOT_ACHIEVED
         if message_type in ("grade.awarded", "grade.renewed"):
             certificate_no = data["certificate_no"]
@@ -269,6 +265,31 @@ def _grade_as_of(connection: Connection, facts: EnterpriseFacts, index: int) -> 
         certificate_no=certificate_no,
         reapply_after=state.reapply_after,
     )
+
+
+def _grade_after(state: GradeState, message_type: str, data: Mapping[str, Any]) -> GradeState:
+    """The grade an accepted message left (what contracts.grades.apply_grade_event returned
+    for it), without the checks it passed then: the log is replayed as accepted, not judged
+    again by rules that may have changed since."""
+    if message_type == "grade.awarded":
+        return GradeState(
+            status=GradeStatus.ACTIVE,
+            level=str(data["level"]),
+            scheme=str(data["scheme"]),
+            authority_level=str(data["authority_level"]),
+            valid_from=date_field(data, "valid_from"),
+            valid_to=date_field(data, "valid_to"),
+        )
+    if message_type == "grade.renewed":
+        valid_from, valid_to = date_field(data, "valid_from"), date_field(data, "valid_to")
+        return replace(state, valid_from=valid_from, valid_to=valid_to)
+    if message_type == "grade.downgraded":
+        return replace(state, level=str(data["to_level"]))
+    if message_type == "grade.revoked":
+        return GradeState(
+            status=GradeStatus.REVOKED, reapply_after=date_field(data, "reapply_after")
+        )
+    return GradeState(status=GradeStatus.EXPIRED)  # grade.expired
 
 
 def _data(token: bytes) -> dict[str, Any]:

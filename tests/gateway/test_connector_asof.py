@@ -7,14 +7,17 @@ from __future__ import annotations
 import json
 from typing import Any
 
+import pytest
 import test_connectors
 from contract_factories import (
     make_accident,
     make_award,
     make_downgrade,
+    make_expiry,
     make_listing,
     make_registration,
     make_removal,
+    make_renewal,
     make_revocation,
 )
 from fastapi.testclient import TestClient
@@ -22,6 +25,8 @@ from gateway_factories import Publisher
 from sqlalchemy import select
 from test_connectors import CONSUMERS, Story
 
+from contracts import grades
+from contracts.errors import TransitionError
 from gateway.delivery.worker import load_jobs
 from gateway.models import Delivery
 from gateway.runtime import Runtime
@@ -45,6 +50,13 @@ STEPS: list[tuple[str, str, dict[str, Any]]] = [
         make_accident(accident_id="ND-ACC-2026-001", occurred_on="2026-11-01", deaths=0),
     ),
     ("2026-12-01", "grade.downgraded", make_downgrade(decided_on="2026-11-30")),
+    (
+        "2026-12-11",
+        "grade.renewed",
+        make_renewal(
+            level="3", announced_on="2026-12-10", valid_from="2026-12-15", valid_to="2029-12-14"
+        ),
+    ),
     (
         "2027-03-16",
         "grade.revoked",
@@ -80,6 +92,7 @@ STEPS: list[tuple[str, str, dict[str, Any]]] = [
             certificate_no="闽AQBWHⅢ202800007",
         ),
     ),
+    ("2031-04-10", "grade.expired", make_expiry(valid_to="2031-04-09", expired_on="2031-04-10")),
 ]
 
 
@@ -108,7 +121,7 @@ def test_a_document_is_the_same_bytes_after_later_messages_about_its_enterprise(
         now = bodies(runtime, feeds)
         assert {i: now[i] for i in first} == first, f"changed by {message_type} on {day}"
         first |= now
-    assert len(first) == 28  # 1 + 4 + 2 + 4 + 5 + 4 + 4 + 4 documents, step by step
+    assert len(first) == 35  # 1 + 4 + 2 + 4 + 4 + 5 + 4 + 4 + 4 + 3 documents, step by step
 
     documents = [json.loads(body) for _, body in first.values()]
     award = next(
@@ -133,3 +146,24 @@ def test_a_document_is_the_same_bytes_after_later_messages_about_its_enterprise(
     assert [entry["list_type"] for entry in listed["lists"]] == ["black"]  # removed later
     assert listed["grade"]["status"] == "revoked"  # awarded again later
     assert {name for _, _, name in CONSUMERS} == set(feeds)
+
+
+def test_history_is_replayed_as_accepted_not_judged_again_by_todays_rules(
+    client: TestClient,
+    runtime: Runtime,
+    authority: Publisher,
+    feeds: dict[str, str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    story = Story(client, runtime, authority, feeds)
+    for day, message_type, data in STEPS[:2] + STEPS[5:6]:  # registered, awarded, revoked
+        story.on(day)
+        story.publish(message_type, data)
+    before = bodies(runtime, feeds)
+
+    def refuse(*_: Any) -> Any:
+        raise TransitionError("a rule tightened since these messages were accepted")
+
+    for grade_type in list(grades._HANDLERS):
+        monkeypatch.setitem(grades._HANDLERS, grade_type, refuse)
+    assert bodies(runtime, feeds) == before  # the award's documents still render, unchanged
