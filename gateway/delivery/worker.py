@@ -5,7 +5,8 @@ while an earlier one is dead or parked, so messages about one enterprise reach a
 strictly in log order while other enterprises flow freely (an operator replays or skips a
 stuck one). On PostgreSQL the claim uses `FOR UPDATE SKIP LOCKED`; on SQLite the claim runs
 under the database's single writer (`BEGIN IMMEDIATE`). A claim is a lease: a worker that dies
-mid-delivery leaves it to expire, and another worker delivers it again (at least once).
+mid-delivery leaves it to expire, and another worker delivers it again (at least once). A round
+of attempts ends by half its lease, and a result is recorded only while the lease still holds.
 The retry schedule is persistent rows; tenacity only retries a connection error within one
 attempt.
 """
@@ -17,11 +18,16 @@ import email.utils
 import json
 import logging
 import random
+import ssl
+import threading
 import time
+from collections.abc import Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
+import httpcore
 import httpx
 from sqlalchemy import and_, bindparam, func, insert, or_, select, update
 from sqlalchemy.orm import Session
@@ -55,6 +61,7 @@ class Job:
     message_id: str
     leaf_hash: str
     parked: str | None = None  # why the document failed its view contract: never sent
+    lease: dt.datetime | None = None  # the claimed_until this worker wrote: its claim token
 
 
 def claim_due_deliveries(
@@ -126,7 +133,7 @@ def claim_due_deliveries(
         query = query.with_for_update(of=Delivery, skip_locked=True)
     candidates = list(session.execute(query.add_columns(Delivery.subscription_id)))
     ids = _within_rate_limits(session, candidates, now)
-    if ids:
+    if ids:  # now + lease is the claim's token: the result is recorded only while it holds
         session.execute(
             update(Delivery).where(Delivery.id.in_(ids)).values(claimed_until=now + lease)
         )
@@ -189,7 +196,11 @@ def _view(
 
 
 def load_jobs(
-    session: Session, ids: list[int], source: str, now: dt.datetime | None = None
+    session: Session,
+    ids: list[int],
+    source: str,
+    now: dt.datetime | None = None,
+    lease: dt.datetime | None = None,
 ) -> list[Job]:
     now = now or dt.datetime.now(dt.UTC)
     rows = list(
@@ -262,6 +273,7 @@ def load_jobs(
                 message_id=entry.message_id,
                 leaf_hash=entry.leaf_hash.hex(),
                 parked=parked,
+                lease=lease,
             )
         )
     return jobs
@@ -289,6 +301,94 @@ class Result:
     body: str = ""  # a 2xx body may hold the receiver's signed receipt
 
 
+_attempt = threading.local()  # .deadline: when this thread's attempt must be over (monotonic)
+
+
+@contextmanager
+def _deadline(at: float) -> Iterator[None]:
+    _attempt.deadline = at
+    try:
+        yield
+    finally:
+        _attempt.deadline = None
+
+
+def _bounded(timeout: float | None, expired: type[Exception]) -> float | None:
+    """`timeout` cut to what is left of this thread's attempt; raises `expired` when none is."""
+    deadline: float | None = getattr(_attempt, "deadline", None)
+    if deadline is None:
+        return timeout
+    left = deadline - time.monotonic()
+    if left <= 0:
+        raise expired("the delivery attempt's deadline has passed")
+    return left if timeout is None else min(timeout, left)
+
+
+class _DeadlineStream(httpcore.NetworkStream):
+    """A socket whose every wait ends by the attempt's deadline: httpx's timeouts are per
+    read and write, so a receiver dripping a byte at a time (headers or body) held an
+    attempt open for as long as it liked, past the claim's lease."""
+
+    def __init__(self, stream: httpcore.NetworkStream) -> None:
+        self._stream = stream
+
+    def read(self, max_bytes: int, timeout: float | None = None) -> bytes:
+        return self._stream.read(max_bytes, _bounded(timeout, httpcore.ReadTimeout))
+
+    def write(self, buffer: bytes, timeout: float | None = None) -> None:
+        self._stream.write(buffer, _bounded(timeout, httpcore.WriteTimeout))
+
+    def close(self) -> None:
+        self._stream.close()
+
+    def start_tls(
+        self,
+        ssl_context: ssl.SSLContext,
+        server_hostname: str | None = None,
+        timeout: float | None = None,
+    ) -> httpcore.NetworkStream:
+        timeout = _bounded(timeout, httpcore.ConnectTimeout)
+        return _DeadlineStream(self._stream.start_tls(ssl_context, server_hostname, timeout))
+
+    def get_extra_info(self, info: str) -> Any:
+        return self._stream.get_extra_info(info)
+
+
+class _DeadlineBackend(httpcore.NetworkBackend):
+    def __init__(self) -> None:
+        self._backend = httpcore.SyncBackend()
+
+    def connect_tcp(
+        self,
+        host: str,
+        port: int,
+        timeout: float | None = None,
+        local_address: str | None = None,
+        socket_options: Iterable[httpcore.SOCKET_OPTION] | None = None,
+    ) -> httpcore.NetworkStream:
+        timeout = _bounded(timeout, httpcore.ConnectTimeout)
+        stream = self._backend.connect_tcp(host, port, timeout, local_address, socket_options)
+        return _DeadlineStream(stream)
+
+    def sleep(self, seconds: float) -> None:
+        self._backend.sleep(seconds)
+
+
+class _DeadlineTransport(httpx.HTTPTransport):
+    """httpx's own transport (its pool, limits and error mapping) over `_DeadlineBackend`."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        limits = httpx.Limits(max_connections=100, max_keepalive_connections=20)  # httpx's
+        self._pool = httpcore.ConnectionPool(
+            ssl_context=httpx.create_ssl_context(),
+            max_connections=limits.max_connections,
+            max_keepalive_connections=limits.max_keepalive_connections,
+            keepalive_expiry=limits.keepalive_expiry,
+            network_backend=_DeadlineBackend(),
+        )
+
+
 @retry(
     retry=retry_if_exception_type(httpx.ConnectError),
     stop=stop_after_attempt(3),
@@ -299,10 +399,15 @@ def _post(client: httpx.Client, url: str, body: bytes, headers: dict[str, str]) 
     return client.post(url, content=body, headers=headers)
 
 
-def attempt(runtime: Runtime, client: httpx.Client, job: Job) -> Result:
-    """One signed POST (signed afresh: a new timestamp every attempt)."""
+def attempt(
+    runtime: Runtime, client: httpx.Client, job: Job, deadline: float | None = None
+) -> Result:
+    """One signed POST (signed afresh: a new timestamp every attempt), over by `deadline`
+    (`time.monotonic()`; default: `timeout_seconds` from now) whatever the receiver does."""
     url = str(job.subscription["url"])
     started = time.perf_counter()
+    if deadline is None:
+        deadline = time.monotonic() + runtime.settings.delivery.timeout_seconds
     try:
         check_endpoint(url, runtime.settings.delivery.allowed_hosts)
         timestamp = int(time.time())
@@ -319,7 +424,8 @@ def attempt(runtime: Runtime, client: httpx.Client, job: Job) -> Result:
                 ed25519_keys=runtime.signer.webhook_keys(runtime.clock.now()),
             ),
         }
-        response = _post(client, url, job.body, headers)
+        with _deadline(deadline):
+            response = _post(client, url, job.body, headers)
         text = response.text
     except UnsafeEndpoint as exc:
         return Result(None, "unsafe_endpoint", str(exc)[:EXCERPT], _ms(started))
@@ -365,6 +471,7 @@ class _Next:
     """A delivery's state after an attempt, written back with one executemany UPDATE."""
 
     b_id: int
+    b_lease: dt.datetime | None
     status: str
     attempts: int
     next_attempt_at: dt.datetime
@@ -375,6 +482,11 @@ class _Next:
 def record_all(runtime: Runtime, outcomes: list[tuple[Job, Result]], now: dt.datetime) -> list[str]:
     """Store a round's attempts and next states in one transaction; returns the states.
 
+    Only while this worker still holds a delivery's lease (claimed_until is still the value
+    its claim wrote): once the lease has passed to another worker, or a replay cleared it, a
+    late result would overwrite newer state (a delivered row set back to pending), so it is
+    dropped and logged; the attempt was at least once, as a lost lease always allowed.
+
     Core executemany statements, not the ORM unit of work: per delivery, the ORM cost a
     millisecond, as much as the POST itself.
     """
@@ -384,11 +496,28 @@ def record_all(runtime: Runtime, outcomes: list[tuple[Job, Result]], now: dt.dat
         current = {
             row.id: row
             for row in session.execute(
-                select(Delivery.id, Delivery.attempts, Delivery.next_attempt_at).where(
-                    Delivery.id.in_(ids)
+                select(
+                    Delivery.id, Delivery.attempts, Delivery.next_attempt_at, Delivery.claimed_until
                 )
+                .where(Delivery.id.in_(ids))
+                .order_by(Delivery.id)
+                .with_for_update()  # no claim takes them over until this commits
             )
         }
+        held = []
+        for job, result in outcomes:
+            row = current.get(job.delivery_id)
+            if job.lease is not None and row is not None and row.claimed_until == job.lease:
+                held.append((job, result))
+            else:
+                log.warning(
+                    "delivery %s: lease lost before its result (%s) was recorded; dropped",
+                    job.delivery_id,
+                    result.error_class or result.status_code,
+                )
+        if not held:
+            return []
+        outcomes = held
         # Kept referenced: the identity map is weak, unreferenced rows would be re-fetched.
         subscriptions = {
             s.id: s
@@ -402,7 +531,9 @@ def record_all(runtime: Runtime, outcomes: list[tuple[Job, Result]], now: dt.dat
         attempts: list[dict[str, Any]] = []
         for job, result in outcomes:
             row = current[job.delivery_id]
-            state = _Next(job.delivery_id, "pending", row.attempts, row.next_attempt_at, None, None)
+            state = _Next(
+                job.delivery_id, job.lease, "pending", row.attempts, row.next_attempt_at, None, None
+            )
             error_class, next_at = _apply_result(
                 session, state, subscriptions[job.subscription["id"]], job, result, now, config
             )
@@ -421,7 +552,7 @@ def record_all(runtime: Runtime, outcomes: list[tuple[Job, Result]], now: dt.dat
         table = table_of(Delivery)
         session.execute(
             update(table)
-            .where(table.c.id == bindparam("b_id"))
+            .where(table.c.id == bindparam("b_id"), table.c.claimed_until == bindparam("b_lease"))
             .values(
                 status=bindparam("status"),
                 attempts=bindparam("attempts"),
@@ -512,30 +643,54 @@ def _update_breaker(
 def claim_and_post(
     runtime: Runtime, client: httpx.Client, pool: ThreadPoolExecutor | None = None
 ) -> list[tuple[Job, Result]]:
-    """Claim one round and POST it; the outcomes still have to be recorded."""
+    """Claim one round and POST it; the outcomes still have to be recorded.
+
+    The round is over by half the lease after its claim, which leaves the other half for
+    recording: each attempt ends by `timeout_seconds` after it starts or by then, whichever
+    is sooner, and a job whose turn comes too late is handed back unattempted (its lease
+    released, no attempt counted) for a later round."""
     config = runtime.settings.delivery
     now = runtime.clock.now()
+    lease = dt.timedelta(seconds=config.lease_seconds)
+    round_over = time.monotonic() + config.lease_seconds / 2
     with runtime.db.transaction() as session:
-        ids = claim_due_deliveries(
-            session, now, config.claim_batch, dt.timedelta(seconds=config.lease_seconds)
-        )
+        ids = claim_due_deliveries(session, now, config.claim_batch, lease)
     if not ids:
         return []
     with runtime.db.reader() as session:
-        jobs = load_jobs(session, ids, runtime.settings.log_origin, now)
+        jobs = load_jobs(session, ids, runtime.settings.log_origin, now, lease=now + lease)
 
-    def deliver(job: Job) -> tuple[Job, Result]:
+    def deliver(job: Job) -> tuple[Job, Result | None]:
         if job.parked is not None:  # failed its view contract: recorded, never sent
             return job, Result(None, "parked", job.parked[:EXCERPT], 0.0)
         started = time.perf_counter()
+        if round_over - time.monotonic() < config.timeout_seconds / 10:
+            return job, None  # too late in the round to be worth starting
+        deadline = min(time.monotonic() + config.timeout_seconds, round_over)
         try:
-            return job, attempt(runtime, client, job)
+            return job, attempt(runtime, client, job, deadline)
         except Exception as exc:  # one job's bug must not lose the round's other outcomes
             log.exception("delivery %s: the attempt failed unexpectedly", job.delivery_id)
             excerpt = f"{type(exc).__name__}: {exc}"[:EXCERPT]
             return job, Result(None, "internal_error", excerpt, _ms(started))
 
-    return [deliver(job) for job in jobs] if pool is None else list(pool.map(deliver, jobs))
+    done = [deliver(job) for job in jobs] if pool is None else list(pool.map(deliver, jobs))
+    late = [job for job, result in done if result is None]
+    if late:
+        _release(runtime, late)
+    return [(job, result) for job, result in done if result is not None]
+
+
+def _release(runtime: Runtime, jobs: list[Job]) -> None:
+    """Hand unattempted jobs back to the queue (unless the lease has already passed on)."""
+    table = table_of(Delivery)
+    with runtime.db.transaction() as session:
+        session.execute(
+            update(table)
+            .where(table.c.id == bindparam("b_id"), table.c.claimed_until == bindparam("b_lease"))
+            .values(claimed_until=None),
+            [{"b_id": job.delivery_id, "b_lease": job.lease} for job in jobs],
+        )
 
 
 def run_once(runtime: Runtime, client: httpx.Client, pool: ThreadPoolExecutor | None = None) -> int:
@@ -547,8 +702,10 @@ def run_once(runtime: Runtime, client: httpx.Client, pool: ThreadPoolExecutor | 
 
 
 def make_client(runtime: Runtime) -> httpx.Client:
-    """The one shared client: no redirects (a 3xx is a failure), bounded timeouts."""
+    """The one shared client: no redirects (a 3xx is a failure), bounded timeouts: each read,
+    write or connect within `timeout_seconds`, and a whole attempt by its deadline."""
     return httpx.Client(
+        transport=_DeadlineTransport(),
         timeout=runtime.settings.delivery.timeout_seconds,
         follow_redirects=False,
         headers={"user-agent": "credit-gateway/0.1"},

@@ -3,10 +3,13 @@ receivers and lost leases, stuck queue heads, and rights that change under a con
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import datetime as dt
 import email.utils
 import json
+import socket
+import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -358,3 +361,123 @@ def test_a_connector_view_needs_the_whole_contract_and_follows_a_narrowed_or_rev
     withdrawn = item()
     assert set(withdrawn["data"]) == NOTICE
     assert "dataschema" not in withdrawn
+
+
+# --- 2. an attempt ends by its deadline, and only the lease holder records a result -------------
+
+
+class Dripping:
+    """A raw HTTP server on loopback whose first answer comes one byte at a time, in its
+    headers or in its body, each byte well within the read timeout: only an overall deadline
+    ends that attempt. Every later request gets a 204 at once."""
+
+    def __init__(self, part: str) -> None:
+        self.part, self.requests = part, 0
+        self.server = socket.create_server(("127.0.0.1", 0))
+        self.server.settimeout(0.05)
+        self.url = f"http://127.0.0.1:{self.server.getsockname()[1]}/hook"
+        self.stopped = threading.Event()
+        self.thread = threading.Thread(target=self._serve, daemon=True)
+        self.thread.start()
+
+    def _serve(self) -> None:
+        while not self.stopped.is_set():
+            try:
+                conn, _ = self.server.accept()
+            except TimeoutError:
+                continue
+            threading.Thread(target=self._answer, args=(conn,), daemon=True).start()
+
+    def _answer(self, conn: socket.socket) -> None:
+        with contextlib.suppress(OSError), conn:
+            data = b""
+            while b"\r\n\r\n" not in data:
+                data += conn.recv(65536)
+            self.requests += 1
+            if self.requests > 1:
+                conn.sendall(b"HTTP/1.1 204 No Content\r\nConnection: close\r\n\r\n")
+                return
+            if self.part == "headers":
+                head, drip = b"HTTP/1.1 500 Internal Server Error\r\n", b"x-slow: " + b"x" * 40
+                tail = b"\r\ncontent-length: 0\r\nconnection: close\r\n\r\n"
+            else:
+                head, drip, tail = (
+                    b"HTTP/1.1 500 Oops\r\ncontent-length: 40\r\n\r\n",
+                    b"x" * 40,
+                    b"",
+                )
+            conn.sendall(head)
+            for byte in drip:  # 4 s in all, against a deadline of 0.3 s
+                if self.stopped.wait(0.1):
+                    return
+                conn.sendall(bytes([byte]))
+            conn.sendall(tail)
+
+    def close(self) -> None:
+        self.stopped.set()
+        self.thread.join()
+        self.server.close()
+
+
+@pytest.fixture(params=["headers", "body"])
+def dripping(request: pytest.FixtureRequest) -> Iterator[Dripping]:
+    server = Dripping(request.param)
+    try:
+        yield server
+    finally:
+        server.close()
+
+
+def test_a_receiver_dripping_its_answer_is_cut_off_at_the_attempts_deadline(
+    client: TestClient, authority: Publisher, runtime: Runtime, dripping: Dripping
+) -> None:
+    runtime.settings.delivery.timeout_seconds = 0.3  # each read: every byte comes within it
+    subscribe_bank(runtime, dripping.url, schedule=[0, 60])
+    award(client, authority, A)
+    with make_client(runtime) as http:
+        assert run_once(runtime, http) == 1
+    delivery = deliveries(runtime)[A]
+    assert (delivery.status, delivery.attempts, delivery.claimed_until) == ("pending", 1, None)
+    assert [a.error_class for a in attempts_of(runtime, delivery.id)] == ["timeout"]
+
+
+def test_a_round_hands_back_unattempted_what_it_cannot_start_within_half_the_lease(
+    client: TestClient, authority: Publisher, runtime: Runtime, dripping: Dripping
+) -> None:
+    runtime.settings.delivery.timeout_seconds = 0.4
+    runtime.settings.delivery.lease_seconds = 0.8  # the round is over 0.4 s after its claim
+    subscribe_bank(runtime, dripping.url, schedule=[0, 60])
+    award(client, authority, A, B)
+    with make_client(runtime) as http:
+        assert run_once(runtime, http) == 1  # A's attempt used the round up; B was not tried
+        stored = deliveries(runtime)
+        assert [a.error_class for a in attempts_of(runtime, stored[A].id)] == ["timeout"]
+        assert (stored[B].status, stored[B].attempts, stored[B].claimed_until) == (
+            "pending",
+            0,
+            None,
+        )
+        assert attempts_of(runtime, stored[B].id) == []
+        assert run_once(runtime, http) == 1  # B, in the next round
+    assert deliveries(runtime)[B].status == "delivered"
+
+
+def test_a_result_recorded_after_the_lease_passed_to_another_worker_is_dropped(
+    client: TestClient, authority: Publisher, runtime: Runtime, receiver: tuple[Receiver, str]
+) -> None:
+    rec, url = receiver
+    subscribe_bank(runtime, url, schedule=[0, 5, 5], types=GRADES)
+    rec.failures[(A, "grade.awarded")] = 1
+    award_and_revoke(client, authority, A)
+    with make_client(runtime) as http:
+        slow = worker.claim_and_post(runtime, http)  # worker 1: the award fails (500) …
+        assert [r.error_class for _, r in slow] == ["http_500"]
+        runtime.clock.advance(seconds=runtime.settings.delivery.lease_seconds + 1)  # type: ignore[attr-defined]
+        run_once(runtime, http)  # … its lease runs out, worker 2 delivers the award
+        run_once(runtime, http)  # and then the revocation
+        assert worker.record_all(runtime, slow, runtime.clock.now()) == []  # worker 1, late
+        drain(runtime, advance=10)
+    assert sent(rec) == [(A, "grade.awarded"), (A, "grade.revoked")]
+    stored = deliveries_all(runtime)
+    assert [(d.status, d.attempts) for d in stored] == [("delivered", 0), ("delivered", 0)]
+    assert [a.status_code for a in attempts_of(runtime, stored[0].id)] == [204]
