@@ -349,44 +349,60 @@ async def get_access_records(
     for agencies holding an `access_records` query right (regulators, the supervising agency),
     cut to that right's field view. Needs a purpose; recorded (the read is not on the page it
     returns), refusals too."""
-    runtime: Runtime = request.app.state.runtime
-    action = "access_records"
 
-    def run() -> dict[str, Any]:
-        caller, why = _caller(runtime, request, action=action, codes=[code], purpose=purpose)
-        try:
-            with runtime.db.transaction() as session:
-                view = (
-                    View(None)
-                    if "admin" in caller.scopes
-                    else require_view(session, caller.agency_id, "query", action)
-                )
-                items = service.access_records(session, code, before, limit)
-                service.record_access(
-                    session,
-                    at=runtime.clock.now(),
-                    agency_id=caller.agency_id,
-                    uscc=code,
-                    action=action,
-                    purpose=why,
-                    result="ok",
-                )
-        except GatewayError as exc:
-            _count(request, caller.agency_id, exc.code)
-            _record(
-                runtime,
-                agency_id=caller.agency_id,
-                codes=[code],
-                action=action,
-                purpose=why,
-                result=exc.code,
-            )
-            raise
-        _count(request, caller.agency_id, "ok")
+    def read(session: Session, caller: Caller) -> dict[str, Any]:
+        view = (
+            View(None)
+            if "admin" in caller.scopes
+            else require_view(session, caller.agency_id, "query", "access_records")
+        )
+        items = service.access_records(session, code, before, limit)
         return {
             "uscc": code,
             "items": [view.project(item, keep=("id",)) for item in items],
             "next": items[-1]["id"] if len(items) == limit else None,
         }
 
-    return await run_in_threadpool(run)
+    return await run_in_threadpool(
+        recorded_read, request, code, purpose, action="access_records", read=read
+    )
+
+
+def recorded_read(
+    request: Request,
+    code: str,
+    purpose: str | None,
+    *,
+    action: str,
+    read: Callable[[Session, Caller], dict[str, Any]],
+) -> dict[str, Any]:
+    """A query about one enterprise that is not attested: token, scope and purpose, then
+    `read` (which checks the caller's right and raises its refusal) and the access record in
+    one transaction; a refusal is recorded in one of its own. Call off the event loop."""
+    runtime: Runtime = request.app.state.runtime
+    caller, why = _caller(runtime, request, action=action, codes=[code], purpose=purpose)
+    try:
+        with runtime.db.transaction() as session:
+            answer = read(session, caller)
+            service.record_access(
+                session,
+                at=runtime.clock.now(),
+                agency_id=caller.agency_id,
+                uscc=code,
+                action=action,
+                purpose=why,
+                result="ok",
+            )
+    except GatewayError as exc:
+        _count(request, caller.agency_id, exc.code)
+        _record(
+            runtime,
+            agency_id=caller.agency_id,
+            codes=[code],
+            action=action,
+            purpose=why,
+            result=exc.code,
+        )
+        raise
+    _count(request, caller.agency_id, "ok")
+    return answer

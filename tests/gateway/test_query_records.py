@@ -144,3 +144,46 @@ def test_reading_the_access_records_needs_a_purpose_and_is_recorded_refusals_inc
         ("fj-cib", "curious"),
     ]
     assert "ops" not in {agency for agency, _ in seen}
+
+
+def test_the_measures_of_an_enterprise_are_a_recorded_query_within_the_standing_right(
+    client: TestClient, runtime: Runtime, graded: str
+) -> None:
+    """Deny by default: the `standing` query right, a purpose, an access record; the answer
+    cut to the right's field view and to the caller's own role (operators see every role)."""
+    url = f"/v1/enterprises/{graded}/measures"
+    register_publisher(runtime, "fj-none", [], roles=["bank"])
+    stranger = client.get(
+        url, params={"purpose": "loan"}, headers=bearer(runtime, "fj-none", "query")
+    )
+    assert (stranger.status_code, stranger.json()["code"]) == (403, "not_permitted")
+    bank = bearer(runtime, "fj-cib", "query")
+    silent = client.get(url, headers=bank)
+    assert (silent.status_code, silent.json()["code"]) == (400, "missing_purpose")
+
+    whole = client.get(url, params={"purpose": "loan"}, headers=bank)
+    assert whole.status_code == 200, whole.text
+    assert set(whole.json()["measures"]) == {"bank"}
+    client.put("/v1/agencies/fj-cib/rights/query/standing", json={"fields": ["grade.status"]})
+    narrow = client.get(url, params={"purpose": "loan"}, headers=bank).json()
+    assert narrow == {
+        "uscc": graded,
+        "on": whole.json()["on"],
+        "standing": {"grade_status": whole.json()["standing"]["grade_status"]},
+    }
+    operator = client.get(url, params={"purpose": "audit"}).json()  # scope admin
+    assert {"bank", "insurer", "market_regulator"} <= set(operator["measures"])
+    assert set(operator["standing"]) == {
+        "grade_status",
+        "grade_level",
+        "scheme",
+        "accidents_prior_year",
+        "lists",
+    }
+    assert records(runtime) == [
+        ("fj-none", graded, "measures", "loan", "not_permitted"),
+        ("fj-cib", graded, "measures", None, "missing_purpose"),
+        ("fj-cib", graded, "measures", "loan", "ok"),
+        ("fj-cib", graded, "measures", "loan", "ok"),
+        ("ops", graded, "measures", "audit", "ok"),
+    ]
