@@ -6,23 +6,28 @@ from __future__ import annotations
 import asyncio
 import logging
 import re
+from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, TypeVar
 
 from fastapi import APIRouter, Depends
 from fastapi.responses import FileResponse
+from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 
 from connectors import CONNECTORS
 from connectors.market_regulator import write_snapshot
 from gateway.access.routes import caller_with
-from gateway.errors import NotFound
+from gateway.access.tokens import Caller
+from gateway.errors import Forbidden, GatewayError, NotFound
+from gateway.queries.service import record_access, roles_of
 from gateway.runtime import Runtime, get_runtime
 
 router = APIRouter(prefix="/v1/connectors", tags=["connectors"])
 RuntimeDep = Annotated[Runtime, Depends(get_runtime)]
 SNAPSHOT_NAME = re.compile(r"^\d{12}\.(ndjson|manifest\.jws)$")
 log = logging.getLogger("gateway.connectors")
+_T = TypeVar("_T")
 
 
 def snapshot_dir(runtime: Runtime) -> Path:
@@ -83,31 +88,83 @@ async def create_snapshot(runtime: RuntimeDep) -> dict[str, Any]:
     return await run_in_threadpool(take_snapshot, runtime)
 
 
-@router.get("/market_regulator/snapshots", dependencies=[Depends(caller_with("subscribe"))])
-async def list_snapshots(runtime: RuntimeDep) -> dict[str, Any]:
-    """The snapshots kept, newest first (scope `subscribe`)."""
-    folder = snapshot_dir(runtime)
-    sizes = sorted(
-        (int(p.name[:12]) for p in folder.glob("*.manifest.jws")) if folder.exists() else [],
-        reverse=True,
-    )
-    return {
-        "snapshots": [
-            {
-                "log_size": size,
-                "data": f"{size:012d}.ndjson",
-                "manifest": f"{size:012d}.manifest.jws",
-            }
-            for size in sizes
-        ]
-    }
+Subscriber = Annotated[Caller, Depends(caller_with("subscribe"))]
 
 
-@router.get("/market_regulator/snapshots/{name}", dependencies=[Depends(caller_with("subscribe"))])
-async def get_snapshot_file(name: str, runtime: RuntimeDep) -> FileResponse:
-    """A snapshot's NDJSON (`<size>.ndjson`) or its signed manifest (`<size>.manifest.jws`)."""
-    path = snapshot_dir(runtime) / name
-    if not SNAPSHOT_NAME.match(name) or not path.is_file():
-        raise NotFound("not_found", f"no snapshot file {name!r}")
-    media = "application/x-ndjson" if name.endswith(".ndjson") else "application/jose"
-    return FileResponse(path, media_type=media)
+def require_snapshot_reader(session: Session, caller: Caller) -> None:
+    """Snapshots are the market regulator connector's output: for agencies with its role (as a
+    subscription through the connector is) and for operators (scope `admin`)."""
+    role = CONNECTORS["market_regulator"].role
+    if "admin" not in caller.scopes and role not in roles_of(session, caller.agency_id):
+        raise Forbidden(
+            "view_not_permitted",
+            f"market regulator snapshots are for agencies with role {role}; "
+            f"{caller.agency_id} has not",
+        )
+
+
+def _read_snapshots(
+    runtime: Runtime, caller: Caller, name: str | None, read: Callable[[], _T]
+) -> _T:
+    """`read()` once the caller may read snapshots; a file download (`name`) is an access
+    record whatever its result, a refused listing too."""
+    result = "ok"
+    try:
+        with runtime.db.reader() as session:
+            require_snapshot_reader(session, caller)
+        return read()
+    except GatewayError as exc:
+        result = exc.code
+        raise
+    finally:
+        if name is not None or result != "ok":
+            with runtime.db.transaction() as session:
+                record_access(
+                    session,
+                    at=runtime.clock.now(),
+                    agency_id=caller.agency_id,
+                    uscc=None,
+                    action="snapshot",
+                    purpose=f"snapshot {name}" if name is not None else "snapshot list",
+                    result=result,
+                )
+
+
+@router.get("/market_regulator/snapshots")
+async def list_snapshots(runtime: RuntimeDep, caller: Subscriber) -> dict[str, Any]:
+    """The snapshots kept, newest first (scope `subscribe` and the `market_regulator` role,
+    or an operator)."""
+
+    def listing() -> dict[str, Any]:
+        folder = snapshot_dir(runtime)
+        sizes = sorted(
+            (int(p.name[:12]) for p in folder.glob("*.manifest.jws")) if folder.exists() else [],
+            reverse=True,
+        )
+        return {
+            "snapshots": [
+                {
+                    "log_size": size,
+                    "data": f"{size:012d}.ndjson",
+                    "manifest": f"{size:012d}.manifest.jws",
+                }
+                for size in sizes
+            ]
+        }
+
+    return await run_in_threadpool(_read_snapshots, runtime, caller, None, listing)
+
+
+@router.get("/market_regulator/snapshots/{name}")
+async def get_snapshot_file(name: str, runtime: RuntimeDep, caller: Subscriber) -> FileResponse:
+    """A snapshot's NDJSON (`<size>.ndjson`) or its signed manifest (`<size>.manifest.jws`),
+    for whom may list them; each download is recorded."""
+
+    def file() -> FileResponse:
+        path = snapshot_dir(runtime) / name
+        if not SNAPSHOT_NAME.match(name) or not path.is_file():
+            raise NotFound("not_found", f"no snapshot file {name!r}")
+        media = "application/x-ndjson" if name.endswith(".ndjson") else "application/jose"
+        return FileResponse(path, media_type=media)
+
+    return await run_in_threadpool(_read_snapshots, runtime, caller, name, file)

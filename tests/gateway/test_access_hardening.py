@@ -125,3 +125,36 @@ def test_a_configured_public_url_is_the_only_audience(
         assert (local.status_code, local.json()["code"]) == (401, "wrong_audience")
         named = login(public_client, bank, runtime, aud="https://gateway.example/v1/oauth/token")
         assert named.status_code == 200, named.text
+
+
+def test_snapshots_are_for_the_market_regulator_and_each_download_is_recorded(
+    client: TestClient, runtime: Runtime, authority: Publisher
+) -> None:
+    from contract_factories import make_registration
+    from gateway_factories import bearer, publish
+
+    assert publish(client, authority.message("enterprise.registered", make_registration()))
+    assert client.post("/v1/connectors/market_regulator/snapshots").status_code == 201
+    register_publisher(runtime, "fj-ins", [], roles=["insurer"])
+    register_publisher(runtime, "fj-scjg", [], roles=["market_regulator"])
+    url = "/v1/connectors/market_regulator/snapshots"
+    insurer = bearer(runtime, "fj-ins", "subscribe")
+    listing = client.get(url, headers=insurer)
+    assert (listing.status_code, listing.json()["code"]) == (403, "view_not_permitted")
+    regulator = bearer(runtime, "fj-scjg", "subscribe")
+    name = client.get(url, headers=regulator).json()["snapshots"][0]["data"]
+    stolen = client.get(f"{url}/{name}", headers=insurer)
+    assert (stolen.status_code, stolen.json()["code"]) == (403, "view_not_permitted")
+    assert client.get(f"{url}/{name}", headers=regulator).status_code == 200
+    assert client.get(f"{url}/{name}").status_code == 200  # an operator
+    with runtime.db.reader() as session:
+        rows = session.scalars(
+            select(AccessRecord).where(AccessRecord.action == "snapshot").order_by(AccessRecord.id)
+        )
+        seen = [(r.agency_id, r.purpose, r.result) for r in rows]
+    assert seen == [
+        ("fj-ins", "snapshot list", "view_not_permitted"),
+        ("fj-ins", f"snapshot {name}", "view_not_permitted"),
+        ("fj-scjg", f"snapshot {name}", "ok"),
+        ("ops", f"snapshot {name}", "ok"),
+    ]
