@@ -77,6 +77,7 @@ def answer(runtime: Runtime, group: Sequence[Question]) -> list[bytes | GatewayE
         kept = iter(answer(runtime, storable) if storable else [])
         return [_nul_refusal() if bad else next(kept) for bad in unstorable]
     with runtime.db.transaction() as session:
+        service.read_one_snapshot(session)  # the answers and the attested size: one state
         outcomes = service.standings(session, [q.ask for q in group])
         service.record_accesses(
             session,

@@ -179,6 +179,7 @@ def _single(
     admitted = False
     try:
         with runtime.db.transaction() as session:
+            service.read_one_snapshot(session)  # the answer and the attested size: one state
             view, roles = service.query_view(session, caller.agency_id, contract)
             view = view.narrowed(_fields(fields))
             admitted = True
@@ -311,6 +312,7 @@ async def batch_query(body: BatchQuery, request: Request) -> dict[str, Any]:
         )
         now = runtime.clock.now()
         with runtime.db.transaction() as session:
+            service.read_one_snapshot(session)  # the answers and the attested size: one state
             results = service.batch(
                 session, body.codes, caller.agency_id, now.date(), view, roles=roles
             )

@@ -54,6 +54,21 @@ _QUERY_RIGHT = (
 )
 
 
+_ONE_SNAPSHOT = {"isolation_level": "REPEATABLE READ"}
+
+
+def read_one_snapshot(session: Session) -> None:
+    """Make every statement of the session's transaction read one snapshot of the database;
+    call before its first statement. An attested answer and the log size it names must come
+    from one state: under PostgreSQL's READ COMMITTED each statement sees what committed
+    before it, and a revocation committed between the reads and the size gave "not revoked"
+    signed with the size after the revocation. On PostgreSQL: REPEATABLE READ, which psycopg
+    sends in the transaction's BEGIN (no round trip of its own); SQLite's write transactions
+    (BEGIN IMMEDIATE) hold the write lock from the start, so nothing commits between reads."""
+    if session.get_bind().dialect.name == "postgresql":
+        session.connection(execution_options=_ONE_SNAPSHOT)
+
+
 def record_access(
     session: Session,
     *,

@@ -3,8 +3,10 @@ the records are bounded: what the access review found about the query routes, ea
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
-from contract_factories import USCC, make_award, make_registration
+from contract_factories import USCC, make_award, make_listing, make_registration, make_revocation
 from fastapi.testclient import TestClient
 from gateway_factories import Publisher, allow_query, bearer, publish, register_publisher
 from sqlalchemy import select
@@ -187,3 +189,77 @@ def test_the_measures_of_an_enterprise_are_a_recorded_query_within_the_standing_
         ("fj-cib", graded, "measures", "loan", "ok"),
         ("ops", graded, "measures", "audit", "ok"),
     ]
+
+
+def test_an_attested_answer_and_its_log_size_come_from_one_snapshot_on_postgresql(
+    pg_settings: Any, clock: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Between an answer's reads and the log size it attests, another connection commits a
+    message (first a revocation); the attested size is still the one the answer was read at,
+    on every attested path: single standing (grouped), batch, grade history."""
+    from gateway.app import create_app
+    from gateway.queries import service
+
+    runtime = Runtime.open(pg_settings, clock)
+    authority = register_publisher(
+        runtime,
+        "fj-yjt",
+        ["enterprise.registered", "grade.awarded", "grade.revoked", "listing.added"],
+        roles=["grading_authority", "listing_department"],
+    )
+    register_publisher(runtime, "fj-cib", [], roles=["bank"])
+    for contract in ("standing", "grade_history"):
+        allow_query(runtime, "fj-cib", contract)
+    raced = [
+        authority.message("grade.revoked", make_revocation()),
+        authority.message("listing.added", make_listing()),
+        authority.message("listing.added", make_listing(listing_id="FJ-SX-2025-0004")),
+    ]
+    sizes: list[int] = []
+    record_accesses = service.record_accesses
+
+    def racing(session: Any, rows: Any) -> None:  # runs after the reads, before the size
+        if raced:
+            sizes.append(log_size(runtime))
+            assert [o.status for o in runtime.publish([raced.pop(0)])] == [201]
+        record_accesses(session, rows)
+
+    try:
+        for data in (
+            ("enterprise.registered", make_registration()),
+            ("grade.awarded", make_award()),
+        ):
+            assert [o.status for o in runtime.publish([authority.message(*data)])] == [201]
+        monkeypatch.setattr(service, "record_accesses", racing)
+        bank = bearer(runtime, "fj-cib", "query")
+        with TestClient(create_app(pg_settings, clock=clock)) as client:
+            single = client.get(f"/v1/enterprises/{USCC}?purpose=loan", headers=bank).json()
+            batch = client.post(
+                "/v1/enterprises/query", json={"codes": [USCC], "purpose": "loan"}, headers=bank
+            ).json()
+            history = client.get(
+                f"/v1/enterprises/{USCC}/grade-history?purpose=loan", headers=bank
+            ).json()
+        assert single["standing"]["grade"]["status"] != "revoked"
+        assert batch["results"][0]["standing"]["grade"]["status"] == "revoked"
+        assert [e["type"] for e in history["grade_history"]["events"]][-1] == "grade.revoked"
+        attested = [attested_size(a["attestation"]) for a in (single, batch, history)]
+        assert attested == sizes
+        assert log_size(runtime) == sizes[-1] + 1
+    finally:
+        runtime.close()
+
+
+def log_size(runtime: Runtime) -> int:
+    from gateway.models import LogHead
+
+    with runtime.db.reader() as session:
+        return int(session.scalar(select(LogHead.size)) or 0)
+
+
+def attested_size(attestation: str) -> int:
+    import json
+
+    from keys.jws import parse_compact
+
+    return int(json.loads(parse_compact(attestation).payload)["log_size"])
