@@ -178,9 +178,17 @@ def agency_add(
 
 
 def _view_spec(spec: str) -> tuple[str, list[str] | None]:
-    """`grade.revoked` (every field) or `grade.revoked=reason_code,decided_on` (a view)."""
-    contract, _, fields = spec.partition("=")
-    return contract.strip(), [f.strip() for f in fields.split(",") if f.strip()] or None
+    """`grade.revoked` (every field) or `grade.revoked=reason_code,decided_on` (a view). An
+    `=` naming no field is refused, as the API refuses an empty view: read as the whole
+    contract it would grant the most where the least was written."""
+    contract, equals, fields = spec.partition("=")
+    names = [f.strip() for f in fields.split(",") if f.strip()]
+    if equals and not names:
+        raise fail(
+            f"{spec!r} names no field (invalid_fields): write {contract.strip()} for the whole"
+            f" contract, or {contract.strip()}=FIELD,FIELD for a view"
+        )
+    return contract.strip(), names or None
 
 
 @agency_app.command("grant")

@@ -14,6 +14,7 @@ an enterprise's data: regulators and the supervising agency) the members of a re
 from __future__ import annotations
 
 import datetime as dt
+import math
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -278,10 +279,17 @@ def set_rate_limit(
         if row is not None:
             session.delete(row)
     else:
-        if per_second is None or per_second <= 0 or burst is None or not 1 <= burst <= MAX_BURST:
+        # NaN compares false with everything and infinity is no limit: neither is a rate
+        if (
+            per_second is None
+            or not math.isfinite(per_second)
+            or per_second <= 0
+            or burst is None
+            or not 1 <= burst <= MAX_BURST
+        ):
             raise BadRequest(
                 "invalid_rate_limit",
-                f"per_second must be above 0 and burst between 1 and {MAX_BURST}",
+                f"per_second must be a finite number above 0 and burst between 1 and {MAX_BURST}",
             )
         if row is None:
             session.add(RateLimit(agency_id=agency_id, per_second=per_second, burst=burst))

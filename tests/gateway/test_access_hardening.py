@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
-from gateway_factories import Publisher, register_publisher
+from gateway_factories import AGENCY_USCC, Publisher, register_publisher
 from sqlalchemy import select
 
 from gateway.access.tokens import ASSERTION_TYPE, grant_scopes
@@ -158,3 +158,46 @@ def test_snapshots_are_for_the_market_regulator_and_each_download_is_recorded(
         ("fj-scjg", f"snapshot {name}", "ok"),
         ("ops", f"snapshot {name}", "ok"),
     ]
+
+
+@pytest.mark.parametrize(
+    "body", ['{"per_second": NaN, "burst": 5}', '{"per_second": Infinity, "burst": 5}']
+)
+def test_a_rate_limit_must_be_a_finite_number(
+    client: TestClient, bank: Publisher, body: str
+) -> None:
+    """Infinity was stored as no limit at all (and read back as null), NaN was a 500."""
+    refused = client.put(
+        "/v1/agencies/fj-cib/rate-limit",
+        content=body,
+        headers={"content-type": "application/json"},
+    )
+    assert (refused.status_code, refused.json()["code"]) == (400, "invalid_rate_limit")
+    assert client.get("/v1/agencies/fj-cib/rights").json()["rate_limit"] is None
+
+
+def test_the_cli_refuses_a_view_that_names_no_field(
+    tmp_path: Any, database_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`--query standing=` was granted as the whole contract; the API refuses an empty view."""
+    from typer.testing import CliRunner
+
+    from gateway.cli import app
+
+    monkeypatch.setenv("GATEWAY_DATA_DIR", str(tmp_path / "data"))
+    monkeypatch.setenv("GATEWAY_DATABASE_URL", database_url)
+    runner = CliRunner()
+    assert runner.invoke(app, ["init"]).exit_code == 0
+    added = runner.invoke(
+        app,
+        ["agency", "add", "fj-cib", "--name", "CIB", "--uscc", AGENCY_USCC, "--role", "bank"],
+    )
+    assert added.exit_code == 0, added.output
+    for spec in ("standing=", "standing= ,"):
+        refused = runner.invoke(app, ["agency", "grant", "fj-cib", "--query", spec])
+        assert refused.exit_code == 1, refused.output
+        assert "names no field" in refused.output
+    rights = runner.invoke(app, ["agency", "rights", "fj-cib", "--json"])
+    assert json.loads(rights.output)["query"] == {}
+    granted = runner.invoke(app, ["agency", "grant", "fj-cib", "--query", "standing=grade.level"])
+    assert granted.exit_code == 0, granted.output
