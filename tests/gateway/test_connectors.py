@@ -116,7 +116,7 @@ class Story:
 
     def measures(self) -> dict[str, set[str]]:
         day = self.runtime.clock.now().date().isoformat()
-        body = self.client.get(f"/v1/enterprises/{USCC}/measures?on={day}").json()
+        body = self.client.get(f"/v1/enterprises/{USCC}/measures?on={day}&purpose=review").json()
         return {role: {m["code"] for m in ms} for role, ms in body["measures"].items()}
 
 
@@ -490,14 +490,23 @@ def test_a_document_failing_its_view_contract_is_parked_and_never_sent(
         route = mock.post("https://bank.example/hook").mock(return_value=httpx.Response(204))
         for _ in range(3):
             run_once(runtime, http)
+        # the award never left, and the revocation waits behind it (per-enterprise order)
+        assert route.calls == []
+        with runtime.db.reader() as session:
+            parked = session.scalars(select(Delivery).where(Delivery.status == "parked")).one()
+            assert "bank_credit view contract v1" in str(parked.last_error)
+            assert "certificate_no" in str(parked.last_error)
+        assert 'gateway_deliveries{status="parked"} 1.0' in client.get("/metrics").text
+        # an operator skips the parked award: the revocation goes out, without the leak
+        skipped = client.post(
+            f"/v1/subscriptions/{parked.subscription_id}/skip",
+            json={"log_indexes": [parked.log_index]},
+        )
+        assert skipped.status_code == 200, skipped.text
+        run_once(runtime, http)
     sent = [json.loads(call.request.content) for call in route.calls]
-    assert [event["type"] for event in sent] == ["grade.revoked"]  # the award never left
+    assert [event["type"] for event in sent] == ["grade.revoked"]
     assert "certificate_no" not in sent[0]["data"]
-    with runtime.db.reader() as session:
-        parked = session.scalars(select(Delivery).where(Delivery.status == "parked")).one()
-        assert "bank_credit view contract v1" in str(parked.last_error)
-        assert "certificate_no" in str(parked.last_error)
-    assert 'gateway_deliveries{status="parked"} 1.0' in client.get("/metrics").text
 
 
 def test_market_regulator_snapshot_with_a_signed_manifest(
@@ -511,6 +520,7 @@ def test_market_regulator_snapshot_with_a_signed_manifest(
             client, authority.message("enterprise.registered", make_registration(), subject=uscc)
         )
     publish(client, authority.message("grade.awarded", make_award(), subject=codes[0]))
+    register(runtime, "fj-scjg", [], roles=["market_regulator"])  # snapshots are its own
     manifest = client.post("/v1/connectors/market_regulator/snapshots")
     assert manifest.status_code == 201, manifest.text
     claims = manifest.json()

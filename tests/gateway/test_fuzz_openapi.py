@@ -353,7 +353,7 @@ def _regressions(subscription_id: str) -> list[tuple[str, str, Any, int, str]]:
         ("GET", f"/v1/log/entries?start={BIG}&end={BIG + 1}", None, 400, "number_out_of_range"),
         (
             "GET",
-            f"/v1/enterprises/{USCC}/access-records?before={BIG}",
+            f"/v1/enterprises/{USCC}/access-records?before={BIG}&purpose=audit",
             None,
             400,
             "number_out_of_range",

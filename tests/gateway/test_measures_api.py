@@ -42,7 +42,7 @@ def test_an_enterprise_through_award_accident_revocation_and_black_list(
     ):
         assert publish(client, authority.message(message_type, data)).status_code == 201
     url = f"/v1/enterprises/{USCC}/measures"
-    early = client.get(url, params={"on": "2024-03-01"}).json()["measures"]
+    early = client.get(url, params={"on": "2024-03-01", "purpose": "review"}).json()["measures"]
     assert {m["code"] for m in early["insurer"]} == {
         "insurance.premium.no_accident",
         "insurance.work_injury.grade_discount_1",
@@ -53,7 +53,7 @@ def test_an_enterprise_through_award_accident_revocation_and_black_list(
     publish(client, authority.message("accident.reported", make_accident()))  # 2025-05-20, 1 death
     publish(client, authority.message("grade.revoked", make_revocation()))
     publish(client, authority.message("listing.added", make_listing()))  # black, from 2025-07-01
-    later = client.get(url, params={"on": "2025-08-01"}).json()
+    later = client.get(url, params={"on": "2025-08-01", "purpose": "review"}).json()
     assert later["standing"] == {
         "grade_status": "revoked",
         "grade_level": None,
@@ -88,7 +88,7 @@ def test_catalog_versions_are_recorded_in_the_log_and_the_newest_is_in_force(
         ("grade.awarded", make_award(level="1")),
     ):
         assert publish(client, authority.message(message_type, data)).status_code == 201
-    url = f"/v1/enterprises/{USCC}/measures?on=2024-03-01&role=insurer"
+    url = f"/v1/enterprises/{USCC}/measures?on=2024-03-01&role=insurer&purpose=review"
 
     def floats() -> dict[str, float]:
         measures = client.get(url).json()["measures"]["insurer"]
