@@ -33,8 +33,9 @@ sys.path[:0] = [str(ROOT), str(ROOT / "bench")]
 from common import drain_with_worker, login  # noqa: E402
 from publish import free_port, messages, prepare  # noqa: E402
 
+from gateway.delivery.jobs import load_jobs  # noqa: E402
 from gateway.delivery.subscriptions import create_subscription  # noqa: E402
-from gateway.delivery.worker import load_jobs, make_client  # noqa: E402
+from gateway.delivery.worker import make_client  # noqa: E402
 from gateway.models import Delivery  # noqa: E402
 from gateway.runtime import Runtime  # noqa: E402
 from gateway.settings import DeliverySettings, Settings  # noqa: E402

@@ -9,8 +9,8 @@ import orjson
 from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
+from gateway.delivery.jobs import STUCK, load_jobs
 from gateway.delivery.subscriptions import get_subscription
-from gateway.delivery.worker import STUCK, load_jobs
 from gateway.errors import BadRequest, Conflict, NotFound
 from gateway.models import (
     ConsumerReceipt,

@@ -27,7 +27,7 @@ from test_connectors import CONSUMERS, Story
 
 from contracts import grades
 from contracts.errors import TransitionError
-from gateway.delivery.worker import load_jobs
+from gateway.delivery.jobs import load_jobs
 from gateway.models import Delivery
 from gateway.runtime import Runtime
 

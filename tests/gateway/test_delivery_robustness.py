@@ -21,12 +21,13 @@ from contract_factories import make_award, make_registration, make_revocation
 from fastapi import FastAPI, Request, Response
 from fastapi.testclient import TestClient
 from gateway_factories import Publisher, allow_subscribe, bearer, publish, register_publisher
-from loopback import serving
+from loopback import free_port, serving
 from sqlalchemy import select
 
 from connectors import CONNECTORS
 from contracts.uscc import make_uscc
 from gateway.delivery import worker
+from gateway.delivery.jobs import Job
 from gateway.delivery.subscriptions import create_subscription
 from gateway.delivery.worker import make_client, run_once
 from gateway.models import Delivery, DeliveryAttempt
@@ -481,3 +482,41 @@ def test_a_result_recorded_after_the_lease_passed_to_another_worker_is_dropped(
     stored = deliveries_all(runtime)
     assert [(d.status, d.attempts) for d in stored] == [("delivered", 0), ("delivered", 0)]
     assert [a.status_code for a in attempts_of(runtime, stored[0].id)] == [204]
+
+
+def test_a_host_renamed_to_an_internal_address_after_the_check_is_never_reached(
+    runtime: Runtime, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """DNS rebinding: the name answers a public address when the endpoint is checked and a
+    loopback one a moment later. The worker's connections go to an address vetted as they
+    are opened, so the internal service behind the second answer is never hit."""
+    hits: list[str | None] = []
+    internal = FastAPI()
+
+    @internal.post("/internal")
+    async def note(request: Request) -> Response:
+        hits.append(request.headers.get("host"))
+        return Response(status_code=204)
+
+    real = socket.getaddrinfo
+    answers = iter(["93.184.216.34"])  # then 127.0.0.1 for every later lookup
+
+    def rebinding(host: str, *args: Any, **kwargs: Any) -> Any:
+        if host == "rebind.example":
+            return real(next(answers, "127.0.0.1"), *args, **kwargs)
+        return real(host, *args, **kwargs)
+
+    monkeypatch.setattr(socket, "getaddrinfo", rebinding)
+    runtime.settings.delivery.allowed_hosts.clear()  # production: no allow-list
+    port = free_port()
+    subscription = {
+        "url": f"http://rebind.example:{port}/internal",
+        "signing": ["v1a"],
+        "hmac_secrets": [],
+    }
+    job = Job(1, 0, subscription, "msg_rebind", b"{}", "m", "00")
+    with serving(internal, port), make_client(runtime) as http:
+        result = worker.attempt(runtime, http, job)
+    assert (result.status_code, result.error_class) == (None, "unsafe_endpoint")
+    assert "127.0.0.1" in str(result.excerpt)
+    assert hits == []

@@ -1,0 +1,271 @@
+"""Which deliveries are due and what each one sends: the claim (per subscription and
+enterprise only the earliest pending delivery, none behind a dead or parked one; a lease) and
+the job it becomes (the document of the subscriber's view, rendered and checked).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import and_, func, or_, select, update
+from sqlalchemy.orm import Session
+from sqlalchemy.sql import Subquery
+
+from connectors import CONNECTORS, Decision, ViewContractError
+from connectors.base import view_schema
+from gateway.delivery.webhooks import cloud_event
+from gateway.errors import GatewayError
+from gateway.models import Delivery, LogEntry, Subscription
+from gateway.registry.rights import View, subscribe_views
+from keys.jws import parse_compact
+
+STUCK = ("dead", "parked")  # statuses that keep blocking their enterprise's later deliveries
+
+
+@dataclass(frozen=True)
+class Job:
+    delivery_id: int
+    attempts: int
+    subscription: dict[str, Any]
+    webhook_id: str
+    body: bytes
+    message_id: str
+    leaf_hash: str
+    parked: str | None = None  # why the document failed its view contract: never sent
+    lease: dt.datetime | None = None  # the claimed_until this worker wrote: its claim token
+
+
+def claim_due_deliveries(
+    session: Session, now: dt.datetime, limit: int, lease: dt.timedelta
+) -> list[int]:
+    """Lease up to `limit` due deliveries, each the earliest pending one of its enterprise,
+    and none behind a dead or parked one."""
+    # The head of each (subscription, enterprise) queue: its earliest pending delivery. A join
+    # on these heads, rather than a NOT EXISTS probe per row, keeps the claim linear in the
+    # queue whatever the planner believes about the table (measured: the anti-join was
+    # planned as a nested loop over all pending rows, 335 ms for 1,000 of them; this, 3 ms).
+    heads = (
+        select(
+            Delivery.subscription_id,
+            Delivery.uscc,
+            func.min(Delivery.log_index).label("head"),
+        )
+        .where(Delivery.status == "pending")
+        .group_by(Delivery.subscription_id, Delivery.uscc)
+        .subquery()
+    )
+    # A dead or parked delivery still holds its place (protocol.md §4: "a revocation is never
+    # delivered before the award it revokes"): nothing later of its enterprise goes out until
+    # an operator replays or skips it. Few rows are stuck; ix_deliveries_due finds them.
+    stuck = stuck_queues()
+    query = (
+        select(Delivery.id)
+        .join(
+            heads,
+            and_(
+                Delivery.subscription_id == heads.c.subscription_id,
+                Delivery.uscc == heads.c.uscc,
+                Delivery.log_index == heads.c.head,
+            ),
+        )
+        .outerjoin(
+            stuck,
+            and_(
+                Delivery.subscription_id == stuck.c.subscription_id,
+                Delivery.uscc == stuck.c.uscc,
+            ),
+        )
+        .join(Subscription, Subscription.id == Delivery.subscription_id)
+        .where(
+            Delivery.status == "pending",
+            or_(stuck.c.first.is_(None), stuck.c.first > Delivery.log_index),
+            Delivery.next_attempt_at <= now,
+            or_(Delivery.claimed_until.is_(None), Delivery.claimed_until < now),
+            Subscription.status == "active",
+            Subscription.url.is_not(None),
+            or_(
+                Subscription.breaker_open_until.is_(None),
+                Subscription.breaker_open_until <= now,
+            ),
+        )
+        .order_by(Delivery.log_index)
+        .limit(limit)
+    )
+    if session.get_bind().dialect.name == "postgresql":
+        query = query.with_for_update(of=Delivery, skip_locked=True)
+    candidates = list(session.execute(query.add_columns(Delivery.subscription_id)))
+    ids = _within_rate_limits(session, candidates, now)
+    if ids:  # now + lease is the claim's token: the result is recorded only while it holds
+        session.execute(
+            update(Delivery).where(Delivery.id.in_(ids)).values(claimed_until=now + lease)
+        )
+    return ids
+
+
+def stuck_queues() -> Subquery:
+    """Per (subscription, enterprise) with a dead or parked delivery, the first one's log
+    index (`first`): nothing after it goes out until it is replayed or skipped."""
+    return (
+        select(
+            Delivery.subscription_id,
+            Delivery.uscc,
+            func.min(Delivery.log_index).label("first"),
+        )
+        .where(Delivery.status.in_(STUCK))
+        .group_by(Delivery.subscription_id, Delivery.uscc)
+        .subquery()
+    )
+
+
+def _within_rate_limits(session: Session, candidates: list[Any], now: dt.datetime) -> list[int]:
+    """Keep what each subscription's token bucket allows (burst = one second's worth).
+
+    The bucket lives on the subscription row, inside the claim's transaction, so all workers
+    share it; what is left out stays unclaimed for a later round.
+    """
+    wanted = {row.subscription_id for row in candidates}
+    limited = {
+        s.id: s
+        for s in session.scalars(
+            select(Subscription).where(
+                Subscription.id.in_(wanted), Subscription.rate_limit.is_not(None)
+            )
+        )
+    }
+    if not limited:
+        return [row.id for row in candidates]
+    for sub in limited.values():
+        rate = float(sub.rate_limit or 0)
+        elapsed = (now - sub.rate_tokens_at).total_seconds() if sub.rate_tokens_at else 1.0
+        tokens = sub.rate_tokens if sub.rate_tokens is not None else rate
+        sub.rate_tokens = min(max(rate, 1.0), tokens + rate * max(0.0, elapsed))
+        sub.rate_tokens_at = now
+    kept = []
+    for row in candidates:
+        limiting = limited.get(row.subscription_id)
+        if limiting is not None:
+            if (limiting.rate_tokens or 0) < 1:
+                continue
+            limiting.rate_tokens = (limiting.rate_tokens or 0) - 1
+        kept.append(row.id)
+    return kept
+
+
+def _view(
+    subscription: Subscription, envelope: dict[str, Any], right: View | None
+) -> tuple[dict[str, Any], bool]:
+    """The event data this subscription sees under its agency's current subscribe right, and
+    whether the publisher's JWS may travel with it (only when the view is the whole message).
+
+    Rights are read at delivery time: a right narrowed or withdrawn after the message was
+    accepted is respected by every later attempt, replay and feed read."""
+    if right is not None and subscription.view in ("full", "fields"):
+        whole = right.fields is None
+        return right.project(envelope["data"]), whole and subscription.view == "full"
+    # notice (or no right any more, or a connector view whose right no longer covers the
+    # whole message): that something happened, about whom, from whom
+    return {
+        "type": envelope["type"],
+        "subject": envelope["subject"],
+        "issuer": envelope["issuer"],
+        "issued_at": envelope["issued_at"],
+    }, False
+
+
+def load_jobs(
+    session: Session,
+    ids: list[int],
+    source: str,
+    now: dt.datetime | None = None,
+    lease: dt.datetime | None = None,
+) -> list[Job]:
+    now = now or dt.datetime.now(dt.UTC)
+    rows = list(
+        session.execute(
+            select(Delivery, Subscription, LogEntry)
+            .join(Subscription, Subscription.id == Delivery.subscription_id)
+            .join(LogEntry, LogEntry.idx == Delivery.log_index)
+            .where(Delivery.id.in_(ids))
+            .order_by(Delivery.log_index)
+        )
+    )
+    rights = subscribe_views(session, {subscription.agency_id for _, subscription, _ in rows})
+    jobs = []
+    for delivery, subscription, entry in rows:
+        token = entry.jws.decode()
+        envelope = json.loads(parse_compact(token).payload)
+        parked: str | None = None
+        right = rights.get((subscription.agency_id, entry.type))
+        connector = CONNECTORS.get(subscription.view)
+        if connector is not None and (right is None or right.fields is not None):
+            # A connector's document is made from the whole message: under a right since
+            # withdrawn or narrowed it cannot be made, and `_view` gives the notice instead.
+            connector = None
+        if connector is not None:  # the connector's document, checked against its contract
+            data, with_jws = {}, False
+            try:
+                data = connector.document(session, _decision(entry, envelope))
+            except ViewContractError as exc:
+                parked = str(exc)
+            except (KeyError, ValueError, TypeError, GatewayError) as exc:
+                parked = f"{connector.name}: cannot render the document: {exc!r}"[:480]
+        else:
+            data, with_jws = _view(subscription, envelope, right)
+        body = cloud_event(
+            source=source,
+            message_id=entry.message_id,
+            message_type=entry.type,
+            subject=entry.subject or "",
+            time=entry.accepted_at.isoformat(),
+            sequence=entry.idx,
+            subseq=delivery.subseq,
+            leaf_hash=entry.leaf_hash,
+            data=data,
+            jws=token if with_jws else None,
+            dataschema=view_schema(connector.name)["$id"] if connector else None,
+        )
+        jobs.append(
+            Job(
+                delivery_id=delivery.id,
+                attempts=delivery.attempts,
+                subscription={
+                    "id": subscription.id,
+                    "agency_id": subscription.agency_id,
+                    "url": subscription.url,
+                    "signing": list(subscription.signing),
+                    "hmac_secrets": [subscription.hmac_secret]
+                    + (
+                        [subscription.previous_hmac_secret]
+                        if subscription.previous_hmac_secret
+                        and subscription.previous_valid_until
+                        and subscription.previous_valid_until > now
+                        else []
+                    )
+                    if subscription.hmac_secret
+                    else [],
+                    "schedule": list(subscription.retry_schedule),
+                },
+                webhook_id=f"msg_{entry.message_id}.{subscription.id}",
+                body=body,
+                message_id=entry.message_id,
+                leaf_hash=entry.leaf_hash.hex(),
+                parked=parked,
+                lease=lease,
+            )
+        )
+    return jobs
+
+
+def _decision(entry: LogEntry, envelope: dict[str, Any]) -> Decision:
+    return Decision(
+        index=entry.idx,
+        message_id=entry.message_id,
+        type=entry.type,
+        issuer=entry.issuer,
+        subject=entry.subject or "",
+        issued_at=str(envelope["issued_at"]),
+        data=envelope["data"],
+    )

@@ -1,0 +1,117 @@
+"""How a delivery reaches a receiver: every connection to an address vetted as it is opened
+(no DNS rebinding past the SSRF check) and every socket wait cut to the attempt's deadline.
+
+httpx's timeouts are per read and write; a receiver dripping a byte at a time held an attempt
+open for as long as it liked, past the claim's lease. `attempt_deadline` sets, for the
+calling thread, when its attempt must be over; the network backend here bounds every connect,
+read and write by it.
+"""
+
+from __future__ import annotations
+
+import ssl
+import threading
+import time
+from collections.abc import Collection, Iterable, Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import httpcore
+import httpx
+
+from gateway.delivery.ssrf import PinnedBackend
+
+__all__ = ["attempt_deadline", "delivery_transport"]
+
+_attempt = threading.local()  # .deadline: when this thread's attempt must be over (monotonic)
+
+
+@contextmanager
+def attempt_deadline(at: float) -> Iterator[None]:
+    _attempt.deadline = at
+    try:
+        yield
+    finally:
+        _attempt.deadline = None
+
+
+def _bounded(timeout: float | None, expired: type[Exception]) -> float | None:
+    """`timeout` cut to what is left of this thread's attempt; raises `expired` when none is."""
+    deadline: float | None = getattr(_attempt, "deadline", None)
+    if deadline is None:
+        return timeout
+    left = deadline - time.monotonic()
+    if left <= 0:
+        raise expired("the delivery attempt's deadline has passed")
+    return left if timeout is None else min(timeout, left)
+
+
+class _DeadlineStream(httpcore.NetworkStream):
+    """A socket whose every wait ends by the attempt's deadline: httpx's timeouts are per
+    read and write, so a receiver dripping a byte at a time (headers or body) held an
+    attempt open for as long as it liked, past the claim's lease."""
+
+    def __init__(self, stream: httpcore.NetworkStream) -> None:
+        self._stream = stream
+
+    def read(self, max_bytes: int, timeout: float | None = None) -> bytes:
+        return self._stream.read(max_bytes, _bounded(timeout, httpcore.ReadTimeout))
+
+    def write(self, buffer: bytes, timeout: float | None = None) -> None:
+        self._stream.write(buffer, _bounded(timeout, httpcore.WriteTimeout))
+
+    def close(self) -> None:
+        self._stream.close()
+
+    def start_tls(
+        self,
+        ssl_context: ssl.SSLContext,
+        server_hostname: str | None = None,
+        timeout: float | None = None,
+    ) -> httpcore.NetworkStream:
+        timeout = _bounded(timeout, httpcore.ConnectTimeout)
+        return _DeadlineStream(self._stream.start_tls(ssl_context, server_hostname, timeout))
+
+    def get_extra_info(self, info: str) -> Any:
+        return self._stream.get_extra_info(info)
+
+
+class _DeadlineBackend(httpcore.NetworkBackend):
+    def __init__(self) -> None:
+        self._backend = httpcore.SyncBackend()
+
+    def connect_tcp(
+        self,
+        host: str,
+        port: int,
+        timeout: float | None = None,
+        local_address: str | None = None,
+        socket_options: Iterable[httpcore.SOCKET_OPTION] | None = None,
+    ) -> httpcore.NetworkStream:
+        timeout = _bounded(timeout, httpcore.ConnectTimeout)
+        stream = self._backend.connect_tcp(host, port, timeout, local_address, socket_options)
+        return _DeadlineStream(stream)
+
+    def sleep(self, seconds: float) -> None:
+        self._backend.sleep(seconds)
+
+
+class _DeliveryTransport(httpx.HTTPTransport):
+    """httpx's own transport (its pool, limits and error mapping) over `_DeadlineBackend`,
+    behind ssrf.PinnedBackend: each connection goes to an address resolved and vetted as it
+    is opened, so a second DNS answer cannot send it elsewhere than the check allowed."""
+
+    def __init__(self, allowed_hosts: Collection[str]) -> None:
+        super().__init__()
+        limits = httpx.Limits(max_connections=100, max_keepalive_connections=20)  # httpx's
+        self._pool = httpcore.ConnectionPool(
+            ssl_context=httpx.create_ssl_context(),
+            max_connections=limits.max_connections,
+            max_keepalive_connections=limits.max_keepalive_connections,
+            keepalive_expiry=limits.keepalive_expiry,
+            network_backend=PinnedBackend(allowed_hosts, _DeadlineBackend()),
+        )
+
+
+def delivery_transport(allowed_hosts: Collection[str]) -> httpx.HTTPTransport:
+    return _DeliveryTransport(allowed_hosts)
