@@ -13,6 +13,7 @@ from prometheus_client.registry import Collector
 from sqlalchemy import and_, func, or_, select
 from sqlalchemy.orm import Session
 
+from gateway.delivery.jobs import stuck_queues
 from gateway.models import Checkpoint, Delivery, LogEntry, LogHead, Subscription, WitnessStatus
 from gateway.runtime import Runtime
 
@@ -141,11 +142,14 @@ def subscription_backlogs(session: Session) -> list[Backlog]:
 def outbox_lag_seconds(session: Session, now: dt.datetime) -> float:
     """How long the most overdue delivery that a worker should be posting now has been due.
 
-    Only what the claim would take counts (gateway.delivery.worker): pending, the head of its
+    Only what the claim would take counts (gateway.delivery.jobs): pending, the head of its
     (subscription, enterprise) queue, for an active push subscription whose breaker is closed.
-    A delivery waiting for its retry, behind an earlier one about the same enterprise, or for
-    a paused, pull-only or cooling-down subscription is not late: nothing should post it yet.
+    A delivery waiting for its retry, behind an earlier one about the same enterprise (pending,
+    dead or parked: those are counted as dead letters and parked deliveries, an operator's
+    matter), or for a paused, pull-only or cooling-down subscription is not late: nothing
+    should post it yet.
     """
+    stuck = stuck_queues()
     pushable = and_(
         Subscription.status == "active",
         Subscription.url.is_not(None),
@@ -159,7 +163,8 @@ def outbox_lag_seconds(session: Session, now: dt.datetime) -> float:
         .subquery()
     )
     due = session.scalar(
-        select(func.min(Delivery.next_attempt_at)).join(
+        select(func.min(Delivery.next_attempt_at))
+        .join(
             heads,
             and_(
                 Delivery.subscription_id == heads.c.subscription_id,
@@ -167,6 +172,14 @@ def outbox_lag_seconds(session: Session, now: dt.datetime) -> float:
                 Delivery.log_index == heads.c.head,
             ),
         )
+        .outerjoin(
+            stuck,
+            and_(
+                Delivery.subscription_id == stuck.c.subscription_id,
+                Delivery.uscc == stuck.c.uscc,
+            ),
+        )
+        .where(or_(stuck.c.first.is_(None), stuck.c.first > Delivery.log_index))
     )
     return _age(now, due)
 

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
-from contract_factories import make_award, make_registration
+from contract_factories import make_award, make_registration, make_revocation
 from fastapi.testclient import TestClient
 from gateway_factories import Publisher, bearer, publish, register_publisher
 from prometheus_client.parser import text_string_to_metric_families
+from sqlalchemy import update
 
 from contracts.uscc import make_uscc
 from gateway.clock import FixedClock
+from gateway.models import Delivery
 from gateway.runtime import Runtime
 
 TYPES = ["enterprise.registered", "grade.awarded", "grade.revoked"]  # subscribe rights
@@ -109,6 +111,29 @@ def test_backlog_per_subscription_and_the_outbox_lag(
     assert samples[(lag, (("agency", "fj-picc"), ("subscription", push)))] == 120
     assert samples[("gateway_oldest_pending_delivery_age_seconds", ())] == 0
     assert samples[("gateway_oldest_undelivered_message_age_seconds", ())] == 120
+
+
+def test_a_delivery_held_back_by_a_dead_one_is_not_outbox_lag(
+    client: TestClient, authority: Publisher, runtime: Runtime, clock: FixedClock
+) -> None:
+    """What waits behind a dead letter waits for an operator, not for a worker: it is not
+    late (else /readyz would fail over one receiver's dead letter); once the dead one is
+    skipped it is the queue's head again and counts."""
+    register_publisher(runtime, "fj-picc", ["measure.applied"], roles=["insurer"], subscribe=TYPES)
+    push = _subscribe(
+        client, "fj-picc", "http://127.0.0.1:9/hook", ["grade.awarded", "grade.revoked"]
+    )
+    code = make_uscc("91350100MA0000011")
+    award = _register_and_award(client, authority, code)
+    with runtime.db.transaction() as session:  # the award's retries ran out
+        session.execute(update(Delivery).where(Delivery.log_index == award).values(status="dead"))
+    revoked = authority.message("grade.revoked", make_revocation(), subject=code)
+    assert publish(client, revoked).status_code == 201
+    clock.advance(seconds=300)
+    assert _samples(client)[("gateway_oldest_pending_delivery_age_seconds", ())] == 0
+    skipped = client.post(f"/v1/subscriptions/{push}/skip", json={"log_indexes": [award]})
+    assert skipped.status_code == 200, skipped.text
+    assert _samples(client)[("gateway_oldest_pending_delivery_age_seconds", ())] == 300
 
 
 def test_query_counter_renders_by_agency_and_result(client: TestClient) -> None:
