@@ -15,6 +15,7 @@ from fastapi import APIRouter, Depends, Path, Request
 from contracts.asyncapi import asyncapi_document
 from contracts.errors import ContractError
 from contracts.versions import load_registry
+from gateway.access.routes import token_audience
 from gateway.delivery.feed import MAX_LIMIT as FEED_MAX_LIMIT
 from gateway.errors import NotFound
 from gateway.runtime import Runtime, get_runtime
@@ -58,7 +59,9 @@ async def get_contract(
 @router.get("/asyncapi.json")
 async def asyncapi(request: Request, runtime: RuntimeDep) -> dict[str, Any]:
     """AsyncAPI 3.0.0: publishing, push delivery per message type and the pull feed."""
-    base = runtime.settings.public_url or str(request.base_url)
+    # The gateway's own address, as the token endpoint names it: never the request's Host.
+    audience = token_audience(request, runtime)
+    base = audience.removesuffix("/v1/oauth/token") if audience else "/"
     return asyncapi_document(
         load_registry(),
         base_url=base.rstrip("/"),

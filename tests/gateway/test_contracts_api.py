@@ -120,6 +120,8 @@ def test_asyncapi_json_is_valid_and_names_this_gateway(client: TestClient) -> No
     assert doc["info"]["version"] == client.app.version
     flows = doc["components"]["securitySchemes"]["publishToken"]["flows"]
     assert flows["clientCredentials"]["tokenUrl"] == "http://testserver/v1/oauth/token"
+    forged = client.get("/asyncapi.json", headers={"host": "rp.other.example"}).json()
+    assert forged["servers"]["gateway"]["host"] == "testserver"  # never the request's Host
     batch = doc["components"]["messages"]["batch"]["payload"]["schema"]
     assert batch["properties"]["messages"]["maxItems"] == 1000
     broken = copy.deepcopy(doc)
