@@ -1,6 +1,6 @@
 """What every connector shares: the decision being delivered, the enterprise's standing on its
-date as the log stood at the decision, with the measures the catalog attaches to it, and the
-view contract the output must meet.
+date as the log stood at the decision, with the measures the catalog in force at the decision
+attaches to it, and the view contract the output must meet.
 
 A connector turns one accepted message into the document its consumer kind acts on (a premium
 adjustment, a credit signal, a public record …). The document is validated against the
@@ -22,7 +22,7 @@ from sqlalchemy.orm import Session
 
 from contracts.measures import Measure, Standing, applicable
 from contracts.versions import load_registry
-from gateway.measures.catalog import active_catalog
+from gateway.measures.catalog import catalog_as_of
 from gateway.measures.service import EnterpriseFacts, ListEntry, standing_as_of
 
 
@@ -69,13 +69,15 @@ class Context:
 
 
 def build_context(session: Session, decision: Decision) -> Context:
-    """The enterprise as the log stood just after the decision, not as it stands now: a
-    document is the view of its message (protocol.md §4, §5), so every attempt, replay and
-    feed read of one message renders the same bytes under the same webhook-id."""
+    """The enterprise and the measure catalog as the log stood just after the decision, not
+    as they stand now: a document is the view of its message (protocol.md §4, §5), so every
+    attempt, replay and feed read of one message renders the same bytes under the same
+    webhook-id, whatever was accepted or published since."""
     enterprise, standing, lists = standing_as_of(
         session, decision.subject, decision.on, decision.index
     )
-    measures = applicable(standing, enterprise.region_code, decision.on, active_catalog(session))
+    catalog = catalog_as_of(session, decision.index)
+    measures = applicable(standing, enterprise.region_code, decision.on, catalog)
     return Context(session, decision, enterprise, standing, measures, lists)
 
 

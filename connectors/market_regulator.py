@@ -22,7 +22,7 @@ from sqlalchemy.orm import Session
 
 from connectors.base import Connector, Context, iso
 from contracts.measures import Measure, Standing, applicable
-from gateway.measures.catalog import active_catalog
+from gateway.measures.catalog import catalog_as_of
 from gateway.measures.service import CHUNK, standing_facts
 from gateway.models import Enterprise
 from gateway.signing import GatewaySigner
@@ -106,8 +106,9 @@ CONNECTOR = Connector(
 
 def snapshot_records(session: Session, on: dt.date, as_of: int) -> Iterator[dict[str, Any]]:
     """Every enterprise's record on `on`, in code order: the standings read by the queries'
-    own `standing_facts`, one statement per chunk of codes."""
-    catalog = active_catalog(session)
+    own `standing_facts`, one statement per chunk of codes, with the catalog in force at
+    `as_of` (the log index the records claim to reflect)."""
+    catalog = catalog_as_of(session, as_of)
     codes = session.scalars(
         select(Enterprise.uscc).order_by(Enterprise.uscc).execution_options(yield_per=CHUNK)
     )

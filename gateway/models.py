@@ -397,7 +397,8 @@ class AgencyScope(Base):
 
 class MeasureCatalog(Base):
     """One version of the measure catalog (the newest is in force); each is also a
-    `gateway.catalog.published` entry in the log."""
+    `gateway.catalog.published` entry in the log, at `log_index`: a message's documents read
+    the version in force at the message's own index."""
 
     __tablename__ = "measure_catalogs"
 
@@ -406,6 +407,8 @@ class MeasureCatalog(Base):
     records: Mapped[list[Any]] = mapped_column(JSON)
     source: Mapped[str] = mapped_column(String(16))  # shipped | operator
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
+    # Its entry's index; nullable as the row is flushed before the entry is appended.
+    log_index: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
 
 
 class AccessRight(Base):

@@ -5,7 +5,8 @@ an operator publishes a new version (the whole catalog, validated) with `PUT
 /v1/measures/catalog` or `gateway catalog publish FILE`; a gateway upgrade that ships a
 changed default catalog records it as a new version too. Each version is a gateway-signed
 `gateway.catalog.published` entry in the log carrying the records and their SHA-256, so which
-catalog was in force when is provable, not just configured.
+catalog was in force when is provable, not just configured; its row keeps that entry's index,
+so a message's document reads the catalog in force at the message (`catalog_as_of`).
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from collections.abc import Mapping, Sequence
 from importlib import resources
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import bindparam, select
 from sqlalchemy.orm import Session
 
 from contracts.measures import Measure, parse_measure
@@ -27,10 +28,23 @@ from gateway.models import MeasureCatalog
 from gateway.registry.service import append_gateway_entry
 from gateway.signing import GatewaySigner
 
-_cache: dict[int, tuple[Measure, ...]] = {}
+# Parsed catalogs by their records' SHA-256, not by version number: a version never changes,
+# but one process may see more than one database (the tests do), where version 2 differs.
+_cache: dict[str, tuple[Measure, ...]] = {}
 _lock = threading.Lock()
 # Built once: every standing query asks it (a `select` built per call cost more than running it)
-_NEWEST = select(func.max(MeasureCatalog.version))
+_NEWEST = (
+    select(MeasureCatalog.version, MeasureCatalog.sha256)
+    .order_by(MeasureCatalog.version.desc())
+    .limit(1)
+)
+# One row per version: a tiny table, so no index on log_index is needed to read it.
+_AS_OF = (
+    select(MeasureCatalog.version, MeasureCatalog.sha256)
+    .where(MeasureCatalog.log_index <= bindparam("index"))
+    .order_by(MeasureCatalog.log_index.desc())
+    .limit(1)
+)
 
 
 def shipped_records() -> list[dict[str, Any]]:
@@ -98,7 +112,7 @@ def publish_catalog(
     )
     session.add(row)
     session.flush()
-    append_gateway_entry(
+    row.log_index = append_gateway_entry(
         session,
         signer,
         entry_type="gateway.catalog.published",
@@ -135,17 +149,31 @@ def active_catalog(session: Session) -> tuple[Measure, ...] | None:
     """The catalog in force (parsed once per version); None before any is recorded, which
     the pure functions read as the shipped default."""
     session.flush()  # a version this session added counts
-    version = session.connection().execute(_NEWEST).scalar()
-    if version is None:
-        return None
+    found = session.connection().execute(_NEWEST).first()
+    return None if found is None else _parsed(session, found.version, found.sha256)
+
+
+def catalog_as_of(session: Session, index: int) -> tuple[Measure, ...] | None:
+    """The catalog in force just after log entry `index`: the version whose
+    `gateway.catalog.published` entry is the newest at or before it. A message's document
+    reads this one, not the newest, so publishing a version later never changes the view of
+    a message already accepted (protocol.md §4, §5). None when no version was recorded by
+    then, which the pure functions read as the shipped default."""
+    session.flush()  # a version this session added counts
+    found = session.connection().execute(_AS_OF, {"index": index}).first()
+    return None if found is None else _parsed(session, found.version, found.sha256)
+
+
+def _parsed(session: Session, version: int, sha256: str) -> tuple[Measure, ...]:
+    """Version `version`'s records parsed, once per process and set of records."""
     with _lock:
-        cached = _cache.get(version)
+        cached = _cache.get(sha256)
     if cached is None:
         row = session.get(MeasureCatalog, version)
         assert row is not None
         cached = parse_records(row.records)
         with _lock:
-            _cache[version] = cached
+            _cache[sha256] = cached
     return cached
 
 

@@ -19,4 +19,4 @@ def test_migrated_schema_matches_the_models(database_url: str) -> None:
     finally:
         engine.dispose()
     assert diff == [], diff
-    assert current_revision(database_url) == "0013"
+    assert current_revision(database_url) == "0014"
