@@ -13,7 +13,7 @@ from prometheus_client.registry import Collector
 from sqlalchemy import and_, func, or_, select
 from sqlalchemy.orm import Session
 
-from gateway.delivery.jobs import stuck_queues
+from gateway.delivery.jobs import at_unblocked_head
 from gateway.models import Checkpoint, Delivery, LogEntry, LogHead, Subscription, WitnessStatus
 from gateway.runtime import Runtime
 
@@ -149,7 +149,6 @@ def outbox_lag_seconds(session: Session, now: dt.datetime) -> float:
     matter), or for a paused, pull-only or cooling-down subscription is not late: nothing
     should post it yet.
     """
-    stuck = stuck_queues()
     pushable = and_(
         Subscription.status == "active",
         Subscription.url.is_not(None),
@@ -162,25 +161,7 @@ def outbox_lag_seconds(session: Session, now: dt.datetime) -> float:
         .group_by(Delivery.subscription_id, Delivery.uscc)
         .subquery()
     )
-    due = session.scalar(
-        select(func.min(Delivery.next_attempt_at))
-        .join(
-            heads,
-            and_(
-                Delivery.subscription_id == heads.c.subscription_id,
-                Delivery.uscc == heads.c.uscc,
-                Delivery.log_index == heads.c.head,
-            ),
-        )
-        .outerjoin(
-            stuck,
-            and_(
-                Delivery.subscription_id == stuck.c.subscription_id,
-                Delivery.uscc == stuck.c.uscc,
-            ),
-        )
-        .where(or_(stuck.c.first.is_(None), stuck.c.first > Delivery.log_index))
-    )
+    due = session.scalar(at_unblocked_head(select(func.min(Delivery.next_attempt_at)), heads))
     return _age(now, due)
 
 

@@ -121,21 +121,7 @@ def replay(
         .where(Delivery.id.in_(ids))
         .values(status="pending", attempts=0, next_attempt_at=now, claimed_until=None)
     )
-    session.execute(
-        table_of(DeliveryAttempt).insert(),
-        [
-            {
-                "delivery_id": i,
-                "at": now,
-                "status_code": None,
-                "latency_ms": 0,
-                "error_class": "replay",
-                "response_excerpt": f"replayed by {operator}",
-                "next_attempt_at": now,
-            }
-            for i in ids
-        ],
-    )
+    _note_operator_action(session, ids, now, "replay", f"replayed by {operator}", now)
     return len(ids)
 
 
@@ -170,6 +156,19 @@ def skip(
         )
     ids = [r.id for r in rows]
     session.execute(update(Delivery).where(Delivery.id.in_(ids)).values(status="skipped"))
+    _note_operator_action(session, ids, now, "skipped", f"skipped by {operator}", None)
+    return len(ids)
+
+
+def _note_operator_action(
+    session: Session,
+    ids: list[int],
+    now: dt.datetime,
+    action: str,
+    note: str,
+    next_attempt_at: dt.datetime | None,
+) -> None:
+    """An attempt row per delivery saying what an operator did to it, and who."""
     session.execute(
         table_of(DeliveryAttempt).insert(),
         [
@@ -178,14 +177,13 @@ def skip(
                 "at": now,
                 "status_code": None,
                 "latency_ms": 0,
-                "error_class": "skipped",
-                "response_excerpt": f"skipped by {operator}",
-                "next_attempt_at": None,
+                "error_class": action,
+                "response_excerpt": note,
+                "next_attempt_at": next_attempt_at,
             }
             for i in ids
         ],
     )
-    return len(ids)
 
 
 def delivery_counts(session: Session) -> dict[str, dict[str, int]]:

@@ -12,7 +12,7 @@ from typing import Any
 
 from sqlalchemy import and_, func, or_, select, update
 from sqlalchemy.orm import Session
-from sqlalchemy.sql import Subquery
+from sqlalchemy.sql import Select, Subquery
 
 from connectors import CONNECTORS, Decision, ViewContractError
 from connectors.base import view_schema
@@ -57,31 +57,11 @@ def claim_due_deliveries(
         .group_by(Delivery.subscription_id, Delivery.uscc)
         .subquery()
     )
-    # A dead or parked delivery still holds its place (protocol.md §4: "a revocation is never
-    # delivered before the award it revokes"): nothing later of its enterprise goes out until
-    # an operator replays or skips it. Few rows are stuck; ix_deliveries_due finds them.
-    stuck = stuck_queues()
     query = (
-        select(Delivery.id)
-        .join(
-            heads,
-            and_(
-                Delivery.subscription_id == heads.c.subscription_id,
-                Delivery.uscc == heads.c.uscc,
-                Delivery.log_index == heads.c.head,
-            ),
-        )
-        .outerjoin(
-            stuck,
-            and_(
-                Delivery.subscription_id == stuck.c.subscription_id,
-                Delivery.uscc == stuck.c.uscc,
-            ),
-        )
+        at_unblocked_head(select(Delivery.id), heads)
         .join(Subscription, Subscription.id == Delivery.subscription_id)
         .where(
             Delivery.status == "pending",
-            or_(stuck.c.first.is_(None), stuck.c.first > Delivery.log_index),
             Delivery.next_attempt_at <= now,
             or_(Delivery.claimed_until.is_(None), Delivery.claimed_until < now),
             Subscription.status == "active",
@@ -103,6 +83,34 @@ def claim_due_deliveries(
             update(Delivery).where(Delivery.id.in_(ids)).values(claimed_until=now + lease)
         )
     return ids
+
+
+def at_unblocked_head(query: Select[Any], heads: Subquery) -> Select[Any]:
+    """`query` (over deliveries) kept to the head of each (subscription, enterprise) queue,
+    `heads` giving each queue's subscription_id, uscc and `head` log index, and to heads with
+    nothing dead or parked before them. A dead or parked delivery still holds its place
+    (protocol.md §4: "a revocation is never delivered before the award it revokes"): nothing
+    later of its enterprise goes out until an operator replays or skips it. Few rows are
+    stuck; ix_deliveries_due finds them."""
+    stuck = stuck_queues()
+    return (
+        query.join(
+            heads,
+            and_(
+                Delivery.subscription_id == heads.c.subscription_id,
+                Delivery.uscc == heads.c.uscc,
+                Delivery.log_index == heads.c.head,
+            ),
+        )
+        .outerjoin(
+            stuck,
+            and_(
+                Delivery.subscription_id == stuck.c.subscription_id,
+                Delivery.uscc == stuck.c.uscc,
+            ),
+        )
+        .where(or_(stuck.c.first.is_(None), stuck.c.first > Delivery.log_index))
+    )
 
 
 def stuck_queues() -> Subquery:
