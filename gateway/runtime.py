@@ -75,18 +75,20 @@ class Runtime:
     def _publish_apart_on_failure(
         self, raws: Sequence[bytes], callers: Sequence[str | None] | None
     ) -> list[Outcome]:
-        """All of `raws` in one transaction. If it fails with an exception that is neither a
-        refusal nor the database's (a bug some item triggers), nothing was stored and the two
-        halves are published apart, down to the item that fails alone: it is answered 500 and
-        logged, every other item gets its own answer (a batch answers per item; a single
-        publish is not failed by a stranger's message grouped with it)."""
+        """All of `raws` in one transaction. publish_batch answers each item's refusal itself;
+        if the transaction fails otherwise and not because the database is unavailable (a bug
+        or a refusal some item triggers outside its own handling), nothing was stored and the
+        two halves are published apart, down to the item that fails alone: it is answered with
+        that refusal, or 500, and logged; every other item gets its own answer (a batch
+        answers per item; a single publish is not failed by a stranger's message grouped with
+        it)."""
         try:
             with self.db.transaction() as session:
                 return publish_batch(
                     session, raws, self.publish_context(), self.clock.now(), callers
                 )
-        except (GatewayError, DisconnectionError, OperationalError, InterfaceError):
-            raise  # a refusal of the whole request, or the database unavailable: all fail
+        except (DisconnectionError, OperationalError, InterfaceError):
+            raise  # the database unavailable: all fail (503), the clients retry
         except DBAPIError as exc:
             if exc.connection_invalidated:
                 raise
@@ -95,10 +97,12 @@ class Runtime:
             failure = exc
         if len(raws) == 1:
             log.error(
-                "publishing: an item failed unexpectedly and was not stored (sha256 %s)",
+                "publishing: an item failed outside its own checks and was not stored (sha256 %s)",
                 hashlib.sha256(raws[0]).hexdigest(),
                 exc_info=failure,
             )
+            if isinstance(failure, GatewayError):
+                return [Outcome(failure.status_code, error=failure)]
             detail = "The gateway failed on this message and did not store it; it is logged."
             return [Outcome(500, error=InternalError("internal_error", detail))]
         half = len(raws) // 2

@@ -8,6 +8,7 @@ batch of one. Nothing is written for an item that fails, and nothing at all unti
 from __future__ import annotations
 
 import datetime as dt
+import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
@@ -274,6 +275,9 @@ def _resend_or(session: Session, raw: bytes, error: GatewayError) -> Outcome:
     return Outcome(error.status_code, error=error)
 
 
+_UUID = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}")
+
+
 def _claimed_message_id(raw: bytes) -> str | None:
     """The `id` an unverified JWS payload names, as stored (lower case); None if unreadable."""
     try:
@@ -281,7 +285,12 @@ def _claimed_message_id(raw: bytes) -> str | None:
     except (JWSError, ContractError):
         return None
     claimed = envelope.get("id") if isinstance(envelope, dict) else None
-    return claimed.lower() if isinstance(claimed, str) and len(claimed) == 36 else None
+    # Only what could be a stored id (a UUID) is looked up: anything else was never stored,
+    # and text the database refuses (U+0000) must not turn this item's refusal into an error
+    # of the whole transaction.
+    if isinstance(claimed, str) and _UUID.fullmatch(claimed):
+        return claimed.lower()
+    return None
 
 
 # Built once: a group of single publishes runs these whatever its size, and building a

@@ -253,3 +253,24 @@ def test_a_publish_waiting_for_the_log_sees_what_committed_before_it(
             assert session.get(Enterprise, USCC).grade_status == "revoked"
     finally:
         runtime.close()
+
+
+def test_a_refused_message_naming_an_unstorable_id_fails_alone(
+    authority: Publisher, runtime: Runtime
+) -> None:
+    """A message under a revoked key is looked up as a possible resend by the id its payload
+    names; an id the database cannot hold (U+0000) is not looked up, and neither it nor any
+    other refusal escaping an item's own handling fails the messages grouped with it."""
+    from gateway.registry import service as registry
+
+    revoked = register_publisher(runtime, "fj-lost", ["enterprise.registered"])
+    with runtime.db.transaction() as session:
+        registry.revoke_key(
+            session, runtime.signer, kid=revoked.key.kid, reason="lost", now=runtime.clock.now()
+        )
+    bad = revoked.message("enterprise.registered", id="\x00" * 36)
+    good = authority.message("enterprise.registered")
+    outcomes = runtime.publish([bad, good], callers=["fj-lost", authority.agency_id])
+    assert [o.status for o in outcomes] == [401, 201]
+    assert outcomes[0].error is not None
+    assert outcomes[0].error.code == "key_revoked"
