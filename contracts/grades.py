@@ -23,6 +23,9 @@ __all__ = [
 
 SMALL_MICRO = "small_micro"
 _ONE_DAY = timedelta(days=1)
+# A grade lapses at valid_to but stays active here until its expiry is published (domain.md
+# §3: expired → active only by a new award), so a refusal after the lapse says what to do.
+_RECORD_EXPIRY = "publish its grade.expired first, then a new grade.awarded"
 _LADDER = {"1": 1, "2": 2, "3": 3}  # 一级 > 二级 > 三级
 
 
@@ -115,9 +118,11 @@ def _check_validity(
 
 def _award(state: GradeState, data: Mapping[str, object], policy: Policy) -> GradeState:
     event = "grade.awarded"
-    if state.status is GradeStatus.ACTIVE:
-        raise _refuse(state, event, "an active grade changes by grade.renewed or grade.downgraded")
     announced_on, valid_from = date_field(data, "announced_on"), date_field(data, "valid_from")
+    if state.status is GradeStatus.ACTIVE:
+        if state.valid_to is not None and announced_on > state.valid_to:
+            raise _refuse(state, event, f"it lapsed at {state.valid_to}: {_RECORD_EXPIRY}")
+        raise _refuse(state, event, "an active grade changes by grade.renewed or grade.downgraded")
     valid_to = date_field(data, "valid_to")
     if state.status is GradeStatus.REVOKED and state.reapply_after is not None:
         earliest = min(announced_on, valid_from)
@@ -162,7 +167,8 @@ def _renew(state: GradeState, data: Mapping[str, object], policy: Policy) -> Gra
             state,
             event,
             f"the grade lapsed at {state.valid_to}, before this renewal (announced "
-            f"{announced_on}, valid from {valid_from}); a lapsed grade needs a new award",
+            f"{announced_on}, valid from {valid_from}); a lapsed grade needs a new award: "
+            + _RECORD_EXPIRY,
         )
     _check_validity(state, event, valid_from, valid_to, policy)
     return replace(state, valid_from=valid_from, valid_to=valid_to)

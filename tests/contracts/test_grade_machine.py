@@ -185,6 +185,22 @@ def test_an_awarded_grade_is_valid_three_years_from_its_announcement() -> None:
     assert apply(GradeState.none(), "grade.awarded", on_time).valid_to == date(2027, 1, 10)
 
 
+def test_after_a_lapse_both_refusals_say_to_record_the_expiry_first() -> None:
+    """The grade lapsed at 2027-01-09 but its expiry is not published: neither a renewal nor an
+    award is accepted, and both say how to go on (grade.expired, then grade.awarded)."""
+    late_renewal = make_renewal(announced_on="2027-03-01", valid_from="2027-03-01")
+    late_award = make_award(announced_on="2027-03-01", valid_from="2027-03-01")
+    for message_type, data in (("grade.renewed", late_renewal), ("grade.awarded", late_award)):
+        assert "publish its grade.expired first" in refused(make_active(), message_type, data)
+    expired = apply(make_active(), "grade.expired", make_expiry())
+    after = apply(
+        expired,
+        "grade.awarded",
+        make_award(announced_on="2027-03-01", valid_from="2027-03-01", valid_to="2030-02-28"),
+    )
+    assert after.valid_from == date(2027, 3, 1)
+
+
 def test_renewal_announced_on_the_last_day_continues_the_grade() -> None:
     renewal = make_renewal(announced_on="2027-01-09", valid_from="2027-01-10")
     assert apply(make_active(), "grade.renewed", renewal).valid_from == date(2027, 1, 10)
