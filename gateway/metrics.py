@@ -71,7 +71,7 @@ class _DatabaseGauges(Collector):
         deliveries = GaugeMetricFamily(
             "gateway_deliveries", "Delivery rows by status.", labels=["status"]
         )
-        for status in ("pending", "delivered", "dead", "parked"):
+        for status in ("pending", "delivered", "dead", "parked", "skipped"):
             deliveries.add_metric([status], by_status.get(status, 0))
         yield deliveries
         yield _gauge(

@@ -346,7 +346,7 @@ class Delivery(Base):
     message_id: Mapped[str] = mapped_column(String(36))
     uscc: Mapped[str] = mapped_column(String(18))
     subseq: Mapped[int] = mapped_column(BigInteger, default=0)  # 1, 2, 3 … per subscription
-    status: Mapped[str] = mapped_column(String(16))  # pending | delivered | dead
+    status: Mapped[str] = mapped_column(String(16))  # pending | delivered | dead | parked | skipped
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     next_attempt_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
     claimed_until: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)

@@ -133,7 +133,9 @@ def test_a_delivery_held_back_by_a_dead_one_is_not_outbox_lag(
     assert _samples(client)[("gateway_oldest_pending_delivery_age_seconds", ())] == 0
     skipped = client.post(f"/v1/subscriptions/{push}/skip", json={"log_indexes": [award]})
     assert skipped.status_code == 200, skipped.text
-    assert _samples(client)[("gateway_oldest_pending_delivery_age_seconds", ())] == 300
+    samples = _samples(client)
+    assert samples[("gateway_oldest_pending_delivery_age_seconds", ())] == 300
+    assert samples[("gateway_deliveries", (("status", "skipped"),))] == 1
 
 
 def test_query_counter_renders_by_agency_and_result(client: TestClient) -> None:

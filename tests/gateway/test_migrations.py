@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import pytest
+from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 
 from gateway.db import make_engine
-from gateway.migrate import current_revision, upgrade
+from gateway.migrate import alembic_config, current_revision, upgrade
 from gateway.models import Base
 
 
@@ -20,3 +22,24 @@ def test_migrated_schema_matches_the_models(database_url: str) -> None:
         engine.dispose()
     assert diff == [], diff
     assert current_revision(database_url) == "0014"
+
+
+def test_narrowing_the_grade_numbers_again_refuses_to_lose_any(database_url: str) -> None:
+    """Migration 0013's downgrade: a number longer than the old 64 characters stops it with a
+    sentence saying why (PostgreSQL would refuse the ALTER, SQLite keep the long value)."""
+    upgrade(database_url)
+    engine = make_engine(database_url, pool_size=1)
+    try:
+        with engine.begin() as conn:
+            conn.exec_driver_sql(
+                "INSERT INTO enterprises (uscc, name, region_code, industry_section, scheme,"
+                " required, ledger_status, registered_on, grade_status, certificate_no,"
+                " updated_at, last_index) VALUES ('91350900587527783P', 'x', '350900', 'C',"
+                " 'hazardous_chemicals', true, '新增', '2023-05-04', 'none', '"
+                + "A" * 100
+                + "', '2026-11-01 08:00:00+00:00', 0)"
+            )
+    finally:
+        engine.dispose()
+    with pytest.raises(RuntimeError, match="longer than 64 characters"):
+        command.downgrade(alembic_config(database_url), "0012")

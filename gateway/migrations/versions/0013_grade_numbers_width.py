@@ -33,6 +33,17 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
+    longer = op.get_bind().scalar(
+        sa.text(
+            "SELECT count(*) FROM enterprises"
+            " WHERE length(certificate_no) > 64 OR length(announcement_no) > 64"
+        )
+    )
+    if longer:
+        raise RuntimeError(
+            f"{longer} enterprises hold a certificate or announcement number longer than 64 "
+            "characters, which the narrower columns cannot keep; not downgraded"
+        )
     with op.batch_alter_table("enterprises") as table:
         for name in COLUMNS:
             table.alter_column(
