@@ -20,7 +20,7 @@ from connectors.market_regulator import write_snapshot
 from gateway.access.routes import caller_with
 from gateway.access.tokens import Caller
 from gateway.errors import Forbidden, GatewayError, NotFound
-from gateway.queries.service import record_access, roles_of
+from gateway.queries.service import record_access_alone, roles_of
 from gateway.runtime import Runtime, get_runtime
 
 router = APIRouter(prefix="/v1/connectors", tags=["connectors"])
@@ -118,16 +118,13 @@ def _read_snapshots(
         raise
     finally:
         if name is not None or result != "ok":
-            with runtime.db.transaction() as session:
-                record_access(
-                    session,
-                    at=runtime.clock.now(),
-                    agency_id=caller.agency_id,
-                    uscc=None,
-                    action="snapshot",
-                    purpose=f"snapshot {name}" if name is not None else "snapshot list",
-                    result=result,
-                )
+            record_access_alone(
+                runtime,
+                agency_id=caller.agency_id,
+                action="snapshot",
+                purpose=f"snapshot {name}" if name is not None else "snapshot list",
+                result=result,
+            )
 
 
 @router.get("/market_regulator/snapshots")

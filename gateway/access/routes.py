@@ -133,18 +133,9 @@ def record_refusal(
     runtime: Runtime, agency_id: str | None, action: str, what: str | None, exc: GatewayError
 ) -> None:
     """An access record and a log line for a refused login or call."""
-    from gateway.queries.service import record_access
+    from gateway.queries.service import record_access_alone
 
-    with runtime.db.transaction() as session:
-        record_access(
-            session,
-            at=runtime.clock.now(),
-            agency_id=agency_id,
-            uscc=None,
-            action=action,
-            purpose=what,
-            result=exc.code,
-        )
+    record_access_alone(runtime, agency_id=agency_id, action=action, purpose=what, result=exc.code)
     log_event("access.refused", action=action, agency=agency_id, what=what, code=exc.code)
 
 

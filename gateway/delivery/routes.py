@@ -19,7 +19,7 @@ from gateway.delivery.receipts import receipts_for
 from gateway.delivery.webhooks import public_key_text
 from gateway.errors import Forbidden, GatewayError
 from gateway.models import Subscription
-from gateway.queries.service import record_access
+from gateway.queries.service import record_access_alone
 from gateway.runtime import Runtime, get_runtime
 
 router = APIRouter(prefix="/v1/subscriptions", tags=["delivery"])
@@ -210,16 +210,13 @@ async def get_feed(
             result = exc.code
             raise
         finally:
-            with runtime.db.transaction() as session:
-                record_access(
-                    session,
-                    at=runtime.clock.now(),
-                    agency_id=caller.agency_id,
-                    uscc=None,
-                    action="feed",
-                    purpose=f"feed {subscription_id}",
-                    result=result,
-                )
+            record_access_alone(
+                runtime,
+                agency_id=caller.agency_id,
+                action="feed",
+                purpose=f"feed {subscription_id}",
+                result=result,
+            )
 
     return await run_in_threadpool(run)
 

@@ -11,7 +11,7 @@ import datetime as dt
 import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import bindparam, select
 from sqlalchemy.orm import Session
@@ -34,6 +34,9 @@ from gateway.models import (
 from gateway.registry.rights import GRADE_TYPES, View, require_view
 from gateway.signing import GatewaySigner
 from keys.jws import parse_compact
+
+if TYPE_CHECKING:
+    from gateway.runtime import Runtime
 
 ATTESTATION_TYP = "gateway-attestation+jws"
 MAX_BATCH = 1000
@@ -92,6 +95,29 @@ def record_access(
             }
         ],
     )
+
+
+def record_access_alone(
+    runtime: Runtime,
+    *,
+    agency_id: str | None,
+    action: str,
+    purpose: str | None,
+    result: str,
+    uscc: str | None = None,
+) -> None:
+    """One access record in a transaction of its own, stamped now: a refusal, a feed read,
+    a download, whatever the outcome of what it records."""
+    with runtime.db.transaction() as session:
+        record_access(
+            session,
+            at=runtime.clock.now(),
+            agency_id=agency_id,
+            uscc=uscc,
+            action=action,
+            purpose=purpose,
+            result=result,
+        )
 
 
 def record_accesses(session: Session, records: Sequence[Mapping[str, Any]]) -> None:
