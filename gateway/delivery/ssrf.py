@@ -6,12 +6,19 @@ the host is on the configured allow-list (tests and the demo allow 127.0.0.1). A
 later connection that resolve the name again can get different answers (DNS rebinding, a TTL
 of 0): `pinned_transport` resolves once per connection, checks every address, and connects to
 one of those, keeping the URL's host for the Host header and TLS (SNI and certificate).
+
+A lookup given a timeout ends by it: the system resolver has none of its own that we control
+(a dead name server holds `getaddrinfo` for its retries, tens of seconds), so the lookup runs
+in a daemon thread and the caller stops waiting for it; at most `MAX_PENDING_LOOKUPS` such
+threads wait on the resolver at once, and a caller finding none free waits its timeout out.
 """
 
 from __future__ import annotations
 
 import ipaddress
 import socket
+import threading
+import time
 from collections.abc import Collection, Iterable
 from typing import Any
 from urllib.parse import urlsplit
@@ -40,6 +47,43 @@ class UnsafeEndpoint(ValueError):
     pass
 
 
+class ResolutionTimeout(TimeoutError):
+    """The name did not resolve in the time given: a passing failure, not an unsafe endpoint."""
+
+
+MAX_PENDING_LOOKUPS = 16
+_lookup_slots = threading.BoundedSemaphore(MAX_PENDING_LOOKUPS)
+
+
+def _getaddrinfo(host: str, port: int, timeout: float | None) -> list[Any]:
+    """`socket.getaddrinfo(host, port)` for TCP, over after `timeout` seconds if one is given
+    (ResolutionTimeout; the lookup itself runs on in its thread until the resolver gives up)."""
+    if timeout is None:
+        return socket.getaddrinfo(host, port, proto=socket.IPPROTO_TCP)
+    began, slots = time.monotonic(), _lookup_slots
+    if not slots.acquire(timeout=max(timeout, 0)):
+        raise ResolutionTimeout(f"{host} did not resolve within {timeout:.1f} s (resolver busy)")
+    done = threading.Event()
+    outcome: list[Any] = []
+
+    def look_up() -> None:
+        try:
+            outcome.append(socket.getaddrinfo(host, port, proto=socket.IPPROTO_TCP))
+        except BaseException as exc:  # handed to the caller, who raises it
+            outcome.append(exc)
+        finally:
+            slots.release()
+            done.set()
+
+    threading.Thread(target=look_up, name=f"resolve {host}", daemon=True).start()
+    if not done.wait(max(timeout - (time.monotonic() - began), 0)):
+        raise ResolutionTimeout(f"{host} did not resolve within {timeout:.1f} s")
+    result = outcome[0]
+    if isinstance(result, BaseException):
+        raise result
+    return list(result)
+
+
 def is_public(address: Address) -> bool:
     """Whether a receiver may be at `address`: globally reachable (the IANA special-purpose
     registries, RFC 6890: not private, shared 100.64.0.0/10, loopback, link-local,
@@ -58,18 +102,22 @@ def is_public(address: Address) -> bool:
     return True
 
 
-def vetted_addresses(host: str, port: int, allowed_hosts: Collection[str]) -> list[str]:
+def vetted_addresses(
+    host: str, port: int, allowed_hosts: Collection[str], timeout: float | None = None
+) -> list[str]:
     """Every address `host` resolves to now, in the resolver's order; UnsafeEndpoint if it
-    does not resolve or if any of them is not public (one bad answer taints the name).
+    does not resolve or if any of them is not public (one bad answer taints the name),
+    ResolutionTimeout if the lookup takes longer than `timeout` seconds.
 
     An allow-listed host is trusted and returned as it is, unresolved (a test's receiver may
-    have no DNS name), unless it is a metadata address written out."""
+    have no DNS name), unless it is a metadata address written out; PinnedBackend resolves
+    an allow-listed name when it connects."""
     if host in allowed_hosts:
         if _literal(host) in METADATA:
             raise UnsafeEndpoint(f"{host} is a cloud metadata address")
         return [host]
     try:
-        infos = socket.getaddrinfo(host, port, proto=socket.IPPROTO_TCP)
+        infos = _getaddrinfo(host, port, timeout)
     except socket.gaierror as exc:
         raise UnsafeEndpoint(f"{host} does not resolve: {exc}") from exc
     found: list[str] = []
@@ -85,6 +133,25 @@ def vetted_addresses(host: str, port: int, allowed_hosts: Collection[str]) -> li
     return found
 
 
+def _allowed_addresses(host: str, port: int, timeout: float | None) -> list[str]:
+    """The addresses an allow-listed name resolves to, within `timeout`: trusted as the name
+    is, but never a metadata address."""
+    try:
+        infos = _getaddrinfo(host, port, timeout)
+    except socket.gaierror as exc:
+        raise httpcore.ConnectError(f"{host} does not resolve: {exc}") from exc
+    found: list[str] = []
+    for info in infos:
+        text = str(info[4][0])
+        if ipaddress.ip_address(text) in METADATA:
+            raise UnsafeEndpoint(f"{host} resolves to {text}, a cloud metadata address")
+        if text not in found:
+            found.append(text)
+    if not found:
+        raise httpcore.ConnectError(f"{host} resolves to no address")
+    return found
+
+
 def _literal(host: str) -> Address | None:
     try:
         return ipaddress.ip_address(host.strip("[]"))
@@ -92,19 +159,20 @@ def _literal(host: str) -> Address | None:
         return None
 
 
-def check_endpoint(url: str, allowed_hosts: Collection[str]) -> None:
+def check_endpoint(url: str, allowed_hosts: Collection[str], timeout: float | None = None) -> None:
     parts = urlsplit(url)
     if parts.scheme not in ("http", "https") or not parts.hostname:
         raise UnsafeEndpoint(f"{url!r} is not an http(s) URL with a host")
     default_port = 443 if parts.scheme == "https" else 80
-    vetted_addresses(parts.hostname, parts.port or default_port, allowed_hosts)
+    vetted_addresses(parts.hostname, parts.port or default_port, allowed_hosts, timeout)
 
 
 class PinnedBackend(httpcore.NetworkBackend):
     """Opens a connection only to an address it has just resolved and vetted: the name is
     resolved once, here, and the socket goes to that address, so a second DNS answer cannot
     redirect it. The caller (httpcore) still sends the name as Host and as the TLS server
-    name, and checks the certificate against it."""
+    name, and checks the certificate against it. The connect timeout covers the lookup and
+    every address tried, as one budget."""
 
     def __init__(
         self, allowed_hosts: Collection[str], inner: httpcore.NetworkBackend | None = None
@@ -121,9 +189,25 @@ class PinnedBackend(httpcore.NetworkBackend):
         socket_options: Iterable[Any] | None = None,
     ) -> httpcore.NetworkStream:
         failure: httpcore.ConnectError | httpcore.ConnectTimeout | None = None
-        for address in vetted_addresses(host, port, self.allowed_hosts):
+        began = time.monotonic()
+
+        def left() -> float | None:
+            if timeout is None:
+                return None
+            remaining = timeout - (time.monotonic() - began)
+            if remaining <= 0:
+                raise httpcore.ConnectTimeout(f"no connection to {host} within {timeout:.1f} s")
+            return remaining
+
+        try:
+            addresses = vetted_addresses(host, port, self.allowed_hosts, timeout)
+            if _literal(addresses[0]) is None:  # an allow-listed name, returned unresolved
+                addresses = _allowed_addresses(addresses[0], port, left())
+        except ResolutionTimeout as exc:
+            raise httpcore.ConnectTimeout(str(exc)) from exc
+        for address in addresses:
             try:
-                return self.inner.connect_tcp(address, port, timeout, local_address, socket_options)
+                return self.inner.connect_tcp(address, port, left(), local_address, socket_options)
             except (httpcore.ConnectError, httpcore.ConnectTimeout) as exc:
                 failure = exc  # as socket.create_connection does: try the next address
         assert failure is not None  # vetted_addresses returns at least one

@@ -11,9 +11,9 @@ from sqlalchemy.orm import Session
 
 from connectors import CONNECTORS
 from contracts.registry import MESSAGE_TYPES
-from gateway.delivery.ssrf import UnsafeEndpoint, check_endpoint
+from gateway.delivery.ssrf import ResolutionTimeout, UnsafeEndpoint, check_endpoint
 from gateway.delivery.webhooks import new_hmac_secret
-from gateway.errors import BadRequest, Forbidden, NotFound
+from gateway.errors import BadRequest, Forbidden, NotFound, ServiceUnavailable
 from gateway.models import Agency, Subscription
 from gateway.registry.rights import subscribe_views
 
@@ -24,6 +24,7 @@ DEFAULT_SCHEDULE = (0, 5, 300, 1800, 7200, 18000, 36000, 50400, 72000, 86400)
 VIEWS = ("full", "fields", "notice")
 SCHEMES = ("v1a", "v1")
 STATUSES = ("active", "paused", "disabled")
+LOOKUP_SECONDS = 5.0  # the endpoint's name must resolve (and be vetted) within this
 
 
 def create_subscription(
@@ -106,9 +107,14 @@ def create_subscription(
         raise BadRequest("invalid_rate_limit", "rate_limit is deliveries per second, above 0")
     if url is not None:
         try:
-            check_endpoint(url, allowed_hosts)
+            check_endpoint(url, allowed_hosts, LOOKUP_SECONDS)
         except UnsafeEndpoint as exc:
             raise BadRequest("unsafe_endpoint", str(exc)) from exc
+        except ResolutionTimeout as exc:
+            raise ServiceUnavailable(
+                "endpoint_lookup_timeout",
+                f"{exc}: the endpoint's name could not be checked now; try again later",
+            ) from exc
     subscription = Subscription(
         id=str(uuid.uuid4()),
         agency_id=agency_id,

@@ -1,5 +1,6 @@
 """How a delivery reaches a receiver: every connection to an address vetted as it is opened
-(no DNS rebinding past the SSRF check) and every socket wait cut to the attempt's deadline.
+(no DNS rebinding past the SSRF check) and every wait, the name's lookup included, cut to the
+attempt's deadline.
 
 httpx's timeouts are per read and write; a receiver dripping a byte at a time held an attempt
 open for as long as it liked, past the claim's lease. `attempt_deadline` sets, for the
@@ -77,8 +78,11 @@ class _DeadlineStream(httpcore.NetworkStream):
 
 
 class _DeadlineBackend(httpcore.NetworkBackend):
-    def __init__(self) -> None:
-        self._backend = httpcore.SyncBackend()
+    """Opens connections through `inner` (resolving, vetting and connecting: PinnedBackend)
+    with the connect timeout cut to the attempt's deadline, and bounds the stream's waits."""
+
+    def __init__(self, inner: httpcore.NetworkBackend) -> None:
+        self._backend = inner
 
     def connect_tcp(
         self,
@@ -97,9 +101,10 @@ class _DeadlineBackend(httpcore.NetworkBackend):
 
 
 class _DeliveryTransport(httpx.HTTPTransport):
-    """httpx's own transport (its pool, limits and error mapping) over `_DeadlineBackend`,
-    behind ssrf.PinnedBackend: each connection goes to an address resolved and vetted as it
-    is opened, so a second DNS answer cannot send it elsewhere than the check allowed."""
+    """httpx's own transport (its pool, limits and error mapping) over `_DeadlineBackend`
+    around ssrf.PinnedBackend: each connection goes to an address resolved and vetted as it
+    is opened, so a second DNS answer cannot send it elsewhere than the check allowed, and
+    the lookup and the connection end by the attempt's deadline."""
 
     def __init__(self, allowed_hosts: Collection[str]) -> None:
         super().__init__()
@@ -109,7 +114,7 @@ class _DeliveryTransport(httpx.HTTPTransport):
             max_connections=limits.max_connections,
             max_keepalive_connections=limits.max_keepalive_connections,
             keepalive_expiry=limits.keepalive_expiry,
-            network_backend=PinnedBackend(allowed_hosts, _DeadlineBackend()),
+            network_backend=_DeadlineBackend(PinnedBackend(allowed_hosts, httpcore.SyncBackend())),
         )
 
 

@@ -30,7 +30,7 @@ from tenacity import retry, retry_if_exception_type, stop_after_attempt, wait_fi
 from gateway.delivery.jobs import Job, claim_due_deliveries, load_jobs
 from gateway.delivery.receipts import looks_like_jws, verify_consumer_receipt
 from gateway.delivery.receipts import store as store_receipt
-from gateway.delivery.ssrf import UnsafeEndpoint, check_endpoint
+from gateway.delivery.ssrf import ResolutionTimeout, UnsafeEndpoint, check_endpoint
 from gateway.delivery.transport import attempt_deadline, delivery_transport
 from gateway.delivery.webhooks import signature_header
 from gateway.models import Delivery, DeliveryAttempt, Subscription, table_of
@@ -71,7 +71,10 @@ def attempt(
     if deadline is None:
         deadline = time.monotonic() + runtime.settings.delivery.timeout_seconds
     try:
-        check_endpoint(url, runtime.settings.delivery.allowed_hosts)
+        # checked again for every attempt (DNS changes); the lookup is part of the attempt
+        check_endpoint(
+            url, runtime.settings.delivery.allowed_hosts, max(deadline - time.monotonic(), 0)
+        )
         timestamp = int(time.time())
         headers = {
             "content-type": "application/cloudevents+json",
@@ -91,6 +94,8 @@ def attempt(
         text = response.text
     except UnsafeEndpoint as exc:
         return Result(None, "unsafe_endpoint", str(exc)[:EXCERPT], _ms(started))
+    except ResolutionTimeout as exc:
+        return Result(None, "timeout", str(exc)[:EXCERPT], _ms(started))
     except httpx.TimeoutException:
         return Result(None, "timeout", None, _ms(started))
     except httpx.TransportError as exc:

@@ -5,6 +5,8 @@ from __future__ import annotations
 import base64
 import datetime as dt
 import json
+import socket
+import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -22,8 +24,9 @@ from standardwebhooks import Webhook
 from contracts.registry import MESSAGE_TYPES
 from contracts.uscc import make_uscc
 from gateway.clock import FixedClock
+from gateway.delivery import subscriptions
 from gateway.delivery.worker import make_client, run_once
-from gateway.models import Delivery
+from gateway.models import Delivery, Subscription
 from gateway.runtime import Runtime
 from keys.jws import sign_compact
 
@@ -249,6 +252,34 @@ def test_unsafe_endpoints_are_refused(client: TestClient, insurer: Publisher, ur
     response = client.post("/v1/subscriptions", json=body)
     assert response.status_code == 400
     assert response.json()["code"] == "unsafe_endpoint"
+
+
+def test_an_endpoint_whose_name_does_not_resolve_in_time_is_refused_for_now(
+    client: TestClient,
+    insurer: Publisher,
+    runtime: Runtime,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    released = threading.Event()
+    real = socket.getaddrinfo
+
+    def hanging(host: str, *args: Any, **kwargs: Any) -> Any:
+        if host == "slow.example":
+            released.wait(30)
+        return real(host, *args, **kwargs)
+
+    monkeypatch.setattr(socket, "getaddrinfo", hanging)
+    monkeypatch.setattr(subscriptions, "LOOKUP_SECONDS", 0.2)
+    body = {"agency_id": "fj-picc", "url": "https://slow.example/hook", "types": ["grade.revoked"]}
+    try:
+        response = client.post("/v1/subscriptions", json=body)
+    finally:
+        released.set()
+    assert response.status_code == 503
+    assert response.json()["code"] == "endpoint_lookup_timeout"
+    assert "slow.example did not resolve within 0.2 s" in response.json()["detail"]
+    with runtime.db.reader() as session:
+        assert session.scalar(select(func.count()).select_from(Subscription)) == 0
 
 
 def test_ten_hour_outage_then_everything_arrives_in_order(

@@ -10,6 +10,7 @@ import email.utils
 import json
 import socket
 import threading
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -520,3 +521,34 @@ def test_a_host_renamed_to_an_internal_address_after_the_check_is_never_reached(
     assert (result.status_code, result.error_class) == (None, "unsafe_endpoint")
     assert "127.0.0.1" in str(result.excerpt)
     assert hits == []
+
+
+@pytest.mark.parametrize("allow_listed", [False, True])
+def test_a_name_whose_lookup_hangs_ends_the_attempt_at_its_deadline(
+    runtime: Runtime, monkeypatch: pytest.MonkeyPatch, allow_listed: bool
+) -> None:
+    """The lookup is part of the attempt: a dead name server (getaddrinfo retrying for tens of
+    seconds) used to hold the attempt, and its claim, past the deadline. Checked before the
+    attempt when the name is vetted, and when connecting when it is allow-listed."""
+    released = threading.Event()
+    real = socket.getaddrinfo
+
+    def hanging(host: str, *args: Any, **kwargs: Any) -> Any:
+        if host == "slow.example":
+            released.wait(30)
+            raise socket.gaierror(socket.EAI_AGAIN, "Temporary failure in name resolution")
+        return real(host, *args, **kwargs)
+
+    monkeypatch.setattr(socket, "getaddrinfo", hanging)
+    runtime.settings.delivery.allowed_hosts[:] = ["slow.example"] if allow_listed else []
+    subscription = {"url": "https://slow.example/hook", "signing": ["v1a"], "hmac_secrets": []}
+    job = Job(1, 0, subscription, "msg_slow", b"{}", "m", "00")
+    try:
+        with make_client(runtime) as http:
+            began = time.monotonic()
+            result = worker.attempt(runtime, http, job, deadline=began + 0.3)
+            spent = time.monotonic() - began
+    finally:
+        released.set()
+    assert (result.status_code, result.error_class) == (None, "timeout")
+    assert spent < 2

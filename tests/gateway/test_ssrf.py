@@ -4,6 +4,9 @@ connection that goes to the address that was checked (no DNS rebinding between t
 from __future__ import annotations
 
 import socket
+import threading
+import time
+from collections.abc import Iterator
 from typing import Any
 
 import httpcore
@@ -12,7 +15,13 @@ import pytest
 from fastapi import FastAPI, Request, Response
 from loopback import free_port, serving
 
-from gateway.delivery.ssrf import UnsafeEndpoint, check_endpoint, pinned_transport
+from gateway.delivery import ssrf
+from gateway.delivery.ssrf import (
+    ResolutionTimeout,
+    UnsafeEndpoint,
+    check_endpoint,
+    pinned_transport,
+)
 
 REFUSED = [
     "http://100.64.0.1/",  # shared address space (RFC 6598): not private, not reserved
@@ -180,3 +189,84 @@ def test_an_allow_listed_receiver_is_reached_through_the_pinned_transport() -> N
         assert client.post(f"{base}/hook", content=b"{}").status_code == 204
         with pytest.raises(UnsafeEndpoint):  # loopback, but under a name not on the list
             client.post(base.replace("127.0.0.1", "localhost") + "/hook", content=b"{}")
+
+
+@pytest.fixture
+def slow_dns(monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[str, str]]:
+    """Names whose lookup hangs ("hang": until the test ends, then fails) or fails at once
+    ("fail"); other names resolve as usual."""
+    behaviour: dict[str, str] = {}
+    released = threading.Event()
+    real = socket.getaddrinfo
+
+    def getaddrinfo(host: Any, port: Any, *args: Any, **kwargs: Any) -> Any:
+        if behaviour.get(host) == "hang":
+            released.wait(30)
+        if host in behaviour:
+            raise socket.gaierror(socket.EAI_NONAME, "Name or service not known")
+        return real(host, port, *args, **kwargs)
+
+    monkeypatch.setattr(socket, "getaddrinfo", getaddrinfo)
+    yield behaviour
+    released.set()
+
+
+def test_a_lookup_that_hangs_ends_at_its_timeout(slow_dns: dict[str, str]) -> None:
+    slow_dns["slow.example"] = "hang"
+    began = time.monotonic()
+    with pytest.raises(ResolutionTimeout, match=r"slow\.example did not resolve within 0\.2 s"):
+        check_endpoint("https://slow.example/hook", [], timeout=0.2)
+    assert time.monotonic() - began < 2
+
+
+def test_a_name_that_does_not_resolve_is_refused_with_or_without_a_timeout(
+    slow_dns: dict[str, str],
+) -> None:
+    slow_dns["nowhere.example"] = "fail"
+    for timeout in (None, 5.0):
+        with pytest.raises(UnsafeEndpoint, match="does not resolve"):
+            check_endpoint("https://nowhere.example/hook", [], timeout=timeout)
+
+
+def test_hanging_lookups_hold_their_slots_and_a_caller_finding_none_free_times_out(
+    slow_dns: dict[str, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(ssrf, "_lookup_slots", threading.BoundedSemaphore(1))
+    slow_dns["slow.example"] = "hang"
+    with pytest.raises(ResolutionTimeout):
+        check_endpoint("https://slow.example/hook", [], timeout=0.1)
+    with pytest.raises(ResolutionTimeout, match="resolver busy"):  # the first still waits
+        check_endpoint("https://93.184.216.34/hook", [], timeout=0.1)  # even a literal's
+    check_endpoint("https://127.0.0.1/hook", ["127.0.0.1"], timeout=0.1)  # allow-listed: none
+
+
+def test_the_pinned_transport_counts_the_lookup_in_its_connect_timeout(
+    slow_dns: dict[str, str],
+) -> None:
+    slow_dns["slow.example"] = "hang"
+    network = FakeNetwork()
+    began = time.monotonic()
+    with (
+        httpx.Client(transport=pinned_transport([], backend=network), timeout=0.2) as client,
+        pytest.raises(httpx.ConnectTimeout, match=r"did not resolve within 0\.2 s"),
+    ):
+        client.post("https://slow.example/hook", content=b"{}")
+    assert time.monotonic() - began < 2
+    assert network.connected == []
+
+
+def test_an_allow_listed_name_is_resolved_when_connecting_within_the_timeout_never_to_metadata(
+    slow_dns: dict[str, str], dns: dict[str, list[list[str]]]
+) -> None:
+    dns["intranet.example"] = [["10.0.0.7"]]  # private: fine, the name is allow-listed
+    dns["trap.example"] = [["169.254.169.254"]]
+    slow_dns["slow.example"] = "hang"
+    allowed = ["intranet.example", "trap.example", "slow.example"]
+    network = FakeNetwork()
+    with httpx.Client(transport=pinned_transport(allowed, backend=network), timeout=0.2) as client:
+        assert client.post("http://intranet.example/hook", content=b"{}").status_code == 204
+        with pytest.raises(UnsafeEndpoint, match="metadata"):
+            client.post("http://trap.example/hook", content=b"{}")
+        with pytest.raises(httpx.ConnectTimeout, match=r"did not resolve within 0\.2 s"):
+            client.post("http://slow.example/hook", content=b"{}")
+    assert network.connected == [("10.0.0.7", 80)]
