@@ -4,13 +4,17 @@ shipped data file."""
 
 from __future__ import annotations
 
+import itertools
 import json
-from collections.abc import Mapping, Sequence
+import re
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date
 from functools import cache
 from importlib import resources
 from typing import Any
+
+from contracts.grades import GradeStatus
 
 TRIGGER_KEYS = frozenset(
     {
@@ -72,39 +76,225 @@ class Standing:
     list_types: Sequence[str] = field(default_factory=tuple)  # active entries
 
 
-def parse_measure(record: Mapping[str, Any]) -> Measure:
-    trigger = dict(record["trigger"])
-    unknown = set(trigger) - TRIGGER_KEYS
-    if unknown or not trigger:
-        raise ValueError(f"measure {record.get('code')}: unknown trigger keys {sorted(unknown)}")
+class InvalidMeasure(ValueError):
+    """One measure record refused: `field` names what is wrong (``trigger scheme``,
+    ``valid_to``), and the message says how, in a sentence that starts with the field."""
+
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(message)
+        self.field = field
+
+
+class CatalogError(ValueError):
+    """A catalog refused because of record `index` (0-based, its place in the list; None
+    when the catalog as a whole is wrong)."""
+
+    def __init__(self, index: int | None, code: str | None, problem: InvalidMeasure) -> None:
+        if index is None:
+            super().__init__(str(problem))
+        else:
+            named = f"record {index} ({code})" if code else f"record {index}"
+            super().__init__(f"{named}: {problem}")
+        self.index = index
+        self.code = code
+        self.field = problem.field
+
+
+_FIELDS = frozenset(
+    {
+        "code",
+        "role",
+        "trigger",
+        "effect",
+        "legal_basis",
+        "term_months",
+        "region_prefix",
+        "valid_from",
+        "valid_to",
+        "source",
+    }
+)
+_REQUIRED = ("code", "role", "trigger", "effect", "legal_basis", "valid_from", "source")
+# What `triggered` does with each key's value: tests membership in a list of strings, or
+# compares truth with a boolean. Anything else would crash or misread every standing query.
+_LIST_TRIGGERS = frozenset(TRIGGER_KEYS - {"ungraded", "accident_free_prior_year"})
+# Effect members the connectors compute with (insurance_premium, bank_credit,
+# market_regulator); the others are free for the implementing agencies to read.
+_NUMERIC_EFFECTS = {
+    "premium_float": "a number",
+    "credit_factor": "a number",
+    "inspections_per_year_max": "an integer",
+}
+_REGION_PREFIX = re.compile(r"\d{0,6}")  # "" (nationwide) up to a whole six-digit division code
+_ISO_DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
+
+
+def parse_measure(record: Any, roles: Collection[str] | None = None) -> Measure:
+    """One catalog record checked whole and parsed, or InvalidMeasure naming the first wrong
+    field. `roles`: the agency roles a measure may name (None: any)."""
+    if not isinstance(record, Mapping):
+        raise InvalidMeasure("record", "a record is a JSON object")
+    unknown = sorted(set(record) - _FIELDS)
+    if unknown:
+        raise InvalidMeasure(unknown[0], f"unknown field {unknown[0]!r}")
+    missing = [name for name in _REQUIRED if record.get(name) is None]
+    if missing:
+        raise InvalidMeasure(missing[0], f"{missing[0]} is required")
+    for name in ("code", "role", "legal_basis", "source"):
+        if not isinstance(record[name], str) or not record[name].strip():
+            raise InvalidMeasure(name, f"{name} must be a non-empty string")
+    if roles is not None and record["role"] not in roles:
+        raise InvalidMeasure(
+            "role", f"role {record['role']!r} is not an agency role ({', '.join(sorted(roles))})"
+        )
+    term_months = record.get("term_months")
+    if term_months is not None and (_not_int(term_months) or term_months < 0):
+        raise InvalidMeasure("term_months", "term_months must be an integer >= 0 or null")
+    region_prefix = record.get("region_prefix", "")
+    if not isinstance(region_prefix, str) or not _REGION_PREFIX.fullmatch(region_prefix):
+        raise InvalidMeasure("region_prefix", "region_prefix must be up to six digits")
+    valid_from = _date(record, "valid_from")
+    valid_to = _date(record, "valid_to") if record.get("valid_to") is not None else None
+    if valid_to is not None and valid_to <= valid_from:
+        # valid_to is exclusive (data/measures.json): an equal date is a period of no day
+        raise InvalidMeasure("valid_to", "valid_to must be after valid_from (it is exclusive)")
     return Measure(
-        code=str(record["code"]),
-        role=str(record["role"]),
-        trigger=trigger,
-        effect=dict(record["effect"]),
-        legal_basis=str(record["legal_basis"]),
-        term_months=record.get("term_months"),
-        region_prefix=str(record.get("region_prefix", "")),
-        valid_from=date.fromisoformat(record["valid_from"]),
-        valid_to=date.fromisoformat(record["valid_to"]) if record.get("valid_to") else None,
-        source=str(record["source"]),
+        code=record["code"],
+        role=record["role"],
+        trigger=_trigger(record["trigger"]),
+        effect=_effect(record["effect"]),
+        legal_basis=record["legal_basis"],
+        term_months=term_months,
+        region_prefix=region_prefix,
+        valid_from=valid_from,
+        valid_to=valid_to,
+        source=record["source"],
     )
+
+
+def _not_int(value: object) -> bool:
+    return isinstance(value, bool) or not isinstance(value, int)
+
+
+def _date(record: Mapping[str, Any], name: str) -> date:
+    value = record[name]
+    if isinstance(value, str) and _ISO_DATE.fullmatch(value):
+        try:
+            return date.fromisoformat(value)
+        except ValueError:
+            pass
+    raise InvalidMeasure(name, f"{name} must be a date like 2026-01-01")
+
+
+def _trigger(trigger: object) -> dict[str, Any]:
+    if not isinstance(trigger, Mapping) or not trigger:
+        raise InvalidMeasure("trigger", "trigger must be a non-empty object")
+    unknown = sorted(set(trigger) - TRIGGER_KEYS)
+    if unknown:
+        raise InvalidMeasure(
+            f"trigger {unknown[0]}",
+            f"unknown trigger key {unknown[0]!r} (known: {', '.join(sorted(TRIGGER_KEYS))})",
+        )
+    for key, value in trigger.items():
+        if key in _LIST_TRIGGERS:
+            if (
+                not isinstance(value, list)
+                or not value
+                or not all(isinstance(item, str) for item in value)
+            ):
+                raise InvalidMeasure(
+                    f"trigger {key}", f"trigger {key} must be a non-empty list of strings"
+                )
+        elif not isinstance(value, bool):
+            raise InvalidMeasure(f"trigger {key}", f"trigger {key} must be true or false")
+    statuses = {status.value for status in GradeStatus}
+    wrong = sorted(set(trigger.get("grade_status", ())) - statuses)
+    if wrong:
+        raise InvalidMeasure(
+            "trigger grade_status",
+            f"trigger grade_status {wrong[0]!r} is not a grade status "
+            f"({', '.join(sorted(statuses))})",
+        )
+    return dict(trigger)
+
+
+def _effect(effect: object) -> dict[str, Any]:
+    if not isinstance(effect, Mapping) or not effect:
+        raise InvalidMeasure("effect", "effect must be a non-empty object")
+    for key, kind in _NUMERIC_EFFECTS.items():
+        value = effect.get(key, 0)
+        if _not_int(value) and (kind == "an integer" or not isinstance(value, float)):
+            raise InvalidMeasure(f"effect {key}", f"effect {key} must be {kind}")
+    return dict(effect)
+
+
+def parse_catalog(records: Any, roles: Collection[str] | None = None) -> tuple[Measure, ...]:
+    """A whole catalog checked and parsed, or CatalogError naming the first bad record.
+
+    Besides each record (`parse_measure`), no two records of one code and one region prefix
+    may be in force on the same day: a revision from a date ends the earlier record with
+    valid_to (exclusive) at that date, so which record is in force is never a matter of
+    list order."""
+    if not isinstance(records, list) or not records:
+        problem = InvalidMeasure("records", "a catalog is a non-empty list of measure records")
+        raise CatalogError(None, None, problem)
+    parsed: list[Measure] = []
+    for index, record in enumerate(records):
+        try:
+            parsed.append(parse_measure(record, roles))
+        except InvalidMeasure as exc:
+            code = record.get("code") if isinstance(record, Mapping) else None
+            raise CatalogError(index, code if isinstance(code, str) else None, exc) from exc
+    _refuse_overlaps(parsed)
+    return tuple(parsed)
+
+
+def _refuse_overlaps(catalog: Sequence[Measure]) -> None:
+    scopes: dict[tuple[str, str], list[int]] = {}
+    for index, measure in enumerate(catalog):
+        scopes.setdefault((measure.code, measure.region_prefix), []).append(index)
+    for indexes in scopes.values():
+        indexes.sort(key=lambda i: (catalog[i].valid_from, i))
+        # Sorted by start, periods overlap somewhere only if two neighbours do.
+        for earlier, later in itertools.pairwise(indexes):
+            first, second = catalog[earlier], catalog[later]
+            if first.valid_to is None or first.valid_to > second.valid_from:
+                end = first.valid_to.isoformat() if first.valid_to else "open"
+                raise CatalogError(
+                    max(earlier, later),
+                    second.code,
+                    InvalidMeasure(
+                        "valid_from",
+                        f"valid_from {second.valid_from} falls in record {min(earlier, later)}'s "
+                        f"period ({first.valid_from} to {end}) for the same code and region "
+                        f"prefix {first.region_prefix!r}: end the earlier one with valid_to "
+                        f"{second.valid_from}",
+                    ),
+                )
 
 
 @cache
 def shipped_catalog() -> tuple[Measure, ...]:
     text = resources.files("contracts").joinpath("data/measures.json").read_text("utf-8")
-    return tuple(parse_measure(r) for r in json.loads(text)["records"])
+    return parse_catalog(json.loads(text)["records"])
 
 
 def in_force(region_code: str, on: date, catalog: Sequence[Measure] | None = None) -> list[Measure]:
-    """Measures in force for a region on a date; per code, the longest region prefix wins."""
+    """Measures in force for a region on a date; per code, the longest region prefix wins.
+
+    At one prefix the record whose period holds `on` is the one in force: `parse_catalog`
+    refuses a catalog where two would be. A catalog that was not checked so (a version stored
+    before that rule) gets the later valid_from, the newer revision, not the earlier in the list.
+    """
     chosen: dict[str, Measure] = {}
     for measure in catalog if catalog is not None else shipped_catalog():
         if not measure.in_force(region_code, on):
             continue
         current = chosen.get(measure.code)
-        if current is None or len(measure.region_prefix) > len(current.region_prefix):
+        if current is None or (len(measure.region_prefix), measure.valid_from) > (
+            len(current.region_prefix),
+            current.valid_from,
+        ):
             chosen[measure.code] = measure
     return sorted(chosen.values(), key=lambda m: (m.role, m.code))
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import json
+import logging
 import threading
 from collections.abc import Mapping, Sequence
 from importlib import resources
@@ -22,12 +23,16 @@ from typing import Any
 from sqlalchemy import bindparam, select
 from sqlalchemy.orm import Session
 
-from contracts.measures import Measure, parse_measure
+from contracts.measures import CatalogError, InvalidMeasure, Measure, parse_catalog, parse_measure
 from gateway.errors import BadRequest
 from gateway.models import MeasureCatalog
-from gateway.registry.service import append_gateway_entry
+from gateway.registry.service import ROLES, append_gateway_entry
 from gateway.signing import GatewaySigner
 
+log = logging.getLogger(__name__)
+# The roles a measure may be for: an agency role that acts on an enterprise (the operator runs
+# the exchange and implements no measure).
+MEASURE_ROLES = frozenset(ROLES) - {"operator"}
 # Parsed catalogs by their records' SHA-256, not by version number: a version never changes,
 # but one process may see more than one database (the tests do), where version 2 differs.
 _cache: dict[str, tuple[Measure, ...]] = {}
@@ -59,33 +64,31 @@ def digest(records: Sequence[Mapping[str, Any]]) -> str:
 
 
 def parse_records(records: Any) -> tuple[Measure, ...]:
-    """Every record parsed, or a 400 naming the first bad one."""
-    if not isinstance(records, list) or not records:
-        raise BadRequest("invalid_catalog", "a catalog is a non-empty list of measure records")
-    parsed = []
-    codes: set[tuple[str, str, str]] = set()
-    for n, record in enumerate(records):
+    """Every record checked whole and parsed (`contracts.measures.parse_catalog`), or a 400
+    `invalid_catalog` naming the first bad record, its code and the field."""
+    try:
+        return parse_catalog(records, MEASURE_ROLES)
+    except CatalogError as exc:
+        pointer = None if exc.index is None else f"/records/{exc.index}"
+        raise BadRequest("invalid_catalog", str(exc), pointer=pointer) from exc
+
+
+def _parse_stored(records: Sequence[Any]) -> tuple[Measure, ...]:
+    """A stored version's records as they can still be read. A version is in the log for good,
+    and one stored before today's checks may hold a record they refuse (a trigger value of the
+    wrong type): that record is left out, and logged, rather than failing every query that
+    reads the version. Overlapping periods are settled by `in_force` (later valid_from)."""
+    try:
+        return parse_catalog(list(records), MEASURE_ROLES)
+    except CatalogError:
+        pass
+    measures = []
+    for index, record in enumerate(records):
         try:
-            if not isinstance(record, dict):
-                raise ValueError("a record is an object")
-            measure = parse_measure(record)
-            if not isinstance(measure.effect, dict) or not measure.effect:
-                raise ValueError("a measure needs an effect")
-        except (KeyError, ValueError, TypeError) as exc:
-            raise BadRequest(
-                "invalid_catalog", f"record {n}: {exc!s}", pointer=f"/records/{n}"
-            ) from exc
-        key = (measure.code, measure.region_prefix, measure.valid_from.isoformat())
-        if key in codes:
-            raise BadRequest(
-                "invalid_catalog",
-                f"record {n}: {measure.code} twice for region {measure.region_prefix!r} "
-                f"from {measure.valid_from}",
-                pointer=f"/records/{n}",
-            )
-        codes.add(key)
-        parsed.append(measure)
-    return tuple(parsed)
+            measures.append(parse_measure(record, MEASURE_ROLES))
+        except InvalidMeasure as exc:
+            log.warning("stored catalog record %d left out: %s", index, exc)
+    return tuple(measures)
 
 
 def publish_catalog(
@@ -171,7 +174,7 @@ def _parsed(session: Session, version: int, sha256: str) -> tuple[Measure, ...]:
     if cached is None:
         row = session.get(MeasureCatalog, version)
         assert row is not None
-        cached = parse_records(row.records)
+        cached = _parse_stored(row.records)
         with _lock:
             _cache[sha256] = cached
     return cached

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-from collections.abc import Collection, Mapping
+from collections.abc import Collection, Iterable, Mapping
 from dataclasses import replace
 from typing import Any, NamedTuple
 
@@ -297,12 +297,28 @@ def _data(token: bytes) -> dict[str, Any]:
     return data
 
 
+_GRADE_EVENTS = (
+    select(LogEntry.type, LogEntry.jws)
+    .where(
+        LogEntry.subject == bindparam("uscc"),
+        LogEntry.kind == "message",
+        LogEntry.type.in_(tuple(EVENT_DATE_FIELD)),
+    )
+    .order_by(LogEntry.idx)
+)
+
+
 def standing_of(session: Session, uscc: str, on: dt.date) -> tuple[Enterprise, Standing]:
-    """The enterprise (ORM, with what this session changed) and its standing on `on`; 404 if
-    it is not registered. Queries use `standing_facts`."""
+    """The enterprise (ORM, with what this session changed) and its standing on `on`: the
+    grade it held that day (`_grade_on`), the accidents of the 12 months before and the list
+    entries active then; 404 if it is not registered. Queries use `standing_facts`."""
     enterprise = session.get(Enterprise, uscc)
     if enterprise is None:
         raise unknown_enterprise(uscc)
+    grade = GradeState.none()
+    if enterprise.grade_status != GradeStatus.NONE.value:  # else no grade message, ever
+        events = session.execute(_GRADE_EVENTS, {"uscc": uscc})
+        grade = _grade_on(((message_type, _data(token)) for message_type, token in events), on)
     year_before = on - dt.timedelta(days=365)
     accidents = session.scalars(
         select(Accident.accident_class).where(
@@ -318,13 +334,32 @@ def standing_of(session: Session, uscc: str, on: dt.date) -> tuple[Enterprise, S
         )
     )
     standing = Standing(
-        grade_status=enterprise.grade_status,
-        grade_level=enterprise.grade_level,
-        scheme=enterprise.grade_scheme or enterprise.scheme,
+        grade_status=grade.status.value,
+        grade_level=grade.level,
+        scheme=grade.scheme or enterprise.scheme,
         accident_classes=tuple(accidents),
         list_types=tuple(lists),
     )
     return enterprise, standing
+
+
+def _grade_on(events: Iterable[tuple[str, Mapping[str, Any]]], on: dt.date) -> GradeState:
+    """The grade held on `on`, from the enterprise's grade messages in log order. An award or
+    a renewal counts from its valid_from, a downgrade, revocation or expiry from the date it
+    was decided (EVENT_DATE_FIELD); a grade is held to its valid_to inclusive and has lapsed
+    after it (domain.md §3), whether or not its grade.expired was published yet. Before the
+    first award: no grade."""
+    state = GradeState.none()
+    for message_type, data in events:
+        if message_type in ("grade.awarded", "grade.renewed"):
+            takes_effect = date_field(data, "valid_from")
+        else:
+            takes_effect = date_field(data, EVENT_DATE_FIELD[message_type])
+        if takes_effect <= on:
+            state = _grade_after(state, message_type, data)
+    if state.status is GradeStatus.ACTIVE and state.valid_to is not None and state.valid_to < on:
+        return GradeState(status=GradeStatus.EXPIRED)
+    return state
 
 
 def measures_for(

@@ -2,12 +2,24 @@
 
 from __future__ import annotations
 
+import copy
+import json
 from dataclasses import replace
 from datetime import date
+from importlib import resources
+from typing import Any
 
 import pytest
 
-from contracts.measures import Standing, applicable, in_force, parse_measure, shipped_catalog
+from contracts.measures import (
+    CatalogError,
+    Standing,
+    applicable,
+    in_force,
+    parse_catalog,
+    parse_measure,
+    shipped_catalog,
+)
 
 ON = date(2026, 6, 1)
 XIAMEN = "350203"
@@ -87,3 +99,126 @@ def test_unknown_trigger_keys_are_refused() -> None:
     record = shipped_catalog()[0].as_dict() | {"trigger": {"colour": ["red"]}}
     with pytest.raises(ValueError, match="unknown trigger"):
         parse_measure(record)
+
+
+def shipped_records() -> list[dict[str, Any]]:
+    text = resources.files("contracts").joinpath("data/measures.json").read_text("utf-8")
+    records: list[dict[str, Any]] = json.loads(text)["records"]
+    return records
+
+
+# The roles of the shipped catalog (the gateway passes its agency roles)
+ROLES = frozenset(
+    {"insurer", "bank", "market_regulator", "credit_disclosure", "implementing_agency"}
+)
+
+
+@pytest.mark.parametrize(
+    ("change", "detail"),
+    [
+        ({"trigger": {"scheme": 5}}, "trigger scheme must be a non-empty list of strings"),
+        ({"trigger": {"grade_level": 1}}, "trigger grade_level must be a non-empty list of"),
+        ({"trigger": {"grade_level": ["1", 1]}}, "trigger grade_level must be a non-empty list"),
+        ({"trigger": {"list_type": []}}, "trigger list_type must be a non-empty list of strings"),
+        ({"trigger": {"ungraded": "false"}}, "trigger ungraded must be true or false"),
+        ({"trigger": {"accident_free_prior_year": 1}}, "accident_free_prior_year must be true"),
+        ({"trigger": {"grade_status": ["lapsed"]}}, "trigger grade_status 'lapsed' is not a"),
+        ({"trigger": {"colour": ["red"]}}, "unknown trigger key 'colour'"),
+        ({"trigger": {}}, "trigger must be a non-empty object"),
+        ({"trigger": ["grade_level"]}, "trigger must be a non-empty object"),
+        ({"effect": {}}, "effect must be a non-empty object"),
+        ({"effect": {"premium_float": "-10 %"}}, "effect premium_float must be a number"),
+        ({"effect": {"premium_float": True}}, "effect premium_float must be a number"),
+        ({"effect": {"inspections_per_year_max": 2.5}}, "must be an integer"),
+        ({"role": "nobody"}, "role 'nobody' is not an agency role"),
+        ({"role": 7}, "role must be a non-empty string"),
+        ({"legal_basis": ""}, "legal_basis must be a non-empty string"),
+        ({"term_months": "forever"}, "term_months must be an integer >= 0 or null"),
+        ({"term_months": -1}, "term_months must be an integer >= 0 or null"),
+        ({"term_months": True}, "term_months must be an integer >= 0 or null"),
+        ({"term_months": 12.5}, "term_months must be an integer >= 0 or null"),
+        ({"region_prefix": "35-02"}, "region_prefix must be up to six digits"),
+        ({"valid_from": "01/01/2017"}, "valid_from must be a date like 2026-01-01"),
+        ({"valid_from": 20170101}, "valid_from must be a date like 2026-01-01"),
+        ({"valid_to": "2017-02-30"}, "valid_to must be a date like 2026-01-01"),
+        ({"valid_from": "2030-01-01", "valid_to": "2020-01-01"}, "valid_to must be after"),
+        ({"valid_to": "2017-01-01"}, "valid_to must be after valid_from"),
+        ({"region_perfix": "3502"}, "unknown field 'region_perfix'"),
+        ({"source": None}, "source is required"),
+    ],
+)
+def test_a_catalog_names_the_record_and_field_it_refuses(
+    change: dict[str, Any], detail: str
+) -> None:
+    records = shipped_records()
+    records[3] = records[3] | change
+    with pytest.raises(CatalogError) as refused:
+        parse_catalog(records, ROLES)
+    assert str(refused.value).startswith(f"record 3 ({records[3]['code']}): ")
+    assert detail in str(refused.value)
+    assert refused.value.index == 3
+
+
+def test_a_record_without_code_or_not_an_object_is_named_by_its_index() -> None:
+    records = shipped_records()
+    del records[2]["code"]
+    with pytest.raises(CatalogError, match=r"^record 2: code is required"):
+        parse_catalog(records)
+    with pytest.raises(CatalogError, match=r"^record 1: a record is a JSON object"):
+        parse_catalog([shipped_records()[0], "insurer"])
+    with pytest.raises(CatalogError, match=r"^a catalog is a non-empty list"):
+        parse_catalog([])
+
+
+def test_the_shipped_catalog_passes_every_check() -> None:
+    assert len(parse_catalog(shipped_records(), ROLES)) == len(shipped_records())
+
+
+def revised(valid_to_of_old: str | None) -> list[dict[str, Any]]:
+    """The shipped catalog with level-1 work-injury discount revised to -25 % from 2026."""
+    records = shipped_records()
+    old = next(r for r in records if r["code"] == "insurance.work_injury.grade_discount_1")
+    old["valid_to"] = valid_to_of_old
+    new = copy.deepcopy(old) | {
+        "valid_from": "2026-01-01",
+        "valid_to": None,
+        "effect": {"premium_float": -0.25},
+    }
+    return [*records, new]
+
+
+def test_overlapping_periods_of_one_code_and_region_are_refused() -> None:
+    with pytest.raises(CatalogError) as refused:
+        parse_catalog(revised(valid_to_of_old=None))
+    assert str(refused.value).startswith(
+        f"record {len(shipped_records())} (insurance.work_injury.grade_discount_1): valid_from"
+    )
+    assert "end the earlier one with valid_to 2026-01-01" in str(refused.value)
+    with pytest.raises(CatalogError, match="falls in record"):
+        parse_catalog(revised(valid_to_of_old="2026-01-02"))
+
+
+def test_a_revision_from_a_date_is_in_force_from_that_date() -> None:
+    catalog = parse_catalog(revised(valid_to_of_old="2026-01-01"))
+    standing = Standing("active", "1", "industry_trade")
+
+    def discount(on: date) -> float:
+        insurer = applicable(standing, XIAMEN, on, catalog, role="insurer")["insurer"]
+        found = [m for m in insurer if m.code == "insurance.work_injury.grade_discount_1"]
+        assert len(found) == 1
+        return float(found[0].effect["premium_float"])
+
+    assert discount(date(2025, 12, 31)) == -0.2
+    assert discount(date(2026, 1, 1)) == -0.25  # valid_to is exclusive, valid_from inclusive
+    assert discount(date(2026, 11, 1)) == -0.25
+
+
+def test_an_unchecked_catalog_with_overlapping_revisions_takes_the_later_one() -> None:
+    """Versions stored before overlaps were refused: the newer revision, whatever its place."""
+    old = next(m for m in shipped_catalog() if m.code == "insurance.work_injury.grade_discount_1")
+    new = replace(old, valid_from=date(2026, 1, 1), effect={"premium_float": -0.25})
+    for catalog in ([*shipped_catalog(), new], [new, *shipped_catalog()]):
+        chosen = [m for m in in_force(XIAMEN, date(2026, 11, 1), catalog) if m.code == old.code]
+        assert [m.effect for m in chosen] == [{"premium_float": -0.25}]
+        earlier = [m for m in in_force(XIAMEN, date(2025, 6, 1), catalog) if m.code == old.code]
+        assert [m.effect for m in earlier] == [{"premium_float": -0.2}]
