@@ -154,8 +154,8 @@ def make_removal(**overrides: Any) -> dict[str, Any]:
 def make_measure(**overrides: Any) -> dict[str, Any]:
     return {
         "decision_message_id": "6ba7b810-9dad-11d1-80b4-00c04fd430c8",
-        "measure_code": "insurance.premium_float",
-        "applied_on": "2025-07-15",
+        "measure_code": "insurance.premium.black_list",  # a measure of the shipped catalog
+        "applied_on": "2026-11-01",  # the tests' clock starts that day
     } | overrides
 
 

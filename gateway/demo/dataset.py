@@ -296,6 +296,7 @@ def dramatic_events(ents: list[Enterprise], today: dt.date) -> list[Step]:
             story=f"{fatal.name}: fatal accident (1 death) reported",
         )
     )
+    fatal_accident = len(steps) - 1
     decided = occurred + dt.timedelta(days=21)
     steps.append(_revocation(fatal, "fatal_accident", "有效期内发生1起生产安全死亡事故", decided))
     revoked_fatal = len(steps) - 1
@@ -356,21 +357,22 @@ def dramatic_events(ents: list[Enterprise], today: dt.date) -> list[Step]:
     )
     for position in (revoked_fatal, revoked_hazard):
         subject = steps[position].subject
-        steps.append(
-            Step(
-                "fj-picc",
-                "measure.applied",
-                subject,
-                {
-                    "measure_code": "insurance.premium_float",
-                    "applied_on": today.isoformat(),
-                    "effect": {"premium_float": 0.3},
-                    "note": "次年保费上浮30%",
-                },
-                story="insurer: premium float +30 % applied",
-                refers_to=position,
+        if position == revoked_fatal:  # the catalog's insurer measures answer accidents
+            steps.append(
+                Step(
+                    "fj-picc",
+                    "measure.applied",
+                    subject,
+                    {
+                        "measure_code": "insurance.premium.ordinary_accident",
+                        "applied_on": today.isoformat(),
+                        "effect": {"premium_float": 0.1},
+                        "note": "次年保费上浮10%",
+                    },
+                    story="insurer: premium float +10 % applied for the accident",
+                    refers_to=fatal_accident,
+                )
             )
-        )
         steps.append(
             Step(
                 "fj-cib",

@@ -22,6 +22,7 @@ from gateway.errors import Conflict, GatewayError
 from gateway.groups import GroupWorker
 from gateway.ledger.apply import (
     Applied,
+    BatchMessage,
     EnterpriseState,
     apply_message,
     prefetch_enterprises,
@@ -94,7 +95,7 @@ class _Batch:
     appender: Appender
     entries: list[dict[str, object]] = field(default_factory=list)
     ledger_changes: list[dict[str, object]] = field(default_factory=list)
-    subjects: dict[str, str | None] = field(default_factory=dict)
+    messages: dict[str, BatchMessage] = field(default_factory=dict)
     accepted: list[Accepted] = field(default_factory=list)
 
 
@@ -197,7 +198,7 @@ def _accept_one(
                 now=now,
                 enterprises=batch.known,
                 ledger_changes=changes,
-                batch_subjects=batch.subjects,
+                batch_messages=batch.messages,
             ),
         )
     except GatewayError as exc:
@@ -244,7 +245,7 @@ def _accept_one(
     )
     stored = StoredEntry(item.message_id, index, item.raw, leaf, receipt, subject)
     batch.existing[item.message_id] = stored
-    batch.subjects[item.message_id] = subject
+    batch.messages[item.message_id] = BatchMessage(subject, message_type, item.issued_at)
     return _outcome(201, stored, message_type)
 
 
