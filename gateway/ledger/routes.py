@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query
@@ -23,8 +24,12 @@ router = APIRouter(prefix="/v1", tags=["ledgers"])
 
 def ledger_filter(
     ledger: str,
-    region: Annotated[str | None, Query(description="division code prefix, e.g. 3502")] = None,
-    industry: Annotated[str | None, Query(description="GB/T 4754 section letter")] = None,
+    region: Annotated[
+        str | None, Query(description="division code prefix, 1 to 6 digits, e.g. 3502")
+    ] = None,
+    industry: Annotated[
+        str | None, Query(description="GB/T 4754 section letter, A to T (or a to t)")
+    ] = None,
     status: Annotated[str | None, Query(description="新增 | 达标 | 未达标")] = None,
     grade: Annotated[str | None, Query(description="1 | 2 | 3 | small_micro")] = None,
 ) -> LedgerFilter:
@@ -40,18 +45,18 @@ async def get_ledger(
     ] = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
 ) -> dict[str, Any]:
-    """One page of the basic, required or achieved ledger."""
+    """One page of the basic, required or achieved ledger; `next` is null on the last page.
+    A filter value no row could have is refused (400 invalid_filter)."""
 
     def load() -> dict[str, Any]:
         with runtime.db.reader() as session:
-            rows, total = list_ledger(session, flt, after=after, limit=limit)
-            items = [enterprise_row(r) for r in rows]
-        more = len(items) == limit
+            page = list_ledger(session, flt, after=after, limit=limit)
+            items = [enterprise_row(r) for r in page.rows]
         return {
             "ledger": flt.ledger,
-            "total": total,
+            "total": page.total,
             "items": items,
-            "next": items[-1]["uscc"] if items and more else None,
+            "next": items[-1]["uscc"] if page.more else None,
         }
 
     return await run_in_threadpool(load)
@@ -61,20 +66,43 @@ async def get_ledger(
     "/ledgers/{ledger}/export.csv",
     response_class=StreamingResponse,
     dependencies=[Depends(caller_with("ledger.read"))],
+    responses={
+        200: {
+            "description": "the ledger as CSV, UTF-8 with a byte order mark",
+            "content": {"text/csv": {"schema": {"type": "string"}}},
+        }
+    },
 )
 async def export_ledger(
     flt: Annotated[LedgerFilter, Depends(ledger_filter)],
     runtime: Annotated[Runtime, Depends(get_runtime)],
 ) -> StreamingResponse:
-    """The whole filtered ledger as CSV (UTF-8), streamed."""
+    """The whole filtered ledger as CSV, streamed in code order, with the columns of a ledger
+    page's items. The text is UTF-8 and starts with a byte order mark (U+FEFF), which Excel
+    needs to read the Chinese names. A free-text cell (name, scheme, certificate_no) that
+    starts with `=`, `+`, `-`, `@`, a tab or a carriage return is prefixed with a single quote
+    `'` so that a spreadsheet shows it as text instead of running it as a formula (OWASP CSV
+    injection advice); so is such text behind leading quotes (`'=x` becomes `''=x`). A
+    program gets the published text back by removing one leading quote from a free-text
+    cell whose first character after its leading quotes is one of those. Filters are refused
+    as on the ledger page, with a problem instead of a CSV."""
     flt.check()
 
-    def generate() -> Any:
+    def generate() -> Iterator[str]:
         with runtime.db.reader() as session:
             yield from export_csv(session, flt)
 
+    chunks = generate()
+    # The first chunk is read before answering: a refusal (a filter, text the database cannot
+    # take, the database down) is then a problem response, not a 200 with only a header.
+    first = await run_in_threadpool(next, chunks)
+
+    def stream() -> Iterator[str]:
+        yield first
+        yield from chunks
+
     return StreamingResponse(
-        generate(),
+        stream(),
         media_type="text/csv; charset=utf-8",
         headers={"Content-Disposition": f'attachment; filename="{flt.ledger}-ledger.csv"'},
     )

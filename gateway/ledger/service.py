@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import io
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -11,12 +12,17 @@ from typing import Any, Literal
 from sqlalchemy import Select, func, select
 from sqlalchemy.orm import Session
 
+from contracts.grades import SMALL_MICRO
 from gateway.errors import BadRequest, NotFound
 from gateway.models import Enterprise, LedgerChange
 
 LedgerName = Literal["basic", "required", "achieved"]
 LEDGERS: tuple[str, ...] = ("basic", "required", "achieved")
 STATUSES = ("新增", "达标", "未达标")
+GRADES = ("1", "2", "3", SMALL_MICRO)  # contracts.grades: 一级 / 二级 / 三级 and 小微企业
+SECTIONS = "ABCDEFGHIJKLMNOPQRST"  # GB/T 4754-2017 门类, as enterprise.registered allows
+# ASCII digits only: str.isdigit() also takes full-width (３５) and Arabic-Indic (٣٥) digits.
+REGION_PREFIX = re.compile(r"[0-9]{1,6}")
 CSV_COLUMNS = (
     "uscc",
     "name",
@@ -33,6 +39,28 @@ CSV_COLUMNS = (
     "reapply_after",
     "updated_at",
 )
+# Columns whose values the gateway itself makes (codes, enums, dates, a flag): never a formula.
+# Every other column is free text from an agency's message and is defused (see defuse_cell).
+OWN_COLUMNS = frozenset(
+    {
+        "uscc",
+        "region_code",
+        "industry_section",
+        "required",
+        "ledger_status",
+        "grade_status",
+        "grade_level",
+        "grade_valid_from",
+        "grade_valid_to",
+        "reapply_after",
+        "updated_at",
+    }
+)
+# OWASP "CSV Injection": a cell starting with one of these is run as a formula by spreadsheets.
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+# Excel reads a CSV without a byte order mark in the locale's code page and garbles Chinese.
+UTF8_BOM = "\ufeff"
+EXPORT_BATCH = 1000  # rows per query of an export
 
 
 @dataclass(frozen=True)
@@ -44,12 +72,32 @@ class LedgerFilter:
     grade: str | None = None  # "1" | "2" | "3" | "small_micro"
 
     def check(self) -> None:
+        """Refuse (400 invalid_filter, saying what is allowed) any value no row could match, so
+        a typo is not mistaken for an empty ledger and no odd text reaches the database."""
         if self.ledger not in LEDGERS:
             raise BadRequest("invalid_filter", f"ledger must be one of {', '.join(LEDGERS)}")
         if self.status is not None and self.status not in STATUSES:
             raise BadRequest("invalid_filter", f"status must be one of {', '.join(STATUSES)}")
-        if self.region is not None and not (self.region.isdigit() and len(self.region) <= 6):
-            raise BadRequest("invalid_filter", "region is a prefix of a 6-digit division code")
+        if self.region is not None and not REGION_PREFIX.fullmatch(self.region):
+            raise BadRequest(
+                "invalid_filter",
+                "region must be 1 to 6 ASCII digits, a prefix of a division code such as 3502",
+            )
+        if self.industry is not None and self.section is None:
+            raise BadRequest(
+                "invalid_filter", "industry must be one GB/T 4754 section letter, A to T"
+            )
+        if self.grade is not None and self.grade not in GRADES:
+            raise BadRequest("invalid_filter", f"grade must be one of {', '.join(GRADES)}")
+
+    @property
+    def section(self) -> str | None:
+        """The industry filter as the upper-case section letter; None if it is not one. ASCII
+        is checked first: "ı".upper() is "I" and "ſ".upper() is "S"."""
+        if self.industry is None or not self.industry.isascii():
+            return None
+        letter = self.industry.upper()
+        return letter if len(letter) == 1 and letter in SECTIONS else None
 
     def statement(self) -> Select[Enterprise]:
         query = select(Enterprise)
@@ -60,7 +108,7 @@ class LedgerFilter:
         if self.region:
             query = query.where(Enterprise.region_code.startswith(self.region, autoescape=True))
         if self.industry:
-            query = query.where(Enterprise.industry_section == self.industry.upper())
+            query = query.where(Enterprise.industry_section == self.section)
         if self.status:
             query = query.where(Enterprise.ledger_status == self.status)
         if self.grade:
@@ -70,17 +118,26 @@ class LedgerFilter:
         return query
 
 
+@dataclass(frozen=True)
+class LedgerPage:
+    rows: list[Enterprise]
+    total: int  # every row matching the filter, on all pages
+    more: bool  # a row follows the last one here: only then is there a next page
+
+
 def list_ledger(
     session: Session, flt: LedgerFilter, *, after: str | None = None, limit: int = 100
-) -> tuple[list[Enterprise], int]:
-    """A page ordered by code (keyset after `after`) and the total matching the filter."""
+) -> LedgerPage:
+    """A page ordered by code (keyset after `after`). One row past `limit` is read to learn
+    whether another page exists, so a ledger ending on a page boundary hands out no cursor to
+    an empty page."""
     flt.check()
     query = flt.statement()
     total = session.scalar(select(func.count()).select_from(query.subquery())) or 0
     if after:
         query = query.where(Enterprise.uscc > after)
-    rows = list(session.scalars(query.order_by(Enterprise.uscc).limit(limit)))
-    return rows, total
+    rows = list(session.scalars(query.order_by(Enterprise.uscc).limit(limit + 1)))
+    return LedgerPage(rows=rows[:limit], total=total, more=len(rows) > limit)
 
 
 def enterprise_row(ent: Enterprise) -> dict[str, Any]:
@@ -91,26 +148,60 @@ def enterprise_row(ent: Enterprise) -> dict[str, Any]:
     return row
 
 
+def defuse_cell(value: Any) -> Any:
+    """A text cell that a spreadsheet would run as a formula, prefixed with a single quote
+    (OWASP "CSV Injection"): the cell then shows as the text it is. Text that already starts
+    with quotes before such a character gets one more, so that removing one leading quote
+    wherever quotes precede = + - @ tab or CR gives back exactly the published text."""
+    if isinstance(value, str) and value.lstrip("'").startswith(FORMULA_STARTS):
+        return "'" + value
+    return value
+
+
+def csv_row(ent: Enterprise) -> dict[str, Any]:
+    return {
+        column: value if column in OWN_COLUMNS else defuse_cell(value)
+        for column, value in enterprise_row(ent).items()
+    }
+
+
 def export_csv(session: Session, flt: LedgerFilter) -> Iterator[str]:
-    """CSV lines (header first), streamed in code order, 1,000 rows per query."""
+    """CSV text in chunks, streamed in code order, 1,000 rows per query: a UTF-8 byte order
+    mark and the header first, then the rows (commas, quotes and line breaks quoted as RFC
+    4180 says). Free-text cells starting with = + - @, a tab or a carriage return get a
+    leading single quote (defuse_cell). The filter is checked and the first rows are read before the
+    first chunk is yielded, so a caller that takes one chunk before answering learns of any
+    refusal while it can still send an error instead of a CSV."""
     flt.check()
     buffer = io.StringIO()
+    buffer.write(UTF8_BOM)
     writer = csv.DictWriter(buffer, fieldnames=CSV_COLUMNS, lineterminator="\n")
+    # The csv module quotes a field holding a character of its line terminator, here "\n"
+    # only: a bare CR went out unquoted and readers ended the row there (or read a forged
+    # row after it). A row with a CR anywhere is written with every field quoted.
+    quoting_writer = csv.DictWriter(
+        buffer, fieldnames=CSV_COLUMNS, lineterminator="\n", quoting=csv.QUOTE_ALL
+    )
     writer.writeheader()
     after = ""
     while True:
+        page = list(
+            session.scalars(
+                flt.statement()
+                .where(Enterprise.uscc > after)
+                .order_by(Enterprise.uscc)
+                .limit(EXPORT_BATCH)
+            )
+        )
+        for ent in page:
+            row = csv_row(ent)
+            has_cr = any(isinstance(value, str) and "\r" in value for value in row.values())
+            (quoting_writer if has_cr else writer).writerow(row)
         yield buffer.getvalue()
         buffer.seek(0)
         buffer.truncate()
-        page = list(
-            session.scalars(
-                flt.statement().where(Enterprise.uscc > after).order_by(Enterprise.uscc).limit(1000)
-            )
-        )
-        if not page:
+        if len(page) < EXPORT_BATCH:
             return
-        for ent in page:
-            writer.writerow(enterprise_row(ent))
         after = page[-1].uscc
 
 

@@ -71,6 +71,67 @@ def test_bad_filter_is_a_clear_error(populated: TestClient) -> None:
         assert response.json()["code"] == "invalid_filter"
 
 
+@pytest.mark.parametrize(
+    ("query", "allowed"),
+    [
+        ("industry=Z", "A to T"),  # not a GB/T 4754 section
+        ("industry=CC", "A to T"),
+        ("industry=%E5%8C%96", "A to T"),  # 化
+        ("industry=%C4%B1", "A to T"),  # ı, whose upper case is I
+        ("industry=", "A to T"),
+        ("grade=4", "1, 2, 3, small_micro"),
+        ("grade=%E4%B8%80%E7%BA%A7", "1, 2, 3, small_micro"),  # 一级
+        ("region=%EF%BC%93%EF%BC%95", "ASCII digits"),  # full-width ３５
+        ("region=%D9%A3%D9%A5", "ASCII digits"),  # Arabic-Indic ٣٥
+        ("region=3502000", "1 to 6"),
+    ],
+)
+def test_a_filter_no_row_could_match_is_refused_saying_what_is_allowed(
+    client: TestClient, query: str, allowed: str
+) -> None:
+    for path in ("/v1/ledgers/basic", "/v1/ledgers/basic/export.csv"):
+        response = client.get(f"{path}?{query}")
+        assert response.status_code == 400, (path, response.text)
+        assert response.json()["code"] == "invalid_filter"
+        assert allowed in response.json()["detail"]
+
+
+def test_industry_accepts_lower_case(populated: TestClient) -> None:
+    assert codes(populated.get("/v1/ledgers/basic?industry=b")) == [XIAMEN_B]
+    assert codes(populated.get("/v1/ledgers/achieved?grade=small_micro")) == []
+
+
+@pytest.mark.parametrize(
+    "query",
+    ["industry=%00", "region=%00", "status=%00", "grade=%00", "industry=Z", "grade=0"],
+)
+def test_the_export_refuses_a_filter_as_the_list_does(client: TestClient, query: str) -> None:
+    """On PostgreSQL, `industry=%00` was a 200 CSV holding only the header."""
+    listed = client.get(f"/v1/ledgers/basic?{query}")
+    exported = client.get(f"/v1/ledgers/basic/export.csv?{query}")
+    assert listed.status_code == exported.status_code == 400
+    assert exported.headers["content-type"] == "application/problem+json"
+    assert exported.json()["code"] == listed.json()["code"]
+
+
+@pytest.mark.parametrize(("limit", "pages"), [(1, 4), (2, 2), (3, 2), (4, 1), (5, 1)])
+def test_the_last_page_has_no_cursor(populated: TestClient, limit: int, pages: int) -> None:
+    """Rows ending exactly on a page boundary hand out no cursor to an empty page."""
+    seen: list[list[str]] = []
+    after = None
+    while True:
+        url = f"/v1/ledgers/basic?limit={limit}" + (f"&after={after}" if after else "")
+        page = populated.get(url).json()
+        seen.append([i["uscc"] for i in page["items"]])
+        after = page["next"]
+        if after is None:
+            break
+        assert after == seen[-1][-1]
+    assert len(seen) == pages
+    assert all(seen), "a cursor led to an empty page"
+    assert [code for page in seen for code in page] == sorted([XIAMEN_A, XIAMEN_B, FUZHOU, NINGDE])
+
+
 def test_pagination_walks_every_row_once(populated: TestClient) -> None:
     seen: list[str] = []
     after = None
