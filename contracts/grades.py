@@ -48,6 +48,7 @@ class GradeState:
     valid_from: date | None = None
     valid_to: date | None = None
     reapply_after: date | None = None
+    held_since: date | None = None  # the award's start: a renewal moves valid_from, not this
 
     @classmethod
     def none(cls) -> GradeState:
@@ -140,6 +141,7 @@ def _award(state: GradeState, data: Mapping[str, object], policy: Policy) -> Gra
         authority_level=str(data["authority_level"]),
         valid_from=valid_from,
         valid_to=valid_to,
+        held_since=valid_from,
     )
 
 
@@ -174,10 +176,32 @@ def _renew(state: GradeState, data: Mapping[str, object], policy: Policy) -> Gra
     return replace(state, valid_from=valid_from, valid_to=valid_to)
 
 
+def _check_decided_within(state: GradeState, event: str, decided_on: date) -> None:
+    """A downgrade or revocation is decided while the grade it changes is held: not before the
+    award it holds took effect (renewals included: a decision of the previous term may be
+    published after the renewal), nor after it lapsed. A decision dated earlier would reach
+    back over the grade's history (a revocation backdated to before the award let the
+    enterprise out of its re-apply wait at once)."""
+    assert state.valid_from is not None  # an active grade has its validity
+    assert state.valid_to is not None
+    since = state.held_since or state.valid_from
+    if decided_on < since:
+        raise _refuse(
+            state, event, f"decided_on {decided_on} is before the grade was held (from {since})"
+        )
+    if decided_on > state.valid_to:
+        raise _refuse(
+            state,
+            event,
+            f"it lapsed at {state.valid_to}, before {decided_on}: publish its grade.expired first",
+        )
+
+
 def _downgrade(state: GradeState, data: Mapping[str, object], policy: Policy) -> GradeState:
     event = "grade.downgraded"
     if state.status is not GradeStatus.ACTIVE:
         raise _refuse(state, event, "only an active grade can be downgraded")
+    _check_decided_within(state, event, date_field(data, "decided_on"))
     from_level, to_level = str(data["from_level"]), str(data["to_level"])
     if from_level != state.level:
         raise _refuse(state, event, f"from_level {from_level} is not the current level")
@@ -202,6 +226,7 @@ def _revoke(state: GradeState, data: Mapping[str, object], policy: Policy) -> Gr
     if state.status is not GradeStatus.ACTIVE:
         raise _refuse(state, event, "only an active grade can be revoked")
     decided_on, reapply_after = date_field(data, "decided_on"), date_field(data, "reapply_after")
+    _check_decided_within(state, event, decided_on)
     # domain.md §3: re-application only after a configurable wait (policy reapply_wait_months).
     earliest = add_months(decided_on, policy.reapply_wait_months)
     if reapply_after < earliest:

@@ -201,6 +201,8 @@ class Enterprise(Base):
     grade_authority: Mapped[str | None] = mapped_column(String(16))
     grade_valid_from: Mapped[dt.date | None] = mapped_column(Date)
     grade_valid_to: Mapped[dt.date | None] = mapped_column(Date)
+    # the start of the grade held without a break (its award; renewals keep it)
+    grade_held_since: Mapped[dt.date | None] = mapped_column(Date)
     reapply_after: Mapped[dt.date | None] = mapped_column(Date)
     certificate_no: Mapped[str | None] = mapped_column(String(100))
     announcement_no: Mapped[str | None] = mapped_column(String(100))

@@ -208,6 +208,7 @@ def make_active(**overrides: Any) -> GradeState:
         "valid_from": date(2024, 1, 10),
         "valid_to": date(2027, 1, 9),
     }
+    values["held_since"] = overrides.get("valid_from", values["valid_from"])
     return GradeState(**(values | overrides))
 
 

@@ -108,6 +108,7 @@ class EnterpriseState:
     grade_authority: str | None
     grade_valid_from: dt.date | None
     grade_valid_to: dt.date | None
+    grade_held_since: dt.date | None
     reapply_after: dt.date | None
     certificate_no: str | None
     announcement_no: str | None
@@ -243,6 +244,7 @@ def _grade_state(ent: EnterpriseState) -> GradeState:
         valid_from=ent.grade_valid_from,
         valid_to=ent.grade_valid_to,
         reapply_after=ent.reapply_after,
+        held_since=ent.grade_held_since,
     )
 
 
@@ -271,6 +273,7 @@ def change_grade(session: Session, applied: Applied) -> None:
     ent.grade_level, ent.grade_scheme = after.level, after.scheme
     ent.grade_authority = after.authority_level
     ent.grade_valid_from, ent.grade_valid_to = after.valid_from, after.valid_to
+    ent.grade_held_since = after.held_since
     ent.reapply_after = after.reapply_after
     if message_type in ("grade.awarded", "grade.renewed"):
         ent.certificate_no = applied.data["certificate_no"]

@@ -279,6 +279,7 @@ def _grade_after(state: GradeState, message_type: str, data: Mapping[str, Any]) 
             authority_level=str(data["authority_level"]),
             valid_from=date_field(data, "valid_from"),
             valid_to=date_field(data, "valid_to"),
+            held_since=date_field(data, "valid_from"),
         )
     if message_type == "grade.renewed":
         valid_from, valid_to = date_field(data, "valid_from"), date_field(data, "valid_to")

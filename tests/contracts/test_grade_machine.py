@@ -62,7 +62,9 @@ def test_award_may_use_the_full_validity() -> None:
 
 def test_renewal_moves_the_validity_and_keeps_the_grade() -> None:
     after = apply(make_active(), "grade.renewed", make_renewal())
-    assert after == make_active(valid_from=date(2027, 1, 10), valid_to=date(2030, 1, 9))
+    assert after == make_active(
+        valid_from=date(2027, 1, 10), valid_to=date(2030, 1, 9), held_since=date(2024, 1, 10)
+    )
 
 
 @pytest.mark.parametrize(("held", "lower"), [("1", "2"), ("2", "3")])
@@ -278,3 +280,39 @@ def test_level_rank() -> None:
     for outside in ("small_micro", "4", ""):
         with pytest.raises(ValueError, match="ladder"):
             level_rank(outside)
+
+
+@pytest.mark.parametrize(
+    ("message_type", "make"),
+    [("grade.downgraded", make_downgrade), ("grade.revoked", make_revocation)],
+)
+def test_a_decision_is_dated_while_the_grade_is_held(message_type: str, make: Any) -> None:
+    """The grade runs 2024-01-10 .. 2027-01-09 (make_active). A decision backdated to before
+    it began (a revocation of 2019 let a new award in three weeks later, its re-apply wait
+    long over) or dated after it lapsed is refused; its first and last days are in."""
+    early = {"decided_on": "2019-06-01", "reapply_after": "2020-06-01"}
+    late = {"decided_on": "2027-01-10", "reapply_after": "2028-01-10"}
+    if message_type == "grade.downgraded":
+        early.pop("reapply_after")
+        late.pop("reapply_after")
+    assert "before the grade was held (from 2024-01-10)" in refused(
+        make_active(), message_type, make(**early)
+    )
+    assert "lapsed at 2027-01-09, before 2027-01-10: publish its grade.expired" in refused(
+        make_active(), message_type, make(**late)
+    )
+    for day in ("2024-01-10", "2027-01-09"):
+        edge = {"decided_on": day}
+        if message_type == "grade.revoked":
+            edge["reapply_after"] = f"{int(day[:4]) + 1}{day[4:]}"
+        assert apply(make_active(), message_type, make(**edge)).status is not GradeStatus.NONE
+
+
+def test_a_decision_of_the_previous_term_may_follow_the_renewal() -> None:
+    """Renewed from 2027-01-10: a revocation decided on 2026-12-20, in the term before,
+    published after the renewal, still revokes; one decided before the award does not."""
+    renewed = apply(make_active(), "grade.renewed", make_renewal())
+    late = make_revocation(decided_on="2026-12-20", reapply_after="2027-12-20")
+    assert apply(renewed, "grade.revoked", late).status is GradeStatus.REVOKED
+    early = make_revocation(decided_on="2024-01-09", reapply_after="2025-01-09")
+    assert "before the grade was held (from 2024-01-10)" in refused(renewed, "grade.revoked", early)

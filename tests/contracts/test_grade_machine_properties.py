@@ -93,6 +93,7 @@ def domain_next(
             body["authority_level"],
             day(body, "valid_from"),
             day(body, "valid_to"),
+            held_since=day(body, "valid_from"),
         )
     if state.status is not ACTIVE or state.valid_from is None:
         return None  # every other event changes an active grade
@@ -107,6 +108,13 @@ def domain_next(
         if not validity_ok(valid_from, valid_to, policy):
             return None
         return replace(state, valid_from=valid_from, valid_to=valid_to)
+    if kind in (DOWNGRADED, REVOKED_EVENT):
+        # decided while the grade is held: from its award's start to its last day
+        assert state.valid_from is not None
+        assert state.valid_to is not None
+        since = state.held_since or state.valid_from
+        if not since <= day(body, "decided_on") <= state.valid_to:
+            return None
     if kind == DOWNGRADED:
         held, lower = body["from_level"], body["to_level"]
         if held != state.level or held not in LADDER or lower not in LADDER:
@@ -289,6 +297,10 @@ def test_no_award_before_the_reapply_date_and_every_fitting_one_from_it(
     revocation = make_revocation(decided_on=iso(decided_on), reapply_after=iso(reapply_after))
     # A wait at least the policy's is accepted, and the state keeps only the re-apply date.
     revoked = apply_checked(active, REVOKED_EVENT, revocation, policy)
+    assert active.valid_to is not None
+    if not (active.held_since or active.valid_from) <= decided_on <= active.valid_to:
+        assert revoked is None  # decided while the grade was not held
+        return
     assert revoked == GradeState(REVOKED, reapply_after=reapply_after)
 
     _, award = data.draw(grade_events(revoked, policy, (AWARDED,)), label="award")

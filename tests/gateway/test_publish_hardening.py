@@ -274,3 +274,27 @@ def test_a_refused_message_naming_an_unstorable_id_fails_alone(
     assert [o.status for o in outcomes] == [401, 201]
     assert outcomes[0].error is not None
     assert outcomes[0].error.code == "key_revoked"
+
+
+def test_a_revocation_backdated_before_the_award_cannot_skip_the_reapply_wait(
+    client: TestClient, authority: Publisher, runtime: Runtime
+) -> None:
+    """The reviewer's case: awarded 2024-01-10, "revoked" as of 2019 with re-application open
+    from 2020, then awarded again three weeks later. The revocation is refused; one of the
+    term before a renewal, published after it, is not."""
+    publish(client, authority.message("enterprise.registered", make_registration()))
+    assert publish(client, authority.message("grade.awarded", make_award())).status_code == 201
+    before = snapshot(runtime)
+    backdated = make_revocation(decided_on="2019-06-01", reapply_after="2020-06-01")
+    refused = publish(client, authority.message("grade.revoked", backdated))
+    assert refused.status_code == 422
+    assert refused.json()["code"] == "invalid_transition"
+    assert "before the grade was held (from 2024-01-10)" in refused.json()["detail"]
+    assert snapshot(runtime) == before
+    renewal = make_renewal(
+        announced_on="2026-12-20", valid_from="2027-01-10", valid_to="2030-01-09"
+    )
+    assert publish(client, authority.message("grade.renewed", renewal)).status_code == 201
+    of_the_term_before = make_revocation(decided_on="2026-12-28", reapply_after="2027-12-28")
+    revoked = publish(client, authority.message("grade.revoked", of_the_term_before))
+    assert revoked.status_code == 201, revoked.json()
