@@ -103,7 +103,8 @@ def unknown_enterprise(uscc: str) -> NotFound:
 def standing_facts(session: Session, codes: Collection[str], on: dt.date) -> dict[str, Facts]:
     """For each of `codes` in the ledgers: a row of its `enterprises` columns that a standing
     shows, its standing on `on` and its list entries in force; one statement per 500 codes
-    whatever their number. Codes not in the ledgers are left out."""
+    whatever their number. Codes not in the ledgers are left out. A grade past its valid_to
+    is shown `expired` (lapsed), its grade.expired published or not."""
     session.flush()  # Core statements below: let them see what this session changed
     connection = session.connection()
     wanted = sorted(set(codes))
@@ -127,9 +128,14 @@ def standing_facts(session: Session, codes: Collection[str], on: dt.date) -> dic
             enterprise[2][listing_id] = ListEntry(*listed)
     found: dict[str, Facts] = {}
     for uscc, (facts, accidents, lists) in collected.items():
+        level = facts.grade_level
+        if facts.grade_status == "active" and facts.grade_valid_to and facts.grade_valid_to < on:
+            # domain.md §3: a grade not renewed lapses at valid_to, whether or not its
+            # grade.expired is published yet; the last grade's level and validity stay shown
+            facts, level = facts._replace(grade_status="expired"), None
         standing = Standing(
             grade_status=facts.grade_status,
-            grade_level=facts.grade_level,
+            grade_level=level,
             scheme=facts.grade_scheme or facts.scheme,
             accident_classes=tuple(accidents.values()),
             list_types=tuple(entry.list_type for entry in lists.values()),

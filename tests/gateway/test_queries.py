@@ -12,6 +12,7 @@ from joserfc import jws as joserfc_jws
 from joserfc.jwk import KeySet
 
 from contracts.uscc import make_uscc
+from gateway.clock import FixedClock
 from gateway.runtime import Runtime
 
 
@@ -114,3 +115,30 @@ def test_a_regulator_with_the_right_reads_who_accessed(
     items = client.get(url, headers=regulator).json()["items"]
     assert [(i["agency_id"], i["purpose"]) for i in items] == [("fj-cib", "loan")]
     assert set(items[0]) == {"id", "agency_id", "at", "purpose"}
+
+
+def test_a_grade_past_its_validity_is_answered_lapsed_before_its_expiry_is_published(
+    client: TestClient, authority: Publisher, runtime: Runtime
+) -> None:
+    """domain.md §3: a grade not renewed lapses at valid_to. Until grade.expired is published
+    the ledgers still hold it active; the attested standing must not."""
+    register_publisher(runtime, "fj-cib", ["measure.applied"], roles=["bank"])
+    allow_query(runtime, "fj-cib", "standing")
+    publish(client, authority.message("enterprise.registered", make_registration()))
+    award = make_award(level="1", valid_to="2026-12-31")
+    assert publish(client, authority.message("grade.awarded", award)).status_code == 201
+
+    def grade_and_bank_measures() -> tuple[str, str, set[str]]:
+        headers = {"authorization": f"Bearer {operator_token(runtime, 'query', 'fj-cib')}"}
+        answer = client.get(f"/v1/enterprises/{USCC}?purpose=renewal+check", headers=headers)
+        assert answer.status_code == 200, answer.json()
+        standing = answer.json()["standing"]
+        codes = {m["code"] for m in standing["measures"].get("bank", [])}
+        return standing["grade"]["status"], standing["grade"]["valid_to"], codes
+
+    assert grade_and_bank_measures() == ("active", "2026-12-31", {"bank.grade_factor.level1"})
+    assert isinstance(runtime.clock, FixedClock)
+    runtime.clock.advance(days=60)  # 2026-12-31, its last day: still held
+    assert grade_and_bank_measures()[0] == "active"
+    runtime.clock.advance(days=1)  # lapsed
+    assert grade_and_bank_measures() == ("expired", "2026-12-31", set())
