@@ -7,21 +7,44 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import os
 import sys
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
+from typer.core import TyperGroup
 
 from gateway.errors import GatewayError
 from gateway.settings import Settings
 
-app = typer.Typer(no_args_is_help=True, help=__doc__, add_completion=False)
+DEBUG_VARIABLE = "GATEWAY_DEBUG"
+INIT_HINT = "run `gateway init` first"
+
+
+class GatewayGroup(TyperGroup):
+    """The root command. A user's mistake (an uninitialised data directory, an unreachable
+    database, a bad setting, a missing file) ends in one `error:` line and a hint, exit 1;
+    GATEWAY_DEBUG=1 lets it through with its traceback. Anything else keeps its traceback."""
+
+    def invoke(self, ctx: Any) -> Any:  # typer's own click Context
+        try:
+            return super().invoke(ctx)
+        except Exception as exc:
+            explained = explain(exc)
+            if explained is None or os.environ.get(DEBUG_VARIABLE, "") not in ("", "0"):
+                raise
+            message, hint = explained
+            raise fail(message if hint is None else f"{message}; {hint}") from exc
+
+
+app = typer.Typer(no_args_is_help=True, help=__doc__, add_completion=False, cls=GatewayGroup)
 agency_app = typer.Typer(no_args_is_help=True, help="Register agencies and their publish rights.")
 key_app = typer.Typer(no_args_is_help=True, help="Agency public keys: add, rotate, revoke.")
 ledger_app = typer.Typer(no_args_is_help=True, help="Read the enterprise ledgers.")
@@ -43,6 +66,10 @@ console = Console()
 err = Console(stderr=True)
 
 JsonFlag = Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")]
+PortOption = Annotated[int, typer.Option(min=1, max=65535, help="TCP port, 1 to 65535.")]
+# Every suite name, sm2-sm3 too: without its optional wheel keys.suites says how to install it.
+SuiteName = Literal["ed25519", "es256", "sm2-sm3"]
+SuiteOption = Annotated[SuiteName, typer.Option(help="Signature suite.")]
 
 
 def settings() -> Settings:
@@ -50,8 +77,61 @@ def settings() -> Settings:
 
 
 def fail(message: str, code: int = 1) -> typer.Exit:
-    err.print(f"[red]error:[/red] {message}")
+    err.print(f"[red]error:[/red] {escape(message)}", soft_wrap=True)
     return typer.Exit(code)
+
+
+def explain(exc: Exception) -> tuple[str, str | None] | None:
+    """(one sentence, a hint or None) for the errors a user's mistake raises; None for a bug."""
+    from pydantic import ValidationError
+    from pydantic_settings import SettingsError
+    from sqlalchemy.exc import ArgumentError, OperationalError, ProgrammingError
+
+    from keys.jws import JWSError
+    from keys.keypair import InvalidKeyError
+    from keys.note import NoteError
+    from keys.store import KeyFileError
+    from keys.suites import UnknownSuiteError
+
+    if isinstance(exc, GatewayError):
+        return f"{exc.code}: {exc.detail}", None
+    if isinstance(exc, ValidationError):
+        return _invalid_settings(exc), "see Configuration in the README"
+    if isinstance(exc, SettingsError):
+        example = """GATEWAY_DELIVERY__ALLOWED_HOSTS='["127.0.0.1"]'"""
+        return (
+            f"cannot read the settings: {exc}",
+            f"list and group settings are JSON, e.g. {example}",
+        )
+    if isinstance(exc, ArgumentError):  # NoSuchModuleError (an unknown scheme) is one too
+        hint = (
+            "e.g. postgresql://user@host/db, or unset it for the SQLite file in the data directory"
+        )
+        return f"GATEWAY_DATABASE_URL is not a usable database URL: {exc}", hint
+    if isinstance(exc, (OperationalError, ProgrammingError)):
+        reason = str(exc.orig).strip().splitlines()[0] if exc.orig else str(exc)
+        if "no such table" in reason or ("relation" in reason and "does not exist" in reason):
+            return "the database holds no gateway tables", INIT_HINT
+        hint = (
+            "check GATEWAY_DATABASE_URL and that the database server runs and the database exists"
+        )
+        return f"cannot use the database: {reason}", hint
+    if isinstance(exc, (KeyFileError, UnknownSuiteError, InvalidKeyError, NoteError, JWSError)):
+        return str(exc), None
+    if isinstance(exc, OSError):
+        where = f" ({exc.filename})" if exc.filename else ""
+        return f"{exc.strerror or exc}{where}", None
+    return None
+
+
+def _invalid_settings(exc: Any) -> str:
+    """Each invalid setting by its environment variable (nested groups joined with `__`)."""
+    problems = []
+    for error in exc.errors():
+        names = [str(part) for part in error["loc"] if not isinstance(part, int)]
+        message = str(error["msg"]).removeprefix("Value error, ")
+        problems.append(f"GATEWAY_{'__'.join(names).upper()}: {message}" if names else message)
+    return "invalid settings: " + "; ".join(problems)
 
 
 def emit(data: Any) -> None:
@@ -80,10 +160,49 @@ def open_runtime() -> Any:
     from gateway.runtime import Runtime
 
     cfg = settings()
-    try:
-        return Runtime.open(cfg)
-    except FileNotFoundError as exc:
-        raise fail(f"{exc}; run `gateway init` first") from exc
+    require_initialised(cfg)
+    return Runtime.open(cfg)
+
+
+def require_keys(cfg: Settings) -> None:
+    from gateway.signing import LOG_KEY_FILE, RECEIPT_KEY_FILE, WEBHOOK_KEY_FILE
+
+    for name in (RECEIPT_KEY_FILE, LOG_KEY_FILE, WEBHOOK_KEY_FILE):
+        if not (cfg.key_dir / name).exists():
+            raise fail(f"{cfg.key_dir} holds no gateway key {name}; {INIT_HINT}")
+
+
+def require_initialised(cfg: Settings) -> None:
+    """Refuse, creating nothing, unless `gateway init` has made the keys and brought the
+    database to the migrations' head: opening a missing SQLite file would create it empty."""
+    from alembic.script import ScriptDirectory
+    from sqlalchemy.engine import make_url
+
+    from gateway.migrate import alembic_config, current_revision
+
+    require_keys(cfg)
+    url = cfg.effective_database_url
+    parsed = make_url(url)
+    file = parsed.database if parsed.get_backend_name() == "sqlite" else None
+    if file not in (None, "", ":memory:") and not Path(str(file)).exists():
+        raise fail(f"there is no database file {file}; {INIT_HINT}")
+    revision = current_revision(url)
+    scripts = ScriptDirectory.from_config(alembic_config(url))
+    head = scripts.get_current_head()
+    if revision == head:
+        return
+    where = parsed.render_as_string(hide_password=True)
+    if revision is None:
+        raise fail(f"the database {where} holds no gateway tables; {INIT_HINT}")
+    if revision not in {script.revision for script in scripts.walk_revisions()}:
+        raise fail(
+            f"the database {where} is at revision {revision}, which this version of the gateway"
+            " does not know (a newer one migrated it): run that version"
+        )
+    raise fail(
+        f"the database {where} is at revision {revision}, not {head}; run `gateway init` to"
+        " upgrade it"
+    )
 
 
 @app.command()
@@ -93,7 +212,8 @@ def init(as_json: JsonFlag = False) -> None:
     from gateway.signing import ensure_gateway_keys, load_gateway_signer
 
     cfg = settings()
-    cfg.data_dir.mkdir(parents=True, exist_ok=True)
+    # Migrating first: an unreachable database or a bad URL leaves no data directory behind
+    # (make_engine creates the SQLite file's directory itself).
     upgrade(cfg.effective_database_url)
     created, key_dir = ensure_gateway_keys(cfg)
     signer = load_gateway_signer(cfg)
@@ -121,8 +241,10 @@ def init(as_json: JsonFlag = False) -> None:
 @app.command()
 def serve(
     host: Annotated[str, typer.Option(help="Interface to bind.")] = "127.0.0.1",
-    port: Annotated[int, typer.Option(help="TCP port.")] = 8000,
-    workers: Annotated[int, typer.Option(help="API processes (PostgreSQL for more than 1).")] = 1,
+    port: PortOption = 8000,
+    workers: Annotated[
+        int, typer.Option(min=1, help="API processes (PostgreSQL for more than 1).")
+    ] = 1,
 ) -> None:
     """Run the HTTP API (migrates the database and creates keys first if needed)."""
     import uvicorn
@@ -284,6 +406,12 @@ def agency_rate_limit(
     seconds."""
     from gateway.registry import rights
 
+    if (per_second is None) != (burst is None):
+        raise fail(
+            "give both --per-second and --burst to set the agency's rate, or neither to"
+            " return it to the default",
+            code=2,
+        )
     with admin_session() as (runtime, session):
         shown = rights.set_rate_limit(
             session,
@@ -363,13 +491,18 @@ def read_jwk(path: Path) -> dict[str, Any]:
 @key_app.command("generate")
 def key_generate(
     out: Annotated[Path, typer.Argument(help="Private key file to write (PKCS#8 PEM, 0600).")],
-    suite: Annotated[str, typer.Option(help="ed25519 | es256 | sm2-sm3")] = "ed25519",
+    suite: SuiteOption = "ed25519",
 ) -> None:
     """Make an agency key pair: OUT (private) and OUT.jwk.json (public, to register)."""
     from keys.store import generate_key_file
 
-    key = generate_key_file(out, suite)
     public = out.with_name(out.name + ".jwk.json")
+    if not out.parent.is_dir():
+        raise fail(f"there is no directory {out.parent} to write {out.name} in")
+    for path in (out, public):
+        if path.exists() or path.is_symlink():
+            raise fail(f"{path} already exists; a key file is never overwritten: name another")
+    key = generate_key_file(out, suite)
     public.write_text(json.dumps(key.public_key.jwk(), indent=2) + "\n")
     console.print(f"wrote {out} and {public}; kid {key.kid}")
 
@@ -378,7 +511,7 @@ def key_generate(
 def key_add(
     agency_id: str,
     jwk: Annotated[Path, typer.Option(help="Public JWK file.")],
-    suite: Annotated[str, typer.Option(help="ed25519 | es256 | sm2-sm3")] = "ed25519",
+    suite: SuiteOption = "ed25519",
     as_json: JsonFlag = False,
 ) -> None:
     """Register a public key for an agency; its kid is the RFC 7638 thumbprint."""
@@ -401,8 +534,10 @@ def key_add(
 def key_rotate(
     agency_id: str,
     jwk: Annotated[Path, typer.Option(help="The new public JWK file.")],
-    suite: Annotated[str, typer.Option(help="ed25519 | es256 | sm2-sm3")] = "ed25519",
-    overlap_hours: Annotated[float, typer.Option(help="How long old keys stay valid.")] = 24.0,
+    suite: SuiteOption = "ed25519",
+    overlap_hours: Annotated[
+        float, typer.Option(min=0, help="Hours the old keys stay valid (0: retire them now).")
+    ] = 24.0,
 ) -> None:
     """Add a new key and retire the active ones after an overlap window."""
     from gateway.registry import service
@@ -424,7 +559,11 @@ def key_rotate(
 @key_app.command("revoke")
 def key_revoke(
     kid: Annotated[
-        str, typer.Argument(help="The key's kid (put `--` before one starting with -).")
+        str,
+        typer.Argument(
+            help="The key's kid. One starting with - goes last, after `--`:"
+            " gateway key revoke --reason lost -- -KID"
+        ),
     ],
     reason: Annotated[str, typer.Option(help="Why (recorded in the log).")],
 ) -> None:
@@ -438,14 +577,18 @@ def key_revoke(
 
 @key_app.command("rotate-webhook")
 def key_rotate_webhook(
-    overlap_hours: Annotated[float, typer.Option(help="How long the old key still signs.")] = 24.0,
+    overlap_hours: Annotated[
+        float, typer.Option(min=0, help="Hours the old key still signs.")
+    ] = 24.0,
 ) -> None:
     """New gateway v1a (Ed25519) webhook key; both sign during the overlap. Restart the
     gateway and workers to use it."""
     from gateway.delivery.webhooks import public_key_text
     from gateway.signing import rotate_webhook_key
 
-    key = rotate_webhook_key(settings(), dt.timedelta(hours=overlap_hours), now())
+    cfg = settings()
+    require_keys(cfg)
+    key = rotate_webhook_key(cfg, dt.timedelta(hours=overlap_hours), now())
     console.print(f"new v1a key {public_key_text(key)}; the old one signs for {overlap_hours} h")
 
 
@@ -475,7 +618,9 @@ def publish(
     if not isinstance(envelope, dict):
         raise fail(f"{file} does not hold a JSON object")
     envelope.setdefault("id", str(uuid.uuid4()))
-    envelope.setdefault("issued_at", now().isoformat(timespec="seconds"))
+    # Full precision: cut to the second, a message published in the second its key was
+    # registered would be dated before the key (key_not_valid).
+    envelope.setdefault("issued_at", now().isoformat())
     envelope.setdefault("contract", 1)
     try:
         signing_key = read_key_file(key)
@@ -736,10 +881,10 @@ def verify(
 
     try:
         checks = check_bundle(
-            json.loads(bundle.read_text()),
-            gateway_jwks=json.loads(gateway_jwks.read_text()),
+            _json_object(bundle, "an evidence bundle"),
+            gateway_jwks=_json_object(gateway_jwks, "a JWK set"),
             log_vkey=log_vkey.read_text().strip(),
-            publisher_jwk=json.loads(publisher_jwk.read_text()),
+            publisher_jwk=_json_object(publisher_jwk, "a JWK"),
         )
     except (OSError, ValueError, KeyError) as exc:
         raise fail(f"cannot read the inputs: {exc}") from exc
@@ -752,6 +897,13 @@ def verify(
         console.print(table)
     if not all(c.ok for c in checks) or len(checks) < 7:
         raise typer.Exit(1)
+
+
+def _json_object(path: Path, what: str) -> dict[str, Any]:
+    data = json.loads(path.read_text())
+    if not isinstance(data, dict):
+        raise fail(f"{path} does not hold {what} (a JSON object)")
+    return data
 
 
 @subscription_app.command("add")
@@ -785,7 +937,16 @@ def subscription_add(
             rate_limit=rate_limit,
         )
         out = view_of(sub, runtime, secret=True)
-    emit(out) if as_json else console.print(out)
+    if as_json:
+        emit(out)
+        return
+    for name, value in out.items():
+        if isinstance(value, dict):
+            value = ", ".join(f"{k}={v}" for k, v in value.items() if v is not None)
+        elif isinstance(value, list):
+            value = ", ".join(str(v) for v in value)
+        shown = "-" if value is None or value == "" else str(value)
+        console.print(f"[bold]{name}[/bold]: {escape(shown)}", soft_wrap=True)
 
 
 @subscription_app.command("list")
@@ -808,10 +969,14 @@ def subscription_list(as_json: JsonFlag = False) -> None:
     if as_json:
         emit(items)
         return
-    table = Table("id", "agency", "url", "types", "status", "deliveries")
+    table = Table()
+    # The whole id, never cut: `subscription status`, `dead-letters` and `replay` take it.
+    table.add_column("id", no_wrap=True, min_width=36)
+    for column in ("agency", "url", "types", "status", "deliveries"):
+        table.add_column(column)
     for i in items:
         table.add_row(
-            i["id"][:8],
+            i["id"],
             i["agency_id"],
             i["url"] or "(pull)",
             "\n".join(i["types"]),
@@ -917,12 +1082,27 @@ def witness_init(
     name: Annotated[str, typer.Option(help="Witness name, e.g. witness.fj-picc.example/w1")],
     as_json: JsonFlag = False,
 ) -> None:
-    """Create the witness's Ed25519 key and state; prints its verifier key for the gateway."""
-    from gateway.witness.service import Witness
+    """Create the witness's Ed25519 key and state; prints its verifier key for the gateway.
+    Run again with the same name it only prints the vkey: a witness is never renamed."""
+    from gateway.witness.service import Witness, check_name
+    from keys.note import NoteError
 
+    try:
+        check_name(name)  # before anything is written
+    except NoteError as exc:
+        raise fail(f"--name cannot name a witness ({exc}): non-empty, no spaces, no +", 2) from exc
+    meta = data / "witness.json"
+    if meta.exists():
+        held = json.loads(meta.read_text()).get("name")
+        if held != name:
+            raise fail(
+                f"{data} already holds the witness {held!r}; its key and cosigned state are"
+                f" that name's. Give --name {held}, or start over with another --data directory"
+            )
     data.mkdir(parents=True, exist_ok=True)
-    (data / "witness.json").write_text(json.dumps({"name": name}) + "\n")
     witness = Witness.open(data, name)
+    if not meta.exists():
+        meta.write_text(json.dumps({"name": name}) + "\n")
     emit({"name": name, "vkey": witness.vkey}) if as_json else console.print(witness.vkey)
 
 
@@ -960,7 +1140,7 @@ def witness_status(data: WitnessDir, as_json: JsonFlag = False) -> None:
 def witness_serve(
     data: WitnessDir,
     host: Annotated[str, typer.Option(help="Interface to bind.")] = "127.0.0.1",
-    port: Annotated[int, typer.Option(help="TCP port.")] = 8100,
+    port: PortOption = 8100,
 ) -> None:
     """Serve POST /add-checkpoint (C2SP tlog-witness) for the trusted logs."""
     import uvicorn
@@ -972,12 +1152,20 @@ def witness_serve(
 
 @app.command()
 def demo(
-    enterprises: Annotated[int, typer.Option(help="How many enterprises to generate.")] = 400,
-    keep: Annotated[Path | None, typer.Option(help="Keep the data in this directory.")] = None,
+    enterprises: Annotated[
+        int, typer.Option(min=1, help="How many enterprises to generate.")
+    ] = 400,
+    keep: Annotated[
+        Path | None, typer.Option(help="Keep the data in this new or empty directory.")
+    ] = None,
     seed: Annotated[int, typer.Option(help="Random seed for the data set.")] = 2017,
 ) -> None:
     """Run the main job end to end on the embedded SQLite default, in a temporary directory."""
     from gateway.demo.run import run_demo
+
+    # A kept run holds its agencies' keys and log: a second run there would collide with them.
+    if keep is not None and (keep.is_file() or (keep.is_dir() and any(keep.iterdir()))):
+        raise fail(f"{keep} is not a new or empty directory; give --keep another one", code=2)
 
     raise typer.Exit(run_demo(enterprises=enterprises, keep=keep, seed=seed, console=console))
 

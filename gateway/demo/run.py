@@ -279,12 +279,31 @@ def _bank_asks(
 
 
 def run_demo(*, enterprises: int, keep: Path | None, seed: int, console: Console) -> int:
-    """Returns the process exit code: 0 when every check of the run passed."""
+    """Returns the process exit code: 0 when every check of the run passed, 2 (having made
+    nothing) when the data set is too small for the stories the demo tells."""
+    shortfall = _shortfall(enterprises, seed)
+    if shortfall is not None:
+        console.print(f"[red]error:[/red] {shortfall}")
+        return 2
     if keep is not None:
         keep.mkdir(parents=True, exist_ok=True)
         return _run(keep, enterprises, seed, console)
     with tempfile.TemporaryDirectory(prefix="gateway-demo-") as tmp:
         return _run(Path(tmp), enterprises, seed, console)
+
+
+def _shortfall(count: int, seed: int) -> str | None:
+    """Why `count` enterprises cannot carry the demo (None: they can). The stories need three
+    with an active grade; the refused messages, one only registered and one award."""
+    ents = build_enterprises(count, seed, dt.date.today())
+    registered = any(e.steps[-1].type == "enterprise.registered" for e in ents)
+    awarded = any(s.type == "grade.awarded" for e in ents for s in e.steps)
+    if dramatic_events(ents, dt.date.today()) and registered and awarded:
+        return None
+    return (
+        f"{count} enterprises (seed {seed}) are too few for the demo's stories, which need"
+        " three with an active grade and one only registered; give --enterprises 45 or more"
+    )
 
 
 def _run(data_dir: Path, count: int, seed: int, console: Console) -> int:

@@ -205,7 +205,13 @@ def rotate_key(
     now: dt.datetime,
     overlap: dt.timedelta,
 ) -> tuple[AgencyKey, list[AgencyKey]]:
-    """Add a new key and retire the agency's active ones after `overlap` (both valid meanwhile)."""
+    """Add a new key and retire the agency's active ones after `overlap` (both valid meanwhile).
+    A negative overlap is refused (invalid_overlap): it would date their end in the past,
+    before some of them began."""
+    if overlap < dt.timedelta(0):
+        raise BadRequest(
+            "invalid_overlap", f"the overlap must be 0 or more, not {overlap.total_seconds()} s"
+        )
     new = add_key(session, signer, agency_id=agency_id, jwk=jwk, suite=suite, now=now)
     retired = list(
         session.scalars(

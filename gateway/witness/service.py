@@ -24,6 +24,12 @@ STATE_FILE = "witness.db"
 MAX_PROOF_LINES = 63
 
 
+def check_name(name: str) -> None:
+    """Raise NoteError unless `name` can name a witness key: its vkey and every cosignature
+    line carry it (C2SP signed-note: non-empty, no spaces, no `+`)."""
+    note.vkey(name, bytes(32), note.COSIGNATURE_V1)  # checks the name; the key is a stand-in
+
+
 @dataclass(frozen=True)
 class Answer:
     status: int
