@@ -12,6 +12,7 @@ import random
 from dataclasses import dataclass, field
 from typing import Any
 
+from contracts.dates import add_months
 from contracts.registry import MESSAGE_TYPES
 from contracts.uscc import make_uscc
 
@@ -123,7 +124,8 @@ def _day(rng: random.Random, start: dt.date, end: dt.date) -> dt.date:
 
 
 def _three_years(start: dt.date) -> dt.date:
-    return start.replace(year=start.year + 3) - dt.timedelta(days=1)
+    """The last day of a validity of three years from `start` (from 29 February: the 28th)."""
+    return add_months(start, 36) - dt.timedelta(days=1)
 
 
 def build_enterprises(count: int, seed: int, today: dt.date) -> list[Enterprise]:
@@ -349,7 +351,7 @@ def dramatic_events(ents: list[Enterprise], today: dt.date) -> list[Step]:
                 "decision_no": "闽应急失信〔2026〕7号",
                 "decided_on": term_start.isoformat(),
                 "term_start": term_start.isoformat(),
-                "term_end": term_start.replace(year=term_start.year + 3).isoformat(),
+                "term_end": add_months(term_start, 36).isoformat(),
                 "reason": "瞒报生产安全事故",
             },
             story=f"{listed.name}: entered on the black list for 3 years",
@@ -396,7 +398,7 @@ def _revocation(ent: Enterprise, code: str, reason: str, decided: dt.date) -> St
             "reason": reason,
             "decision_no": f"闽应急撤〔{decided.year}〕{ent.uscc[-4:]}号",
             "decided_on": decided.isoformat(),
-            "reapply_after": decided.replace(year=decided.year + 1).isoformat(),
+            "reapply_after": add_months(decided, 12).isoformat(),
         },
         story=f"{ent.name}: grade REVOKED ({code})",
     )

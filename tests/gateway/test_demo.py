@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import io
 import sqlite3
 from pathlib import Path
 
+import pytest
 from rich.console import Console
 
+from contracts.dates import add_months
+from gateway.demo.dataset import build_enterprises, dramatic_events
 from gateway.demo.run import run_demo
 
 
@@ -31,3 +35,19 @@ def test_demo_runs_clean_and_leaves_a_consistent_log(tmp_path: Path) -> None:
     assert set(states) == {"delivered"}, states  # every push reached the agencies' receivers
     assert receipts == states["delivered"]  # and each answered with a verified signed receipt
     assert (tmp_path / "agency-keys" / "fj-yjt.pem").stat().st_mode & 0o777 == 0o600
+
+
+@pytest.mark.parametrize("today", [dt.date(2026, 11, 29), dt.date(2028, 2, 29)])
+def test_every_seed_builds_a_data_set_of_valid_dates(today: dt.date) -> None:
+    """Seeds 45, 48, 63 and 145 drew an award on 29 February and failed on its validity
+    (`date.replace(year=…)`); every seed builds, and its validities end the day before the
+    same date three years on (28 February from 29 February)."""
+    for seed in range(200):
+        enterprises = build_enterprises(40, seed, today)
+        steps = [step for ent in enterprises for step in ent.steps]
+        steps += dramatic_events(enterprises, today)
+        for step in steps:
+            if step.type == "grade.awarded":
+                start = dt.date.fromisoformat(step.data["valid_from"])
+                end = dt.date.fromisoformat(step.data["valid_to"])
+                assert end == add_months(start, 36) - dt.timedelta(days=1)
