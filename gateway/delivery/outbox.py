@@ -18,7 +18,7 @@ from gateway.bulk import BulkInsert
 from gateway.models import Delivery, Subscription, table_of
 
 if TYPE_CHECKING:
-    from gateway.ledger.apply import EnterpriseState
+    from gateway.ledger.state import EnterpriseState
 
 
 @dataclass(frozen=True)

@@ -15,7 +15,7 @@ from contracts.dates import date_field
 from contracts.grades import GradeState, GradeStatus
 from contracts.measures import Standing, applicable
 from gateway.errors import NotFound
-from gateway.ledger.apply import ACHIEVED, EVENT_DATE_FIELD, NEW, NOT_ACHIEVED
+from gateway.ledger.state import ACHIEVED, EVENT_DATE_FIELD, NEW, NOT_ACHIEVED
 from gateway.measures.catalog import active_catalog
 from gateway.models import Accident, Enterprise, Listing, LogEntry
 from keys.jws import parse_compact
@@ -213,7 +213,7 @@ def standing_as_of(session: Session, uscc: str, on: dt.date, index: int) -> Fact
     if row is None:
         raise unknown_enterprise(uscc)
     facts = EnterpriseFacts._make(row[:_WIDTH])
-    # Every message that changes the row sets last_index (gateway.ledger.apply._touch).
+    # Every message that changes the row sets last_index (gateway.ledger.state.touch).
     changed_since = row[_WIDTH] > index
     if changed_since:
         facts = _grade_as_of(connection, facts, index)

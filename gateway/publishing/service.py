@@ -20,11 +20,11 @@ from gateway.bulk import BulkInsert
 from gateway.delivery.outbox import Accepted, enqueue
 from gateway.errors import Conflict, GatewayError
 from gateway.groups import GroupWorker
-from gateway.ledger.apply import (
+from gateway.ledger.apply import apply_message
+from gateway.ledger.state import (
     Applied,
     BatchMessage,
     EnterpriseState,
-    apply_message,
     prefetch_enterprises,
     write_enterprises,
 )

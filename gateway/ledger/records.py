@@ -1,0 +1,165 @@
+"""Rectification orders, accidents and list entries: the records a message adds to an
+enterprise beside its ledgers, each checked against its rules before anything is written."""
+
+from __future__ import annotations
+
+import datetime as dt
+from decimal import Decimal
+
+from sqlalchemy.orm import Session
+
+from contracts.accidents import classify_accident
+from contracts.listings import ListingRuleError, check_listing_added, check_listing_removed
+from contracts.rectifications import RectificationRuleError, check_overdue
+from gateway.errors import Unprocessable
+from gateway.ledger.state import Applied, ensure_stored, enterprise_of, rules_on, touch
+from gateway.models import Accident, Listing, Rectification
+
+
+def order_rectification(session: Session, applied: Applied) -> None:
+    ent = enterprise_of(session, applied)
+    data = applied.data
+    if session.get(Rectification, (ent.uscc, data["rectification_id"])) is not None:
+        raise Unprocessable(
+            "invalid_transition", f"rectification {data['rectification_id']} was already ordered"
+        )
+    ordered_on, deadline = (dt.date.fromisoformat(data[k]) for k in ("ordered_on", "deadline"))
+    if deadline < ordered_on:
+        raise Unprocessable(
+            "rule_violation",
+            "the rectification deadline is before the order date",
+            pointer="/data/deadline",
+        )
+    ensure_stored(session, ent)
+    session.add(
+        Rectification(
+            uscc=ent.uscc,
+            rectification_id=data["rectification_id"],
+            hazard_level=data["hazard_level"],
+            ordered_on=ordered_on,
+            deadline=deadline,
+            status="ordered",
+            data=dict(data),
+            message_id=str(applied.envelope["id"]).lower(),
+        )
+    )
+    touch(ent, applied)
+
+
+def mark_rectification_overdue(session: Session, applied: Applied) -> None:
+    ent = enterprise_of(session, applied)
+    order = session.get(Rectification, (ent.uscc, applied.data["rectification_id"]))
+    if order is None:
+        raise Unprocessable(
+            "unknown_reference",
+            f"no rectification {applied.data['rectification_id']} was ordered for {ent.uscc}",
+            pointer="/data/rectification_id",
+        )
+    if order.status == "overdue":
+        raise Unprocessable("invalid_transition", "this rectification is already overdue")
+    try:
+        check_overdue(order.data, applied.data)
+    except RectificationRuleError as exc:
+        raise Unprocessable("rule_violation", exc.message) from exc
+    order.status = "overdue"
+    touch(ent, applied)
+
+
+# What the accidents table holds (32-bit counts, NUMERIC(18, 2) yuan); larger figures are not
+# a credible report and would fail the whole transaction on PostgreSQL.
+MAX_COUNT = 2**31 - 1
+MAX_LOSS_CNY = 10**16
+
+
+def report_accident(session: Session, applied: Applied) -> None:
+    ent = enterprise_of(session, applied)
+    data = applied.data
+    for field, limit in (
+        ("deaths", MAX_COUNT),
+        ("serious_injuries", MAX_COUNT),
+        ("direct_loss_cny", MAX_LOSS_CNY),
+    ):
+        if float(data[field]) >= limit:
+            raise Unprocessable(
+                "implausible_figure",
+                f"{field} {data[field]} is beyond any accident report (limit {limit})",
+                pointer=f"/data/{field}",
+            )
+    computed = classify_accident(
+        int(data["deaths"]), int(data["serious_injuries"]), float(data["direct_loss_cny"])
+    )
+    if computed.value != data["accident_class"]:
+        raise Unprocessable(
+            "accident_class_mismatch",
+            f"an accident with {data['deaths']} deaths, {data['serious_injuries']} serious "
+            f"injuries and a loss of {data['direct_loss_cny']} CNY is {computed.value} under "
+            f"State Council Order 493, not {data['accident_class']}",
+            pointer="/data/accident_class",
+        )
+    if session.get(Accident, (ent.uscc, data["accident_id"])) is not None:
+        raise Unprocessable(
+            "invalid_transition", f"accident {data['accident_id']} was already reported"
+        )
+    ensure_stored(session, ent)
+    session.add(
+        Accident(
+            uscc=ent.uscc,
+            accident_id=data["accident_id"],
+            occurred_on=dt.date.fromisoformat(data["occurred_on"]),
+            accident_class=computed.value,
+            deaths=int(data["deaths"]),
+            serious_injuries=int(data["serious_injuries"]),
+            direct_loss_cny=Decimal(str(data["direct_loss_cny"])),
+            message_id=str(applied.envelope["id"]).lower(),
+        )
+    )
+    touch(ent, applied)
+
+
+def add_listing(session: Session, applied: Applied) -> None:
+    ent = enterprise_of(session, applied)
+    data = applied.data
+    if session.get(Listing, (ent.uscc, data["listing_id"])) is not None:
+        raise Unprocessable("invalid_transition", f"listing {data['listing_id']} already exists")
+    term_start = dt.date.fromisoformat(data["term_start"])
+    try:
+        check_listing_added(data, rules_on(ent.region_code, term_start))
+    except ListingRuleError as exc:
+        raise Unprocessable("list_term_invalid", exc.message) from exc
+    ensure_stored(session, ent)
+    session.add(
+        Listing(
+            uscc=ent.uscc,
+            listing_id=data["listing_id"],
+            list_type=data["list_type"],
+            deciding_agency=data["deciding_agency"],
+            term_start=term_start,
+            term_end=dt.date.fromisoformat(data["term_end"]),
+            status="active",
+            data=dict(data),
+            message_id=str(applied.envelope["id"]).lower(),
+        )
+    )
+    touch(ent, applied)
+
+
+def remove_listing(session: Session, applied: Applied) -> None:
+    ent = enterprise_of(session, applied)
+    listing = session.get(Listing, (ent.uscc, applied.data["listing_id"]))
+    if listing is None:
+        raise Unprocessable(
+            "unknown_reference",
+            f"no listing {applied.data['listing_id']} exists for {ent.uscc}",
+            pointer="/data/listing_id",
+        )
+    if listing.status != "active":
+        raise Unprocessable(
+            "invalid_transition", f"listing {listing.listing_id} was already removed"
+        )
+    removed_on = dt.date.fromisoformat(applied.data["removed_on"])
+    try:
+        check_listing_removed(listing.data, applied.data, rules_on(ent.region_code, removed_on))
+    except ListingRuleError as exc:
+        raise Unprocessable("list_term_invalid", exc.message) from exc
+    listing.status, listing.removed_on = "removed", removed_on
+    touch(ent, applied)
