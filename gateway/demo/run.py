@@ -7,34 +7,28 @@ messages, verifies every receipt against the gateway's JWKS, and prints the ledg
 
 from __future__ import annotations
 
-import base64
 import datetime as dt
 import hashlib
 import json
-import socket
 import tempfile
-import threading
 import time
 import uuid
-from collections import Counter
-from collections.abc import Iterator
-from contextlib import ExitStack, contextmanager
+from contextlib import ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import httpx
-import uvicorn
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-from rich.table import Table
 
 from gateway.access.assertion import request_token
 from gateway.access.tokens import grant_scopes
 from gateway.app import create_app
-from gateway.demo.dataset import AGENCIES, CITIES, Step, build_enterprises, dramatic_events
+from gateway.demo.dataset import AGENCIES, Step, build_enterprises, dramatic_events
+from gateway.demo.deliveries import make_receivers, subscribe_receivers, wait_for_deliveries
+from gateway.demo.loopback import running_app
 from gateway.demo.mischief import bad_messages
-from gateway.demo.receivers import DemoReceiver
+from gateway.demo.report import Tally, delivery_table, feedback_table, print_summary, progress_bar
 from gateway.migrate import upgrade
 from gateway.registry import service
 from gateway.runtime import Runtime
@@ -46,16 +40,6 @@ from keys.store import write_key_file
 from keys.suites import SigningKey, get_suite
 
 BATCH = 250
-
-
-@dataclass
-class Tally:
-    accepted: int = 0
-    duplicates: int = 0
-    refused: Counter[str] = field(default_factory=Counter)
-    refusals: list[tuple[str, str]] = field(default_factory=list)
-    receipts: list[tuple[bytes, str]] = field(default_factory=list)  # (jws, receipt)
-    unexpected: list[str] = field(default_factory=list)
 
 
 @dataclass
@@ -101,42 +85,6 @@ def access_token(client: httpx.Client, key: SigningKey, agency: str, scope: str)
     response = request_token(client, token_url, key, agency, scope)
     response.raise_for_status()
     return str(response.json()["access_token"])
-
-
-def progress_bar(console: Console) -> Progress:
-    return Progress(
-        TextColumn("{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeElapsedColumn(),
-        console=console,
-    )
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-@contextmanager
-def running_app(app: Any, name: str) -> Iterator[str]:
-    """A real uvicorn server on a loopback port, stopped on exit."""
-    port = _free_port()
-    config = uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on")
-    server = uvicorn.Server(config)
-    thread = threading.Thread(target=server.run, name=name, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 20
-    while not server.started:
-        if time.monotonic() > deadline or not thread.is_alive():
-            raise RuntimeError(f"the demo's {name} did not start")
-        time.sleep(0.05)
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        thread.join(timeout=10)
 
 
 def register_agencies(settings: Settings, key_dir: Path) -> Signers:
@@ -364,7 +312,7 @@ def _run(data_dir: Path, count: int, seed: int, console: Console) -> int:
         ledger = client.get("/v1/ledgers/basic", params={"limit": 1}).json()["total"]
         delivery_rows = wait_for_deliveries(client, receivers, console, tally)
         feedback = client.get(f"/v1/messages/{ids[first]}/feedback").json()
-    _summary(settings, tally, verified, ledger, console)
+    print_summary(settings, tally, verified, ledger, console)
     console.print(delivery_table(delivery_rows))
     console.print(feedback_table(feedback))
     elapsed = time.perf_counter() - started
@@ -406,206 +354,3 @@ def _narrate(
         else:
             tally.unexpected.append(f"{step.story}: {body.get('code')} {body.get('detail')}")
     return ids
-
-
-def _summary(
-    settings: Settings, tally: Tally, verified: int, ledger_total: int, console: Console
-) -> None:
-    from gateway.db import Database
-    from gateway.ledger.service import counts_by_region_and_grade
-
-    db = Database(settings.effective_database_url, pool_size=1)
-    try:
-        with db.reader() as session:
-            rows = counts_by_region_and_grade(session)
-    finally:
-        db.dispose()
-    per_city: dict[str, Counter[str]] = {}
-    for region, status, grade, n in rows:
-        counts = per_city.setdefault(region[:4] + "00", Counter())
-        counts[status] += n
-        counts["total"] += n
-        if grade != "-":
-            counts[f"level {grade}"] += n
-    table = Table(title=f"Ledgers by city ({ledger_total} enterprises in the basic ledger)")
-    columns = {
-        "新增": "新增",
-        "达标": "达标",
-        "未达标": "未达标",
-        "level 1": "一级",
-        "level 2": "二级",
-        "level 3": "三级",
-        "level small_micro": "小微",
-    }
-    table.add_column("city")
-    table.add_column("total", justify="right")
-    for label in columns.values():
-        table.add_column(label, justify="right")
-    for city, name in CITIES.items():
-        counts = per_city.get(city, Counter())
-        table.add_row(name, str(counts["total"]), *(str(counts[c]) for c in columns))
-    console.print(table)
-    refused = Table(title="Refused on purpose (RFC 9457 problem codes); nothing of them stored")
-    refused.add_column("what was wrong")
-    refused.add_column("code")
-    for label, code in tally.refusals:
-        refused.add_row(label, code)
-    console.print(refused)
-    console.print(
-        f"receipts verified against /.well-known/jwks.json: {verified}/{len(tally.receipts)}"
-    )
-
-
-@dataclass
-class Plan:
-    receiver: DemoReceiver
-    agency_id: str
-    types: list[str]
-    view: str
-    signing: list[str]
-    fields: dict[str, list[str]] = field(default_factory=dict)  # field views by type
-
-
-def make_receivers(signers: Signers) -> list[Plan]:
-    grades = [
-        "grade.awarded",
-        "grade.renewed",
-        "grade.downgraded",
-        "grade.revoked",
-        "grade.expired",
-    ]
-    return [
-        Plan(
-            DemoReceiver("insurer (fj-picc)", signers.keys["fj-picc"], fail_first=3),
-            "fj-picc",
-            [*grades, "accident.reported", "listing.added"],
-            "full",
-            ["v1a"],
-        ),
-        Plan(  # the bank sees a field view: the decision, not its reasons or parties
-            DemoReceiver("bank (fj-cib)", signers.keys["fj-cib"]),
-            "fj-cib",
-            ["grade.revoked", "grade.downgraded", "listing.added"],
-            "fields",
-            ["v1a", "v1"],
-            {
-                "grade.revoked": ["reason_code", "decided_on", "reapply_after"],
-                "grade.downgraded": ["from_level", "to_level", "decided_on"],
-                "listing.added": ["list_type", "term_start", "term_end"],
-            },
-        ),
-        Plan(  # connectors: public records, and the credit-system sync with inspection caps
-            DemoReceiver("credit disclosure (fj-scjg)", signers.keys["fj-scjg"]),
-            "fj-scjg",
-            ["grade.awarded", "grade.revoked", "listing.added"],
-            "credit_disclosure",
-            ["v1a"],
-        ),
-        Plan(
-            DemoReceiver("market regulator (fj-scjg)", signers.keys["fj-scjg"]),
-            "fj-scjg",
-            ["enterprise.registered", *grades],
-            "market_regulator",
-            ["v1a"],
-        ),
-    ]
-
-
-def subscribe_receivers(
-    client: httpx.Client, stack: ExitStack, plans: list[Plan], console: Console
-) -> None:
-    for plan in plans:
-        for message_type in plan.types:  # the operator grants the rights first (admin API)
-            rights = f"/v1/agencies/{plan.agency_id}/rights/subscribe/{message_type}"
-            client.put(rights, json={"fields": plan.fields.get(message_type)}).raise_for_status()
-        url = (
-            stack.enter_context(running_app(plan.receiver.app(), plan.receiver.label)) + "/webhook"
-        )
-        body = {
-            "agency_id": plan.agency_id,
-            "url": url,
-            "types": plan.types,
-            "view": plan.view,
-            "signing": plan.signing,
-            "retry_schedule": [0, 1, 2, 5, 10, 30],
-        }
-        response = client.post("/v1/subscriptions", json=body)
-        response.raise_for_status()
-        sub = response.json()
-        plan.receiver.webhook_public_key = base64.b64decode(
-            sub["v1a_public_key"].removeprefix("whpk_")
-        )
-        plan.receiver.hmac_secret = sub.get("hmac_secret")
-        plan.receiver.counts["subscription " + sub["id"][:8]] = 0
-        console.print(f"subscribed {plan.receiver.label} at {url} ({plan.view} view)")
-
-
-def wait_for_deliveries(
-    client: httpx.Client, plans: list[Plan], console: Console, tally: Tally
-) -> list[dict[str, Any]]:
-    """Until every delivery is delivered (or 60 s pass), with a progress bar."""
-
-    def counts() -> list[dict[str, Any]]:
-        return list(client.get("/v1/subscriptions").json()["items"])
-
-    total = sum(n for s in counts() for k, n in s["deliveries"].items() if k != "consumer_receipts")
-    deadline = time.monotonic() + 60
-    with progress_bar(console) as progress:
-        task = progress.add_task("delivering to the agencies' systems", total=total)
-        while True:
-            items = counts()
-            done = sum(s["deliveries"].get("delivered", 0) for s in items)
-            progress.update(task, completed=done)
-            if done >= total or time.monotonic() > deadline:
-                break
-            time.sleep(0.2)
-    if done < total:
-        tally.unexpected.append(f"only {done} of {total} deliveries were delivered in 60 s")
-    rows = []
-    for plan, item in zip(plans, items, strict=True):
-        bad = plan.receiver.counts["bad signature"]
-        if bad:
-            tally.unexpected.append(f"{plan.receiver.label}: {bad} deliveries failed verification")
-        if item["deliveries"].get("consumer_receipts", 0) != plan.receiver.counts["received"]:
-            tally.unexpected.append(f"{plan.receiver.label}: a consumer receipt is missing")
-        rows.append(
-            {
-                "receiver": plan.receiver.label,
-                "view": f"{plan.view} ({'+'.join(plan.signing)})",
-                "delivered": item["deliveries"].get("delivered", 0),
-                "verified": plan.receiver.counts["received"],
-                "retried": plan.receiver.counts["answered 503"],
-                "receipts": item["deliveries"].get("consumer_receipts", 0),
-            }
-        )
-    return rows
-
-
-def feedback_table(feedback: dict[str, Any]) -> Table:
-    """发起—响应—反馈: who acted on the revocation, which measure, and who is still due."""
-    decision = feedback["decision"]
-    table = Table(
-        "agency",
-        "delivered",
-        "measures applied",
-        "state",
-        title=f"Feedback on the revocation of {decision['subject']} "
-        f"(deadline {feedback['deadline']}, 5 working days)",
-    )
-    for agency in feedback["agencies"]:
-        measures = ", ".join(m["measure_code"] for m in agency["measures"]) or "-"
-        delivered = "yes" if agency["delivered_at"] else "no"
-        table.add_row(agency["agency_id"], delivered, measures, agency["state"])
-    return table
-
-
-def delivery_table(rows: list[dict[str, Any]]) -> Table:
-    table = Table(
-        title="Push deliveries: verified = signatures checked by the receiver; retried = 503s "
-        "answered before success; receipts = the receiver's signed receipts kept"
-    )
-    for column in rows[0] if rows else []:
-        table.add_column(column, justify="left" if column in ("receiver", "view") else "right")
-    for row in rows:
-        table.add_row(*(str(v) for v in row.values()))
-    return table

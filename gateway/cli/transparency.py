@@ -1,0 +1,169 @@
+"""The transparency log from outside: `publish` signs a message into it over HTTP, `audit`
+recomputes its tree locally, `verify` checks one message's evidence bundle offline."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.table import Table
+
+from gateway.cli.installation import open_runtime
+from gateway.cli.root import JsonFlag, console, emit, err, fail, now
+
+
+def publish(
+    file: Annotated[
+        Path, typer.Argument(help="JSON envelope (id and issued_at filled if absent).")
+    ],
+    key: Annotated[Path, typer.Option(help="The agency's private key file (PEM).")],
+    url: Annotated[str, typer.Option(help="Gateway base URL.")] = "http://127.0.0.1:8000",
+    as_json: JsonFlag = False,
+) -> None:
+    """Sign a JSON envelope with KEY and publish it; prints the receipt or the problem.
+
+    The same key logs in first (OAuth client credentials with private_key_jwt, as the
+    envelope's issuer), since publishing needs that agency's access token."""
+    import httpx
+
+    from gateway.access.assertion import request_token
+    from keys.jws import sign_compact
+    from keys.store import KeyFileError, read_key_file
+
+    try:
+        envelope = json.loads(file.read_text())
+    except (OSError, ValueError) as exc:
+        raise fail(f"cannot read a JSON envelope from {file}: {exc}") from exc
+    if not isinstance(envelope, dict):
+        raise fail(f"{file} does not hold a JSON object")
+    envelope.setdefault("id", str(uuid.uuid4()))
+    # Full precision: cut to the second, a message published in the second its key was
+    # registered would be dated before the key (key_not_valid).
+    envelope.setdefault("issued_at", now().isoformat())
+    envelope.setdefault("contract", 1)
+    try:
+        signing_key = read_key_file(key)
+    except (OSError, KeyFileError) as exc:
+        raise fail(f"cannot read the key {key}: {exc}") from exc
+    token = sign_compact(
+        json.dumps(envelope, ensure_ascii=False, separators=(",", ":")).encode(),
+        signing_key,
+        typ="gateway-message+jws",
+    )
+    base = url.rstrip("/")
+    try:
+        with httpx.Client(timeout=30) as http:
+            login = request_token(
+                http, f"{base}/v1/oauth/token", signing_key, str(envelope.get("issuer")), "publish"
+            )
+            response = login
+            body = login.json()
+            if login.status_code == 200:
+                response = http.post(
+                    f"{base}/v1/messages",
+                    content=token,
+                    headers={
+                        "Content-Type": "application/jose",
+                        "Authorization": f"Bearer {body['access_token']}",
+                    },
+                )
+                body = response.json()
+    except httpx.HTTPError as exc:
+        raise fail(f"cannot reach the gateway at {url}: {exc}") from exc
+    except ValueError as exc:
+        raise fail(f"the gateway answered {response.status_code} without JSON") from exc
+    if as_json:
+        emit({"status": response.status_code, **body})
+    elif response.status_code < 300:
+        console.print(
+            f"[green]{response.status_code}[/green] accepted {body['message_id']} "
+            f"at index {body['index']}\nreceipt: {body['receipt']}"
+        )
+    else:
+        err.print(f"[red]{response.status_code} {body.get('code')}[/red]: {body.get('detail')}")
+    if response.status_code >= 400:
+        raise typer.Exit(1)
+
+
+def audit(as_json: JsonFlag = False) -> None:
+    """Recompute the Merkle tree from the stored entries; exit 1 naming the first bad index."""
+    from rich.progress import Progress
+
+    from gateway.tlog import tree_size
+    from gateway.transparency.audit import audit_log
+    from gateway.transparency.service import log_vkey
+
+    runtime = open_runtime()
+    vkey = log_vkey(runtime.settings.log_origin, runtime.signer.log_key)
+    try:
+        with runtime.db.reader() as session:
+            size = tree_size(session)
+            with Progress(console=err, transient=True, disable=as_json) as progress:
+                task = progress.add_task("auditing the log", total=size)
+                report = audit_log(
+                    session, log_vkey=vkey, progress=lambda n: progress.advance(task, n)
+                )
+    finally:
+        runtime.close()
+    result = {
+        "ok": report.ok,
+        "size": report.size,
+        "entries_checked": report.entries_checked,
+        "checkpoints_checked": report.checkpoints_checked,
+        "first_bad_index": report.first_bad_index,
+        "problems": [{"index": i, "problem": p} for i, p in report.problems],
+    }
+    if as_json:
+        emit(result)
+    elif report.ok:
+        console.print(
+            f"[green]log consistent[/green]: {report.entries_checked} entries, "
+            f"{report.checkpoints_checked} checkpoints checked"
+        )
+    else:
+        for index, problem in report.problems:
+            err.print(f"[red]index {index}[/red]: {problem}")
+    if not report.ok:
+        raise typer.Exit(1)
+
+
+def verify(
+    bundle: Annotated[
+        Path, typer.Argument(help="Evidence bundle JSON (GET /v1/messages/ID/bundle).")
+    ],
+    gateway_jwks: Annotated[Path, typer.Option(help="The gateway's JWKS file.")],
+    log_vkey: Annotated[Path, typer.Option(help="The log's verifier key file (GET /v1/log/vkey).")],
+    publisher_jwk: Annotated[Path, typer.Option(help="The publishing agency's public JWK file.")],
+    as_json: JsonFlag = False,
+) -> None:
+    """Check an evidence bundle offline; prints every check and exits 1 if any fails."""
+    from gateway.transparency.bundle_check import check_bundle
+
+    try:
+        checks = check_bundle(
+            _json_object(bundle, "an evidence bundle"),
+            gateway_jwks=_json_object(gateway_jwks, "a JWK set"),
+            log_vkey=log_vkey.read_text().strip(),
+            publisher_jwk=_json_object(publisher_jwk, "a JWK"),
+        )
+    except (OSError, ValueError, KeyError) as exc:
+        raise fail(f"cannot read the inputs: {exc}") from exc
+    if as_json:
+        emit([{"check": c.name, "ok": c.ok, "detail": c.detail} for c in checks])
+    else:
+        table = Table("check", "result", "detail")
+        for c in checks:
+            table.add_row(c.name, "[green]ok[/green]" if c.ok else "[red]FAILED[/red]", c.detail)
+        console.print(table)
+    if not all(c.ok for c in checks) or len(checks) < 7:
+        raise typer.Exit(1)
+
+
+def _json_object(path: Path, what: str) -> dict[str, Any]:
+    data = json.loads(path.read_text())
+    if not isinstance(data, dict):
+        raise fail(f"{path} does not hold {what} (a JSON object)")
+    return data
