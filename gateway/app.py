@@ -23,9 +23,10 @@ from gateway.clock import Clock
 from gateway.connectors_routes import router as connectors_router
 from gateway.connectors_routes import snapshot_forever
 from gateway.contracts_routes import router as contracts_router
+from gateway.db import DatabaseFileLost
 from gateway.delivery.routes import messages_router as receipts_router
 from gateway.delivery.routes import router as delivery_router
-from gateway.delivery.worker import run_until
+from gateway.delivery.worker import RoundFailures, run_until
 from gateway.errors import install_error_handlers
 from gateway.ledger.routes import router as ledger_router
 from gateway.logs import RequestContextMiddleware, configure_logging
@@ -83,7 +84,8 @@ def create_app(
         runtime = Runtime.open(settings, clock)
         app.state.runtime = runtime
         await run_in_threadpool(record_shipped_catalog, runtime)
-        app.state.metrics = Metrics(runtime)
+        worker_rounds = RoundFailures() if settings.delivery.in_process_worker else None
+        app.state.metrics = Metrics(runtime, worker_rounds)
         app.state.standing_queries = StandingQueries(runtime)
         app.state.publisher = group_publisher(runtime.publish)
         if entry_point:
@@ -103,10 +105,15 @@ def create_app(
         )
         stop_worker = threading.Event()
         worker = threading.Thread(
-            target=run_until, args=(runtime, stop_worker), name="delivery-worker", daemon=True
+            target=run_until,
+            args=(runtime, stop_worker, worker_rounds),
+            name="delivery-worker",
+            daemon=True,
         )
-        if settings.delivery.in_process_worker:
+        app.state.delivery_worker = None
+        if worker_rounds is not None:
             worker.start()
+            app.state.delivery_worker = (worker, worker_rounds)
         try:
             yield
         finally:
@@ -174,16 +181,19 @@ def create_app(
     async def readyz(
         request: Request, runtime: Annotated[Runtime, Depends(get_runtime)]
     ) -> JSONResponse:
-        """Readiness: the database answers, the signing key is loaded, the outbox is not
-        late (no delivery a worker should be posting has been due longer than
-        `GATEWAY_OBSERVABILITY__MAX_OUTBOX_LAG_SECONDS`) and the threads serving single
-        publishes and standing queries run. 503 names the failing checks."""
+        """Readiness: the database answers (on SQLite: at the file the process opened), the
+        signing key is loaded, the outbox is not late (no delivery a worker should be posting
+        has been due longer than `GATEWAY_OBSERVABILITY__MAX_OUTBOX_LAG_SECONDS`), the threads
+        serving single publishes and standing queries run, and so does the in-process
+        delivery worker where there is one. 503 names the failing checks."""
         checks = await run_in_threadpool(_readiness_checks, runtime)
         threads = [request.app.state.publisher, request.app.state.standing_queries.worker]
         down = [worker.name for worker in threads if not worker.is_alive()]
         checks["group_threads"] = (
             {"status": "failing", "stopped": down} if down else {"status": "ok"}
         )
+        if request.app.state.delivery_worker is not None:
+            checks["delivery_worker"] = _worker_check(*request.app.state.delivery_worker)
         failing = [name for name, check in checks.items() if check["status"] == "failing"]
         return JSONResponse(
             {"status": "unavailable" if failing else "ok", "failing": failing, "checks": checks},
@@ -197,12 +207,21 @@ def _readiness_checks(runtime: Runtime) -> dict[str, dict[str, Any]]:
     limit = runtime.settings.observability.max_outbox_lag_seconds
     signing_key = {"status": "ok", "kid": runtime.signer.receipt_key.kid}
     try:
+        runtime.db.check_file()
         with runtime.db.reader() as session:
             session.execute(text("SELECT 1"))
             lag = outbox_lag_seconds(session, runtime.clock.now())
     except Exception as exc:  # any failure means not ready, reported by name
+        database: dict[str, Any] = {"status": "failing", "error": type(exc).__name__}
+        if isinstance(exc, DatabaseFileLost):
+            # /readyz answers anyone: the file's path and the process go to the log only
+            database["detail"] = (
+                "the database file was removed or replaced while the gateway ran; writes are "
+                "refused until that very file is back (the server's log names it)"
+            )
+            logging.getLogger(__name__).warning("readiness: %s", exc.reason)
         return {
-            "database": {"status": "failing", "error": type(exc).__name__},
+            "database": database,
             "signing_key": signing_key,
             "outbox": {"status": "unknown", "max_lag_seconds": limit},
         }
@@ -215,6 +234,15 @@ def _readiness_checks(runtime: Runtime) -> dict[str, dict[str, Any]]:
             "max_lag_seconds": limit,
         },
     }
+
+
+def _worker_check(worker: threading.Thread, rounds: RoundFailures) -> dict[str, Any]:
+    """The in-process delivery worker runs; a streak of failed rounds (the database down,
+    say) is reported but is not a failure of its own: the database check and the outbox lag
+    say whether the gateway is ready."""
+    if not worker.is_alive():
+        return {"status": "failing", "stopped": [worker.name]}
+    return {"status": "ok", **({"failing_rounds": rounds.streak} if rounds.streak else {})}
 
 
 def _telemetry(settings: Settings) -> dict[str, Any]:

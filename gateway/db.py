@@ -2,11 +2,14 @@
 
 Publishing is serialised by the log head: on PostgreSQL a row lock (`SELECT … FOR UPDATE`),
 on SQLite a process lock plus `BEGIN IMMEDIATE`, so a reader never upgrades into a deadlock.
+A SQLite file removed or replaced under the running process refuses writes (DatabaseFileLost).
 """
 
 from __future__ import annotations
 
+import os
 import select
+import sqlite3
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -14,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from sqlalchemy import Engine, create_engine, event
-from sqlalchemy.exc import DisconnectionError
+from sqlalchemy.exc import DisconnectionError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
 from gateway.errors import BadRequest
@@ -134,6 +137,69 @@ def _configure_sqlite(engine: Engine, *, immediate: bool) -> None:
         conn.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
 
 
+class DatabaseFileLost(OperationalError):
+    """The SQLite file this process opened is no longer at its path: removed (`rm`), or
+    replaced by another file. An OperationalError, so that it is the database being
+    unavailable everywhere (a 503 `database_unavailable`, a delivery round retried)."""
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+        self.reason = (
+            f"the database file {path} was removed or replaced while the gateway ran; writes "
+            f"are refused until that very file is back (process {os.getpid()} still holds it "
+            "open); a copy is another file, which only a restart takes"
+        )
+        super().__init__(None, None, sqlite3.OperationalError(self.reason))
+
+    def __reduce__(self) -> Any:  # DBAPIError's would call __init__ with its own arguments
+        return type(self), (self.path,)
+
+
+class _SqliteFile:
+    """The file a SQLite database lives in, as it was when first connected to (device and
+    inode). SQLite keeps writing to a file unlinked under it, and opens a new empty one at the
+    path: both lose what is written, silently. So after the first connection, a new one is
+    opened only at the same file, and `check` (a stat, about a microsecond) tells whether it
+    is still there."""
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+        self._identity: tuple[int, int] | None = None
+
+    def watch(self, engine: Engine) -> None:
+        event.listen(engine, "do_connect", self._before_connect)
+        event.listen(engine, "connect", self._connected)
+
+    def check(self) -> None:
+        """Raise DatabaseFileLost unless the path still holds the file first connected to
+        (nothing to compare before that)."""
+        if self._identity is None:
+            return
+        try:
+            found = os.stat(self.path)
+        except OSError:
+            raise DatabaseFileLost(self.path) from None
+        if (found.st_dev, found.st_ino) != self._identity:
+            raise DatabaseFileLost(self.path)
+
+    def _before_connect(self, *_: Any) -> None:
+        self.check()  # before sqlite3.connect, which would create an empty file at the path
+
+    def _connected(self, *_: Any) -> None:
+        if self._identity is None:
+            found = os.stat(self.path)
+            self._identity = (found.st_dev, found.st_ino)
+
+
+def _file_of(engine: Engine) -> _SqliteFile | None:
+    database = engine.url.database
+    if engine.dialect.name != "sqlite" or not database or database == ":memory:":
+        return None
+    if database.startswith("file:"):  # a URI filename (`?uri=true`): not a plain path
+        return None
+    return _SqliteFile(os.path.abspath(database))
+
+
 class Database:
     """Owns the engine and sessionmaker; lives in the app's lifespan, never at import time."""
 
@@ -152,16 +218,25 @@ class Database:
             if self._read_engine is not None
             else self.sessions
         )
+        self.file = _file_of(self.engine)
+        if self.file is not None:
+            for engine in (self.engine, self._read_engine):
+                if engine is not None:
+                    self.file.watch(engine)
 
     @contextmanager
     def transaction(self) -> Iterator[Session]:
         """One unit of work: committed when the block exits cleanly, rolled back otherwise.
 
-        On SQLite the process-wide lock keeps threads from spinning on SQLITE_BUSY.
+        On SQLite the process-wide lock keeps threads from spinning on SQLITE_BUSY, and a
+        database file removed or replaced under the process raises DatabaseFileLost before
+        anything is written to it.
         """
         if self.is_sqlite:
-            with self._write_lock, self.sessions.begin() as session:
-                yield session
+            with self._write_lock:
+                self.check_file()
+                with self.sessions.begin() as session:
+                    yield session
         else:
             with self.sessions.begin() as session:
                 yield session
@@ -171,6 +246,12 @@ class Database:
         """A read-only unit of work; on SQLite it runs beside the writer thanks to WAL."""
         with self._read_sessions.begin() as session:
             yield session
+
+    def check_file(self) -> None:
+        """Raise DatabaseFileLost if this SQLite database's file was removed or replaced
+        (nothing to check on PostgreSQL or in memory)."""
+        if self.file is not None:
+            self.file.check()
 
     def dispose(self) -> None:
         self.engine.dispose()

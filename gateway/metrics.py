@@ -8,12 +8,13 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
-from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
 from sqlalchemy import and_, func, or_, select
 from sqlalchemy.orm import Session
 
 from gateway.delivery.jobs import at_unblocked_head
+from gateway.delivery.worker import RoundFailures
 from gateway.models import Checkpoint, Delivery, LogEntry, LogHead, Subscription, WitnessStatus
 from gateway.runtime import Runtime
 
@@ -21,7 +22,9 @@ CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 
 
 class Metrics:
-    def __init__(self, runtime: Runtime) -> None:
+    """The process's metrics; `worker_rounds`: its in-process delivery worker's failures."""
+
+    def __init__(self, runtime: Runtime, worker_rounds: RoundFailures | None = None) -> None:
         self.registry = CollectorRegistry()
         self.published = Counter(
             "gateway_published_messages",
@@ -42,10 +45,28 @@ class Metrics:
             ["agency", "result"],
             registry=self.registry,
         )
+        if worker_rounds is not None:
+            self.registry.register(_WorkerRounds(worker_rounds))
         self.registry.register(_DatabaseGauges(runtime))
 
     def render(self) -> bytes:
         return generate_latest(self.registry)
+
+
+class _WorkerRounds(Collector):
+    def __init__(self, failures: RoundFailures) -> None:
+        self.failures = failures
+
+    def collect(self) -> Iterator[CounterMetricFamily]:
+        failed = CounterMetricFamily(
+            "gateway_delivery_worker_failed_rounds",
+            "Rounds the in-process delivery worker failed (then backed off and went on), by "
+            "kind: database (unreachable, restarting, its file removed) or unexpected.",
+            labels=["kind"],
+        )
+        for kind, n in self.failures.total.items():
+            failed.add_metric([kind], n)
+        yield failed
 
 
 class _DatabaseGauges(Collector):

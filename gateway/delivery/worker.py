@@ -8,7 +8,8 @@ under the database's single writer (`BEGIN IMMEDIATE`). A claim is a lease: a wo
 mid-delivery leaves it to expire, and another worker delivers it again (at least once). A round
 of attempts ends by half its lease, and a result is recorded only while the lease still holds.
 The retry schedule is persistent rows; tenacity only retries a connection error within one
-attempt.
+attempt. A round the database fails (an outage, a restart) is counted and the worker backs off
+and goes on: what it had claimed is delivered again once the lease has passed.
 """
 
 from __future__ import annotations
@@ -20,10 +21,11 @@ import random
 import time
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 import httpx
 from sqlalchemy import bindparam, insert, select, update
+from sqlalchemy.exc import DBAPIError, DisconnectionError
 from sqlalchemy.orm import Session
 from tenacity import retry, retry_if_exception_type, stop_after_attempt, wait_fixed
 
@@ -380,14 +382,71 @@ def make_client(runtime: Runtime) -> httpx.Client:
     )
 
 
-def run_until(runtime: Runtime, stop: Any) -> None:
-    """Loop until `stop.is_set()`, sleeping only when there was nothing to do.
+FailureKind = Literal["database", "unexpected"]
+
+
+class RoundFailures:
+    """The worker's failed rounds: how long it waits after each one (from `first` seconds,
+    doubling up to `most`, back to `first` once a round succeeds) and what /metrics and
+    /readyz report. Logged once per streak of failures (again if their kind changes), not
+    per round. Written by the worker's thread only; other threads read the counts."""
+
+    def __init__(self, first: float = 0.5, most: float = 30.0) -> None:
+        self.first = first
+        self.most = most
+        self.total: dict[FailureKind, int] = {"database": 0, "unexpected": 0}
+        self.streak = 0  # failed rounds since the last one that succeeded
+        self._logged: FailureKind | None = None
+        self._since = 0.0
+
+    def failed(self, exc: Exception) -> float:
+        """Count a failed round and log it if its streak has not; returns seconds to wait."""
+        kind: FailureKind = (
+            "database" if isinstance(exc, DBAPIError | DisconnectionError) else "unexpected"
+        )
+        self.total[kind] += 1
+        self.streak += 1
+        if self.streak == 1:
+            self._since = time.monotonic()
+        if kind != self._logged:
+            self._logged = kind
+            if kind == "database":  # the driver's own words: the statement adds nothing here
+                reason = exc.orig if isinstance(exc, DBAPIError) and exc.orig else exc
+                log.warning(
+                    "delivery worker: the database failed a round (%s: %s); retrying, at "
+                    "most %g s apart, until it answers",
+                    type(exc).__name__,
+                    " ".join(str(reason).split()),  # one line: psycopg adds a hint on a second
+                    self.most,
+                )
+            else:
+                log.error("delivery worker: a round failed; retrying", exc_info=exc)
+        # jittered, so that workers restarted together do not come back in step
+        delay = self.first * 2.0 ** min(self.streak - 1, 16) * random.uniform(0.8, 1.2)  # noqa: S311
+        return min(delay, self.most)
+
+    def succeeded(self) -> None:
+        if self.streak:
+            log.info(
+                "delivery worker: rounds succeed again after %d failed (%.1f s)",
+                self.streak,
+                time.monotonic() - self._since,
+            )
+        self.streak, self._logged = 0, None
+
+
+def run_until(runtime: Runtime, stop: Any, failures: RoundFailures | None = None) -> None:
+    """Loop until `stop.is_set()`, sleeping only when there was nothing to do, or after a
+    round that failed (counted in `failures`): nothing but a BaseException ends the loop.
 
     Pipelined: a round's outcomes are recorded on a second thread while the next round is
     claimed and posted. That is safe because an unrecorded delivery keeps its lease (nobody
-    claims it) and, still pending, keeps later deliveries of its enterprise waiting.
+    claims it) and, still pending, keeps later deliveries of its enterprise waiting; if its
+    recording fails, it is claimed and posted again once that lease has passed.
     """
     config = runtime.settings.delivery
+    if failures is None:
+        failures = RoundFailures()
     with (
         make_client(runtime) as client,
         ThreadPoolExecutor(config.parallel) as pool,
@@ -395,13 +454,31 @@ def run_until(runtime: Runtime, stop: Any) -> None:
     ):
         recording: Future[list[str]] | None = None
         while not stop.is_set():
-            outcomes = claim_and_post(runtime, client, pool)
+            failure: Exception | None = None
+            outcomes: list[tuple[Job, Result]] = []
+            try:
+                outcomes = claim_and_post(runtime, client, pool)
+            except Exception as exc:
+                failure = exc
             if recording is not None:
-                recording.result()  # one round in flight at most; errors surface here
+                failure = _recorded(recording) or failure  # one round in flight at most
                 recording = None
             if outcomes:
                 recording = recorder.submit(record_all, runtime, outcomes, runtime.clock.now())
+            if failure is not None:
+                stop.wait(failures.failed(failure))
             else:
-                stop.wait(config.idle_sleep_seconds)
-        if recording is not None:
-            recording.result()
+                failures.succeeded()
+                if not outcomes:
+                    stop.wait(config.idle_sleep_seconds)
+        if recording is not None and (failure := _recorded(recording)) is not None:
+            failures.failed(failure)
+
+
+def _recorded(recording: Future[list[str]]) -> Exception | None:
+    """Wait for a round's recording; returns what it failed with."""
+    try:
+        recording.result()
+    except Exception as exc:
+        return exc
+    return None
