@@ -88,6 +88,7 @@ ENTERPRISE_COLUMNS = (
     "grade_authority",
     "grade_valid_from",
     "grade_valid_to",
+    "grade_held_since",
     "reapply_after",
     "certificate_no",
     "announcement_no",
@@ -233,6 +234,7 @@ def _block(block: int, seed: int, today: dt.date, now: dt.datetime) -> Rows:
                 authority,
                 valid_from,
                 valid_to,
+                valid_from,  # held since: no renewals here, the award's own start
                 reapply,
                 certificate,
                 announcement,

@@ -6,9 +6,18 @@ from __future__ import annotations
 
 import calendar
 from collections.abc import Mapping
-from datetime import date
+from datetime import date, datetime, timedelta, timezone
 
-__all__ = ["add_months", "date_field"]
+__all__ = ["LOCAL", "add_months", "date_field", "local_date"]
+
+# The agencies' dates (decided_on, applied_on, …) are calendar days in Fujian: China Standard
+# Time, UTC+8 all year (no daylight saving).
+LOCAL = timezone(timedelta(hours=8), "UTC+08:00")
+
+
+def local_date(moment: datetime) -> date:
+    """The calendar day in Fujian at `moment` (an aware datetime)."""
+    return moment.astimezone(LOCAL).date()
 
 
 def add_months(start: date, months: int) -> date:

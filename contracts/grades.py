@@ -178,14 +178,14 @@ def _renew(state: GradeState, data: Mapping[str, object], policy: Policy) -> Gra
 
 def _check_decided_within(state: GradeState, event: str, decided_on: date) -> None:
     """A downgrade or revocation is decided while the grade it changes is held: not before the
-    award it holds took effect (renewals included: a decision of the previous term may be
-    published after the renewal), nor after it lapsed. A decision dated earlier would reach
-    back over the grade's history (a revocation backdated to before the award let the
-    enterprise out of its re-apply wait at once)."""
+    award it holds took effect (`held_since`; renewals keep it: a decision of the previous
+    term may be published after the renewal; not known: no lower bound), nor after it
+    lapsed. A decision dated earlier would reach back over the grade's history (a revocation
+    backdated to before the award let the enterprise out of its re-apply wait at once)."""
     assert state.valid_from is not None  # an active grade has its validity
     assert state.valid_to is not None
-    since = state.held_since or state.valid_from
-    if decided_on < since:
+    since = state.held_since  # None: not known (rows written before 0015 could not tell)
+    if since is not None and decided_on < since:
         raise _refuse(
             state, event, f"decided_on {decided_on} is before the grade was held (from {since})"
         )

@@ -299,6 +299,36 @@ def in_force(region_code: str, on: date, catalog: Sequence[Measure] | None = Non
     return sorted(chosen.values(), key=lambda m: (m.role, m.code))
 
 
+_FLAG_KEYS = frozenset({"ungraded", "accident_free_prior_year"})
+
+
+def parse_stored_measure(record: Mapping[str, Any]) -> Measure:
+    """A record of a catalog version already in the log, read as it was read when stored
+    (the reading before parse_measure's checks: unknown fields ignored, an empty valid_to
+    open, any role), so that a version reads the same now as then: the documents made from
+    it re-render byte for byte (protocol.md §4, §5). Only a trigger `triggered` cannot
+    evaluate (a list key whose value is not a list) is refused: InvalidMeasure."""
+    trigger = dict(record["trigger"])
+    unknown = set(trigger) - TRIGGER_KEYS
+    if unknown or not trigger:
+        raise InvalidMeasure("trigger", f"unknown trigger keys {sorted(unknown)}")
+    for key, value in trigger.items():
+        if key not in _FLAG_KEYS and not isinstance(value, list):
+            raise InvalidMeasure("trigger", f"trigger {key} must be a list")
+    return Measure(
+        code=str(record["code"]),
+        role=str(record["role"]),
+        trigger=trigger,
+        effect=dict(record["effect"]),
+        legal_basis=str(record["legal_basis"]),
+        term_months=record.get("term_months"),
+        region_prefix=str(record.get("region_prefix", "")),
+        valid_from=date.fromisoformat(record["valid_from"]),
+        valid_to=date.fromisoformat(record["valid_to"]) if record.get("valid_to") else None,
+        source=str(record["source"]),
+    )
+
+
 def triggered(trigger: Mapping[str, Any], standing: Standing) -> bool:
     active = standing.grade_status == "active"
     checks = {

@@ -8,6 +8,7 @@ import datetime as dt
 from sqlalchemy import bindparam, select
 from sqlalchemy.orm import Session
 
+from contracts.dates import local_date
 from contracts.measures import shipped_catalog
 from contracts.registry import MESSAGE_TYPES
 from gateway.errors import Unprocessable
@@ -59,16 +60,16 @@ def record_measure(session: Session, applied: Applied) -> None:
     issuer, code = str(applied.envelope["issuer"]), str(applied.data["measure_code"])
     _check_measure_code(session, issuer, code)
     applied_on = dt.date.fromisoformat(applied.data["applied_on"])
-    # Dates are the agencies' local dates (UTC+8), a day ahead of UTC at most: compared with
-    # UTC days, a measure applied on the decision's local day is never refused.
-    if applied_on < decision.issued_at.astimezone(dt.UTC).date():
+    # applied_on is a day in Fujian (UTC+8): compared with the local days of the decision's
+    # issue and of this report's arrival
+    decided = local_date(decision.issued_at)
+    if applied_on < decided:
         raise Unprocessable(
             "rule_violation",
-            f"applied_on {applied_on} is before the decision it answers "
-            f"(issued {decision.issued_at.date()})",
+            f"applied_on {applied_on} is before the decision it answers (issued {decided}, UTC+8)",
             pointer="/data/applied_on",
         )
-    if applied_on > applied.now.date() + dt.timedelta(days=1):
+    if applied_on > local_date(applied.now):
         raise Unprocessable(
             "rule_violation",
             f"applied_on {applied_on} is in the future: report a measure once it has taken effect",

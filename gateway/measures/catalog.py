@@ -23,7 +23,13 @@ from typing import Any
 from sqlalchemy import bindparam, select
 from sqlalchemy.orm import Session
 
-from contracts.measures import CatalogError, InvalidMeasure, Measure, parse_catalog, parse_measure
+from contracts.measures import (
+    CatalogError,
+    InvalidMeasure,
+    Measure,
+    parse_catalog,
+    parse_stored_measure,
+)
 from gateway.errors import BadRequest
 from gateway.models import MeasureCatalog
 from gateway.registry.service import ROLES, append_gateway_entry
@@ -74,19 +80,16 @@ def parse_records(records: Any) -> tuple[Measure, ...]:
 
 
 def _parse_stored(records: Sequence[Any]) -> tuple[Measure, ...]:
-    """A stored version's records as they can still be read. A version is in the log for good,
-    and one stored before today's checks may hold a record they refuse (a trigger value of the
-    wrong type): that record is left out, and logged, rather than failing every query that
-    reads the version. Overlapping periods are settled by `in_force` (later valid_from)."""
-    try:
-        return parse_catalog(list(records), MEASURE_ROLES)
-    except CatalogError:
-        pass
+    """A stored version's records, read as they were when stored (parse_stored_measure): a
+    version is in the log for good and must read the same whatever checks publishing has
+    gained since. A record that cannot be evaluated at all (a trigger value of the wrong
+    type, which failed every query reading the version) is left out, and logged. Overlapping
+    periods are settled by `in_force` (later valid_from)."""
     measures = []
     for index, record in enumerate(records):
         try:
-            measures.append(parse_measure(record, MEASURE_ROLES))
-        except InvalidMeasure as exc:
+            measures.append(parse_stored_measure(record))
+        except (InvalidMeasure, KeyError, TypeError, ValueError) as exc:
             log.warning("stored catalog record %d left out: %s", index, exc)
     return tuple(measures)
 

@@ -100,6 +100,17 @@ def unknown_enterprise(uscc: str) -> NotFound:
     return NotFound("unknown_enterprise", f"enterprise {uscc} is not in the ledgers")
 
 
+def as_held_on(facts: EnterpriseFacts, on: dt.date) -> tuple[EnterpriseFacts, str | None]:
+    """`facts` and the grade level the triggers see, on `on`. domain.md §3: a grade not
+    renewed lapses at valid_to, whether or not its grade.expired is published yet: it is
+    shown `expired` from the day after, no level's measures apply, and the last grade's level
+    and validity stay shown. Queries, connector documents and the measures route alike."""
+    valid_to = facts.grade_valid_to
+    if facts.grade_status == "active" and valid_to is not None and valid_to < on:
+        return facts._replace(grade_status="expired"), None
+    return facts, facts.grade_level
+
+
 def standing_facts(session: Session, codes: Collection[str], on: dt.date) -> dict[str, Facts]:
     """For each of `codes` in the ledgers: a row of its `enterprises` columns that a standing
     shows, its standing on `on` and its list entries in force; one statement per 500 codes
@@ -128,11 +139,7 @@ def standing_facts(session: Session, codes: Collection[str], on: dt.date) -> dic
             enterprise[2][listing_id] = ListEntry(*listed)
     found: dict[str, Facts] = {}
     for uscc, (facts, accidents, lists) in collected.items():
-        level = facts.grade_level
-        if facts.grade_status == "active" and facts.grade_valid_to and facts.grade_valid_to < on:
-            # domain.md §3: a grade not renewed lapses at valid_to, whether or not its
-            # grade.expired is published yet; the last grade's level and validity stay shown
-            facts, level = facts._replace(grade_status="expired"), None
+        facts, level = as_held_on(facts, on)
         standing = Standing(
             grade_status=facts.grade_status,
             grade_level=level,
@@ -238,9 +245,10 @@ def standing_as_of(session: Session, uscc: str, on: dt.date, index: int) -> Fact
         for entry in listed
         if entry.status == "active" or entry.listing_id in removed_since
     ]
+    facts, level = as_held_on(facts, on)
     standing = Standing(
         grade_status=facts.grade_status,
-        grade_level=facts.grade_level,
+        grade_level=level,
         scheme=facts.grade_scheme or facts.scheme,
         accident_classes=accidents,
         list_types=tuple(entry.list_type for entry in lists),

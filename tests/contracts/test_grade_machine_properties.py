@@ -112,8 +112,10 @@ def domain_next(
         # decided while the grade is held: from its award's start to its last day
         assert state.valid_from is not None
         assert state.valid_to is not None
-        since = state.held_since or state.valid_from
-        if not since <= day(body, "decided_on") <= state.valid_to:
+        decided = day(body, "decided_on")
+        if state.held_since is not None and decided < state.held_since:
+            return None  # before the award it holds (None: not known, no lower bound)
+        if decided > state.valid_to:
             return None
     if kind == DOWNGRADED:
         held, lower = body["from_level"], body["to_level"]
@@ -298,7 +300,8 @@ def test_no_award_before_the_reapply_date_and_every_fitting_one_from_it(
     # A wait at least the policy's is accepted, and the state keeps only the re-apply date.
     revoked = apply_checked(active, REVOKED_EVENT, revocation, policy)
     assert active.valid_to is not None
-    if not (active.held_since or active.valid_from) <= decided_on <= active.valid_to:
+    too_early = active.held_since is not None and decided_on < active.held_since
+    if too_early or decided_on > active.valid_to:
         assert revoked is None  # decided while the grade was not held
         return
     assert revoked == GradeState(REVOKED, reapply_after=reapply_after)

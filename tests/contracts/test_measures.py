@@ -13,11 +13,13 @@ import pytest
 
 from contracts.measures import (
     CatalogError,
+    InvalidMeasure,
     Standing,
     applicable,
     in_force,
     parse_catalog,
     parse_measure,
+    parse_stored_measure,
     shipped_catalog,
 )
 
@@ -222,3 +224,28 @@ def test_an_unchecked_catalog_with_overlapping_revisions_takes_the_later_one() -
         assert [m.effect for m in chosen] == [{"premium_float": -0.25}]
         earlier = [m for m in in_force(XIAMEN, date(2025, 6, 1), catalog) if m.code == old.code]
         assert [m.effect for m in earlier] == [{"premium_float": -0.2}]
+
+
+def test_a_stored_record_reads_as_it_did_when_stored_unless_it_cannot_be_evaluated() -> None:
+    """Versions in the log were read leniently when stored (an extra field, an empty
+    valid_to, any role): they must read the same now, so documents re-render byte for byte.
+    Only a trigger that fails evaluation (a number where a list belongs) is refused."""
+    old = {
+        "code": "bank.local_rule",
+        "role": "city_bank_office",  # not a role publishing accepts today
+        "trigger": {"grade_status": ["revoked"]},
+        "effect": {"flag": "credit_review"},
+        "legal_basis": "local rule",
+        "valid_from": "2020-01-01",
+        "valid_to": "",
+        "source": "operator",
+        "comment": "a field no schema knew",
+    }
+    measure = parse_stored_measure(old)
+    assert (measure.role, measure.valid_to, measure.code) == (
+        "city_bank_office",
+        None,
+        "bank.local_rule",
+    )
+    with pytest.raises(InvalidMeasure, match="trigger scheme must be a list"):
+        parse_stored_measure(old | {"trigger": {"scheme": 5}})

@@ -146,3 +146,26 @@ def test_feedback_may_answer_a_decision_published_in_the_same_transaction(
     )
     outcomes = runtime.publish([revocation, measure])  # one transaction, as a group commits
     assert [o.status for o in outcomes] == [201, 201]
+
+
+def test_feedback_days_are_fujian_days(
+    client: TestClient, authority: Publisher, runtime: Runtime
+) -> None:
+    """A revocation issued at 00:30 in Fujian on 1 November (31 October, 16:30 UTC): a
+    measure applied on 31 October would precede it, one on 1 November does not."""
+    bank = register_publisher(runtime, "fj-cib", ["measure.applied"], roles=["bank"])
+    publish(client, authority.message("enterprise.registered", make_registration()))
+    publish(client, authority.message("grade.awarded", make_award()))
+    revocation = authority.message(
+        "grade.revoked", make_revocation(), issued_at="2026-11-01T00:30:00+08:00"
+    )
+    decision = publish(client, revocation).json()["message_id"]
+
+    def report(day: str) -> int:
+        data = make_measure(
+            decision_message_id=decision, measure_code="bank.credit_review", applied_on=day
+        )
+        return int(publish(client, bank.message("measure.applied", data)).status_code)
+
+    assert report("2026-10-31") == 422
+    assert report("2026-11-01") == 201

@@ -3,11 +3,13 @@ date's accidents and list entries: not the grade held today."""
 
 from __future__ import annotations
 
+import datetime as dt
 from typing import Any
 
 import pytest
 from contract_factories import (
     USCC,
+    make_accident,
     make_award,
     make_downgrade,
     make_registration,
@@ -16,6 +18,11 @@ from contract_factories import (
 )
 from fastapi.testclient import TestClient
 from gateway_factories import Publisher, publish
+from sqlalchemy import select
+
+from gateway.measures.service import standing_as_of, standing_facts
+from gateway.models import LogEntry
+from gateway.runtime import Runtime
 
 
 def standing_on(client: TestClient, on: str) -> dict[str, Any]:
@@ -83,3 +90,33 @@ def test_a_renewal_counts_from_its_valid_from(client: TestClient, authority: Pub
     assert grade_on(client, "2027-01-10") == ("active", "1")  # the renewal, not a lapse
     assert grade_on(client, "2030-01-09") == ("active", "1")
     assert grade_on(client, "2030-01-10") == ("expired", None)
+
+
+def test_queries_and_connector_documents_agree_that_a_grade_lapsed(
+    client: TestClient, authority: Publisher, runtime: Runtime
+) -> None:
+    """Valid to 2026-06-30, no grade.expired published yet, an accident reported on
+    2026-11-01: the standing a query reads and the one a document for the accident shows
+    both have the grade lapsed, with no level for the triggers."""
+    for message_type, data in (
+        ("enterprise.registered", make_registration()),
+        ("grade.awarded", make_award(level="1", valid_to="2026-06-30")),
+        ("accident.reported", make_accident(accident_id="A-1", occurred_on="2026-10-20")),
+    ):
+        assert publish(client, authority.message(message_type, data)).status_code == 201
+    on = dt.date(2026, 11, 1)
+    with runtime.db.reader() as session:
+        index = session.scalar(select(LogEntry.idx).where(LogEntry.type == "accident.reported"))
+        facts, standing, _ = standing_facts(session, [USCC], on)[USCC]
+        as_of, standing_then, _ = standing_as_of(session, USCC, on, index)
+    assert (facts.grade_status, standing.grade_status, standing.grade_level) == (
+        "expired",
+        "expired",
+        None,
+    )
+    assert (as_of.grade_status, standing_then.grade_status, standing_then.grade_level) == (
+        "expired",
+        "expired",
+        None,
+    )
+    assert as_of.grade_valid_to == dt.date(2026, 6, 30)  # the last grade stays shown

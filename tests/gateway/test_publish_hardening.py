@@ -13,6 +13,7 @@ from typing import Any
 
 import psycopg
 import pytest
+from alembic import command
 from contract_factories import (
     USCC,
     make_accident,
@@ -29,10 +30,13 @@ from contract_factories import (
 )
 from fastapi.testclient import TestClient
 from gateway_factories import Publisher, publish, publish_many, register_publisher, snapshot
+from sqlalchemy import select
 
 from contracts.registry import _schema
 from contracts.uscc import make_uscc
 from gateway.clock import FixedClock
+from gateway.migrate import alembic_config, upgrade
+from gateway.models import Enterprise
 from gateway.publishing import service
 from gateway.publishing.service import Outcome, publish_batch
 from gateway.runtime import Runtime
@@ -297,4 +301,27 @@ def test_a_revocation_backdated_before_the_award_cannot_skip_the_reapply_wait(
     assert publish(client, authority.message("grade.renewed", renewal)).status_code == 201
     of_the_term_before = make_revocation(decided_on="2026-12-28", reapply_after="2027-12-28")
     revoked = publish(client, authority.message("grade.revoked", of_the_term_before))
+    assert revoked.status_code == 201, revoked.json()
+
+
+def test_migration_0015_takes_the_holding_s_start_from_the_award_not_the_renewal(
+    client: TestClient, authority: Publisher, runtime: Runtime
+) -> None:
+    """Renewed early (announced 2026-10-20, from 2027-01-10): backfilled with the renewal's
+    start, a revocation decided now (2026-10-30) would wait for 2027. The migration replays
+    the log: the holding started with the award, 2024-01-10."""
+    publish(client, authority.message("enterprise.registered", make_registration()))
+    publish(client, authority.message("grade.awarded", make_award()))
+    renewal = make_renewal(
+        announced_on="2026-10-20", valid_from="2027-01-10", valid_to="2030-01-09"
+    )
+    assert publish(client, authority.message("grade.renewed", renewal)).status_code == 201
+    url = runtime.settings.database_url
+    command.downgrade(alembic_config(url), "0014")
+    upgrade(url)
+    with runtime.db.reader() as session:
+        held = session.scalar(select(Enterprise.grade_held_since).where(Enterprise.uscc == USCC))
+    assert held == dt.date(2024, 1, 10)
+    revocation = make_revocation(decided_on="2026-10-30", reapply_after="2027-10-30")
+    revoked = publish(client, authority.message("grade.revoked", revocation))
     assert revoked.status_code == 201, revoked.json()
