@@ -2,6 +2,7 @@
 
     python bench/publish.py                       # SQLite and PostgreSQL
     python bench/publish.py --db sqlite --single 2000 --batches 5
+    python bench/publish.py --db sqlite --stub    # and the event loop's share alone
 
 For each database: a gateway (one uvicorn process pinned to CPU 0) takes N single publishes
 from 32 concurrent keep-alive clients (pinned to CPU 1), then batches of 1,000; the baseline
@@ -227,7 +228,13 @@ def measure(
 
 
 def bench(
-    backend: str, single: int, batches: int, conc: int, rounds: int, workdir: Path
+    backend: str,
+    single: int,
+    batches: int,
+    conc: int,
+    rounds: int,
+    workdir: Path,
+    stub: bool = False,
 ) -> dict[str, Any]:
     env, key = prepare(backend, workdir)
     singles = messages(key, 0, single + 200)
@@ -238,10 +245,12 @@ def bench(
         servers.append(Server("gateway.app:create_app", env, ROOT))
         servers.append(Server("baseline_app:create_app", {}, ROOT / "bench"))
         # The same Authorization header goes to the baseline, which ignores it.
+        named = {"gateway": servers[0], "baseline": servers[1]}
+        if stub:  # the gateway's event loop alone: publishing answered by a fixed receipt
+            servers.append(Server("stub_app:create_app", env, ROOT / "bench"))
+            named["stub"] = servers[2]
         auth = login(f"http://127.0.0.1:{servers[0].port}", key, "bench", "publish")
-        figures = measure(
-            {"gateway": servers[0], "baseline": servers[1]}, singles, grouped, conc, auth, rounds
-        )
+        figures = measure(named, singles, grouped, conc, auth, rounds)
     finally:
         for server in servers:
             server.stop()
@@ -275,6 +284,12 @@ def report(result: dict[str, Any]) -> None:
     cpu_ratio = b["single"]["server_cpu_us"] / g["single"]["server_cpu_us"]
     print(f"by server CPU per single publish, the gateway costs {1 / cpu_ratio:.1f} x the baseline")
     print(f"statuses: single {g['single']['statuses']}, batch {g['batch']['statuses']}")
+    if "stub" in result:
+        s = result["stub"]["single"]
+        print(
+            f"stub (publishing answered by a fixed receipt): {s['rate_per_s']} singles/s, "
+            f"server CPU {s['server_cpu_us']} µs per single: the event loop's share"
+        )
 
 
 def main() -> None:
@@ -291,6 +306,12 @@ def main() -> None:
         default=4,
         help="single-publish rounds, alternating the servers (even: each goes first as often)",
     )
+    parser.add_argument(
+        "--stub",
+        action="store_true",
+        help="also measure the gateway with publishing answered by a fixed receipt "
+        "(bench/stub_app.py): the event loop's share of a single publish",
+    )
     parser.add_argument("--json", action="store_true", help="print the raw figures as JSON")
     args = parser.parse_args()
     if not 1 <= args.rounds <= args.single:
@@ -301,7 +322,15 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="bench-publish-") as tmp:
         for backend in backends:
             results.append(
-                bench(backend, args.single, args.batches, args.concurrency, args.rounds, Path(tmp))
+                bench(
+                    backend,
+                    args.single,
+                    args.batches,
+                    args.concurrency,
+                    args.rounds,
+                    Path(tmp),
+                    args.stub,
+                )
             )
             report(results[-1])
     if args.json:
