@@ -21,6 +21,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from connectors.base import Connector, Context, iso
+from contracts.dates import local_date
 from contracts.measures import Measure, Standing, applicable
 from gateway.measures.catalog import catalog_as_of
 from gateway.measures.service import CHUNK, standing_facts
@@ -135,7 +136,7 @@ def write_snapshot(
     digest = hashlib.sha256()
     count = 0
     with partial.open("wb") as out:
-        for doc in snapshot_records(session, now.date(), max(size - 1, 0)):
+        for doc in snapshot_records(session, local_date(now), max(size - 1, 0)):
             line = json.dumps(doc, ensure_ascii=False, separators=(",", ":")).encode() + b"\n"
             digest.update(line)
             out.write(line)

@@ -21,6 +21,7 @@ from typing import Any
 import httpx
 from rich.console import Console
 
+from contracts.dates import local_date
 from gateway.access.assertion import request_token
 from gateway.access.tokens import grant_scopes
 from gateway.app import create_app
@@ -243,10 +244,10 @@ def run_demo(*, enterprises: int, keep: Path | None, seed: int, console: Console
 def _shortfall(count: int, seed: int) -> str | None:
     """Why `count` enterprises cannot carry the demo (None: they can). The stories need three
     with an active grade; the refused messages, one only registered and one award."""
-    ents = build_enterprises(count, seed, dt.date.today())
+    ents = build_enterprises(count, seed, local_date(dt.datetime.now(dt.UTC)))
     registered = any(e.steps[-1].type == "enterprise.registered" for e in ents)
     awarded = any(s.type == "grade.awarded" for e in ents for s in e.steps)
-    if dramatic_events(ents, dt.date.today()) and registered and awarded:
+    if dramatic_events(ents, local_date(dt.datetime.now(dt.UTC))) and registered and awarded:
         return None
     return (
         f"{count} enterprises (seed {seed}) are too few for the demo's stories, which need"
@@ -272,7 +273,7 @@ def _run(data_dir: Path, count: int, seed: int, console: Console) -> int:
         + ", ".join(f"{a.agency_id} ({a.name})" for a in AGENCIES)
         + "  — each change is a gateway-signed log entry"
     )
-    today = dt.date.today()
+    today = local_date(dt.datetime.now(dt.UTC))
     ents = build_enterprises(count, seed, today)
     routine = [step for ent in ents for step in ent.steps]
     tally = Tally()

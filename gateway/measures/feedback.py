@@ -13,6 +13,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from contracts.dates import local_date
 from gateway.errors import NotFound
 from gateway.models import Delivery, LogEntry, MeasureApplied, Subscription
 
@@ -36,7 +37,7 @@ def feedback_for(
     )
     if decision is None:
         raise NotFound("not_found", f"no message {decision_id} is in the log")
-    deadline = add_working_days(decision.accepted_at.date(), deadline_working_days)
+    deadline = add_working_days(local_date(decision.accepted_at), deadline_working_days)
     deliveries = session.execute(
         select(Subscription.agency_id, Delivery.status, Delivery.delivered_at)
         .join(Subscription, Subscription.id == Delivery.subscription_id)

@@ -10,6 +10,7 @@ from pydantic import BaseModel, Field
 from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 
+from contracts.dates import local_date
 from contracts.measures import in_force
 from gateway.access.routes import caller_with
 from gateway.access.tokens import Caller
@@ -29,7 +30,7 @@ EARLIEST = dt.date.min + dt.timedelta(days=366)
 
 def _day(on: str | None, runtime: Runtime) -> dt.date:
     if on is None:
-        return runtime.clock.now().date()
+        return local_date(runtime.clock.now())
     try:
         day = dt.date.fromisoformat(on)
     except ValueError as exc:
@@ -163,7 +164,7 @@ async def decision_feedback(
 ) -> dict[str, Any]:
     """For a decision: each subscribed agency, whether it was delivered, the measures it
     reported applying (measure.applied), and who is overdue after the deadline."""
-    today = runtime.clock.now().date()
+    today = local_date(runtime.clock.now())
 
     def load() -> dict[str, Any]:
         with runtime.db.reader() as session:

@@ -12,6 +12,7 @@ from pydantic import BaseModel, Field
 from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 
+from contracts.dates import local_date
 from gateway.access.routes import admit, verified_caller
 from gateway.access.tokens import Caller
 from gateway.errors import GatewayError, PayloadTooLarge
@@ -238,7 +239,7 @@ async def get_standing(code: str, request: Request) -> Response:
             _refused, runtime, request, caller, exc, codes=[code], action="query", purpose=purpose
         )
         raise
-    ask = service.Ask(code, caller.agency_id, _fields(fields), runtime.clock.now().date())
+    ask = service.Ask(code, caller.agency_id, _fields(fields), local_date(runtime.clock.now()))
     desk: StandingQueries = request.app.state.standing_queries
     try:
         body = await desk.ask(ask, purpose=why, sent_purpose=purpose)
@@ -314,7 +315,7 @@ async def batch_query(body: BatchQuery, request: Request) -> dict[str, Any]:
         with runtime.db.transaction() as session:
             service.read_one_snapshot(session)  # the answers and the attested size: one state
             results = service.batch(
-                session, body.codes, caller.agency_id, now.date(), view, roles=roles
+                session, body.codes, caller.agency_id, local_date(now), view, roles=roles
             )
             service.record_accesses(
                 session,
