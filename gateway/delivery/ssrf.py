@@ -9,8 +9,9 @@ one of those, keeping the URL's host for the Host header and TLS (SNI and certif
 
 A lookup given a timeout ends by it: the system resolver has none of its own that we control
 (a dead name server holds `getaddrinfo` for its retries, tens of seconds), so the lookup runs
-in a daemon thread and the caller stops waiting for it; at most `MAX_PENDING_LOOKUPS` such
-threads wait on the resolver at once, and a caller finding none free waits its timeout out.
+in a daemon thread and the caller stops waiting for it; callers asking for a name already being
+looked up wait for that lookup; at most `MAX_PENDING_LOOKUPS` such threads wait on the resolver
+at once, and a caller finding none free waits its timeout out.
 """
 
 from __future__ import annotations
@@ -55,33 +56,67 @@ MAX_PENDING_LOOKUPS = 16
 _lookup_slots = threading.BoundedSemaphore(MAX_PENDING_LOOKUPS)
 
 
+class _Lookup:
+    """One getaddrinfo running in its own thread; every caller asking for the same name and
+    port meanwhile waits for this one (a dead name server holds one slot, not one per
+    attempt)."""
+
+    def __init__(self) -> None:
+        self.done = threading.Event()
+        self.outcome: list[Any] = []
+
+
+_pending: dict[tuple[str, int], _Lookup] = {}
+_pending_lock = threading.Lock()
+
+
 def _getaddrinfo(host: str, port: int, timeout: float | None) -> list[Any]:
     """`socket.getaddrinfo(host, port)` for TCP, over after `timeout` seconds if one is given
     (ResolutionTimeout; the lookup itself runs on in its thread until the resolver gives up)."""
     if timeout is None:
         return socket.getaddrinfo(host, port, proto=socket.IPPROTO_TCP)
-    began, slots = time.monotonic(), _lookup_slots
-    if not slots.acquire(timeout=max(timeout, 0)):
-        raise ResolutionTimeout(f"{host} did not resolve within {timeout:.1f} s (resolver busy)")
-    done = threading.Event()
-    outcome: list[Any] = []
-
-    def look_up() -> None:
-        try:
-            outcome.append(socket.getaddrinfo(host, port, proto=socket.IPPROTO_TCP))
-        except BaseException as exc:  # handed to the caller, who raises it
-            outcome.append(exc)
-        finally:
-            slots.release()
-            done.set()
-
-    threading.Thread(target=look_up, name=f"resolve {host}", daemon=True).start()
-    if not done.wait(max(timeout - (time.monotonic() - began), 0)):
+    began, slots, key = time.monotonic(), _lookup_slots, (host, port)
+    with _pending_lock:
+        lookup = _pending.get(key)
+    if lookup is None:
+        if not slots.acquire(timeout=max(timeout, 0)):
+            raise ResolutionTimeout(
+                f"{host} did not resolve within {timeout:.1f} s (resolver busy)"
+            )
+        with _pending_lock:
+            lookup = _pending.get(key)  # another caller may have started it meanwhile
+            if lookup is None:
+                lookup = _pending[key] = _start(key, slots)
+            else:
+                slots.release()
+    if not lookup.done.wait(max(timeout - (time.monotonic() - began), 0)):
         raise ResolutionTimeout(f"{host} did not resolve within {timeout:.1f} s")
-    result = outcome[0]
+    result = lookup.outcome[0]
     if isinstance(result, BaseException):
         raise result
     return list(result)
+
+
+def _start(key: tuple[str, int], slots: threading.BoundedSemaphore) -> _Lookup:
+    """A lookup of `key` started in its thread (called under `_pending_lock`, holding a slot
+    that the thread releases when the resolver answers)."""
+    host, port = key
+    lookup = _Lookup()
+
+    def look_up() -> None:
+        try:
+            lookup.outcome.append(socket.getaddrinfo(host, port, proto=socket.IPPROTO_TCP))
+        except BaseException as exc:  # handed to the callers, who raise it
+            lookup.outcome.append(exc)
+        finally:
+            with _pending_lock:
+                if _pending.get(key) is lookup:
+                    del _pending[key]
+            slots.release()
+            lookup.done.set()
+
+    threading.Thread(target=look_up, name=f"resolve {host}", daemon=True).start()
+    return lookup
 
 
 def is_public(address: Address) -> bool:

@@ -270,3 +270,25 @@ def test_an_allow_listed_name_is_resolved_when_connecting_within_the_timeout_nev
         with pytest.raises(httpx.ConnectTimeout, match=r"did not resolve within 0\.2 s"):
             client.post("http://slow.example/hook", content=b"{}")
     assert network.connected == [("10.0.0.7", 80)]
+
+
+def test_callers_asking_for_a_name_being_looked_up_share_that_lookup(
+    slow_dns: dict[str, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A dead name server holds one slot whatever the number of attempts to its names: the
+    others still resolve."""
+    monkeypatch.setattr(ssrf, "_lookup_slots", threading.BoundedSemaphore(2))
+    slow_dns["slow.example"] = "hang"
+    calls: list[str] = []
+    hanging = socket.getaddrinfo
+
+    def counting(host: Any, *args: Any, **kwargs: Any) -> Any:
+        calls.append(host)
+        return hanging(host, *args, **kwargs)
+
+    monkeypatch.setattr(socket, "getaddrinfo", counting)
+    for _ in range(5):
+        with pytest.raises(ResolutionTimeout, match="did not resolve within"):
+            check_endpoint("https://slow.example/hook", [], timeout=0.05)
+    assert calls == ["slow.example"]  # one lookup, still pending, one slot
+    check_endpoint("https://93.184.216.34/hook", [], timeout=1)  # the other slot is free
