@@ -133,6 +133,20 @@ def _award(state: GradeState, data: Mapping[str, object], policy: Policy) -> Gra
                 event,
                 f"re-apply wait until {state.reapply_after}; the new grade starts {earliest}",
             )
+    if valid_from < announced_on:
+        # domain.md §3: valid from the announcement; a backdated start would also date the
+        # holding (held_since) before the grade existed
+        raise _refuse(
+            state, event, f"valid_from {valid_from} is before the announcement ({announced_on})"
+        )
+    level, scheme = str(data["level"]), str(data["scheme"])
+    if (level == SMALL_MICRO) != (scheme == SMALL_MICRO):
+        raise _refuse(
+            state,
+            event,
+            f"level {level} and scheme {scheme} disagree: the small/micro level is the "
+            "small/micro scheme's, and that scheme has no other level",
+        )
     _check_validity(state, event, valid_from, valid_to, policy, announced_on)
     return GradeState(
         status=GradeStatus.ACTIVE,
@@ -161,6 +175,13 @@ def _renew(state: GradeState, data: Mapping[str, object], policy: Policy) -> Gra
     if valid_from < state.valid_from:
         raise _refuse(
             state, event, f"the renewed validity cannot start ({valid_from}) before the current"
+        )
+    assert state.valid_to is not None  # an active grade has its validity
+    if valid_to < state.valid_to:
+        raise _refuse(
+            state,
+            event,
+            f"valid_to {valid_to} would shorten the current validity (to {state.valid_to})",
         )
     # domain.md §3: a grade not renewed lapses at valid_to; after that only a new award.
     assert state.valid_to is not None  # an active grade has its validity

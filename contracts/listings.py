@@ -37,6 +37,20 @@ def check_listing_added(data: Mapping[str, object], policy: Policy) -> None:
     term_start, term_end = date_field(data, "term_start"), date_field(data, "term_end")
     if term_end <= term_start:
         raise ListingRuleError(f"term_end {term_end} must be after term_start {term_start}")
+    decided_on = date_field(data, "decided_on")
+    if term_start < decided_on:
+        raise ListingRuleError(
+            f"term_start {term_start} is before the decision ({decided_on}): a term runs from "
+            "its decision on"
+        )
+    if list_type == "black":
+        # a shorter term would end before the earliest early removal the rules allow
+        shortest = policy.black_list_early_removal_min_months
+        if term_end < add_months(term_start, shortest):
+            raise ListingRuleError(
+                f"a black list term lasts at least {shortest} months (early removal only "
+                f"after {shortest}): term_end {term_end} is too early"
+            )
     months = _max_term_months(list_type, policy)
     latest = add_months(term_start, months)
     if term_end > latest:
@@ -62,6 +76,8 @@ def check_listing_removed(
         )
     term_start, term_end = date_field(added, "term_start"), date_field(added, "term_end")
     removed_on, reason = date_field(removed, "removed_on"), str(removed["removal_reason"])
+    if removed_on < term_start:
+        raise ListingRuleError(f"removed_on {removed_on} is before the term began ({term_start})")
     if reason == "term_ended" and removed_on < term_end:
         raise ListingRuleError(
             f"the term ends {term_end}; removal for term_ended on {removed_on} is early"

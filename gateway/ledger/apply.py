@@ -131,6 +131,14 @@ def change_grade(session: Session, applied: Applied) -> None:
 def publish_self_assessment(session: Session, applied: Applied) -> None:
     ent = enterprise_of(session, applied)
     year = int(applied.data["year"])
+    published_on = dt.date.fromisoformat(applied.data["published_on"])
+    if year > published_on.year:
+        raise Unprocessable(
+            "rule_violation",
+            f"a self-assessment of {year} cannot be published on {published_on}, before its "
+            "year began",
+            pointer="/data/year",
+        )
     ent.self_assessment_year = max(year, ent.self_assessment_year or year)
     touch(ent, applied)
 

@@ -316,3 +316,31 @@ def test_a_decision_of_the_previous_term_may_follow_the_renewal() -> None:
     assert apply(renewed, "grade.revoked", late).status is GradeStatus.REVOKED
     early = make_revocation(decided_on="2024-01-09", reapply_after="2025-01-09")
     assert "before the grade was held (from 2024-01-10)" in refused(renewed, "grade.revoked", early)
+
+
+@pytest.mark.parametrize(
+    ("overrides", "says"),
+    [
+        (  # backdated: would date the holding before the grade existed
+            {"announced_on": "2024-01-10", "valid_from": "2023-01-10", "valid_to": "2026-01-09"},
+            "valid_from 2023-01-10 is before the announcement (2024-01-10)",
+        ),
+        ({"level": "small_micro"}, "level small_micro and scheme hazardous_chemicals disagree"),
+        ({"level": "1", "scheme": "small_micro"}, "level 1 and scheme small_micro disagree"),
+    ],
+)
+def test_an_award_starts_at_its_announcement_and_matches_level_and_scheme(
+    overrides: dict[str, str], says: str
+) -> None:
+    assert says in refused(GradeState.none(), "grade.awarded", make_award(**overrides))
+    small = make_award(level="small_micro", scheme="small_micro")
+    assert apply(GradeState.none(), "grade.awarded", small).level == "small_micro"
+
+
+def test_a_renewal_never_shortens_the_validity() -> None:
+    shorter = make_renewal(
+        announced_on="2027-01-05", valid_from="2024-02-01", valid_to="2026-12-31"
+    )
+    assert "would shorten the current validity (to 2027-01-09)" in refused(
+        make_active(), "grade.renewed", shorter
+    )

@@ -79,6 +79,12 @@ def domain_next(
         starts = min(day(body, "announced_on"), day(body, "valid_from"))
         if state.status is REVOKED and state.reapply_after and starts < state.reapply_after:
             return None
+        # valid from the announcement, never before it (domain.md §3)
+        if day(body, "valid_from") < day(body, "announced_on"):
+            return None
+        # the small/micro level belongs to the small/micro scheme, and only it
+        if (body["level"] == "small_micro") != (body["scheme"] == "small_micro"):
+            return None
         if not validity_ok(day(body, "valid_from"), day(body, "valid_to"), policy):
             return None
         # valid N years from the announcement (domain.md §3)
@@ -104,6 +110,8 @@ def domain_next(
         # a grade not renewed lapses at valid_to: a renewal after that is refused
         assert state.valid_to is not None
         if day(body, "announced_on") > state.valid_to or valid_from > state.valid_to + ONE_DAY:
+            return None
+        if valid_to < state.valid_to:  # a renewal never shortens the validity
             return None
         if not validity_ok(valid_from, valid_to, policy):
             return None
@@ -272,8 +280,12 @@ def active_grades(draw: st.DrawFn, policy: Policy) -> GradeState:
     valid_from = draw(st.sampled_from([state.reapply_after]) if state.reapply_after else any_day)
     full = months_later(valid_from, 12 * policy.grade_validity_years)
     valid_to = valid_from + timedelta(days=draw(st.integers(1, (full - valid_from).days)))
+    level = draw(st.sampled_from(LEVELS))
     award = make_award(
-        level=draw(st.sampled_from(LEVELS)), valid_from=iso(valid_from), valid_to=iso(valid_to)
+        level=level,
+        scheme="small_micro" if level == "small_micro" else "hazardous_chemicals",
+        valid_from=iso(valid_from),
+        valid_to=iso(valid_to),
     )
     return apply_grade_event(state, AWARDED, award | {"announced_on": iso(valid_from)}, policy)
 
@@ -309,8 +321,12 @@ def test_no_award_before_the_reapply_date_and_every_fitting_one_from_it(
     _, award = data.draw(grade_events(revoked, policy, (AWARDED,)), label="award")
     after = apply_checked(revoked, AWARDED, award, policy)
     starts = min(day(award, "announced_on"), day(award, "valid_from"))
-    fits = validity_ok(day(award, "valid_from"), day(award, "valid_to"), policy) and day(
-        award, "valid_to"
-    ) <= months_later(day(award, "announced_on"), 12 * policy.grade_validity_years)
+    fits = (
+        validity_ok(day(award, "valid_from"), day(award, "valid_to"), policy)
+        and day(award, "valid_to")
+        <= months_later(day(award, "announced_on"), 12 * policy.grade_validity_years)
+        and day(award, "valid_from") >= day(award, "announced_on")
+        and (award["level"] == "small_micro") == (award["scheme"] == "small_micro")
+    )
     assert (after is not None) == (starts >= reapply_after and fits)
     event(f"award {'on/after' if starts >= reapply_after else 'before'} the re-apply date")

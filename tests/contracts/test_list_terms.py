@@ -113,3 +113,23 @@ def test_list_types_must_match() -> None:
 
 def test_listing_ids_must_match() -> None:
     assert "is not listing" in refused_removed(make_listing(), listing_id="OTHER-1")
+
+
+def test_a_term_runs_from_its_decision_and_a_black_one_outlasts_the_early_removal_minimum() -> None:
+    """A term backdated before its decision, or a black term shorter than the 12 months before
+    which no early removal is allowed, would let the listing end sooner than the rules do."""
+    assert "term_start 2024-07-01 is before the decision (2025-07-01)" in refused_added(
+        term_start="2024-07-01", term_end="2027-06-30"
+    )
+    assert "a black list term lasts at least 12 months" in refused_added(term_end="2025-08-01")
+    check_listing_added(make_listing(term_end="2026-07-01"), POLICY)  # exactly 12 months
+    check_listing_added(  # red: a shorter term stays lawful
+        make_listing(list_type="red", term_end="2025-08-01"), POLICY
+    )
+
+
+@pytest.mark.parametrize("reason", ["repealed", "early_removal", "term_ended"])
+def test_nothing_is_removed_before_its_term_began(reason: str) -> None:
+    added = make_listing(list_type="red", term_start="2025-07-01", term_end="2028-07-01")
+    says = refused_removed(added, list_type="red", removed_on="2020-01-01", removal_reason=reason)
+    assert "removed_on 2020-01-01 is before the term began (2025-07-01)" in says

@@ -325,3 +325,16 @@ def test_migration_0015_takes_the_holding_s_start_from_the_award_not_the_renewal
     revocation = make_revocation(decided_on="2026-10-30", reapply_after="2027-10-30")
     revoked = publish(client, authority.message("grade.revoked", revocation))
     assert revoked.status_code == 201, revoked.json()
+
+
+def test_a_self_assessment_is_not_published_before_its_year(
+    client: TestClient, authority: Publisher, runtime: Runtime
+) -> None:
+    publish(client, authority.message("enterprise.registered", make_registration()))
+    before = snapshot(runtime)
+    future = make_self_assessment(year=2030, published_on="2025-01-20")
+    refused = publish(client, authority.message("self_assessment.published", future))
+    assert (refused.status_code, refused.json()["code"]) == (422, "rule_violation")
+    assert snapshot(runtime) == before
+    ok = make_self_assessment(year=2024, published_on="2025-01-20")
+    assert publish(client, authority.message("self_assessment.published", ok)).status_code == 201
