@@ -22,14 +22,13 @@ from pathlib import Path
 import psycopg
 import pytest
 from fastapi.testclient import TestClient
-from gateway_factories import Publisher, operator_token, register_publisher
+from gateway_factories import Publisher, gateway_settings, operator_token, register_publisher
 
 from gateway.app import create_app
 from gateway.clock import FixedClock
 from gateway.migrate import upgrade
 from gateway.runtime import Runtime
-from gateway.settings import DeliverySettings, Settings
-from gateway.signing import ensure_gateway_keys
+from gateway.settings import Settings
 
 PG_URL = os.environ.get("GATEWAY_TEST_PG_URL", "postgresql://postgres@127.0.0.1:5432/test")
 REQUIRE_PG = bool(os.environ.get("GATEWAY_TEST_REQUIRE_PG") or os.environ.get("CI"))
@@ -97,31 +96,12 @@ def _fresh_pg_database(template_name: str) -> Iterator[str]:
 def pg_settings(tmp_path: Path, pg_template: str) -> Iterator[Settings]:
     """Settings on a fresh PostgreSQL database, for tests about PostgreSQL itself."""
     with _fresh_pg_database(pg_template) as url:
-        cfg = Settings(
-            data_dir=tmp_path / "pg-data",
-            database_url=url,
-            log_origin="test.gateway.example/log",
-            delivery=DeliverySettings(in_process_worker=False),
-            rate_limit_per_second=1e6,
-            rate_limit_burst=1_000_000,
-        )
-        ensure_gateway_keys(cfg)
-        yield cfg
+        yield gateway_settings(tmp_path / "pg-data", url)
 
 
 @pytest.fixture
 def settings(tmp_path: Path, database_url: str) -> Settings:
-    cfg = Settings(
-        data_dir=tmp_path / "data",
-        database_url=database_url,
-        log_origin="test.gateway.example/log",
-        delivery=DeliverySettings(in_process_worker=False, allowed_hosts=["127.0.0.1"]),
-        # tests fire requests far faster than agencies would; test_rate_limits sets its own
-        rate_limit_per_second=1e6,
-        rate_limit_burst=1_000_000,
-    )
-    ensure_gateway_keys(cfg)
-    return cfg
+    return gateway_settings(tmp_path / "data", database_url, allowed_hosts=["127.0.0.1"])
 
 
 @pytest.fixture

@@ -10,6 +10,7 @@ import json
 import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from contract_factories import USCC, VALID_DATA
@@ -18,6 +19,8 @@ from sqlalchemy import func, select
 from gateway import models
 from gateway.registry import service
 from gateway.runtime import Runtime
+from gateway.settings import DeliverySettings, Settings
+from gateway.signing import ensure_gateway_keys
 from keys.jws import JWSError, parse_compact, sign_compact
 from keys.suites import SigningKey, get_suite
 
@@ -102,6 +105,24 @@ def register_publisher(
         )
     allow_subscribe(runtime, agency_id, subscribe)
     return Publisher(agency_id, key, runtime)
+
+
+def gateway_settings(
+    data_dir: Path, database_url: str, allowed_hosts: Iterable[str] = ()
+) -> Settings:
+    """A test gateway's settings, its keys generated: no in-process worker, and rate limits
+    out of the way (tests fire requests far faster than agencies would; test_rate_limits
+    sets its own)."""
+    cfg = Settings(
+        data_dir=data_dir,
+        database_url=database_url,
+        log_origin="test.gateway.example/log",
+        delivery=DeliverySettings(in_process_worker=False, allowed_hosts=list(allowed_hosts)),
+        rate_limit_per_second=1e6,
+        rate_limit_burst=1_000_000,
+    )
+    ensure_gateway_keys(cfg)
+    return cfg
 
 
 STATE_TABLES = (

@@ -15,7 +15,7 @@ import pytest
 from conftest import START
 from contract_factories import make_registration
 from fastapi.testclient import TestClient
-from gateway_factories import Publisher, publish, register_publisher
+from gateway_factories import Publisher, gateway_settings, publish, register_publisher
 from sqlalchemy import select
 
 from contracts.uscc import make_uscc
@@ -23,8 +23,7 @@ from gateway.app import create_app
 from gateway.clock import FixedClock
 from gateway.db import Database, DatabaseFileLost
 from gateway.runtime import Runtime
-from gateway.settings import DeliverySettings, Settings
-from gateway.signing import ensure_gateway_keys
+from gateway.settings import Settings
 
 SUFFIXES = ("", "-wal", "-shm")
 
@@ -39,16 +38,7 @@ def database_file(tmp_path: Path, sqlite_template: Path) -> Path:
 
 @pytest.fixture
 def sqlite_settings(tmp_path: Path, database_file: Path) -> Settings:
-    cfg = Settings(
-        data_dir=tmp_path / "data",
-        database_url=f"sqlite:///{database_file}",
-        log_origin="test.gateway.example/log",
-        delivery=DeliverySettings(in_process_worker=False),
-        rate_limit_per_second=1e6,
-        rate_limit_burst=1_000_000,
-    )
-    ensure_gateway_keys(cfg)
-    return cfg
+    return gateway_settings(tmp_path / "data", f"sqlite:///{database_file}")
 
 
 @pytest.fixture
