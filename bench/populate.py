@@ -51,7 +51,7 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 from contracts.dates import add_months  # noqa: E402
-from contracts.uscc import ALPHABET, make_uscc  # noqa: E402
+from contracts.uscc import ALPHABET, complete_uscc  # noqa: E402
 from gateway.demo.dataset import INDUSTRIES  # noqa: E402
 from gateway.migrate import upgrade  # noqa: E402
 
@@ -134,10 +134,10 @@ LOG_COLUMNS = (
 
 
 def code_of(i: int) -> str:
-    """The code of enterprise i (i < 31**7): `91` + district + `MA` + i in base 31 + check."""
+    """The code of enterprise i (i < 31**6): `91` + district + `MA` + i in base 31 + check."""
     region = DISTRICTS[(i * 7919) % len(DISTRICTS)][0]
-    org = "".join(ALPHABET[(i // 31**k) % 31] for k in range(6, -1, -1))
-    return make_uscc(f"91{region}MA{org}")
+    org = "".join(ALPHABET[(i // 31**k) % 31] for k in range(5, -1, -1))
+    return complete_uscc(f"91{region}MA{org}")
 
 
 def _three_years(start: dt.date) -> dt.date:

@@ -38,7 +38,7 @@ sys.path[:0] = [str(ROOT), str(ROOT / "bench")]
 from common import login, register_bench_agency  # noqa: E402
 from loadgen import Run, load, merge_runs  # noqa: E402
 
-from contracts.uscc import make_uscc  # noqa: E402
+from contracts.uscc import complete_uscc  # noqa: E402
 from gateway.migrate import upgrade  # noqa: E402
 from gateway.settings import Settings  # noqa: E402
 from gateway.signing import ensure_gateway_keys  # noqa: E402
@@ -67,7 +67,7 @@ def prepare(backend: str, workdir: Path) -> tuple[dict[str, str], SigningKey]:
     key = register_bench_agency(
         settings,
         name="bench",
-        uscc=make_uscc("11350000MB0000001"),
+        uscc=complete_uscc("11350000MB000001"),
         roles=["grading_authority"],
         scopes=["publish", "admin"],
         publish=["enterprise.registered"],
@@ -80,7 +80,7 @@ def messages(key: SigningKey, start: int, count: int) -> list[bytes]:
     issued = (dt.datetime.now(dt.UTC) - dt.timedelta(seconds=30)).isoformat(timespec="seconds")
     out = []
     for n in range(start, start + count):
-        code = make_uscc(f"91350100{n:09d}")
+        code = complete_uscc(f"91350100{n:08d}")
         envelope = {
             "id": str(uuid.uuid4()),
             "type": "enterprise.registered",

@@ -48,7 +48,7 @@ from loadgen import Request, Run, drive, merge_runs  # noqa: E402
 from populate import Loaded, code_of, drop_database, fresh_database, populate  # noqa: E402
 from publish import free_port  # noqa: E402
 
-from contracts.uscc import make_uscc  # noqa: E402
+from contracts.uscc import complete_uscc  # noqa: E402
 from gateway.settings import Settings  # noqa: E402
 from gateway.signing import ensure_gateway_keys  # noqa: E402
 from keys.suites import SigningKey  # noqa: E402
@@ -75,7 +75,7 @@ def prepare(backend: str, workdir: Path, name: str, count: int) -> Prepared:
     key = register_bench_agency(
         settings,
         name="基准测试银行",
-        uscc=make_uscc("91350100MA0000BNK"),
+        uscc=complete_uscc("91350100MA000BNK"),
         roles=["bank"],
         scopes=["query"],
         query=["standing"],

@@ -49,7 +49,7 @@ from populate import append_log, code_of, drop_database  # noqa: E402
 from publish import free_port  # noqa: E402
 from query import PURPOSE, Server, prepare  # noqa: E402
 
-from contracts.uscc import make_uscc  # noqa: E402
+from contracts.uscc import complete_uscc  # noqa: E402
 from gateway.access.tokens import grant_scopes  # noqa: E402
 from gateway.delivery.subscriptions import create_subscription  # noqa: E402
 from gateway.models import Delivery  # noqa: E402
@@ -102,7 +102,7 @@ def registrations(key: SigningKey, first: int, count: int) -> list[bytes]:
             "contract": 1,
             "issuer": "bench",
             "issued_at": issued,
-            "subject": make_uscc(f"91350200{n:09d}"),
+            "subject": complete_uscc(f"91350200{n:08d}"),
             "data": {
                 "name": f"厦门规模测试第{n}有限公司",
                 "region_code": "350203",

@@ -28,6 +28,8 @@ from fastapi.responses import JSONResponse
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from starlette.exceptions import HTTPException
 
+from contracts.uscc import problem
+
 PROBLEM_TYPE_BASE = "https://gateway.example/problems/"
 # Codes of the refusals Starlette and FastAPI make themselves (their HTTPException).
 HTTP_ERROR_CODES = {400: "invalid_request", 404: "not_found", 405: "method_not_allowed"}
@@ -76,6 +78,20 @@ class GatewayError(Exception):
 class BadRequest(GatewayError):
     status_code = 400
     title = "Bad request"
+
+
+def check_uscc(value: str, what: str = "", **extra: Any) -> None:
+    """400 `invalid_uscc` naming the part of the code that fails (member `part`: length,
+    alphabet, department, region, organisation_code or check; GB 32100-2015, domain.md §7)."""
+    found = problem(value)
+    if found is not None:
+        named = f"{what} {value!r}" if what else repr(value)
+        raise BadRequest(
+            "invalid_uscc",
+            f"{named} is not a valid unified social credit code: {found.detail}",
+            part=found.part,
+            **extra,
+        )
 
 
 class Unauthorized(GatewayError):

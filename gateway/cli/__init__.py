@@ -33,6 +33,7 @@ from gateway.cli.root import (
 from gateway.cli.server import demo, init, serve, worker
 from gateway.cli.subscription import subscription_app
 from gateway.cli.transparency import audit, publish, verify
+from gateway.cli.uscc import uscc_app
 from gateway.cli.witness import witness_app
 
 # Typer lists the root's commands in the order they were registered, then its groups in the
@@ -46,6 +47,7 @@ app.add_typer(witness_app, name="witness")
 app.add_typer(catalog_app, name="catalog")
 app.add_typer(subscription_app, name="subscription")
 app.add_typer(contracts_app, name="contracts")
+app.add_typer(uscc_app, name="uscc")
 
 
 def main() -> None:
@@ -85,6 +87,7 @@ __all__ = [
     "serve",
     "settings",
     "subscription_app",
+    "uscc_app",
     "verify",
     "witness_app",
     "worker",

@@ -14,7 +14,7 @@ from typing import Any
 
 from contracts.dates import add_months
 from contracts.registry import MESSAGE_TYPES
-from contracts.uscc import make_uscc
+from contracts.uscc import complete_uscc
 
 CITIES = {
     "350100": "福州",
@@ -56,35 +56,35 @@ AGENCIES = (
     DemoAgency(
         "fj-yjt",
         "福建省应急管理厅",
-        make_uscc("11350000MB0000001"),
+        complete_uscc("11350000MB000001"),
         ("grading_authority", "listing_department"),
         GRADING_TYPES,
     ),
     DemoAgency(
         "fj-picc",
         "人保财险福建省分公司",
-        make_uscc("91350000MA0000001"),
+        complete_uscc("91350000MA000001"),
         ("insurer",),
         ("measure.applied",),
     ),
     DemoAgency(
         "fj-cib",
         "兴业银行福州分行",
-        make_uscc("91350100MA0000009"),
+        complete_uscc("91350100MA000009"),
         ("bank",),
         ("measure.applied",),
     ),
     DemoAgency(
         "fj-dsj",
         "福建省大数据管理局",
-        make_uscc("11350000MB0000003"),
+        complete_uscc("11350000MB000003"),
         ("operator",),
         (),
     ),
     DemoAgency(
         "fj-scjg",
         "福建省市场监督管理局",
-        make_uscc("11350000MB0000002"),
+        complete_uscc("11350000MB000002"),
         ("market_regulator", "credit_disclosure"),
         ("measure.applied",),
     ),
@@ -115,8 +115,8 @@ class Enterprise:
 
 
 def _code(region: str, n: int) -> str:
-    org = "MA" + "".join(ALPHABET[(n // 31**k) % 31] for k in range(6, -1, -1))
-    return make_uscc(f"91{region}{org}")
+    org = "MA" + "".join(ALPHABET[(n // 31**k) % 31] for k in range(5, -1, -1))
+    return complete_uscc(f"91{region}{org}")
 
 
 def _day(rng: random.Random, start: dt.date, end: dt.date) -> dt.date:

@@ -12,8 +12,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from contracts.registry import ContractError, parse_json, validate_message
-from contracts.uscc import is_valid_uscc
-from gateway.errors import BadRequest, Forbidden, Unauthorized
+from gateway.errors import BadRequest, Forbidden, Unauthorized, check_uscc
 from keys import jws
 from keys.suites import InvalidKeyError, UnknownSuiteError, VerifyingKey, get_suite
 
@@ -136,12 +135,7 @@ def verify_message(
         raise Forbidden(
             "not_permitted", f"agency {record.agency_id!r} may not publish {envelope['type']}"
         )
-    if not is_valid_uscc(str(envelope["subject"])):
-        raise BadRequest(
-            "invalid_uscc",
-            f"subject {envelope['subject']} fails the GB 32100-2015 check character",
-            pointer="/subject",
-        )
+    check_uscc(str(envelope["subject"]), "subject", pointer="/subject")
     return Verified(raw=raw, envelope=envelope, kid=kid, issued_at=issued_at)
 
 

@@ -19,7 +19,7 @@ from sqlalchemy.orm import Session
 from contracts.measures import Measure, Standing, applicable, in_force
 from contracts.uscc import is_valid_uscc
 from gateway.bulk import BulkInsert
-from gateway.errors import BadRequest, Forbidden, GatewayError, NotFound
+from gateway.errors import BadRequest, Forbidden, GatewayError, NotFound, check_uscc
 from gateway.measures.catalog import active_catalog
 from gateway.measures.service import Facts, standing_facts, unknown_enterprise
 from gateway.models import (
@@ -145,8 +145,7 @@ def check_purpose(purpose: str | None) -> str:
 
 
 def check_code(uscc: str) -> None:
-    if not is_valid_uscc(uscc):
-        raise BadRequest("invalid_uscc", f"{uscc!r} is not a valid unified social credit code")
+    check_uscc(uscc)
 
 
 def query_view(session: Session, agency_id: str, contract: str) -> tuple[View, frozenset[str]]:

@@ -15,8 +15,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from contracts.registry import MESSAGE_TYPES
-from contracts.uscc import is_valid_uscc
-from gateway.errors import BadRequest, Conflict, NotFound
+from gateway.errors import BadRequest, Conflict, NotFound, check_uscc
 from gateway.models import Agency, AgencyKey, LogEntry, PublishRight
 from gateway.signing import ENTRY_TYP, GatewaySigner
 from gateway.tlog import Appender
@@ -89,8 +88,7 @@ def add_agency(
     roles = list(roles)
     if not AGENCY_ID.match(agency_id) or agency_id == GATEWAY_ISSUER:
         raise BadRequest("invalid_agency_id", f"agency id {agency_id!r} is not a valid id")
-    if not is_valid_uscc(uscc):
-        raise BadRequest("invalid_uscc", f"{uscc!r} is not a valid unified social credit code")
+    check_uscc(uscc, "the agency's code")
     unknown = sorted(set(roles) - set(ROLES))
     if unknown or not roles:
         raise BadRequest("invalid_role", f"roles must be among {', '.join(ROLES)}; got {unknown}")

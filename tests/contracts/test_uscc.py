@@ -1,4 +1,5 @@
-"""GB 32100-2015 check character: golden codes, every single-character change, bad shapes."""
+"""GB 32100-2015 in full: golden codes, every part's refusal naming the part, every
+single-character change, bad shapes, and the GB 11714 organisation-code check."""
 
 from __future__ import annotations
 
@@ -13,8 +14,11 @@ from contracts.uscc import (
     ALPHABET,
     WEIGHTS,
     check_character,
+    complete_uscc,
     is_valid_uscc,
     make_uscc,
+    organisation_check,
+    problem,
     region_code,
 )
 
@@ -31,19 +35,55 @@ def test_alphabet_and_weights_follow_the_standard() -> None:
 @pytest.mark.parametrize("code", GOLDEN)
 def test_golden_codes_pass(code: str) -> None:
     assert is_valid_uscc(code)
+    assert problem(code) is None
     assert check_character(code[:17]) == code[17]
     assert make_uscc(code[:17]) == code
+    assert complete_uscc(code[:16]) == code
+
+
+@pytest.mark.parametrize(
+    ("body", "check"), [("58752778", "3"), ("15798763", "2"), ("19220382", "1")]
+)
+def test_organisation_codes_of_domain_md_pass_gb_11714(body: str, check: str) -> None:
+    assert organisation_check(body) == check
+
+
+def test_organisation_check_maps_ten_to_x_and_eleven_to_zero() -> None:
+    # Σ mod 11 == 1 gives 10 → "X"; Σ mod 11 == 0 gives 11 → "0".
+    assert organisation_check("00000000") == "0"  # Σ = 0: 11 − 0 = 11 → "0"
+    assert organisation_check("00000006") == "X"  # Σ = 6·2 = 12 ≡ 1: 11 − 1 = 10 → "X"
+    assert organisation_check("MB000000") == "0"  # M = 22, B = 11: 66 + 77 = 143 ≡ 0
 
 
 @pytest.mark.parametrize("position", range(18))
 @pytest.mark.parametrize("code", GOLDEN)
 def test_every_single_character_change_fails(code: str, position: int) -> None:
-    # Exhaustive over the alphabet: 31 is prime and every weight is non-zero mod 31, so any one
-    # substitution changes the weighted sum mod 31 and the check character no longer fits.
     for replacement in ALPHABET:
         if replacement != code[position]:
             changed = code[:position] + replacement + code[position + 1 :]
             assert not is_valid_uscc(changed), changed
+
+
+@pytest.mark.parametrize(
+    ("code", "part"),
+    [
+        ("91350900587527784T", "organisation_code"),  # the issue's example: bad GB 11714 digit
+        ("000000000000000000", "department"),
+        ("81350900587527783P", "department"),
+        ("94350900587527783P", "department"),  # market regulation has no category 4
+        ("91A5090058752778XX", "region"),  # letters in the region part
+        ("91990900587527783P", "region"),  # no province 99
+        ("91350900587527783Q", "check"),
+        ("91350900587527783", "length"),
+        ("91350900587527783p", "alphabet"),
+        ("9135090058752778I3", "alphabet"),
+    ],
+)
+def test_a_refusal_names_the_part_that_fails(code: str, part: str) -> None:
+    found = problem(code)
+    assert found is not None
+    assert found.part == part
+    assert found.detail
 
 
 @pytest.mark.parametrize("position", range(18))
@@ -84,3 +124,10 @@ def test_check_character_refuses_bad_input(first17: str) -> None:
 def test_region_code_refuses_an_invalid_code() -> None:
     with pytest.raises(ValueError, match="not a valid"):
         region_code("91350900587527783Q")
+
+
+def test_complete_uscc_refuses_what_no_check_can_mend() -> None:
+    with pytest.raises(ValueError, match="department"):
+        complete_uscc("81350900MA000001")
+    with pytest.raises(ValueError, match="16"):
+        complete_uscc("91350900MA00000")

@@ -1,5 +1,6 @@
-"""contracts.uscc under hypothesis, against a check character computed here from GB 32100-2015
-(domain.md §7): valid codes pass, single substitutions and transpositions fail, nothing raises."""
+"""contracts.uscc under hypothesis, against check characters computed here from GB 32100-2015 and
+GB 11714 (domain.md §7): valid codes pass, single substitutions and transpositions fail, nothing
+raises."""
 
 from __future__ import annotations
 
@@ -8,7 +9,14 @@ import string
 from hypothesis import assume, example, given, settings
 from hypothesis import strategies as st
 
-from contracts.uscc import is_valid_uscc, make_uscc, region_code
+from contracts.uscc import (
+    CATEGORIES,
+    PROVINCES,
+    check_character,
+    is_valid_uscc,
+    make_uscc,
+    region_code,
+)
 
 # GB 32100-2015, written out again rather than imported: the Latin letters I, O, S, V and Z are
 # left out, and a character's value is its position in this string.
@@ -29,8 +37,23 @@ def standard_check(first17: str) -> str:
     return CODE_ALPHABET[(MODULUS - total % MODULUS) % MODULUS]
 
 
+def standard_org_check(body: str) -> str:
+    """GB 11714: values 0-35 for 0-9 and A-Z, weights 3 7 9 10 5 8 4 2, 11 − Σ mod 11."""
+    total = sum(int(c, 36) * w for c, w in zip(body, (3, 7, 9, 10, 5, 8, 4, 2), strict=True))
+    return {10: "X", 11: "0"}.get(11 - total % 11, str(11 - total % 11))
+
+
 first17s = st.text(alphabet=CODE_ALPHABET, min_size=17, max_size=17)
-valid_codes = first17s.map(lambda first17: first17 + standard_check(first17))
+departments = st.sampled_from(sorted(d + c for d, cs in CATEGORIES.items() for c in cs))
+regions = st.sampled_from(["350000", "350100", "350203", "440300", "110101", "650000"])
+bodies = st.text(alphabet=CODE_ALPHABET, min_size=8, max_size=8)
+valid_17s = st.builds(
+    lambda dept, region, body: dept + region + body + standard_org_check(body),
+    departments,
+    regions,
+    bodies,
+)
+valid_codes = valid_17s.map(lambda first17: first17 + standard_check(first17))
 
 
 def with_char(code: str, position: int, char: str) -> str:
@@ -41,7 +64,6 @@ def with_char(code: str, position: int, char: str) -> str:
 @given(code=valid_codes)
 @example(code="91350900587527783P")  # domain.md §7
 @example(code="914403001922038216")
-@example(code="000000000000000000")  # weighted sum 0: check character is "0", not index 31
 def test_every_standard_code_validates(code: str) -> None:
     assert is_valid_uscc(code)
     assert make_uscc(code[:17]) == code
@@ -49,9 +71,16 @@ def test_every_standard_code_validates(code: str) -> None:
 
 
 @settings(max_examples=200)
-@given(first17=first17s, check=st.sampled_from(CODE_ALPHABET))
+@given(first17=valid_17s, check=st.sampled_from(CODE_ALPHABET))
 def test_exactly_one_check_character_fits(first17: str, check: str) -> None:
     assert is_valid_uscc(first17 + check) == (check == standard_check(first17))
+
+
+@settings(max_examples=200)
+@given(first17=first17s)
+@example(first17="00000000000000000")  # weighted sum 0: check character is "0", not index 31
+def test_the_check_character_is_the_standards(first17: str) -> None:
+    assert check_character(first17) == standard_check(first17)
 
 
 @settings(max_examples=250)
@@ -82,7 +111,7 @@ def swapped(code: str, i: int, j: int) -> str:
 
 @settings(max_examples=200)
 @given(code=valid_codes, data=st.data())
-def test_a_transposition_is_detected_unless_it_swaps_first_and_check(
+def test_a_transposition_is_detected_except_first_and_check_by_the_check_alone(
     code: str, data: st.DataObject
 ) -> None:
     # Swapping values a != b at positions i, j changes the full sum by (a - b)(w_i - w_j) with
@@ -91,15 +120,18 @@ def test_a_transposition_is_detected_unless_it_swaps_first_and_check(
     others = [j for j in range(18) if code[j] != code[i]]
     assume(others)
     j = data.draw(st.sampled_from(others), label="j")
-    assert is_valid_uscc(swapped(code, i, j)) == ({i, j} == {0, 17})
+    if {i, j} != {0, 17}:
+        assert not is_valid_uscc(swapped(code, i, j))
 
 
 @settings(max_examples=100)
 @given(code=valid_codes)
-@example(code="91350900587527783P")  # 'P' + "1350900587527783" + '9' is valid too
-def test_swapping_the_first_and_check_characters_goes_unnoticed(code: str) -> None:
-    # Not a bug in the module: a limit of GB 32100-2015's scheme, asserted so nobody relies on it.
-    assert is_valid_uscc(swapped(code, 0, 17))
+@example(code="91350900587527783P")  # 'P' + "1350900587527783" + '9' passes the check too
+def test_swapping_the_first_and_check_characters_escapes_the_check_character(code: str) -> None:
+    # A limit of GB 32100-2015's check character, asserted so nobody relies on it; the full
+    # check catches most such swaps only because position 1 must name a department.
+    other = swapped(code, 0, 17)
+    assert check_character(other[:17]) == other[17]
 
 
 @settings(max_examples=200)
@@ -127,6 +159,10 @@ def test_arbitrary_strings_never_raise(text: str) -> None:
     expected = (
         len(text) == 18
         and all(c in CODE_ALPHABET for c in text)
+        and text[1] in CATEGORIES.get(text[0], {})
+        and text[2:8].isdigit()
+        and text[2:4] in PROVINCES
+        and standard_org_check(text[8:16]) == text[16]
         and standard_check(text[:17]) == text[17]
     )
     assert valid == expected

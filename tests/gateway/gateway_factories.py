@@ -25,7 +25,7 @@ from keys.jws import JWSError, parse_compact, sign_compact
 from keys.suites import SigningKey, get_suite
 
 KEY_VALID_FROM = dt.datetime(2020, 1, 1, tzinfo=dt.UTC)
-AGENCY_USCC = "11350000MB0000001W"  # an organ code of Fujian (region 350000), valid check character
+AGENCY_USCC = "11350000MB0000019N"  # an organ (11) of Fujian (350000); passes GB 32100 and GB 11714
 
 
 @dataclass

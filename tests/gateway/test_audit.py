@@ -13,7 +13,7 @@ from sqlalchemy import delete, select, update
 from sqlalchemy.orm import Session
 from typer.testing import CliRunner
 
-from contracts.uscc import make_uscc
+from contracts.uscc import complete_uscc
 from gateway.cli import app
 from gateway.models import LogEntry
 from gateway.runtime import Runtime
@@ -26,7 +26,7 @@ def audited(
 ) -> Callable[[], dict[str, object]]:
     tokens = [
         authority.message(
-            "enterprise.registered", make_registration(), subject=make_uscc(f"91350400MA{n:07d}")
+            "enterprise.registered", make_registration(), subject=complete_uscc(f"91350400MA{n:06d}")
         ).decode()
         for n in range(20)
     ]

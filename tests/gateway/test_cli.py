@@ -55,7 +55,7 @@ def test_admin_commands_on_a_fresh_data_directory(
             "--name",
             "福建省应急管理厅",
             "--uscc",
-            "11350000MB0000001W",
+            "11350000MB0000019N",
             "--role",
             "grading_authority",
             "--publish",
@@ -190,7 +190,7 @@ def test_publish_logs_in_with_the_key_and_publishes(
             runtime.signer,
             agency_id="fj-yjt",
             name="应急管理厅",
-            uscc="11350000MB0000001W",
+            uscc="11350000MB0000019N",
             roles=["grading_authority"],
             now=now,
         )

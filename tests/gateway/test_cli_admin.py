@@ -70,7 +70,7 @@ def test_the_readme_sequence_publishes_its_example_envelope(initialised: Path) -
 
 
 def test_subscriptions_show_the_whole_id_that_other_commands_take(initialised: Path) -> None:
-    _add_agency("fj-picc", "11350000MB00000033", "insurer")
+    _add_agency("fj-picc", "11350000MB0000035C", "insurer")
     _ok(["agency", "grant", "fj-picc", "--subscribe", "grade.revoked"])
     shown = _ok(["subscription", "add", "fj-picc", "--type", "grade.revoked"])
     assert "{" not in shown  # key: value lines, not a Python dict
@@ -103,7 +103,7 @@ def test_key_rotation_refuses_a_negative_overlap(runtime: Any) -> None:
 def test_a_kid_starting_with_a_dash_is_revoked_as_the_help_says(initialised: Path) -> None:
     from keys.suites import get_suite
 
-    _add_agency("fj-yjt", "11350000MB0000001W", "grading_authority")
+    _add_agency("fj-yjt", "11350000MB0000019N", "grading_authority")
     key = get_suite("ed25519").generate()
     while not key.kid.startswith("-"):  # one kid in 64
         key = get_suite("ed25519").generate()
@@ -115,7 +115,7 @@ def test_a_kid_starting_with_a_dash_is_revoked_as_the_help_says(initialised: Pat
 
 
 def test_a_rate_limit_needs_both_options(initialised: Path) -> None:
-    _add_agency("fj-cib", "11350000MB00000033", "bank")
+    _add_agency("fj-cib", "11350000MB0000035C", "bank")
     result = runner.invoke(app, ["agency", "rate-limit", "fj-cib", "--per-second", "5"])
     assert result.exit_code == 2, result.output
     assert "give both --per-second and --burst" in result.output

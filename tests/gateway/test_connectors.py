@@ -37,7 +37,7 @@ from gateway_factories import register_publisher as register
 from sqlalchemy import func, select
 
 from connectors import CONNECTORS
-from contracts.uscc import make_uscc
+from contracts.uscc import complete_uscc
 from gateway.clock import FixedClock
 from gateway.delivery.worker import make_client, run_once
 from gateway.models import Delivery, Enterprise
@@ -514,7 +514,7 @@ def test_market_regulator_snapshot_with_a_signed_manifest(
 ) -> None:
     codes = []
     for n in range(5):
-        uscc = make_uscc(f"91350900MA{n:07d}")
+        uscc = complete_uscc(f"91350900MA{n:06d}")
         codes.append(uscc)
         publish(
             client, authority.message("enterprise.registered", make_registration(), subject=uscc)

@@ -23,7 +23,7 @@ from typer.testing import CliRunner
 from connectors import CONNECTORS
 from contracts.consumers import consumer_schema
 from contracts.registry import MESSAGE_TYPES, schema_for
-from contracts.uscc import make_uscc
+from contracts.uscc import complete_uscc
 from contracts.versions import ContractRegistry, ContractVersion, load_registry
 from gateway.cli import app
 from gateway.delivery.worker import make_client, run_once
@@ -31,7 +31,7 @@ from gateway.runtime import Runtime
 
 VIEWS = sorted(CONNECTORS)  # the connectors' view contracts, listed after the messages
 SPEC = Path(__file__).resolve().parents[1] / "data" / "asyncapi-3.0.0.schema.json"
-A = make_uscc("91350100MA0000011")
+A = complete_uscc("91350100MA000011")
 runner = CliRunner()
 
 

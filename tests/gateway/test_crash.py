@@ -24,7 +24,7 @@ from loopback import free_port, serving
 from sqlalchemy import func, select
 from test_worker_processes import OrderedReceiver
 
-from contracts.uscc import make_uscc
+from contracts.uscc import complete_uscc
 from gateway.clock import SystemClock
 from gateway.delivery.worker import make_client, run_once
 from gateway.models import Delivery, Enterprise, LogEntry
@@ -170,7 +170,7 @@ def test_kill_the_api_while_publishing(
     def client_thread(number: int) -> None:
         with httpx.Client() as http:
             for n in range(PER_CLIENT):
-                code = make_uscc(f"9135010{number}MA{n:07d}")
+                code = complete_uscc(f"9135010{number}MA{n:06d}")
                 publish_until_receipted(
                     http,
                     authority.message("enterprise.registered", make_registration(), subject=code),

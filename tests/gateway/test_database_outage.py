@@ -16,7 +16,7 @@ from fastapi.testclient import TestClient
 from gateway_factories import bearer, register_publisher
 from sqlalchemy import func, literal, select
 
-from contracts.uscc import make_uscc
+from contracts.uscc import complete_uscc
 from gateway.app import create_app
 from gateway.clock import FixedClock
 from gateway.db import Database
@@ -54,7 +54,7 @@ def test_killed_connections_give_503_then_recovery(pg_settings: Settings) -> Non
                     token = authority.message(
                         "enterprise.registered",
                         make_registration(),
-                        subject=make_uscc(f"91350100MA{n:07d}"),
+                        subject=complete_uscc(f"91350100MA{n:06d}"),
                     )
                     response = client.post("/v1/messages", content=token, headers=headers)
                     statuses.append(response.status_code)
@@ -70,7 +70,7 @@ def test_killed_connections_give_503_then_recovery(pg_settings: Settings) -> Non
             assert 503 in statuses, "the terminator never hit a request"
             # Recovery without a restart: the pool replaces the dead connections.
             token = authority.message(
-                "enterprise.registered", make_registration(), subject=make_uscc("91350200MA0000001")
+                "enterprise.registered", make_registration(), subject=complete_uscc("91350200MA000001")
             )
             after = client.post("/v1/messages", content=token, headers=headers)
             assert after.status_code == 201, after.text

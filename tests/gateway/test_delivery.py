@@ -22,7 +22,7 @@ from sqlalchemy import func, select
 from standardwebhooks import Webhook
 
 from contracts.registry import MESSAGE_TYPES
-from contracts.uscc import make_uscc
+from contracts.uscc import complete_uscc
 from gateway.clock import FixedClock
 from gateway.delivery import subscriptions
 from gateway.delivery.worker import make_client, run_once
@@ -30,8 +30,8 @@ from gateway.models import Delivery, Subscription
 from gateway.runtime import Runtime
 from keys.jws import sign_compact
 
-A = make_uscc("91350100MA0000011")
-B = make_uscc("91350200MA0000012")
+A = complete_uscc("91350100MA000011")
+B = complete_uscc("91350200MA000012")
 
 
 @dataclass
@@ -212,7 +212,7 @@ def test_pull_feed_with_cursor_and_acknowledgement(
 ) -> None:
     sub = subscribe(client, None, view="notice")
     for n in range(5):
-        register_and_award(authority, client, make_uscc(f"91350300MA{n:07d}"))
+        register_and_award(authority, client, complete_uscc(f"91350300MA{n:06d}"))
     page = client.get(f"/v1/subscriptions/{sub['id']}/feed?limit=3").json()
     assert len(page["items"]) == 3
     assert page["has_more"] is True
@@ -288,7 +288,7 @@ def test_ten_hour_outage_then_everything_arrives_in_order(
     """Default ladder (0 s, 5 s, 5 min, 30 min, 2 h, 5 h, 10 h, …): nothing is dead-lettered."""
     rec, url = receiver
     subscribe(client, url)
-    codes = [make_uscc(f"91350600MA{n:07d}") for n in range(3)]
+    codes = [complete_uscc(f"91350600MA{n:06d}") for n in range(3)]
     for code in codes:
         rec.failures[code] = 10**6  # down for everyone until we say otherwise
         register_and_award(authority, client, code)
@@ -371,7 +371,7 @@ def test_rate_limit_is_a_token_bucket_shared_through_the_database(
     rec, url = receiver
     subscribe(client, url, rate_limit=2)
     for n in range(8):
-        register_and_award(authority, client, make_uscc(f"91350900MA{n:07d}"))
+        register_and_award(authority, client, complete_uscc(f"91350900MA{n:06d}"))
     drain(runtime, rounds=3)  # the clock stands still: one second's burst only
     assert len(rec.received) == 2
     drain(runtime, rounds=1, advance=1)  # one more second: two more tokens

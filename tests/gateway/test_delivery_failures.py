@@ -137,10 +137,10 @@ def test_last_attempt_dead_letters(queued: Runtime) -> None:
 def test_breaker_opens_after_consecutive_failures_and_closes_after_cooldown(
     queued: Runtime, client: TestClient, authority: Publisher
 ) -> None:
-    from contracts.uscc import make_uscc
+    from contracts.uscc import complete_uscc
 
     for n in range(6):  # more enterprises, so several deliveries are due at once
-        code = make_uscc(f"91350800MA{n:07d}")
+        code = complete_uscc(f"91350800MA{n:06d}")
         publish(
             client, authority.message("enterprise.registered", make_registration(), subject=code)
         )

@@ -26,7 +26,7 @@ from loopback import free_port, serving
 from sqlalchemy import select
 
 from connectors import CONNECTORS
-from contracts.uscc import make_uscc
+from contracts.uscc import complete_uscc
 from gateway.delivery import worker
 from gateway.delivery.jobs import Job
 from gateway.delivery.subscriptions import create_subscription
@@ -35,8 +35,8 @@ from gateway.models import Delivery, DeliveryAttempt
 from gateway.registry import rights
 from gateway.runtime import Runtime
 
-A = make_uscc("91350100MA0000011")
-B = make_uscc("91350200MA0000012")
+A = complete_uscc("91350100MA000011")
+B = complete_uscc("91350200MA000012")
 MOCKED = "https://receiver.example/hook"
 
 

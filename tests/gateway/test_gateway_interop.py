@@ -27,7 +27,7 @@ def _register_their_key(
             runtime.signer,
             agency_id=agency_id,
             name=agency_id,
-            uscc="11350000MB0000001W",
+            uscc="11350000MB0000019N",
             roles=["grading_authority"],
             now=runtime.clock.now(),
         )

@@ -11,7 +11,7 @@ import pytest
 from contract_factories import make_registration
 from gateway_factories import Publisher, snapshot
 
-from contracts.uscc import make_uscc
+from contracts.uscc import complete_uscc
 from gateway.groups import GroupWorker
 from gateway.publishing.service import Outcome, group_publisher
 from gateway.runtime import Runtime
@@ -24,7 +24,7 @@ def test_concurrent_publishes_get_gapless_indexes_and_all_commit(
         authority.message(
             "enterprise.registered",
             make_registration(),
-            subject=make_uscc(f"91350100MA{n:07d}"),
+            subject=complete_uscc(f"91350100MA{n:06d}"),
         )
         for n in range(120)
     ]

@@ -14,14 +14,14 @@ from fastapi.testclient import TestClient
 from gateway_factories import Publisher, publish_many
 from typer.testing import CliRunner
 
-from contracts.uscc import make_uscc
+from contracts.uscc import complete_uscc
 from gateway.cli import app
 from gateway.settings import Settings
 
 runner = CliRunner()
-MINING = make_uscc("91350203MA0000002")
-CHEMICALS = make_uscc("91350200MA0000001")
-NEW = make_uscc("91350100MA0000003")
+MINING = complete_uscc("91350203MA000002")
+CHEMICALS = complete_uscc("91350200MA000001")
+NEW = complete_uscc("91350100MA000003")
 
 
 @pytest.fixture

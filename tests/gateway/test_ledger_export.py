@@ -12,7 +12,7 @@ from fastapi.testclient import TestClient
 from gateway_factories import Publisher, publish_many
 from sqlalchemy import text
 
-from contracts.uscc import make_uscc
+from contracts.uscc import complete_uscc
 from gateway.runtime import Runtime
 
 # (published name, the cell a spreadsheet gets)
@@ -31,7 +31,7 @@ NAMES = [
     ('厦门,"某某"\n有限公司', '厦门,"某某"\n有限公司'),
     ("福州 = 某某 - 有限公司", "福州 = 某某 - 有限公司"),
 ]
-CODES = [make_uscc(f"913502{n:02d}MA0000000") for n in range(len(NAMES))]
+CODES = [complete_uscc(f"913502{n:02d}MA000000") for n in range(len(NAMES))]
 
 
 def export(client: TestClient, query: str = "") -> list[dict[str, str]]:

@@ -10,12 +10,12 @@ from contract_factories import make_award, make_registration, make_revocation
 from fastapi.testclient import TestClient
 from gateway_factories import Publisher, publish_many
 
-from contracts.uscc import make_uscc
+from contracts.uscc import complete_uscc
 
-XIAMEN_A = make_uscc("91350200MA0000001")
-XIAMEN_B = make_uscc("91350203MA0000002")
-FUZHOU = make_uscc("91350100MA0000003")
-NINGDE = make_uscc("91350900MA0000004")
+XIAMEN_A = complete_uscc("91350200MA000001")
+XIAMEN_B = complete_uscc("91350203MA000002")
+FUZHOU = complete_uscc("91350100MA000003")
+NINGDE = complete_uscc("91350900MA000004")
 
 
 @pytest.fixture

@@ -14,7 +14,7 @@ from fastapi.testclient import TestClient
 from gateway_factories import Publisher, publish, publish_many
 from typer.testing import CliRunner
 
-from contracts.uscc import make_uscc
+from contracts.uscc import complete_uscc
 from gateway.cli import app
 from keys import merkle
 
@@ -23,7 +23,7 @@ from keys import merkle
 def log_client(client: TestClient, authority: Publisher) -> TestClient:
     tokens = []
     for n in range(6):
-        code = make_uscc(f"91350200MA{n:07d}")
+        code = complete_uscc(f"91350200MA{n:06d}")
         tokens.append(authority.message("enterprise.registered", make_registration(), subject=code))
         tokens.append(authority.message("grade.awarded", make_award(), subject=code))
     body = publish_many(client, tokens)
@@ -146,7 +146,7 @@ def test_bundle_verifies_offline_and_tampering_is_caught(
     other = publish(
         log_client,
         authority.message(
-            "enterprise.registered", make_registration(), subject=make_uscc("91350300MA0000001")
+            "enterprise.registered", make_registration(), subject=complete_uscc("91350300MA000001")
         ),
     ).json()
     forged = dict(bundle, receipt=other["receipt"])

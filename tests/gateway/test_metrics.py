@@ -8,7 +8,7 @@ from gateway_factories import Publisher, bearer, publish, register_publisher
 from prometheus_client.parser import text_string_to_metric_families
 from sqlalchemy import update
 
-from contracts.uscc import make_uscc
+from contracts.uscc import complete_uscc
 from gateway.clock import FixedClock
 from gateway.models import Delivery
 from gateway.runtime import Runtime
@@ -75,9 +75,9 @@ def test_backlog_per_subscription_and_the_outbox_lag(
     push = _subscribe(client, "fj-picc", "http://127.0.0.1:9/hook", ["grade.awarded"])
     pull = _subscribe(client, "fj-cib", None, ["grade.awarded"])
     idle = _subscribe(client, "fj-picc", None, ["grade.revoked"])
-    first = _register_and_award(client, authority, make_uscc("91350100MA0000011"))
+    first = _register_and_award(client, authority, complete_uscc("91350100MA000011"))
     clock.advance(seconds=100)
-    _register_and_award(client, authority, make_uscc("91350200MA0000012"))
+    _register_and_award(client, authority, complete_uscc("91350200MA000012"))
     clock.advance(seconds=20)
 
     samples = _samples(client)
@@ -123,7 +123,7 @@ def test_a_delivery_held_back_by_a_dead_one_is_not_outbox_lag(
     push = _subscribe(
         client, "fj-picc", "http://127.0.0.1:9/hook", ["grade.awarded", "grade.revoked"]
     )
-    code = make_uscc("91350100MA0000011")
+    code = complete_uscc("91350100MA000011")
     award = _register_and_award(client, authority, code)
     with runtime.db.transaction() as session:  # the award's retries ran out
         session.execute(update(Delivery).where(Delivery.log_index == award).values(status="dead"))

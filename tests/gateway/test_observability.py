@@ -21,7 +21,7 @@ from gateway_factories import Publisher, operator_token, publish, register_publi
 from loopback import serving
 from starlette.concurrency import run_in_threadpool
 
-from contracts.uscc import make_uscc
+from contracts.uscc import complete_uscc
 from gateway.app import create_app
 from gateway.clock import FixedClock
 from gateway.delivery.worker import make_client, run_once
@@ -288,7 +288,7 @@ def test_readyz_fails_while_the_outbox_is_late_and_recovers_once_delivered(
         created = client.post("/v1/subscriptions", json=wanted)
         assert created.status_code == 201, created.text
         subscription = created.json()["id"]
-        _award(client, authority, make_uscc("91350100MA0000011"))
+        _award(client, authority, complete_uscc("91350100MA000011"))
 
         clock.advance(seconds=600)  # due for exactly the threshold: still ready
         status, body = _ready(client)
@@ -337,7 +337,7 @@ def test_readyz_ignores_a_delivery_held_behind_an_earlier_one_for_the_same_enter
             "retry_schedule": [0, 3600],  # the retry comes 2,880-4,320 s later (jitter)
         }
         assert client.post("/v1/subscriptions", json=wanted).status_code == 201
-        _award(client, authority, make_uscc("91350100MA0000011"))
+        _award(client, authority, complete_uscc("91350100MA000011"))
         with make_client(runtime) as http:
             assert run_once(runtime, http) == 1  # the registration fails: retry in an hour
         clock.advance(seconds=1800)  # the award has been due for 1,800 s, behind its head

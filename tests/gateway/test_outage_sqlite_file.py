@@ -18,7 +18,7 @@ from fastapi.testclient import TestClient
 from gateway_factories import Publisher, gateway_settings, publish, register_publisher
 from sqlalchemy import select
 
-from contracts.uscc import make_uscc
+from contracts.uscc import complete_uscc
 from gateway.app import create_app
 from gateway.clock import FixedClock
 from gateway.db import Database, DatabaseFileLost
@@ -79,7 +79,7 @@ def test_readyz_and_publishing_refuse_a_removed_database_file(
 ) -> None:
     authority: Publisher = register_publisher(sqlite_runtime, "fj-yjt", ["enterprise.registered"])
     message = authority.message(
-        "enterprise.registered", make_registration(), subject=make_uscc("91350100MA0000011")
+        "enterprise.registered", make_registration(), subject=complete_uscc("91350100MA000011")
     )
     with TestClient(create_app(sqlite_settings, clock=sqlite_runtime.clock)) as client:
         assert client.get("/readyz").status_code == 200

@@ -29,7 +29,7 @@ from loopback import free_port, serving
 from sqlalchemy import make_url, select
 from sqlalchemy.exc import OperationalError
 
-from contracts.uscc import make_uscc
+from contracts.uscc import complete_uscc
 from gateway import app as app_module
 from gateway.app import create_app
 from gateway.clock import FixedClock
@@ -191,7 +191,7 @@ def test_the_worker_outlives_a_database_outage_and_delivers_what_it_missed(
     settings, cut = outage
     register_publisher(runtime, "fj-picc", ["measure.applied"], roles=["insurer"], subscribe=TYPES)
     receiver = Receiver(on_first=cut.begin)
-    code = make_uscc("91350100MA0000011")
+    code = complete_uscc("91350100MA000011")
     caplog.set_level(logging.INFO, "gateway.delivery")
     with serving(receiver.app()) as base, TestClient(create_app(settings, clock=clock)) as client:
         client.headers["authorization"] = f"Bearer {operator_token(runtime)}"

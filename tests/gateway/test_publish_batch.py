@@ -16,7 +16,7 @@ from fastapi.testclient import TestClient
 from gateway_factories import Publisher, publish_many, snapshot
 from sqlalchemy import func, select
 
-from contracts.uscc import make_uscc
+from contracts.uscc import complete_uscc
 from gateway import models
 from gateway.runtime import Runtime
 
@@ -24,7 +24,7 @@ from gateway.runtime import Runtime
 def test_batch_answers_each_item_and_applies_in_order(
     client: TestClient, authority: Publisher, runtime: Runtime
 ) -> None:
-    other = make_uscc("91350100MA2XY0001")
+    other = complete_uscc("91350100MA2XY001")
     good_register = authority.message("enterprise.registered", make_registration())
     award = authority.message("grade.awarded", make_award())
     head, payload, signature = award.split(b".")  # a first character carries no padding bits
@@ -66,7 +66,7 @@ def test_refused_item_in_a_batch_changes_nothing_of_its_own(
 def test_many_enterprises_in_one_batch(
     client: TestClient, authority: Publisher, runtime: Runtime
 ) -> None:
-    codes = [make_uscc(f"913502{n:06d}AB12C") for n in range(200)]
+    codes = [complete_uscc(f"913502{n:06d}AB12") for n in range(200)]
     tokens = []
     for code in codes:
         tokens.append(authority.message("enterprise.registered", make_registration(), subject=code))

@@ -33,7 +33,7 @@ from gateway_factories import Publisher, publish, publish_many, register_publish
 from sqlalchemy import select
 
 from contracts.registry import _schema
-from contracts.uscc import make_uscc
+from contracts.uscc import complete_uscc
 from gateway.clock import FixedClock
 from gateway.migrate import alembic_config, upgrade
 from gateway.models import Enterprise
@@ -145,7 +145,7 @@ def test_an_item_the_gateway_fails_on_fails_alone(
 ) -> None:
     """A bug one message triggers (here: simulated) costs that message a 500, not the batch or
     the other agencies' single publishes grouped with it; nothing of it is stored."""
-    poison = make_uscc("91350100MA2P00001")
+    poison = complete_uscc("91350100MA2P0001")
     accept_one = service._accept_one
 
     def failing(session: Any, item: Any, *args: Any) -> Outcome:
@@ -155,7 +155,7 @@ def test_an_item_the_gateway_fails_on_fails_alone(
 
     monkeypatch.setattr(service, "_accept_one", failing)
     before = snapshot(runtime)["log_size"]
-    codes = [make_uscc(f"91350100MA2G000{n:02d}") for n in range(5)]
+    codes = [complete_uscc(f"91350100MA2G00{n:02d}") for n in range(5)]
     subjects = [*codes[:2], poison, *codes[2:]]
     tokens = [authority.message("enterprise.registered", subject=s) for s in subjects]
     response = publish_many(client, tokens)
@@ -188,7 +188,7 @@ def test_a_retired_key_cannot_publish_by_backdating(
     response = publish(
         client,
         retiring.message(
-            "enterprise.registered", subject=make_uscc("91350100MA2L00001"), issued_at=backdated
+            "enterprise.registered", subject=complete_uscc("91350100MA2L0001"), issued_at=backdated
         ),
     )
     assert response.status_code == 401, response.text

@@ -11,7 +11,7 @@ from gateway_factories import Publisher, allow_query, operator_token, publish, r
 from joserfc import jws as joserfc_jws
 from joserfc.jwk import KeySet
 
-from contracts.uscc import make_uscc
+from contracts.uscc import complete_uscc
 from gateway.clock import FixedClock
 from gateway.runtime import Runtime
 
@@ -59,7 +59,7 @@ def test_standing_with_attestation_that_verifies_with_joserfc(
 def test_batch_answers_per_item_and_refuses_1001(
     client: TestClient, bank_headers: dict[str, str]
 ) -> None:
-    codes = [USCC, USCC[:-1] + "0", make_uscc("91350100MA0000099")]
+    codes = [USCC, USCC[:-1] + "0", complete_uscc("91350100MA000099")]
     body = client.post(
         "/v1/enterprises/query",
         json={"codes": codes, "purpose": "portfolio review"},

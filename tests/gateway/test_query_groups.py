@@ -24,7 +24,7 @@ from gateway_factories import (
 from sqlalchemy import select
 from sqlalchemy.exc import OperationalError
 
-from contracts.uscc import make_uscc
+from contracts.uscc import complete_uscc
 from gateway.errors import GatewayError
 from gateway.models import AccessRecord
 from gateway.queries import batcher, service
@@ -33,7 +33,7 @@ from gateway.queries.service import Ask
 from gateway.runtime import Runtime
 from keys.jws import parse_compact, verify_compact
 
-UNKNOWN = make_uscc("91350100MA0000099")
+UNKNOWN = complete_uscc("91350100MA000099")
 BAD_CHECK = USCC[:-1] + ("0" if USCC[-1] != "0" else "1")
 
 

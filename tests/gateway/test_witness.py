@@ -12,7 +12,7 @@ from fastapi.testclient import TestClient
 from gateway_factories import Publisher, publish
 from loopback import free_port, serving
 
-from contracts.uscc import make_uscc
+from contracts.uscc import complete_uscc
 from gateway.app import create_app
 from gateway.clock import FixedClock
 from gateway.runtime import Runtime
@@ -160,7 +160,7 @@ def test_gateway_collects_cosignatures_and_survives_a_witness_outage(
 
         # The witness is down: publishing goes on, the checkpoint carries no new cosignature.
         more = authority.message(
-            "enterprise.registered", make_registration(), subject=make_uscc("91350500MA0000001")
+            "enterprise.registered", make_registration(), subject=complete_uscc("91350500MA000001")
         )
         assert publish(client, more).status_code == 201
         (attempt,) = collect_cosignatures(runtime, http)

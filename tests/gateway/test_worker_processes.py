@@ -22,7 +22,7 @@ from gateway_factories import Publisher, publish_many, register_publisher
 from loopback import serving
 from sqlalchemy import func, select
 
-from contracts.uscc import make_uscc
+from contracts.uscc import complete_uscc
 from gateway.models import Delivery
 from gateway.runtime import Runtime
 from gateway.settings import Settings
@@ -107,7 +107,7 @@ def test_workers_share_the_queue_survive_a_kill_and_keep_order(
     assert client.post("/v1/subscriptions", json=body).status_code == 201
     tokens = []
     for n in range(ENTERPRISES):
-        code = make_uscc(f"91350700MA{n:07d}")
+        code = complete_uscc(f"91350700MA{n:06d}")
         tokens += [
             authority.message("enterprise.registered", make_registration(), subject=code),
             authority.message("grade.awarded", make_award(), subject=code),
