@@ -26,7 +26,9 @@ def audited(
 ) -> Callable[[], dict[str, object]]:
     tokens = [
         authority.message(
-            "enterprise.registered", make_registration(), subject=complete_uscc(f"91350400MA{n:06d}")
+            "enterprise.registered",
+            make_registration(),
+            subject=complete_uscc(f"91350400MA{n:06d}"),
         ).decode()
         for n in range(20)
     ]

@@ -70,7 +70,9 @@ def test_killed_connections_give_503_then_recovery(pg_settings: Settings) -> Non
             assert 503 in statuses, "the terminator never hit a request"
             # Recovery without a restart: the pool replaces the dead connections.
             token = authority.message(
-                "enterprise.registered", make_registration(), subject=complete_uscc("91350200MA000001")
+                "enterprise.registered",
+                make_registration(),
+                subject=complete_uscc("91350200MA000001"),
             )
             after = client.post("/v1/messages", content=token, headers=headers)
             assert after.status_code == 201, after.text
