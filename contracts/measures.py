@@ -1,6 +1,6 @@
 """The measure catalog (domain.md §4–5): which measure each agency role applies to an
-enterprise's standing on a date, effective-dated and per region. Pure: no I/O but reading the
-shipped data file."""
+enterprise's standing on a date, effective-dated, per region and with its source. Pure: no I/O
+but reading the shipped data file. Premium products and schemes: contracts.catalog."""
 
 from __future__ import annotations
 
@@ -12,9 +12,10 @@ from dataclasses import dataclass, field
 from datetime import date
 from functools import cache
 from importlib import resources
-from typing import Any
+from typing import Any, Protocol
 
 from contracts.grades import GradeStatus
+from contracts.sources import InvalidSource, Source, check_record_against, parse_source
 
 TRIGGER_KEYS = frozenset(
     {
@@ -26,6 +27,7 @@ TRIGGER_KEYS = frozenset(
         "accident_class",
         "accident_free_prior_year",
         "list_type",
+        "self_assessment_published",
     }
 )
 
@@ -41,7 +43,9 @@ class Measure:
     region_prefix: str
     valid_from: date
     valid_to: date | None
-    source: str
+    source: Source
+    # The premium product (contracts.catalog) a premium_float belongs to; None: no product.
+    product: str | None = None
 
     def in_force(self, region_code: str, on: date) -> bool:
         return (
@@ -51,7 +55,7 @@ class Measure:
         )
 
     def as_dict(self) -> dict[str, Any]:
-        return {
+        found = {
             "code": self.code,
             "role": self.role,
             "trigger": dict(self.trigger),
@@ -61,8 +65,11 @@ class Measure:
             "region_prefix": self.region_prefix,
             "valid_from": self.valid_from.isoformat(),
             "valid_to": self.valid_to.isoformat() if self.valid_to else None,
-            "source": self.source,
+            "source": self.source.as_dict(),
         }
+        if self.product is not None:
+            found["product"] = self.product
+        return found
 
 
 @dataclass(frozen=True)
@@ -74,6 +81,10 @@ class Standing:
     scheme: str
     accident_classes: Sequence[str] = field(default_factory=tuple)  # in the prior 12 months
     list_types: Sequence[str] = field(default_factory=tuple)  # active entries
+    # the latest year whose self-assessment report was published (年度自评报告公示), if any
+    self_assessment_year: int | None = None
+    closed: bool = False  # deregistered or licence revoked by then: no measure applies
+    on: date | None = None  # the day this standing is of (self_assessment_published reads it)
 
 
 class InvalidMeasure(ValueError):
@@ -104,6 +115,7 @@ _FIELDS = frozenset(
     {
         "code",
         "role",
+        "product",
         "trigger",
         "effect",
         "legal_basis",
@@ -117,14 +129,18 @@ _FIELDS = frozenset(
 _REQUIRED = ("code", "role", "trigger", "effect", "legal_basis", "valid_from", "source")
 # What `triggered` does with each key's value: tests membership in a list of strings, or
 # compares truth with a boolean. Anything else would crash or misread every standing query.
-_LIST_TRIGGERS = frozenset(TRIGGER_KEYS - {"ungraded", "accident_free_prior_year"})
-# Effect members the connectors compute with (insurance_premium, bank_credit,
-# market_regulator); the others are free for the implementing agencies to read.
+_FLAG_KEYS = frozenset({"ungraded", "accident_free_prior_year", "self_assessment_published"})
+_LIST_TRIGGERS = frozenset(TRIGGER_KEYS - _FLAG_KEYS)
+# Effect members the connectors compute with (premiums, bank_credit, supervision); the others
+# are free for the implementing agencies to read.
 _NUMERIC_EFFECTS = {
     "premium_float": "a number",
     "credit_factor": "a number",
+    "inspections_per_year_min": "an integer",
     "inspections_per_year_max": "an integer",
 }
+PENALTY_SCALES = ("standard", "upper_limit")
+_PREMIUM_FLOAT_BOUND = 1.0  # a float of ±100 % or more is no float: a typo of a percentage
 _REGION_PREFIX = re.compile(r"\d{0,6}")  # "" (nationwide) up to a whole six-digit division code
 _ISO_DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
 
@@ -140,9 +156,12 @@ def parse_measure(record: Any, roles: Collection[str] | None = None) -> Measure:
     missing = [name for name in _REQUIRED if record.get(name) is None]
     if missing:
         raise InvalidMeasure(missing[0], f"{missing[0]} is required")
-    for name in ("code", "role", "legal_basis", "source"):
+    for name in ("code", "role", "legal_basis"):
         if not isinstance(record[name], str) or not record[name].strip():
             raise InvalidMeasure(name, f"{name} must be a non-empty string")
+    product = record.get("product")
+    if product is not None and (not isinstance(product, str) or not product.strip()):
+        raise InvalidMeasure("product", "product must name a premium product or be left out")
     if roles is not None and record["role"] not in roles:
         raise InvalidMeasure(
             "role", f"role {record['role']!r} is not an agency role ({', '.join(sorted(roles))})"
@@ -158,17 +177,26 @@ def parse_measure(record: Any, roles: Collection[str] | None = None) -> Measure:
     if valid_to is not None and valid_to <= valid_from:
         # valid_to is exclusive (data/measures.json): an equal date is a period of no day
         raise InvalidMeasure("valid_to", "valid_to must be after valid_from (it is exclusive)")
+    try:
+        source = parse_source(record["source"])
+        check_record_against(source, region_prefix, valid_from)
+    except InvalidSource as exc:
+        raise InvalidMeasure(exc.field, str(exc)) from exc
+    effect = _effect(record["effect"])
+    if "premium_float" in effect and product is None:
+        raise InvalidMeasure("product", "a premium_float names the product it floats (product)")
     return Measure(
         code=record["code"],
         role=record["role"],
         trigger=_trigger(record["trigger"]),
-        effect=_effect(record["effect"]),
+        effect=effect,
         legal_basis=record["legal_basis"],
         term_months=term_months,
         region_prefix=region_prefix,
         valid_from=valid_from,
         valid_to=valid_to,
-        source=record["source"],
+        source=source,
+        product=product,
     )
 
 
@@ -225,6 +253,17 @@ def _effect(effect: object) -> dict[str, Any]:
         value = effect.get(key, 0)
         if _not_int(value) and (kind == "an integer" or not isinstance(value, float)):
             raise InvalidMeasure(f"effect {key}", f"effect {key} must be {kind}")
+        if value != value or value in (float("inf"), float("-inf")) or value < -1e9:
+            raise InvalidMeasure(f"effect {key}", f"effect {key} must be a finite number")
+    if abs(float(effect.get("premium_float", 0))) >= _PREMIUM_FLOAT_BOUND:
+        raise InvalidMeasure(
+            "effect premium_float", "effect premium_float is a fraction: −0.1 for −10 %"
+        )
+    scale = effect.get("penalty_scale")
+    if scale is not None and scale not in PENALTY_SCALES:
+        raise InvalidMeasure(
+            "effect penalty_scale", f"effect penalty_scale must be {' or '.join(PENALTY_SCALES)}"
+        )
     return dict(effect)
 
 
@@ -279,7 +318,25 @@ def shipped_catalog() -> tuple[Measure, ...]:
     return parse_catalog(json.loads(text)["records"])
 
 
-def in_force(region_code: str, on: date, catalog: Sequence[Measure] | None = None) -> list[Measure]:
+class HasMeasures(Protocol):
+    """A whole catalog version (contracts.catalog.Catalog): its measures are what count here."""
+
+    @property
+    def measures(self) -> tuple[Measure, ...]: ...
+
+
+CatalogLike = Sequence[Measure] | HasMeasures | None
+
+
+def _measures(catalog: CatalogLike) -> Sequence[Measure]:
+    if catalog is None:
+        return shipped_catalog()
+    if isinstance(catalog, Sequence):
+        return catalog
+    return catalog.measures
+
+
+def in_force(region_code: str, on: date, catalog: CatalogLike = None) -> list[Measure]:
     """Measures in force for a region on a date; per code, the longest region prefix wins.
 
     At one prefix the record whose period holds `on` is the one in force: `parse_catalog`
@@ -287,7 +344,7 @@ def in_force(region_code: str, on: date, catalog: Sequence[Measure] | None = Non
     before that rule) gets the later valid_from, the newer revision, not the earlier in the list.
     """
     chosen: dict[str, Measure] = {}
-    for measure in catalog if catalog is not None else shipped_catalog():
+    for measure in _measures(catalog):
         if not measure.in_force(region_code, on):
             continue
         current = chosen.get(measure.code)
@@ -299,7 +356,7 @@ def in_force(region_code: str, on: date, catalog: Sequence[Measure] | None = Non
     return sorted(chosen.values(), key=lambda m: (m.role, m.code))
 
 
-_FLAG_KEYS = frozenset({"ungraded", "accident_free_prior_year"})
+_PRODUCT_PREFIXES = {"insurance.premium.": "liability", "insurance.work_injury.": "work_injury"}
 
 
 def parse_stored_measure(record: Mapping[str, Any]) -> Measure:
@@ -315,8 +372,14 @@ def parse_stored_measure(record: Mapping[str, Any]) -> Measure:
     for key, value in trigger.items():
         if key not in _FLAG_KEYS and not isinstance(value, list):
             raise InvalidMeasure("trigger", f"trigger {key} must be a list")
+    source = record["source"]
+    code = str(record["code"])
+    product = record.get("product")
+    if product is None and "premium_float" in record["effect"]:
+        # before products were named, the code's prefix said it (connectors then)
+        product = next((p for pre, p in _PRODUCT_PREFIXES.items() if code.startswith(pre)), None)
     return Measure(
-        code=str(record["code"]),
+        code=code,
         role=str(record["role"]),
         trigger=trigger,
         effect=dict(record["effect"]),
@@ -325,12 +388,19 @@ def parse_stored_measure(record: Mapping[str, Any]) -> Measure:
         region_prefix=str(record.get("region_prefix", "")),
         valid_from=date.fromisoformat(record["valid_from"]),
         valid_to=date.fromisoformat(record["valid_to"]) if record.get("valid_to") else None,
-        source=str(record["source"]),
+        source=Source.legacy(source) if isinstance(source, str) else parse_source(source),
+        product=str(product) if product is not None else None,
     )
 
 
 def triggered(trigger: Mapping[str, Any], standing: Standing) -> bool:
     active = standing.grade_status == "active"
+    # 四（一）: the self-assessment of the year before the day asked was published (annual)
+    published = (
+        standing.on is not None
+        and standing.self_assessment_year is not None
+        and standing.self_assessment_year >= standing.on.year - 1
+    )
     checks = {
         "grade_level": lambda v: active and standing.grade_level in v,
         "grade_status": lambda v: standing.grade_status in v,
@@ -340,6 +410,7 @@ def triggered(trigger: Mapping[str, Any], standing: Standing) -> bool:
         "accident_class": lambda v: any(c in v for c in standing.accident_classes),
         "accident_free_prior_year": lambda v: (not standing.accident_classes) is bool(v),
         "list_type": lambda v: any(t in v for t in standing.list_types),
+        "self_assessment_published": lambda v: published is bool(v),
     }
     return all(checks[key](value) for key, value in trigger.items())
 
@@ -348,11 +419,14 @@ def applicable(
     standing: Standing,
     region_code: str,
     on: date,
-    catalog: Sequence[Measure] | None = None,
+    catalog: CatalogLike = None,
     role: str | None = None,
 ) -> dict[str, list[Measure]]:
-    """The measures that apply to this standing, grouped by implementing role."""
+    """The measures that apply to this standing, grouped by implementing role; none for a
+    closed enterprise (it is no longer anyone's to act on)."""
     result: dict[str, list[Measure]] = {}
+    if standing.closed:
+        return result
     for measure in in_force(region_code, on, catalog):
         if role is not None and measure.role != role:
             continue

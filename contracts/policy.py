@@ -1,5 +1,6 @@
-"""Configurable rule parameters (grade validity, re-apply wait, list terms) as effective-dated,
-per-region records read from data/policy.json, and the lookup that picks the one in force.
+"""Configurable rule parameters (grade validity, re-apply wait, list terms, how long 新增 lasts)
+as effective-dated, per-region records with their sources, read from data/policy.json, and the
+lookup that picks the one in force.
 """
 
 from __future__ import annotations
@@ -13,6 +14,8 @@ from datetime import date
 from functools import cache
 from importlib import resources
 from itertools import pairwise
+
+from contracts.sources import InvalidSource, Source, check_record_against, parse_source
 
 __all__ = [
     "PARAMETERS",
@@ -38,6 +41,7 @@ class Policy:
     black_list_early_removal_min_months: int
     red_list_term_months: int
     focus_list_max_term_months: int
+    new_status_months: int  # how long 新增 lasts without a grade (domain.md §4)
     # (parameter, source) of each chosen record, so a refusal can name the rule behind it.
     sources: tuple[tuple[str, str], ...] = field(default=(), repr=False, compare=False)
 
@@ -55,7 +59,7 @@ class PolicyRecord:
     region_prefix: str
     valid_from: date
     valid_to: date | None
-    source: str
+    source: Source
 
     def applies(self, region_code: str, on: date) -> bool:
         return (
@@ -80,7 +84,7 @@ def policy_for(region_code: str, on: date, records: Sequence[PolicyRecord] | Non
     for parameter in PARAMETERS:
         record = _most_specific(parameter, region_code, on, chosen)
         values[parameter] = record.value
-        sources.append((parameter, record.source))
+        sources.append((parameter, record.source.title))
     return Policy(**values, sources=tuple(sources))
 
 
@@ -140,15 +144,19 @@ def _record(item: object, number: int) -> PolicyRecord:
         raise ValueError(f"policy record {number}: value must be a positive integer")
     if not isinstance(prefix, str) or not _PREFIX.fullmatch(prefix):
         raise ValueError(f"policy record {number}: region_prefix must be 0-6 region digits")
-    if not isinstance(item["source"], str) or not item["source"].strip():
-        raise ValueError(f"policy record {number}: source must name the rule")
+    valid_from = _day(item["valid_from"], "valid_from", number)
+    try:
+        source = parse_source(item["source"])
+        check_record_against(source, prefix, valid_from)
+    except InvalidSource as exc:
+        raise ValueError(f"policy record {number}: {exc.field}: {exc}") from exc
     record = PolicyRecord(
         parameter=parameter,
         value=value,
         region_prefix=prefix,
-        valid_from=_day(item["valid_from"], "valid_from", number),
+        valid_from=valid_from,
         valid_to=None if valid_to is None else _day(valid_to, "valid_to", number),
-        source=item["source"],
+        source=source,
     )
     if record.valid_to is not None and record.valid_to <= record.valid_from:
         raise ValueError(f"policy record {number}: valid_to must be after valid_from")

@@ -1,4 +1,5 @@
-"""The measure catalog: defaults of domain.md §4–5, effective dates, regional overrides."""
+"""The measure catalog: defaults of domain.md §4–5, effective dates, regional overrides, and the
+walk that holds every shipped record to its source."""
 
 from __future__ import annotations
 
@@ -21,6 +22,7 @@ from contracts.measures import (
     parse_measure,
     parse_stored_measure,
     shipped_catalog,
+    triggered,
 )
 
 ON = date(2026, 6, 1)
@@ -34,30 +36,104 @@ def codes(result: dict[str, list[object]], role: str) -> list[str]:
 def test_every_shipped_measure_names_its_source_and_basis() -> None:
     catalog = shipped_catalog()
     assert len(catalog) >= 20
-    assert all(m.source and m.legal_basis for m in catalog)
+    assert all(m.source.title and m.legal_basis for m in catalog)
     roles = {m.role for m in catalog}
-    assert {"insurer", "bank", "market_regulator", "credit_disclosure"} <= roles
+    assert {
+        "insurer",
+        "social_insurance",
+        "bank",
+        "market_regulator",
+        "credit_disclosure",
+        "work_safety_supervisor",
+    } <= roles
+
+
+def shipped_document_json() -> dict[str, Any]:
+    text = resources.files("contracts").joinpath("data/measures.json").read_text("utf-8")
+    document: dict[str, Any] = json.loads(text)
+    return document
+
+
+def policy_records() -> list[dict[str, Any]]:
+    text = resources.files("contracts").joinpath("data/policy.json").read_text("utf-8")
+    records: list[dict[str, Any]] = json.loads(text)["records"]
+    return records
+
+
+def _walk() -> list[tuple[str, dict[str, Any]]]:
+    document = shipped_document_json()
+    found = [(f"measure {r['code']}", r) for r in document["records"]]
+    found += [(f"product {r['product']}", r) for r in document["products"]]
+    found += [(f"policy {r['parameter']} from {r['valid_from']}", r) for r in policy_records()]
+    return found
+
+
+@pytest.mark.parametrize(("name", "record"), _walk(), ids=[name for name, _ in _walk()])
+def test_every_shipped_record_keeps_to_its_source(name: str, record: dict[str, Any]) -> None:
+    """domain.md §5: each record names its source and the region it was found for; a rule
+    found for one region applies only within it; nothing takes effect before its source did;
+    an unverified number is labelled an assumption, saying what it is modelled on."""
+    source = record["source"]
+    assert isinstance(source, dict), f"{name}: the source is a plain text"
+    assert source["kind"] in ("rule", "assumption"), name
+    assert source["title"].strip(), name
+    if source["effective"] is not None:
+        assert record["valid_from"] >= source["effective"], f"{name} starts before its source"
+    if source["kind"] == "rule":
+        assert source["effective"], f"{name}: a rule without the day it took effect"
+        assert record["region_prefix"].startswith(source["region"]), (
+            f"{name}: a rule found for {source['region'] or 'the nation'} applied to "
+            f"{record['region_prefix'] or 'the nation'}"
+        )
+    else:
+        assert source["note"].strip(), f"{name}: an assumption must say what it rests on"
+    # 闽安委〔2017〕1号: the premium, disclosure and credit links are 五（五）, not 四（五）
+    assert "四（五）" not in json.dumps(record, ensure_ascii=False), name
+
+
+def test_no_shipped_rule_found_for_a_city_reaches_the_province() -> None:
+    """A city's accident floats (once shipped nationwide) are at most our labelled assumption
+    for Fujian, never a rule beyond the city it was found for."""
+    for measure in shipped_catalog():
+        if len(measure.source.region) > 2:
+            assert measure.region_prefix.startswith(measure.source.region), measure.code
+        if measure.product is not None:
+            assert measure.region_prefix, f"{measure.code} floats premiums nationwide"
 
 
 def test_level_one_grade_without_accidents() -> None:
-    standing = Standing("active", "1", "industry_trade")
+    standing = Standing("active", "1", "industry_trade", on=ON)
     result = applicable(standing, XIAMEN, ON)
     assert sorted(codes(result, "insurer")) == [
-        "insurance.premium.no_accident",
-        "insurance.work_injury.grade_discount_1",
+        "insurance.liability.grade_1",
+        "insurance.liability.no_accident",
     ]
-    assert codes(result, "market_regulator") == ["regulator.inspections.other.level1"]
+    assert codes(result, "social_insurance") == ["social_insurance.work_injury.grade_1"]
+    assert codes(result, "market_regulator") == ["regulator.record_grade"]
     assert codes(result, "credit_disclosure") == ["disclosure.publish_grade"]
     assert codes(result, "bank") == ["bank.grade_factor.level1"]  # the credit factor only
+    assert "supervision.frequency.other.level1" in codes(result, "work_safety_supervisor")
+
+
+def test_a_never_graded_enterprise_gets_no_grade_float_and_key_supervision() -> None:
+    standing = Standing("none", None, "hazardous_chemicals", on=ON)
+    result = applicable(standing, XIAMEN, ON)
+    assert codes(result, "insurer") == ["insurance.liability.no_accident"]
+    effects = {m.code: m.effect for m in result["work_safety_supervisor"]}
+    assert effects["supervision.key_supervision.ungraded"] == {
+        "key_supervision": True,
+        "penalty_scale": "upper_limit",
+    }
+    assert effects["supervision.frequency.hazardous.ungraded"] == {"inspections_per_year_min": 12}
 
 
 @pytest.mark.parametrize(
     ("accident", "code", "float_"),
     [
-        ("ordinary", "insurance.premium.ordinary_accident", 0.10),
-        ("larger", "insurance.premium.larger_accident", 0.20),
-        ("major", "insurance.premium.major_accident", 0.30),
-        ("especially_major", "insurance.premium.major_accident", 0.30),
+        ("ordinary", "insurance.liability.ordinary_accident", 0.10),
+        ("larger", "insurance.liability.larger_accident", 0.20),
+        ("major", "insurance.liability.major_accident", 0.30),
+        ("especially_major", "insurance.liability.major_accident", 0.30),
     ],
 )
 def test_accident_in_prior_year_floats_the_premium(accident: str, code: str, float_: float) -> None:
@@ -65,22 +141,45 @@ def test_accident_in_prior_year_floats_the_premium(accident: str, code: str, flo
     insurer = applicable(standing, XIAMEN, ON, role="insurer")["insurer"]
     floats = {m.code: m.effect["premium_float"] for m in insurer}
     assert floats[code] == float_
-    assert "insurance.premium.no_accident" not in floats
+    assert "insurance.liability.no_accident" not in floats
 
 
 def test_revoked_and_blacklisted() -> None:
-    standing = Standing("revoked", None, "hazardous_chemicals", list_types=("black",))
+    standing = Standing("revoked", None, "hazardous_chemicals", list_types=("black",), on=ON)
     result = applicable(standing, XIAMEN, ON)
     assert sorted(codes(result, "bank")) == ["bank.credit_review", "bank.no_new_loans"]
     assert codes(result, "market_regulator") == [
-        "regulator.inspections.hazardous.ungraded",
-        "regulator.key_target",
+        "regulator.record_black_list",
+        "regulator.record_grade",
     ]
+    supervisor = codes(result, "work_safety_supervisor")
+    assert "supervision.black_list" in supervisor
+    assert "supervision.key_supervision.ungraded" in supervisor
     assert "honours.no_awards" in codes(result, "implementing_agency")
 
 
+def test_measures_citing_the_2023_black_list_rules_start_with_them() -> None:
+    standing = Standing("none", None, "industry_trade", list_types=("black",), on=ON)
+    before = applicable(standing, XIAMEN, date(2023, 9, 30))
+    assert "bank.no_new_loans" not in codes(before, "bank")
+    after = applicable(standing, XIAMEN, date(2023, 10, 1))
+    assert "bank.no_new_loans" in codes(after, "bank")
+
+
+def test_a_closed_enterprise_gets_no_measure() -> None:
+    standing = Standing("active", "1", "industry_trade", closed=True, on=ON)
+    assert applicable(standing, XIAMEN, ON) == {}
+
+
+def test_self_assessment_published_reads_the_previous_year() -> None:
+    trigger = {"self_assessment_published": True}
+    assert triggered(trigger, Standing("active", "1", "x", self_assessment_year=2025, on=ON))
+    assert not triggered(trigger, Standing("active", "1", "x", self_assessment_year=2024, on=ON))
+    assert not triggered(trigger, Standing("active", "1", "x", on=ON))
+
+
 def test_a_city_overrides_a_measure_from_its_date() -> None:
-    base = next(m for m in shipped_catalog() if m.code == "insurance.premium.black_list")
+    base = next(m for m in shipped_catalog() if m.code == "insurance.liability.black_list")
     xiamen = replace(
         base, region_prefix="3502", valid_from=date(2026, 1, 1), effect={"premium_float": 0.5}
     )
@@ -111,7 +210,15 @@ def shipped_records() -> list[dict[str, Any]]:
 
 # The roles of the shipped catalog (the gateway passes its agency roles)
 ROLES = frozenset(
-    {"insurer", "bank", "market_regulator", "credit_disclosure", "implementing_agency"}
+    {
+        "insurer",
+        "social_insurance",
+        "bank",
+        "market_regulator",
+        "credit_disclosure",
+        "implementing_agency",
+        "work_safety_supervisor",
+    }
 )
 
 
@@ -147,6 +254,9 @@ ROLES = frozenset(
         ({"valid_to": "2017-01-01"}, "valid_to must be after valid_from"),
         ({"region_perfix": "3502"}, "unknown field 'region_perfix'"),
         ({"source": None}, "source is required"),
+        ({"source": "domain.md"}, "source must be an object"),
+        ({"effect": {"premium_float": 10}}, "premium_float is a fraction"),
+        ({"effect": {"penalty_scale": "double"}}, "penalty_scale must be standard or upper"),
     ],
 )
 def test_a_catalog_names_the_record_and_field_it_refuses(
@@ -176,10 +286,30 @@ def test_the_shipped_catalog_passes_every_check() -> None:
     assert len(parse_catalog(shipped_records(), ROLES)) == len(shipped_records())
 
 
+@pytest.mark.parametrize(
+    ("source", "detail"),
+    [
+        ({"kind": "law"}, "source kind must be one of rule, assumption"),
+        ({"region": "35a"}, "source region must be"),
+        ({"kind": "rule", "effective": None}, "a rule's source names the day it took effect"),
+        ({"kind": "assumption", "note": " "}, "an assumption's note says what"),
+        ({"kind": "rule", "effective": "2030-01-01"}, "is before its source took effect"),
+        ({"kind": "rule", "region": "3505"}, "reaches beyond the region the rule was found for"),
+        ({"colour": 1}, "unknown source field"),
+    ],
+)
+def test_a_source_is_checked_with_its_record(source: dict[str, Any], detail: str) -> None:
+    records = shipped_records()
+    index = next(i for i, r in enumerate(records) if r["code"] == "disclosure.publish_grade")
+    records[index]["source"] = records[index]["source"] | source
+    with pytest.raises(CatalogError, match=detail):
+        parse_catalog(records, ROLES)
+
+
 def revised(valid_to_of_old: str | None) -> list[dict[str, Any]]:
     """The shipped catalog with level-1 work-injury discount revised to -25 % from 2026."""
     records = shipped_records()
-    old = next(r for r in records if r["code"] == "insurance.work_injury.grade_discount_1")
+    old = next(r for r in records if r["code"] == "social_insurance.work_injury.grade_1")
     old["valid_to"] = valid_to_of_old
     new = copy.deepcopy(old) | {
         "valid_from": "2026-01-01",
@@ -193,7 +323,7 @@ def test_overlapping_periods_of_one_code_and_region_are_refused() -> None:
     with pytest.raises(CatalogError) as refused:
         parse_catalog(revised(valid_to_of_old=None))
     assert str(refused.value).startswith(
-        f"record {len(shipped_records())} (insurance.work_injury.grade_discount_1): valid_from"
+        f"record {len(shipped_records())} (social_insurance.work_injury.grade_1): valid_from"
     )
     assert "end the earlier one with valid_to 2026-01-01" in str(refused.value)
     with pytest.raises(CatalogError, match="falls in record"):
@@ -205,8 +335,12 @@ def test_a_revision_from_a_date_is_in_force_from_that_date() -> None:
     standing = Standing("active", "1", "industry_trade")
 
     def discount(on: date) -> float:
-        insurer = applicable(standing, XIAMEN, on, catalog, role="insurer")["insurer"]
-        found = [m for m in insurer if m.code == "insurance.work_injury.grade_discount_1"]
+        role = "social_insurance"
+        found = [
+            m
+            for m in applicable(standing, XIAMEN, on, catalog, role=role)[role]
+            if m.code == "social_insurance.work_injury.grade_1"
+        ]
         assert len(found) == 1
         return float(found[0].effect["premium_float"])
 
@@ -217,7 +351,7 @@ def test_a_revision_from_a_date_is_in_force_from_that_date() -> None:
 
 def test_an_unchecked_catalog_with_overlapping_revisions_takes_the_later_one() -> None:
     """Versions stored before overlaps were refused: the newer revision, whatever its place."""
-    old = next(m for m in shipped_catalog() if m.code == "insurance.work_injury.grade_discount_1")
+    old = next(m for m in shipped_catalog() if m.code == "social_insurance.work_injury.grade_1")
     new = replace(old, valid_from=date(2026, 1, 1), effect={"premium_float": -0.25})
     for catalog in ([*shipped_catalog(), new], [new, *shipped_catalog()]):
         chosen = [m for m in in_force(XIAMEN, date(2026, 11, 1), catalog) if m.code == old.code]

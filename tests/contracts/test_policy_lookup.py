@@ -16,6 +16,9 @@ from contracts.policy import (
     parse_policy_records,
     policy_for,
 )
+from contracts.sources import Source
+
+TEST_SOURCE = {"title": "test rule", "region": "", "effective": "2000-01-01", "kind": "rule"}
 
 
 def record(parameter: str = "grade_validity_years", **overrides: Any) -> PolicyRecord:
@@ -25,7 +28,7 @@ def record(parameter: str = "grade_validity_years", **overrides: Any) -> PolicyR
         "region_prefix": "",
         "valid_from": date(2000, 1, 1),
         "valid_to": None,
-        "source": "test rule",
+        "source": Source("test rule", "", date(2000, 1, 1), "rule"),
     }
     return PolicyRecord(**(values | overrides))
 
@@ -41,7 +44,7 @@ def raw(**overrides: Any) -> dict[str, Any]:
         "region_prefix": "",
         "valid_from": "2000-01-01",
         "valid_to": None,
-        "source": "test rule",
+        "source": TEST_SOURCE,
     } | overrides
 
 
@@ -58,16 +61,20 @@ def test_shipped_policy_has_the_documented_defaults() -> None:
         12,
     )
     assert (policy.red_list_term_months, policy.focus_list_max_term_months) == (36, 24)
+    assert policy.new_status_months == 12
 
 
 def test_shipped_records_name_their_rule_and_flag_the_assumption() -> None:
     records = load_policy_records()
     assert {r.parameter for r in records} == set(PARAMETERS)
-    assert all(r.source.strip() for r in records)
+    assert all(r.source.title.strip() for r in records)
     focus = next(r for r in records if r.parameter == "focus_list_max_term_months")
-    assert "assumption" in focus.source
+    assert focus.source.kind == "assumption"
     sources = dict(policy_for("110000", date(2025, 1, 1)).sources)
     assert "应急〔2021〕83号" in sources["grade_validity_years"]
+    # before that rule took effect the same number is our labelled assumption, not the rule
+    earlier = dict(policy_for("110000", date(2019, 1, 1)).sources)
+    assert "应急〔2021〕83号" not in earlier["grade_validity_years"]
 
 
 def test_longest_matching_prefix_wins() -> None:
@@ -130,7 +137,9 @@ def test_parse_accepts_regional_and_successive_records() -> None:
         (raw(value=True, region_prefix="35"), "positive"),
         (raw(region_prefix="3x"), "region_prefix"),
         (raw(region_prefix="0"), "region_prefix"),
-        (raw(region_prefix="35", source=" "), "source"),
+        (raw(region_prefix="35", source=TEST_SOURCE | {"title": " "}), "source"),
+        (raw(region_prefix="35", source="a rule"), "source"),
+        (raw(region_prefix="35", valid_from="1999-01-01", valid_to="2000-01-01"), "before"),
         (raw(region_prefix="35", valid_from="2025-13-01"), "valid_from"),
         (raw(region_prefix="35", valid_from=None), "valid_from"),
         (raw(region_prefix="35", valid_from="2025-01-01", valid_to="2025-01-01"), "after"),
