@@ -5,7 +5,8 @@ Exception
  └── RuleError                a message meets its contract but breaks a domain rule
       ├── TransitionError         grade state machine (grades, domain.md §3)
       ├── ListingRuleError        red/black/focus list terms (listings, domain.md §5)
-      └── RectificationRuleError  rectification orders (rectifications)
+      ├── RectificationRuleError  rectification orders (rectifications)
+      └── CauseError              a revocation's cause (revocations)
 """
 
 from __future__ import annotations
@@ -44,4 +45,8 @@ class ListingRuleError(RuleError):
 
 
 class RectificationRuleError(RuleError):
-    """A rectification message contradicts its order."""
+    """A rectification message contradicts its order; `pointer` names the field, if one."""
+
+    def __init__(self, message: str, pointer: str | None = None) -> None:
+        super().__init__(message)
+        self.pointer = pointer

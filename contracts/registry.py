@@ -20,29 +20,27 @@ from contracts.errors import ContractError
 __all__ = [
     "CONTRACT_MAJORS",
     "MESSAGE_TYPES",
+    "SERVED_MAJORS",
     "ContractError",
+    "latest_major",
     "list_contracts",
     "parse_json",
     "schema_for",
     "validate_message",
 ]
 
-MESSAGE_TYPES: tuple[str, ...] = (
-    "enterprise.registered",
-    "grade.awarded",
-    "grade.renewed",
-    "grade.downgraded",
-    "grade.revoked",
-    "grade.expired",
-    "self_assessment.published",
-    "rectification.ordered",
-    "rectification.overdue",
-    "accident.reported",
-    "listing.added",
-    "listing.removed",
-    "measure.applied",
-)
-CONTRACT_MAJORS: tuple[int, ...] = (1,)
+
+def _served() -> dict[str, tuple[int, ...]]:
+    source = resources.files("contracts") / "schemas" / "served.json"
+    listed = json.loads(source.read_text(encoding="utf-8"))["messages"]
+    return {name: tuple(majors) for name, majors in listed.items()}
+
+
+# schemas/served.json: the one list of message types and the majors served of each.
+SERVED_MAJORS: dict[str, tuple[int, ...]] = _served()
+MESSAGE_TYPES: tuple[str, ...] = tuple(SERVED_MAJORS)
+# Every major served of some type (the envelope's `contract` ranges over these).
+CONTRACT_MAJORS: tuple[int, ...] = tuple(sorted({m for ms in SERVED_MAJORS.values() for m in ms}))
 _ENVELOPE = "envelope"
 _ENVELOPE_MAJOR = 1  # the envelope's own shape; its `contract` field versions only `data`
 _MAX_DETAIL = 300  # keeps a problem document readable when the offending value is long
@@ -134,11 +132,12 @@ def validate_message(envelope: Mapping[str, object]) -> None:
             "unknown_type", f"message type {message_type!r} is not a known type", "/type"
         )
     # The envelope schema made `contract` an integer; 2020-12 counts 1.0 as one, hence int() below.
-    if not isinstance(major, int | float) or major not in CONTRACT_MAJORS:
+    served = SERVED_MAJORS[message_type]
+    if not isinstance(major, int | float) or major not in served:
         raise ContractError(
             "unknown_contract",
-            f"contract major {major} is not served; known majors: "
-            + ", ".join(str(m) for m in CONTRACT_MAJORS),
+            f"contract major {major} of {message_type} is not served; served majors: "
+            + ", ".join(str(m) for m in served),
             "/contract",
         )
     data_validator = _validator(message_type, int(major))
@@ -220,9 +219,14 @@ def schema_for(type: str, major: int) -> dict[str, Any]:
     """A copy of the data schema of `type` at contract major `major`."""
     if type not in MESSAGE_TYPES:
         raise ContractError("unknown_type", f"message type {type!r} is not a known type")
-    if major not in CONTRACT_MAJORS:
-        raise ContractError("unknown_contract", f"contract major {major} is not served")
+    if major not in SERVED_MAJORS[type]:
+        raise ContractError("unknown_contract", f"contract major {major} of {type} is not served")
     return copy.deepcopy(_schema(type, major))
+
+
+def latest_major(type: str) -> int:
+    """The newest major served of a message type."""
+    return SERVED_MAJORS[type][-1]
 
 
 def list_contracts() -> list[dict[str, object]]:
@@ -231,6 +235,7 @@ def list_contracts() -> list[dict[str, object]]:
         {"type": name, "major": major, "$id": _schema(name, major)["$id"]}
         for major in CONTRACT_MAJORS
         for name in MESSAGE_TYPES
+        if major in SERVED_MAJORS[name]
     ]
 
 
@@ -238,6 +243,8 @@ def list_contracts() -> list[dict[str, object]]:
 def _schema(name: str, major: int) -> dict[str, Any]:
     source = resources.files("contracts") / "schemas" / f"v{major}" / f"{name}.json"
     schema: dict[str, Any] = json.loads(source.read_text(encoding="utf-8"))
+    if name == _ENVELOPE:  # its `type` enum is the served list (one source: served.json)
+        schema["properties"]["type"]["enum"] = list(MESSAGE_TYPES)
     return schema
 
 

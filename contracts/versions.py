@@ -5,7 +5,7 @@ whether it is live.
 Where versions come from (`load_registry`):
 
 - a message type's producer schema is `schemas/v<major>/<type>.json`, the very file publishing
-  validates with; it is live while the type is in MESSAGE_TYPES and the major in CONTRACT_MAJORS;
+  validates with; it is live while schemas/served.json lists that major of the type;
 - an agency view's producer schema is `schemas/views/v<major>/<name>.json` (or, in code,
   `ContractRegistry.register_view`); it is live while the file is there;
 - `schemas/released.json` keeps every released revision of each (name, major), oldest first:
@@ -28,7 +28,7 @@ import jsonschema_rs
 
 from contracts.consumers import consumer_schema
 from contracts.errors import ContractError
-from contracts.registry import CONTRACT_MAJORS, MESSAGE_TYPES
+from contracts.registry import MESSAGE_TYPES, SERVED_MAJORS
 
 __all__ = [
     "Contract",
@@ -169,7 +169,7 @@ def load_registry() -> ContractRegistry:
                 kind="message",
                 major=major,
                 producer=schema,
-                live=name in MESSAGE_TYPES and major in CONTRACT_MAJORS,
+                live=major in SERVED_MAJORS.get(name, ()),
                 released=_revisions(history, "message", name, major),
             )
         )
@@ -188,6 +188,7 @@ def envelope_schema(major: int = 1) -> dict[str, Any]:
     """The envelope around every published message's `data` (schemas/v<major>/envelope.json)."""
     for found, name, schema in _schema_files(""):
         if (found, name) == (major, _ENVELOPE):
+            schema["properties"]["type"]["enum"] = list(MESSAGE_TYPES)  # as registry serves it
             return schema
     raise ContractError("unknown_contract", f"no envelope schema of major {major}")
 

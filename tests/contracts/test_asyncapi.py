@@ -15,10 +15,10 @@ from typing import Any
 import jsonschema
 import jsonschema_rs
 import pytest
-from contract_factories import OPTIONAL_FIELDS, VALID_DATA, make_envelope
+from contract_factories import data_for, make_envelope, optional_for
 
 from contracts.asyncapi import SCHEMA_FORMAT, asyncapi_document
-from contracts.registry import MESSAGE_TYPES, schema_for
+from contracts.registry import MESSAGE_TYPES, SERVED_MAJORS, schema_for
 from contracts.versions import load_registry
 
 DATA = Path(__file__).resolve().parents[1] / "data"
@@ -152,16 +152,21 @@ def payload(doc: dict[str, Any], message: str) -> jsonschema_rs.Validator:
     return jsonschema_rs.Draft202012Validator(schema, validate_formats=True, offline=True)
 
 
-@pytest.mark.parametrize("message_type", MESSAGE_TYPES)
-def test_published_envelopes_meet_their_payload_and_no_other(message_type: str) -> None:
+SERVED = [(t, m) for t in MESSAGE_TYPES for m in SERVED_MAJORS[t]]
+
+
+@pytest.mark.parametrize(("message_type", "major"), SERVED)
+def test_published_envelopes_meet_their_payload_and_no_other(message_type: str, major: int) -> None:
     doc = document()
-    data = VALID_DATA[message_type](**OPTIONAL_FIELDS.get(message_type, {}))
-    envelope = make_envelope(message_type=message_type, data=data)
-    assert payload(doc, f"publish.{message_type}.v1").is_valid(envelope)
+    data = data_for(message_type, major) | optional_for(message_type, major)
+    envelope = make_envelope(message_type=message_type, contract=major, data=data)
+    assert payload(doc, f"publish.{message_type}.v{major}").is_valid(envelope)
     other = MESSAGE_TYPES[(MESSAGE_TYPES.index(message_type) + 1) % len(MESSAGE_TYPES)]
     assert not payload(doc, f"publish.{other}.v1").is_valid(envelope)
-    with_unknown = make_envelope(message_type=message_type, data=data | {"unheard_of": 1})
-    assert not payload(doc, f"publish.{message_type}.v1").is_valid(with_unknown)
+    with_unknown = make_envelope(
+        message_type=message_type, contract=major, data=data | {"unheard_of": 1}
+    )
+    assert not payload(doc, f"publish.{message_type}.v{major}").is_valid(with_unknown)
 
 
 @pytest.mark.parametrize("message_type", MESSAGE_TYPES)

@@ -11,18 +11,22 @@ from typing import Any
 
 import jsonschema
 import pytest
-from contract_factories import OPTIONAL_FIELDS, VALID_DATA, make_envelope
+from contract_factories import VALID_DATA, data_for, make_envelope, optional_for
 
 from contracts.registry import (
     CONTRACT_MAJORS,
     MESSAGE_TYPES,
+    SERVED_MAJORS,
     ContractError,
     list_contracts,
     schema_for,
     validate_message,
 )
+from contracts.versions import envelope_schema
 
-SCHEMA_DIR = Path(__file__).resolve().parents[2] / "contracts" / "schemas" / "v1"
+SCHEMAS = Path(__file__).resolve().parents[2] / "contracts" / "schemas"
+SCHEMA_DIR = SCHEMAS / "v1"
+SERVED = [(t, m) for t in MESSAGE_TYPES for m in SERVED_MAJORS[t]]
 ENVELOPE_FIELDS = ("id", "type", "contract", "issuer", "issued_at", "subject", "data")
 
 
@@ -32,49 +36,61 @@ def refusal(envelope: dict[str, Any]) -> ContractError:
     return caught.value
 
 
-def required_cases() -> list[tuple[str, str]]:
-    return [(t, f) for t in MESSAGE_TYPES for f in VALID_DATA[t]()]
+def required_cases() -> list[tuple[str, int, str]]:
+    return [(t, m, f) for t, m in SERVED for f in schema_for(t, m)["required"]]
+
+
+def served_id(case: tuple[str, int]) -> str:
+    return f"{case[0]}-v{case[1]}"
 
 
 def test_every_type_has_an_example_and_a_schema() -> None:
     assert set(VALID_DATA) == set(MESSAGE_TYPES)
-    assert len(MESSAGE_TYPES) == 13
-    assert CONTRACT_MAJORS == (1,)
-    assert {p.stem for p in SCHEMA_DIR.glob("*.json")} == {*MESSAGE_TYPES, "envelope"}
+    assert len(MESSAGE_TYPES) == 16
+    assert CONTRACT_MAJORS == (1, 2)
+    for major in CONTRACT_MAJORS:
+        files = {p.stem for p in (SCHEMAS / f"v{major}").glob("*.json")} - {"envelope"}
+        assert files == {t for t in MESSAGE_TYPES if major in SERVED_MAJORS[t]}
 
 
-@pytest.mark.parametrize("message_type", MESSAGE_TYPES)
-def test_valid_example_passes(message_type: str) -> None:
-    validate_message(make_envelope(message_type=message_type))
+@pytest.mark.parametrize(("message_type", "major"), SERVED, ids=map(served_id, SERVED))
+def test_valid_example_passes(message_type: str, major: int) -> None:
+    data = data_for(message_type, major)
+    validate_message(make_envelope(message_type=message_type, contract=major, data=data))
 
 
-@pytest.mark.parametrize("message_type", MESSAGE_TYPES)
-def test_optional_fields_are_accepted(message_type: str) -> None:
-    data = VALID_DATA[message_type](**OPTIONAL_FIELDS.get(message_type, {}))
-    validate_message(make_envelope(message_type=message_type, data=data))
+@pytest.mark.parametrize(("message_type", "major"), SERVED, ids=map(served_id, SERVED))
+def test_optional_fields_are_accepted(message_type: str, major: int) -> None:
+    data = data_for(message_type, major) | optional_for(message_type, major)
+    validate_message(make_envelope(message_type=message_type, contract=major, data=data))
 
 
-@pytest.mark.parametrize("message_type", MESSAGE_TYPES)
-def test_example_fields_are_exactly_the_required_ones(message_type: str) -> None:
-    schema = schema_for(message_type, 1)
-    assert set(schema["required"]) == set(VALID_DATA[message_type]())
+@pytest.mark.parametrize(("message_type", "major"), SERVED, ids=map(served_id, SERVED))
+def test_example_fields_are_exactly_the_required_ones(message_type: str, major: int) -> None:
+    # The example holds every required field and may hold optional ones a rule asks for
+    # (a hazard's hazard_level); optional_for gives the rest.
+    schema = schema_for(message_type, major)
+    example = set(data_for(message_type, major))
+    assert set(schema["required"]) <= example
     optional = set(schema["properties"]) - set(schema["required"])
-    assert optional == set(OPTIONAL_FIELDS.get(message_type, {}))
+    assert optional == (example - set(schema["required"])) | set(optional_for(message_type, major))
 
 
-@pytest.mark.parametrize(("message_type", "field"), required_cases())
-def test_missing_required_field_is_refused_with_its_pointer(message_type: str, field: str) -> None:
-    data = VALID_DATA[message_type]()
+@pytest.mark.parametrize(("message_type", "major", "field"), required_cases())
+def test_missing_required_field_is_refused_with_its_pointer(
+    message_type: str, major: int, field: str
+) -> None:
+    data = data_for(message_type, major)
     del data[field]
-    error = refusal(make_envelope(message_type=message_type, data=data))
+    error = refusal(make_envelope(message_type=message_type, contract=major, data=data))
     assert (error.code, error.pointer) == ("schema_violation", f"/data/{field}")
     assert error.message == f"required field /data/{field} is missing"
 
 
-@pytest.mark.parametrize("message_type", MESSAGE_TYPES)
-def test_unknown_field_is_refused_with_its_pointer(message_type: str) -> None:
-    data = VALID_DATA[message_type](grade_note="x")
-    error = refusal(make_envelope(message_type=message_type, data=data))
+@pytest.mark.parametrize(("message_type", "major"), SERVED, ids=map(served_id, SERVED))
+def test_unknown_field_is_refused_with_its_pointer(message_type: str, major: int) -> None:
+    data = data_for(message_type, major, grade_note="x")
+    error = refusal(make_envelope(message_type=message_type, contract=major, data=data))
     assert (error.code, error.pointer) == ("schema_violation", "/data/grade_note")
 
 
@@ -141,8 +157,9 @@ def test_unknown_type_has_its_own_code() -> None:
 
 
 def test_unknown_contract_major_has_its_own_code() -> None:
-    error = refusal(make_envelope(contract=2))
+    error = refusal(make_envelope(message_type="grade.renewed", contract=2))
     assert (error.code, error.pointer) == ("unknown_contract", "/contract")
+    assert "served majors: 1" in error.message
 
 
 def test_envelope_errors_come_before_the_type_check() -> None:
@@ -157,7 +174,7 @@ def test_envelope_errors_come_before_the_type_check() -> None:
         ("grade.awarded", {"level": "4"}, "/data/level"),
         ("grade.awarded", {"announced_on": "2023-02-29"}, "/data/announced_on"),
         ("grade.awarded", {"valid_from": "2024-1-10"}, "/data/valid_from"),
-        ("grade.awarded", {"scheme": "mining"}, "/data/scheme"),
+        ("grade.awarded", {"scheme": "Mining"}, "/data/scheme"),
         ("grade.downgraded", {"reason": "   "}, "/data/reason"),
         ("grade.revoked", {"related_message_ids": ["nope"]}, "/data/related_message_ids/0"),
         ("enterprise.registered", {"region_code": "050900"}, "/data/region_code"),
@@ -187,37 +204,48 @@ def test_bad_data_values_are_refused(
 
 
 def test_envelope_type_enum_lists_exactly_the_message_types() -> None:
-    envelope = json.loads((SCHEMA_DIR / "envelope.json").read_text(encoding="utf-8"))
-    assert tuple(envelope["properties"]["type"]["enum"]) == MESSAGE_TYPES
+    assert tuple(envelope_schema()["properties"]["type"]["enum"]) == MESSAGE_TYPES
 
 
-@pytest.mark.parametrize("path", sorted(SCHEMA_DIR.glob("*.json")), ids=lambda p: p.stem)
+def test_an_older_major_is_still_served_with_its_own_shape() -> None:
+    v1 = data_for("rectification.ordered", 1)
+    validate_message(make_envelope(message_type="rectification.ordered", contract=1, data=v1))
+    error = refusal(make_envelope(message_type="rectification.ordered", contract=2, data=v1))
+    assert error.pointer == "/data/kind"
+
+
+SCHEMA_FILES = sorted(SCHEMAS.glob("v*/*.json"))
+
+
+@pytest.mark.parametrize("path", SCHEMA_FILES, ids=lambda p: f"{p.parent.name}/{p.stem}")
 def test_schema_files_are_strict_and_self_describing(path: Path) -> None:
     schema = json.loads(path.read_text(encoding="utf-8"))
     jsonschema.Draft202012Validator.check_schema(schema)
     assert schema["$schema"] == "https://json-schema.org/draft/2020-12/schema"
-    assert schema["$id"] == f"https://contracts.gateway.example/v1/{path.stem}.json"
+    major = path.parent.name
+    assert schema["$id"] == f"https://contracts.gateway.example/{major}/{path.stem}.json"
     assert schema["additionalProperties"] is False
     assert re.search(r"[\u4e00-\u9fff]", schema["title"] + schema["description"])
 
 
-@pytest.mark.parametrize("message_type", MESSAGE_TYPES)
-def test_an_off_the_shelf_validator_agrees_on_the_examples(message_type: str) -> None:
+@pytest.mark.parametrize(("message_type", "major"), SERVED, ids=map(served_id, SERVED))
+def test_an_off_the_shelf_validator_agrees_on_the_examples(message_type: str, major: int) -> None:
     # protocol.md: an agency must be able to check messages without our code.
     checker = jsonschema.Draft202012Validator.FORMAT_CHECKER
-    envelope = make_envelope(message_type=message_type)
-    jsonschema.Draft202012Validator(schema_for(message_type, 1), format_checker=checker).validate(
-        envelope["data"]
-    )
-    envelope_schema = json.loads((SCHEMA_DIR / "envelope.json").read_text(encoding="utf-8"))
-    jsonschema.Draft202012Validator(envelope_schema, format_checker=checker).validate(envelope)
+    data = data_for(message_type, major)
+    envelope = make_envelope(message_type=message_type, contract=major, data=data)
+    jsonschema.Draft202012Validator(
+        schema_for(message_type, major), format_checker=checker
+    ).validate(envelope["data"])
+    jsonschema.Draft202012Validator(envelope_schema(), format_checker=checker).validate(envelope)
 
 
-def test_list_contracts_names_every_type_once() -> None:
+def test_list_contracts_names_every_served_major_once() -> None:
     listed = list_contracts()
-    assert [c["type"] for c in listed] == list(MESSAGE_TYPES)
-    assert {c["major"] for c in listed} == {1}
-    assert listed[1]["$id"] == "https://contracts.gateway.example/v1/grade.awarded.json"
+    assert [(c["type"], c["major"]) for c in listed] == sorted(
+        SERVED, key=lambda case: (case[1], MESSAGE_TYPES.index(case[0]))
+    )
+    assert listed[3]["$id"] == "https://contracts.gateway.example/v1/grade.awarded.json"
 
 
 def test_schema_for_returns_a_copy() -> None:
@@ -227,7 +255,7 @@ def test_schema_for_returns_a_copy() -> None:
 
 @pytest.mark.parametrize(
     ("message_type", "major", "code"),
-    [("grade.suspended", 1, "unknown_type"), ("grade.awarded", 2, "unknown_contract")],
+    [("grade.suspended", 1, "unknown_type"), ("grade.renewed", 2, "unknown_contract")],
 )
 def test_schema_for_refuses_unknown_contracts(message_type: str, major: int, code: str) -> None:
     with pytest.raises(ContractError) as caught:
