@@ -9,21 +9,23 @@ from __future__ import annotations
 from connectors import (
     bank_credit,
     credit_disclosure,
-    insurance_premium,
     market_regulator,
+    premiums,
     revocation_notice,
 )
-from connectors.base import Connector, Decision, ViewContractError
+from connectors.base import Connector, ViewContractError
+from connectors.facts import Decision, DocumentFacts
 
 CONNECTORS: dict[str, Connector] = {
     c.name: c
     for c in (
         credit_disclosure.CONNECTOR,
         bank_credit.CONNECTOR,
-        insurance_premium.CONNECTOR,
+        premiums.LIABILITY,
+        premiums.WORK_INJURY,
         market_regulator.CONNECTOR,
         revocation_notice.CONNECTOR,
     )
 }
 
-__all__ = ["CONNECTORS", "Connector", "Decision", "ViewContractError"]
+__all__ = ["CONNECTORS", "Connector", "Decision", "DocumentFacts", "ViewContractError"]

@@ -1,99 +1,108 @@
-"""For the market regulator's credit system: an incremental sync record per accepted message,
-and a full snapshot export — NDJSON, one record per enterprise, with a gateway-signed manifest
-naming the log size and root it reflects — on demand and on a schedule (issue 5 §3, §6).
-
-Each record carries the classified-supervision figures of the catalog (domain.md §4): the
-inspection cap for the year from grade and industry, key-target status from a black list,
-fewer inspections from a red list.
-"""
+"""For the market regulator's credit system (闽安委〔2017〕1号 五（五）: 纳入企业信用信息公示系统):
+an incremental sync record per accepted message, and the same record per enterprise in the
+full snapshots the gateway exports (gateway.connectors.snapshots). The record holds what the
+credit record shows: the enterprise as the ledgers hold it on the day, its grade with the
+announcement and awarding authority, a revocation's decision, date, reason and re-apply date,
+and its list entries. Inspection frequency is the work-safety supervisor's, not here."""
 
 from __future__ import annotations
 
-import datetime as dt
-import hashlib
-import json
-import os
-from collections.abc import Iterator, Mapping, Sequence
-from pathlib import Path
+from collections.abc import Callable, Sequence
 from typing import Any
 
-from sqlalchemy import select
-from sqlalchemy.orm import Session
+from connectors.base import Connector, iso
+from connectors.facts import DocumentFacts, EnterpriseFacts, ListEntry
+from connectors.labels import CLOSURES, REVOCATION_REASONS
+from contracts.measures import Standing
 
-from connectors.base import Connector, Context, iso
-from contracts.dates import local_date
-from contracts.measures import Measure, Standing, applicable
-from gateway.measures.catalog import catalog_as_of
-from gateway.measures.service import CHUNK, standing_facts
-from gateway.models import Enterprise
-from gateway.signing import GatewaySigner
-from gateway.tlog import root_hash, tree_size
-
-MANIFEST_TYP = "gateway-snapshot-manifest+jws"
 TYPES = frozenset(
     {
         "enterprise.registered",
+        "enterprise.updated",
+        "enterprise.closed",
         "grade.awarded",
         "grade.renewed",
         "grade.downgraded",
         "grade.revoked",
         "grade.expired",
-        "accident.reported",
-        "rectification.ordered",
-        "rectification.overdue",
         "listing.added",
         "listing.removed",
         "self_assessment.published",
     }
 )
+AgencyOf = Callable[[str], dict[str, Any]]
 
 
 def record(
-    enterprise: Any,
+    enterprise: EnterpriseFacts,
     standing: Standing,
-    measures: Mapping[str, Sequence[Measure]],
-    lists: Sequence[Any],
+    lists: Sequence[ListEntry],
+    agency: AgencyOf,
     as_of: int,
 ) -> dict[str, Any]:
-    regulator = list(measures.get("market_regulator", []))
-    caps = [
-        int(m.effect["inspections_per_year_max"])
-        for m in regulator
-        if "inspections_per_year_max" in m.effect
-    ]
+    """One enterprise's sync record; `enterprise` is held to its day (as_held_on)."""
+    decision = enterprise.grade_decision or {}
+    revoked = enterprise.grade_status == "revoked" and decision.get("type") == "grade.revoked"
+    active = enterprise.grade_status == "active"
     return {
         "record_type": "enterprise_sync",
         "uscc": enterprise.uscc,
         "name": enterprise.name,
+        "legal_representative": enterprise.legal_representative,
         "region_code": enterprise.region_code,
         "industry_section": enterprise.industry_section,
         "scheme": enterprise.grade_scheme or enterprise.scheme,
+        "registered_on": enterprise.registered_on.isoformat(),
         "ledger_status": enterprise.ledger_status,
+        "closure": (
+            {
+                "closed_on": enterprise.closed_on.isoformat(),
+                "closure": enterprise.closure,
+                "closure_zh": CLOSURES.get(enterprise.closure or "", enterprise.closure),
+            }
+            if enterprise.closed_on is not None
+            else None
+        ),
         "grade": {
             "status": enterprise.grade_status,
-            "level": enterprise.grade_level if enterprise.grade_status == "active" else None,
+            "level": enterprise.grade_level if active else None,
             "valid_from": iso(enterprise.grade_valid_from),
             "valid_to": iso(enterprise.grade_valid_to),
             "certificate_no": enterprise.certificate_no,
+            "announcement_no": enterprise.announcement_no,
+            "awarding_authority": (
+                agency(enterprise.grade_awarded_by) | {"level": enterprise.grade_authority}
+                if enterprise.grade_awarded_by
+                else None
+            ),
         },
+        "revocation": (
+            {
+                "decision_no": decision.get("decision_no"),
+                "decided_on": decision.get("decided_on"),
+                "reason_code": decision.get("reason_code"),
+                "reason": REVOCATION_REASONS.get(str(decision.get("reason_code")), "其他"),
+                "reapply_after": iso(enterprise.reapply_after),
+            }
+            if revoked
+            else None
+        ),
         "lists": [
             {
                 "list_type": entry.list_type,
+                "deciding_agency": entry.deciding_agency,
                 "term_start": entry.term_start.isoformat(),
                 "term_end": entry.term_end.isoformat(),
             }
             for entry in lists
         ],
-        "inspection_cap_per_year": min(caps) if caps else None,
-        "key_target": any(m.effect.get("key_target") for m in regulator),
-        "fewer_inspections": any(m.effect.get("fewer_inspections") for m in regulator),
         "as_of_log_index": as_of,
     }
 
 
-def render(ctx: Context) -> dict[str, Any]:
-    doc = record(ctx.enterprise, ctx.standing, ctx.measures, ctx.lists, ctx.decision.index)
-    return doc | {"source": ctx.source()}
+def render(facts: DocumentFacts) -> dict[str, Any]:
+    doc = record(facts.enterprise, facts.standing, facts.lists, facts.agency, facts.decision.index)
+    return doc | {"source": facts.source()}
 
 
 CONNECTOR = Connector(
@@ -102,56 +111,5 @@ CONNECTOR = Connector(
     types=TYPES,
     render=render,
     title="Credit-system sync record",
+    major=2,
 )
-
-
-def snapshot_records(session: Session, on: dt.date, as_of: int) -> Iterator[dict[str, Any]]:
-    """Every enterprise's record on `on`, in code order: the standings read by the queries'
-    own `standing_facts`, one statement per chunk of codes, with the catalog in force at
-    `as_of` (the log index the records claim to reflect)."""
-    catalog = catalog_as_of(session, as_of)
-    codes = session.scalars(
-        select(Enterprise.uscc).order_by(Enterprise.uscc).execution_options(yield_per=CHUNK)
-    )
-    for chunk in codes.partitions(CHUNK):
-        facts = standing_facts(session, chunk, on)
-        for uscc in chunk:
-            enterprise, standing, lists = facts[uscc]
-            measures = applicable(standing, enterprise.region_code, on, catalog)
-            yield record(enterprise, standing, measures, lists, as_of)
-
-
-def write_snapshot(
-    session: Session, signer: GatewaySigner, out_dir: Path, now: dt.datetime
-) -> tuple[Path, Path, dict[str, Any]]:
-    """Write `<log size>.ndjson` and its signed manifest `<log size>.manifest.jws` into
-    `out_dir`; returns both paths and the manifest claims.
-
-    Run it in one read transaction (a snapshot on SQLite's WAL; on PostgreSQL the caller
-    sets REPEATABLE READ) so the records are exactly the state at the log size named."""
-    out_dir.mkdir(parents=True, exist_ok=True)
-    size = tree_size(session)
-    data_path = out_dir / f"{size:012d}.ndjson"
-    partial = data_path.with_name(f"{data_path.name}.{os.getpid()}.partial")
-    digest = hashlib.sha256()
-    count = 0
-    with partial.open("wb") as out:
-        for doc in snapshot_records(session, local_date(now), max(size - 1, 0)):
-            line = json.dumps(doc, ensure_ascii=False, separators=(",", ":")).encode() + b"\n"
-            digest.update(line)
-            out.write(line)
-            count += 1
-    partial.replace(data_path)
-    claims = {
-        "snapshot": "market_regulator",
-        "contract": "market_regulator/1",
-        "log_size": size,
-        "root_hash": root_hash(session, size).hex() if size else None,
-        "generated_at": now.isoformat(),
-        "records": count,
-        "file": data_path.name,
-        "sha256": digest.hexdigest(),
-    }
-    manifest_path = out_dir / f"{size:012d}.manifest.jws"
-    manifest_path.write_text(signer.sign(claims, MANIFEST_TYP) + "\n")
-    return data_path, manifest_path, claims

@@ -5,29 +5,30 @@ from __future__ import annotations
 
 from typing import Any
 
-from connectors.base import Connector, Context
+from connectors.base import Connector
+from connectors.facts import DocumentFacts
 
 TITLE = "安全生产标准化等级撤销通知 (notice of revocation of a work-safety standardization grade)"
 
 
-def render(ctx: Context) -> dict[str, Any]:
-    d = ctx.decision.data
+def render(facts: DocumentFacts) -> dict[str, Any]:
+    d = facts.decision.data
     return {
         "notice_type": "grade_revocation",
         "title": TITLE,
-        "uscc": ctx.enterprise.uscc,
-        "enterprise_name": ctx.enterprise.name,
-        "region_code": ctx.enterprise.region_code,
+        "uscc": facts.enterprise.uscc,
+        "enterprise_name": facts.enterprise.name,
+        "region_code": facts.enterprise.region_code,
         "revoked_on": d["decided_on"],
         "decision_no": d["decision_no"],
-        "deciding_agency": ctx.decision.issuer,
+        "deciding_agency": facts.decision.issuer,
         "reapply_after": d["reapply_after"],
         "expected_measures": [
             {"role": role, "measure_code": m.code, "effect": dict(m.effect)}
-            for role, measures in sorted(ctx.measures.items())
+            for role, measures in sorted(facts.measures.items())
             for m in measures
         ],
-        "source": ctx.source(),
+        "source": facts.source(),
     }
 
 

@@ -20,8 +20,8 @@ from starlette.concurrency import run_in_threadpool
 
 from gateway.access.routes import router as access_router
 from gateway.clock import Clock
-from gateway.connectors_routes import router as connectors_router
-from gateway.connectors_routes import snapshot_forever
+from gateway.connectors.routes import router as connectors_router
+from gateway.connectors.routes import snapshot_forever
 from gateway.contracts_routes import router as contracts_router
 from gateway.db import DatabaseFileLost
 from gateway.delivery.routes import messages_router as receipts_router

@@ -209,6 +209,16 @@ class Enterprise(Base):
     self_assessment_year: Mapped[int | None] = mapped_column(Integer)
     updated_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
     last_index: Mapped[int] = mapped_column(BigInteger)
+    legal_representative: Mapped[str | None] = mapped_column(String(100))  # 法定代表人
+    address: Mapped[str | None] = mapped_column(String(300))
+    # 新增 lasts until this day (exclusive) for an enterprise that holds no grade: registration
+    # or inclusion in the required ledger + the policy's new_status_months (domain.md §4)
+    new_until: Mapped[dt.date | None] = mapped_column(Date)
+    closed_on: Mapped[dt.date | None] = mapped_column(Date)  # 注销 / 吊销
+    closure: Mapped[str | None] = mapped_column(String(32))  # deregistered | licence_revoked
+    grade_awarded_by: Mapped[str | None] = mapped_column(String(64))  # the awarding agency
+    # the grade's last decision as documents show it: type, number, date, reason, message id
+    grade_decision: Mapped[dict[str, Any] | None] = mapped_column(JSON)
 
 
 class LedgerChange(Base):
@@ -249,12 +259,16 @@ class Rectification(Base):
 
     uscc: Mapped[str] = mapped_column(ForeignKey("enterprises.uscc"), primary_key=True)
     rectification_id: Mapped[str] = mapped_column(String(64), primary_key=True)
-    hazard_level: Mapped[str] = mapped_column(String(16))
+    # hazard | safety_conditions_degraded | system_not_running (the seed's 四（二）)
+    kind: Mapped[str] = mapped_column(String(32))
+    hazard_level: Mapped[str | None] = mapped_column(String(16))  # for kind hazard
     ordered_on: Mapped[dt.date] = mapped_column(Date)
     deadline: Mapped[dt.date] = mapped_column(Date)
-    status: Mapped[str] = mapped_column(String(16))  # ordered | overdue
+    status: Mapped[str] = mapped_column(String(16))  # ordered | overdue | passed | failed
     data: Mapped[dict[str, Any]] = mapped_column(JSON)
     message_id: Mapped[str] = mapped_column(String(36))
+    verified_on: Mapped[dt.date | None] = mapped_column(Date)  # the last re-check
+    verification_message_id: Mapped[str | None] = mapped_column(String(36))
 
 
 class Listing(Base):
@@ -270,6 +284,9 @@ class Listing(Base):
     removed_on: Mapped[dt.date | None] = mapped_column(Date)
     data: Mapped[dict[str, Any]] = mapped_column(JSON)
     message_id: Mapped[str] = mapped_column(String(36))
+    # term_ended | early_removal | repealed, and the listing.removed data (credit repair facts)
+    removal_reason: Mapped[str | None] = mapped_column(String(16))
+    removal: Mapped[dict[str, Any] | None] = mapped_column(JSON)
 
 
 class MeasureApplied(Base):

@@ -20,20 +20,30 @@ catalog_app = typer.Typer(
 @catalog_app.command("publish")
 def catalog_publish(
     file: Annotated[
-        Path, typer.Argument(help='JSON file: {"records": [...]} like contracts/data/measures.json')
+        Path,
+        typer.Argument(
+            help='JSON file: {"records": [...], "products": [...], "schemes": [...]} like '
+            "contracts/data/measures.json (a section left out: the version in force's)"
+        ),
     ],
     as_json: JsonFlag = False,
 ) -> None:
     """Publish a new catalog version (validated; recorded in the log; the newest is in force)."""
-    from gateway.measures.catalog import publish_catalog
+    from gateway.measures.catalog import SECTIONS, publish_catalog, stored_records
 
     try:
-        records = json.loads(file.read_text())["records"]
+        read = json.loads(file.read_text())
+        document = {name: read[name] for name in SECTIONS if name in read}
+        document["records"]
     except (OSError, ValueError, KeyError, TypeError) as exc:
         raise fail(f"cannot read a catalog with records from {file}: {exc}") from exc
     with admin_session() as (runtime, session):
-        row = publish_catalog(session, runtime.signer, records, source="operator", now=now())
-        shown = {"version": row.version, "sha256": row.sha256, "records": len(row.records)}
+        row = publish_catalog(session, runtime.signer, document, source="operator", now=now())
+        shown = {
+            "version": row.version,
+            "sha256": row.sha256,
+            "records": len(stored_records(row)),
+        }
     if as_json:
         emit(shown)
     else:

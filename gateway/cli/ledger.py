@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import uuid
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from rich.table import Table
@@ -24,6 +24,10 @@ IndustryOption = Annotated[
     str | None, typer.Option(help="GB/T 4754 section letter, A to T (or a to t).")
 ]
 StatusOption = Annotated[str | None, typer.Option(help="Ledger status: 新增 | 达标 | 未达标")]
+OnOption = Annotated[
+    str | None,
+    typer.Option("--on", help="The day read for, YYYY-MM-DD (default: today in Fujian)."),
+]
 GradeOption = Annotated[
     str | None, typer.Option(help="Active grade level: 1 | 2 | 3 | small_micro")
 ]
@@ -39,17 +43,18 @@ def ledger_list(
     limit: Annotated[
         int, typer.Option(min=1, max=1000, help="Rows to show, 1 to 1000 (as the API's limit).")
     ] = 50,
+    on: OnOption = None,
     as_json: JsonFlag = False,
 ) -> None:
-    """Show the first page of a ledger, with filters."""
-    from gateway.ledger.service import LedgerFilter, enterprise_row, list_ledger
+    """Show the first page of a ledger, with filters, as of a day."""
+    from gateway.ledger.service import enterprise_row, list_ledger
 
+    flt = _filter(ledger, region, industry, status, grade, on)
     runtime = open_runtime()
-    flt = LedgerFilter(ledger=ledger, region=region, industry=industry, status=status, grade=grade)
     try:
         with runtime.db.reader() as session:
             page = list_ledger(session, flt, limit=limit)
-            items = [enterprise_row(r) for r in page.rows]
+            items = [enterprise_row(r, flt.on) for r in page.rows]
     except GatewayError as exc:
         raise fail(f"{exc.code}: {exc.detail}") from exc
     finally:
@@ -90,6 +95,7 @@ def ledger_export(
     industry: IndustryOption = None,
     status: StatusOption = None,
     grade: GradeOption = None,
+    on: OnOption = None,
 ) -> None:
     """Export a ledger to CSV as GET /v1/ledgers/{ledger}/export.csv does: UTF-8 with a byte
     order mark, free-text cells that start like a formula prefixed with a quote. The file is
@@ -98,9 +104,9 @@ def ledger_export(
     import os
     import shutil
 
-    from gateway.ledger.service import LedgerFilter, export_csv
+    from gateway.ledger.service import export_csv
 
-    flt = LedgerFilter(ledger=ledger, region=region, industry=industry, status=status, grade=grade)
+    flt = _filter(ledger, region, industry, status, grade, on)
     try:
         flt.check()
     except GatewayError as exc:
@@ -126,3 +132,23 @@ def ledger_export(
         partial.unlink(missing_ok=True)
         runtime.close()
     console.print(f"wrote {output}")
+
+
+def _filter(
+    ledger: str,
+    region: str | None,
+    industry: str | None,
+    status: str | None,
+    grade: str | None,
+    on: str | None,
+) -> Any:
+    import datetime as dt
+
+    from gateway.ledger.service import LedgerFilter
+
+    try:
+        day = dt.date.fromisoformat(on) if on is not None else None
+    except ValueError as exc:
+        raise fail(f"--on {on!r} is not a date like 2026-12-07", 2) from exc
+    flt = LedgerFilter(ledger=ledger, region=region, industry=industry, status=status, grade=grade)
+    return flt if day is None else LedgerFilter(**{**flt.__dict__, "on": day})

@@ -43,7 +43,11 @@ def publish(
     # Full precision: cut to the second, a message published in the second its key was
     # registered would be dated before the key (key_not_valid).
     envelope.setdefault("issued_at", now().isoformat())
-    envelope.setdefault("contract", 1)
+    from contracts.registry import SERVED_MAJORS, latest_major
+
+    message_type = envelope.get("type")
+    served = isinstance(message_type, str) and message_type in SERVED_MAJORS
+    envelope.setdefault("contract", latest_major(message_type) if served else 1)
     try:
         signing_key = read_key_file(key)
     except (OSError, KeyFileError) as exc:

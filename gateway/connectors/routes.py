@@ -16,9 +16,9 @@ from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 
 from connectors import CONNECTORS
-from connectors.market_regulator import write_snapshot
 from gateway.access.routes import caller_with
 from gateway.access.tokens import Caller
+from gateway.connectors.snapshots import write_snapshot
 from gateway.errors import Forbidden, GatewayError, NotFound
 from gateway.queries.service import record_access_alone, roles_of
 from gateway.runtime import Runtime, get_runtime

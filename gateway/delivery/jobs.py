@@ -15,7 +15,7 @@ from sqlalchemy.orm import Session
 from sqlalchemy.sql import Select, Subquery
 
 from connectors import CONNECTORS, Decision, ViewContractError
-from connectors.base import view_schema
+from gateway.connectors.context import render_document
 from gateway.delivery.webhooks import cloud_event
 from gateway.errors import GatewayError
 from gateway.models import Delivery, LogEntry, Subscription
@@ -215,7 +215,7 @@ def load_jobs(
         if connector is not None:  # the connector's document, checked against its contract
             data, with_jws = {}, False
             try:
-                data = connector.document(session, _decision(entry, envelope))
+                data = render_document(session, connector, _decision(entry, envelope))
             except ViewContractError as exc:
                 parked = str(exc)
             except (KeyError, ValueError, TypeError, GatewayError) as exc:
@@ -233,7 +233,7 @@ def load_jobs(
             leaf_hash=entry.leaf_hash,
             data=data,
             jws=token if with_jws else None,
-            dataschema=view_schema(connector.name)["$id"] if connector else None,
+            dataschema=connector.schema["$id"] if connector else None,
         )
         jobs.append(
             Job(

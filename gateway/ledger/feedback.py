@@ -8,18 +8,21 @@ import datetime as dt
 from sqlalchemy import bindparam, select
 from sqlalchemy.orm import Session
 
+from contracts.catalog import shipped_document
 from contracts.dates import local_date
-from contracts.measures import shipped_catalog
 from contracts.registry import MESSAGE_TYPES
 from gateway.errors import Unprocessable
 from gateway.ledger.state import Applied, BatchMessage
 from gateway.measures.catalog import active_catalog
 from gateway.models import Agency, LogEntry, MeasureApplied
 
-# What a measure can answer: a decision about an enterprise's standing. Not a registration,
-# a self-assessment (the enterprise's own) or another agency's feedback.
+# What a measure can answer: a decision about an enterprise's standing. Not the register's
+# own entries (registration, change, closure), a self-assessment (the enterprise's own) or
+# another agency's feedback.
 MEASURE_DECISIONS = frozenset(MESSAGE_TYPES) - {
     "enterprise.registered",
+    "enterprise.updated",
+    "enterprise.closed",
     "self_assessment.published",
     "measure.applied",
 }
@@ -43,7 +46,7 @@ def record_measure(session: Session, applied: Applied) -> None:
                 f"no published decision has id {decision_id}",
                 pointer="/data/decision_message_id",
             )
-        decision = BatchMessage(row[0], row[1], row[2])
+        decision = BatchMessage(row[0], row[1], row[2], {})
     if decision.type not in MEASURE_DECISIONS:
         raise Unprocessable(
             "rule_violation",
@@ -104,8 +107,8 @@ def record_measure(session: Session, applied: Applied) -> None:
 
 def _check_measure_code(session: Session, issuer: str, code: str) -> None:
     """`code` names a measure of the catalog in force, for a role the issuer holds."""
-    catalog = active_catalog(session) or shipped_catalog()
-    roles = {measure.role for measure in catalog if measure.code == code}
+    catalog = active_catalog(session) or shipped_document()
+    roles = {measure.role for measure in catalog.measures if measure.code == code}
     if not roles:
         raise Unprocessable(
             "unknown_measure",

@@ -6,14 +6,24 @@ from __future__ import annotations
 import datetime as dt
 from decimal import Decimal
 
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from contracts.accidents import classify_accident
 from contracts.listings import ListingRuleError, check_listing_added, check_listing_removed
-from contracts.rectifications import RectificationRuleError, check_overdue
+from contracts.rectifications import (
+    RectificationRuleError,
+    check_order,
+    check_overdue,
+    check_verification,
+)
 from gateway.errors import Unprocessable
 from gateway.ledger.state import Applied, ensure_stored, enterprise_of, rules_on, touch
-from gateway.models import Accident, Listing, Rectification
+from gateway.models import Accident, Agency, Listing, Rectification
+
+# 认定部门 (domain.md §2): the department that imposed the penalty decides a listing; the
+# listing_department role is how the registry says an agency may.
+LIST_DECIDER_ROLE = "listing_department"
 
 
 def order_rectification(session: Session, applied: Applied) -> None:
@@ -23,19 +33,19 @@ def order_rectification(session: Session, applied: Applied) -> None:
         raise Unprocessable(
             "invalid_transition", f"rectification {data['rectification_id']} was already ordered"
         )
+    kind = str(data.get("kind", "hazard"))  # major 1 orders are all hazards
+    try:
+        check_order(data, kind)
+    except RectificationRuleError as exc:
+        raise Unprocessable("rule_violation", exc.message, pointer=exc.pointer) from exc
     ordered_on, deadline = (dt.date.fromisoformat(data[k]) for k in ("ordered_on", "deadline"))
-    if deadline < ordered_on:
-        raise Unprocessable(
-            "rule_violation",
-            "the rectification deadline is before the order date",
-            pointer="/data/deadline",
-        )
     ensure_stored(session, ent)
     session.add(
         Rectification(
             uscc=ent.uscc,
             rectification_id=data["rectification_id"],
-            hazard_level=data["hazard_level"],
+            kind=kind,
+            hazard_level=data.get("hazard_level"),
             ordered_on=ordered_on,
             deadline=deadline,
             status="ordered",
@@ -43,6 +53,34 @@ def order_rectification(session: Session, applied: Applied) -> None:
             message_id=str(applied.envelope["id"]).lower(),
         )
     )
+    touch(ent, applied)
+
+
+def verify_rectification(session: Session, applied: Applied) -> None:
+    """The re-check of an order (整改复查): passed closes it, failed is what lets its grade be
+    revoked for degraded conditions or a system not running (四（二）). A passed order is
+    done; a failed one may be checked again."""
+    ent = enterprise_of(session, applied)
+    order = session.get(Rectification, (ent.uscc, applied.data["rectification_id"]))
+    if order is None:
+        raise Unprocessable(
+            "unknown_reference",
+            f"no rectification {applied.data['rectification_id']} was ordered for {ent.uscc}",
+            pointer="/data/rectification_id",
+        )
+    if order.status == "passed":
+        raise Unprocessable(
+            "invalid_transition",
+            f"rectification {order.rectification_id} already passed its re-check on "
+            f"{order.verified_on}",
+        )
+    try:
+        check_verification(order.data, applied.data, order.verified_on)
+    except RectificationRuleError as exc:
+        raise Unprocessable("rule_violation", exc.message, pointer=exc.pointer) from exc
+    order.status = str(applied.data["result"])
+    order.verified_on = dt.date.fromisoformat(applied.data["verified_on"])
+    order.verification_message_id = str(applied.envelope["id"]).lower()
     touch(ent, applied)
 
 
@@ -57,6 +95,11 @@ def mark_rectification_overdue(session: Session, applied: Applied) -> None:
         )
     if order.status == "overdue":
         raise Unprocessable("invalid_transition", "this rectification is already overdue")
+    if order.status == "passed":
+        raise Unprocessable(
+            "invalid_transition",
+            f"this rectification passed its re-check on {order.verified_on}: nothing is overdue",
+        )
     try:
         check_overdue(order.data, applied.data)
     except RectificationRuleError as exc:
@@ -126,6 +169,7 @@ def add_listing(session: Session, applied: Applied) -> None:
         check_listing_added(data, rules_on(ent.region_code, term_start))
     except ListingRuleError as exc:
         raise Unprocessable("list_term_invalid", exc.message) from exc
+    _check_decider(session, str(data["deciding_agency"]), str(data["list_type"]))
     ensure_stored(session, ent)
     session.add(
         Listing(
@@ -161,5 +205,41 @@ def remove_listing(session: Session, applied: Applied) -> None:
         check_listing_removed(listing.data, applied.data, rules_on(ent.region_code, removed_on))
     except ListingRuleError as exc:
         raise Unprocessable("list_term_invalid", exc.message) from exc
+    if (
+        applied.data["removal_reason"] == "early_removal"
+        and listing.list_type == "black"
+        and "credit_repair" not in applied.data
+    ):
+        # 2023 rules: an early removal from the black list rests on credit repair (信用修复)
+        raise Unprocessable(
+            "rule_violation",
+            "an early removal from the black list names its credit repair (credit_repair: "
+            "applied_on, completed_on, measures)",
+            pointer="/data/credit_repair",
+        )
     listing.status, listing.removed_on = "removed", removed_on
+    listing.removal_reason = str(applied.data["removal_reason"])
+    listing.removal = {
+        "message_id": str(applied.envelope["id"]).lower(),
+        "log_index": applied.index,
+        "data": dict(applied.data),
+    }
     touch(ent, applied)
+
+
+def _check_decider(session: Session, agency_id: str, list_type: str) -> None:
+    """A listing names a registered agency that may decide lists (domain.md §2, 认定部门)."""
+    roles = session.scalar(select(Agency.roles).where(Agency.id == agency_id))
+    if roles is None:
+        raise Unprocessable(
+            "unknown_decider",
+            f"deciding_agency {agency_id!r} is not a registered agency",
+            pointer="/data/deciding_agency",
+        )
+    if LIST_DECIDER_ROLE not in roles:
+        raise Unprocessable(
+            "unknown_decider",
+            f"deciding_agency {agency_id!r} has no {LIST_DECIDER_ROLE} role and may not decide "
+            f"a {list_type} list entry",
+            pointer="/data/deciding_agency",
+        )

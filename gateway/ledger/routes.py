@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Iterator
 from typing import Annotated, Any
 
@@ -9,6 +10,7 @@ from fastapi import APIRouter, Depends, Query
 from fastapi.responses import StreamingResponse
 from starlette.concurrency import run_in_threadpool
 
+from contracts.dates import local_date
 from gateway.access.routes import caller_with
 from gateway.ledger.service import (
     LedgerFilter,
@@ -24,6 +26,7 @@ router = APIRouter(prefix="/v1", tags=["ledgers"])
 
 def ledger_filter(
     ledger: str,
+    runtime: Annotated[Runtime, Depends(get_runtime)],
     region: Annotated[
         str | None, Query(description="division code prefix, 1 to 6 digits, e.g. 3502")
     ] = None,
@@ -32,8 +35,15 @@ def ledger_filter(
     ] = None,
     status: Annotated[str | None, Query(description="新增 | 达标 | 未达标")] = None,
     grade: Annotated[str | None, Query(description="1 | 2 | 3 | small_micro")] = None,
+    on: Annotated[
+        dt.date | None,
+        Query(description="the day the ledger is read for (default: today in Fujian)"),
+    ] = None,
 ) -> LedgerFilter:
-    return LedgerFilter(ledger=ledger, region=region, industry=industry, status=status, grade=grade)
+    day = on if on is not None else local_date(runtime.clock.now())
+    return LedgerFilter(
+        ledger=ledger, region=region, industry=industry, status=status, grade=grade, on=day
+    )
 
 
 @router.get("/ledgers/{ledger}", dependencies=[Depends(caller_with("ledger.read"))])
@@ -51,9 +61,10 @@ async def get_ledger(
     def load() -> dict[str, Any]:
         with runtime.db.reader() as session:
             page = list_ledger(session, flt, after=after, limit=limit)
-            items = [enterprise_row(r) for r in page.rows]
+            items = [enterprise_row(r, flt.on) for r in page.rows]
         return {
             "ledger": flt.ledger,
+            "on": flt.on.isoformat(),
             "total": page.total,
             "items": items,
             "next": items[-1]["uscc"] if page.more else None,

@@ -1,24 +1,30 @@
-"""Reading the ledgers: filtered, keyset-paginated listings, CSV export and change history."""
+"""Reading the ledgers: filtered, keyset-paginated listings, CSV export and change history.
+
+Every reading is of one day (`LedgerFilter.on`, today in Fujian unless asked): the status and
+the achieved ledger are computed for that day (contracts.ledgers), so a lapsed grade is not
+达标 and 新增 ends, whether or not a message said so."""
 
 from __future__ import annotations
 
 import csv
+import datetime as dt
 import io
 import re
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from sqlalchemy import Select, func, select
+from sqlalchemy import ColumnElement, Select, and_, case, func, or_, select
 from sqlalchemy.orm import Session
 
+from contracts.dates import local_date
 from contracts.grades import SMALL_MICRO
+from contracts.ledgers import ACHIEVED, NEW, NOT_ACHIEVED, STATUSES, grade_held_on, status_on
 from gateway.errors import BadRequest, NotFound
 from gateway.models import Enterprise, LedgerChange
 
 LedgerName = Literal["basic", "required", "achieved"]
 LEDGERS: tuple[str, ...] = ("basic", "required", "achieved")
-STATUSES = ("新增", "达标", "未达标")
 GRADES = ("1", "2", "3", SMALL_MICRO)  # contracts.grades: 一级 / 二级 / 三级 and 小微企业
 SECTIONS = "ABCDEFGHIJKLMNOPQRST"  # GB/T 4754-2017 门类, as enterprise.registered allows
 # ASCII digits only: str.isdigit() also takes full-width (３５) and Arabic-Indic (٣٥) digits.
@@ -26,10 +32,12 @@ REGION_PREFIX = re.compile(r"[0-9]{1,6}")
 CSV_COLUMNS = (
     "uscc",
     "name",
+    "legal_representative",
     "region_code",
     "industry_section",
     "scheme",
     "required",
+    "registered_on",
     "ledger_status",
     "grade_status",
     "grade_level",
@@ -37,6 +45,10 @@ CSV_COLUMNS = (
     "grade_valid_to",
     "certificate_no",
     "reapply_after",
+    "self_assessment_year",
+    "self_assessment_report_published",
+    "closed_on",
+    "closure",
     "updated_at",
 )
 # Columns whose values the gateway itself makes (codes, enums, dates, a flag): never a formula.
@@ -53,6 +65,11 @@ OWN_COLUMNS = frozenset(
         "grade_valid_from",
         "grade_valid_to",
         "reapply_after",
+        "registered_on",
+        "self_assessment_year",
+        "self_assessment_report_published",
+        "closed_on",
+        "closure",
         "updated_at",
     }
 )
@@ -63,6 +80,32 @@ UTF8_BOM = "\ufeff"
 EXPORT_BATCH = 1000  # rows per query of an export
 
 
+def status_sql(on: dt.date) -> ColumnElement[str]:
+    """contracts.ledgers.status_on as SQL, for filters and counts of one day."""
+    return case((held_sql(on), ACHIEVED), (new_sql(on), NEW), else_=NOT_ACHIEVED)
+
+
+def open_sql(on: dt.date) -> ColumnElement[bool]:
+    return or_(Enterprise.closed_on.is_(None), Enterprise.closed_on > on)
+
+
+def held_sql(on: dt.date) -> ColumnElement[bool]:
+    """contracts.ledgers.grade_held_on as SQL: the achieved ledger of the day."""
+    return and_(
+        Enterprise.grade_status == "active",
+        or_(Enterprise.grade_valid_to.is_(None), Enterprise.grade_valid_to >= on),
+        open_sql(on),
+    )
+
+
+def new_sql(on: dt.date) -> ColumnElement[bool]:
+    return and_(
+        Enterprise.grade_status == "none",
+        open_sql(on),
+        or_(Enterprise.new_until.is_(None), Enterprise.new_until > on),
+    )
+
+
 @dataclass(frozen=True)
 class LedgerFilter:
     ledger: str = "basic"
@@ -70,6 +113,8 @@ class LedgerFilter:
     industry: str | None = None  # GB/T 4754 section letter
     status: str | None = None  # 新增 | 达标 | 未达标
     grade: str | None = None  # "1" | "2" | "3" | "small_micro"
+    # the day the ledgers are read for (the caller's today in Fujian; see contracts.dates)
+    on: dt.date = field(default_factory=lambda: local_date(dt.datetime.now(dt.UTC)))
 
     def check(self) -> None:
         """Refuse (400 invalid_filter, saying what is allowed) any value no row could match, so
@@ -100,21 +145,22 @@ class LedgerFilter:
         return letter if len(letter) == 1 and letter in SECTIONS else None
 
     def statement(self) -> Select[Enterprise]:
+        """The enterprises of the ledger on the day: the required ledger holds the required
+        enterprises not closed by then, the achieved one those holding a grade valid that
+        day; the basic ledger keeps every enterprise, closed ones too."""
         query = select(Enterprise)
         if self.ledger == "required":
-            query = query.where(Enterprise.required.is_(True))
+            query = query.where(Enterprise.required.is_(True), open_sql(self.on))
         elif self.ledger == "achieved":
-            query = query.where(Enterprise.grade_status == "active")
+            query = query.where(held_sql(self.on))
         if self.region:
             query = query.where(Enterprise.region_code.startswith(self.region, autoescape=True))
         if self.industry:
             query = query.where(Enterprise.industry_section == self.section)
         if self.status:
-            query = query.where(Enterprise.ledger_status == self.status)
+            query = query.where(status_sql(self.on) == self.status)
         if self.grade:
-            query = query.where(
-                Enterprise.grade_status == "active", Enterprise.grade_level == self.grade
-            )
+            query = query.where(held_sql(self.on), Enterprise.grade_level == self.grade)
         return query
 
 
@@ -140,10 +186,23 @@ def list_ledger(
     return LedgerPage(rows=rows[:limit], total=total, more=len(rows) > limit)
 
 
-def enterprise_row(ent: Enterprise) -> dict[str, Any]:
+def enterprise_row(ent: Enterprise, on: dt.date) -> dict[str, Any]:
+    """A ledger item as of `on`: its status that day, a grade past its valid_to shown
+    `expired` (lapsed), and whether the report of the year before `on` was published."""
     row: dict[str, Any] = {}
+    held = grade_held_on(ent.grade_status, ent.grade_valid_to, ent.closed_on, on)
+    computed = {
+        "ledger_status": status_on(
+            ent.grade_status, ent.grade_valid_to, ent.new_until, ent.closed_on, on
+        ),
+        "grade_status": "expired"
+        if ent.grade_status == "active" and not held
+        else ent.grade_status,
+        "self_assessment_report_published": ent.self_assessment_year is not None
+        and ent.self_assessment_year >= on.year - 1,
+    }
     for column in CSV_COLUMNS:
-        value = getattr(ent, column)
+        value = computed[column] if column in computed else getattr(ent, column)
         row[column] = value.isoformat() if hasattr(value, "isoformat") else value
     return row
 
@@ -158,10 +217,10 @@ def defuse_cell(value: Any) -> Any:
     return value
 
 
-def csv_row(ent: Enterprise) -> dict[str, Any]:
+def csv_row(ent: Enterprise, on: dt.date) -> dict[str, Any]:
     return {
         column: value if column in OWN_COLUMNS else defuse_cell(value)
-        for column, value in enterprise_row(ent).items()
+        for column, value in enterprise_row(ent, on).items()
     }
 
 
@@ -194,7 +253,7 @@ def export_csv(session: Session, flt: LedgerFilter) -> Iterator[str]:
             )
         )
         for ent in page:
-            row = csv_row(ent)
+            row = csv_row(ent, flt.on)
             has_cr = any(isinstance(value, str) and "\r" in value for value in row.values())
             (quoting_writer if has_cr else writer).writerow(row)
         yield buffer.getvalue()
@@ -215,12 +274,12 @@ def ledger_history(session: Session, uscc: str) -> list[LedgerChange]:
     )
 
 
-def counts_by_region_and_grade(session: Session) -> list[tuple[str, str, str, int]]:
-    """(city code, ledger status, grade level or '-', count) for the demo summary."""
+def counts_by_region_and_grade(session: Session, on: dt.date) -> list[tuple[str, str, str, int]]:
+    """(city code, ledger status on `on`, grade level held that day or '-', count)."""
     city = func.substr(Enterprise.region_code, 1, 4)
+    status = status_sql(on)
+    level = case((held_sql(on), Enterprise.grade_level), else_=None)
     rows = session.execute(
-        select(city, Enterprise.ledger_status, Enterprise.grade_level, func.count())
-        .group_by(city, Enterprise.ledger_status, Enterprise.grade_level)
-        .order_by(city)
+        select(city, status, level, func.count()).group_by(city, status, level).order_by(city)
     )
     return [(f"{c}00", s, lvl or "-", n) for c, s, lvl, n in rows]

@@ -12,12 +12,15 @@ from typing import Any, NamedTuple
 from sqlalchemy import bindparam, select
 from sqlalchemy.orm import Session
 
+from contracts.catalog import shipped_document
+from contracts.ledgers import ACHIEVED, NEW, NOT_ACHIEVED
 from contracts.policy import Policy, policy_for
 from gateway.bulk import BulkInsert, BulkUpdate
 from gateway.errors import Unprocessable
+from gateway.measures.catalog import active_catalog
 from gateway.models import Enterprise, table_of
 
-NEW, ACHIEVED, NOT_ACHIEVED = "新增", "达标", "未达标"
+__all__ = ["ACHIEVED", "NEW", "NOT_ACHIEVED"]
 EVENT_DATE_FIELD = {
     "grade.awarded": "announced_on",
     "grade.renewed": "announced_on",
@@ -28,11 +31,13 @@ EVENT_DATE_FIELD = {
 
 
 class BatchMessage(NamedTuple):
-    """A message accepted earlier in the same transaction, as a measure.applied reads it."""
+    """A message accepted earlier in the same transaction, as a measure.applied or a
+    revocation citing it reads it."""
 
     subject: str | None
     type: str
     issued_at: dt.datetime
+    data: Mapping[str, Any]
 
 
 @dataclass(frozen=True)
@@ -59,6 +64,11 @@ class Applied:
     @property
     def subject(self) -> str:
         return str(self.envelope["subject"])
+
+    @property
+    def major(self) -> int:
+        """The contract major the data follows (the envelope's `contract`)."""
+        return int(self.envelope["contract"])
 
 
 _COLUMNS = tuple(column.key for column in table_of(Enterprise).columns)
@@ -95,6 +105,13 @@ class EnterpriseState:
     self_assessment_year: int | None
     updated_at: dt.datetime
     last_index: int
+    legal_representative: str | None
+    address: str | None
+    new_until: dt.date | None
+    closed_on: dt.date | None
+    closure: str | None
+    grade_awarded_by: str | None
+    grade_decision: dict[str, Any] | None
 
     def __init__(self, stored: bool, **columns: Any) -> None:
         for name in _COLUMNS:
@@ -179,6 +196,70 @@ def touch(ent: EnterpriseState, applied: Applied) -> None:
     ent.updated_at = applied.now
     ent.last_index = applied.index
     ent.changed = True
+
+
+_DECISION_FIELDS = (
+    "announcement_no",
+    "announced_on",
+    "decision_no",
+    "decided_on",
+    "reason_code",
+    "reapply_after",
+    "expired_on",
+    "related_message_ids",
+)
+
+
+def decision_facts(envelope: Mapping[str, Any]) -> dict[str, Any]:
+    """What documents show of a grade's last decision (its number, date, reason), from the
+    message's envelope: kept on the enterprise row (`grade_decision`)."""
+    data = envelope["data"]
+    facts: dict[str, Any] = {
+        "type": str(envelope["type"]),
+        "message_id": str(envelope["id"]).lower(),
+        "issuer": str(envelope["issuer"]),
+    }
+    facts.update({name: data[name] for name in _DECISION_FIELDS if name in data})
+    return facts
+
+
+def scheme_codes(session: Session) -> frozenset[str]:
+    """The grading schemes of the catalog in force, read once per transaction (a version is
+    published in a transaction of its own)."""
+    found: frozenset[str] | None = session.info.get("scheme_codes")
+    if found is None:
+        catalog = active_catalog(session) or shipped_document()
+        found = session.info["scheme_codes"] = catalog.scheme_codes()
+    return found
+
+
+def check_scheme(session: Session, scheme: str, pointer: str) -> None:
+    """A scheme must be one the catalog in force lists (registry data, not a closed enum:
+    other sectors graded on provincial standards are added to the catalog, 三（一）)."""
+    known = scheme_codes(session)
+    if known and scheme not in known:
+        raise Unprocessable(
+            "unknown_scheme",
+            f"scheme {scheme!r} is not a grading scheme of the catalog in force "
+            f"({', '.join(sorted(known))}); an operator adds schemes to the catalog",
+            pointer=pointer,
+        )
+
+
+def check_open(ent: EnterpriseState, applied: Applied) -> None:
+    """Nothing changes a closed enterprise but late reports about what happened before."""
+    if ent.closed_on is not None and str(applied.envelope["type"]) not in CLOSED_ALLOWED:
+        raise Unprocessable(
+            "enterprise_closed",
+            f"enterprise {ent.uscc} was closed ({ent.closure}) on {ent.closed_on}: "
+            f"{applied.envelope['type']} no longer applies to it",
+            pointer="/subject",
+        )
+
+
+# An accident that happened before the closure may be reported after it; a list entry still
+# ends; agencies still report what they applied.
+CLOSED_ALLOWED = frozenset({"accident.reported", "listing.removed", "measure.applied"})
 
 
 def rules_on(region_code: str, on: dt.date) -> Policy:

@@ -3,10 +3,12 @@
 Version 1 is the catalog shipped in `contracts/data/measures.json`, recorded on first start;
 an operator publishes a new version (the whole catalog, validated) with `PUT
 /v1/measures/catalog` or `gateway catalog publish FILE`; a gateway upgrade that ships a
-changed default catalog records it as a new version too. Each version is a gateway-signed
-`gateway.catalog.published` entry in the log carrying the records and their SHA-256, so which
-catalog was in force when is provable, not just configured; its row keeps that entry's index,
-so a message's document reads the catalog in force at the message (`catalog_as_of`).
+changed default catalog records it as a new version too. A version is a document: its measure
+records, the premium products they float (how floats combine) and the grading schemes
+accepted (contracts.catalog). Each version is a gateway-signed `gateway.catalog.published`
+entry in the log carrying the document and its SHA-256, so which catalog was in force when is
+provable, not just configured; its row keeps that entry's index, so a message's document reads
+the catalog in force at the message (`catalog_as_of`).
 """
 
 from __future__ import annotations
@@ -16,20 +18,15 @@ import hashlib
 import json
 import logging
 import threading
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from importlib import resources
 from typing import Any
 
 from sqlalchemy import bindparam, select
 from sqlalchemy.orm import Session
 
-from contracts.measures import (
-    CatalogError,
-    InvalidMeasure,
-    Measure,
-    parse_catalog,
-    parse_stored_measure,
-)
+from contracts.catalog import Catalog, parse_document, parse_stored_document
+from contracts.measures import CatalogError, InvalidMeasure, parse_stored_measure
 from gateway.errors import BadRequest
 from gateway.models import MeasureCatalog
 from gateway.registry.service import ROLES, append_gateway_entry
@@ -41,7 +38,7 @@ log = logging.getLogger(__name__)
 MEASURE_ROLES = frozenset(ROLES) - {"operator"}
 # Parsed catalogs by their records' SHA-256, not by version number: a version never changes,
 # but one process may see more than one database (the tests do), where version 2 differs.
-_cache: dict[str, tuple[Measure, ...]] = {}
+_cache: dict[str, Catalog] = {}
 _lock = threading.Lock()
 # Built once: every standing query asks it (a `select` built per call cost more than running it)
 _NEWEST = (
@@ -58,71 +55,87 @@ _AS_OF = (
 )
 
 
-def shipped_records() -> list[dict[str, Any]]:
+SECTIONS = ("records", "products", "schemes")
+
+
+def shipped_document() -> dict[str, Any]:
+    """The default catalog document: its records, products and schemes."""
     text = resources.files("contracts").joinpath("data/measures.json").read_text("utf-8")
-    records: list[dict[str, Any]] = json.loads(text)["records"]
+    document: dict[str, Any] = json.loads(text)
+    return {name: document[name] for name in SECTIONS}
+
+
+def shipped_records() -> list[dict[str, Any]]:
+    """The shipped default catalog's measure records."""
+    records: list[dict[str, Any]] = shipped_document()["records"]
     return records
 
 
-def digest(records: Sequence[Mapping[str, Any]]) -> str:
-    canonical = json.dumps(records, ensure_ascii=False, sort_keys=True, separators=(",", ":"))
+def digest(document: Any) -> str:
+    canonical = json.dumps(document, ensure_ascii=False, sort_keys=True, separators=(",", ":"))
     return hashlib.sha256(canonical.encode()).hexdigest()
 
 
-def parse_records(records: Any) -> tuple[Measure, ...]:
-    """Every record checked whole and parsed (`contracts.measures.parse_catalog`), or a 400
-    `invalid_catalog` naming the first bad record, its code and the field."""
+def parse_checked(document: Any, previous: Catalog | None = None) -> Catalog:
+    """A catalog document checked whole and parsed (`contracts.catalog.parse_document`), or
+    a 400 `invalid_catalog` naming the first bad record, its section, code and field."""
     try:
-        return parse_catalog(records, MEASURE_ROLES)
+        return parse_document(document, MEASURE_ROLES, previous)
     except CatalogError as exc:
-        pointer = None if exc.index is None else f"/records/{exc.index}"
+        section = next((name for name in SECTIONS if name in str(exc)), "records")
+        pointer = None if exc.index is None else f"/{section}/{exc.index}"
         raise BadRequest("invalid_catalog", str(exc), pointer=pointer) from exc
 
 
-def _parse_stored(records: Sequence[Any]) -> tuple[Measure, ...]:
-    """A stored version's records, read as they were when stored (parse_stored_measure): a
-    version is in the log for good and must read the same whatever checks publishing has
-    gained since. A record that cannot be evaluated at all (a trigger value of the wrong
-    type, which failed every query reading the version) is left out, and logged. Overlapping
-    periods are settled by `in_force` (later valid_from)."""
+def _parse_stored(stored: Any) -> Catalog:
+    """A stored version read as it was when stored (parse_stored_document): a version is in
+    the log for good and must read the same whatever checks publishing has gained since. A
+    record that cannot be evaluated at all (a trigger value of the wrong type, which failed
+    every query reading the version) is left out, and logged. Overlapping periods are settled
+    by `in_force` (later valid_from)."""
+    records = stored if isinstance(stored, list) else stored.get("records", [])
     measures = []
     for index, record in enumerate(records):
         try:
             measures.append(parse_stored_measure(record))
         except (InvalidMeasure, KeyError, TypeError, ValueError) as exc:
             log.warning("stored catalog record %d left out: %s", index, exc)
-    return tuple(measures)
+    if isinstance(stored, list):
+        return Catalog(tuple(measures))
+    rest = parse_stored_document(stored | {"records": []})
+    return Catalog(tuple(measures), rest.products, rest.schemes)
 
 
 def publish_catalog(
     session: Session,
     signer: GatewaySigner,
-    records: Sequence[Mapping[str, Any]],
+    document: Mapping[str, Any],
     *,
     source: str,
     now: dt.datetime,
 ) -> MeasureCatalog:
-    """Record a new catalog version (unless it equals the one in force) and log it."""
-    parse_records(list(records))
-    sha = digest(records)
+    """Record a new catalog version (unless it equals the one in force) and log it. A
+    section left out (products, schemes) is carried over from the version in force."""
     current = latest(session)
+    previous = active_catalog(session)
+    parse_checked(document, previous)
+    stored = dict(document)
+    if current is not None and isinstance(current.records, dict):
+        for name in SECTIONS[1:]:
+            stored.setdefault(name, current.records.get(name, []))
+    stored = {name: stored[name] for name in SECTIONS if name in stored}
+    sha = digest(stored)
     if current is not None and current.sha256 == sha:
         return current
     version = (current.version if current is not None else 0) + 1
-    row = MeasureCatalog(
-        version=version,
-        sha256=sha,
-        records=list(records),
-        source=source,
-        created_at=now,
-    )
+    row = MeasureCatalog(version=version, sha256=sha, records=stored, source=source, created_at=now)
     session.add(row)
     session.flush()
     row.log_index = append_gateway_entry(
         session,
         signer,
         entry_type="gateway.catalog.published",
-        data={"version": version, "sha256": sha, "source": source, "records": list(records)},
+        data={"version": version, "sha256": sha, "source": source, **stored},
         now=now,
     )
     return row
@@ -132,7 +145,7 @@ def record_shipped(session: Session, signer: GatewaySigner, now: dt.datetime) ->
     """Make sure the shipped default catalog is recorded: on first start as version 1, and
     after an upgrade that changed it as a new version (an operator's own versions stay in the
     log; publish again to restore one)."""
-    records = shipped_records()
+    records = shipped_document()
     sha = digest(records)
     shipped = session.scalar(
         select(MeasureCatalog)
@@ -147,11 +160,17 @@ def record_shipped(session: Session, signer: GatewaySigner, now: dt.datetime) ->
     return publish_catalog(session, signer, records, source="shipped", now=now)
 
 
+def stored_records(row: MeasureCatalog) -> list[Any]:
+    """A version's measure records (a bare list before products and schemes were stored)."""
+    records: list[Any] = row.records if isinstance(row.records, list) else row.records["records"]
+    return records
+
+
 def latest(session: Session) -> MeasureCatalog | None:
     return session.scalar(select(MeasureCatalog).order_by(MeasureCatalog.version.desc()).limit(1))
 
 
-def active_catalog(session: Session) -> tuple[Measure, ...] | None:
+def active_catalog(session: Session) -> Catalog | None:
     """The catalog in force (parsed once per version); None before any is recorded, which
     the pure functions read as the shipped default."""
     session.flush()  # a version this session added counts
@@ -159,7 +178,7 @@ def active_catalog(session: Session) -> tuple[Measure, ...] | None:
     return None if found is None else _parsed(session, found.version, found.sha256)
 
 
-def catalog_as_of(session: Session, index: int) -> tuple[Measure, ...] | None:
+def catalog_as_of(session: Session, index: int) -> Catalog | None:
     """The catalog in force just after log entry `index`: the version whose
     `gateway.catalog.published` entry is the newest at or before it. A message's document
     reads this one, not the newest, so publishing a version later never changes the view of
@@ -170,7 +189,7 @@ def catalog_as_of(session: Session, index: int) -> tuple[Measure, ...] | None:
     return None if found is None else _parsed(session, found.version, found.sha256)
 
 
-def _parsed(session: Session, version: int, sha256: str) -> tuple[Measure, ...]:
+def _parsed(session: Session, version: int, sha256: str) -> Catalog:
     """Version `version`'s records parsed, once per process and set of records."""
     with _lock:
         cached = _cache.get(sha256)
@@ -190,7 +209,7 @@ def versions(session: Session) -> list[dict[str, Any]]:
             "sha256": row.sha256,
             "source": row.source,
             "created_at": row.created_at.isoformat(),
-            "records": len(row.records),
+            "records": len(stored_records(row)),
         }
         for row in session.scalars(select(MeasureCatalog).order_by(MeasureCatalog.version))
     ]

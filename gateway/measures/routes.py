@@ -10,6 +10,7 @@ from pydantic import BaseModel, Field
 from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 
+from contracts.catalog import shipped_document
 from contracts.dates import local_date
 from contracts.measures import in_force
 from gateway.access.routes import caller_with
@@ -54,12 +55,21 @@ async def catalog(
     def load() -> dict[str, Any]:
         with runtime.db.reader() as session:
             found = catalog_versions.latest(session)
-            measures = in_force(region, day, catalog_versions.active_catalog(session))
+            catalog = catalog_versions.active_catalog(session) or shipped_document()
+        measures = in_force(region, day, catalog.measures)
+        products = [
+            rule.as_dict()
+            for name in sorted({p.product for p in catalog.products})
+            for rule in [catalog.product_rule(name, "", region, day)]
+            if rule.in_force(region, day) and (role is None or rule.role == role)
+        ]
         return {
             "region": region,
             "on": day.isoformat(),
             "catalog_version": found.version if found else None,
             "measures": [m.as_dict() for m in measures if role is None or m.role == role],
+            "products": products,
+            "schemes": [scheme.as_dict() for scheme in catalog.schemes],
         }
 
     return await run_in_threadpool(load)
@@ -67,6 +77,15 @@ async def catalog(
 
 class CatalogIn(BaseModel):
     records: list[Any] = Field(description="every measure record of the new catalog")
+    products: list[Any] | None = Field(
+        default=None,
+        description="the premium products and how their floats combine (left out: the "
+        "version in force's)",
+    )
+    schemes: list[Any] | None = Field(
+        default=None,
+        description="the grading schemes accepted (left out: the version in force's)",
+    )
 
 
 @router.get("/measures/catalog")
@@ -88,9 +107,17 @@ async def publish_catalog(body: CatalogIn, runtime: RuntimeDep) -> dict[str, Any
     def run() -> dict[str, Any]:
         with runtime.db.transaction() as session:
             row = catalog_versions.publish_catalog(
-                session, runtime.signer, body.records, source="operator", now=runtime.clock.now()
+                session,
+                runtime.signer,
+                body.model_dump(exclude_none=True),
+                source="operator",
+                now=runtime.clock.now(),
             )
-            return {"version": row.version, "sha256": row.sha256, "records": len(row.records)}
+            return {
+                "version": row.version,
+                "sha256": row.sha256,
+                "records": len(catalog_versions.stored_records(row)),
+            }
 
     return await run_in_threadpool(run)
 

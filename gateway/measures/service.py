@@ -6,46 +6,21 @@ import datetime as dt
 import json
 from collections.abc import Collection, Iterable, Mapping
 from dataclasses import replace
-from typing import Any, NamedTuple
+from typing import Any
 
 from sqlalchemy import ColumnElement, Connection, Row, Select, and_, bindparam, select
 from sqlalchemy.orm import Session
 
-from contracts.dates import date_field
+from connectors.facts import EnterpriseFacts, ListEntry
+from contracts.dates import add_months, date_field
 from contracts.grades import GradeState, GradeStatus
+from contracts.ledgers import ACHIEVED, NEW, NOT_ACHIEVED, grade_held_on, status_on
 from contracts.measures import Standing, applicable
 from gateway.errors import NotFound
-from gateway.ledger.state import ACHIEVED, EVENT_DATE_FIELD, NEW, NOT_ACHIEVED
+from gateway.ledger.state import EVENT_DATE_FIELD, decision_facts
 from gateway.measures.catalog import active_catalog
 from gateway.models import Accident, Enterprise, Listing, LogEntry
 from keys.jws import parse_compact
-
-
-class ListEntry(NamedTuple):
-    list_type: str
-    deciding_agency: str
-    term_start: dt.date
-    term_end: dt.date
-
-
-class EnterpriseFacts(NamedTuple):
-    """The `enterprises` columns a standing shows (a plain tuple: reading a field of a
-    SQLAlchemy Row by name first fails a class attribute lookup, an exception each time)."""
-
-    uscc: str
-    name: str
-    region_code: str
-    industry_section: str
-    scheme: str
-    ledger_status: str
-    grade_status: str
-    grade_level: str | None
-    grade_scheme: str | None
-    grade_valid_from: dt.date | None
-    grade_valid_to: dt.date | None
-    certificate_no: str | None
-    reapply_after: dt.date | None
-
 
 Facts = tuple[EnterpriseFacts, Standing, list[ListEntry]]
 _WIDTH = len(EnterpriseFacts._fields)
@@ -101,14 +76,39 @@ def unknown_enterprise(uscc: str) -> NotFound:
 
 
 def as_held_on(facts: EnterpriseFacts, on: dt.date) -> tuple[EnterpriseFacts, str | None]:
-    """`facts` and the grade level the triggers see, on `on`. domain.md §3: a grade not
+    """`facts` as of `on` and the grade level the triggers see. domain.md §3–4: a grade not
     renewed lapses at valid_to, whether or not its grade.expired is published yet: it is
     shown `expired` from the day after, no level's measures apply, and the last grade's level
-    and validity stay shown. Queries, connector documents and the measures route alike."""
-    valid_to = facts.grade_valid_to
-    if facts.grade_status == "active" and valid_to is not None and valid_to < on:
-        return facts._replace(grade_status="expired"), None
-    return facts, facts.grade_level
+    and validity stay shown; the ledger status is the day's (contracts.ledgers.status_on:
+    not 达标 once lapsed, 新增 only for its period). Queries, connector documents, snapshots
+    and the measures route alike."""
+    status = status_on(
+        facts.grade_status, facts.grade_valid_to, facts.new_until, facts.closed_on, on
+    )
+    held = grade_held_on(facts.grade_status, facts.grade_valid_to, facts.closed_on, on)
+    if facts.grade_status == "active" and not held:
+        return facts._replace(grade_status="expired", ledger_status=status), None
+    return facts._replace(ledger_status=status), facts.grade_level if held else None
+
+
+def standing_from(
+    facts: EnterpriseFacts,
+    level: str | None,
+    on: dt.date,
+    accidents: Iterable[str],
+    lists: Iterable[ListEntry],
+) -> Standing:
+    """The standing the catalog's triggers read, from facts already held to `on`."""
+    return Standing(
+        grade_status=facts.grade_status,
+        grade_level=level,
+        scheme=facts.grade_scheme or facts.scheme,
+        accident_classes=tuple(accidents),
+        list_types=tuple(entry.list_type for entry in lists),
+        self_assessment_year=facts.self_assessment_year,
+        closed=facts.closed_on is not None and facts.closed_on <= on,
+        on=on,
+    )
 
 
 def standing_facts(session: Session, codes: Collection[str], on: dt.date) -> dict[str, Facts]:
@@ -140,13 +140,7 @@ def standing_facts(session: Session, codes: Collection[str], on: dt.date) -> dic
     found: dict[str, Facts] = {}
     for uscc, (facts, accidents, lists) in collected.items():
         facts, level = as_held_on(facts, on)
-        standing = Standing(
-            grade_status=facts.grade_status,
-            grade_level=level,
-            scheme=facts.grade_scheme or facts.scheme,
-            accident_classes=tuple(accidents.values()),
-            list_types=tuple(entry.list_type for entry in lists.values()),
-        )
+        standing = standing_from(facts, level, on, accidents.values(), lists.values())
         found[uscc] = (facts, standing, list(lists.values()))
     return found
 
@@ -193,12 +187,20 @@ _REMOVALS_AFTER = select(LogEntry.jws).where(
     LogEntry.type == "listing.removed",
     LogEntry.idx > bindparam("index"),
 )
-_GRADE_EVENTS_UP_TO = (
+# The messages that change the columns a document shows: the register's and the grade's.
+_ROW_TYPES = (
+    *EVENT_DATE_FIELD,
+    "enterprise.registered",
+    "enterprise.updated",
+    "enterprise.closed",
+    "self_assessment.published",
+)
+_ROW_EVENTS_UP_TO = (
     select(LogEntry.type, LogEntry.jws)
     .where(
         LogEntry.subject == bindparam("uscc"),
         LogEntry.kind == "message",
-        LogEntry.type.in_(tuple(EVENT_DATE_FIELD)),
+        LogEntry.type.in_(_ROW_TYPES),
         LogEntry.idx <= bindparam("index"),
     )
     .order_by(LogEntry.idx)
@@ -223,7 +225,7 @@ def standing_as_of(session: Session, uscc: str, on: dt.date, index: int) -> Fact
     # Every message that changes the row sets last_index (gateway.ledger.state.touch).
     changed_since = row[_WIDTH] > index
     if changed_since:
-        facts = _grade_as_of(connection, facts, index)
+        facts = _row_as_of(connection, facts, index)
     window = {
         "uscc": uscc,
         "on": on,
@@ -246,39 +248,78 @@ def standing_as_of(session: Session, uscc: str, on: dt.date, index: int) -> Fact
         if entry.status == "active" or entry.listing_id in removed_since
     ]
     facts, level = as_held_on(facts, on)
-    standing = Standing(
-        grade_status=facts.grade_status,
-        grade_level=level,
-        scheme=facts.grade_scheme or facts.scheme,
-        accident_classes=accidents,
-        list_types=tuple(entry.list_type for entry in lists),
-    )
-    return facts, standing, lists
+    return facts, standing_from(facts, level, on, accidents, lists), lists
 
 
-def _grade_as_of(connection: Connection, facts: EnterpriseFacts, index: int) -> EnterpriseFacts:
-    """`facts` with the grade columns as they were after entry `index`: the enterprise's grade
-    messages up to it folded as gateway.ledger.apply.change_grade applied them (registration
-    leaves no grade)."""
+def _row_as_of(connection: Connection, facts: EnterpriseFacts, index: int) -> EnterpriseFacts:
+    """`facts` with the columns as they were after entry `index`: the enterprise's register
+    and grade messages up to it folded as gateway.ledger.apply applied them."""
     state = GradeState.none()
-    ledger_status, certificate_no = NEW, None
-    events = connection.execute(_GRADE_EVENTS_UP_TO, {"uscc": facts.uscc, "index": index})
+    row = facts._asdict()
+    events = connection.execute(_ROW_EVENTS_UP_TO, {"uscc": facts.uscc, "index": index})
     for message_type, token in events:
-        data = _data(token)
-        state = _grade_after(state, message_type, data)
-        ledger_status = ACHIEVED if state.status is GradeStatus.ACTIVE else NOT_ACHIEVED
-        if message_type in ("grade.awarded", "grade.renewed"):
-            certificate_no = data["certificate_no"]
-    return facts._replace(
-        ledger_status=ledger_status,
+        envelope = json.loads(parse_compact(token).payload)
+        data = envelope["data"]
+        if message_type == "enterprise.registered":
+            row.update(_REGISTERED_NONE)
+            row.update({k: data.get(k) for k in _REGISTER_FIELDS})
+            row["registered_on"] = date_field(data, "registered_on")
+            row["new_until"] = add_months(row["registered_on"], _NEW_MONTHS)
+            state = GradeState.none()
+        elif message_type == "enterprise.updated":
+            row.update({k: v for k, v in data["changes"].items() if k in row})
+        elif message_type == "enterprise.closed":
+            row["closed_on"], row["closure"] = date_field(data, "closed_on"), data["closure"]
+            if state.status is GradeStatus.ACTIVE:
+                state = GradeState(status=GradeStatus.EXPIRED)
+        elif message_type == "self_assessment.published":
+            year = int(data["year"])
+            row["self_assessment_year"] = max(year, row["self_assessment_year"] or year)
+        else:
+            state = _grade_after(state, message_type, data)
+            row["grade_decision"] = decision_facts(envelope)
+            if message_type in ("grade.awarded", "grade.renewed"):
+                row["certificate_no"] = data["certificate_no"]
+                row["announcement_no"] = data["announcement_no"]
+                row["grade_awarded_by"] = envelope["issuer"]
+    row.update(
+        ledger_status=ACHIEVED if state.status is GradeStatus.ACTIVE else row["ledger_status"],
         grade_status=state.status.value,
         grade_level=state.level,
         grade_scheme=state.scheme,
         grade_valid_from=state.valid_from,
         grade_valid_to=state.valid_to,
-        certificate_no=certificate_no,
+        grade_authority=state.authority_level,
         reapply_after=state.reapply_after,
     )
+    if state.status in (GradeStatus.REVOKED, GradeStatus.EXPIRED):
+        row["ledger_status"] = NOT_ACHIEVED
+    return EnterpriseFacts(**row)
+
+
+_REGISTER_FIELDS = (
+    "name",
+    "legal_representative",
+    "address",
+    "region_code",
+    "industry_section",
+    "scheme",
+    "required",
+)
+_REGISTERED_NONE = {
+    "ledger_status": NEW,
+    "certificate_no": None,
+    "announcement_no": None,
+    "grade_awarded_by": None,
+    "grade_authority": None,
+    "grade_decision": None,
+    "closed_on": None,
+    "closure": None,
+    "self_assessment_year": None,
+}
+# The shipped policy's new_status_months: a document replays 新增's period from it (the
+# ledger status it shows is recomputed for the document's day anyway).
+_NEW_MONTHS = 12
 
 
 def _grade_after(state: GradeState, message_type: str, data: Mapping[str, Any]) -> GradeState:
@@ -348,12 +389,18 @@ def standing_of(session: Session, uscc: str, on: dt.date) -> tuple[Enterprise, S
             Listing.term_end > on,
         )
     )
+    closed = enterprise.closed_on is not None and enterprise.closed_on <= on
     standing = Standing(
-        grade_status=grade.status.value,
-        grade_level=grade.level,
+        grade_status=GradeStatus.EXPIRED.value
+        if closed and grade.status is GradeStatus.ACTIVE
+        else grade.status.value,
+        grade_level=None if closed else grade.level,
         scheme=grade.scheme or enterprise.scheme,
         accident_classes=tuple(accidents),
         list_types=tuple(lists),
+        self_assessment_year=enterprise.self_assessment_year,
+        closed=closed,
+        on=on,
     )
     return enterprise, standing
 

@@ -245,7 +245,9 @@ def _accept_one(
     )
     stored = StoredEntry(item.message_id, index, item.raw, leaf, receipt, subject)
     batch.existing[item.message_id] = stored
-    batch.messages[item.message_id] = BatchMessage(subject, message_type, item.issued_at)
+    batch.messages[item.message_id] = BatchMessage(
+        subject, message_type, item.issued_at, item.envelope["data"]
+    )
     return _outcome(201, stored, message_type)
 
 

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import bindparam, select
 from sqlalchemy.orm import Session
 
-from contracts.measures import Measure, Standing, applicable, in_force
+from contracts.measures import CatalogLike, Measure, Standing, applicable, in_force
 from contracts.uscc import is_valid_uscc
 from gateway.bulk import BulkInsert
 from gateway.errors import BadRequest, Forbidden, GatewayError, NotFound, check_uscc
@@ -180,7 +180,7 @@ class _Memo:
     BY_ROLE_MAX = 50_000  # (region's measures, standing) pairs are few; a bound all the same
 
     def applicable(
-        self, standing: Standing, region: str, on: dt.date, catalog: Sequence[Measure] | None
+        self, standing: Standing, region: str, on: dt.date, catalog: CatalogLike
     ) -> dict[str, list[Measure]]:
         forces = self.in_force.get(region)
         if forces is None:
@@ -199,11 +199,11 @@ class _Memo:
 # function of these, and single queries (grouped by the dozen) rarely met a memo's entry
 # again within one group. The catalog object is held with its memo, so its id is not reused
 # while the entry lives; bounded by emptying.
-_MEMOS: dict[tuple[int, dt.date], tuple[Sequence[Measure] | None, _Memo]] = {}
+_MEMOS: dict[tuple[int, dt.date], tuple[CatalogLike, _Memo]] = {}
 MEMOS_MAX = 64
 
 
-def memo_for(catalog: Sequence[Measure] | None, on: dt.date) -> _Memo:
+def memo_for(catalog: CatalogLike, on: dt.date) -> _Memo:
     """The shared memo of the measures under `catalog` on `on`."""
     key = (id(catalog), on)
     found = _MEMOS.get(key)
@@ -217,7 +217,7 @@ def memo_for(catalog: Sequence[Measure] | None, on: dt.date) -> _Memo:
 def _answer(
     facts: Facts,
     roles: frozenset[str],
-    catalog: Sequence[Measure] | None,
+    catalog: CatalogLike,
     on: dt.date,
     view: View | None,
     memo: _Memo | None = None,

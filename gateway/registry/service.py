@@ -27,7 +27,9 @@ ROLES = (
     "market_regulator",
     "bank",
     "insurer",
+    "social_insurance",  # floats work-injury insurance (工伤保险), domain.md §2
     "listing_department",
+    "work_safety_supervisor",  # classified supervision, inspections (四（一）, 四（二）)
     "implementing_agency",
     "operator",  # runs the exchange platform: subscriptions, replays (scope admin)
 )

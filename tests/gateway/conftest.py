@@ -135,6 +135,8 @@ def authority(runtime: Runtime) -> Publisher:
         "fj-yjt",
         [
             "enterprise.registered",
+            "enterprise.updated",
+            "enterprise.closed",
             "grade.awarded",
             "grade.renewed",
             "grade.downgraded",
@@ -142,6 +144,7 @@ def authority(runtime: Runtime) -> Publisher:
             "grade.expired",
             "rectification.ordered",
             "rectification.overdue",
+            "rectification.verified",
             "accident.reported",
             "listing.added",
             "listing.removed",

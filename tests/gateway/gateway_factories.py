@@ -16,6 +16,7 @@ from typing import Any
 from contract_factories import USCC, VALID_DATA
 from sqlalchemy import func, select
 
+from contracts.registry import SERVED_MAJORS, latest_major
 from gateway import models
 from gateway.registry import service
 from gateway.runtime import Runtime
@@ -45,7 +46,7 @@ class Publisher:
         envelope: dict[str, Any] = {
             "id": str(uuid.uuid4()),
             "type": message_type,
-            "contract": 1,
+            "contract": latest_major(message_type) if message_type in SERVED_MAJORS else 1,
             "issuer": self.agency_id,
             "issued_at": issued.isoformat(timespec="seconds"),
             "subject": USCC,

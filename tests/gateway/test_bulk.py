@@ -68,7 +68,7 @@ def test_insert_stores_what_sqlalchemy_stores(engine: Engine) -> None:
     with engine.begin() as connection:
         connection.execute(insert(ENTERPRISES), [_enterprise("A" * 18)])
         BulkInsert(ENTERPRISES)(connection, [_enterprise("B" * 18)])
-        order = {"hazard_level": "major", "ordered_on": dt.date(2025, 2, 1)}
+        order = {"kind": "hazard", "hazard_level": "major", "ordered_on": dt.date(2025, 2, 1)}
         order |= {"deadline": dt.date(2025, 3, 31), "status": "ordered", "message_id": "m"}
         order |= {"data": {"description": "液氯储罐区", "n": [1, 2.5, None]}}
         connection.execute(

@@ -29,7 +29,7 @@ feeds = test_connectors.feeds  # the fixture: each consumer agency subscribed to
 PUBLISHED = "gateway.catalog.published"
 # Shown by the insurer's and the bank's documents for an active level-2 grade.
 CHANGED = {
-    "insurance.work_injury.grade_discount_2": {"premium_float": -0.3},
+    "social_insurance.work_injury.grade_2": {"premium_float": -0.3},
     "bank.grade_factor.level2": {"credit_factor": 1.3},
 }
 
@@ -49,19 +49,21 @@ def publish_changed_catalog(client: TestClient) -> None:
 
 
 def documents(found: dict[int, tuple[str, bytes]], message_type: str) -> dict[str, Any]:
-    """The insurer's and the bank's documents for the one message of `message_type`."""
+    """Social insurance's and the bank's documents for the one message of `message_type`."""
     datas = [json.loads(body)["data"] for _, body in found.values()]
     mine = [d for d in datas if d["source"]["type"] == message_type]
     return {
-        "insurer": next(d for d in mine if d.get("instruction") == "adjust_premium"),
-        "bank": next(d for d in mine if "credit_factor" in d),
+        "social": next(d for d in mine if d.get("product") == "work_injury"),
+        "bank": next(d for d in mine if "credit_factor_option" in d),
     }
 
 
 def work_injury(document: dict[str, Any]) -> float:
-    return float(
-        next(a for a in document["adjustments"] if a["product"] == "work_injury")["premium_factor"]
-    )
+    return float(document["premium_factor"])
+
+
+def credit_factor(document: dict[str, Any]) -> float:
+    return float(document["credit_factor_option"]["value"])
 
 
 def test_a_new_catalog_version_leaves_accepted_documents_byte_identical(
@@ -76,8 +78,8 @@ def test_a_new_catalog_version_leaves_accepted_documents_byte_identical(
     story.publish("grade.awarded", award)
     before = bodies(runtime, feeds)
     awarded = documents(before, "grade.awarded")
-    assert work_injury(awarded["insurer"]) == 0.85
-    assert awarded["bank"]["credit_factor"] == 1.1
+    assert work_injury(awarded["social"]) == 0.85
+    assert credit_factor(awarded["bank"]) == 1.1
 
     story.on("2026-11-09")
     publish_changed_catalog(client)
@@ -96,8 +98,8 @@ def test_a_new_catalog_version_leaves_accepted_documents_byte_identical(
     after = bodies(runtime, feeds)
     assert {i: after[i] for i in before} == before
     renewed = documents({i: after[i] for i in after.keys() - before.keys()}, "grade.renewed")
-    assert work_injury(renewed["insurer"]) == 0.7  # accepted after version 2: it reads it
-    assert renewed["bank"]["credit_factor"] == 1.3
+    assert work_injury(renewed["social"]) == 0.7  # accepted after version 2: it reads it
+    assert credit_factor(renewed["bank"]) == 1.3
 
 
 def test_catalog_as_of_is_the_newest_version_published_at_or_before_the_index(
@@ -119,7 +121,7 @@ def test_catalog_as_of_is_the_newest_version_published_at_or_before_the_index(
         assert newest is not None
         assert newest != shipped
         assert catalog_as_of(session, second + 1000) == newest
-        factors = {m.effect.get("credit_factor") for m in newest if m.code in CHANGED}
+        factors = {m.effect.get("credit_factor") for m in newest.measures if m.code in CHANGED}
         assert factors == {None, 1.3}
 
 
@@ -152,7 +154,7 @@ def test_the_migration_backfills_each_version_s_log_index_from_its_entry(
         engine.dispose()
     assert "log_index" not in columns
     upgrade(database_url)
-    assert current_revision(database_url) == "0015"
+    assert current_revision(database_url) == "0016"
     engine = make_engine(database_url, pool_size=1)
     try:
         with engine.connect() as conn:

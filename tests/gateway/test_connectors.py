@@ -1,11 +1,15 @@
-"""Connectors (issue 5 §3, §6): one enterprise's story told to five consumer kinds.
+"""Connectors: one enterprise's story told to six consumer kinds, on the seed's own path.
 
-Award level 2 → ordinary accident → overdue major-hazard rectification → revocation →
-black-listing → early removal after 12 months → new award after the re-apply wait. At each
-step, on its date, the test reads every connector's newest document from its agency's feed and
-asserts it whole, with each agency's measures, the insurer's premium factors and the
-regulator's inspection cap. Then: a document failing its view contract is parked, never sent;
-the market regulator's snapshot verifies against its signed manifest.
+Award level 2 → inspection finds the system not running → rectification ordered → failed
+re-check → revocation citing it → black-listing → early removal after 12 months with credit
+repair → closure; and a second enterprise whose grade lapses with nobody publishing its expiry.
+At each step, on its date, the test reads every connector's newest document from its agency's
+feed and asserts what each agency acts on: the insurer's liability factor by grade, accidents
+and lists (闽安委〔2017〕1号 五（五）), the work-injury factor for social insurance only, the
+bank's restrictions with the terms of their own decisions, the public record in the credit
+disclosure systems' fields, the market regulator's credit record. Then: a document failing its
+view contract is parked, never sent; the market regulator's snapshot verifies against its
+signed manifest.
 """
 
 from __future__ import annotations
@@ -22,14 +26,15 @@ import pytest
 import respx
 from contract_factories import (
     USCC,
-    make_accident,
     make_award,
+    make_closure,
     make_listing,
-    make_overdue,
     make_rectification_order,
     make_registration,
     make_removal,
     make_revocation,
+    make_self_assessment,
+    make_verification,
 )
 from fastapi.testclient import TestClient
 from gateway_factories import Publisher, allow_subscribe, bearer, operator_token, publish
@@ -49,12 +54,15 @@ from keys.jwks import key_from_jwks
 # agency, role, connector
 CONSUMERS = (
     ("fj-picc", "insurer", "insurance_premium"),
+    ("fj-rsj", "social_insurance", "work_injury_premium"),
     ("fj-cib", "bank", "bank_credit"),
     ("fj-xyb", "credit_disclosure", "credit_disclosure"),
     ("fj-scjg", "market_regulator", "market_regulator"),
     ("fj-sw", "implementing_agency", "revocation_notice"),
 )
 NAME = make_registration()["name"]
+AUTHORITY = {"id": "fj-yjt", "name": "agency fj-yjt", "uscc": "11350000MB0000019N"}
+OTHER = complete_uscc("91350100MA000077")  # the enterprise whose grade lapses
 
 
 @pytest.fixture
@@ -87,10 +95,18 @@ class Story:
         clock.at = dt.datetime.fromisoformat(day).replace(hour=9, tzinfo=dt.UTC)
         self.client.headers["authorization"] = f"Bearer {operator_token(self.runtime)}"
 
-    def publish(self, message_type: str, data: dict[str, Any]) -> int:
-        response = publish(self.client, self.authority.message(message_type, data))
+    def send(self, message_type: str, data: dict[str, Any], subject: str = USCC) -> Any:
+        return publish(self.client, self.authority.message(message_type, data, subject=subject))
+
+    def publish(self, message_type: str, data: dict[str, Any], subject: str = USCC) -> int:
+        response = self.send(message_type, data, subject)
         assert response.status_code == 201, response.text
         return int(response.json()["index"])
+
+    def message_id(self, index: int) -> str:
+        entries = self.client.get(f"/v1/log/entries?start={index}&end={index + 1}").json()
+        token = entries["entries"][0]["jws"]
+        return str(json.loads(jws.parse_compact(token).payload)["id"])
 
     def new(self, name: str) -> list[dict[str, Any]]:
         """The connector's documents since the last look."""
@@ -114,14 +130,18 @@ class Story:
         assert documents, f"{name} made no document"
         return documents[-1]
 
-    def measures(self) -> dict[str, set[str]]:
+    def measures(self, uscc: str = USCC) -> dict[str, set[str]]:
         day = self.runtime.clock.now().date().isoformat()
-        body = self.client.get(f"/v1/enterprises/{USCC}/measures?on={day}&purpose=review").json()
+        body = self.client.get(f"/v1/enterprises/{uscc}/measures?on={day}&purpose=review").json()
         return {role: {m["code"] for m in ms} for role, ms in body["measures"].items()}
 
 
-def factors(document: dict[str, Any]) -> dict[str, float]:
-    return {a["product"]: a["premium_factor"] for a in document["adjustments"]}
+def factor(document: dict[str, Any]) -> float:
+    return float(document["premium_factor"])
+
+
+def floats(document: dict[str, Any]) -> dict[str, tuple[float, bool]]:
+    return {f["measure_code"]: (f["premium_float"], f["applied"]) for f in document["floats"]}
 
 
 def source(index: int, message_type: str, document: dict[str, Any]) -> dict[str, Any]:
@@ -133,14 +153,28 @@ def source(index: int, message_type: str, document: dict[str, Any]) -> dict[str,
     }
 
 
-def test_one_enterprise_through_award_accident_revocation_listing_and_new_award(
+GRADED_SUPERVISION = {
+    "supervision.frequency.hazardous.level2",
+    "supervision.penalties.graded",
+}
+UNGRADED_SUPERVISION = {
+    "supervision.frequency.hazardous.ungraded",
+    "supervision.key_supervision.ungraded",
+}
+
+
+def test_the_seed_s_revocation_path_told_to_every_agency(
     client: TestClient, runtime: Runtime, authority: Publisher, feeds: dict[str, str]
 ) -> None:
     story = Story(client, runtime, authority, feeds)
 
-    # 1. Registered, then awarded level 2 (hazardous chemicals, Ningde).
+    # 1. Registered (with its legal representative), last year's self-assessment report
+    # published, then awarded level 2 (hazardous chemicals, Ningde).
     story.on("2026-11-02")
     story.publish("enterprise.registered", make_registration())
+    story.publish(
+        "self_assessment.published", make_self_assessment(year=2025, published_on="2026-01-20")
+    )
     award = make_award(
         level="2",
         announced_on="2026-11-01",
@@ -153,292 +187,448 @@ def test_one_enterprise_through_award_accident_revocation_listing_and_new_award(
     insurer = story.last("insurance_premium")
     assert insurer == {
         "instruction": "adjust_premium",
+        "product": "liability",
+        "product_title": "安全生产责任保险 (work-safety liability insurance)",
         "uscc": USCC,
         "enterprise_name": NAME,
-        "effective_on": "2026-11-02",
-        "grade": {"status": "active", "level": "2"},
-        "accidents_prior_year": [],
+        "as_of": "2026-11-02",
+        "applies": {
+            "at": "policy_renewal",
+            "from_period_starting_on_or_after": "2026-11-02",
+            "record_period": {"from": "2025-11-02", "to": "2026-11-02"},
+        },
+        "grade": {
+            "status": "active",
+            "level": "2",
+            "scheme": "hazardous_chemicals",
+            "valid_to": "2029-10-31",
+        },
+        "accidents_in_record_period": [],
         "lists": [],
-        "adjustments": [
-            {
-                "product": "liability",
-                "premium_factor": 0.9,
-                "reasons": [
-                    {
-                        "measure_code": "insurance.premium.no_accident",
-                        "premium_float": -0.1,
-                        "legal_basis": insurer["adjustments"][0]["reasons"][0]["legal_basis"],
-                        "term_months": 12,
-                    }
-                ],
-            },
-            {
-                "product": "work_injury",
-                "premium_factor": 0.85,
-                "reasons": [
-                    {
-                        "measure_code": "insurance.work_injury.grade_discount_2",
-                        "premium_float": -0.15,
-                        "legal_basis": "工伤保险费率浮动 (one city's rule)",
-                        "term_months": 36,
-                    }
-                ],
-            },
-        ],
+        "premium_factor": 0.8,
+        "floats": insurer["floats"],
+        "combination": insurer["combination"],
         "source": source(at, "grade.awarded", insurer),
     }
+    assert floats(insurer) == {
+        "insurance.liability.grade_2": (-0.1, True),
+        "insurance.liability.no_accident": (-0.1, True),
+    }
+    assert insurer["combination"] | {"source": None} == {
+        "rule": "sum",
+        "floor": -0.3,
+        "ceiling": 0.3,
+        "penalty_blocks_discounts": True,
+        "total": -0.2,
+        "bounded": -0.2,
+        "source": None,
+    }
+    assert {f["source"]["kind"] for f in insurer["floats"]} == {"assumption"}
+    social = story.last("work_injury_premium")
+    assert (social["product"], factor(social), social["applies"]["at"]) == (
+        "work_injury",
+        0.85,
+        "contribution_year",
+    )
+    assert floats(social) == {"social_insurance.work_injury.grade_2": (-0.15, True)}
     bank = story.last("bank_credit")
     assert bank == {
-        "signal": "credit_factor",
+        "signal": "grade",
         "uscc": USCC,
         "enterprise_name": NAME,
-        "effective_on": "2026-11-02",
-        "grade": {"status": "active", "level": "2", "valid_to": "2029-10-31"},
-        "credit_factor": 1.1,
+        "legal_representative": "林某某",
+        "as_of": "2026-11-02",
+        "closed_on": None,
+        "grade": {
+            "status": "active",
+            "level": "2",
+            "scheme": "hazardous_chemicals",
+            "awarding_authority": AUTHORITY | {"level": "provincial"},
+            "certificate_no": "闽AQBWHⅡ202600031",
+            "announcement_no": "闽应急公告〔2026〕9号",
+            "valid_from": "2026-11-01",
+            "valid_to": "2029-10-31",
+            "reapply_after": None,
+        },
+        "decision": {
+            "type": "grade.awarded",
+            "number": "闽应急公告〔2026〕9号",
+            "decided_on": "2026-11-01",
+            "reason_code": None,
+        },
         "restrictions": [],
-        "priority": False,
+        "incentives": [],
+        "credit_factor_option": bank["credit_factor_option"],
         "source": source(at, "grade.awarded", bank),
     }
+    assert bank["credit_factor_option"]["value"] == 1.1
+    assert bank["credit_factor_option"]["source"]["kind"] == "assumption"
     disclosure = story.last("credit_disclosure")
     assert disclosure == {
         "record_type": "grade_award",
+        "information_category": "安全生产标准化等级",
+        "subject_name": NAME,
         "uscc": USCC,
-        "enterprise_name": NAME,
+        "legal_representative": "林某某",
         "region_code": "350900",
-        "deciding_agency": "fj-yjt",
+        "data_source": AUTHORITY,
         "decision_no": "闽应急公告〔2026〕9号",
+        "deciding_body": AUTHORITY,
         "decided_on": "2026-11-01",
-        "publication": {"from": "2026-11-01", "until": "2029-10-31"},
-        "grade": {
-            "level": "2",
-            "scheme": "hazardous_chemicals",
-            "certificate_no": "闽AQBWHⅡ202600031",
-            "valid_from": "2026-11-01",
-            "valid_to": "2029-10-31",
+        "validity": {"from": "2026-11-01", "to": "2029-10-31"},
+        "current_status": "有效",
+        "publication": {
+            "from": "2026-11-01",
+            "until": "2029-10-31",
+            "term": disclosure["publication"]["term"],
+        },
+        "content": {
+            "grade": {
+                "level": "2",
+                "level_zh": "二级",
+                "scheme": "hazardous_chemicals",
+                "certificate_no": "闽AQBWHⅡ202600031",
+                "authority_level": "provincial",
+            }
         },
         "source": source(at, "grade.awarded", disclosure),
     }
+    assert "五（五）" in disclosure["publication"]["term"]
     regulator = story.new("market_regulator")
-    assert [d["source"]["type"] for d in regulator] == ["enterprise.registered", "grade.awarded"]
+    assert [d["source"]["type"] for d in regulator] == [
+        "enterprise.registered",
+        "self_assessment.published",
+        "grade.awarded",
+    ]
     assert regulator[-1] == {
         "record_type": "enterprise_sync",
         "uscc": USCC,
         "name": NAME,
+        "legal_representative": "林某某",
         "region_code": "350900",
         "industry_section": "C",
         "scheme": "hazardous_chemicals",
+        "registered_on": "2023-05-04",
         "ledger_status": "达标",
+        "closure": None,
         "grade": {
             "status": "active",
             "level": "2",
             "valid_from": "2026-11-01",
             "valid_to": "2029-10-31",
             "certificate_no": "闽AQBWHⅡ202600031",
+            "announcement_no": "闽应急公告〔2026〕9号",
+            "awarding_authority": AUTHORITY | {"level": "provincial"},
         },
+        "revocation": None,
         "lists": [],
-        "inspection_cap_per_year": 4,
-        "key_target": False,
-        "fewer_inspections": False,
         "as_of_log_index": at,
         "source": source(at, "grade.awarded", regulator[-1]),
     }
     assert story.new("revocation_notice") == []
     assert story.measures() == {
-        "insurer": {"insurance.premium.no_accident", "insurance.work_injury.grade_discount_2"},
+        "insurer": {"insurance.liability.grade_2", "insurance.liability.no_accident"},
+        "social_insurance": {"social_insurance.work_injury.grade_2"},
         "bank": {"bank.grade_factor.level2"},
-        "market_regulator": {"regulator.inspections.hazardous.level2"},
+        "market_regulator": {"regulator.record_grade"},
         "credit_disclosure": {"disclosure.publish_grade"},
+        "work_safety_supervisor": GRADED_SUPERVISION,
     }
 
-    # 2. An ordinary accident: the liability premium floats up, nothing else changes.
-    story.on("2027-02-02")
-    at = story.publish(
-        "accident.reported",
-        make_accident(accident_id="ND-ACC-2027-001", occurred_on="2027-02-01", deaths=0),
-    )
-    insurer = story.last("insurance_premium")
-    assert factors(insurer) == {"liability": 1.1, "work_injury": 0.85}
-    assert insurer["accidents_prior_year"] == ["ordinary"]
-    assert story.last("market_regulator")["inspection_cap_per_year"] == 4
-    assert story.new("bank_credit") == []  # accidents are not the bank connector's
-    assert story.new("credit_disclosure") == []
-    assert story.measures() == {
-        "insurer": {
-            "insurance.premium.ordinary_accident",
-            "insurance.work_injury.grade_discount_2",
+    # 2. Periodic verification finds a new name (定期核实): the register changes, with its
+    # history; the credit record follows.
+    story.on("2026-12-02")
+    story.publish(
+        "enterprise.updated",
+        {
+            "changed_on": "2026-12-01",
+            "basis": "periodic_verification",
+            "changes": {"name": "宁德某某新材料有限公司"},
         },
-        "bank": {"bank.grade_factor.level2"},
-        "market_regulator": {"regulator.inspections.hazardous.level2"},
-        "credit_disclosure": {"disclosure.publish_grade"},
-    }
+    )
+    assert story.last("market_regulator")["name"] == "宁德某某新材料有限公司"
+    history = client.get(f"/v1/enterprises/{USCC}/ledger-history").json()["changes"]
+    assert history[-1]["ledger"] == "basic"
+    assert "宁德某某新材料有限公司" in history[-1]["reason"]
+    name = "宁德某某新材料有限公司"
 
-    # 3. A major hazard ordered rectified, found overdue.
+    # 3. An inspection finds the standardization system not running: ordered to rectify.
     story.on("2027-03-02")
-    story.publish(
-        "rectification.ordered",
-        make_rectification_order(ordered_on="2027-01-10", deadline="2027-02-28"),
+    order = make_rectification_order(
+        rectification_id="ND-2027-0007",
+        kind="system_not_running",
+        ordered_on="2027-03-01",
+        deadline="2027-04-30",
+        description="标准化管理体系未有效运行：隐患排查制度未执行",
     )
-    story.publish(
-        "rectification.overdue", make_overdue(deadline="2027-02-28", found_on="2027-03-01")
-    )
-    rectification = story.new("market_regulator")
-    assert [d["source"]["type"] for d in rectification] == [
-        "rectification.ordered",
-        "rectification.overdue",
-    ]
-    assert rectification[-1]["inspection_cap_per_year"] == 4  # still graded, until revoked
-    for name in ("insurance_premium", "bank_credit", "credit_disclosure", "revocation_notice"):
-        assert story.new(name) == []
+    del order["hazard_level"]  # the level of a hazard; this order is of a system not running
+    ordered = story.publish("rectification.ordered", order)
+    for connector in ("insurance_premium", "bank_credit", "credit_disclosure", "market_regulator"):
+        assert story.new(connector) == []  # an order changes no one's standing yet
 
-    # 4. Revocation: credit review at the bank, no grade discount, the ungraded cap.
-    story.on("2027-03-16")
+    # 4. The re-check fails (整改仍达不到要求).
+    story.on("2027-05-06")
+    failed = story.publish(
+        "rectification.verified",
+        make_verification(
+            rectification_id="ND-2027-0007", verified_on="2027-05-05", result="failed"
+        ),
+    )
+
+    # 5. Revocation: refused without its cause, with a cause not in the log, with the order
+    # instead of the failed re-check; accepted citing the failed re-check.
+    story.on("2027-05-11")
     revocation = make_revocation(
-        reason_code="major_hazard_unrectified",
-        decided_on="2027-03-15",
-        reapply_after="2028-03-15",
+        reason_code="system_not_running",
+        reason="体系未有效运行，整改复查仍不合格",
+        decided_on="2027-05-10",
+        reapply_after="2028-05-10",
         decision_no="闽应急撤〔2027〕4号",
     )
-    at = story.publish("grade.revoked", revocation)
-    assert factors(story.last("insurance_premium")) == {"liability": 1.1, "work_injury": 1.0}
+    for cited, code in (
+        ([], "cause_missing"),
+        (["6ba7b810-9dad-11d1-80b4-00c04fd430c8"], "cause_not_in_log"),
+        ([story.message_id(ordered)], "cause_mismatch"),
+    ):
+        refused = story.send(
+            "grade.revoked", revocation | ({"related_message_ids": cited} if cited else {})
+        )
+        assert (refused.status_code, refused.json()["code"]) == (422, code), refused.text
+    at = story.publish(
+        "grade.revoked", revocation | {"related_message_ids": [story.message_id(failed)]}
+    )
+    insurer = story.last("insurance_premium")
+    assert factor(insurer) == 1.0  # no grade discount, and no no-accident discount when revoked
+    assert floats(insurer) == {"insurance.liability.no_accident": (-0.1, False)}
+    assert "revoked" in insurer["floats"][0]["withheld_because"]
+    assert factor(story.last("work_injury_premium")) == 1.0
     bank = story.last("bank_credit")
     assert bank["signal"] == "restriction"
-    assert bank["credit_factor"] == 1.0
-    assert bank["grade"] == {"status": "revoked", "level": None, "valid_to": None}
-    assert [(r["measure_code"], r["until"]) for r in bank["restrictions"]] == [
-        ("bank.credit_review", None)
-    ]
+    assert bank["grade"]["status"] == "revoked"
+    assert bank["grade"]["reapply_after"] == "2028-05-10"
+    assert bank["decision"] == {
+        "type": "grade.revoked",
+        "number": "闽应急撤〔2027〕4号",
+        "decided_on": "2027-05-10",
+        "reason_code": "system_not_running",
+    }
+    assert [
+        (r["measure_code"], r["from"], r["until"], r["because"]["type"])
+        for r in bank["restrictions"]
+    ] == [("bank.credit_review", "2027-05-10", None, "grade.revoked")]
+    assert bank["credit_factor_option"] is None
     disclosure = story.last("credit_disclosure")
     assert disclosure["record_type"] == "grade_revocation"
-    assert disclosure["publication"] == {"from": "2027-03-15", "until": "2028-03-15"}
-    assert disclosure["revocation"] == {
-        "reason_code": "major_hazard_unrectified",
-        "reapply_after": "2028-03-15",
+    assert disclosure["subject_name"] == name
+    assert (disclosure["current_status"], disclosure["decision_no"]) == (
+        "已撤销",
+        "闽应急撤〔2027〕4号",
+    )
+    assert disclosure["publication"]["from"] == "2027-05-10"
+    assert disclosure["publication"]["until"] == "2028-05-10"
+    assert disclosure["content"] == {
+        "revocation": {
+            "reason_code": "system_not_running",
+            "reason": "安全生产标准化管理体系未有效运行，经整改仍达不到要求",
+            "reapply_after": "2028-05-10",
+        }
     }
-    assert "reason" not in json.dumps(disclosure["revocation"]).replace("reason_code", "")
+    assert "整改复查" not in json.dumps(disclosure, ensure_ascii=False)  # no free text
     regulator = story.last("market_regulator")
     assert regulator["ledger_status"] == "未达标"
-    assert regulator["inspection_cap_per_year"] == 12  # hazardous, ungraded
-    notice = story.last("revocation_notice")
-    assert notice == {
-        "notice_type": "grade_revocation",
-        "title": notice["title"],
-        "uscc": USCC,
-        "enterprise_name": NAME,
-        "region_code": "350900",
-        "revoked_on": "2027-03-15",
+    assert regulator["revocation"] == {
         "decision_no": "闽应急撤〔2027〕4号",
-        "deciding_agency": "fj-yjt",
-        "reapply_after": "2028-03-15",
-        "expected_measures": notice["expected_measures"],
-        "source": source(at, "grade.revoked", notice),
+        "decided_on": "2027-05-10",
+        "reason_code": "system_not_running",
+        "reason": "安全生产标准化管理体系未有效运行，经整改仍达不到要求",
+        "reapply_after": "2028-05-10",
     }
+    notice = story.last("revocation_notice")
+    assert (notice["revoked_on"], notice["deciding_agency"]) == ("2027-05-10", "fj-yjt")
     assert "撤销" in notice["title"]
     assert story.measures() == {
-        "insurer": {"insurance.premium.ordinary_accident"},
+        "insurer": {"insurance.liability.no_accident"},
         "bank": {"bank.credit_review"},
-        "market_regulator": {"regulator.inspections.hazardous.ungraded"},
+        "market_regulator": {"regulator.record_grade"},
         "credit_disclosure": {"disclosure.publish_grade"},
+        "work_safety_supervisor": UNGRADED_SUPERVISION,
     }
     assert {(m["role"], m["measure_code"]) for m in notice["expected_measures"]} == {
         (role, code) for role, codes in story.measures().items() for code in codes
     }
 
-    # 5. Black-listed for three years.
-    story.on("2027-04-02")
+    # 6. Black-listed for three years: a penalty, and no discount set against it.
+    story.on("2027-06-02")
     listing = make_listing(
         listing_id="FJ-SX-2027-0011",
-        decided_on="2027-04-01",
-        term_start="2027-04-01",
-        term_end="2030-04-01",
+        decided_on="2027-06-01",
+        term_start="2027-06-01",
+        term_end="2030-06-01",
         decision_no="闽应急失信〔2027〕11号",
     )
+    refused = story.send("listing.added", listing | {"deciding_agency": "fj-cib"})
+    assert (refused.status_code, refused.json()["code"]) == (422, "unknown_decider")
     story.publish("listing.added", listing)
-    assert factors(story.last("insurance_premium")) == {"liability": 1.2, "work_injury": 1.0}
+    insurer = story.last("insurance_premium")
+    assert factor(insurer) == 1.1
+    assert floats(insurer) == {
+        "insurance.liability.black_list": (0.1, True),
+        "insurance.liability.no_accident": (-0.1, False),
+    }
+    assert factor(story.last("work_injury_premium")) == 1.1
     bank = story.last("bank_credit")
-    assert sorted((r["measure_code"], r["until"]) for r in bank["restrictions"]) == [
-        ("bank.credit_review", None),
-        ("bank.no_new_loans", "2028-04-01"),
+    black_term = [
+        ("bank.credit_review", "2027-05-10", None),
+        ("bank.no_new_loans", "2027-06-01", "2028-06-01"),
     ]
+    assert (
+        sorted((r["measure_code"], r["from"], r["until"]) for r in bank["restrictions"])
+        == black_term
+    )
     disclosure = story.last("credit_disclosure")
-    assert disclosure["record_type"] == "list_entry"
-    assert disclosure["publication"] == {"from": "2027-04-01", "until": "2030-04-01"}
-    assert disclosure["list"] == {
-        "list_type": "black",
-        "term_start": "2027-04-01",
-        "term_end": "2030-04-01",
-    }
-    regulator = story.last("market_regulator")
-    assert regulator["key_target"] is True
-    assert regulator["lists"] == [
-        {"list_type": "black", "term_start": "2027-04-01", "term_end": "2030-04-01"}
+    assert (disclosure["record_type"], disclosure["information_category"]) == (
+        "list_entry",
+        "安全生产严重失信主体名单",
+    )
+    assert disclosure["deciding_body"] == AUTHORITY
+    assert disclosure["publication"]["until"] == "2030-06-01"
+    assert "11号" in disclosure["publication"]["term"]
+    assert story.last("market_regulator")["lists"] == [
+        {
+            "list_type": "black",
+            "deciding_agency": "fj-yjt",
+            "term_start": "2027-06-01",
+            "term_end": "2030-06-01",
+        }
     ]
-    assert story.measures() == {
-        "insurer": {"insurance.premium.ordinary_accident", "insurance.premium.black_list"},
-        "bank": {"bank.no_new_loans", "bank.credit_review"},
-        "market_regulator": {"regulator.inspections.hazardous.ungraded", "regulator.key_target"},
-        "credit_disclosure": {"disclosure.publish_grade", "disclosure.publish_list_entry"},
-        "implementing_agency": {"honours.no_awards"},
+    measures = story.measures()
+    assert measures["insurer"] == {
+        "insurance.liability.black_list",
+        "insurance.liability.no_accident",
     }
-    assert story.new("revocation_notice") == []
+    assert measures["bank"] == {"bank.no_new_loans", "bank.credit_review"}
+    assert "supervision.black_list" in measures["work_safety_supervisor"]
+    assert measures["implementing_agency"] == {"honours.no_awards"}
 
-    # 6. Removed early, after twelve months: the accident is over a year old by now.
-    story.on("2028-04-03")
+    # 7. A later, unrelated list decision: the black-listing's terms stay its own.
+    story.on("2027-09-02")
     story.publish(
-        "listing.removed",
-        make_removal(
-            listing_id="FJ-SX-2027-0011",
-            removed_on="2028-04-02",
-            removal_reason="early_removal",
-            decision_no="闽应急移〔2028〕2号",
+        "listing.added",
+        make_listing(
+            listing_id="FJ-ZD-2027-0003",
+            list_type="focus",
+            decided_on="2027-09-01",
+            term_start="2027-09-01",
+            term_end="2028-09-01",
+            decision_no="闽应急关注〔2027〕3号",
         ),
     )
+    bank = story.last("bank_credit")
+    assert (
+        sorted((r["measure_code"], r["from"], r["until"]) for r in bank["restrictions"])
+        == black_term
+    )
+
+    # 8. Removed early, after twelve months, on its credit repair; the term start is kept.
+    story.on("2028-06-03")
+    removal = make_removal(
+        listing_id="FJ-SX-2027-0011",
+        removed_on="2028-06-02",
+        removal_reason="early_removal",
+        decision_no="闽应急移〔2028〕2号",
+    )
+    refused = story.send("listing.removed", removal)
+    assert (refused.status_code, refused.json()["code"]) == (422, "rule_violation")
+    repair = {
+        "applied_on": "2028-05-01",
+        "completed_on": "2028-05-30",
+        "measures": ["纠正失信行为", "信用承诺"],
+    }
+    story.publish("listing.removed", removal | {"credit_repair": repair})
+    disclosure = story.last("credit_disclosure")
+    assert (disclosure["record_type"], disclosure["current_status"]) == ("list_removal", "已移出")
+    assert disclosure["content"]["removal"] == {
+        "list_type": "black",
+        "list_name": "安全生产严重失信主体名单",
+        "term_start": "2027-06-01",
+        "term_end": "2030-06-01",
+        "removed_on": "2028-06-02",
+        "removal_reason": "early_removal",
+        "removal_reason_zh": "信用修复提前移出",
+        "credit_repair": repair,
+    }
     insurer = story.last("insurance_premium")
-    assert factors(insurer) == {"liability": 0.9, "work_injury": 1.0}
-    assert insurer["lists"] == []
-    assert insurer["accidents_prior_year"] == []
+    assert (factor(insurer), insurer["lists"]) == (1.0, ["focus"])  # revoked: no discount
     bank = story.last("bank_credit")
     assert [r["measure_code"] for r in bank["restrictions"]] == ["bank.credit_review"]
-    assert story.last("credit_disclosure")["record_type"] == "list_removal"
-    regulator = story.last("market_regulator")
-    assert (regulator["key_target"], regulator["lists"]) == (False, [])
-    assert regulator["inspection_cap_per_year"] == 12
-    assert story.measures() == {
-        "insurer": {"insurance.premium.no_accident"},
-        "bank": {"bank.credit_review"},
-        "market_regulator": {"regulator.inspections.hazardous.ungraded"},
-        "credit_disclosure": {"disclosure.publish_grade"},
-    }
+    assert [e["list_type"] for e in story.last("market_regulator")["lists"]] == ["focus"]
 
-    # 7. A new award, level 3, after the re-apply wait.
-    story.on("2028-04-11")
+    # 9. Closed (注销): it leaves the required ledger, gets no measures, takes no new grade.
+    story.on("2028-12-02")
+    story.publish("enterprise.closed", make_closure(closed_on="2028-12-01"))
+    regulator = story.last("market_regulator")
+    assert regulator["closure"] == {
+        "closed_on": "2028-12-01",
+        "closure": "deregistered",
+        "closure_zh": "注销",
+    }
+    assert story.measures() == {}
+    required = client.get("/v1/ledgers/required").json()["items"]
+    assert USCC not in {item["uscc"] for item in required}
+    basic = client.get("/v1/ledgers/basic").json()["items"]
+    assert next(i for i in basic if i["uscc"] == USCC)["closed_on"] == "2028-12-01"
+    refused = story.send(
+        "grade.awarded",
+        make_award(announced_on="2028-12-05", valid_from="2028-12-05", valid_to="2031-12-04"),
+    )
+    assert (refused.status_code, refused.json()["code"]) == (422, "enterprise_closed")
+
+
+def test_a_lapse_ends_the_grade_s_links_whether_or_not_its_expiry_is_published(
+    client: TestClient, runtime: Runtime, authority: Publisher, feeds: dict[str, str]
+) -> None:
+    story = Story(client, runtime, authority, feeds)
+    story.on("2026-11-02")
+    story.publish("enterprise.registered", make_registration(region_code="350100"), OTHER)
     story.publish(
         "grade.awarded",
         make_award(
-            level="3",
-            announced_on="2028-04-10",
-            valid_from="2028-04-10",
-            valid_to="2031-04-09",
-            certificate_no="闽AQBWHⅢ202800007",
-            announcement_no="闽应急公告〔2028〕4号",
+            level="1", announced_on="2026-11-01", valid_from="2026-11-01", valid_to="2027-10-31"
         ),
+        OTHER,
     )
-    assert factors(story.last("insurance_premium")) == {"liability": 0.9, "work_injury": 0.9}
-    bank = story.last("bank_credit")
-    assert (bank["signal"], bank["credit_factor"], bank["restrictions"]) == (
-        "credit_factor",
-        1.05,
-        [],
+    assert factor(story.last("insurance_premium")) == 0.75  # level 1 −15 %, no accident −10 %
+    story.on("2027-11-02")  # lapsed on 2027-11-01; nobody publishes grade.expired
+    story.publish(
+        "listing.added",
+        make_listing(
+            list_type="red",
+            listing_id="FJ-HM-2027-0002",
+            decided_on="2027-11-01",
+            term_start="2027-11-01",
+            term_end="2030-11-01",
+        ),
+        OTHER,
     )
-    assert story.last("credit_disclosure")["grade"]["level"] == "3"
-    regulator = story.last("market_regulator")
-    assert (regulator["ledger_status"], regulator["inspection_cap_per_year"]) == ("达标", 8)
-    assert story.new("revocation_notice") == []
-    assert story.measures() == {
-        "insurer": {"insurance.premium.no_accident", "insurance.work_injury.grade_discount_3"},
-        "bank": {"bank.grade_factor.level3"},
-        "market_regulator": {"regulator.inspections.hazardous.level3"},
-        "credit_disclosure": {"disclosure.publish_grade"},
+    insurer = story.last("insurance_premium")
+    assert insurer["grade"] == {
+        "status": "expired",
+        "level": None,
+        "scheme": None,
+        "valid_to": None,
     }
+    assert factor(insurer) == 0.9  # the no-accident discount only
+    regulator = story.last("market_regulator")
+    assert (regulator["ledger_status"], regulator["grade"]["status"]) == ("未达标", "expired")
+    assert OTHER not in {i["uscc"] for i in client.get("/v1/ledgers/achieved").json()["items"]}
+    snapshot = client.post("/v1/connectors/market_regulator/snapshots").json()
+    data = client.get(f"/v1/connectors/market_regulator/snapshots/{snapshot['file']}")
+    record = next(json.loads(line) for line in data.content.splitlines() if OTHER in line.decode())
+    assert (record["ledger_status"], record["grade"]["status"]) == ("未达标", "expired")
+    # its expiry, published later, is a public record too
+    story.publish("grade.expired", {"valid_to": "2027-10-31", "expired_on": "2027-11-01"}, OTHER)
+    disclosure = story.new("credit_disclosure")[-1]
+    assert (disclosure["record_type"], disclosure["current_status"]) == ("grade_expiry", "已过期")
 
 
 def test_a_connector_view_needs_its_role_and_its_types(
@@ -476,10 +666,10 @@ def test_a_document_failing_its_view_contract_is_parked_and_never_sent(
     assert client.post("/v1/subscriptions", json=body).status_code == 201
     real = CONNECTORS["bank_credit"]
 
-    def leaky(ctx: Any) -> dict[str, Any]:  # a bug that would leak a field outside the view
-        document = real.render(ctx)
-        if ctx.decision.type == "grade.awarded":
-            document["certificate_no"] = ctx.decision.data["certificate_no"]
+    def leaky(facts: Any) -> dict[str, Any]:  # a bug that would leak a field outside the view
+        document = real.render(facts)
+        if facts.decision.type == "grade.awarded":
+            document["certificate_no"] = facts.decision.data["certificate_no"]
         return document
 
     monkeypatch.setitem(CONNECTORS, "bank_credit", dataclasses.replace(real, render=leaky))
@@ -494,7 +684,7 @@ def test_a_document_failing_its_view_contract_is_parked_and_never_sent(
         assert route.calls == []
         with runtime.db.reader() as session:
             parked = session.scalars(select(Delivery).where(Delivery.status == "parked")).one()
-            assert "bank_credit view contract v1" in str(parked.last_error)
+            assert "bank_credit view contract v2" in str(parked.last_error)
             assert "certificate_no" in str(parked.last_error)
         assert 'gateway_deliveries{status="parked"} 1.0' in client.get("/metrics").text
         # an operator skips the parked award: the revocation goes out, without the leak
@@ -548,7 +738,8 @@ def test_market_regulator_snapshot_with_a_signed_manifest(
         assert verified["root_hash"] == root_hash(session, verified["log_size"]).hex()
     assert [r["uscc"] for r in records] == sorted(codes)
     graded = next(r for r in records if r["uscc"] == codes[0])
-    assert (graded["grade"]["level"], graded["inspection_cap_per_year"]) == ("2", 4)
+    assert (graded["grade"]["level"], graded["ledger_status"]) == ("2", "达标")
+    assert "inspection_cap_per_year" not in graded  # the supervisor's, not the regulator's
     bad = client.get("/v1/connectors/market_regulator/snapshots/..%2Fkeys")
     assert bad.status_code == 404
 
@@ -557,7 +748,7 @@ def test_snapshots_are_also_taken_on_a_schedule(
     settings: Any, clock: FixedClock, authority: Publisher, runtime: Runtime
 ) -> None:
     from gateway.app import create_app
-    from gateway.connectors_routes import snapshot_dir
+    from gateway.connectors.routes import snapshot_dir
 
     scheduled = settings.model_copy(
         update={

@@ -22,7 +22,7 @@ from typer.testing import CliRunner
 
 from connectors import CONNECTORS
 from contracts.consumers import consumer_schema
-from contracts.registry import MESSAGE_TYPES, schema_for
+from contracts.registry import MESSAGE_TYPES, SERVED_MAJORS, schema_for
 from contracts.uscc import complete_uscc
 from contracts.versions import ContractRegistry, ContractVersion, load_registry
 from gateway.cli import app
@@ -53,14 +53,15 @@ def test_contracts_are_listed_without_a_token(client: TestClient) -> None:
     assert awarded["kind"] == "message"
     assert awarded["versions"] == [
         {
-            "major": 1,
+            "major": major,
             "live": True,
-            "revision": "1.0",
+            "revision": f"{major}.0",
             "released_revisions": 1,
-            "producer_id": "https://contracts.gateway.example/v1/grade.awarded.json",
-            "consumer_id": "https://contracts.gateway.example/v1/grade.awarded.consumer.json",
-            "href": "/v1/contracts/grade.awarded/1",
+            "producer_id": f"https://contracts.gateway.example/v{major}/grade.awarded.json",
+            "consumer_id": f"https://contracts.gateway.example/v{major}/grade.awarded.consumer.json",
+            "href": f"/v1/contracts/grade.awarded/{major}",
         }
+        for major in (1, 2)
     ]
 
 
@@ -84,7 +85,7 @@ def test_a_version_has_its_producer_and_consumer_schemas(
 @pytest.mark.parametrize(
     ("path", "status", "code"),
     [
-        ("/v1/contracts/grade.awarded/2", 404, "unknown_contract"),
+        ("/v1/contracts/grade.awarded/3", 404, "unknown_contract"),
         ("/v1/contracts/grade.invented/1", 404, "unknown_contract"),
         ("/v1/contracts/grade.awarded/0", 400, "invalid_request"),
     ],
@@ -191,9 +192,10 @@ def test_the_published_envelope_meets_its_publish_message(
 ) -> None:
     doc = asyncapi(client)
     envelope = authority.envelope("grade.awarded", make_award(), subject=A)
-    assert_valid(payload(doc, "publish.grade.awarded.v1"), envelope)
+    assert_valid(payload(doc, "publish.grade.awarded.v2"), envelope)
+    assert_valid(payload(doc, "publish.grade.awarded.v1"), envelope | {"contract": 1})
     assert_valid(
-        payload(doc, "publish.enterprise.registered.v1"),
+        payload(doc, "publish.enterprise.registered.v2"),
         authority.envelope("enterprise.registered", make_registration(), subject=A),
     )
 
@@ -242,7 +244,8 @@ def test_contracts_check_passes_with_a_table() -> None:
     assert report.exit_code == 0
     body = json.loads(report.output)
     assert body["compatible"] is True
-    assert [c["name"] for c in body["contracts"]] == [*MESSAGE_TYPES, *VIEWS]
+    served = [t for t in MESSAGE_TYPES for _ in SERVED_MAJORS[t]]
+    assert [c["name"] for c in body["contracts"]] == [*served, *VIEWS]
 
 
 def test_contracts_check_fails_listing_the_breaks(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -251,7 +254,8 @@ def test_contracts_check_fails_listing_the_breaks(monkeypatch: pytest.MonkeyPatc
     producer["required"].remove("valid_to")  # a schema edited without a new major
     broken = ContractVersion("grade.awarded", "message", 1, producer, True, live.released)
     registry = ContractRegistry(
-        broken if v.name == "grade.awarded" else v for v in load_registry().versions()
+        broken if (v.name, v.major) == ("grade.awarded", 1) else v
+        for v in load_registry().versions()
     )
     monkeypatch.setattr("contracts.versions.load_registry", lambda: registry)
 
@@ -272,7 +276,9 @@ def test_contracts_list() -> None:
     assert result.exit_code == 0, result.output
     listed = json.loads(result.output)
     assert [c["name"] for c in listed] == [*MESSAGE_TYPES, *VIEWS]
-    assert {v["revision"] for c in listed for v in c["versions"]} == {"1.0"}
+    # every live version is a released revision; retired view majors have none live
+    revisions = {v["revision"] for c in listed for v in c["versions"] if v["live"]}
+    assert None not in revisions
     assert runner.invoke(app, ["contracts", "list"]).exit_code == 0
     for command in (["contracts"], ["contracts", "check"], ["contracts", "list"]):
         assert runner.invoke(app, [*command, "--help"]).exit_code == 0

@@ -38,14 +38,14 @@ def test_feedback_shows_applied_and_overdue_agencies(
     decision = revocation["message_id"]
     applied = insurer.message(
         "measure.applied",
-        make_measure(decision_message_id=decision, measure_code="insurance.premium.black_list"),
+        make_measure(decision_message_id=decision, measure_code="insurance.liability.black_list"),
     )
     assert publish(client, applied).status_code == 201
 
     now = client.get(f"/v1/messages/{decision}/feedback").json()
     states = {a["agency_id"]: a["state"] for a in now["agencies"]}
     assert states == {"fj-picc": "applied", "fj-cib": "awaiting"}
-    assert now["agencies"][1]["measures"][0]["measure_code"] == "insurance.premium.black_list"
+    assert now["agencies"][1]["measures"][0]["measure_code"] == "insurance.liability.black_list"
 
     assert isinstance(runtime.clock, FixedClock)
     runtime.clock.advance(days=10)  # past five working days
@@ -85,7 +85,7 @@ def test_feedback_must_name_a_catalog_measure_of_its_role_for_a_decision_and_a_p
             decision_message_id=revocation, measure_code="no.such.measure"
         ),
         "another role's measure": make_measure(
-            decision_message_id=revocation, measure_code="insurance.premium.black_list"
+            decision_message_id=revocation, measure_code="insurance.liability.black_list"
         ),
         "a registration": make_measure(
             decision_message_id=registration, measure_code="bank.credit_review"

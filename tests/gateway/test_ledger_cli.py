@@ -47,7 +47,9 @@ def cli(
             "enterprise.registered", make_registration(region_code="350200"), subject=CHEMICALS
         ),
         authority.message("grade.awarded", make_award(), subject=CHEMICALS),
-        authority.message("enterprise.registered", make_registration(), subject=NEW),
+        authority.message(
+            "enterprise.registered", make_registration(registered_on="2026-06-01"), subject=NEW
+        ),
     ]
     assert publish_many(client, tokens).json()["rejected"] == 0
     monkeypatch.setenv("GATEWAY_DATA_DIR", str(settings.data_dir))

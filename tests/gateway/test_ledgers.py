@@ -8,7 +8,7 @@ import io
 import pytest
 from contract_factories import make_award, make_registration, make_revocation
 from fastapi.testclient import TestClient
-from gateway_factories import Publisher, publish_many
+from gateway_factories import Publisher, publish, publish_many
 
 from contracts.uscc import complete_uscc
 
@@ -27,7 +27,11 @@ def populated(client: TestClient, authority: Publisher) -> TestClient:
             make_registration(region_code="350203", industry_section="B", scheme="non_coal_mining"),
             make_award(level="3", scheme="non_coal_mining"),
         ),
-        (FUZHOU, make_registration(region_code="350100", required=False), None),
+        (
+            FUZHOU,
+            make_registration(region_code="350100", required=False, registered_on="2026-06-01"),
+            None,
+        ),
         (NINGDE, make_registration(region_code="350900"), make_award(level="1")),
     ]
     tokens = []
@@ -58,6 +62,51 @@ def test_filters(populated: TestClient) -> None:
     assert codes(populated.get("/v1/ledgers/basic?status=未达标")) == [NINGDE]
     assert codes(populated.get("/v1/ledgers/basic?status=新增")) == [FUZHOU]
     assert codes(populated.get("/v1/ledgers/achieved?grade=3")) == [XIAMEN_B]
+
+
+def test_new_ages_into_not_achieved_after_its_period(
+    client: TestClient, authority: Publisher
+) -> None:
+    """domain.md §4: 新增 is transitional; after new_status_months (12, shipped policy) a
+    required enterprise without a grade is 未达标, with no message at all."""
+    registration = make_registration(region_code="350100", registered_on="2025-09-01")
+    assert (
+        publish(
+            client, authority.message("enterprise.registered", registration, subject=FUZHOU)
+        ).status_code
+        == 201
+    )
+
+    def status(on: str) -> str:
+        items = client.get(f"/v1/ledgers/required?on={on}").json()["items"]
+        return str(next(i for i in items if i["uscc"] == FUZHOU)["ledger_status"])
+
+    assert status("2026-08-31") == "新增"
+    assert status("2026-09-01") == "未达标"
+    assert codes(client.get("/v1/ledgers/basic?status=未达标&on=2026-09-01")) == [FUZHOU]
+    assert codes(client.get("/v1/ledgers/basic?status=新增&on=2026-08-31")) == [FUZHOU]
+
+
+def test_a_lapsed_grade_is_not_achieved_in_any_ledger_whether_or_not_expiry_was_published(
+    client: TestClient, authority: Publisher
+) -> None:
+    for message_type, data in (
+        ("enterprise.registered", make_registration()),
+        ("grade.awarded", make_award()),  # valid 2024-01-10 to 2027-01-09
+    ):
+        assert (
+            publish(client, authority.message(message_type, data, subject=NINGDE)).status_code
+            == 201
+        )
+    on_last_day = client.get("/v1/ledgers/achieved?on=2027-01-09").json()
+    assert [i["uscc"] for i in on_last_day["items"]] == [NINGDE]
+    lapsed = client.get("/v1/ledgers/basic?on=2027-01-10").json()["items"]
+    assert [(i["ledger_status"], i["grade_status"]) for i in lapsed] == [("未达标", "expired")]
+    assert client.get("/v1/ledgers/achieved?on=2027-01-10").json()["items"] == []
+    export = client.get("/v1/ledgers/basic/export.csv?on=2027-01-10").text
+    row = next(csv.DictReader(io.StringIO(export.lstrip("\ufeff"))))
+    assert (row["ledger_status"], row["grade_status"]) == ("未达标", "expired")
+    assert row["registered_on"] == "2023-05-04"
 
 
 def test_bad_filter_is_a_clear_error(populated: TestClient) -> None:

@@ -44,11 +44,21 @@ def test_an_enterprise_through_award_accident_revocation_and_black_list(
     url = f"/v1/enterprises/{USCC}/measures"
     early = client.get(url, params={"on": "2024-03-01", "purpose": "review"}).json()["measures"]
     assert {m["code"] for m in early["insurer"]} == {
-        "insurance.premium.no_accident",
-        "insurance.work_injury.grade_discount_1",
+        "insurance.liability.no_accident",
+        "insurance.liability.grade_1",
     }
-    # hazardous chemicals, level 1: at most 2 inspections a year
-    assert early["market_regulator"][0]["effect"] == {"inspections_per_year_max": 2}
+    assert {m["code"] for m in early["social_insurance"]} == {
+        "social_insurance.work_injury.grade_1"
+    }
+    # hazardous chemicals, level 1: 2 inspections a year, for the work-safety supervisor
+    supervisor = {m["code"]: m["effect"] for m in early["work_safety_supervisor"]}
+    assert supervisor["supervision.frequency.hazardous.level1"] == {
+        "inspections_per_year_min": 2,
+        "inspections_per_year_max": 2,
+    }
+    assert "market_regulator" not in early or all(
+        "inspections_per_year_max" not in m["effect"] for m in early["market_regulator"]
+    )
 
     publish(client, authority.message("accident.reported", make_accident()))  # 2025-05-20, 1 death
     publish(client, authority.message("grade.revoked", make_revocation()))
@@ -62,10 +72,13 @@ def test_an_enterprise_through_award_accident_revocation_and_black_list(
         "lists": ["black"],
     }
     measures = later["measures"]
+    assert "social_insurance.work_injury.black_list" in {
+        m["code"] for m in measures["social_insurance"]
+    }
     assert {m["code"] for m in measures["bank"]} == {"bank.no_new_loans", "bank.credit_review"}
     assert {m["code"] for m in measures["insurer"]} == {
-        "insurance.premium.ordinary_accident",
-        "insurance.premium.black_list",
+        "insurance.liability.ordinary_accident",
+        "insurance.liability.black_list",
     }
     assert client.get(f"/v1/enterprises/{USCC}/measures?on=junk").json()["code"] == "invalid_date"
 
@@ -77,7 +90,7 @@ def test_catalog_versions_are_recorded_in_the_log_and_the_newest_is_in_force(
 
     from sqlalchemy import select
 
-    from gateway.measures.catalog import shipped_records
+    from gateway.measures.catalog import shipped_document, shipped_records
     from gateway.models import LogEntry
 
     history = client.get("/v1/measures/catalog").json()["versions"]
@@ -94,15 +107,15 @@ def test_catalog_versions_are_recorded_in_the_log_and_the_newest_is_in_force(
         measures = client.get(url).json()["measures"]["insurer"]
         return {m["code"]: m["effect"]["premium_float"] for m in measures}
 
-    assert floats()["insurance.work_injury.grade_discount_1"] == -0.2
+    assert floats()["insurance.liability.grade_1"] == -0.15
     records = copy.deepcopy(shipped_records())
     for record in records:
-        if record["code"] == "insurance.work_injury.grade_discount_1":
+        if record["code"] == "insurance.liability.grade_1":
             record["effect"] = {"premium_float": -0.25}
     published = client.put("/v1/measures/catalog", json={"records": records})
     assert published.status_code == 200, published.text
     assert published.json()["version"] == 2
-    assert floats()["insurance.work_injury.grade_discount_1"] == -0.25
+    assert floats()["insurance.liability.grade_1"] == -0.25
     again = client.put("/v1/measures/catalog", json={"records": records}).json()
     assert again["version"] == 2  # the same catalog is not a new version
     with runtime.db.reader() as session:
@@ -115,6 +128,8 @@ def test_catalog_versions_are_recorded_in_the_log_and_the_newest_is_in_force(
     claims = json.loads(jws.parse_compact(entries[1]).payload)
     assert claims["data"]["version"] == 2
     assert claims["data"]["records"] == records
+    # the sections left out were carried over from the version in force
+    assert claims["data"]["products"] == shipped_document()["products"]
 
     broken = copy.deepcopy(records)
     broken[3]["trigger"] = {"weather": "rainy"}

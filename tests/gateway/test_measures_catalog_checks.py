@@ -11,11 +11,11 @@ from contract_factories import USCC, make_award, make_registration
 from fastapi.testclient import TestClient
 from gateway_factories import Publisher, publish
 
-from gateway.measures.catalog import digest, parse_records, shipped_records
+from gateway.measures.catalog import digest, parse_checked, shipped_document, shipped_records
 from gateway.models import MeasureCatalog
 from gateway.runtime import Runtime
 
-DISCOUNT_1 = "insurance.work_injury.grade_discount_1"
+DISCOUNT_1 = "insurance.liability.grade_1"
 
 
 def graded(client: TestClient, authority: Publisher) -> None:
@@ -36,7 +36,7 @@ def discount(client: TestClient, on: str) -> float:
 
 
 def test_the_shipped_catalog_passes_the_gateway_checks() -> None:
-    assert len(parse_records(shipped_records())) == len(shipped_records())
+    assert len(parse_checked(shipped_document()).measures) == len(shipped_records())
 
 
 @pytest.mark.parametrize(
@@ -50,6 +50,19 @@ def test_the_shipped_catalog_passes_the_gateway_checks() -> None:
         ({"role": "operator"}, "role 'operator' is not an agency role"),
         ({"valid_from": "2030-01-01", "valid_to": "2020-01-01"}, "valid_to must be after"),
         ({"legal_basis": None}, "legal_basis is required"),
+        ({"source": "one city's rule"}, "source must be an object"),
+        (
+            {
+                "region_prefix": "",
+                "source": {
+                    "title": "x",
+                    "region": "3502",
+                    "kind": "rule",
+                    "effective": "2017-01-01",
+                },
+            },
+            "region_prefix '' reaches beyond the region the rule was found for",
+        ),
     ],
 )
 def test_a_catalog_with_a_bad_record_is_refused_and_nothing_is_stored(
@@ -65,7 +78,7 @@ def test_a_catalog_with_a_bad_record_is_refused_and_nothing_is_stored(
     assert problem["detail"].startswith(f"record 3 ({records[3]['code']}): {detail}")
     assert problem["pointer"] == "/records/3"
     assert len(client.get("/v1/measures/catalog").json()["versions"]) == 1
-    assert discount(client, "2026-11-01") == -0.2  # the version in force still answers
+    assert discount(client, "2026-11-01") == -0.15  # the version in force still answers
 
 
 def revision(valid_to_of_old: str | None) -> list[dict[str, Any]]:
@@ -76,7 +89,7 @@ def revision(valid_to_of_old: str | None) -> list[dict[str, Any]]:
         "valid_from": "2026-01-01",
         "valid_to": None,
         "effect": {"premium_float": -0.25},
-        "source": "2026 revision: level 1 -25 %",
+        "source": old["source"] | {"note": "2026 revision: level 1 −25 %"},
     }
     return [*records, new]
 
@@ -88,12 +101,13 @@ def test_a_revision_from_a_date_is_in_force_from_it_and_overlaps_are_refused(
     overlapping = client.put("/v1/measures/catalog", json={"records": revision(None)})
     assert overlapping.status_code == 400
     assert overlapping.json()["code"] == "invalid_catalog"
-    assert overlapping.json()["detail"].startswith(f"record 28 ({DISCOUNT_1}): valid_from")
+    index = len(shipped_records())
+    assert overlapping.json()["detail"].startswith(f"record {index} ({DISCOUNT_1}): valid_from")
     assert "valid_to 2026-01-01" in overlapping.json()["detail"]
 
     published = client.put("/v1/measures/catalog", json={"records": revision("2026-01-01")})
     assert published.status_code == 200, published.text
-    assert discount(client, "2025-12-31") == -0.2
+    assert discount(client, "2025-12-31") == -0.15
     assert discount(client, "2026-11-01") == -0.25
     listed = client.get("/v1/measures", params={"region": "350900", "on": "2026-11-01"}).json()
     assert [m["effect"] for m in listed["measures"] if m["code"] == DISCOUNT_1] == [
@@ -108,7 +122,8 @@ def test_a_stored_version_with_a_record_refused_today_still_answers(
     overlapping revision it holds is settled by the later valid_from."""
     graded(client, authority)
     records = revision(None)
-    records[0] = records[0] | {"trigger": {"scheme": 5}}
+    broken = next(i for i, r in enumerate(records) if r["code"].endswith("no_accident"))
+    records[broken] = records[broken] | {"trigger": {"scheme": 5}}
     with runtime.db.transaction() as session:
         session.add(
             MeasureCatalog(
@@ -123,4 +138,4 @@ def test_a_stored_version_with_a_record_refused_today_still_answers(
     assert discount(client, "2026-11-01") == -0.25
     url = f"/v1/enterprises/{USCC}/measures"
     answer = client.get(url, params={"on": "2026-11-01", "role": "insurer", "purpose": "review"})
-    assert records[0]["code"] not in {m["code"] for m in answer.json()["measures"]["insurer"]}
+    assert records[broken]["code"] not in {m["code"] for m in answer.json()["measures"]["insurer"]}

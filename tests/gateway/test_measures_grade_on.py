@@ -62,7 +62,7 @@ def test_the_grade_is_held_on_its_validity_only(
     given(client, authority, ("grade.awarded", make_award(level="1")))
     standing = standing_on(client, on)
     assert (standing["grade_status"], standing["grade_level"]) == (status, level)
-    discounted = "insurance.work_injury.grade_discount_1" in standing["insurer"]
+    discounted = "insurance.liability.grade_1" in standing["insurer"]
     assert discounted is (status == "active")
 
 
