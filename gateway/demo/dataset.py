@@ -39,6 +39,7 @@ INDUSTRIES = (
     ("C", "small_micro", "五金加工"),
 )
 ALPHABET = "0123456789ABCDEFGHJKLMNPQRTUWXY"
+LEGAL_NAMES = ("林某", "陈某某", "黄某", "张某某", "吴某", "郑某某", "王某", "刘某某")
 
 
 @dataclass(frozen=True)
@@ -101,6 +102,7 @@ class Step:
     data: dict[str, Any]
     story: str = ""
     refers_to: int | None = None  # position of the decision a measure.applied answers
+    cites: tuple[int, ...] = ()  # the causes a revocation cites: -1 is the step before it
 
 
 @dataclass
@@ -153,6 +155,7 @@ def build_enterprises(count: int, seed: int, today: dt.date) -> list[Enterprise]
                 ent.uscc,
                 {
                     "name": ent.name,
+                    "legal_representative": LEGAL_NAMES[n % len(LEGAL_NAMES)],
                     "region_code": region,
                     "industry_section": section,
                     "scheme": scheme,
@@ -207,7 +210,10 @@ def _grade_history(rng: random.Random, ent: Enterprise, today: dt.date) -> None:
             )
         )
     if valid_to < today:
-        if rng.random() < 0.5:
+        fate = rng.random()
+        if fate < 0.25:  # lapsed, and nobody published its expiry: 未达标 all the same
+            return
+        if fate < 0.65:
             start = valid_to + dt.timedelta(days=1)
             ent.steps.append(
                 Step(
@@ -275,11 +281,17 @@ def _grade_history(rng: random.Random, ent: Enterprise, today: dt.date) -> None:
 def dramatic_events(ents: list[Enterprise], today: dt.date) -> list[Step]:
     """The stories the demo narrates: a fatal accident and an unrectified major hazard, each
     ending in a revocation that the insurer and the bank answer, and a black-list entry."""
-    active = [e for e in ents if e.steps[-1].type in ("grade.awarded", "grade.renewed")]
+    active = [
+        e
+        for e in ents
+        if e.steps[-1].type in ("grade.awarded", "grade.renewed")
+        and dt.date.fromisoformat(e.steps[-1].data["valid_to"]) >= today
+    ]
+    ungraded = [e for e in ents if len(e.steps) == 1]
     steps: list[Step] = []
-    if len(active) < 3:
+    if len(active) < 5 or len(ungraded) < 2:
         return steps
-    fatal, hazard, listed = active[0], active[1], active[2]
+    fatal, hazard, listed, inspected, renamed = active[:5]
     occurred = today - dt.timedelta(days=40)
     steps.append(
         Step(
@@ -300,7 +312,9 @@ def dramatic_events(ents: list[Enterprise], today: dt.date) -> list[Step]:
     )
     fatal_accident = len(steps) - 1
     decided = occurred + dt.timedelta(days=21)
-    steps.append(_revocation(fatal, "fatal_accident", "有效期内发生1起生产安全死亡事故", decided))
+    steps.append(
+        _revocation(fatal, "fatal_accident", "有效期内发生1起生产安全死亡事故", decided, (-1,))
+    )
     revoked_fatal = len(steps) - 1
     ordered = today - dt.timedelta(days=120)
     deadline = ordered + dt.timedelta(days=60)
@@ -312,6 +326,7 @@ def dramatic_events(ents: list[Enterprise], today: dt.date) -> list[Step]:
             {
                 "rectification_id": f"{hazard.region_code}-ZG-0042",
                 "order_no": "应急责改〔2026〕42号",
+                "kind": "hazard",
                 "hazard_level": "major",
                 "description": "液氯储罐区未设置气体泄漏报警装置",
                 "ordered_on": ordered.isoformat(),
@@ -330,13 +345,16 @@ def dramatic_events(ents: list[Enterprise], today: dt.date) -> list[Step]:
             },
             story=f"{hazard.name}: deadline passed, hazard not rectified",
         ),
+    ]
+    steps.append(
         _revocation(
             hazard,
             "major_hazard_unrectified",
             "重大事故隐患未按期整改",
             deadline + dt.timedelta(days=10),
-        ),
-    ]
+            (-1,),
+        )
+    )
     revoked_hazard = len(steps) - 1
     term_start = today - dt.timedelta(days=5)
     steps.append(
@@ -357,6 +375,8 @@ def dramatic_events(ents: list[Enterprise], today: dt.date) -> list[Step]:
             story=f"{listed.name}: entered on the black list for 3 years",
         )
     )
+    steps += _seed_path(inspected, today)
+    steps += _register_changes(renamed, ungraded[-1], today)  # [0] is the mischief's
     for position in (revoked_fatal, revoked_hazard):
         subject = steps[position].subject
         if position == revoked_fatal:  # the catalog's insurer measures answer accidents
@@ -366,7 +386,7 @@ def dramatic_events(ents: list[Enterprise], today: dt.date) -> list[Step]:
                     "measure.applied",
                     subject,
                     {
-                        "measure_code": "insurance.premium.ordinary_accident",
+                        "measure_code": "insurance.liability.ordinary_accident",
                         "applied_on": today.isoformat(),
                         "effect": {"premium_float": 0.1},
                         "note": "次年保费上浮10%",
@@ -388,7 +408,85 @@ def dramatic_events(ents: list[Enterprise], today: dt.date) -> list[Step]:
     return steps
 
 
-def _revocation(ent: Enterprise, code: str, reason: str, decided: dt.date) -> Step:
+def _seed_path(ent: Enterprise, today: dt.date) -> list[Step]:
+    """闽安委〔2017〕1号 四（二）: an inspection finds the standardization system not running,
+    the enterprise is ordered to rectify, the re-check fails, the grade is revoked citing it."""
+    ordered = today - dt.timedelta(days=75)
+    deadline = ordered + dt.timedelta(days=30)
+    checked = deadline + dt.timedelta(days=5)
+    order_id = f"{ent.region_code}-ZG-0107"
+    steps = [
+        Step(
+            "fj-yjt",
+            "rectification.ordered",
+            ent.uscc,
+            {
+                "rectification_id": order_id,
+                "order_no": "应急责改〔2026〕107号",
+                "kind": "system_not_running",
+                "description": "“四不两直”检查发现安全生产标准化管理体系未有效运行",
+                "ordered_on": ordered.isoformat(),
+                "deadline": deadline.isoformat(),
+            },
+            story=f"{ent.name}: inspection finds the system not running; ordered to rectify",
+        ),
+        Step(
+            "fj-yjt",
+            "rectification.verified",
+            ent.uscc,
+            {
+                "rectification_id": order_id,
+                "verified_on": checked.isoformat(),
+                "result": "failed",
+                "verified_by": ["FJ-INSP-0031", "FJ-INSP-0058"],
+            },
+            story=f"{ent.name}: re-check FAILED (整改仍达不到要求)",
+        ),
+    ]
+    steps.append(
+        _revocation(
+            ent,
+            "system_not_running",
+            "标准化体系未有效运行，整改复查仍不合格",
+            checked + dt.timedelta(days=5),
+            (-1,),
+        )
+    )
+    return steps
+
+
+def _register_changes(renamed: Enterprise, closed: Enterprise, today: dt.date) -> list[Step]:
+    """定期核实 (四（二）): a change of name found by periodic verification, and a closure."""
+    return [
+        Step(
+            "fj-yjt",
+            "enterprise.updated",
+            renamed.uscc,
+            {
+                "changed_on": (today - dt.timedelta(days=30)).isoformat(),
+                "basis": "periodic_verification",
+                "changes": {"name": renamed.name.replace("有限公司", "集团有限公司")},
+            },
+            story=f"{renamed.name}: renamed, found by periodic verification",
+        ),
+        Step(
+            "fj-yjt",
+            "enterprise.closed",
+            closed.uscc,
+            {
+                "closed_on": (today - dt.timedelta(days=20)).isoformat(),
+                "closure": "deregistered",
+                "deciding_body": f"{CITIES[closed.region_code[:4] + '00']}市市场监督管理局",
+            },
+            story=f"{closed.name}: deregistered (注销)",
+        ),
+    ]
+
+
+def _revocation(
+    ent: Enterprise, code: str, reason: str, decided: dt.date, cites: tuple[int, ...]
+) -> Step:
+    """A revocation citing its cause: the story's steps `cites` (-1: the one before)."""
     return Step(
         "fj-yjt",
         "grade.revoked",
@@ -400,5 +498,6 @@ def _revocation(ent: Enterprise, code: str, reason: str, decided: dt.date) -> St
             "decided_on": decided.isoformat(),
             "reapply_after": add_months(decided, 12).isoformat(),
         },
-        story=f"{ent.name}: grade REVOKED ({code})",
+        story=f"{ent.name}: grade REVOKED ({code}), citing its cause",
+        cites=cites,
     )

@@ -22,6 +22,7 @@ import httpx
 from rich.console import Console
 
 from contracts.dates import local_date
+from contracts.registry import latest_major
 from gateway.access.assertion import request_token
 from gateway.access.tokens import grant_scopes
 from gateway.app import create_app
@@ -52,7 +53,7 @@ class Signers:
         envelope = {
             "id": message_id or str(uuid.uuid4()),
             "type": step.type,
-            "contract": 1,
+            "contract": latest_major(step.type),
             "issuer": step.issuer,
             "issued_at": issued_at.isoformat(timespec="seconds"),
             "subject": step.subject,
@@ -342,6 +343,8 @@ def _narrate(
         data = dict(step.data)
         if step.refers_to is not None:
             data["decision_message_id"] = ids[step.refers_to]
+        if step.cites:
+            data["related_message_ids"] = [ids[len(ids) + offset] for offset in step.cites]
         message_id = str(uuid.uuid4())
         token = signers.sign(Step(step.issuer, step.type, step.subject, data), issued, message_id)
         ids.append(message_id)
