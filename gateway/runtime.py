@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 
 from fastapi import Request
 from sqlalchemy.exc import DBAPIError, DisconnectionError, InterfaceError, OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 
 from gateway.access.ratelimit import RateLimiter
 from gateway.clock import Clock, SystemClock
@@ -39,9 +40,14 @@ class Runtime:
 
     @classmethod
     def open(cls, settings: Settings, clock: Clock | None = None) -> Runtime:
+        pools = settings.database
         return cls(
             settings=settings,
-            db=Database(settings.effective_database_url),
+            db=Database(
+                settings.effective_database_url,
+                pool_size=pools.pool_size,
+                pool_timeout=pools.pool_timeout_seconds,
+            ),
             signer=load_gateway_signer(settings),
             clock=clock or SystemClock(),
         )
@@ -87,8 +93,8 @@ class Runtime:
                 return publish_batch(
                     session, raws, self.publish_context(), self.clock.now(), callers
                 )
-        except (DisconnectionError, OperationalError, InterfaceError):
-            raise  # the database unavailable: all fail (503), the clients retry
+        except (DisconnectionError, OperationalError, InterfaceError, PoolTimeout):
+            raise  # the database unavailable or busy: all fail (503), the clients retry
         except DBAPIError as exc:
             if exc.connection_invalidated:
                 raise

@@ -74,6 +74,15 @@ class ObservabilitySettings(BaseModel):
     max_outbox_lag_seconds: float = 900.0
 
 
+class DatabaseSettings(BaseModel):
+    """The connections each API process keeps for its requests and threads (the pool has
+    `pool_size` more in overflow). A request that waits `pool_timeout_seconds` for one is
+    answered 503 `database_busy` with Retry-After."""
+
+    pool_size: int = Field(default=10, ge=1)
+    pool_timeout_seconds: float = Field(default=10.0, gt=0)
+
+
 class ConnectorSettings(BaseModel):
     """The market regulator's full snapshot: taken every `snapshot_interval_seconds` by each
     API process (0: only on demand), kept under data_dir/snapshots/market_regulator."""
@@ -104,6 +113,7 @@ class Settings(BaseSettings):
     delivery: DeliverySettings = Field(default_factory=DeliverySettings)
     observability: ObservabilitySettings = Field(default_factory=ObservabilitySettings)
     connectors: ConnectorSettings = Field(default_factory=ConnectorSettings)
+    database: DatabaseSettings = Field(default_factory=DatabaseSettings)
 
     @model_validator(mode="after")
     def _refuse_placeholder_passphrase(self) -> Settings:
