@@ -213,7 +213,12 @@ def _file_of(engine: Engine) -> _SqliteFile | None:
 
 
 class Database:
-    """Owns the engines and sessionmakers; lives in the app's lifespan, never at import time."""
+    """Owns the engines and sessionmakers; lives in the app's lifespan, never at import time.
+
+    Two pools: the API's (`pool_size` plus as many in overflow, used by requests, the
+    publishing and query threads, the delivery worker) and a small one for streamed exports
+    (`export_pool_size`, no overflow), so that however many exports run, and however slowly
+    their clients read, they never take a connection the API needs."""
 
     def __init__(
         self,
@@ -221,6 +226,8 @@ class Database:
         *,
         pool_size: int = 10,
         pool_timeout: float = 30.0,
+        export_pool_size: int = 2,
+        export_pool_timeout: float = 5.0,
     ) -> None:
         self.url = url
         self.engine = make_engine(url, pool_size=pool_size, pool_timeout=pool_timeout)
@@ -238,13 +245,22 @@ class Database:
             if self._read_engine is not None
             else self.sessions
         )
+        self.export_engine = make_engine(
+            url,
+            pool_size=export_pool_size,
+            max_overflow=0,
+            pool_timeout=export_pool_timeout,
+            immediate=False,
+        )
+        self._export_sessions = sessionmaker(self.export_engine, expire_on_commit=False)
         self.file = _file_of(self.engine)
         if self.file is not None:
             for engine in self._engines():
                 self.file.watch(engine)
 
     def _engines(self) -> list[Engine]:
-        return [self.engine] if self._read_engine is None else [self.engine, self._read_engine]
+        engines = [self.engine, self.export_engine]
+        return engines if self._read_engine is None else [*engines, self._read_engine]
 
     @contextmanager
     def transaction(self) -> Iterator[Session]:
@@ -269,9 +285,20 @@ class Database:
         with self._read_sessions.begin() as session:
             yield session
 
+    @contextmanager
+    def export_reader(self) -> Iterator[Session]:
+        """A read-only unit of work on the exports' own pool: for one batch of a streamed
+        export, never for the time a client takes to read it."""
+        with self._export_sessions.begin() as session:
+            yield session
+
     def api_connections_in_use(self) -> int:
         """Connections of the API's pool (or pools, on SQLite) checked out right now."""
-        return sum(_checked_out(engine) for engine in self._engines())
+        engines = [self.engine] if self._read_engine is None else [self.engine, self._read_engine]
+        return sum(_checked_out(engine) for engine in engines)
+
+    def export_connections_in_use(self) -> int:
+        return _checked_out(self.export_engine)
 
     def check_file(self) -> None:
         """Raise DatabaseFileLost if this SQLite database's file was removed or replaced

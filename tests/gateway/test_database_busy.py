@@ -24,7 +24,7 @@ from gateway_factories import (
 from contracts.uscc import make_uscc
 from gateway.db import Database
 from gateway.runtime import Runtime
-from gateway.settings import DatabaseSettings, Settings
+from gateway.settings import DatabaseSettings, Settings, StreamSettings
 
 WAIT = 0.3  # seconds a request waits for a connection here
 OTHER = make_uscc("91350200MA0000000")
@@ -32,9 +32,13 @@ OTHER = make_uscc("91350200MA0000000")
 
 @pytest.fixture
 def settings(tmp_path: Path, database_url: str) -> Settings:
-    """One connection (and one in overflow) for the API, waited for WAIT seconds."""
+    """One connection (and one in overflow) for the API, one for exports, both waited for
+    WAIT seconds."""
     return gateway_settings(tmp_path / "data", database_url).model_copy(
-        update={"database": DatabaseSettings(pool_size=1, pool_timeout_seconds=WAIT)}
+        update={
+            "database": DatabaseSettings(pool_size=1, pool_timeout_seconds=WAIT),
+            "streams": StreamSettings(pool_size=1, pool_timeout_seconds=WAIT),
+        }
     )
 
 
@@ -93,3 +97,18 @@ def test_a_publish_that_finds_no_connection_is_503_and_stores_nothing(
         assert_database_busy(client.post("/v1/messages", content=message, headers=headers))
     assert snapshot(runtime) == before
     assert publish(client, message).status_code == 201  # the client's retry is taken
+
+
+def test_an_export_that_finds_its_pool_busy_is_503_and_gives_its_slot_back(
+    client: TestClient,
+) -> None:
+    runtime: Runtime = client.app.state.runtime  # type: ignore[attr-defined]
+    with runtime.db.export_reader() as session:
+        session.connection()
+        assert_database_busy(client.get("/v1/ledgers/basic/export.csv"))
+        # the API's own pool is not the exports': pages still answer
+        assert client.get("/v1/ledgers/basic").status_code == 200
+    assert runtime.streams.open == 0
+    assert client.get("/v1/ledgers/basic/export.csv").status_code == 200
+    assert runtime.streams.open == 0
+    assert runtime.db.export_connections_in_use() == 0
