@@ -85,8 +85,8 @@ class DatabaseSettings(BaseModel):
 
 
 class StreamSettings(BaseModel):
-    """Streamed downloads (the ledger CSV export), which a client may read slowly or not at
-    all (issue 20, finding 1). Per API process: at most
+    """Streamed downloads (the ledger CSV export, market regulator snapshot files), which a
+    client may read slowly or not at all (issue 20, finding 1). Per API process: at most
     `max_open` at once (more are answered 503 `too_many_streams`); each ends at
     `deadline_seconds`, or when the client takes no bytes for `stall_seconds`; an export reads
     its rows a batch at a time through a pool of its own, `pool_size` connections (no

@@ -211,3 +211,25 @@ def test_a_batch_that_finds_no_connection_cuts_the_stream_short_and_frees_it(
         assert not received.endswith(b"0\r\n\r\n"), "the stream looked complete"
         assert wait_for(lambda: server.streams.open == 0)
         assert server.db.export_connections_in_use() == 0
+
+
+def test_a_snapshot_download_is_a_bounded_stream_too(ledger: str, tmp_path: Path) -> None:
+    """The market regulator's snapshot files: no database connection while they stream, one
+    slot each, ended when their client stops reading."""
+    settings = attack_settings(tmp_path / "data", ledger, stall_seconds=0.5)
+    with gateway(settings) as (base, server, setup):
+        admin = bearer(setup, "ops", "admin subscribe")
+        with httpx.Client(base_url=base, timeout=30) as client:
+            made = client.post("/v1/connectors/market_regulator/snapshots", headers=admin)
+            assert made.status_code == 201, made.text
+        path = f"/v1/connectors/market_regulator/snapshots/{made.json()['log_size']:012d}.ndjson"
+        token = admin["Authorization"].removeprefix("Bearer ")
+        sockets = [request_and_read_nothing(base, path, token) for _ in range(3)]
+        try:
+            assert [status_of(s) for s in sockets] == [b"HTTP/1.1 200"] * 3
+            assert server.streams.open == 3
+            assert server.db.api_connections_in_use() == 0
+            assert wait_for(lambda: server.streams.open == 0, seconds=3)
+        finally:
+            for sock in sockets:
+                sock.close()
