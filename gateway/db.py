@@ -25,24 +25,36 @@ from gateway.errors import BadRequest
 INT64 = range(-(2**63), 2**63)
 
 
-def make_engine(url: str, *, pool_size: int = 10, immediate: bool = True) -> Engine:
-    """An engine with the settings each backend needs (WAL and busy timeout on SQLite)."""
+def make_engine(
+    url: str,
+    *,
+    pool_size: int = 10,
+    max_overflow: int | None = None,
+    pool_timeout: float = 30.0,
+    immediate: bool = True,
+) -> Engine:
+    """An engine with the settings each backend needs (WAL and busy timeout on SQLite). The
+    pool keeps `pool_size` connections and opens up to `max_overflow` more (default: as many
+    again); a checkout that waits `pool_timeout` seconds raises sqlalchemy.exc.TimeoutError,
+    which the API answers 503 `database_busy`."""
+    pool = {
+        "pool_size": pool_size,
+        "max_overflow": pool_size if max_overflow is None else max_overflow,
+        "pool_timeout": pool_timeout,
+    }
     if url.startswith("sqlite"):
         path = url.split("///", 1)[-1]
         if path and path != ":memory:":
             Path(path).parent.mkdir(parents=True, exist_ok=True)
         engine = create_engine(
-            url,
-            connect_args={"check_same_thread": False, "timeout": 30},
-            pool_size=pool_size,
-            max_overflow=pool_size,
+            url, connect_args={"check_same_thread": False, "timeout": 30}, **pool
         )
         _configure_sqlite(engine, immediate=immediate)
         _refuse_unstorable_parameters(engine)
         return engine
     if url.startswith("postgresql://"):
         url = "postgresql+psycopg://" + url.removeprefix("postgresql://")
-    engine = create_engine(url, pool_size=pool_size, max_overflow=pool_size)
+    engine = create_engine(url, **pool)
     _check_pooled_connections(engine)
     _treat_broken_connections_as_disconnects(engine)
     _refuse_unstorable_parameters(engine)
@@ -201,28 +213,54 @@ def _file_of(engine: Engine) -> _SqliteFile | None:
 
 
 class Database:
-    """Owns the engine and sessionmaker; lives in the app's lifespan, never at import time."""
+    """Owns the engines and sessionmakers; lives in the app's lifespan, never at import time.
 
-    def __init__(self, url: str, *, pool_size: int = 10) -> None:
+    Two pools: the API's (`pool_size` plus as many in overflow, used by requests, the
+    publishing and query threads, the delivery worker) and a small one for streamed exports
+    (`export_pool_size`, no overflow), so that however many exports run, and however slowly
+    their clients read, they never take a connection the API needs."""
+
+    def __init__(
+        self,
+        url: str,
+        *,
+        pool_size: int = 10,
+        pool_timeout: float = 30.0,
+        export_pool_size: int = 2,
+        export_pool_timeout: float = 5.0,
+    ) -> None:
         self.url = url
-        self.engine = make_engine(url, pool_size=pool_size)
+        self.engine = make_engine(url, pool_size=pool_size, pool_timeout=pool_timeout)
         self.sessions = sessionmaker(self.engine, expire_on_commit=False)
         self.is_sqlite = self.engine.dialect.name == "sqlite"
         self._write_lock = threading.Lock()
         # WAL lets SQLite readers run beside the one writer: give them deferred transactions.
         self._read_engine = (
-            make_engine(url, pool_size=pool_size, immediate=False) if self.is_sqlite else None
+            make_engine(url, pool_size=pool_size, pool_timeout=pool_timeout, immediate=False)
+            if self.is_sqlite
+            else None
         )
         self._read_sessions = (
             sessionmaker(self._read_engine, expire_on_commit=False)
             if self._read_engine is not None
             else self.sessions
         )
+        self.export_engine = make_engine(
+            url,
+            pool_size=export_pool_size,
+            max_overflow=0,
+            pool_timeout=export_pool_timeout,
+            immediate=False,
+        )
+        self._export_sessions = sessionmaker(self.export_engine, expire_on_commit=False)
         self.file = _file_of(self.engine)
         if self.file is not None:
-            for engine in (self.engine, self._read_engine):
-                if engine is not None:
-                    self.file.watch(engine)
+            for engine in self._engines():
+                self.file.watch(engine)
+
+    def _engines(self) -> list[Engine]:
+        engines = [self.engine, self.export_engine]
+        return engines if self._read_engine is None else [*engines, self._read_engine]
 
     @contextmanager
     def transaction(self) -> Iterator[Session]:
@@ -247,6 +285,21 @@ class Database:
         with self._read_sessions.begin() as session:
             yield session
 
+    @contextmanager
+    def export_reader(self) -> Iterator[Session]:
+        """A read-only unit of work on the exports' own pool: for one batch of a streamed
+        export, never for the time a client takes to read it."""
+        with self._export_sessions.begin() as session:
+            yield session
+
+    def api_connections_in_use(self) -> int:
+        """Connections of the API's pool (or pools, on SQLite) checked out right now."""
+        engines = [self.engine] if self._read_engine is None else [self.engine, self._read_engine]
+        return sum(_checked_out(engine) for engine in engines)
+
+    def export_connections_in_use(self) -> int:
+        return _checked_out(self.export_engine)
+
     def check_file(self) -> None:
         """Raise DatabaseFileLost if this SQLite database's file was removed or replaced
         (nothing to check on PostgreSQL or in memory)."""
@@ -254,6 +307,10 @@ class Database:
             self.file.check()
 
     def dispose(self) -> None:
-        self.engine.dispose()
-        if self._read_engine is not None:
-            self._read_engine.dispose()
+        for engine in self._engines():
+            engine.dispose()
+
+
+def _checked_out(engine: Engine) -> int:
+    checked_out = getattr(engine.pool, "checkedout", None)  # QueuePool's; not every pool's
+    return int(checked_out()) if checked_out is not None else 0

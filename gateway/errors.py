@@ -8,11 +8,14 @@
     ├── Conflict          409    duplicate_conflict
     ├── PayloadTooLarge   413    payload_too_large, batch_too_large
     ├── Unprocessable     422    invalid_transition, rule_violation, unknown_reference
-    └── ServiceUnavailable 503   database_unavailable
+    ├── TooManyRequests   429    rate_limited (with Retry-After)
+    └── ServiceUnavailable 503   database_unavailable, database_busy, too_many_streams, …
+                                 (with Retry-After)
 
 Starlette's and FastAPI's own refusals are rendered the same way (404 not_found, 405
 method_not_allowed, 400 invalid_request); text with U+0000 and integers beyond 64 bits are
-refused before any query (400 invalid_text, number_out_of_range: see gateway.db).
+refused before any query (400 invalid_text, number_out_of_range: see gateway.db). A pool
+with no connection free in time (sqlalchemy.exc.TimeoutError, anywhere) is 503 database_busy.
 
 Codes are a stable promise to agencies (like Zulip's): never rename one, add new ones.
 """
@@ -26,6 +29,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 from starlette.exceptions import HTTPException
 
 from contracts.uscc import problem
@@ -34,6 +38,7 @@ PROBLEM_TYPE_BASE = "https://gateway.example/problems/"
 # Codes of the refusals Starlette and FastAPI make themselves (their HTTPException).
 HTTP_ERROR_CODES = {400: "invalid_request", 404: "not_found", 405: "method_not_allowed"}
 PROBLEM_MEDIA_TYPE = "application/problem+json"
+POOL_RETRY_AFTER_SECONDS = 2  # a pooled connection is held for milliseconds, not seconds
 PROBLEM_SCHEMA: dict[str, Any] = {
     "title": "Problem",
     "description": "RFC 9457 problem details; `code` is the stable machine-readable reason.",
@@ -146,8 +151,17 @@ class InternalError(GatewayError):
 
 
 class ServiceUnavailable(GatewayError):
+    """Overload or an outage, not the request's fault: `retry_after` (seconds) goes out as the
+    Retry-After header (RFC 9110 §10.2.3)."""
+
     status_code = 503
     title = "Service unavailable"
+
+    def __init__(
+        self, code: str, detail: str, retry_after: int | None = None, **extra: Any
+    ) -> None:
+        super().__init__(code, detail, **extra)
+        self.retry_after = retry_after
 
 
 def problem_response(error: GatewayError, instance: str | None = None) -> JSONResponse:
@@ -165,8 +179,9 @@ def install_error_handlers(app: FastAPI) -> None:
     async def on_gateway_error(request: Request, exc: Exception) -> JSONResponse:
         assert isinstance(exc, GatewayError)
         response = problem_response(exc, request.url.path)
-        if isinstance(exc, TooManyRequests):
-            response.headers["Retry-After"] = str(exc.retry_after)
+        retry_after = getattr(exc, "retry_after", None)  # TooManyRequests, ServiceUnavailable
+        if retry_after is not None:
+            response.headers["Retry-After"] = str(retry_after)
         return response
 
     async def on_validation_error(request: Request, exc: Exception) -> JSONResponse:
@@ -203,12 +218,23 @@ def install_error_handlers(app: FastAPI) -> None:
         response.headers["Retry-After"] = "1"
         return response
 
+    async def on_pool_timeout(request: Request, exc: Exception) -> JSONResponse:
+        # Every connection of a pool stayed in use for its whole timeout: the gateway is
+        # overloaded, not broken. Was a plain-text 500 "QueuePool limit … reached".
+        error = ServiceUnavailable(
+            "database_busy",
+            "Every database connection of this gateway process is in use; retry shortly.",
+            retry_after=POOL_RETRY_AFTER_SECONDS,
+        )
+        return await on_gateway_error(request, error)
+
     app.add_exception_handler(GatewayError, on_gateway_error)
     app.add_exception_handler(RequestValidationError, on_validation_error)
     app.add_exception_handler(HTTPException, on_http_error)
     app.add_exception_handler(OperationalError, on_database_down)
     app.add_exception_handler(InterfaceError, on_database_down)  # a connection closed under us
     app.add_exception_handler(DBAPIError, on_dbapi_error)
+    app.add_exception_handler(PoolTimeout, on_pool_timeout)
     document_problems(app)
 
 

@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 
 from fastapi import Request
 from sqlalchemy.exc import DBAPIError, DisconnectionError, InterfaceError, OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 
 from gateway.access.ratelimit import RateLimiter
 from gateway.clock import Clock, SystemClock
@@ -19,6 +20,7 @@ from gateway.publishing.service import Outcome, PublishContext, publish_batch
 from gateway.publishing.verify import KeyCache
 from gateway.settings import Settings
 from gateway.signing import GatewaySigner, load_gateway_signer
+from gateway.streaming import StreamSlots
 
 log = logging.getLogger(__name__)
 
@@ -31,17 +33,26 @@ class Runtime:
     clock: Clock = field(default_factory=SystemClock)
     key_cache: KeyCache = field(default_factory=KeyCache)
     rate_limiter: RateLimiter = field(init=False)
+    streams: StreamSlots = field(init=False)  # streamed downloads served at once
 
     def __post_init__(self) -> None:
         self.rate_limiter = RateLimiter(
             self.db, self.settings.rate_limit_per_second, self.settings.rate_limit_burst
         )
+        self.streams = StreamSlots(self.settings.streams.max_open)
 
     @classmethod
     def open(cls, settings: Settings, clock: Clock | None = None) -> Runtime:
+        pools, streams = settings.database, settings.streams
         return cls(
             settings=settings,
-            db=Database(settings.effective_database_url),
+            db=Database(
+                settings.effective_database_url,
+                pool_size=pools.pool_size,
+                pool_timeout=pools.pool_timeout_seconds,
+                export_pool_size=streams.pool_size,
+                export_pool_timeout=streams.pool_timeout_seconds,
+            ),
             signer=load_gateway_signer(settings),
             clock=clock or SystemClock(),
         )
@@ -87,8 +98,8 @@ class Runtime:
                 return publish_batch(
                     session, raws, self.publish_context(), self.clock.now(), callers
                 )
-        except (DisconnectionError, OperationalError, InterfaceError):
-            raise  # the database unavailable: all fail (503), the clients retry
+        except (DisconnectionError, OperationalError, InterfaceError, PoolTimeout):
+            raise  # the database unavailable or busy: all fail (503), the clients retry
         except DBAPIError as exc:
             if exc.connection_invalidated:
                 raise

@@ -74,6 +74,33 @@ class ObservabilitySettings(BaseModel):
     max_outbox_lag_seconds: float = 900.0
 
 
+class DatabaseSettings(BaseModel):
+    """The connections each API process keeps for its requests and threads (the pool has
+    `pool_size` more in overflow). A request that waits `pool_timeout_seconds` for one is
+    answered 503 `database_busy` with Retry-After. Streamed downloads never take these: they
+    read through their own pool (StreamSettings)."""
+
+    pool_size: int = Field(default=10, ge=1)
+    pool_timeout_seconds: float = Field(default=10.0, gt=0)
+
+
+class StreamSettings(BaseModel):
+    """Streamed downloads (the ledger CSV export, market regulator snapshot files), which a
+    client may read slowly or not at all (issue 20, finding 1). Per API process: at most
+    `max_open` at once (more are answered 503 `too_many_streams`); each ends at
+    `deadline_seconds`, or when the client takes no bytes for `stall_seconds`; an export reads
+    its rows a batch at a time through a pool of its own, `pool_size` connections (no
+    overflow) that it holds only while a batch is read, never while the client reads."""
+
+    max_open: int = Field(default=16, ge=1)
+    deadline_seconds: float = Field(default=300.0, gt=0)
+    # A send waits while uvicorn's buffer drains from 64 KiB to 16 KiB: 30 s of that is a
+    # client slower than about 1.6 KB/s, or one that stopped reading.
+    stall_seconds: float = Field(default=30.0, gt=0)
+    pool_size: int = Field(default=2, ge=1)
+    pool_timeout_seconds: float = Field(default=5.0, gt=0)
+
+
 class ConnectorSettings(BaseModel):
     """The market regulator's full snapshot: taken every `snapshot_interval_seconds` by each
     API process (0: only on demand), kept under data_dir/snapshots/market_regulator."""
@@ -104,6 +131,8 @@ class Settings(BaseSettings):
     delivery: DeliverySettings = Field(default_factory=DeliverySettings)
     observability: ObservabilitySettings = Field(default_factory=ObservabilitySettings)
     connectors: ConnectorSettings = Field(default_factory=ConnectorSettings)
+    database: DatabaseSettings = Field(default_factory=DatabaseSettings)
+    streams: StreamSettings = Field(default_factory=StreamSettings)
 
     @model_validator(mode="after")
     def _refuse_placeholder_passphrase(self) -> Settings:

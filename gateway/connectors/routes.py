@@ -10,7 +10,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Any, TypeVar
 
-from fastapi import APIRouter, Depends
+from fastapi import APIRouter, Depends, Response
 from fastapi.responses import FileResponse
 from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
@@ -22,6 +22,7 @@ from gateway.connectors.snapshots import write_snapshot
 from gateway.errors import Forbidden, GatewayError, NotFound
 from gateway.queries.service import record_access_alone, roles_of
 from gateway.runtime import Runtime, get_runtime
+from gateway.streaming import BoundedStream
 
 router = APIRouter(prefix="/v1/connectors", tags=["connectors"])
 RuntimeDep = Annotated[Runtime, Depends(get_runtime)]
@@ -152,10 +153,13 @@ async def list_snapshots(runtime: RuntimeDep, caller: Subscriber) -> dict[str, A
     return await run_in_threadpool(_read_snapshots, runtime, caller, None, listing)
 
 
-@router.get("/market_regulator/snapshots/{name}")
-async def get_snapshot_file(name: str, runtime: RuntimeDep, caller: Subscriber) -> FileResponse:
+@router.get("/market_regulator/snapshots/{name}", response_class=FileResponse)
+async def get_snapshot_file(name: str, runtime: RuntimeDep, caller: Subscriber) -> Response:
     """A snapshot's NDJSON (`<size>.ndjson`) or its signed manifest (`<size>.manifest.jws`),
-    for whom may list them; each download is recorded."""
+    for whom may list them; each download is recorded. A download is a stream like a ledger
+    export (gateway.streaming): one of `GATEWAY_STREAMS__MAX_OPEN` at once (503
+    too_many_streams beyond), ended at the deadline or when its client stops reading. It
+    holds no database connection: the file is read from disk."""
 
     def file() -> FileResponse:
         path = snapshot_dir(runtime) / name
@@ -164,4 +168,10 @@ async def get_snapshot_file(name: str, runtime: RuntimeDep, caller: Subscriber) 
         media = "application/x-ndjson" if name.endswith(".ndjson") else "application/jose"
         return FileResponse(path, media_type=media)
 
-    return await run_in_threadpool(_read_snapshots, runtime, caller, name, file)
+    slot = runtime.streams.take()
+    try:
+        response = await run_in_threadpool(_read_snapshots, runtime, caller, name, file)
+    except BaseException:
+        slot.release()
+        raise
+    return BoundedStream(response, slot=slot, limits=runtime.settings.streams)

@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterator
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Query
+from fastapi import APIRouter, Depends, Query, Response
 from fastapi.responses import StreamingResponse
 from starlette.concurrency import run_in_threadpool
 
@@ -15,11 +14,12 @@ from gateway.access.routes import caller_with
 from gateway.ledger.service import (
     LedgerFilter,
     enterprise_row,
-    export_csv,
+    export_csv_in_batches,
     ledger_history,
     list_ledger,
 )
 from gateway.runtime import Runtime, get_runtime
+from gateway.streaming import csv_stream
 
 router = APIRouter(prefix="/v1", tags=["ledgers"])
 
@@ -87,7 +87,7 @@ async def get_ledger(
 async def export_ledger(
     flt: Annotated[LedgerFilter, Depends(ledger_filter)],
     runtime: Annotated[Runtime, Depends(get_runtime)],
-) -> StreamingResponse:
+) -> Response:
     """The whole filtered ledger as CSV, streamed in code order, with the columns of a ledger
     page's items. The text is UTF-8 and starts with a byte order mark (U+FEFF), which Excel
     needs to read the Chinese names. A free-text cell (name, scheme, certificate_no) that
@@ -96,25 +96,29 @@ async def export_ledger(
     injection advice); so is such text behind leading quotes (`'=x` becomes `''=x`). A
     program gets the published text back by removing one leading quote from a free-text
     cell whose first character after its leading quotes is one of those. Filters are refused
-    as on the ledger page, with a problem instead of a CSV."""
+    as on the ledger page, with a problem instead of a CSV.
+
+    Rows are read a batch at a time, each batch in its own short transaction on the exports'
+    own pool, so a client that reads slowly or stops holds no database connection; a process
+    serves `GATEWAY_STREAMS__MAX_OPEN` exports at once (503 too_many_streams beyond) and ends
+    one at `GATEWAY_STREAMS__DEADLINE_SECONDS` or when its client takes nothing for
+    `GATEWAY_STREAMS__STALL_SECONDS` (gateway.streaming)."""
     flt.check()
-
-    def generate() -> Iterator[str]:
-        with runtime.db.reader() as session:
-            yield from export_csv(session, flt)
-
-    chunks = generate()
-    # The first chunk is read before answering: a refusal (a filter, text the database cannot
-    # take, the database down) is then a problem response, not a 200 with only a header.
-    first = await run_in_threadpool(next, chunks)
-
-    def stream() -> Iterator[str]:
-        yield first
-        yield from chunks
-
-    return StreamingResponse(
-        stream(),
-        media_type="text/csv; charset=utf-8",
+    slot = runtime.streams.take()
+    chunks = export_csv_in_batches(runtime.db.export_reader, flt)
+    try:
+        # The first chunk is read before answering: a refusal (a filter, text the database
+        # cannot take, the database down or busy) is then a problem, not a 200 with a header.
+        first = await run_in_threadpool(next, chunks)
+    except BaseException:
+        chunks.close()
+        slot.release()
+        raise
+    return csv_stream(
+        chunks,
+        first,
+        slot=slot,
+        limits=runtime.settings.streams,
         headers={"Content-Disposition": f'attachment; filename="{flt.ledger}-ledger.csv"'},
     )
 

@@ -10,7 +10,8 @@ import csv
 import datetime as dt
 import io
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Generator
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -224,7 +225,41 @@ def csv_row(ent: Enterprise, on: dt.date) -> dict[str, Any]:
     }
 
 
-def export_csv(session: Session, flt: LedgerFilter) -> Iterator[str]:
+def export_csv(session: Session, flt: LedgerFilter) -> Generator[str, None, None]:
+    """The export in one transaction of `session` (the CLI's: one consistent snapshot)."""
+    return _csv_chunks(flt, lambda after: _export_page(session, flt, after))
+
+
+def export_csv_in_batches(
+    sessions: Callable[[], AbstractContextManager[Session]], flt: LedgerFilter
+) -> Generator[str, None, None]:
+    """The export with each batch of rows read in a transaction of its own from `sessions()`
+    (Database.export_reader), which is over, its connection back in the pool, before the
+    batch's text is yielded: a client that reads slowly or not at all holds no connection
+    (issue 20, finding 1). Keyset by code, so each row goes out once, in code order, as it
+    stood when its batch was read."""
+
+    def read_page(after: str) -> list[Enterprise]:
+        with sessions() as session:
+            return _export_page(session, flt, after)
+
+    return _csv_chunks(flt, read_page)
+
+
+def _export_page(session: Session, flt: LedgerFilter, after: str) -> list[Enterprise]:
+    return list(
+        session.scalars(
+            flt.statement()
+            .where(Enterprise.uscc > after)
+            .order_by(Enterprise.uscc)
+            .limit(EXPORT_BATCH)
+        )
+    )
+
+
+def _csv_chunks(
+    flt: LedgerFilter, read_page: Callable[[str], list[Enterprise]]
+) -> Generator[str, None, None]:
     """CSV text in chunks, streamed in code order, 1,000 rows per query: a UTF-8 byte order
     mark and the header first, then the rows (commas, quotes and line breaks quoted as RFC
     4180 says). Free-text cells starting with = + - @, a tab or a carriage return get a
@@ -242,26 +277,19 @@ def export_csv(session: Session, flt: LedgerFilter) -> Iterator[str]:
         buffer, fieldnames=CSV_COLUMNS, lineterminator="\n", quoting=csv.QUOTE_ALL
     )
     writer.writeheader()
-    after = ""
-    while True:
-        page = list(
-            session.scalars(
-                flt.statement()
-                .where(Enterprise.uscc > after)
-                .order_by(Enterprise.uscc)
-                .limit(EXPORT_BATCH)
-            )
-        )
+    after: str | None = ""
+    while after is not None:
+        page = read_page(after)
         for ent in page:
             row = csv_row(ent, flt.on)
             has_cr = any(isinstance(value, str) and "\r" in value for value in row.values())
             (quoting_writer if has_cr else writer).writerow(row)
-        yield buffer.getvalue()
+        after = page[-1].uscc if len(page) == EXPORT_BATCH else None
+        del page  # a thousand rows not held while the client takes its time
+        chunk = buffer.getvalue()
         buffer.seek(0)
         buffer.truncate()
-        if len(page) < EXPORT_BATCH:
-            return
-        after = page[-1].uscc
+        yield chunk
 
 
 def ledger_history(session: Session, uscc: str) -> list[LedgerChange]:
