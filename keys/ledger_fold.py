@@ -1,0 +1,292 @@
+"""The three ledgers as the log alone gives them: log entries replayed as accepted, then read on a
+day; the candidate lists of draws (issue 21 §4) and their digest. docs/draws.md §4 specifies it.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import json
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, ClassVar, Literal
+
+from keys.base64url import b64url_decode
+from keys.draws import Stratum
+
+__all__ = [
+    "LEDGERS",
+    "Ledger",
+    "LedgerFacts",
+    "LedgerReplay",
+    "LedgerReplayError",
+    "StratumSpec",
+    "Where",
+    "candidates",
+    "candidates_digest",
+    "entry_payload",
+    "fold_ledger",
+    "split_strata",
+]
+
+Ledger = Literal["basic", "required", "achieved"]
+LEDGERS: tuple[Ledger, ...] = ("basic", "required", "achieved")
+UPDATABLE = ("region_code", "industry_section", "scheme", "required")  # others are not facts here
+
+
+class LedgerReplayError(ValueError):
+    """A log entry that is not a compact JWS of a JSON object, or a ledger entry missing a field."""
+
+    code: ClassVar[str] = "ledger_replay_error"
+
+
+@dataclass(frozen=True, slots=True)
+class LedgerFacts:
+    uscc: str
+    region_code: str
+    industry_section: str
+    scheme: str  # the grade's while it is valid on the day, else the registered one
+    required: bool
+    closed: bool  # closed on or before the day
+    grade_level: str | None  # only while the grade is active and valid on the day
+    achieved: bool  # holds a grade valid on the day (达标)
+
+
+class _Enterprise:
+    __slots__ = (
+        "closed_on",
+        "grade",
+        "grade_scheme",
+        "industry_section",
+        "level",
+        "region_code",
+        "required",
+        "scheme",
+        "valid_from",
+        "valid_to",
+    )
+
+    def __init__(self, data: Mapping[str, Any]) -> None:
+        self.grade: str | None = None  # "active", "revoked", "expired"
+        self.level: str | None = None
+        self.grade_scheme = ""
+        self.valid_from = self.valid_to = dt.date.min
+        self.closed_on: dt.date | None = None
+        self.register(data)
+
+    def register(self, data: Mapping[str, Any]) -> None:
+        self.region_code = str(data["region_code"])
+        self.industry_section = str(data["industry_section"])
+        self.scheme = str(data["scheme"])
+        self.required = bool(data["required"])
+
+    def facts(self, uscc: str, on: dt.date) -> LedgerFacts:
+        valid = self.grade == "active" and self.valid_from <= on <= self.valid_to
+        return LedgerFacts(
+            uscc=uscc,
+            region_code=self.region_code,
+            industry_section=self.industry_section,
+            scheme=self.grade_scheme if valid else self.scheme,
+            required=self.required,
+            closed=self.closed_on is not None and self.closed_on <= on,
+            grade_level=self.level if valid else None,
+            achieved=valid,
+        )
+
+
+def _update(ent: _Enterprise, data: Mapping[str, Any]) -> None:
+    changes = data["changes"]
+    for name in UPDATABLE:
+        if name in changes:
+            setattr(ent, name, bool(changes[name]) if name == "required" else str(changes[name]))
+
+
+def _close(ent: _Enterprise, data: Mapping[str, Any]) -> None:
+    ent.closed_on = dt.date.fromisoformat(data["closed_on"])
+
+
+def _award(ent: _Enterprise, data: Mapping[str, Any]) -> None:
+    ent.grade, ent.level, ent.grade_scheme = "active", str(data["level"]), str(data["scheme"])
+    _renew(ent, data)
+
+
+def _renew(ent: _Enterprise, data: Mapping[str, Any]) -> None:
+    ent.valid_from = dt.date.fromisoformat(data["valid_from"])
+    ent.valid_to = dt.date.fromisoformat(data["valid_to"])
+
+
+def _downgrade(ent: _Enterprise, data: Mapping[str, Any]) -> None:
+    ent.level = str(data["to_level"])
+
+
+def _revoke(ent: _Enterprise, data: Mapping[str, Any]) -> None:
+    ent.grade, ent.level = "revoked", None
+
+
+def _expire(ent: _Enterprise, data: Mapping[str, Any]) -> None:
+    ent.grade = "expired"
+
+
+_CHANGES: dict[str, Callable[[_Enterprise, Mapping[str, Any]], None]] = {
+    "enterprise.updated": _update,
+    "enterprise.closed": _close,
+    "grade.awarded": _award,
+    "grade.renewed": _renew,
+    "grade.downgraded": _downgrade,
+    "grade.revoked": _revoke,
+    "grade.expired": _expire,
+}
+REPLAYED = frozenset({"enterprise.registered", *_CHANGES})
+
+
+def entry_payload(leaf: bytes, index: int) -> dict[str, Any]:
+    """A log entry's JWS payload, an object with a string "type"; signatures are not checked
+    (the gateway checked them on acceptance)."""
+    parts = leaf.split(b".")
+    try:
+        if len(parts) != 3:
+            raise ValueError("not a compact JWS")
+        payload = json.loads(b64url_decode(parts[1]))
+    except (ValueError, RecursionError) as exc:  # JSONDecodeError and UnicodeError too
+        raise LedgerReplayError(f"log entry {index}: {exc}") from None
+    if not isinstance(payload, dict) or not isinstance(payload.get("type"), str):
+        raise LedgerReplayError(f"log entry {index}: the payload is not an object with a type")
+    return payload
+
+
+class LedgerReplay:
+    """Replays log entries in log order, as accepted: no rule is checked again.
+
+    Entries of other types (other messages, gateway entries) are skipped; a change to an
+    enterprise never registered in the entries replayed so far is skipped too (the gateway
+    refuses it, so only a log that is not the gateway's holds one).
+    """
+
+    def __init__(self) -> None:
+        self._enterprises: dict[str, _Enterprise] = {}
+        self.size = 0  # entries replayed
+
+    def apply(self, leaf: bytes) -> None:
+        self.apply_payload(entry_payload(leaf, self.size))
+
+    def apply_payload(self, envelope: Mapping[str, Any]) -> None:
+        """`apply` for a payload decoded already (`entry_payload` of the next entry)."""
+        index, self.size = self.size, self.size + 1
+        if envelope["type"] not in REPLAYED:
+            return
+        try:
+            subject, data = envelope["subject"], envelope["data"]
+            if not isinstance(subject, str):
+                raise TypeError("subject")
+            if envelope["type"] == "enterprise.registered":
+                known = self._enterprises.get(subject)
+                if known is None:
+                    self._enterprises[subject] = _Enterprise(data)
+                else:
+                    known.register(data)
+            elif subject in self._enterprises:
+                _CHANGES[envelope["type"]](self._enterprises[subject], data)
+        except (KeyError, TypeError, ValueError) as exc:
+            raise LedgerReplayError(
+                f"log entry {index} ({envelope['type']}): missing or malformed {exc}"
+            ) from None
+
+    def facts(self, on: dt.date) -> dict[str, LedgerFacts]:
+        return {code: ent.facts(code, on) for code, ent in self._enterprises.items()}
+
+
+def fold_ledger(leaves: Iterable[bytes], on: dt.date) -> dict[str, LedgerFacts]:
+    """Every enterprise registered in `leaves` (log order), its facts read on the day `on`."""
+    replay = LedgerReplay()
+    for leaf in leaves:
+        replay.apply(leaf)
+    return replay.facts(on)
+
+
+@dataclass(frozen=True)
+class Where:
+    """A conjunction; None (or "" for the prefix) leaves that fact unconstrained. A level
+    constraint matches only enterprises holding a grade valid on the day."""
+
+    region_prefix: str = ""
+    schemes: frozenset[str] | None = None
+    industries: frozenset[str] | None = None
+    levels: frozenset[str] | None = None
+
+    def matches(self, facts: LedgerFacts) -> bool:
+        return (
+            facts.region_code.startswith(self.region_prefix)
+            and (self.schemes is None or facts.scheme in self.schemes)
+            and (self.industries is None or facts.industry_section in self.industries)
+            and (self.levels is None or facts.grade_level in self.levels)
+        )
+
+
+def _in_ledger(facts: LedgerFacts, ledger: Ledger) -> bool:
+    if ledger == "basic":
+        return True
+    if ledger == "required":
+        return facts.required
+    if ledger == "achieved":
+        return facts.achieved
+    raise ValueError(f"unknown ledger {ledger!r}; known: {', '.join(LEDGERS)}")
+
+
+def candidates(
+    facts: Mapping[str, LedgerFacts],
+    *,
+    region_prefix: str,
+    ledger: Ledger,
+    schemes: Iterable[str] | None = None,
+    industries: Iterable[str] | None = None,
+    levels: Iterable[str] | None = None,
+) -> list[str]:
+    """Codes in `ledger` matching the filters, never a closed enterprise; sorted canonically."""
+    where = Where(
+        region_prefix,
+        None if schemes is None else frozenset(schemes),
+        None if industries is None else frozenset(industries),
+        None if levels is None else frozenset(levels),
+    )
+    if ledger not in LEDGERS:
+        raise ValueError(f"unknown ledger {ledger!r}; known: {', '.join(LEDGERS)}")
+    return sorted(
+        code
+        for code, f in facts.items()
+        if not f.closed and _in_ledger(f, ledger) and where.matches(f)
+    )
+
+
+def candidates_digest(codes: Iterable[str]) -> str:
+    """Hex SHA-256 of each code followed by "\\n" (UTF-8); of no codes, SHA-256 of nothing."""
+    digest = hashlib.sha256()
+    for code in codes:
+        digest.update(code.encode("utf-8") + b"\n")
+    return digest.hexdigest()
+
+
+@dataclass(frozen=True)
+class StratumSpec:
+    name: str
+    where: Where
+    sample: int
+
+
+def split_strata(
+    facts: Mapping[str, LedgerFacts], codes: Sequence[str], specs: Sequence[StratumSpec]
+) -> list[Stratum]:
+    """The candidates `codes` split by each stratum's `where`, strata in the given order.
+
+    A candidate matching no stratum is drawn in none; one matching two is a ValueError.
+    """
+    members: list[list[str]] = [[] for _ in specs]
+    for code in codes:
+        found = [i for i, spec in enumerate(specs) if spec.where.matches(facts[code])]
+        if len(found) > 1:
+            names = " and ".join(specs[i].name for i in found[:2])
+            raise ValueError(f"enterprise {code} is in strata {names}")
+        if found:
+            members[found[0]].append(code)
+    return [
+        Stratum(spec.name, tuple(m), spec.sample) for spec, m in zip(specs, members, strict=True)
+    ]
