@@ -3,18 +3,34 @@ with a signed seed checkpoint. Keys come from fixed seeds, so every run builds t
 
 from __future__ import annotations
 
+import datetime as dt
 import hashlib
 import json
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from contracts.uscc import make_uscc
+from keys.draw_records import (
+    COMPLETED_TYPE,
+    REQUESTED_TYPE,
+    DrawRequest,
+    draw_candidates,
+    draw_result,
+    previous_assignments,
+)
+from keys.draws import commitment, derive_seed
 from keys.eddsa import Ed25519SigningKey
 from keys.jws import sign_compact
-from keys.note import vkey
+from keys.ledger_fold import candidates_digest, entry_payload, fold_ledger
+from keys.merkle import leaf_hash, root_from_leaves
+from keys.note import format_checkpoint, sign_note, vkey
 
 ORIGIN = "gateway.example/log"
+ON = dt.date(2027, 1, 1)
+SECRET = bytes(range(32))
 _ALPHABET = "0123456789ABCDEFGHJKLMNPQRTUWXY"
 
 
@@ -90,3 +106,127 @@ def award(
         "valid_to": valid_to,
     }
     return message(type="grade.awarded", subject=code, data=data)
+
+
+def request_json(**overrides: Any) -> dict[str, Any]:
+    """A resolved request with three strata by level; candidates fields to be filled in."""
+    base: dict[str, Any] = {
+        "draw_id": "draw-2027-01",
+        "requester": "fj-yjt-enforcement",
+        "region_prefix": "3501",
+        "on": ON.isoformat(),
+        "period": {"from": "2027-01-01", "to": "2027-03-31"},
+        "ledger": "achieved",
+        "filters": {},
+        "strata": [
+            {"name": "level-1", "where": {"levels": ["1"]}, "sample": 2},
+            {"name": "level-2", "where": {"levels": ["2"]}, "sample": 3},
+            {"name": "level-3", "where": {"levels": ["3"]}, "sample": 3},
+        ],
+        "inspectors": [f"insp-{i:02d}" for i in range(1, 9)],
+        "inspectors_per_enterprise": 2,
+        "commitment": commitment(SECRET),
+        "previous_assignments": {},
+        "candidates_digest": "0" * 64,
+        "candidates_count": 0,
+    }
+    base.update(overrides)
+    return base
+
+
+def ledger_leaves(*, count: int, levels: tuple[str, ...] = ("1", "2", "3")) -> list[bytes]:
+    """`count` enterprises in 3501xx, each registered then awarded a level in turn."""
+    leaves = []
+    for n in range(count):
+        code = uscc(n, region=f"3501{n % 5 + 1:02d}")
+        leaves.append(registration(code, region=f"3501{n % 5 + 1:02d}"))
+        leaves.append(award(code, level=levels[n % len(levels)]))
+    return leaves
+
+
+@dataclass
+class DrawLog:
+    """A log holding a ledger, a draw request, entries after it, and its seed checkpoint."""
+
+    leaves: list[bytes]
+    request_index: int
+    checkpoint: str
+    result: dict[str, Any]
+    request: DrawRequest
+    codes: list[str] = field(default_factory=list)
+
+    def verify_args(self) -> dict[str, Any]:
+        return {
+            "leaves": self.leaves,
+            "request_index": self.request_index,
+            "seed_checkpoint": self.checkpoint,
+            "log_vkey": LOG_VKEY,
+            "secret_hex": SECRET.hex(),
+            "result": self.result,
+        }
+
+
+def checkpoint_note(leaves: list[bytes]) -> str:
+    root = root_from_leaves([leaf_hash(leaf) for leaf in leaves])
+    return sign_note(format_checkpoint(ORIGIN, len(leaves), root), ORIGIN, LOG_KEY)
+
+
+def build_draw_log(
+    *,
+    ledger: list[bytes],
+    after: int = 3,
+    beacon_value: bytes | None = None,
+    claimed: Callable[[list[str]], list[str]] | None = None,
+    **overrides: Any,
+) -> DrawLog:
+    """Resolve a request over `ledger` as the gateway would, log it, add `after` entries, sign
+    the checkpoint, and compute the result the gateway would log.
+
+    With `claimed`, the gateway commits to (and draws from) `claimed(true candidates)` instead,
+    and the result lists them as claimed_candidates: a gateway that misread its ledger."""
+    facts = fold_ledger(ledger, dt.date.fromisoformat(overrides.get("on", ON.isoformat())))
+    draft = DrawRequest.from_json(request_json(**overrides))
+    codes = draw_candidates(draft, facts)
+    if claimed is not None:
+        codes = claimed(codes)
+    completed = [
+        p["data"]
+        for i, leaf in enumerate(ledger)
+        if (p := entry_payload(leaf, i))["type"] == COMPLETED_TYPE
+    ]
+    resolved = request_json(
+        candidates_digest=candidates_digest(codes),
+        candidates_count=len(codes),
+        **{
+            "previous_assignments": {
+                code: sorted(names)
+                for code, names in previous_assignments(completed, codes).items()
+            },
+            **overrides,
+        },
+    )
+    request = DrawRequest.from_json(resolved)
+    leaves = [*ledger, gateway_entry(type=REQUESTED_TYPE, data=resolved)]
+    index = len(leaves) - 1
+    leaves += [registration(uscc(10_000 + n)) for n in range(after)]
+    checkpoint = checkpoint_note(leaves)
+    root = root_from_leaves([leaf_hash(leaf) for leaf in leaves])
+    seed = derive_seed(
+        checkpoint_root=root,
+        request_leaf_hash=leaf_hash(leaves[index]),
+        secret=SECRET,
+        beacon=beacon_value,
+    )
+    result = draw_result(
+        request,
+        facts,
+        request_index=index,
+        seed_checkpoint_size=len(leaves),
+        seed=seed,
+        secret=SECRET,
+        beacon=beacon_value,
+        codes=codes,
+    )
+    if claimed is not None:
+        result["claimed_candidates"] = codes
+    return DrawLog(leaves, index, checkpoint, result, request, codes)
