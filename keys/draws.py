@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import itertools
+from bisect import bisect_left, insort
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import ClassVar
@@ -215,21 +216,45 @@ def assign_inspectors(
         raise ValueError("per_enterprise is at least 1")
     if len(set(selected)) != len(selected):
         raise ValueError("an enterprise is selected twice")
-    load = dict.fromkeys(ordered, 0)
+    loads = _Loads(ordered)
     assignments: dict[str, tuple[str, ...]] = {}
     for enterprise in selected:
-        excluded = previous.get(enterprise, frozenset())
-        eligible = [inspector for inspector in ordered if inspector not in excluded]
-        if len(eligible) < per_enterprise:
-            raise InsufficientInspectorsError(enterprise, len(eligible), per_enterprise)
+        excluded = {name for name in previous.get(enterprise, ()) if name in loads.load}
+        if len(ordered) - len(excluded) < per_enterprise:
+            raise InsufficientInspectorsError(
+                enterprise, len(ordered) - len(excluded), per_enterprise
+            )
         stream = DrawStream(seed, "inspectors/" + enterprise)
-        chosen: list[str] = []
-        for _ in range(per_enterprise):
-            fewest = min(load[inspector] for inspector in eligible)
-            least = [inspector for inspector in eligible if load[inspector] == fewest]
-            pick = least[stream.uniform(len(least))]
-            chosen.append(pick)
-            eligible.remove(pick)
-            load[pick] += 1
+        chosen = [loads.pick(stream, excluded) for _ in range(per_enterprise)]
         assignments[enterprise] = tuple(chosen)
     return assignments
+
+
+class _Loads:
+    """The pool grouped by load, each group in canonical order: picking the k-th least loaded
+    eligible inspector then costs O(skipped · log n), not a scan of the pool (issue 21 §6 goal)."""
+
+    def __init__(self, ordered: Sequence[str]) -> None:
+        self.load = dict.fromkeys(ordered, 0)
+        self.levels: list[list[str]] = [list(ordered)]  # index = assignments so far
+
+    def pick(self, stream: DrawStream, skip: set[str]) -> str:
+        """The pick of `assign_inspectors`; adds it to `skip` and counts its assignment."""
+        for level, members in enumerate(self.levels):
+            positions = sorted(bisect_left(members, s) for s in skip if self.load[s] == level)
+            count = len(members) - len(positions)
+            if count == 0:
+                continue
+            index = stream.uniform(count)
+            for position in positions:  # the index-th member not skipped
+                if position > index:
+                    break
+                index += 1
+            pick = members.pop(index)
+            if level + 1 == len(self.levels):
+                self.levels.append([])
+            insort(self.levels[level + 1], pick)
+            self.load[pick] = level + 1
+            skip.add(pick)
+            return pick
+        raise AssertionError("the caller counts the eligible first")

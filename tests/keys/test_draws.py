@@ -252,3 +252,49 @@ def test_without_exclusions_loads_differ_by_at_most_one(
     counts = [load[i] for i in inspectors]
     assert max(counts) - min(counts) <= 1
     assert all(len(set(names)) == per for names in assignments.values())
+
+
+def reference_assignment(
+    seed: bytes,
+    selected: list[str],
+    pool: list[str],
+    per: int,
+    previous: dict[str, frozenset[str]],
+) -> dict[str, tuple[str, ...]]:
+    """docs/draws.md §5 read literally: a scan of the pool for every pick."""
+    load = dict.fromkeys(sorted(pool), 0)
+    out = {}
+    for enterprise in selected:
+        eligible = [i for i in sorted(pool) if i not in previous.get(enterprise, ())]
+        stream = DrawStream(seed, "inspectors/" + enterprise)
+        chosen: list[str] = []
+        for _ in range(per):
+            fewest = min(load[i] for i in eligible)
+            least = [i for i in eligible if load[i] == fewest]
+            pick = least[stream.uniform(len(least))]
+            chosen.append(pick)
+            eligible.remove(pick)
+            load[pick] += 1
+        out[enterprise] = tuple(chosen)
+    return out
+
+
+@given(
+    seed=st.binary(min_size=32, max_size=32),
+    enterprises=st.integers(min_value=1, max_value=25),
+    pool=st.integers(min_value=4, max_value=10),
+    per=st.integers(min_value=1, max_value=2),
+    data=st.data(),
+)
+def test_assignment_matches_the_rule_read_literally(
+    seed: bytes, enterprises: int, pool: int, per: int, data: st.DataObject
+) -> None:
+    inspectors = [f"I{i:02d}" for i in range(pool)]
+    selected = [f"E{i:02d}" for i in range(enterprises)]
+    previous = {
+        code: frozenset(data.draw(st.lists(st.sampled_from([*inspectors, "gone"]), max_size=per)))
+        for code in selected
+    }
+    assert assign_inspectors(seed, selected, inspectors, per, previous) == reference_assignment(
+        seed, selected, inspectors, per, previous
+    )
