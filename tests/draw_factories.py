@@ -49,6 +49,11 @@ def uscc(n: int, *, region: str = "350102") -> str:
     return make_uscc(f"91{region}{org}")
 
 
+def _compact(payload: dict[str, Any]) -> bytes:
+    # As publishers send it (bench/publish.py) and the gateway signs its entries (orjson).
+    return json.dumps(payload, ensure_ascii=False, separators=(",", ":")).encode()
+
+
 def message(*, type: str, subject: str, data: dict[str, Any], n: int = 0) -> bytes:
     payload = {
         "id": f"00000000-0000-4000-8000-{n:012d}",
@@ -59,7 +64,7 @@ def message(*, type: str, subject: str, data: dict[str, Any], n: int = 0) -> byt
         "subject": subject,
         "data": data,
     }
-    return sign_compact(json.dumps(payload).encode(), AGENCY_KEY).encode()
+    return sign_compact(_compact(payload), AGENCY_KEY).encode()
 
 
 def gateway_entry(*, type: str, data: dict[str, Any], n: int = 0) -> bytes:
@@ -70,7 +75,7 @@ def gateway_entry(*, type: str, data: dict[str, Any], n: int = 0) -> bytes:
         "issued_at": "2026-12-01T09:00:00+08:00",
         "data": data,
     }
-    return sign_compact(json.dumps(payload).encode(), GATEWAY_KEY, typ="gateway-entry+jws").encode()
+    return sign_compact(_compact(payload), GATEWAY_KEY, typ="gateway-entry+jws").encode()
 
 
 def registration(

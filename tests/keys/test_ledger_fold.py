@@ -8,7 +8,10 @@ import hashlib
 
 import pytest
 from draw_factories import award, gateway_entry, message, registration, uscc
+from hypothesis import given
+from hypothesis import strategies as st
 
+from keys.base64url import b64url_decode, b64url_encode
 from keys.ledger_fold import (
     LedgerFacts,
     LedgerReplayError,
@@ -16,6 +19,7 @@ from keys.ledger_fold import (
     Where,
     candidates,
     candidates_digest,
+    entry_payload,
     fold_ledger,
     split_strata,
 )
@@ -177,3 +181,54 @@ def _decision() -> dict[str, str]:
         "decided_on": "2026-10-01",
         "reapply_after": "2027-10-01",
     }
+
+
+def _with_payload(segment: bytes) -> bytes:
+    return b"eyJhbGciOiJFZERTQSJ9." + segment + b".c2ln"
+
+
+@pytest.mark.parametrize(
+    "segment",
+    [
+        b64url_encode(b'{"type":"x"}').encode() + b"=",  # padded
+        b64url_encode(b'{"type":"x"}').encode().replace(b"I", b"+"),  # the other alphabet
+        b"eyJ0eXBlIjoieHkifR",  # non-zero trailing bits: a lax decoder reads ...ifQ's bytes
+        b"eyJ0eXBlIjoieCJ9A",  # impossible length
+    ],
+)
+def test_payload_must_be_canonical_base64url(segment: bytes) -> None:
+    with pytest.raises(LedgerReplayError, match="log entry 0"):
+        entry_payload(_with_payload(segment), 0)
+
+
+@pytest.mark.parametrize(
+    ("text", "parsed"),
+    [
+        (b'{"type":"x"}', {"type": "x"}),
+        (b'{"type":"xy"}', {"type": "xy"}),  # eyJ0eXBlIjoieHkifQ, canonical
+        (b' \n{"type": "x"}\t', {"type": "x"}),  # JSON whitespace, through json.loads
+    ],
+)
+def test_payload_parses_as_json_loads_does(text: bytes, parsed: dict[str, str]) -> None:
+    assert entry_payload(_with_payload(b64url_encode(text).encode()), 0) == parsed
+
+
+@pytest.mark.parametrize("text", [b'{"type":"x"} {}', b'["type"]', b'{"type":1}', b"\xff"])
+def test_payload_that_is_not_one_typed_object(text: bytes) -> None:
+    with pytest.raises(LedgerReplayError, match="log entry 0"):
+        entry_payload(_with_payload(b64url_encode(text).encode()), 0)
+
+
+@given(st.text(alphabet="ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_+/=. "))
+def test_fast_base64url_agrees_with_the_strict_decoder(text: str) -> None:
+    from keys.ledger_fold import _base64url
+
+    try:
+        expected: bytes | None = b64url_decode(text)
+    except ValueError:
+        expected = None
+    try:
+        got: bytes | None = _base64url(text.encode())
+    except ValueError:
+        got = None
+    assert got == expected
