@@ -1,5 +1,5 @@
 """The three ledgers as the log alone gives them: log entries replayed as accepted, then read on a
-day; the candidate lists of draws (issue 21 §4) and their digest. docs/draws.md §4 specifies it.
+day; the candidate lists of draws (issue 21 §4) and their digest. docs/draws.md §3 specifies it.
 """
 
 from __future__ import annotations
@@ -259,6 +259,24 @@ class Where:
             and (self.levels is None or facts.grade_level in self.levels)
         )
 
+    def filter(self, facts: Mapping[str, LedgerFacts], codes: Iterable[str]) -> list[str]:
+        """The `codes` whose facts match, in the order given: `matches` inlined, since a draw
+        runs it over every candidate once per stratum."""
+        prefix, schemes, industries, levels = (
+            self.region_prefix,
+            self.schemes,
+            self.industries,
+            self.levels,
+        )
+        return [
+            code
+            for code in codes
+            if (f := facts[code]).region_code.startswith(prefix)
+            and (schemes is None or f.scheme in schemes)
+            and (industries is None or f.industry_section in industries)
+            and (levels is None or f.grade_level in levels)
+        ]
+
 
 def _in_ledger(facts: LedgerFacts, ledger: Ledger) -> bool:
     if ledger == "basic":
@@ -317,7 +335,7 @@ def split_strata(
 
     A candidate matching no stratum is drawn in none; one matching two is a ValueError.
     """
-    members = [[code for code in codes if spec.where.matches(facts[code])] for spec in specs]
+    members = [spec.where.filter(facts, codes) for spec in specs]
     if sum(map(len, members)) > len(set().union(*members)):
         seen: dict[str, str] = {}
         for spec, codes_in in zip(specs, members, strict=True):
