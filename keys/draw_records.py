@@ -1,5 +1,5 @@
 """The JSON a draw leaves in the log: the request as the gateway resolved it, and the result;
-and the one function both the gateway and a verifier run to get a result. docs/draws.md §2, §6.
+and the one function both the gateway and a verifier run to get a result. docs/draws.md §2, §8.
 """
 
 from __future__ import annotations
@@ -8,11 +8,12 @@ import datetime as dt
 import hmac
 import re
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, ClassVar, cast
 
 from keys.draws import (
     DrawError,
+    InsufficientInspectorsError,
     StratumResult,
     assign_inspectors,
     commitment,
@@ -25,6 +26,7 @@ from keys.ledger_fold import (
     StratumSpec,
     Where,
     candidates,
+    candidates_digest,
     split_strata,
 )
 
@@ -38,6 +40,7 @@ __all__ = [
     "draw_candidates",
     "draw_result",
     "previous_assignments",
+    "resolve_request",
 ]
 
 # Types of the gateway-signed log entries of a draw (payload {"id","type","issuer":"gateway",…}).
@@ -274,6 +277,43 @@ def draw_candidates(request: DrawRequest, facts: Mapping[str, LedgerFacts]) -> l
     )
 
 
+def resolve_request(
+    data: Mapping[str, Any],
+    facts: Mapping[str, LedgerFacts],
+    completed: Iterable[Mapping[str, Any]],
+) -> DrawRequest:
+    """A requester's request resolved as the gateway logs it (docs/draws.md §1 step 2).
+
+    `facts` is the ledger as of the log size the request entry will take, `completed` the
+    results of the completed draws before it, in log order. Fills candidates_digest,
+    candidates_count and previous_assignments (whatever `data` says of them), and refuses a
+    request that could not be drawn: strata sharing an enterprise or smaller than their
+    sample, or a candidate for whom too few inspectors would remain.
+    """
+    placeholders = {"candidates_digest": "0" * 64, "candidates_count": 0}
+    draft = DrawRequest.from_json({**data, **placeholders, "previous_assignments": {}})
+    codes = draw_candidates(draft, facts)
+    request = replace(
+        draft,
+        candidates_digest=candidates_digest(codes),
+        candidates_count=len(codes),
+        previous_assignments=previous_assignments(completed, codes),
+    )
+    for stratum in split_strata(facts, codes, request.strata):
+        if stratum.sample > len(stratum.candidates):
+            raise DrawError(
+                f"stratum {stratum.name}: sample {stratum.sample} of "
+                f"{len(stratum.candidates)} candidates"
+            )
+    pool, needed = set(request.inspectors), request.inspectors_per_enterprise
+    if codes and len(pool) < needed:
+        raise InsufficientInspectorsError(codes[0], len(pool), needed)
+    for code, names in request.previous_assignments.items():
+        if len(pool - names) < needed:
+            raise InsufficientInspectorsError(code, len(pool - names), needed)
+    return request
+
+
 def draw_result(
     request: DrawRequest,
     facts: Mapping[str, LedgerFacts],
@@ -285,7 +325,7 @@ def draw_result(
     beacon: bytes | None = None,
     codes: Sequence[str] | None = None,
 ) -> dict[str, Any]:
-    """The result JSON (docs/draws.md §6): strata, then inspectors for the enterprises in
+    """The result JSON (docs/draws.md §8): strata, then inspectors for the enterprises in
     result order. `codes` are the candidates when the caller has them already."""
     pool = draw_candidates(request, facts) if codes is None else codes
     strata = select(seed, split_strata(facts, pool, request.strata))

@@ -232,7 +232,7 @@ def assign_inspectors(
 
 class _Loads:
     """The pool grouped by load, each group in canonical order: picking the k-th least loaded
-    eligible inspector then costs O(skipped · log n), not a scan of the pool (issue 21 §6 goal)."""
+    eligible inspector then costs O(skipped · log n), not a scan of the pool (bench/draws.py)."""
 
     def __init__(self, ordered: Sequence[str]) -> None:
         self.load = dict.fromkeys(ordered, 0)

@@ -7,7 +7,7 @@ import datetime as dt
 import hashlib
 import json
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
@@ -19,7 +19,7 @@ from keys.draw_records import (
     DrawRequest,
     draw_candidates,
     draw_result,
-    previous_assignments,
+    resolve_request,
 )
 from keys.draws import commitment, derive_seed
 from keys.eddsa import Ed25519SigningKey
@@ -190,27 +190,22 @@ def build_draw_log(
     With `claimed`, the gateway commits to (and draws from) `claimed(true candidates)` instead,
     and the result lists them as claimed_candidates: a gateway that misread its ledger."""
     facts = fold_ledger(ledger, dt.date.fromisoformat(overrides.get("on", ON.isoformat())))
-    draft = DrawRequest.from_json(request_json(**overrides))
-    codes = draw_candidates(draft, facts)
-    if claimed is not None:
-        codes = claimed(codes)
     completed = [
         p["data"]
         for i, leaf in enumerate(ledger)
         if (p := entry_payload(leaf, i))["type"] == COMPLETED_TYPE
     ]
-    resolved = request_json(
-        candidates_digest=candidates_digest(codes),
-        candidates_count=len(codes),
-        **{
-            "previous_assignments": {
-                code: sorted(names)
-                for code, names in previous_assignments(completed, codes).items()
-            },
-            **overrides,
-        },
-    )
-    request = DrawRequest.from_json(resolved)
+    request = resolve_request(request_json(**overrides), facts, completed)
+    codes = draw_candidates(request, facts)
+    if claimed is not None:
+        codes = claimed(codes)
+        request = replace(
+            request, candidates_digest=candidates_digest(codes), candidates_count=len(codes)
+        )
+    if "previous_assignments" in overrides:  # a gateway that misread the earlier draws
+        given = overrides["previous_assignments"]
+        request = replace(request, previous_assignments={c: frozenset(v) for c, v in given.items()})
+    resolved = request.to_json()
     leaves = [*ledger, gateway_entry(type=REQUESTED_TYPE, data=resolved)]
     index = len(leaves) - 1
     leaves += [registration(uscc(10_000 + n)) for n in range(after)]

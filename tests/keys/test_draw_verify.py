@@ -23,8 +23,9 @@ from draw_factories import (
     uscc,
 )
 
-from keys.draw_records import COMPLETED_TYPE, DrawFormatError, DrawRequest
+from keys.draw_records import COMPLETED_TYPE, DrawFormatError, DrawRequest, resolve_request
 from keys.draw_verify import verify_draw
+from keys.draws import DrawError, InsufficientInspectorsError
 from keys.eddsa import Ed25519SigningKey
 from keys.ledger_fold import candidates_digest, fold_ledger
 from keys.note import parse_note, sign_note
@@ -278,3 +279,46 @@ def test_fifty_of_two_thousand_in_three_strata() -> None:
     load = [n for names in log.result["assignments"].values() for n in names]
     assert len(load) == 100
     assert {load.count(i) for i in inspectors} <= {2, 3}
+
+
+def test_resolve_fills_the_gateways_members() -> None:
+    facts = fold_ledger(LEDGER, ON)
+    data = request_json(candidates_digest="f" * 64, candidates_count=7)
+    request = resolve_request(data, facts, [])
+    codes = sorted(c for c, f in facts.items() if f.achieved)
+    assert (request.candidates_digest, request.candidates_count) == (
+        candidates_digest(codes),
+        30,
+    )
+    assert request.previous_assignments == {}
+
+
+@pytest.mark.parametrize(
+    ("override", "error", "message"),
+    [
+        (
+            {"strata": [{"name": "all", "sample": 31}]},
+            DrawError,
+            "stratum all: sample 31 of 30 candidates",
+        ),
+        (
+            {"strata": [{"name": "a", "sample": 1}, {"name": "b", "sample": 1}]},
+            ValueError,
+            "is in strata a and b",
+        ),
+        ({"inspectors": ["insp-01"]}, InsufficientInspectorsError, "1 eligible inspectors, 2"),
+    ],
+)
+def test_resolve_refuses_what_cannot_be_drawn(
+    override: dict[str, Any], error: type[Exception], message: str
+) -> None:
+    with pytest.raises(error, match=message):
+        resolve_request(request_json(**override), fold_ledger(LEDGER, ON), [])
+
+
+def test_resolve_refuses_a_pool_the_last_draw_exhausts() -> None:
+    code = uscc(0, region="350101")
+    earlier = {"assignments": {code: ["insp-01", "insp-02", "insp-03"]}}
+    data = request_json(inspectors=["insp-01", "insp-02", "insp-03", "insp-04"])
+    with pytest.raises(InsufficientInspectorsError, match=f"enterprise {code}: 1 eligible"):
+        resolve_request(data, fold_ledger(LEDGER, ON), [earlier])
