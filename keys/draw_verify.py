@@ -1,5 +1,5 @@
 """Verify a whole draw from the log alone (issue 21 §5): checkpoint, request, reveal, candidates,
-seed, selection and inspectors, each recomputed. docs/draws.md §7 lists the steps.
+seed, selection and inspectors, each recomputed. docs/draws.md §9 lists the steps.
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ from keys.ledger_fold import (
     candidates_digest,
     entry_payload,
 )
-from keys.merkle import leaf_hash, root_from_leaves
+from keys.merkle import leaf_hash, root_bottom_up
 from keys.note import NoteError, parse_checkpoint, parse_note, parse_vkey, verify_note
 from keys.suites import InvalidKeyError, UnknownSuiteError, public_key_from_jwk
 
@@ -99,7 +99,7 @@ def _check_checkpoint(
         )
     if len(leaves) != checkpoint.size:
         raise _Mismatch(f"checkpoint: size {checkpoint.size} but {len(leaves)} leaves were given")
-    root = root_from_leaves([leaf_hash(leaf) for leaf in leaves])
+    root = root_bottom_up([leaf_hash(leaf) for leaf in leaves])
     if root != checkpoint.root:
         raise _Mismatch(
             f"checkpoint: root {_b64(checkpoint.root)} but the given leaves hash to {_b64(root)}"
