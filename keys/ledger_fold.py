@@ -9,7 +9,6 @@ import datetime as dt
 import hashlib
 import json
 import json.scanner
-import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar, Literal
@@ -141,7 +140,6 @@ _CHANGES: dict[str, Callable[[_Enterprise, Mapping[str, Any]], None]] = {
 REPLAYED = frozenset({"enterprise.registered", *_CHANGES})
 
 
-_BASE64URL = re.compile(rb"[A-Za-z0-9_-]*")
 _TO_BASE64 = bytes.maketrans(b"-_", b"+/")
 _SEXTET = {
     c: i for i, c in enumerate(b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_")
@@ -151,14 +149,18 @@ _PADDING = (b"", b"", b"==", b"=")
 
 
 def _base64url(segment: bytes) -> bytes:
-    """keys.base64url.b64url_decode (canonical unpadded base64url only), in half the time: the
-    fold decodes every entry of the log, and this was most of its cost."""
+    """keys.base64url.b64url_decode (canonical unpadded base64url only) in about 60 % of the time:
+    the fold decodes every entry of the log, and this was most of its cost. Once "+", "/" and
+    "=" are refused, strict a2b_base64 over the translated text refuses everything else."""
     rest = len(segment) % 4
-    if rest == 1 or _BASE64URL.fullmatch(segment) is None:
-        raise ValueError("the payload is not base64url")
-    if segment and _SEXTET[segment[-1]] & _UNUSED_BITS[rest]:
+    if rest == 1 or b"+" in segment or b"/" in segment or b"=" in segment:
+        raise ValueError("the payload is not unpadded base64url")
+    if segment and _SEXTET.get(segment[-1], 0) & _UNUSED_BITS[rest]:
         raise ValueError("the payload is not canonical base64url (non-zero trailing bits)")
-    return binascii.a2b_base64(segment.translate(_TO_BASE64) + _PADDING[rest])
+    try:
+        return binascii.a2b_base64(segment.translate(_TO_BASE64) + _PADDING[rest], strict_mode=True)
+    except binascii.Error as exc:
+        raise ValueError(f"the payload is not base64url: {exc}") from None
 
 
 # typeshed types make_scanner's argument as the scanner class itself; it takes a JSONDecoder.
