@@ -132,6 +132,41 @@ def _where_json(where: Where, *, with_prefix: bool) -> dict[str, Any]:
     return out
 
 
+def _strata(value: object, prefix: str) -> tuple[StratumSpec, ...]:
+    if not isinstance(value, list) or not value:
+        raise _fail("strata", "a non-empty list")
+    strata = []
+    for i, item in enumerate(value):
+        path = f"strata[{i}]."
+        stratum = _object(item, f"strata[{i}]", frozenset({"name", "where", "sample"}))
+        where = _object(stratum.get("where", {}), f"{path}where", _WHERE_KEYS)
+        strata.append(
+            StratumSpec(
+                _str(stratum, "name", path),
+                _where(where, f"{path}where.", prefix),
+                _int(stratum, "sample", path, 0),
+            )
+        )
+    if len({s.name for s in strata}) != len(strata):
+        raise _fail("strata", "unique names")
+    return tuple(strata)
+
+
+def _previous(value: object) -> dict[str, frozenset[str]]:
+    previous = _object(value, "previous_assignments")
+    return {
+        code: frozenset(_names(names, f"previous_assignments.{code}"))
+        for code, names in previous.items()
+    }
+
+
+def _beacon(value: object) -> Beacon | None:
+    if value is None:
+        return None
+    beacon = _object(value, "beacon", frozenset({"source", "round"}))
+    return Beacon(_str(beacon, "source", "beacon."), _int(beacon, "round", "beacon.", 0))
+
+
 @dataclass(frozen=True)
 class Beacon:
     """A public randomness value named before it exists (e.g. a drand round after the request)."""
@@ -170,29 +205,6 @@ class DrawRequest:
         ledger = obj.get("ledger")
         if ledger not in LEDGERS:
             raise _fail("ledger", " or ".join(LEDGERS))
-        strata_json = obj.get("strata")
-        if not isinstance(strata_json, list) or not strata_json:
-            raise _fail("strata", "a non-empty list")
-        strata = []
-        for i, item in enumerate(strata_json):
-            path = f"strata[{i}]."
-            stratum = _object(item, f"strata[{i}]", frozenset({"name", "where", "sample"}))
-            where = _object(stratum.get("where", {}), f"{path}where", _WHERE_KEYS)
-            strata.append(
-                StratumSpec(
-                    _str(stratum, "name", path),
-                    _where(where, f"{path}where.", prefix),
-                    _int(stratum, "sample", path, 0),
-                )
-            )
-        if len({s.name for s in strata}) != len(strata):
-            raise _fail("strata", "unique names")
-        previous = _object(obj.get("previous_assignments", {}), "previous_assignments")
-        beacon_json = obj.get("beacon")
-        beacon = None
-        if beacon_json is not None:
-            b = _object(beacon_json, "beacon", frozenset({"source", "round"}))
-            beacon = Beacon(_str(b, "source", "beacon."), _int(b, "round", "beacon.", 0))
         for key in ("commitment", "candidates_digest"):
             if not isinstance(obj.get(key), str) or not _HEX64.fullmatch(obj[key]):
                 raise _fail(key, "64 lowercase hex digits")
@@ -207,17 +219,14 @@ class DrawRequest:
             filters=_where(
                 _object(obj.get("filters", {}), "filters", _FILTER_KEYS), "filters.", prefix
             ),
-            strata=tuple(strata),
+            strata=_strata(obj.get("strata"), prefix),
             inspectors=_names(obj.get("inspectors"), "inspectors"),
             inspectors_per_enterprise=_int(obj, "inspectors_per_enterprise", "", 1),
             commitment=obj["commitment"],
-            previous_assignments={
-                code: frozenset(_names(v, f"previous_assignments.{code}"))
-                for code, v in previous.items()
-            },
+            previous_assignments=_previous(obj.get("previous_assignments", {})),
             candidates_digest=obj["candidates_digest"],
             candidates_count=_int(obj, "candidates_count", "", 0),
-            beacon=beacon,
+            beacon=_beacon(obj.get("beacon")),
         )
         known = {f for f in cls.__dataclass_fields__ if not f.startswith("period_")} | {"period"}
         if not set(obj) <= known:

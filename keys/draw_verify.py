@@ -61,7 +61,7 @@ def verify_draw(
         secret = _check_reveal(request, secret_hex, result, request_index, len(leaves))
         facts, earlier = _replay(leaves, request_index, request)
         codes = _check_candidates(request, draw_candidates(request, facts), result)
-        _check_previous(request, previous_assignments(earlier, codes))
+        _check_previous(request, _previous(earlier, codes))
         beacon = _beacon(request, result)
         seed = derive_seed(
             checkpoint_root=root,
@@ -85,6 +85,8 @@ def verify_draw(
 def _check_checkpoint(
     leaves: Sequence[bytes], request_index: int, note: str, log_vkey: str
 ) -> bytes:
+    if request_index < 0:
+        raise _Mismatch(f"request_index: {request_index} is not a log index")
     try:
         key = parse_vkey(log_vkey)
         checkpoint = parse_checkpoint(parse_note(note).body)
@@ -173,7 +175,11 @@ def _check_candidates(
 ) -> list[str]:
     claimed = result.get("claimed_candidates")
     differences = []
-    if isinstance(claimed, list) and claimed != codes:
+    if claimed is not None and not (
+        isinstance(claimed, list) and all(isinstance(code, str) for code in claimed)
+    ):
+        raise _Mismatch("claimed_candidates: not a list of codes")
+    if claimed is not None and claimed != codes:
         differences.append(_first_candidate_difference(request, codes, claimed))
     digest = candidates_digest(codes)
     if digest != request.candidates_digest or len(codes) != request.candidates_count:
@@ -187,14 +193,23 @@ def _check_candidates(
     return codes
 
 
-def _first_candidate_difference(request: DrawRequest, codes: list[str], claimed: list[Any]) -> str:
+def _first_candidate_difference(request: DrawRequest, codes: list[str], claimed: list[str]) -> str:
     ledger = f"the log's {request.ledger} ledger on {request.on}"
     logged, listed = set(codes), set(claimed)
-    for code in sorted(logged ^ listed, key=str):
+    for code in sorted(logged ^ listed):
         if code in listed:
             return f"candidate {code}: not in {ledger} (with the request's filters)"
         return f"candidate {code}: in {ledger} (with the request's filters) but not claimed"
     return "candidates: the claimed list is not in canonical order or repeats a code"
+
+
+def _previous(earlier: list[Mapping[str, Any]], codes: list[str]) -> dict[str, frozenset[str]]:
+    try:
+        return previous_assignments(earlier, codes)
+    except DrawFormatError as exc:
+        raise _Mismatch(
+            f"previous draws: a completed draw in the log is malformed: {exc}"
+        ) from None
 
 
 def _check_previous(request: DrawRequest, expected: Mapping[str, frozenset[str]]) -> None:

@@ -322,3 +322,32 @@ def test_resolve_refuses_a_pool_the_last_draw_exhausts() -> None:
     data = request_json(inspectors=["insp-01", "insp-02", "insp-03", "insp-04"])
     with pytest.raises(InsufficientInspectorsError, match=f"enterprise {code}: 1 eligible"):
         resolve_request(data, fold_ledger(LEDGER, ON), [earlier])
+
+
+def test_malformed_inputs_are_differences_not_exceptions() -> None:
+    log = build_draw_log(ledger=LEDGER)
+    assert verify_draw(**{**log.verify_args(), "request_index": -1}) == [
+        "request_index: -1 is not a log index"
+    ]
+    result = {**log.result, "claimed_candidates": [{"not": "a code"}]}
+    assert verify_draw(**{**log.verify_args(), "result": result}) == [
+        "claimed_candidates: not a list of codes"
+    ]
+    assert verify_draw(**{**log.verify_args(), "secret_hex": "xyz"}) == ["secret: not hex"]
+    assert verify_draw(**{**log.verify_args(), "result": {**log.result, "strata": None}}) == [
+        "strata: the result lists no strata, the request 3"
+    ]
+
+
+def test_malformed_earlier_draw_in_the_log() -> None:
+    # The gateway would refuse to resolve a request over it; a forged log might hold one.
+    placeholder = gateway_entry(type="gateway.agency.registered", data={}, n=7)
+    log = build_draw_log(ledger=[*LEDGER, placeholder])
+    leaves = list(log.leaves)
+    leaves[len(LEDGER)] = gateway_entry(
+        type=COMPLETED_TYPE, data={"assignments": {"x": "insp-01"}}, n=7
+    )
+    args = {**log.verify_args(), "leaves": leaves, "seed_checkpoint": checkpoint_note(leaves)}
+    assert verify_draw(**args)[0].startswith(
+        "previous draws: a completed draw in the log is malformed: assignments.x"
+    )
