@@ -14,7 +14,7 @@ import itertools
 from bisect import bisect_left, insort
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import ClassVar
+from typing import ClassVar, NamedTuple
 
 __all__ = [
     "COMMITMENT_LABEL",
@@ -126,10 +126,11 @@ class DrawStream:
                 return x % n
 
 
-@dataclass(frozen=True)
-class Stratum:
+class Stratum(NamedTuple):
+    """(name, candidates, sample); a plain 3-tuple of the same shape is accepted too."""
+
     name: str
-    candidates: tuple[str, ...]  # sorted canonically (ascending code points = UTF-8 bytes)
+    candidates: Sequence[str]  # sorted canonically (ascending code points = UTF-8 bytes)
     sample: int
 
 
@@ -166,15 +167,16 @@ def _check_strata(strata: Sequence[Stratum]) -> None:
             seen[code] = stratum.name
 
 
-def select(seed: bytes, strata: Sequence[Stratum]) -> list[StratumResult]:
+def select(seed: bytes, strata: Sequence[tuple[str, Sequence[str], int]]) -> list[StratumResult]:
     """Draw each stratum's sample by a partial Fisher–Yates shuffle on stream "select/<name>".
 
     Step i (0-based, i < k): j = i + uniform(n - i); swap positions i and j; the first k
     positions, in that order, are the selection. Results follow the order of `strata`.
     """
-    _check_strata(strata)
+    normalised = [Stratum(*stratum) for stratum in strata]
+    _check_strata(normalised)
     results = []
-    for stratum in strata:
+    for stratum in normalised:
         stream = DrawStream(seed, "select/" + stratum.name)
         pool = list(stratum.candidates)
         n = len(pool)

@@ -95,6 +95,12 @@ def test_select_golden() -> None:
     ]
 
 
+def test_select_takes_plain_tuples() -> None:
+    plain = [("level-1", list(CODES[:8]), 3), ("level-2", list(CODES[8:]), 4)]
+    strata = [Stratum("level-1", CODES[:8], 3), Stratum("level-2", CODES[8:], 4)]
+    assert select(SEED, plain) == select(SEED, strata)
+
+
 def test_select_spelled_out_as_fisher_yates() -> None:
     # The first step by hand: j = uniform(8) from the first word (no rejection is possible
     # for n = 8, a power of two), then swap positions 0 and j.
