@@ -50,6 +50,7 @@ class EnterpriseFacts(NamedTuple):
     announcement_no: str | None
     grade_awarded_by: str | None
     grade_decision: dict[str, Any] | None
+    grade_held_since: dt.date | None
 
 
 @dataclass(frozen=True)

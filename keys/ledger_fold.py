@@ -104,15 +104,20 @@ def _update(ent: _Enterprise, data: Mapping[str, Any]) -> None:
 
 def _close(ent: _Enterprise, data: Mapping[str, Any]) -> None:
     ent.closed_on = dt.date.fromisoformat(data["closed_on"])
+    if ent.grade == "active":  # the grade ends with the enterprise (gateway.ledger.apply)
+        ent.grade, ent.level = "expired", None
 
 
 def _award(ent: _Enterprise, data: Mapping[str, Any]) -> None:
     ent.grade, ent.level, ent.grade_scheme = "active", str(data["level"]), str(data["scheme"])
-    _renew(ent, data)
+    # valid_from here is the holding's start (the gateway's grade_held_since): the award's
+    ent.valid_from = dt.date.fromisoformat(data["valid_from"])
+    ent.valid_to = dt.date.fromisoformat(data["valid_to"])
 
 
 def _renew(ent: _Enterprise, data: Mapping[str, Any]) -> None:
-    ent.valid_from = dt.date.fromisoformat(data["valid_from"])
+    """A renewal extends the validity and keeps the holding's start: a renewal announced
+    before its new term begins never leaves a gap in the grade held."""
     ent.valid_to = dt.date.fromisoformat(data["valid_to"])
 
 

@@ -182,7 +182,8 @@ def close_enterprise(session: Session, applied: Applied) -> None:
             from_level=ent.grade_level,
             reason=reason,
         )
-        ent.grade_status = GradeStatus.EXPIRED.value  # the grade ends with the enterprise
+        # the grade ends with the enterprise, as a grade.expired would end it
+        _set_grade(ent, GradeState(status=GradeStatus.EXPIRED))
     ent.ledger_status = NOT_ACHIEVED
     if ent.required:
         record_change(
@@ -224,12 +225,7 @@ def change_grade(session: Session, applied: Applied) -> None:
         raise Unprocessable("invalid_transition", exc.message) from exc
     if message_type == "grade.revoked":
         _check_cause(session, applied, on)
-    ent.grade_status = after.status.value
-    ent.grade_level, ent.grade_scheme = after.level, after.scheme
-    ent.grade_authority = after.authority_level
-    ent.grade_valid_from, ent.grade_valid_to = after.valid_from, after.valid_to
-    ent.grade_held_since = after.held_since
-    ent.reapply_after = after.reapply_after
+    _set_grade(ent, after)
     if message_type in ("grade.awarded", "grade.renewed"):
         ent.certificate_no = applied.data["certificate_no"]
         ent.announcement_no = applied.data["announcement_no"]
@@ -271,6 +267,15 @@ def publish_self_assessment(session: Session, applied: Applied) -> None:
         )
     ent.self_assessment_year = max(year, ent.self_assessment_year or year)
     touch(ent, applied)
+
+
+def _set_grade(ent: EnterpriseState, after: GradeState) -> None:
+    ent.grade_status = after.status.value
+    ent.grade_level, ent.grade_scheme = after.level, after.scheme
+    ent.grade_authority = after.authority_level
+    ent.grade_valid_from, ent.grade_valid_to = after.valid_from, after.valid_to
+    ent.grade_held_since = after.held_since
+    ent.reapply_after = after.reapply_after
 
 
 def _check_cause(session: Session, applied: Applied, decided_on: dt.date) -> None:

@@ -95,6 +95,7 @@ def held_sql(on: dt.date) -> ColumnElement[bool]:
     return and_(
         Enterprise.grade_status == "active",
         or_(Enterprise.grade_valid_to.is_(None), Enterprise.grade_valid_to >= on),
+        or_(Enterprise.grade_held_since.is_(None), Enterprise.grade_held_since <= on),
         open_sql(on),
     )
 
@@ -191,13 +192,14 @@ def enterprise_row(ent: Enterprise, on: dt.date) -> dict[str, Any]:
     """A ledger item as of `on`: its status that day, a grade past its valid_to shown
     `expired` (lapsed), and whether the report of the year before `on` was published."""
     row: dict[str, Any] = {}
-    held = grade_held_on(ent.grade_status, ent.grade_valid_to, ent.closed_on, on)
+    since = ent.grade_held_since
+    held = grade_held_on(ent.grade_status, ent.grade_valid_to, ent.closed_on, on, since)
     computed = {
         "ledger_status": status_on(
-            ent.grade_status, ent.grade_valid_to, ent.new_until, ent.closed_on, on
+            ent.grade_status, ent.grade_valid_to, ent.new_until, ent.closed_on, on, since
         ),
         "grade_status": "expired"
-        if ent.grade_status == "active" and not held
+        if ent.grade_status == "active" and not held and not (since and on < since)
         else ent.grade_status,
         "self_assessment_report_published": ent.self_assessment_year is not None
         and ent.self_assessment_year >= on.year - 1,

@@ -82,11 +82,14 @@ def as_held_on(facts: EnterpriseFacts, on: dt.date) -> tuple[EnterpriseFacts, st
     and validity stay shown; the ledger status is the day's (contracts.ledgers.status_on:
     not 达标 once lapsed, 新增 only for its period). Queries, connector documents, snapshots
     and the measures route alike."""
+    since = facts.grade_held_since
     status = status_on(
-        facts.grade_status, facts.grade_valid_to, facts.new_until, facts.closed_on, on
+        facts.grade_status, facts.grade_valid_to, facts.new_until, facts.closed_on, on, since
     )
-    held = grade_held_on(facts.grade_status, facts.grade_valid_to, facts.closed_on, on)
+    held = grade_held_on(facts.grade_status, facts.grade_valid_to, facts.closed_on, on, since)
     if facts.grade_status == "active" and not held:
+        if since is not None and on < since:  # announced, not yet valid: no level's measures
+            return facts._replace(ledger_status=status), None
         return facts._replace(grade_status="expired", ledger_status=status), None
     return facts._replace(ledger_status=status), facts.grade_level if held else None
 
@@ -271,7 +274,7 @@ def _row_as_of(connection: Connection, facts: EnterpriseFacts, index: int) -> En
         elif message_type == "enterprise.closed":
             row["closed_on"], row["closure"] = date_field(data, "closed_on"), data["closure"]
             if state.status is GradeStatus.ACTIVE:
-                state = GradeState(status=GradeStatus.EXPIRED)
+                state = GradeState(status=GradeStatus.EXPIRED)  # as close_enterprise does
         elif message_type == "self_assessment.published":
             year = int(data["year"])
             row["self_assessment_year"] = max(year, row["self_assessment_year"] or year)
@@ -290,6 +293,7 @@ def _row_as_of(connection: Connection, facts: EnterpriseFacts, index: int) -> En
         grade_valid_from=state.valid_from,
         grade_valid_to=state.valid_to,
         grade_authority=state.authority_level,
+        grade_held_since=state.held_since,
         reapply_after=state.reapply_after,
     )
     if state.status in (GradeStatus.REVOKED, GradeStatus.EXPIRED):
