@@ -14,7 +14,15 @@ from typing import Any
 
 from connectors.base import Connector, iso
 from connectors.facts import DocumentFacts
-from connectors.labels import GRADE_CATEGORY, LEVELS, LISTS, REMOVAL_REASONS, REVOCATION_REASONS
+from connectors.labels import (
+    GRADE_CATEGORY,
+    INSPECTION_CATEGORY,
+    INSPECTION_KINDS,
+    LEVELS,
+    LISTS,
+    REMOVAL_REASONS,
+    REVOCATION_REASONS,
+)
 
 RECORD_TYPES = {
     "grade.awarded": "grade_award",
@@ -24,6 +32,7 @@ RECORD_TYPES = {
     "grade.expired": "grade_expiry",
     "listing.added": "list_entry",
     "listing.removed": "list_removal",
+    "inspection.recorded": "inspection_result",
 }
 GRADE_TERM = "the grade's validity (闽安委〔2017〕1号 五（五）: 纳入企业信用信息公示系统)"
 REVOCATION_TERM = "until the enterprise may re-apply (our assumption: no rule fixes it)"
@@ -187,12 +196,41 @@ def _list(facts: DocumentFacts, d: Any) -> dict[str, Any]:
     }
 
 
+def _inspection(facts: DocumentFacts, d: Any) -> dict[str, Any]:
+    """双随机一公开 (国办发〔2015〕58号): the inspection and what it found are made public."""
+    findings = d["findings"]
+    return {
+        "information_category": INSPECTION_CATEGORY,
+        "decision_no": str(d["inspection_id"]),
+        "deciding_body": facts.agency(facts.decision.issuer),
+        "decided_on": d["inspected_on"],
+        "validity": {"from": d["inspected_on"], "to": None},
+        "current_status": "已检查",
+        "publication": {"from": d["inspected_on"], "until": None, "term": INSPECTION_TERM},
+        "content": {
+            "inspection": {
+                "kind": d["kind"],
+                "kind_zh": INSPECTION_KINDS[d["kind"]],
+                "inspected_on": d["inspected_on"],
+                "draw_id": d.get("draw_id"),
+                "system_running": findings["system_running"],
+                "safety_conditions_degraded": findings["safety_conditions_degraded"],
+                "hazards_found": findings["hazards_found"],
+                "penalties": list(d.get("penalties") or []),
+            }
+        },
+    }
+
+
+INSPECTION_TERM = "国办发〔2015〕58号: 抽查情况及查处结果及时向社会公开 (no end set)"
+
 _GRADE = {
     "grade_award": _award,
     "grade_renewal": _award,
     "grade_downgrade": _downgrade,
     "grade_revocation": _revocation,
     "grade_expiry": _expiry,
+    "inspection_result": _inspection,
 }
 
 CONNECTOR = Connector(

@@ -27,3 +27,10 @@ REMOVAL_REASONS = {
 }
 CLOSURES = {"deregistered": "注销", "licence_revoked": "吊销营业执照"}
 GRADE_CATEGORY = "安全生产标准化等级"
+INSPECTION_CATEGORY = "安全生产执法检查结果"
+INSPECTION_KINDS = {
+    "random_draw": "双随机抽查",
+    "unannounced": "四不两直检查",
+    "special_campaign": "专项检查",
+    "complaint": "举报投诉核查",
+}

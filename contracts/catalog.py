@@ -33,6 +33,7 @@ from contracts.sources import InvalidSource, Source, check_record_against, parse
 
 __all__ = [
     "Catalog",
+    "Finding",
     "Premium",
     "PremiumProduct",
     "Scheme",
@@ -62,6 +63,8 @@ _PRODUCT_FIELDS = frozenset(
     }
 )
 _SCHEME_FIELDS = frozenset({"code", "name", "standard", "sector", "source"})
+_FINDING_FIELDS = frozenset({"code", "title", "source"})
+_FINDING_CODE = re.compile(r"[a-z0-9][a-z0-9_.-]{0,63}")
 APPLIES_AT = ("policy_renewal", "contribution_year")
 
 
@@ -158,13 +161,29 @@ class Scheme:
 
 
 @dataclass(frozen=True)
+class Finding:
+    """A deducted item (失分项) an inspection may name: e.g. an element of GB/T 33000-2016."""
+
+    code: str
+    title: str
+    source: Source
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"code": self.code, "title": self.title, "source": self.source.as_dict()}
+
+
+@dataclass(frozen=True)
 class Catalog:
     measures: tuple[Measure, ...]
     products: tuple[PremiumProduct, ...] = ()
     schemes: tuple[Scheme, ...] = field(default=())
+    findings: tuple[Finding, ...] = field(default=())
 
     def scheme_codes(self) -> frozenset[str]:
         return frozenset(s.code for s in self.schemes)
+
+    def finding_codes(self) -> frozenset[str]:
+        return frozenset(f.code for f in self.findings)
 
     def product_rule(self, product: str, role: str, region_code: str, on: date) -> PremiumProduct:
         """The rule in force for `product` in the region on the day (the longest prefix)."""
@@ -253,6 +272,11 @@ def parse_document(
         if "schemes" in document
         else (previous.schemes if previous else ())
     )
+    findings = (
+        _section(document["findings"], lambda r, _: _finding(r), roles)
+        if "findings" in document
+        else (previous.findings if previous else ())
+    )
     _refuse_duplicate_schemes(schemes)
     for measure in measures:
         if measure.product is not None and not any(p.product == measure.product for p in products):
@@ -263,7 +287,7 @@ def parse_document(
                     "product", f"product {measure.product!r} has no rule in the products list"
                 ),
             )
-    return Catalog(measures, products, schemes)
+    return Catalog(measures, products, schemes, findings)
 
 
 def parse_stored_document(stored: Any) -> Catalog:
@@ -275,7 +299,8 @@ def parse_stored_document(stored: Any) -> Catalog:
         return Catalog(measures)
     products = tuple(_product(r, None) for r in stored.get("products", []))
     schemes = tuple(_scheme(r) for r in stored.get("schemes", []))
-    return Catalog(measures, products, schemes)
+    findings = tuple(_finding(r) for r in stored.get("findings", []))
+    return Catalog(measures, products, schemes, findings)
 
 
 def _section(records: Any, parse: Any, roles: Collection[str] | None) -> tuple[Any, ...]:
@@ -380,6 +405,24 @@ def _scheme(record: Any) -> Scheme:
     except InvalidSource as exc:
         raise InvalidMeasure(exc.field, str(exc)) from exc
     return Scheme(code, record["name"], record["standard"], record["sector"], source)
+
+
+def _finding(record: Any) -> Finding:
+    if not isinstance(record, Mapping):
+        raise InvalidMeasure("record", "a finding is a JSON object")
+    unknown = sorted(set(record) - _FINDING_FIELDS)
+    if unknown:
+        raise InvalidMeasure(unknown[0], f"unknown field {unknown[0]!r}")
+    code = record.get("code")
+    if not isinstance(code, str) or not _FINDING_CODE.fullmatch(code):
+        raise InvalidMeasure("code", "a finding code is 1-64 lower-case letters, digits, . _ -")
+    if not isinstance(record.get("title"), str) or not record["title"].strip():
+        raise InvalidMeasure("title", "title must be a non-empty string")
+    try:
+        source = parse_source(record.get("source"))
+    except InvalidSource as exc:
+        raise InvalidMeasure(exc.field, str(exc)) from exc
+    return Finding(code, record["title"], source)
 
 
 def _refuse_duplicate_schemes(schemes: Sequence[Scheme]) -> None:

@@ -44,6 +44,7 @@ from gateway.registry.routes import router as registry_router
 from gateway.routing import match_first
 from gateway.runtime import Runtime, get_runtime
 from gateway.settings import Settings
+from gateway.supervision.routes import router as supervision_router
 from gateway.transparency.routes import router as log_router
 from gateway.transparency.witnessing import collect_forever
 
@@ -157,6 +158,7 @@ def create_app(
     app.include_router(measures_router)
     app.include_router(access_router)
     app.include_router(contracts_router)
+    app.include_router(supervision_router)
     # and the two hottest ahead of even the documentation routes (gateway.routing.match_first)
     match_first(app, "/v1/enterprises/{code}", "GET", get_standing)
     match_first(app, "/v1/messages", "POST", publish_message)

@@ -289,6 +289,41 @@ class Listing(Base):
     removal: Mapped[dict[str, Any] | None] = mapped_column(JSON)
 
 
+class Inspection(Base):
+    """An inspection of an enterprise (四（二）): kind, day, draw, inspectors, findings."""
+
+    __tablename__ = "inspections"
+    __table_args__ = (Index("ix_inspections_inspected_on", "inspected_on"),)
+
+    uscc: Mapped[str] = mapped_column(ForeignKey("enterprises.uscc"), primary_key=True)
+    inspection_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    kind: Mapped[str] = mapped_column(String(32))
+    inspected_on: Mapped[dt.date] = mapped_column(Date)
+    draw_id: Mapped[str | None] = mapped_column(String(64))
+    inspectors: Mapped[list[str]] = mapped_column(JSON)
+    findings: Mapped[dict[str, Any]] = mapped_column(JSON)
+    message_id: Mapped[str] = mapped_column(String(36))
+
+
+class Draw(Base):
+    """A random draw (双随机): the resolved request as logged, the candidates it was drawn
+    from (not logged: the request commits to their digest), then its result or its voiding."""
+
+    __tablename__ = "draws"
+
+    draw_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    requester: Mapped[str] = mapped_column(String(64))
+    request_index: Mapped[int] = mapped_column(BigInteger)
+    request: Mapped[dict[str, Any]] = mapped_column(JSON)
+    candidates: Mapped[list[str]] = mapped_column(JSON)
+    status: Mapped[str] = mapped_column(String(16))  # requested | completed | voided
+    requested_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
+    seed_checkpoint_size: Mapped[int | None] = mapped_column(BigInteger)
+    result: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    result_index: Mapped[int | None] = mapped_column(BigInteger)
+    resolved_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+
+
 class MeasureApplied(Base):
     """Feedback (发起—响应—反馈): which agency applied which measure to which decision."""
 

@@ -108,6 +108,13 @@ class ConnectorSettings(BaseModel):
     snapshot_interval_seconds: float = 86400.0
 
 
+class SupervisionSettings(BaseModel):
+    """Random draws (双随机): how long after its seed checkpoint a draw's secret may be revealed
+    before the draw is void (docs/draws.md §1)."""
+
+    reveal_window_seconds: float = Field(default=86_400, gt=0, le=30 * 86_400)
+
+
 class Settings(BaseSettings):
     """Gateway configuration from `GATEWAY_*` variables (nested groups use `__`)."""
 
@@ -133,6 +140,7 @@ class Settings(BaseSettings):
     connectors: ConnectorSettings = Field(default_factory=ConnectorSettings)
     database: DatabaseSettings = Field(default_factory=DatabaseSettings)
     streams: StreamSettings = Field(default_factory=StreamSettings)
+    supervision: SupervisionSettings = Field(default_factory=SupervisionSettings)
 
     @model_validator(mode="after")
     def _refuse_placeholder_passphrase(self) -> Settings:

@@ -123,6 +123,21 @@ def make_verification(**overrides: Any) -> dict[str, Any]:
     } | overrides
 
 
+def make_inspection(**overrides: Any) -> dict[str, Any]:
+    return {
+        "inspection_id": "ND-JC-2025-0031",
+        "kind": "unannounced",
+        "inspected_on": "2025-02-28",
+        "inspectors": ["ND-INSP-007", "ND-INSP-011"],
+        "findings": {
+            "deducted_items": ["gbt33000.5.5"],
+            "system_running": False,
+            "safety_conditions_degraded": False,
+            "hazards_found": 2,
+        },
+    } | overrides
+
+
 def make_update(**overrides: Any) -> dict[str, Any]:
     return {
         "changed_on": "2025-08-01",
@@ -199,6 +214,7 @@ VALID_DATA: dict[str, Callable[..., dict[str, Any]]] = {
     "grade.revoked": make_revocation,
     "grade.expired": make_expiry,
     "self_assessment.published": make_self_assessment,
+    "inspection.recorded": make_inspection,
     "rectification.ordered": make_rectification_order,
     "rectification.overdue": make_overdue,
     "rectification.verified": make_verification,
@@ -219,6 +235,13 @@ OPTIONAL_FIELDS: dict[str, dict[str, Any]] = {
     "grade.revoked": {"related_message_ids": [MESSAGE_ID.upper()]},
     "self_assessment.published": {"report_sha256": "ab" * 32, "score": 87.5},
     "rectification.ordered": {"inspection_message_id": MESSAGE_ID},
+    "inspection.recorded": {
+        "draw_id": "FJ-2025-Q1-01",
+        "penalties": [
+            {"decision_no": "罚〔2025〕1号", "amount_cny": 30000, "at_upper_limit": True}
+        ],
+        "note": "四不两直",
+    },
     "rectification.verified": {"inspection_message_id": MESSAGE_ID, "findings": "体系仍未运行"},
     "accident.reported": {"description": "检修作业时发生高处坠落"},
     "listing.added": {"legal_basis": "安全生产严重失信主体名单管理办法 第六条"},

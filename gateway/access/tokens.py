@@ -26,7 +26,7 @@ from gateway.signing import GatewaySigner
 from keys import jws
 from keys.suites import InvalidKeyError, UnknownSuiteError, get_suite
 
-SCOPES = ("publish", "subscribe", "query", "ledger.read", "admin", "witness")
+SCOPES = ("publish", "subscribe", "query", "ledger.read", "admin", "witness", "supervise")
 MAX_ASSERTION_LIFETIME = dt.timedelta(minutes=5)
 MAX_CLOCK_SKEW = dt.timedelta(seconds=60)  # how far an agency's clock may run ahead of ours
 TOKEN_TYP = "at+jwt"  # noqa: S105 -- RFC 9068 media type, not a secret

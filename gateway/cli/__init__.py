@@ -32,6 +32,7 @@ from gateway.cli.root import (
 )
 from gateway.cli.server import demo, init, serve, worker
 from gateway.cli.subscription import subscription_app
+from gateway.cli.supervision import draw_app, supervision_app
 from gateway.cli.transparency import audit, publish, verify
 from gateway.cli.uscc import uscc_app
 from gateway.cli.witness import witness_app
@@ -48,6 +49,8 @@ app.add_typer(catalog_app, name="catalog")
 app.add_typer(subscription_app, name="subscription")
 app.add_typer(contracts_app, name="contracts")
 app.add_typer(uscc_app, name="uscc")
+app.add_typer(supervision_app, name="supervision")
+app.add_typer(draw_app, name="draw")
 
 
 def main() -> None:
@@ -70,6 +73,7 @@ __all__ = [
     "console",
     "contracts_app",
     "demo",
+    "draw_app",
     "emit",
     "err",
     "explain",
@@ -87,6 +91,7 @@ __all__ = [
     "serve",
     "settings",
     "subscription_app",
+    "supervision_app",
     "uscc_app",
     "verify",
     "witness_app",

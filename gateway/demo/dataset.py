@@ -51,8 +51,15 @@ class DemoAgency:
     publish: tuple[str, ...]
 
 
-# Everything a grading authority decides; the implementing agencies' feedback is theirs.
-GRADING_TYPES = tuple(t for t in MESSAGE_TYPES if t != "measure.applied")
+# What work-safety supervision records (四（一）（二）): inspections, orders and re-checks.
+SUPERVISION_TYPES = ("inspection.recorded", "rectification.ordered", "rectification.verified")
+# Everything a grading authority decides (hazard orders too); the implementing agencies'
+# feedback is theirs, inspections and re-checks the supervisor's.
+GRADING_TYPES = tuple(
+    t
+    for t in MESSAGE_TYPES
+    if t not in ("measure.applied", "inspection.recorded", "rectification.verified")
+)
 AGENCIES = (
     DemoAgency(
         "fj-yjt",
@@ -60,6 +67,13 @@ AGENCIES = (
         complete_uscc("11350000MB000001"),
         ("grading_authority", "listing_department"),
         GRADING_TYPES,
+    ),
+    DemoAgency(
+        "fj-yjt-zf",
+        "福建省应急管理综合行政执法总队",
+        complete_uscc("12350000MB000004"),
+        ("work_safety_supervisor",),
+        SUPERVISION_TYPES,
     ),
     DemoAgency(
         "fj-picc",
@@ -103,6 +117,7 @@ class Step:
     story: str = ""
     refers_to: int | None = None  # position of the decision a measure.applied answers
     cites: tuple[int, ...] = ()  # the causes a revocation cites: -1 is the step before it
+    inspection: int | None = None  # the inspection an order cites: -1 is the step before it
 
 
 @dataclass
@@ -417,7 +432,25 @@ def _seed_path(ent: Enterprise, today: dt.date) -> list[Step]:
     order_id = f"{ent.region_code}-ZG-0107"
     steps = [
         Step(
-            "fj-yjt",
+            "fj-yjt-zf",
+            "inspection.recorded",
+            ent.uscc,
+            {
+                "inspection_id": f"{ent.region_code}-JC-0107",
+                "kind": "unannounced",
+                "inspected_on": ordered.isoformat(),
+                "inspectors": ["FJ-INSP-0031", "FJ-INSP-0058"],
+                "findings": {
+                    "deducted_items": ["gbt33000.5.2", "gbt33000.5.5", "gbt33000.5.8"],
+                    "system_running": False,
+                    "safety_conditions_degraded": False,
+                    "hazards_found": 4,
+                },
+            },
+            story=f"{ent.name}: unannounced inspection (四不两直) finds the system not running",
+        ),
+        Step(
+            "fj-yjt-zf",
             "rectification.ordered",
             ent.uscc,
             {
@@ -428,10 +461,11 @@ def _seed_path(ent: Enterprise, today: dt.date) -> list[Step]:
                 "ordered_on": ordered.isoformat(),
                 "deadline": deadline.isoformat(),
             },
-            story=f"{ent.name}: inspection finds the system not running; ordered to rectify",
+            story=f"{ent.name}: ordered to rectify, citing the inspection",
+            inspection=-1,
         ),
         Step(
-            "fj-yjt",
+            "fj-yjt-zf",
             "rectification.verified",
             ent.uscc,
             {

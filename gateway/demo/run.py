@@ -115,6 +115,7 @@ def register_agencies(settings: Settings, key_dir: Path) -> Signers:
                 scopes = ["admin"] if "operator" in agency.roles else ["subscribe"]
                 scopes += ["publish"] if agency.publish else []
                 scopes += ["query"] if {"bank", "insurer"} & set(agency.roles) else []
+                scopes += ["supervise"] if "work_safety_supervisor" in agency.roles else []
                 grant_scopes(session, runtime.signer, agency.agency_id, scopes, now)
                 service.add_key(
                     session,
@@ -237,7 +238,7 @@ def run_demo(*, enterprises: int, keep: Path | None, seed: int, console: Console
         return 2
     if keep is not None:
         keep.mkdir(parents=True, exist_ok=True)
-        return _run(keep, enterprises, seed, console)
+        return _run(keep, enterprises, seed, console, kept=True)
     with tempfile.TemporaryDirectory(prefix="gateway-demo-") as tmp:
         return _run(Path(tmp), enterprises, seed, console)
 
@@ -256,7 +257,66 @@ def _shortfall(count: int, seed: int) -> str | None:
     )
 
 
-def _run(data_dir: Path, count: int, seed: int, console: Console) -> int:
+def random_draw(
+    client: httpx.Client,
+    signers: Signers,
+    today: dt.date,
+    console: Console,
+    tally: Tally,
+) -> str | None:
+    """双随机 (四（二）): the supervisor draws next quarter's inspections of achieved
+    enterprises by their classified-supervision frequency, committing to a secret first; the
+    first signed checkpoint after the request and the secret make the seed."""
+    import secrets
+
+    from keys.draws import commitment
+
+    secret = secrets.token_bytes(32)
+    draw_id = f"FJ-{today.isoformat()}-DRAW"
+    headers = {"authorization": "Bearer " + signers.login(client, "fj-yjt-zf", "supervise")}
+    period = {
+        "from": (today + dt.timedelta(days=1)).isoformat(),
+        "to": (today + dt.timedelta(days=91)).isoformat(),
+    }
+    body: dict[str, Any] = {
+        "draw_id": draw_id,
+        "region_prefix": "35",
+        "period": period,
+        "ledger": "achieved",
+        # 双随机 samples a share of each grade (rates resolved to samples before logging);
+        # without strata the gateway would draw by classified-supervision frequency
+        "strata": [
+            {"name": f"level-{level}", "where": {"levels": [level]}, "rate": 0.1}
+            for level in ("1", "2", "3", "small_micro")
+        ],
+        "inspectors": [f"FJ-INSP-{n:04d}" for n in range(1, 61)],
+        "inspectors_per_enterprise": 2,
+        "commitment": commitment(secret),
+    }
+    requested = client.post("/v1/inspections/draws", json=body, headers=headers)
+    if requested.status_code != 201:
+        tally.unexpected.append(f"draw request: {requested.text[:300]}")
+        return None
+    client.get("/v1/log/checkpoint")  # the first checkpoint past the request: the randomness
+    revealed = client.post(
+        f"/v1/inspections/draws/{draw_id}/reveal", json={"secret": secret.hex()}, headers=headers
+    )
+    if revealed.status_code != 200:
+        tally.unexpected.append(f"draw reveal: {revealed.text[:300]}")
+        return None
+    result = revealed.json()["result"]
+    strata = ", ".join(
+        f"{s['name']} {len(s['selected'])}/{s['population']}" for s in result["strata"]
+    )
+    console.print(
+        f"  [cyan]#{revealed.json()['result_index']}[/] random draw {draw_id} (双随机) for "
+        f"{period['from']} to {period['to']}: {strata}; seed from checkpoint "
+        f"{result['seed_checkpoint_size']} and the supervisor's revealed secret"
+    )
+    return draw_id
+
+
+def _run(data_dir: Path, count: int, seed: int, console: Console, kept: bool = False) -> int:
     started = time.perf_counter()
     settings = Settings(
         data_dir=data_dir,
@@ -298,6 +358,7 @@ def _run(data_dir: Path, count: int, seed: int, console: Console) -> int:
         ids = _narrate(client, signers, story, issued, tally, console)
         first = next(i for i, step in enumerate(story) if step.type == "grade.revoked")
         _bank_asks(client, signers, story[first].subject, tally, console)
+        draw_id = random_draw(client, signers, today, console, tally)
         resend = tokens[: min(50, len(tokens))]
         publish_batch(client, signers, resend, tally)
         console.print(f"resent {len(resend)} messages: answered 200 with their original receipts")
@@ -317,6 +378,13 @@ def _run(data_dir: Path, count: int, seed: int, console: Console) -> int:
     print_summary(settings, tally, verified, ledger, console)
     console.print(delivery_table(delivery_rows))
     console.print(feedback_table(feedback))
+    if draw_id is not None:
+        console.print(
+            f"verify the draw from the log alone: GATEWAY_DATA_DIR={data_dir} "
+            f"GATEWAY_LOG_ORIGIN={settings.log_origin} gateway draw verify {draw_id}"
+            + ("" if kept else "  (run the demo with --keep DIR to keep the data for it)"),
+            soft_wrap=True,
+        )
     elapsed = time.perf_counter() - started
     ok = not tally.unexpected and verified == len(tally.receipts)
     for problem in tally.unexpected:
@@ -345,6 +413,8 @@ def _narrate(
             data["decision_message_id"] = ids[step.refers_to]
         if step.cites:
             data["related_message_ids"] = [ids[len(ids) + offset] for offset in step.cites]
+        if step.inspection is not None:
+            data["inspection_message_id"] = ids[len(ids) + step.inspection]
         message_id = str(uuid.uuid4())
         token = signers.sign(Step(step.issuer, step.type, step.subject, data), issued, message_id)
         ids.append(message_id)

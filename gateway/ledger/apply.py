@@ -45,6 +45,7 @@ from gateway.ledger.state import (
     rules_on,
     touch,
 )
+from gateway.supervision.inspections import record_inspection
 
 
 def apply_message(session: Session, applied: Applied) -> None:
@@ -299,6 +300,7 @@ HANDLERS: dict[str, Callable[[Session, Applied], None]] = {
     "grade.revoked": change_grade,
     "grade.expired": change_grade,
     "self_assessment.published": publish_self_assessment,
+    "inspection.recorded": record_inspection,
     "rectification.ordered": order_rectification,
     "rectification.overdue": mark_rectification_overdue,
     "rectification.verified": verify_rectification,

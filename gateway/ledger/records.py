@@ -19,7 +19,7 @@ from contracts.rectifications import (
 )
 from gateway.errors import Unprocessable
 from gateway.ledger.state import Applied, ensure_stored, enterprise_of, rules_on, touch
-from gateway.models import Accident, Agency, Listing, Rectification
+from gateway.models import Accident, Agency, Inspection, Listing, Rectification
 
 # 认定部门 (domain.md §2): the department that imposed the penalty decides a listing; the
 # listing_department role is how the registry says an agency may.
@@ -38,6 +38,8 @@ def order_rectification(session: Session, applied: Applied) -> None:
         check_order(data, kind)
     except RectificationRuleError as exc:
         raise Unprocessable("rule_violation", exc.message, pointer=exc.pointer) from exc
+    if kind != "hazard":
+        _check_finding(session, applied, kind)
     ordered_on, deadline = (dt.date.fromisoformat(data[k]) for k in ("ordered_on", "deadline"))
     ensure_stored(session, ent)
     session.add(
@@ -54,6 +56,42 @@ def order_rectification(session: Session, applied: Applied) -> None:
         )
     )
     touch(ent, applied)
+
+
+# What an inspection must have found for an order of each kind (四（二）).
+_FOUND = {
+    "system_not_running": ("system_running", False, "the system not running"),
+    "safety_conditions_degraded": ("safety_conditions_degraded", True, "degraded conditions"),
+}
+
+
+def _check_finding(session: Session, applied: Applied, kind: str) -> None:
+    """四（二）: an order for degraded conditions or a system not running follows an
+    inspection of this enterprise that found it, cited by inspection_message_id."""
+    cited = applied.data.get("inspection_message_id")
+    field, value, what = _FOUND[kind]
+    found = (
+        session.scalars(
+            select(Inspection).where(
+                Inspection.uscc == applied.subject, Inspection.message_id == str(cited).lower()
+            )
+        ).first()
+        if cited is not None
+        else None
+    )
+    if found is None:
+        raise Unprocessable(
+            "finding_missing",
+            f"an order of kind {kind} cites the inspection.recorded of this enterprise that "
+            f"found {what} (inspection_message_id)",
+            pointer="/data/inspection_message_id",
+        )
+    if found.findings.get(field) is not value:
+        raise Unprocessable(
+            "finding_missing",
+            f"inspection {found.inspection_id} did not find {what}",
+            pointer="/data/inspection_message_id",
+        )
 
 
 def verify_rectification(session: Session, applied: Applied) -> None:

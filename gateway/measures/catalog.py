@@ -55,7 +55,7 @@ _AS_OF = (
 )
 
 
-SECTIONS = ("records", "products", "schemes")
+SECTIONS = ("records", "products", "schemes", "findings")
 
 
 def shipped_document() -> dict[str, Any]:
@@ -103,7 +103,7 @@ def _parse_stored(stored: Any) -> Catalog:
     if isinstance(stored, list):
         return Catalog(tuple(measures))
     rest = parse_stored_document(stored | {"records": []})
-    return Catalog(tuple(measures), rest.products, rest.schemes)
+    return Catalog(tuple(measures), rest.products, rest.schemes, rest.findings)
 
 
 def publish_catalog(

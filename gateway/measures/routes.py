@@ -70,6 +70,7 @@ async def catalog(
             "measures": [m.as_dict() for m in measures if role is None or m.role == role],
             "products": products,
             "schemes": [scheme.as_dict() for scheme in catalog.schemes],
+            "findings": [finding.as_dict() for finding in catalog.findings],
         }
 
     return await run_in_threadpool(load)
@@ -85,6 +86,10 @@ class CatalogIn(BaseModel):
     schemes: list[Any] | None = Field(
         default=None,
         description="the grading schemes accepted (left out: the version in force's)",
+    )
+    findings: list[Any] | None = Field(
+        default=None,
+        description="the deducted items inspections may name (left out: the version in force's)",
     )
 
 

@@ -95,11 +95,24 @@ class Story:
         clock.at = dt.datetime.fromisoformat(day).replace(hour=9, tzinfo=dt.UTC)
         self.client.headers["authorization"] = f"Bearer {operator_token(self.runtime)}"
 
-    def send(self, message_type: str, data: dict[str, Any], subject: str = USCC) -> Any:
-        return publish(self.client, self.authority.message(message_type, data, subject=subject))
+    def send(
+        self,
+        message_type: str,
+        data: dict[str, Any],
+        subject: str = USCC,
+        by: Publisher | None = None,
+    ) -> Any:
+        publisher = by or self.authority
+        return publish(self.client, publisher.message(message_type, data, subject=subject))
 
-    def publish(self, message_type: str, data: dict[str, Any], subject: str = USCC) -> int:
-        response = self.send(message_type, data, subject)
+    def publish(
+        self,
+        message_type: str,
+        data: dict[str, Any],
+        subject: str = USCC,
+        by: Publisher | None = None,
+    ) -> int:
+        response = self.send(message_type, data, subject, by)
         assert response.status_code == 201, response.text
         return int(response.json()["index"])
 
@@ -352,8 +365,31 @@ def test_the_seed_s_revocation_path_told_to_every_agency(
     assert "宁德某某新材料有限公司" in history[-1]["reason"]
     name = "宁德某某新材料有限公司"
 
-    # 3. An inspection finds the standardization system not running: ordered to rectify.
+    # 3. An unannounced inspection (四不两直) finds the standardization system not running:
+    # ordered to rectify, citing it.
     story.on("2027-03-02")
+    supervisor = register(
+        runtime,
+        "fj-yjt-zf",
+        ["inspection.recorded", "rectification.ordered", "rectification.verified"],
+        roles=["work_safety_supervisor"],
+    )
+    inspected = story.publish(
+        "inspection.recorded",
+        {
+            "inspection_id": "ND-JC-2027-0031",
+            "kind": "unannounced",
+            "inspected_on": "2027-02-28",
+            "inspectors": ["ND-INSP-007", "ND-INSP-011"],
+            "findings": {
+                "deducted_items": ["gbt33000.5.5", "gbt33000.5.8"],
+                "system_running": False,
+                "safety_conditions_degraded": False,
+                "hazards_found": 3,
+            },
+        },
+        by=supervisor,
+    )
     order = make_rectification_order(
         rectification_id="ND-2027-0007",
         kind="system_not_running",
@@ -362,7 +398,17 @@ def test_the_seed_s_revocation_path_told_to_every_agency(
         description="标准化管理体系未有效运行：隐患排查制度未执行",
     )
     del order["hazard_level"]  # the level of a hazard; this order is of a system not running
-    ordered = story.publish("rectification.ordered", order)
+    refused = story.send("rectification.ordered", order, by=supervisor)
+    assert (refused.status_code, refused.json()["code"]) == (422, "finding_missing")
+    order["inspection_message_id"] = story.message_id(inspected)
+    ordered = story.publish("rectification.ordered", order, by=supervisor)
+    public = story.last("credit_disclosure")  # 双随机一公开: the inspection result is public
+    assert (public["record_type"], public["information_category"]) == (
+        "inspection_result",
+        "安全生产执法检查结果",
+    )
+    assert public["content"]["inspection"]["kind_zh"] == "四不两直检查"
+    assert public["content"]["inspection"]["system_running"] is False
     for connector in ("insurance_premium", "bank_credit", "credit_disclosure", "market_regulator"):
         assert story.new(connector) == []  # an order changes no one's standing yet
 
@@ -373,6 +419,7 @@ def test_the_seed_s_revocation_path_told_to_every_agency(
         make_verification(
             rectification_id="ND-2027-0007", verified_on="2027-05-05", result="failed"
         ),
+        by=supervisor,
     )
 
     # 5. Revocation: refused without its cause, with a cause not in the log, with the order
