@@ -103,6 +103,13 @@ def main() -> None:
     parser.add_argument("--share", type=float, default=0.02, help="share drawn (default 0.02)")
     parser.add_argument("--inspectors", type=int, default=400, help="inspector pool size")
     parser.add_argument("--per-enterprise", type=int, default=2, help="inspectors per enterprise")
+    parser.add_argument(
+        "--db",
+        choices=("none", "sqlite", "postgresql"),
+        default="sqlite",
+        help="also time reading the same number of candidates from a gateway database "
+        "(bench/populate.py), raw and as the gateway's draw reads them (default sqlite)",
+    )
     args = parser.parse_args()
 
     began = time.perf_counter()
@@ -195,6 +202,45 @@ def main() -> None:
         ),
     )
     print("verified" if not differences else f"NOT VERIFIED: {differences[0]}")
+    if args.db != "none":
+        from_the_database(args.db, args.candidates)
+
+
+def from_the_database(backend: str, count: int) -> None:
+    """The gateway draws from its database, not from the log: read `count` enterprises'
+    ledger facts there, raw (one SELECT of the columns, the floor) and as
+    gateway.supervision.draws.ledger_facts does (the same SELECT made LedgerFacts)."""
+    import tempfile
+
+    from sqlalchemy import select
+
+    from bench.populate import drop_database, fresh_database, populate
+    from gateway.db import Database
+    from gateway.models import Enterprise
+    from gateway.supervision.draws import ledger_facts
+
+    with tempfile.TemporaryDirectory() as folder:
+        url = fresh_database(backend, name="bench_draws", directory=Path(folder))
+        try:
+            populate(url, count)
+            db = Database(url, pool_size=1)
+            try:
+                with db.reader() as session:
+                    columns = select(*Enterprise.__table__.columns)
+                    timed(
+                        f"{backend}: baseline SELECT of {count:,} enterprises' rows",
+                        lambda: session.execute(columns).all(),
+                    )
+                    found = timed(
+                        f"{backend}: ledger_facts of {count:,} (the gateway's candidates read)",
+                        lambda: ledger_facts(session, ON),
+                    )
+                print(f"{backend}: {sum(f.achieved for f in found.values()):,} achieved on {ON}")
+            finally:
+                db.dispose()
+        finally:
+            if backend == "postgresql":
+                drop_database(url)
 
 
 if __name__ == "__main__":
