@@ -45,6 +45,7 @@ from gateway.routing import match_first
 from gateway.runtime import Runtime, get_runtime
 from gateway.settings import Settings
 from gateway.supervision.routes import router as supervision_router
+from gateway.supervision.routes import void_overdue_forever
 from gateway.transparency.routes import router as log_router
 from gateway.transparency.witnessing import collect_forever
 
@@ -100,6 +101,7 @@ def create_app(
         witnessing = (
             asyncio.create_task(collect_forever(runtime)) if settings.witnesses.endpoints else None
         )
+        voiding = asyncio.create_task(void_overdue_forever(runtime))
         interval = settings.connectors.snapshot_interval_seconds
         snapshots = (
             asyncio.create_task(snapshot_forever(runtime, interval)) if interval > 0 else None
@@ -118,7 +120,7 @@ def create_app(
         try:
             yield
         finally:
-            for task in (witnessing, snapshots):
+            for task in (witnessing, snapshots, voiding):
                 if task is not None:
                     task.cancel()
                     with contextlib.suppress(asyncio.CancelledError):

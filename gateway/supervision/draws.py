@@ -376,6 +376,20 @@ def reveal(
     return draw
 
 
+def void_overdue(
+    session: Session, signer: GatewaySigner, now: dt.datetime, quorum: int, window: dt.timedelta
+) -> list[str]:
+    """Void (and log) every requested draw whose reveal window closed without a reveal: a
+    request whose reveal never comes is void, recorded as such (docs/draws.md §1)."""
+    voided = []
+    for draw in session.scalars(select(Draw).where(Draw.status == "requested")):
+        checkpoint = seed_checkpoint(session, draw, quorum)
+        if checkpoint is not None and now > checkpoint.created_at + window:
+            void(session, signer, draw, now, "not_revealed")
+            voided.append(draw.draw_id)
+    return voided
+
+
 def void(
     session: Session, signer: GatewaySigner, draw: Draw, now: dt.datetime, reason: str
 ) -> None:

@@ -3,7 +3,9 @@ supervisor's; operators may read), and a completed draw's public part (一公开
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
+import logging
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, Response
@@ -20,6 +22,7 @@ from gateway.supervision.plan import plan
 
 router = APIRouter(prefix="/v1", tags=["supervision"])
 RuntimeDep = Annotated[Runtime, Depends(get_runtime)]
+log = logging.getLogger("gateway.supervision")
 Supervisor = Annotated[Caller, Depends(caller_with("supervise"))]
 
 
@@ -133,6 +136,32 @@ async def reveal_draw(
     if found["status"] == "voided":  # committed: the void stays in the log
         raise Conflict("draw_voided", f"the reveal of draw {draw_id} came after its window")
     return found
+
+
+def void_overdue_draws(runtime: Runtime) -> list[str]:
+    """One sweep of the draws whose reveal window closed (the lifespan runs it)."""
+    window = dt.timedelta(seconds=runtime.settings.supervision.reveal_window_seconds)
+    with runtime.db.transaction() as session:
+        return draws.void_overdue(
+            session,
+            runtime.signer,
+            runtime.clock.now(),
+            runtime.settings.witnesses.quorum,
+            window,
+        )
+
+
+async def void_overdue_forever(runtime: Runtime, interval: float = 60.0) -> None:
+    """Every `interval` seconds, void the draws never revealed in time (logged if it fails,
+    tried again at the next turn)."""
+    while True:
+        await asyncio.sleep(interval)
+        try:
+            voided = await run_in_threadpool(void_overdue_draws, runtime)
+            if voided:
+                log.info("draws voided: not revealed in time", extra={"draws": voided})
+        except Exception:  # keep the sweep alive
+            log.exception("voiding overdue draws failed")
 
 
 @router.get("/inspections/draws/{draw_id}/public")

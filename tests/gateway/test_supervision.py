@@ -463,3 +463,38 @@ def test_a_draw_to_key_supervision_and_the_plan_shows_it_behind(
         again = inspection(inspection_id=f"JC-K{n + 2}", inspected_on="2026-12-10")
         accepted(publish(client, supervisor.message("inspection.recorded", again, subject=target)))
     assert row()["behind"] is False
+
+
+def test_a_draw_never_revealed_is_void_and_recorded(
+    client: TestClient,
+    runtime: Runtime,
+    authority: Publisher,
+    supervisor: Publisher,
+    clock: FixedClock,
+) -> None:
+    from gateway.supervision.routes import void_overdue_draws
+
+    province(client, authority, 40)
+    headers = bearer(runtime, "fj-yjt-zf", "supervise")
+    body = draw_body("FJ-VOID", strata=[{"name": "l1", "where": {"levels": ["1"]}, "sample": 2}])
+    assert client.post("/v1/inspections/draws", json=body, headers=headers).status_code == 201
+    assert void_overdue_draws(runtime) == []  # no checkpoint past it yet: nothing to wait for
+    assert client.get("/v1/log/checkpoint").status_code == 200
+    assert void_overdue_draws(runtime) == []  # within its window
+    clock.at += dt.timedelta(days=2)
+    assert void_overdue_draws(runtime) == ["FJ-VOID"]
+    shown = client.get(
+        "/v1/inspections/draws/FJ-VOID", headers=bearer(runtime, "fj-yjt-zf", "supervise")
+    ).json()
+    assert shown["status"] == "voided"
+    entry = client.get(
+        f"/v1/log/entries?start={shown['result_index']}&end={shown['result_index'] + 1}"
+    ).json()
+    voided = json.loads(parse_compact(entry["entries"][0]["jws"]).payload)
+    assert (voided["type"], voided["data"]["reason"]) == ("gateway.draw.voided", "not_revealed")
+    late = client.post(
+        "/v1/inspections/draws/FJ-VOID/reveal",
+        json={"secret": SECRET.hex()},
+        headers=bearer(runtime, "fj-yjt-zf", "supervise"),
+    )
+    assert (late.status_code, late.json()["code"]) == (409, "draw_voided")
