@@ -1,0 +1,65 @@
+"""Imports flow one way (style.md): gateway → connectors → contracts, keys; contracts and keys
+import nothing of the project but themselves, and connectors nothing of the gateway. A short
+AST walk over every module, so the direction cannot drift."""
+
+from __future__ import annotations
+
+import ast
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+PROJECT = ("gateway", "connectors", "contracts", "keys")
+# Which project packages each package may import (itself included).
+ALLOWED = {
+    "gateway": {"gateway", "connectors", "contracts", "keys"},
+    "connectors": {"connectors", "contracts", "keys"},
+    "contracts": {"contracts"},
+    "keys": {"keys"},
+}
+
+
+def imported(path: Path) -> set[str]:
+    """The project packages a module imports, at any depth of the module (lazy imports too)."""
+    found: set[str] = set()
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        if isinstance(node, ast.Import):
+            found |= {alias.name.split(".")[0] for alias in node.names}
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            found.add(node.module.split(".")[0])
+    return found & set(PROJECT)
+
+
+MODULES = [p for package in PROJECT for p in sorted((ROOT / package).rglob("*.py"))]
+
+
+@pytest.mark.parametrize("path", MODULES, ids=lambda p: str(p.relative_to(ROOT)))
+def test_a_module_imports_only_what_its_package_may(path: Path) -> None:
+    package = path.relative_to(ROOT).parts[0]
+    assert imported(path) <= ALLOWED[package], (
+        f"{path.relative_to(ROOT)} imports {sorted(imported(path) - ALLOWED[package])}"
+    )
+
+
+def test_the_walk_sees_every_package() -> None:
+    packages = {p.relative_to(ROOT).parts[0] for p in MODULES}
+    assert packages == set(PROJECT)
+    assert len(MODULES) > 100
+
+
+def third_party(path: Path) -> set[str]:
+    found: set[str] = set()
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        if isinstance(node, ast.Import):
+            found |= {alias.name.split(".")[0] for alias in node.names}
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            found.add(node.module.split(".")[0])
+    return found - set(PROJECT) - set(sys.stdlib_module_names) - {"__future__"}
+
+
+@pytest.mark.parametrize("path", sorted((ROOT / "connectors").glob("*.py")), ids=lambda p: p.name)
+def test_connectors_are_pure_renderers(path: Path) -> None:
+    """No web framework, no database: facts in, document out (the gateway gathers facts)."""
+    assert third_party(path) <= {"jsonschema_rs"}
