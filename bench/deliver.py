@@ -37,6 +37,7 @@ from gateway.delivery.jobs import load_jobs  # noqa: E402
 from gateway.delivery.subscriptions import create_subscription  # noqa: E402
 from gateway.delivery.worker import make_client  # noqa: E402
 from gateway.models import Delivery  # noqa: E402
+from gateway.publishing.orchestration import publish as publish_messages  # noqa: E402
 from gateway.runtime import Runtime  # noqa: E402
 from gateway.settings import DeliverySettings, Settings  # noqa: E402
 
@@ -98,7 +99,7 @@ def throughput(backend: str, count: int, workdir: Path) -> dict[str, float]:
             )
         tokens = messages(key, 20_000_000, count)
         for i in range(0, count, 1000):
-            runtime.publish(tokens[i : i + 1000])
+            publish_messages(runtime, tokens[i : i + 1000])
         with runtime.db.reader() as session:
             ids = list(session.scalars(select(Delivery.id).order_by(Delivery.id)))
             bodies = [job.body for job in load_jobs(session, ids, "bench")]

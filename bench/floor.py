@@ -38,6 +38,7 @@ sys.path[:0] = [str(ROOT), str(ROOT / "bench")]
 from publish import messages, prepare  # noqa: E402
 from sqlalchemy import event  # noqa: E402
 
+from gateway.publishing.orchestration import publish as publish_messages  # noqa: E402
 from gateway.runtime import Runtime  # noqa: E402
 from gateway.settings import Settings  # noqa: E402
 from keys.jws import parse_compact  # noqa: E402
@@ -59,8 +60,9 @@ def snapshot(database: Path, copy: Path) -> None:
 def publish_captured(
     runtime: Runtime, tokens: Sequence[bytes], size: int
 ) -> tuple[float, list[list[Statement]]]:
-    """CPU µs per message of `runtime.publish` in groups of `size`, and each group's
-    statements (the capture's own cost, a list append per statement, counted with them)."""
+    """CPU µs per message published (gateway.publishing.orchestration.publish) in groups of
+    `size`, and each group's statements (the capture's own cost, a list append per
+    statement, counted with them)."""
     groups: list[list[Statement]] = []
     spent = 0.0
 
@@ -74,7 +76,7 @@ def publish_captured(
         for start in range(0, len(tokens), size):
             groups.append([])
             began = time.thread_time()
-            outcomes = runtime.publish(tokens[start : start + size])
+            outcomes = publish_messages(runtime, tokens[start : start + size])
             spent += time.thread_time() - began
             if {o.status for o in outcomes} != {201}:
                 raise RuntimeError(f"not all accepted: {sorted({o.status for o in outcomes})}")
@@ -129,7 +131,7 @@ def measure(count: int, sizes: Sequence[int], workdir: Path) -> list[dict[str, f
     tokens = messages(key, 0, 1000 + count * len(sizes))
     rows = []
     try:
-        runtime.publish(tokens[:1000])  # warm caches, the tree's right edge, the pages
+        publish_messages(runtime, tokens[:1000])  # warm caches, the tree's right edge, the pages
         for n, size in enumerate(sizes):
             batch = tokens[1000 + n * count : 1000 + (n + 1) * count]
             copy = workdir / f"copy-{size}.db"

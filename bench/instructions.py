@@ -3,7 +3,7 @@ the machine's load, for comparing two versions of the code on a noisy host.
 
     python bench/instructions.py publish              # a single publish, 32 concurrent
     python bench/instructions.py query                # a standing query, 64 concurrent
-    python bench/instructions.py batch --size 32      # runtime.publish in groups of --size
+    python bench/instructions.py batch --size 32      # publishing in groups of --size
     python bench/instructions.py query --repo /tmp/old   # the code of another checkout
     python bench/instructions.py query --bare         # bench/baseline_app.py, same requests
     python bench/instructions.py http-query           # over HTTP: uvicorn, gateway and baseline
@@ -62,6 +62,7 @@ def _child(args: argparse.Namespace) -> None:
     if args.mode == "batch":
         from publish import messages, prepare
 
+        from gateway.publishing.orchestration import publish as publish_messages
         from gateway.runtime import Runtime
         from gateway.settings import Settings
 
@@ -71,10 +72,10 @@ def _child(args: argparse.Namespace) -> None:
         )
         runtime = Runtime.open(settings)
         tokens = messages(key, 0, 1000 + args.requests)
-        runtime.publish(tokens[:1000])
+        publish_messages(runtime, tokens[:1000])
         _toggle(True)
         for start in range(1000, 1000 + args.requests, args.size):
-            runtime.publish(tokens[start : start + args.size])
+            publish_messages(runtime, tokens[start : start + args.size])
         _toggle(False)
         runtime.close()
         return

@@ -31,7 +31,7 @@ sys.path.insert(0, str(ROOT))
 from gateway.db import Database  # noqa: E402
 from gateway.migrate import upgrade  # noqa: E402
 from gateway.models import LogEntry  # noqa: E402
-from gateway.tlog import Appender, consistency_proof, inclusion_proof, tree_size  # noqa: E402
+from gateway.transparency.tlog import Appender, consistency_proof, inclusion_proof, tree_size  # noqa: E402
 from keys import merkle  # noqa: E402
 
 PG_ADMIN = os.environ.get("GATEWAY_TEST_PG_URL", "postgresql://postgres@127.0.0.1:5432/test")
@@ -106,7 +106,7 @@ def storage(db: Database, backend: str) -> int:
 def verify_sample(db: Database, size: int) -> None:
     """A sanity check that the stored tree is right: one proof verified against the root."""
     with db.reader() as session:
-        from gateway.tlog import DbSubtrees
+        from gateway.transparency.tlog import DbSubtrees
 
         root = merkle.root_hash(size, DbSubtrees(session))
         leaf = merkle.leaf_hash(f"leaf-{size - 1:012d}".encode().ljust(700, b"."))

@@ -23,7 +23,7 @@ plus a red-list entry for 10 % of level-1 holders and an ordinary accident in th
 each row unless --log-entries is given; `last_index` then names position i, a log the loader
 did not write. --log-entries appends synthetic 700-byte leaves (kind `message`, type
 `bench.synthetic`, subjects spread over the enterprises) through the gateway's own Merkle node
-code (`gateway.tlog.DbSubtrees`), so roots and proofs over them verify.
+code (`gateway.transparency.tlog.DbSubtrees`), so roots and proofs over them verify.
 
 Library use (bench/query.py, bench/scale.py): `fresh_database`, `populate`, `code_of`.
 """
@@ -408,7 +408,7 @@ def append_log(url: str, count: int, *, subjects: int, seed: int, now: dt.dateti
     from sqlalchemy import text
 
     from gateway.db import Database
-    from gateway.tlog import DbSubtrees, lock_head, right_edge
+    from gateway.transparency.tlog import DbSubtrees, lock_head, right_edge
     from keys import merkle
 
     rng = random.Random(f"{seed}:log")

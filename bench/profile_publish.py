@@ -26,6 +26,7 @@ from publish import messages, prepare  # noqa: E402
 
 from gateway import signing  # noqa: E402
 from gateway.publishing import service  # noqa: E402
+from gateway.publishing.orchestration import publish as publish_messages  # noqa: E402
 from gateway.runtime import Runtime  # noqa: E402
 from gateway.settings import Settings  # noqa: E402
 from keys import eddsa  # noqa: E402
@@ -80,12 +81,12 @@ def by_group_size(db: str, per_size: int = 2000) -> None:
         )
         runtime = Runtime.open(settings)
         tokens = messages(key, 0, 1000 + per_size * len(sizes))
-        runtime.publish(tokens[:1000])  # warm caches and the tree's right edge
+        publish_messages(runtime, tokens[:1000])  # warm caches and the tree's right edge
         position = 1000
         for size in sizes:
             done, began = 0, time.thread_time()
             while done < per_size:
-                runtime.publish(tokens[position : position + size])
+                publish_messages(runtime, tokens[position : position + size])
                 position, done = position + size, done + size
             cpu = (time.thread_time() - began) / done * 1e6
             print(f"[{db}] groups of {size:5}: {cpu:6.0f} µs of CPU per message")
@@ -108,13 +109,13 @@ def main() -> None:
         )
         runtime = Runtime.open(settings)
         tokens = messages(key, 0, 2000)
-        runtime.publish(tokens[:1000])  # warm caches and the tree's right edge
+        publish_messages(runtime, tokens[:1000])  # warm caches and the tree's right edge
         spent: dict[str, float] = {}
         for name in STAGES:
             timed(service, name, spent)
         timed(signing.GatewaySigner, "sign", spent)
         began = time.perf_counter()
-        runtime.publish(tokens[1000:])
+        publish_messages(runtime, tokens[1000:])
         total = time.perf_counter() - began
         runtime.close()
     print(f"[{args.db}] batch of 1,000: {total * 1000:.0f} ms")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import gc
 import inspect
 import logging
@@ -34,6 +35,7 @@ from gateway.measures.catalog import record_shipped
 from gateway.measures.routes import router as measures_router
 from gateway.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
 from gateway.metrics import Metrics, outbox_lag_seconds
+from gateway.publishing.orchestration import publish
 from gateway.publishing.routes import publish_message
 from gateway.publishing.routes import router as publishing_router
 from gateway.publishing.service import group_publisher
@@ -89,7 +91,7 @@ def create_app(
         worker_rounds = RoundFailures() if settings.delivery.in_process_worker else None
         app.state.metrics = Metrics(runtime, worker_rounds)
         app.state.standing_queries = StandingQueries(runtime)
-        app.state.publisher = group_publisher(runtime.publish)
+        app.state.publisher = group_publisher(functools.partial(publish, runtime))
         if entry_point:
             # What startup made (modules, models, schemas, routes) lives as long as the
             # process: keep it out of the collector's full passes, which walked all of it and

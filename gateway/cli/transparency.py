@@ -96,9 +96,9 @@ def audit(as_json: JsonFlag = False) -> None:
     """Recompute the Merkle tree from the stored entries; exit 1 naming the first bad index."""
     from rich.progress import Progress
 
-    from gateway.tlog import tree_size
     from gateway.transparency.audit import audit_log
     from gateway.transparency.service import log_vkey
+    from gateway.transparency.tlog import tree_size
 
     runtime = open_runtime()
     vkey = log_vkey(runtime.settings.log_origin, runtime.signer.log_key)

@@ -22,7 +22,7 @@ from gateway.measures.service import CHUNK, standing_facts
 from gateway.models import Agency as AgencyRow
 from gateway.models import Enterprise
 from gateway.signing import GatewaySigner
-from gateway.tlog import root_hash, tree_size
+from gateway.transparency.tlog import root_hash, tree_size
 
 MANIFEST_TYP = "gateway-snapshot-manifest+jws"
 

@@ -16,6 +16,7 @@ from gateway.access.routes import authenticated, caller_with
 from gateway.errors import BadRequest, NotFound, PayloadTooLarge, UnsupportedMediaType
 from gateway.logs import log_event
 from gateway.models import LogEntry
+from gateway.publishing.orchestration import publish
 from gateway.publishing.service import Outcome, Publisher
 from gateway.routing import DirectRoute
 from gateway.runtime import Runtime, get_runtime
@@ -179,7 +180,7 @@ async def publish_messages(request: Request) -> Response:
     too_big = [i for i, raw in enumerate(raws) if len(raw) > limits.max_body_bytes]
     with request.app.state.metrics.publish_seconds.labels("batch").time():
         outcomes = await run_in_threadpool(
-            runtime.publish, raws, too_big, [caller.agency_id] * len(raws)
+            publish, runtime, raws, too_big, [caller.agency_id] * len(raws)
         )
     count_outcomes(request, outcomes, caller.agency_id)
     out = {

@@ -31,7 +31,7 @@ from gateway.ledger.state import (
 from gateway.models import AgencyKey, LedgerChange, LogEntry, PublishRight, table_of
 from gateway.publishing.verify import KeyCache, KeyRecord, Verified, peek_kid, verify_message
 from gateway.signing import RECEIPT_TYP, GatewaySigner
-from gateway.tlog import Appender
+from gateway.transparency.tlog import Appender
 from keys.jws import JWSError, ParsedJWS, parse_compact
 
 

@@ -18,7 +18,7 @@ from contracts.registry import MESSAGE_TYPES
 from gateway.errors import BadRequest, Conflict, NotFound, check_uscc
 from gateway.models import Agency, AgencyKey, LogEntry, PublishRight
 from gateway.signing import ENTRY_TYP, GatewaySigner
-from gateway.tlog import Appender
+from gateway.transparency.tlog import Appender
 from keys.suites import InvalidKeyError, UnknownSuiteError, get_suite
 
 ROLES = (

@@ -26,8 +26,8 @@ from gateway.measures.service import standing_facts
 from gateway.models import Agency, Checkpoint, Cosignature, Draw, Enterprise, LogEntry
 from gateway.registry.service import append_gateway_entry
 from gateway.signing import GatewaySigner
-from gateway.tlog import Appender
 from gateway.transparency.checkpoints import with_cosignatures
+from gateway.transparency.tlog import Appender
 from keys.draw_records import (
     COMPLETED_TYPE,
     REQUESTED_TYPE,

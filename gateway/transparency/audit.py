@@ -15,7 +15,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from gateway.models import Checkpoint, LogEntry, TreeNode
-from gateway.tlog import tree_size
+from gateway.transparency.tlog import tree_size
 from keys import merkle, note
 
 CHUNK = 5000

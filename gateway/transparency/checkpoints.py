@@ -7,8 +7,8 @@ from sqlalchemy.orm import Session
 
 from gateway.models import Checkpoint, Cosignature
 from gateway.runtime import Runtime
-from gateway.tlog import tree_size
 from gateway.transparency import service
+from gateway.transparency.tlog import tree_size
 from keys import note
 
 

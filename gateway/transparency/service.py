@@ -20,7 +20,7 @@ from sqlalchemy.orm import Session
 
 from gateway.errors import BadRequest, NotFound
 from gateway.models import Checkpoint, LogEntry
-from gateway.tlog import (
+from gateway.transparency.tlog import (
     consistency_proof,
     inclusion_proof,
     leaf_and_inclusion_proof,

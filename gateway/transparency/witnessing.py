@@ -16,8 +16,8 @@ from sqlalchemy.orm import Session
 from gateway.models import Checkpoint, Cosignature, WitnessStatus
 from gateway.runtime import Runtime
 from gateway.settings import WitnessConfig
-from gateway.tlog import consistency_proof
 from gateway.transparency.checkpoints import latest_checkpoint
+from gateway.transparency.tlog import consistency_proof
 from keys import note
 
 

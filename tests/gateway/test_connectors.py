@@ -47,7 +47,7 @@ from gateway.clock import FixedClock
 from gateway.delivery.worker import make_client, run_once
 from gateway.models import Delivery, Enterprise
 from gateway.runtime import Runtime
-from gateway.tlog import root_hash
+from gateway.transparency.tlog import root_hash
 from keys import jws
 from keys.jwks import key_from_jwks
 

@@ -11,6 +11,7 @@ from gateway_factories import Publisher, publish, register_publisher, snapshot
 from contracts.registry import parse_json
 from gateway.clock import FixedClock
 from gateway.measures.feedback import add_working_days
+from gateway.publishing.orchestration import publish as publish_messages
 from gateway.runtime import Runtime
 from keys.jws import parse_compact
 
@@ -144,7 +145,9 @@ def test_feedback_may_answer_a_decision_published_in_the_same_transaction(
         "measure.applied",
         make_measure(decision_message_id=revocation_id, measure_code="bank.credit_review"),
     )
-    outcomes = runtime.publish([revocation, measure])  # one transaction, as a group commits
+    outcomes = publish_messages(
+        runtime, [revocation, measure]
+    )  # one transaction, as a group commits
     assert [o.status for o in outcomes] == [201, 201]
 
 

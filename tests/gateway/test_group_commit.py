@@ -13,6 +13,7 @@ from gateway_factories import Publisher, snapshot
 
 from contracts.uscc import complete_uscc
 from gateway.groups import GroupWorker
+from gateway.publishing.orchestration import publish as publish_messages
 from gateway.publishing.service import Outcome, group_publisher
 from gateway.runtime import Runtime
 
@@ -30,16 +31,14 @@ def test_concurrent_publishes_get_gapless_indexes_and_all_commit(
     ]
     before = snapshot(runtime)["log_size"]
     groups: list[int] = []
-    real = runtime.publish
 
     def counted(
         raws: Sequence[bytes], *rest: Sequence[int] | Sequence[str | None]
     ) -> list[Outcome]:
         groups.append(len(raws))
-        return real(raws, *rest)  # type: ignore[arg-type]
+        return publish_messages(runtime, raws, *rest)  # type: ignore[arg-type]
 
-    runtime.publish = counted  # type: ignore[method-assign]
-    publisher = group_publisher(runtime.publish)
+    publisher = group_publisher(counted)
 
     async def all_at_once() -> list[Outcome]:
         return await asyncio.gather(

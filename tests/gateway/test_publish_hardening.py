@@ -38,6 +38,8 @@ from gateway.clock import FixedClock
 from gateway.migrate import alembic_config, upgrade
 from gateway.models import Enterprise
 from gateway.publishing import service
+from gateway.publishing.orchestration import publish as publish_messages
+from gateway.publishing.orchestration import publish_context
 from gateway.publishing.service import Outcome, publish_batch
 from gateway.runtime import Runtime
 from gateway.settings import Settings
@@ -167,7 +169,7 @@ def test_an_item_the_gateway_fails_on_fails_alone(
     assert snapshot(runtime)["log_size"] == before + 5
     # single publishes grouped in one transaction (what the publishing thread hands over)
     again = [authority.message("enterprise.registered", subject=poison), tokens[0]]
-    outcomes = runtime.publish(again, callers=[authority.agency_id] * 2)
+    outcomes = publish_messages(runtime, again, callers=[authority.agency_id] * 2)
     assert [o.status for o in outcomes] == [500, 200]
 
 
@@ -236,20 +238,20 @@ def test_a_publish_waiting_for_the_log_sees_what_committed_before_it(
             ["enterprise.registered", "grade.awarded", "grade.renewed", "grade.revoked"],
         )
         setup = [authority.message(t) for t in ("enterprise.registered", "grade.awarded")]
-        assert [o.status for o in runtime.publish(setup)] == [201, 201]
+        assert [o.status for o in publish_messages(runtime, setup)] == [201, 201]
         revoke = authority.message("grade.revoked", make_revocation())
         renew = authority.message("grade.renewed", make_renewal())
         with ThreadPoolExecutor(1) as pool:
             with runtime.db.transaction() as session:
-                held = publish_batch(session, [revoke], runtime.publish_context(), clock.now())
+                held = publish_batch(session, [revoke], publish_context(runtime), clock.now())
                 assert [o.status for o in held] == [201]
-                racing = pool.submit(runtime.publish, [renew])
+                racing = pool.submit(publish_messages, runtime, [renew])
                 _wait_for_a_lock_waiter(pg_settings.effective_database_url)
             outcomes: Sequence[Outcome] = racing.result(timeout=30)
         assert outcomes[0].status == 422
         assert outcomes[0].error is not None
         assert outcomes[0].error.code == "invalid_transition"
-        state = runtime.publish([renew])[0]
+        state = publish_messages(runtime, [renew])[0]
         assert state.status == 422  # still revoked: the renewal was never applied
         with runtime.db.reader() as session:
             from gateway.models import Enterprise
@@ -274,7 +276,7 @@ def test_a_refused_message_naming_an_unstorable_id_fails_alone(
         )
     bad = revoked.message("enterprise.registered", id="\x00" * 36)
     good = authority.message("enterprise.registered")
-    outcomes = runtime.publish([bad, good], callers=["fj-lost", authority.agency_id])
+    outcomes = publish_messages(runtime, [bad, good], callers=["fj-lost", authority.agency_id])
     assert [o.status for o in outcomes] == [401, 201]
     assert outcomes[0].error is not None
     assert outcomes[0].error.code == "key_revoked"

@@ -12,6 +12,7 @@ from gateway_factories import Publisher, allow_query, bearer, publish, register_
 from sqlalchemy import select
 
 from gateway.models import AccessRecord
+from gateway.publishing.orchestration import publish as publish_messages
 from gateway.runtime import Runtime
 
 Record = tuple[str | None, str | None, str, str | None, str]
@@ -221,7 +222,7 @@ def test_an_attested_answer_and_its_log_size_come_from_one_snapshot_on_postgresq
     def racing(session: Any, rows: Any) -> None:  # runs after the reads, before the size
         if raced:
             sizes.append(log_size(runtime))
-            assert [o.status for o in runtime.publish([raced.pop(0)])] == [201]
+            assert [o.status for o in publish_messages(runtime, [raced.pop(0)])] == [201]
         record_accesses(session, rows)
 
     try:
@@ -229,7 +230,9 @@ def test_an_attested_answer_and_its_log_size_come_from_one_snapshot_on_postgresq
             ("enterprise.registered", make_registration()),
             ("grade.awarded", make_award()),
         ):
-            assert [o.status for o in runtime.publish([authority.message(*data)])] == [201]
+            assert [o.status for o in publish_messages(runtime, [authority.message(*data)])] == [
+                201
+            ]
         monkeypatch.setattr(service, "record_accesses", racing)
         bank = bearer(runtime, "fj-cib", "query")
         with TestClient(create_app(pg_settings, clock=clock)) as client:

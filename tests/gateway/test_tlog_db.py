@@ -5,7 +5,13 @@ from __future__ import annotations
 import random
 
 from gateway.runtime import Runtime
-from gateway.tlog import Appender, consistency_proof, inclusion_proof, root_hash, tree_size
+from gateway.transparency.tlog import (
+    Appender,
+    consistency_proof,
+    inclusion_proof,
+    root_hash,
+    tree_size,
+)
 from keys import merkle
 
 
