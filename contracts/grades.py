@@ -8,16 +8,19 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 from datetime import date, timedelta
 from enum import StrEnum
+from typing import Any
 
 from contracts.dates import add_months, date_field
 from contracts.errors import TransitionError
 from contracts.policy import Policy
 
 __all__ = [
+    "EVENT_DATE_FIELD",
     "GradeState",
     "GradeStatus",
     "TransitionError",
     "apply_grade_event",
+    "decision_facts",
     "level_rank",
 ]
 
@@ -27,6 +30,15 @@ _ONE_DAY = timedelta(days=1)
 # §3: expired → active only by a new award), so a refusal after the lapse says what to do.
 _RECORD_EXPIRY = "publish its grade.expired first, then a new grade.awarded"
 _LADDER = {"1": 1, "2": 2, "3": 3}  # 一级 > 二级 > 三级
+# The date a grade event speaks for: an award or renewal from its announcement, a downgrade
+# or revocation from its decision, an expiry from the day it is found.
+EVENT_DATE_FIELD = {
+    "grade.awarded": "announced_on",
+    "grade.renewed": "announced_on",
+    "grade.downgraded": "decided_on",
+    "grade.revoked": "decided_on",
+    "grade.expired": "expired_on",
+}
 
 
 class GradeStatus(StrEnum):
@@ -279,3 +291,28 @@ _HANDLERS: dict[str, Callable[[GradeState, Mapping[str, object], Policy], GradeS
     "grade.revoked": _revoke,
     "grade.expired": _expire,
 }
+
+
+_DECISION_FIELDS = (
+    "announcement_no",
+    "announced_on",
+    "decision_no",
+    "decided_on",
+    "reason_code",
+    "reapply_after",
+    "expired_on",
+    "related_message_ids",
+)
+
+
+def decision_facts(envelope: Mapping[str, Any]) -> dict[str, Any]:
+    """What documents show of a grade's last decision (its number, date, reason), from the
+    message's envelope: kept on the enterprise row (`grade_decision`)."""
+    data = envelope["data"]
+    facts: dict[str, Any] = {
+        "type": str(envelope["type"]),
+        "message_id": str(envelope["id"]).lower(),
+        "issuer": str(envelope["issuer"]),
+    }
+    facts.update({name: data[name] for name in _DECISION_FIELDS if name in data})
+    return facts

@@ -40,6 +40,7 @@ from gateway.publishing.routes import publish_message
 from gateway.publishing.routes import router as publishing_router
 from gateway.publishing.service import group_publisher
 from gateway.queries.batcher import StandingQueries
+from gateway.queries.measures_routes import router as enterprise_measures_router
 from gateway.queries.routes import get_standing
 from gateway.queries.routes import router as queries_router
 from gateway.registry.routes import router as registry_router
@@ -160,6 +161,7 @@ def create_app(
     app.include_router(delivery_router)
     app.include_router(receipts_router)
     app.include_router(measures_router)
+    app.include_router(enterprise_measures_router)
     app.include_router(access_router)
     app.include_router(contracts_router)
     app.include_router(supervision_router)

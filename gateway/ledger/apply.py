@@ -22,6 +22,7 @@ from contracts.revocations import CauseError, check_causes
 from gateway.errors import Unprocessable
 from gateway.ledger.causes import cited_causes
 from gateway.ledger.feedback import record_measure
+from gateway.ledger.inspections import record_inspection
 from gateway.ledger.records import (
     add_listing,
     mark_rectification_overdue,
@@ -45,7 +46,6 @@ from gateway.ledger.state import (
     rules_on,
     touch,
 )
-from gateway.supervision.inspections import record_inspection
 
 
 def apply_message(session: Session, applied: Applied) -> None:

@@ -13,6 +13,7 @@ from sqlalchemy import bindparam, select
 from sqlalchemy.orm import Session
 
 from contracts.catalog import shipped_document
+from contracts.grades import EVENT_DATE_FIELD, decision_facts
 from contracts.ledgers import ACHIEVED, NEW, NOT_ACHIEVED
 from contracts.policy import Policy, policy_for
 from gateway.bulk import BulkInsert, BulkUpdate
@@ -20,14 +21,7 @@ from gateway.errors import Unprocessable
 from gateway.measures.catalog import active_catalog
 from gateway.models import Enterprise, table_of
 
-__all__ = ["ACHIEVED", "NEW", "NOT_ACHIEVED"]
-EVENT_DATE_FIELD = {
-    "grade.awarded": "announced_on",
-    "grade.renewed": "announced_on",
-    "grade.downgraded": "decided_on",
-    "grade.revoked": "decided_on",
-    "grade.expired": "expired_on",
-}
+__all__ = ["ACHIEVED", "EVENT_DATE_FIELD", "NEW", "NOT_ACHIEVED", "decision_facts"]
 
 
 class BatchMessage(NamedTuple):
@@ -196,31 +190,6 @@ def touch(ent: EnterpriseState, applied: Applied) -> None:
     ent.updated_at = applied.now
     ent.last_index = applied.index
     ent.changed = True
-
-
-_DECISION_FIELDS = (
-    "announcement_no",
-    "announced_on",
-    "decision_no",
-    "decided_on",
-    "reason_code",
-    "reapply_after",
-    "expired_on",
-    "related_message_ids",
-)
-
-
-def decision_facts(envelope: Mapping[str, Any]) -> dict[str, Any]:
-    """What documents show of a grade's last decision (its number, date, reason), from the
-    message's envelope: kept on the enterprise row (`grade_decision`)."""
-    data = envelope["data"]
-    facts: dict[str, Any] = {
-        "type": str(envelope["type"]),
-        "message_id": str(envelope["id"]).lower(),
-        "issuer": str(envelope["issuer"]),
-    }
-    facts.update({name: data[name] for name in _DECISION_FIELDS if name in data})
-    return facts
 
 
 def scheme_codes(session: Session) -> frozenset[str]:

@@ -13,11 +13,10 @@ from sqlalchemy.orm import Session
 
 from connectors.facts import EnterpriseFacts, ListEntry
 from contracts.dates import add_months, date_field
-from contracts.grades import GradeState, GradeStatus
+from contracts.grades import EVENT_DATE_FIELD, GradeState, GradeStatus, decision_facts
 from contracts.ledgers import ACHIEVED, NEW, NOT_ACHIEVED, grade_held_on, status_on
 from contracts.measures import Standing, applicable
-from gateway.errors import NotFound
-from gateway.ledger.state import EVENT_DATE_FIELD, decision_facts
+from gateway.errors import BadRequest, NotFound
 from gateway.measures.catalog import active_catalog
 from gateway.models import Accident, Enterprise, Listing, LogEntry
 from keys.jws import parse_compact
@@ -69,6 +68,22 @@ def _facts_statement(where: ColumnElement[bool]) -> Select[Any]:
 _FACTS_ONE = _facts_statement(Enterprise.uscc == bindparam("uscc"))
 _FACTS_MANY = _facts_statement(Enterprise.uscc.in_(bindparam("codes", expanding=True)))
 CHUNK = 500  # codes per IN list
+
+
+EARLIEST = dt.date.min + dt.timedelta(days=366)  # the measures look back 12 months from `on`
+
+
+def day_asked(on: str | None, today: dt.date) -> dt.date:
+    """The day a measures request asks about (`on`, default today); 400 invalid_date."""
+    if on is None:
+        return today
+    try:
+        day = dt.date.fromisoformat(on)
+    except ValueError as exc:
+        raise BadRequest("invalid_date", f"on must be a date like 2026-06-01, not {on!r}") from exc
+    if day < EARLIEST:
+        raise BadRequest("invalid_date", f"on must be {EARLIEST.isoformat()} or later")
+    return day
 
 
 def unknown_enterprise(uscc: str) -> NotFound:

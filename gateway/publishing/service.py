@@ -215,19 +215,7 @@ def _accept_one(
             batch.known.get(subject),
         )
     )
-    receipt = ctx.signer.sign(
-        {
-            "message_id": item.message_id,
-            "index": index,
-            "leaf_hash": leaf.hex(),
-            "accepted_at": now.isoformat(),
-            "issuer": item.envelope["issuer"],
-            "type": item.envelope["type"],
-            "subject": subject,
-            "log": ctx.log_origin,
-        },
-        RECEIPT_TYP,
-    )
+    receipt = sign_receipt(ctx, item, index, leaf, now)
     batch.entries.append(
         {
             "idx": index,
@@ -249,6 +237,27 @@ def _accept_one(
         subject, message_type, item.issued_at, item.envelope["data"]
     )
     return _outcome(201, stored, message_type)
+
+
+def sign_receipt(
+    ctx: PublishContext, item: Verified, index: int, leaf: bytes, now: dt.datetime
+) -> str:
+    """The gateway's receipt of an accepted message (protocol.md §2): a compact JWS by the
+    receipt key over its id, log index, leaf hash (hex), acceptance time, issuer, type,
+    subject and the log's origin."""
+    return ctx.signer.sign(
+        {
+            "message_id": item.message_id,
+            "index": index,
+            "leaf_hash": leaf.hex(),
+            "accepted_at": now.isoformat(),
+            "issuer": item.envelope["issuer"],
+            "type": item.envelope["type"],
+            "subject": str(item.envelope["subject"]),
+            "log": ctx.log_origin,
+        },
+        RECEIPT_TYP,
+    )
 
 
 def _outcome(status: int, entry: StoredEntry | LogEntry, message_type: str | None) -> Outcome:
