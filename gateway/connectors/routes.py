@@ -21,6 +21,7 @@ from gateway.access.tokens import Caller
 from gateway.connectors.snapshots import write_snapshot
 from gateway.errors import Forbidden, GatewayError, NotFound
 from gateway.queries.service import record_access_alone, roles_of
+from gateway.registry.rights import subscribe_views
 from gateway.runtime import Runtime, get_runtime
 from gateway.streaming import BoundedStream
 
@@ -93,14 +94,30 @@ Subscriber = Annotated[Caller, Depends(caller_with("subscribe"))]
 
 
 def require_snapshot_reader(session: Session, caller: Caller) -> None:
-    """Snapshots are the market regulator connector's output: for agencies with its role (as a
-    subscription through the connector is) and for operators (scope `admin`)."""
-    role = CONNECTORS["market_regulator"].role
-    if "admin" not in caller.scopes and role not in roles_of(session, caller.agency_id):
+    """Snapshots are the market regulator connector's output, so they obey what a subscription
+    through the connector needs: the connector's role and the whole subscribe right of every
+    type its records are made from (issue 20 finding 7: with those rights withdrawn, no
+    snapshot). Operators (scope `admin`) read them all."""
+    if "admin" in caller.scopes:
+        return
+    connector = CONNECTORS["market_regulator"]
+    if connector.role not in roles_of(session, caller.agency_id):
         raise Forbidden(
             "view_not_permitted",
-            f"market regulator snapshots are for agencies with role {role}; "
+            f"market regulator snapshots are for agencies with role {connector.role}; "
             f"{caller.agency_id} has not",
+        )
+    views = subscribe_views(session, [caller.agency_id])
+    missing = sorted(
+        t
+        for t in connector.types
+        if (caller.agency_id, t) not in views or views[(caller.agency_id, t)].fields is not None
+    )
+    if missing:
+        raise Forbidden(
+            "not_permitted",
+            f"a snapshot holds what {', '.join(missing)} say; {caller.agency_id} may not "
+            "subscribe to all of them whole (the connector's rights)",
         )
 
 

@@ -131,17 +131,23 @@ def test_snapshots_are_for_the_market_regulator_and_each_download_is_recorded(
     client: TestClient, runtime: Runtime, authority: Publisher
 ) -> None:
     from contract_factories import make_registration
-    from gateway_factories import bearer, publish
+    from gateway_factories import allow_subscribe, bearer, publish
+
+    from connectors import CONNECTORS
 
     assert publish(client, authority.message("enterprise.registered", make_registration()))
     assert client.post("/v1/connectors/market_regulator/snapshots").status_code == 201
     register_publisher(runtime, "fj-ins", [], roles=["insurer"])
     register_publisher(runtime, "fj-scjg", [], roles=["market_regulator"])
     url = "/v1/connectors/market_regulator/snapshots"
+    # issue 20 finding 7: without the connector's subscribe rights, no snapshot either
+    regulator = bearer(runtime, "fj-scjg", "subscribe")
+    bare = client.get(url, headers=regulator)
+    assert (bare.status_code, bare.json()["code"]) == (403, "not_permitted")
+    allow_subscribe(runtime, "fj-scjg", sorted(CONNECTORS["market_regulator"].types))
     insurer = bearer(runtime, "fj-ins", "subscribe")
     listing = client.get(url, headers=insurer)
     assert (listing.status_code, listing.json()["code"]) == (403, "view_not_permitted")
-    regulator = bearer(runtime, "fj-scjg", "subscribe")
     name = client.get(url, headers=regulator).json()["snapshots"][0]["data"]
     stolen = client.get(f"{url}/{name}", headers=insurer)
     assert (stolen.status_code, stolen.json()["code"]) == (403, "view_not_permitted")
@@ -153,6 +159,7 @@ def test_snapshots_are_for_the_market_regulator_and_each_download_is_recorded(
         )
         seen = [(r.agency_id, r.purpose, r.result) for r in rows]
     assert seen == [
+        ("fj-scjg", "snapshot list", "not_permitted"),
         ("fj-ins", "snapshot list", "view_not_permitted"),
         ("fj-ins", f"snapshot {name}", "view_not_permitted"),
         ("fj-scjg", f"snapshot {name}", "ok"),

@@ -758,6 +758,7 @@ def test_market_regulator_snapshot_with_a_signed_manifest(
         )
     publish(client, authority.message("grade.awarded", make_award(), subject=codes[0]))
     register(runtime, "fj-scjg", [], roles=["market_regulator"])  # snapshots are its own
+    allow_subscribe(runtime, "fj-scjg", sorted(CONNECTORS["market_regulator"].types))
     manifest = client.post("/v1/connectors/market_regulator/snapshots")
     assert manifest.status_code == 201, manifest.text
     claims = manifest.json()
