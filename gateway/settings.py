@@ -141,6 +141,9 @@ class Settings(BaseSettings):
     database: DatabaseSettings = Field(default_factory=DatabaseSettings)
     streams: StreamSettings = Field(default_factory=StreamSettings)
     supervision: SupervisionSettings = Field(default_factory=SupervisionSettings)
+    # Proxies whose X-Forwarded-For / -Proto the server trusts (uvicorn's forwarded_allow_ips,
+    # e.g. "127.0.0.1" or "10.0.0.5,10.0.0.6"); empty: none, the headers are ignored.
+    forwarded_allow_ips: str = ""
 
     @model_validator(mode="after")
     def _refuse_placeholder_passphrase(self) -> Settings:

@@ -34,7 +34,9 @@ def token_audience(request: Request, runtime: Runtime) -> str | None:
     base = runtime.settings.public_url
     if base:
         return base.rstrip("/") + "/v1/oauth/token"
-    scheme = request.scope.get("scheme", "http")
+    # The socket is plain HTTP (TLS ends at a proxy, which needs GATEWAY_PUBLIC_URL): never the
+    # scheme a request claims, which X-Forwarded-Proto could set (issue 20 finding 10).
+    scheme = "http"
     server = request.scope.get("server")
     if not server:
         return None

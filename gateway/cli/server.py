@@ -70,6 +70,9 @@ def serve(
         workers=workers,
         log_level="info",
         access_log=False,
+        # forwarded headers only from the proxies named (uvicorn trusts 127.0.0.1 by default)
+        proxy_headers=bool(cfg.forwarded_allow_ips),
+        forwarded_allow_ips=cfg.forwarded_allow_ips or None,
     )
 
 

@@ -208,3 +208,56 @@ def test_the_cli_refuses_a_view_that_names_no_field(
     assert json.loads(rights.output)["query"] == {}
     granted = runner.invoke(app, ["agency", "grant", "fj-cib", "--query", "standing=grade.level"])
     assert granted.exit_code == 0, granted.output
+
+
+def test_forwarded_headers_never_change_the_audience(
+    settings: Any, clock: Any, bank: Publisher, runtime: Runtime
+) -> None:
+    """Issue 20 finding 10: uvicorn trusts X-Forwarded-Proto from 127.0.0.1 by default, and an
+    assertion for https://… (or ws://…) was accepted. The audience is the listening socket's,
+    plain http, whatever a request claims; `gateway serve` trusts forwarded headers only from
+    GATEWAY_FORWARDED_ALLOW_IPS."""
+    import httpx
+    from loopback import serving
+
+    from gateway.app import create_app
+
+    with serving(create_app(settings, clock=clock)) as base:
+        host = base.removeprefix("http://")
+        now = int(runtime.clock.now().timestamp())
+
+        def login_over(aud: str, proto: str) -> httpx.Response:
+            claims = {"iss": "fj-cib", "sub": "fj-cib", "aud": aud, "iat": now}
+            claims |= {"exp": now + 60, "jti": str(uuid.uuid4())}
+            assertion = sign_compact(json.dumps(claims).encode(), bank.key, typ="JWT")
+            form = {
+                "grant_type": "client_credentials",
+                "client_assertion_type": ASSERTION_TYPE,
+                "client_assertion": assertion,
+            }
+            return httpx.post(
+                f"{base}/v1/oauth/token", data=form, headers={"x-forwarded-proto": proto}
+            )
+
+        for scheme in ("https", "ws"):
+            forged = login_over(f"{scheme}://{host}/v1/oauth/token", scheme)
+            assert (forged.status_code, forged.json()["code"]) == (401, "wrong_audience")
+        assert login_over(f"http://{host}/v1/oauth/token", "https").status_code == 200
+
+
+def test_gateway_serve_trusts_forwarded_headers_only_from_the_proxies_named(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Any
+) -> None:
+    import uvicorn
+    from typer.testing import CliRunner
+
+    from gateway.cli import app
+
+    seen: dict[str, Any] = {}
+    monkeypatch.setattr(uvicorn, "run", lambda *args, **kwargs: seen.update(kwargs))
+    monkeypatch.setenv("GATEWAY_DATA_DIR", str(tmp_path))
+    assert CliRunner().invoke(app, ["serve", "--port", "8765"]).exit_code == 0
+    assert (seen["proxy_headers"], seen["forwarded_allow_ips"]) == (False, None)
+    monkeypatch.setenv("GATEWAY_FORWARDED_ALLOW_IPS", "10.0.0.5")
+    assert CliRunner().invoke(app, ["serve", "--port", "8765"]).exit_code == 0
+    assert (seen["proxy_headers"], seen["forwarded_allow_ips"]) == (True, "10.0.0.5")
