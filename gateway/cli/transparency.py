@@ -92,23 +92,52 @@ def publish(
         raise typer.Exit(1)
 
 
-def audit(as_json: JsonFlag = False) -> None:
-    """Recompute the Merkle tree from the stored entries; exit 1 naming the first bad index."""
+def audit(
+    checkpoint: Annotated[
+        list[Path] | None,
+        typer.Option(
+            "--checkpoint",
+            help="A checkpoint held outside the database (a signed note an agency or a "
+            "witness kept); the log must contain it. Repeatable.",
+        ),
+    ] = None,
+    as_json: JsonFlag = False,
+) -> None:
+    """Recompute the Merkle tree, the entries' columns and receipts from the stored entries,
+    and check them against the stored checkpoints, the witnesses' cosignatures and any
+    checkpoint held outside; exit 1 naming the first bad index."""
     from rich.progress import Progress
 
-    from gateway.transparency.audit import audit_log
+    from gateway.transparency.audit import Outside, WitnessKey, audit_log
     from gateway.transparency.service import log_vkey
     from gateway.transparency.tlog import tree_size
+    from keys import note
 
+    outside = []
+    for path in checkpoint or []:
+        try:
+            outside.append(Outside(path.read_text(encoding="utf-8"), str(path)))
+        except (OSError, UnicodeError) as exc:
+            raise fail(f"cannot read the checkpoint {path}: {exc}") from exc
     runtime = open_runtime()
     vkey = log_vkey(runtime.settings.log_origin, runtime.signer.log_key)
+    witnesses = []
+    for endpoint in runtime.settings.witnesses.endpoints:
+        parsed = note.parse_vkey(endpoint.vkey)
+        witnesses.append(WitnessKey(parsed.name, parsed.public_key))
     try:
         with runtime.db.reader() as session:
             size = tree_size(session)
             with Progress(console=err, transient=True, disable=as_json) as progress:
                 task = progress.add_task("auditing the log", total=size)
                 report = audit_log(
-                    session, log_vkey=vkey, progress=lambda n: progress.advance(task, n)
+                    session,
+                    log_vkey=vkey,
+                    progress=lambda n: progress.advance(task, n),
+                    receipt_key=runtime.signer.receipt_key.public_key,
+                    origin=runtime.settings.log_origin,
+                    outside=outside,
+                    witnesses=witnesses,
                 )
     finally:
         runtime.close()

@@ -9,7 +9,7 @@ import pytest
 from contract_factories import make_registration
 from fastapi.testclient import TestClient
 from gateway_factories import Publisher, publish_many
-from sqlalchemy import delete, select, update
+from sqlalchemy import delete, func, select, update
 from sqlalchemy.orm import Session
 from typer.testing import CliRunner
 
@@ -151,3 +151,122 @@ def test_inserted_entry_is_named(
     report = audited()
     assert report["first_bad_index"] == report["size"]
     assert "inserted" in str(report["problems"])
+
+
+# --- issue 20 finding 14: the database checked against more than itself ----------------------
+
+
+def test_derived_columns_are_recomputed_from_the_jws(
+    audited: Callable[[], dict[str, object]], runtime: Runtime
+) -> None:
+    with runtime.db.reader() as session:
+        entry = session.get(LogEntry, 10)
+        assert entry is not None
+        kept = {"type": entry.type, "subject": entry.subject}
+    for column, value in (("type", "grade.awarded"), ("subject", "91350900587527783P")):
+        _tamper(
+            runtime,
+            lambda s, c=column, v=value: s.execute(
+                update(LogEntry).where(LogEntry.idx == 10).values({c: v})
+            ),
+        )
+        report = audited()
+        assert report["first_bad_index"] == 10
+        assert f"column {column}" in str(report["problems"])
+        _tamper(
+            runtime,
+            lambda s: s.execute(update(LogEntry).where(LogEntry.idx == 10).values(kept)),
+        )
+    assert audited()["ok"] is True
+
+
+def test_a_receipt_rewritten_or_taken_from_another_entry_is_named(
+    audited: Callable[[], dict[str, object]], runtime: Runtime
+) -> None:
+    def borrow(session: Session) -> None:
+        other = session.scalar(select(LogEntry.receipt).where(LogEntry.idx == 14))
+        session.execute(update(LogEntry).where(LogEntry.idx == 13).values(receipt=other))
+
+    _tamper(runtime, borrow)
+    report = audited()
+    assert report["first_bad_index"] == 13
+    assert "receipt" in str(report["problems"])
+
+
+def rewrite_history(runtime: Runtime, client: TestClient) -> int:
+    """What a database administrator could do: rewrite a gateway entry (no receipt to give it
+    away) with other signature bytes, recompute every tree node and the head, delete the
+    stored checkpoints; returns the entry's index."""
+    from gateway.models import Checkpoint, LogHead, TreeNode
+    from gateway.transparency.tlog import Appender
+    from keys.merkle import leaf_hash
+
+    with runtime.db.reader() as session:
+        target = session.scalar(select(func.min(LogEntry.idx)).where(LogEntry.kind == "gateway"))
+    assert target is not None
+
+    def change(session: Session) -> None:
+        tokens = list(session.scalars(select(LogEntry.jws).order_by(LogEntry.idx)))
+        forged = tokens[target][:-8] + b"AAAAAAAA"
+        session.execute(
+            update(LogEntry)
+            .where(LogEntry.idx == target)
+            .values(jws=forged, leaf_hash=leaf_hash(forged))
+        )
+        tokens[target] = forged
+        session.execute(delete(TreeNode))
+        session.execute(delete(Checkpoint))
+        session.execute(update(LogHead).values(size=0))
+        appender = Appender(session)
+        for token in tokens:
+            appender.append(token)
+        appender.finish()
+
+    _tamper(runtime, change)
+    return target
+
+
+def test_a_log_rewritten_with_its_nodes_passes_alone_but_not_an_outside_checkpoint(
+    audited: Callable[[], dict[str, object]],
+    runtime: Runtime,
+    client: TestClient,
+    tmp_path: pytest.TempPathFactory,
+) -> None:
+    kept = client.get("/v1/log/checkpoint").text  # what an agency kept from before
+    path = tmp_path / "kept.checkpoint"  # type: ignore[operator]
+    path.write_text(kept, encoding="utf-8")
+    rewritten = rewrite_history(runtime, client)
+    assert audited()["ok"] is True  # on itself the database is consistent
+
+    result = CliRunner().invoke(app, ["audit", "--json", "--checkpoint", str(path)])
+    report = json.loads(result.output)
+    assert result.exit_code == 1
+    assert any(f"{path}: the log's root" in p["problem"] for p in report["problems"])
+    assert report["first_bad_index"] >= rewritten
+
+
+def test_cut_off_entries_fail_against_an_outside_checkpoint(
+    audited: Callable[[], dict[str, object]],
+    runtime: Runtime,
+    client: TestClient,
+    tmp_path: pytest.TempPathFactory,
+) -> None:
+    from gateway.models import Checkpoint, LogHead, TreeNode
+
+    kept = client.get("/v1/log/checkpoint").text
+    path = tmp_path / "kept.checkpoint"  # type: ignore[operator]
+    path.write_text(kept, encoding="utf-8")
+
+    def cut(session: Session) -> None:
+        size = session.scalar(select(LogHead.size))
+        assert size is not None
+        session.execute(delete(LogEntry).where(LogEntry.idx >= size - 3))
+        session.execute(delete(Checkpoint))
+        session.execute(delete(TreeNode).where(TreeNode.idx >= 0).where(TreeNode.level > 30))
+        session.execute(update(LogHead).values(size=size - 3))
+
+    _tamper(runtime, cut)
+    result = CliRunner().invoke(app, ["audit", "--json", "--checkpoint", str(path)])
+    report = json.loads(result.output)
+    assert result.exit_code == 1
+    assert "truncated" in str(report["problems"])
