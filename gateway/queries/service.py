@@ -259,6 +259,9 @@ def _answer(
             for entry in lists
         ],
         "accidents_prior_year": list(standing.accident_classes),
+        "closure": {"closed_on": enterprise.closed_on.isoformat(), "closure": enterprise.closure}
+        if enterprise.closed_on is not None and enterprise.closed_on <= on
+        else None,
         "measures": {r: [m.as_dict() for m in ms] for r, ms in sorted(visible.items())},
     }
     return answer if view is None else view.project(answer, keep=("uscc",))

@@ -46,6 +46,7 @@ STANDING_FIELDS = (
     *(f"grade.{f}" for f in GRADE_FIELDS),
     "lists",
     "accidents_prior_year",
+    "closure",
     "measures",
 )
 GRADE_TYPES = tuple(t for t in MESSAGE_TYPES if t.startswith("grade."))

@@ -142,3 +142,23 @@ def test_a_grade_past_its_validity_is_answered_lapsed_before_its_expiry_is_publi
     assert grade_and_bank_measures()[0] == "active"
     runtime.clock.advance(days=1)  # lapsed
     assert grade_and_bank_measures() == ("expired", "2026-12-31", set())
+
+
+def test_a_closed_enterprise_s_standing_says_so_and_carries_no_measure(
+    client: TestClient, bank_headers: dict[str, str], authority: Publisher
+) -> None:
+    before = client.get(f"/v1/enterprises/{USCC}?purpose=review", headers=bank_headers)
+    assert before.json()["standing"]["closure"] is None
+    closure = {
+        "closed_on": "2026-10-30",
+        "closure": "licence_revoked",
+        "deciding_body": "宁德市市场监督管理局",
+    }
+    assert publish(client, authority.message("enterprise.closed", closure)).status_code == 201
+    standing = client.get(f"/v1/enterprises/{USCC}?purpose=review", headers=bank_headers).json()
+    assert standing["standing"]["closure"] == {
+        "closed_on": "2026-10-30",
+        "closure": "licence_revoked",
+    }
+    assert standing["standing"]["measures"] == {}  # no agency acts on a closed enterprise
+    assert standing["standing"]["ledger_status"] == "未达标"
