@@ -33,13 +33,14 @@ from gateway.cli.root import (
 from gateway.cli.server import demo, init, serve, worker
 from gateway.cli.subscription import subscription_app
 from gateway.cli.supervision import draw_app, supervision_app
+from gateway.cli.token import token
 from gateway.cli.transparency import audit, publish, verify
 from gateway.cli.uscc import uscc_app
 from gateway.cli.witness import witness_app
 
 # Typer lists the root's commands in the order they were registered, then its groups in the
 # order they were added.
-for _command in (init, serve, publish, audit, verify, worker, demo):
+for _command in (init, serve, publish, token, audit, verify, worker, demo):
     app.command()(_command)
 app.add_typer(agency_app, name="agency")
 app.add_typer(key_app, name="key")
@@ -92,6 +93,7 @@ __all__ = [
     "settings",
     "subscription_app",
     "supervision_app",
+    "token",
     "uscc_app",
     "verify",
     "witness_app",

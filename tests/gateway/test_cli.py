@@ -228,3 +228,54 @@ def test_publish_logs_in_with_the_key_and_publishes(
     body = json.loads(accepted.output)
     assert body["status"] == 201
     assert body["receipt"].count(".") == 2
+
+
+def test_token_prints_an_access_token_that_the_api_takes(
+    tmp_path: Path, runtime: Any, settings: Any, clock: Any
+) -> None:
+    """`gateway token AGENCY --key FILE`: the access token for curl (issue 22 §3)."""
+    import httpx
+    from loopback import serving
+
+    from gateway.access.tokens import grant_scopes
+    from gateway.app import create_app
+    from gateway.registry import service
+    from keys.store import read_key_file
+
+    key_file = tmp_path / "cib.pem"
+    assert runner.invoke(app, ["key", "generate", str(key_file)]).exit_code == 0
+    clock.at = dt.datetime.now(dt.UTC)  # the CLI signs its login with the real time
+    now = clock.now()
+    with runtime.db.transaction() as session:
+        service.add_agency(
+            session,
+            runtime.signer,
+            agency_id="fj-cib",
+            name="兴业银行",
+            uscc="91350100MA0000090X",
+            roles=["bank"],
+            now=now,
+        )
+        service.add_key(
+            session,
+            runtime.signer,
+            agency_id="fj-cib",
+            jwk=read_key_file(key_file).public_key.jwk(),
+            suite="ed25519",
+            now=now,
+            valid_from=now - dt.timedelta(days=1),
+        )
+        grant_scopes(session, runtime.signer, "fj-cib", ["ledger.read"], now)
+    with serving(create_app(settings, clock=clock)) as base:
+        args = ["token", "fj-cib", "--key", str(key_file), "--url", base, "--scope", "ledger.read"]
+        printed = runner.invoke(app, args)
+        assert printed.exit_code == 0, printed.output
+        token = printed.stdout.strip()
+        answer = httpx.get(f"{base}/v1/ledgers/basic", headers={"authorization": f"Bearer {token}"})
+        assert answer.status_code == 200, answer.text
+        described = json.loads(runner.invoke(app, [*args, "--json"]).stdout)
+        assert described["scope"] == "ledger.read"
+        assert dt.datetime.fromisoformat(described["expires_at"]) > dt.datetime.now(dt.UTC)
+        refused = runner.invoke(app, [*args[:-1], "publish"])
+        assert refused.exit_code == 1
+        assert "scope" in refused.output
