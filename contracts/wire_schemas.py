@@ -75,9 +75,10 @@ def cloud_event_schema(
             },
             "datacontenttype": {"const": "application/json"},
             "sequence": {
-                "description": "The message's log index, in decimal (CloudEvents `sequence`).",
+                "description": "The message's log index, decimal, zero-padded to 20 digits so "
+                "that it sorts as text (CloudEvents `sequence`).",
                 "type": "string",
-                "pattern": "^(0|[1-9][0-9]*)$",
+                "pattern": "^[0-9]{20}$",
             },
             "subseq": {
                 "description": "This subscription's own delivery count 1, 2, 3 …: a gap is a "

@@ -71,8 +71,9 @@ def cloud_event(
     jws: str | None,
     dataschema: str | None = None,
 ) -> bytes:
-    """CloudEvents 1.0 structured JSON; `sequence` is the log index, `leafhash` its leaf hash,
-    `subseq` the subscription's own consecutive count (a gap in it is a missed delivery)."""
+    """CloudEvents 1.0 structured JSON; `sequence` is the log index zero-padded to 20 digits,
+    `leafhash` its leaf hash, `subseq` the subscription's own consecutive count (a gap in it is
+    a missed delivery)."""
     event: dict[str, Any] = {
         "specversion": "1.0",
         "id": message_id,
@@ -81,7 +82,7 @@ def cloud_event(
         "subject": subject,
         "time": time,
         "datacontenttype": "application/json",
-        "sequence": str(sequence),
+        "sequence": f"{sequence:020d}",  # sorts as text (the extension's rule)
         "subseq": subseq,
         "leafhash": leaf_hash.hex(),
         "data": dict(data),

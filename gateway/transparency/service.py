@@ -7,7 +7,6 @@ latest checkpoint is never behind the newest committed entry).
 
 from __future__ import annotations
 
-import base64
 import datetime as dt
 import hashlib
 from dataclasses import dataclass
@@ -31,10 +30,6 @@ from keys import note
 from keys.suites import SigningKey
 
 MAX_ENTRIES = 1000
-
-
-def b64(raw: bytes) -> str:
-    return base64.b64encode(raw).decode()
 
 
 def sign_checkpoint(origin: str, size: int, root: bytes, log_key: SigningKey) -> str:
@@ -100,8 +95,8 @@ def inclusion(session: Session, index: int, size: int) -> dict[str, Any]:
     return {
         "index": index,
         "tree_size": size,
-        "leaf_hash": b64(leaf),
-        "inclusion_path": [b64(h) for h in proof],
+        "leaf_hash": leaf.hex(),
+        "inclusion_path": [h.hex() for h in proof],
     }
 
 
@@ -110,7 +105,7 @@ def consistency(session: Session, old: int, new: int) -> dict[str, Any]:
     if not 0 < old <= new:
         raise BadRequest("invalid_size", f"need 0 < first <= second, got {old} and {new}")
     proof = consistency_proof(session, old, new)
-    return {"first": old, "second": new, "consistency": [b64(h) for h in proof]}
+    return {"first": old, "second": new, "consistency": [h.hex() for h in proof]}
 
 
 def entries(session: Session, start: int, end: int) -> list[dict[str, Any]]:
@@ -127,7 +122,7 @@ def entries(session: Session, start: int, end: int) -> list[dict[str, Any]]:
             "kind": e.kind,
             "message_id": e.message_id,
             "type": e.type,
-            "leaf_hash": b64(e.leaf_hash),
+            "leaf_hash": e.leaf_hash.hex(),
             "jws": e.jws.decode(),
         }
         for e in rows

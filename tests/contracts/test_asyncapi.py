@@ -197,3 +197,30 @@ def test_a_view_contract_appears_among_the_schemas() -> None:
     assert "insurer.standing.v1.consumer" in doc["components"]["schemas"]
     assert doc["servers"]["gateway"]["pathname"] == "/base"
     assert spec_errors(doc) == []
+
+
+def test_a_delivered_event_meets_its_payload_and_its_sequence_sorts_as_text() -> None:
+    from gateway.delivery.webhooks import cloud_event
+
+    doc = document()
+    events = [
+        json.loads(
+            cloud_event(
+                source="test.gateway.example/log",
+                message_id="7cc31130-de06-44c1-8a2b-490cc20329a5",
+                message_type="grade.revoked",
+                subject="91350203AY4CL12T2P",
+                time="2026-12-07T08:48:01+00:00",
+                sequence=index,
+                subseq=1,
+                leaf_hash=hashlib.sha256(b"x").digest(),
+                data=data_for("grade.revoked", 2),
+                jws=None,
+            )
+        )
+        for index in (9, 10, 995, 1000)
+    ]
+    for event in events:
+        assert payload(doc, "delivery.grade.revoked.v2").is_valid(event), event
+    texts = [e["sequence"] for e in events]
+    assert sorted(texts) == texts  # "10" after "9": zero-padded, as the extension requires

@@ -131,7 +131,7 @@ def test_signed_cloudevent_verifies_with_standardwebhooks_and_by_hand(
     assert event["type"] == "grade.awarded"
     assert event["subject"] == A
     stored = client.get(f"/v1/messages/{event['id']}").json()
-    assert event["sequence"] == str(stored["index"])
+    assert event["sequence"] == f"{stored['index']:020d}"
     assert event["leafhash"] == stored["leaf_hash"]
     assert event["jws"] == stored["jws"]  # full view: the publisher's own signature travels
 
@@ -221,8 +221,9 @@ def test_pull_feed_with_cursor_and_acknowledgement(
     rest = client.get(f"/v1/subscriptions/{sub['id']}/feed?after={page['next']}").json()
     assert len(rest["items"]) == 2
     assert rest["has_more"] is False
-    sequences = [int(i["sequence"]) for i in page["items"] + rest["items"]]
-    assert sequences == sorted(sequences)
+    sequences = [i["sequence"] for i in page["items"] + rest["items"]]
+    assert sequences == sorted(sequences, key=int) == sorted(sequences)  # sorts as text too
+    assert all(len(s) == 20 for s in sequences)
     client.post(f"/v1/subscriptions/{sub['id']}/ack", json={"index": page["next"]})
     assert len(client.get(f"/v1/subscriptions/{sub['id']}/feed").json()["items"]) == 2
 

@@ -34,11 +34,11 @@ def log_client(client: TestClient, authority: Publisher) -> TestClient:
 def _leaf_hashes(client: TestClient, size: int) -> list[bytes]:
     entries = client.get(f"/v1/log/entries?start=0&end={size}").json()["entries"]
     assert [e["index"] for e in entries] == list(range(size))
-    for e in entries:  # the leaf is the exact JWS bytes
-        assert (
-            base64.b64decode(e["leaf_hash"]) == hashlib.sha256(b"\0" + e["jws"].encode()).digest()
-        )
-    return [base64.b64decode(e["leaf_hash"]) for e in entries]
+    for e in entries:  # the leaf is the exact JWS bytes; hashes are lowercase hex in JSON
+        assert e["leaf_hash"] == e["leaf_hash"].lower()
+        assert len(e["leaf_hash"]) == 64
+        assert bytes.fromhex(e["leaf_hash"]) == hashlib.sha256(b"\0" + e["jws"].encode()).digest()
+    return [bytes.fromhex(e["leaf_hash"]) for e in entries]
 
 
 def test_checkpoint_signature_verifies_from_the_spec(log_client: TestClient) -> None:
@@ -83,11 +83,11 @@ def test_every_inclusion_and_consistency_proof_verifies(log_client: TestClient) 
     for n in range(1, size + 1):
         for index in range(n):
             proof = log_client.get(f"/v1/log/proofs/inclusion?index={index}&tree_size={n}").json()
-            path = [base64.b64decode(h) for h in proof["inclusion_path"]]
+            path = [bytes.fromhex(h) for h in proof["inclusion_path"]]
             assert merkle.verify_inclusion(leaves[index], index, n, path, roots[n])
         for old in range(1, n + 1):
             body = log_client.get(f"/v1/log/proofs/consistency?first={old}&second={n}").json()
-            path = [base64.b64decode(h) for h in body["consistency"]]
+            path = [bytes.fromhex(h) for h in body["consistency"]]
             assert merkle.verify_consistency(old, n, roots[old], roots[n], path)
 
 
