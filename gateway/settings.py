@@ -24,6 +24,10 @@ class KeySettings(BaseModel):
 
     passphrase: SecretStr | None = None
     receipt_suite: str = "ed25519"
+    # The JWS alg name an Ed25519 receipt key signs receipts, attestations and tokens under:
+    # RFC 8037's `EdDSA` (what protocol.md §1 publishes) or RFC 9864's fully-specified
+    # `Ed25519`, which current JOSE libraries prefer. Verification accepts both either way.
+    jose_alg: Literal["EdDSA", "Ed25519"] = "EdDSA"
 
 
 class WitnessConfig(BaseModel):

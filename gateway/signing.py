@@ -15,7 +15,7 @@ from typing import Any
 import orjson
 
 from gateway.settings import Settings
-from keys import jws
+from keys import eddsa, jws
 from keys.jwks import build_jwks
 from keys.store import generate_key_file, read_key_file, write_key_file
 from keys.suites import SigningKey
@@ -97,6 +97,15 @@ def rotate_webhook_key(settings: Settings, overlap: dt.timedelta, now: dt.dateti
     return generate_key_file(current, "ed25519", passphrase)
 
 
+def _named(key: SigningKey, settings: Settings) -> SigningKey:
+    """The receipt key under the JWS alg name the settings choose (`GATEWAY_KEYS__JOSE_ALG`)."""
+    if settings.keys.jose_alg == eddsa.FULLY_SPECIFIED_ALG and isinstance(
+        key, eddsa.Ed25519SigningKey
+    ):
+        return eddsa.fully_specified(key)
+    return key
+
+
 def load_gateway_signer(settings: Settings) -> GatewaySigner:
     passphrase = settings.key_passphrase
     previous_path = settings.key_dir / PREVIOUS_WEBHOOK_KEY_FILE
@@ -108,7 +117,9 @@ def load_gateway_signer(settings: Settings) -> GatewaySigner:
     return GatewaySigner(
         previous_webhook_key=previous,
         previous_webhook_until=until,
-        receipt_key=read_key_file(settings.key_dir / RECEIPT_KEY_FILE, passphrase),
+        receipt_key=_named(
+            read_key_file(settings.key_dir / RECEIPT_KEY_FILE, passphrase), settings
+        ),
         log_key=read_key_file(settings.key_dir / LOG_KEY_FILE, passphrase),
         webhook_key=read_key_file(settings.key_dir / WEBHOOK_KEY_FILE, passphrase),
     )

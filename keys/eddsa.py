@@ -21,10 +21,19 @@ from keys.base64url import b64url_encode
 from keys.keypair import SigningKey, VerifyingKey, jwk_bytes, require_jwk_shape
 from keys.pkcs8 import pem_encryption
 
-__all__ = ["Ed25519SigningKey", "Ed25519VerifyingKey", "generate", "public_key_from_jwk"]
+__all__ = [
+    "Ed25519SigningKey",
+    "Ed25519VerifyingKey",
+    "fully_specified",
+    "generate",
+    "public_key_from_jwk",
+]
 
 SUITE = "ed25519"
 ALG = "EdDSA"
+# RFC 9864 (2025): the fully-specified name of the same algorithm, which current JOSE libraries
+# prefer (joserfc warns that `EdDSA` is deprecated). Same key, same signature bytes, same kid.
+FULLY_SPECIFIED_ALG = "Ed25519"
 
 
 class Ed25519VerifyingKey(VerifyingKey):
@@ -83,10 +92,37 @@ class Ed25519SigningKey(SigningKey):
         )
 
 
+class Ed25519FullySpecifiedVerifyingKey(Ed25519VerifyingKey):
+    """The same public key, naming its algorithm `Ed25519` in JWS headers and its JWK."""
+
+    alg: ClassVar[str] = FULLY_SPECIFIED_ALG
+
+
+class Ed25519FullySpecifiedSigningKey(Ed25519SigningKey):
+    """The same private key, signing with `alg: Ed25519` (RFC 9864) instead of `EdDSA`."""
+
+    alg: ClassVar[str] = FULLY_SPECIFIED_ALG
+
+    def __init__(self, key: Ed25519PrivateKey) -> None:
+        super().__init__(key)
+        self._public = Ed25519FullySpecifiedVerifyingKey(key.public_key())
+
+
+def fully_specified(key: Ed25519SigningKey) -> Ed25519SigningKey:
+    """`key` signing under the RFC 9864 name `Ed25519`; signatures and kid are unchanged."""
+    return Ed25519FullySpecifiedSigningKey(key._key)
+
+
 def generate() -> Ed25519SigningKey:
     return Ed25519SigningKey(Ed25519PrivateKey.generate())
 
 
 def public_key_from_jwk(jwk: Mapping[str, object]) -> Ed25519VerifyingKey:
-    require_jwk_shape(jwk, kty="OKP", crv="Ed25519", alg=ALG)
-    return Ed25519VerifyingKey(Ed25519PublicKey.from_public_bytes(jwk_bytes(jwk, "x", 32)))
+    """The key of an OKP/Ed25519 JWK; its `alg`, when present, may be `EdDSA` or `Ed25519`."""
+    named = jwk.get("alg", ALG)
+    alg = FULLY_SPECIFIED_ALG if named == FULLY_SPECIFIED_ALG else ALG
+    require_jwk_shape(jwk, kty="OKP", crv="Ed25519", alg=alg)
+    public = Ed25519PublicKey.from_public_bytes(jwk_bytes(jwk, "x", 32))
+    if alg == FULLY_SPECIFIED_ALG:
+        return Ed25519FullySpecifiedVerifyingKey(public)
+    return Ed25519VerifyingKey(public)

@@ -137,8 +137,13 @@ def parse_compact(token: bytes | str) -> ParsedJWS:
 
 
 # RFC 9864 (2025) names the fully-specified "Ed25519" for what RFC 8037 called "EdDSA" over
-# Ed25519; libraries are moving to it, so a verifier accepts both for an Ed25519 key.
+# Ed25519; libraries are moving to it, so a verifier accepts both for an Ed25519 key, whichever
+# name the key itself carries.
 ALG_ALIASES = {"Ed25519": "EdDSA"}
+
+
+def _same_algorithm(header_alg: str, key_alg: str) -> bool:
+    return ALG_ALIASES.get(header_alg, header_alg) == ALG_ALIASES.get(key_alg, key_alg)
 
 
 def verify_compact(parsed: ParsedJWS, key: VerifyingKey) -> None:
@@ -152,7 +157,7 @@ def verify_compact(parsed: ParsedJWS, key: VerifyingKey) -> None:
     # RFC 8725 §3.2 / §2.1: `none` and HMAC (public key used as a MAC secret) are never valid.
     if alg.lower() == "none" or alg.upper().startswith("HS"):
         raise AlgorithmNotAllowedError(f"JWS alg {alg!r} is never accepted")
-    if alg != key.alg and ALG_ALIASES.get(alg) != key.alg:
+    if not _same_algorithm(alg, key.alg):
         raise AlgorithmNotAllowedError(f"JWS alg {alg!r} does not match the key's {key.alg!r}")
     if not key.verify(parsed.signing_input, parsed.signature):
         raise SignatureInvalidError("the JWS signature does not verify")
