@@ -5,10 +5,12 @@ from __future__ import annotations
 import datetime as dt
 import json
 from collections.abc import Awaitable, Callable
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 from urllib.parse import parse_qs
 
 from fastapi import APIRouter, Depends, Request
+from fastapi.responses import JSONResponse, Response
+from pydantic import BaseModel, ConfigDict, Field
 from starlette.concurrency import run_in_threadpool
 
 from gateway.access.tokens import Caller, issue_token, require_scope, verify_access_token
@@ -47,8 +49,36 @@ def token_audience(request: Request, runtime: Runtime) -> str | None:
     return f"{scheme}://{authority}/v1/oauth/token"
 
 
+class TokenAnswer(BaseModel):
+    """RFC 6749 §5.1 access token response."""
+
+    access_token: str
+    token_type: Literal["Bearer"]
+    expires_in: int = Field(description="seconds")
+    scope: str = Field(description="the scopes granted, space-separated")
+
+
+class OAuthError(BaseModel):
+    """RFC 6749 §5.2 error response, with the gateway's problem members beside it."""
+
+    model_config = ConfigDict(extra="allow")
+
+    error: str = Field(
+        description="invalid_client, invalid_scope, unsupported_grant_type or invalid_request"
+    )
+    error_description: str
+    code: str = Field(description="the gateway's stable problem code, e.g. wrong_audience")
+    status: int
+    detail: str
+
+
 @router.post(
     "/token",
+    response_model=TokenAnswer,
+    responses={
+        400: {"model": OAuthError, "description": "RFC 6749 §5.2 error"},
+        401: {"model": OAuthError, "description": "RFC 6749 §5.2 error (invalid_client)"},
+    },
     openapi_extra={
         "requestBody": {
             "content": {
@@ -68,9 +98,11 @@ def token_audience(request: Request, runtime: Runtime) -> str | None:
         }
     },
 )
-async def token(request: Request, runtime: RuntimeDep) -> dict[str, Any]:
+async def token(request: Request, runtime: RuntimeDep) -> Response:
     """OAuth 2.0 client credentials with `private_key_jwt` (RFC 7523): a short-lived,
-    gateway-signed access token carrying the scopes granted to the agency."""
+    gateway-signed access token carrying the scopes granted to the agency. Refusals are
+    RFC 6749 §5.2 errors (`application/json`, `error`, `error_description`) that also carry
+    the problem members (`code`, `status`, `detail`) every other route answers with."""
     form = {k: v[0] for k, v in parse_qs((await request.body()).decode(errors="replace")).items()}
     audience = token_audience(request, runtime)
 
@@ -101,7 +133,29 @@ async def token(request: Request, runtime: RuntimeDep) -> dict[str, Any]:
             "scope": issued.scope,
         }
 
-    return await run_in_threadpool(run)
+    try:
+        answer = await run_in_threadpool(run)
+    except GatewayError as exc:
+        return oauth_error(exc, request.url.path)
+    return JSONResponse(answer, headers=NO_STORE)
+
+
+# RFC 6749 §5.1: a token answer, and so its errors, are never cached.
+NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
+
+
+def oauth_error(exc: GatewayError, instance: str) -> Response:
+    """An RFC 6749 §5.2 error response: `application/json` with `error` (the OAuth error:
+    invalid_client, invalid_scope, unsupported_grant_type, invalid_request…) and
+    `error_description`, beside the gateway's own problem members."""
+    body = exc.problem(instance)
+    body.setdefault("error", "invalid_request")
+    body["error_description"] = exc.detail
+    headers = dict(NO_STORE)
+    retry_after = getattr(exc, "retry_after", None)
+    if retry_after is not None:
+        headers["Retry-After"] = str(retry_after)
+    return JSONResponse(body, status_code=exc.status_code, headers=headers)
 
 
 def caller_with(scope: str) -> Callable[[Request], Awaitable[Caller]]:

@@ -153,6 +153,7 @@ def test_bad_assertions_are_refused(
     assert response.status_code == status, response.text
     assert response.json()["code"] == code
     assert response.json()["error"] == "invalid_client"
+    assert_oauth_error(response)
     with runtime.db.reader() as session:  # recorded, with whom it claimed to be
         record = session.scalars(select(AccessRecord).where(AccessRecord.action == "token")).one()
     assert record.result == code
@@ -178,6 +179,33 @@ def test_scope_not_granted_is_refused(
     response = ask(client, assertion, "admin")
     assert response.status_code == 400
     assert response.json()["error"] == "invalid_scope"
+    assert_oauth_error(response)
+
+
+def assert_oauth_error(response: Any) -> None:
+    """RFC 6749 §5.2: application/json (not problem+json, which strict OAuth clients do not
+    parse), `error` and `error_description`, never cached."""
+    assert response.headers["content-type"] == "application/json"
+    assert response.headers["cache-control"] == "no-store"
+    body = response.json()
+    assert body["error"] in {"invalid_client", "invalid_scope", "unsupported_grant_type"}
+    assert body["error_description"] == body["detail"]
+
+
+def test_unsupported_grant_type_is_an_oauth_error(client: TestClient) -> None:
+    response = client.post("/v1/oauth/token", data={"grant_type": "password"})
+    assert response.status_code == 400
+    assert response.json()["error"] == "unsupported_grant_type"
+    assert_oauth_error(response)
+
+
+def test_a_token_answer_is_never_cached(
+    client: TestClient, bank: Publisher, runtime: Runtime
+) -> None:
+    response = ask(client, make_client_assertion(bank.key, "fj-cib", AUDIENCE, runtime.clock.now()))
+    assert response.status_code == 200
+    assert response.headers["cache-control"] == "no-store"
+    assert set(response.json()) == {"access_token", "token_type", "expires_in", "scope"}
 
 
 def test_protected_endpoints_need_a_valid_token_with_the_scope(
