@@ -76,7 +76,9 @@ class Client:
             scope=scope,
             clock=clock,
         )
-        self.jwks = JwksCache(lambda: self._get_json("/.well-known/jwks.json", auth=False))
+        self.jwks = JwksCache(
+            lambda: self._get_json("/.well-known/jwks.json", auth=False), clock=clock
+        )
         self._majors: dict[str, int] | None = None
 
     def __enter__(self) -> Client:

@@ -111,6 +111,21 @@ class AgencyKey:
     private_key: ed25519.Ed25519PrivateKey | ec.EllipticCurvePrivateKey = field(repr=False)
     public: PublicKey
 
+    @classmethod
+    def from_private_key(
+        cls, private_key: ed25519.Ed25519PrivateKey | ec.EllipticCurvePrivateKey
+    ) -> AgencyKey:
+        """An Ed25519 or P-256 private key (cryptography's), with its public JWK and kid."""
+        if isinstance(private_key, ed25519.Ed25519PrivateKey):
+            jwk = json.loads(_OKP.to_jwk(private_key.public_key()))
+        elif isinstance(private_key, ec.EllipticCurvePrivateKey) and private_key.curve.name == (
+            "secp256r1"
+        ):
+            jwk = json.loads(_ES256.to_jwk(private_key.public_key()))
+        else:
+            raise ValueError("only Ed25519 and P-256 keys are supported")
+        return cls(private_key, public_key_from_jwk(jwk))
+
     @property
     def kid(self) -> str:
         return self.public.kid
@@ -139,13 +154,12 @@ def load_agency_key(path: str | Path, passphrase: bytes | None = None) -> Agency
         private = serialization.load_pem_private_key(Path(path).read_bytes(), passphrase)
     except (OSError, ValueError, TypeError) as exc:
         raise ValueError(f"cannot read a private key from {path}: {exc}") from exc
-    if isinstance(private, ed25519.Ed25519PrivateKey):
-        jwk = json.loads(_OKP.to_jwk(private.public_key()))
-    elif isinstance(private, ec.EllipticCurvePrivateKey) and private.curve.name == "secp256r1":
-        jwk = json.loads(_ES256.to_jwk(private.public_key()))
-    else:
+    if not isinstance(private, ed25519.Ed25519PrivateKey | ec.EllipticCurvePrivateKey):
         raise ValueError(f"{path}: only Ed25519 and P-256 keys are supported")
-    return AgencyKey(private, public_key_from_jwk(jwk))
+    try:
+        return AgencyKey.from_private_key(private)
+    except ValueError as exc:
+        raise ValueError(f"{path}: {exc}") from None
 
 
 @dataclass(frozen=True)
