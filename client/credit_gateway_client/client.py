@@ -118,7 +118,7 @@ class Client:
             idempotent=True,
             bearer=self.tokens,
             headers={"content-type": JOSE},
-            content=message.encode("ascii"),
+            content=message.encode(),
         )
         body = json_object(response)
         return self._receipt(body, message, response.status_code == 200)
@@ -144,7 +144,9 @@ class Client:
             if not isinstance(results, list) or len(results) != len(chunk):
                 raise UnexpectedResponse("the batch answer has not one result per message")
             for message, item in zip(chunk, results, strict=True):
-                status = int(item.get("status", 0))
+                if not isinstance(item, dict) or not isinstance(item.get("status"), int):
+                    raise UnexpectedResponse("a batch result without its status")
+                status = item["status"]
                 if status in (200, 201):
                     out.append(self._receipt(item, message, status == 200))
                 else:

@@ -52,7 +52,7 @@ def verify_receipt(
     envelope = parse_compact(message).claims()
     wanted = {
         "message_id": str(envelope.get("id", "")).lower(),
-        "leaf_hash": leaf_hash(message.encode("ascii")).hex(),
+        "leaf_hash": leaf_hash(message.encode()).hex(),
         "issuer": envelope.get("issuer"),
         "type": envelope.get("type"),
         "subject": envelope.get("subject"),

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Mapping
-from typing import Any, Protocol
+from typing import Any, NamedTuple, Protocol
 
 import httpx
 
@@ -66,36 +66,49 @@ class Http:
             sent = dict(headers or {})
             if bearer is not None:
                 sent["authorization"] = f"Bearer {bearer.get()}"
-            retry_after: float | None = None
-            try:
-                response = self.client.request(
-                    method, url, headers=sent, data=form() if form else None, **kwargs
-                )
-            except httpx.TimeoutException as exc:
-                failure: GatewayClientError = GatewayUnreachable(
-                    "timeout", f"{method} {url}: {exc}"
-                )
-                retryable = idempotent or isinstance(exc, httpx.ConnectTimeout)
-            except httpx.TransportError as exc:
-                failure = GatewayUnreachable(_transport_code(exc), f"{method} {url}: {exc!r}")
-                retryable = idempotent or isinstance(exc, httpx.ConnectError)
-            else:
-                if response.is_success:
-                    return response
-                problem = problem_from_response(response)
-                if bearer is not None and problem.code == "invalid_token" and not renewed:
-                    bearer.invalidate()  # e.g. the gateway's key changed under the token
-                    renewed, attempt = True, attempt - 1
-                    continue
-                failure = problem
-                retry_after = getattr(problem, "retry_after", None)
-                retryable = idempotent and response.status_code in self.retry.statuses
-            if isinstance(failure, GatewayUnreachable):
-                retryable = retryable and self.retry.on_transport_errors
-            delay = self.retry.delay(attempt, retry_after) if retryable else None
+            outcome = self._try(method, url, idempotent, sent, form, kwargs)
+            if isinstance(outcome, httpx.Response):
+                return outcome
+            if bearer is not None and outcome.error.code == "invalid_token" and not renewed:
+                bearer.invalidate()  # e.g. the gateway's key changed under the token
+                renewed, attempt = True, attempt - 1
+                continue
+            delay = self.retry.delay(attempt, outcome.retry_after) if outcome.retryable else None
             if delay is None:
-                raise failure
+                raise outcome.error
             self._sleep(delay)
+
+    def _try(
+        self,
+        method: str,
+        url: str,
+        idempotent: bool,
+        headers: dict[str, str],
+        form: Callable[[], Mapping[str, str]] | None,
+        kwargs: dict[str, Any],
+    ) -> httpx.Response | _Failure:
+        """One try: the 2xx response, or why it failed and whether to try again."""
+        try:
+            response = self.client.request(
+                method, url, headers=headers, data=form() if form else None, **kwargs
+            )
+        except httpx.TransportError as exc:
+            # nothing was sent when the connection was never made: any call may go again
+            unsent = isinstance(exc, httpx.ConnectError | httpx.ConnectTimeout)
+            code = "timeout" if isinstance(exc, httpx.TimeoutException) else _transport_code(exc)
+            error = GatewayUnreachable(code, f"{method} {url}: {exc!r}")
+            return _Failure(error, None, (idempotent or unsent) and self.retry.on_transport_errors)
+        if response.is_success:
+            return response
+        problem = problem_from_response(response)
+        retryable = idempotent and response.status_code in self.retry.statuses
+        return _Failure(problem, getattr(problem, "retry_after", None), retryable)
+
+
+class _Failure(NamedTuple):
+    error: GatewayClientError
+    retry_after: float | None
+    retryable: bool
 
 
 def _transport_code(exc: httpx.TransportError) -> str:
