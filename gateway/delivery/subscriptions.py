@@ -11,7 +11,12 @@ from sqlalchemy.orm import Session
 
 from connectors import CONNECTORS
 from contracts.registry import MESSAGE_TYPES
-from gateway.delivery.ssrf import ResolutionTimeout, UnsafeEndpoint, check_endpoint
+from gateway.delivery.ssrf import (
+    InvalidEndpoint,
+    ResolutionTimeout,
+    UnsafeEndpoint,
+    check_endpoint,
+)
 from gateway.delivery.webhooks import new_hmac_secret
 from gateway.errors import BadRequest, Forbidden, NotFound, ServiceUnavailable
 from gateway.models import Agency, Subscription
@@ -108,6 +113,8 @@ def create_subscription(
     if url is not None:
         try:
             check_endpoint(url, allowed_hosts, LOOKUP_SECONDS)
+        except InvalidEndpoint as exc:
+            raise BadRequest("invalid_endpoint", str(exc)) from exc
         except UnsafeEndpoint as exc:
             raise BadRequest("unsafe_endpoint", str(exc)) from exc
         except ResolutionTimeout as exc:

@@ -32,7 +32,12 @@ from tenacity import retry, retry_if_exception_type, stop_after_attempt, wait_fi
 from gateway.delivery.jobs import Job, claim_due_deliveries, load_jobs
 from gateway.delivery.receipts import looks_like_jws, verify_consumer_receipt
 from gateway.delivery.receipts import store as store_receipt
-from gateway.delivery.ssrf import ResolutionTimeout, UnsafeEndpoint, check_endpoint
+from gateway.delivery.ssrf import (
+    InvalidEndpoint,
+    ResolutionTimeout,
+    UnsafeEndpoint,
+    check_endpoint,
+)
 from gateway.delivery.transport import attempt_deadline, delivery_transport
 from gateway.delivery.webhooks import signature_header
 from gateway.models import Delivery, DeliveryAttempt, Subscription, table_of
@@ -94,6 +99,8 @@ def attempt(
         with attempt_deadline(deadline):
             response = _post(client, url, job.body, headers)
         text = response.text
+    except InvalidEndpoint as exc:  # a URL stored before it was checked as it is now
+        return Result(None, "invalid_endpoint", str(exc)[:EXCERPT], _ms(started))
     except UnsafeEndpoint as exc:
         return Result(None, "unsafe_endpoint", str(exc)[:EXCERPT], _ms(started))
     except ResolutionTimeout as exc:
