@@ -39,7 +39,7 @@ from gateway.delivery.ssrf import (
     check_endpoint,
 )
 from gateway.delivery.subscriptions import DEFAULT_SCHEDULE, attempts_allowed, retry_delay
-from gateway.delivery.transport import attempt_deadline, delivery_transport
+from gateway.delivery.transport import attempt_deadline, delivery_transport, read_answer
 from gateway.delivery.webhooks import signature_header
 from gateway.models import Delivery, DeliveryAttempt, Subscription, table_of
 from gateway.runtime import Runtime
@@ -65,8 +65,21 @@ class Result:
     wait=wait_fixed(0.2),
     reraise=True,
 )
-def _post(client: httpx.Client, url: str, body: bytes, headers: dict[str, str]) -> httpx.Response:
-    return client.post(url, content=body, headers=headers)
+def _post(
+    client: httpx.Client, url: str, body: bytes, headers: dict[str, str]
+) -> tuple[httpx.Response, str]:
+    """POST and read at most ANSWER_BYTES of the answer, then close it: the response (its
+    status and headers) and what was read of its body, as text."""
+    with client.stream("POST", url, content=body, headers=headers) as response:
+        answer = read_answer(response)
+    return response, _decoded(answer, response.charset_encoding)
+
+
+def _decoded(answer: bytes, charset: str | None) -> str:
+    try:
+        return answer.decode(charset or "utf-8", errors="replace")
+    except LookupError:  # a charset Python does not know
+        return answer.decode("utf-8", errors="replace")
 
 
 def attempt(
@@ -98,8 +111,7 @@ def attempt(
             ),
         }
         with attempt_deadline(deadline):
-            response = _post(client, url, job.body, headers)
-        text = response.text
+            response, text = _post(client, url, job.body, headers)
     except InvalidEndpoint as exc:  # a URL stored before it was checked as it is now
         return Result(None, "invalid_endpoint", str(exc)[:EXCERPT], _ms(started))
     except UnsafeEndpoint as exc:
@@ -116,7 +128,7 @@ def attempt(
         text[:EXCERPT],
         _ms(started),
         _retry_after(response, runtime.clock.now()),
-        text[:16384].strip() if response.is_success else "",
+        text.strip() if response.is_success else "",
     )
 
 
@@ -425,12 +437,13 @@ def run_once(runtime: Runtime, client: httpx.Client, pool: ThreadPoolExecutor | 
 def make_client(runtime: Runtime) -> httpx.Client:
     """The one shared client: no redirects (a 3xx is a failure), bounded timeouts: each read,
     write or connect within `timeout_seconds`, and a whole attempt by its deadline; each
-    connection goes to an address vetted when it is opened (gateway.delivery.transport)."""
+    connection goes to an address vetted when it is opened, and no answer is read beyond
+    ANSWER_BYTES (gateway.delivery.transport). Answers are asked for uncompressed."""
     return httpx.Client(
         transport=delivery_transport(runtime.settings.delivery.allowed_hosts),
         timeout=runtime.settings.delivery.timeout_seconds,
         follow_redirects=False,
-        headers={"user-agent": "credit-gateway/0.1"},
+        headers={"user-agent": "credit-gateway/0.1", "accept-encoding": "identity"},
     )
 
 
