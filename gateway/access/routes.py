@@ -12,7 +12,7 @@ from fastapi import APIRouter, Depends, Request
 from starlette.concurrency import run_in_threadpool
 
 from gateway.access.tokens import Caller, issue_token, require_scope, verify_access_token
-from gateway.errors import GatewayError, Unauthorized
+from gateway.errors import GatewayError, PayloadTooLarge, Unauthorized
 from gateway.logs import log_event
 from gateway.runtime import Runtime, get_runtime
 from keys import jws
@@ -22,6 +22,7 @@ RuntimeDep = Annotated[Runtime, Depends(get_runtime)]
 
 
 DEFAULT_PORTS = {"http": 80, "https": 443}
+MAX_FORM_FIELDS = 16  # grant_type, client_assertion_type, client_assertion, scope, and room
 
 
 def token_audience(request: Request, runtime: Runtime) -> str | None:
@@ -69,7 +70,7 @@ def token_audience(request: Request, runtime: Runtime) -> str | None:
 async def token(request: Request, runtime: RuntimeDep) -> dict[str, Any]:
     """OAuth 2.0 client credentials with `private_key_jwt` (RFC 7523): a short-lived,
     gateway-signed access token carrying the scopes granted to the agency."""
-    form = {k: v[0] for k, v in parse_qs((await request.body()).decode(errors="replace")).items()}
+    form = await read_form(request)
     audience = token_audience(request, runtime)
 
     def run() -> dict[str, Any]:
@@ -100,6 +101,22 @@ async def token(request: Request, runtime: RuntimeDep) -> dict[str, Any]:
         }
 
     return await run_in_threadpool(run)
+
+
+async def read_form(request: Request) -> dict[str, str]:
+    """The token request's form (RFC 6749 §4.4.2: four fields at most), each field's first
+    value. Its size is bounded before it is read (gateway.bodies); its field count here,
+    before it is parsed: 3 million fields took 400 MB."""
+    body = await request.body()
+    fields = body.count(b"&") + 1
+    if fields > MAX_FORM_FIELDS:
+        raise PayloadTooLarge(
+            "too_many_fields",
+            f"a token request has at most {MAX_FORM_FIELDS} form fields, not {fields}",
+            error="invalid_request",
+        )
+    parsed = parse_qs(body.decode(errors="replace"), max_num_fields=MAX_FORM_FIELDS)
+    return {name: values[0] for name, values in parsed.items()}
 
 
 def caller_with(scope: str) -> Callable[[Request], Awaitable[Caller]]:
