@@ -11,6 +11,7 @@ from urllib.parse import parse_qs
 from fastapi import APIRouter, Depends, Request
 from starlette.concurrency import run_in_threadpool
 
+from gateway.access.revocations import check_not_revoked
 from gateway.access.tokens import Caller, issue_token, require_scope, verify_access_token
 from gateway.errors import GatewayError, PayloadTooLarge, Unauthorized
 from gateway.logs import log_event
@@ -179,9 +180,10 @@ def verified_caller(request: Request) -> Caller:
 
 
 def admit(request: Request, caller: Caller, scope: str) -> None:
-    """Spend one of the verified caller's requests (429 past its rate) and require `scope`
-    (or `admin`)."""
+    """Refuse a token obtained with a key revoked since (401 token_revoked), spend one of the
+    verified caller's requests (429 past its rate) and require `scope` (or `admin`)."""
     runtime: Runtime = request.app.state.runtime
+    check_not_revoked(runtime.db, caller)
     runtime.rate_limiter.take(caller.agency_id)
     require_scope(caller, scope)
 
