@@ -8,7 +8,7 @@ import copy
 import json
 import re
 from collections.abc import Mapping
-from datetime import date
+from datetime import UTC, date, datetime
 from functools import cache
 from importlib import resources
 from typing import Any
@@ -126,6 +126,7 @@ def validate_message(envelope: Mapping[str, object]) -> None:
         ):
             continue
         raise _violation(error, "", "the envelope")
+    _check_date_range(instance, _date_paths(_ENVELOPE, _ENVELOPE_MAJOR), "")  # issued_at
     message_type, major = str(instance["type"]), instance["contract"]
     if message_type not in MESSAGE_TYPES:
         raise ContractError(
@@ -144,29 +145,29 @@ def validate_message(envelope: Mapping[str, object]) -> None:
     if not data_validator.is_valid(instance["data"]):
         first = next(iter(data_validator.iter_errors(instance["data"])))
         raise _violation(first, "/data", f"the {message_type} data")
-    _check_date_range(instance["data"], _date_paths(message_type, int(major)))
+    _check_date_range(instance["data"], _date_paths(message_type, int(major)), "/data")
 
 
-# The schemas take any calendar date "YYYY-MM-DD" (0000-01-01 to 9999-12-31); the domain's
-# arithmetic (validity years, re-apply months, list terms) and its policy records need dates
-# within reach of Python's calendar and of this century's rules. These bounds are wide enough
-# for any real registration date and any term a decision can set.
+# The schemas take any calendar date "YYYY-MM-DD" and any date-time (years 0000 to 9999); the
+# domain's arithmetic (validity years, re-apply months, list terms), its policy records and
+# Python's calendar (years 1 to 9999, in UTC too) need dates well inside that. These bounds,
+# for every date and date-time of the envelope and of each type's data, are wide enough for
+# any real registration date, any term a decision can set, and any time a message is issued.
 EARLIEST_DATE, LATEST_DATE = date(1900, 1, 1), date(2199, 12, 31)
 
 
-def _check_date_range(data: object, paths: tuple[tuple[str, ...], ...]) -> None:
-    for path in paths:
+def _check_date_range(
+    data: object, paths: tuple[tuple[tuple[str, ...], str], ...], at: str
+) -> None:
+    for path, kind in paths:
         value: object = data
         for name in path:
             value = value.get(name) if isinstance(value, dict) else None
         if not isinstance(value, str):
             continue  # optional and absent (the schema has checked what is present)
-        try:
-            day: date | None = date.fromisoformat(value)
-        except ValueError:  # year 0000, which the schema's date format admits
-            day = None
-        if day is None or not EARLIEST_DATE <= day <= LATEST_DATE:
-            pointer = _pointer("/data", list(path))
+        days = _days_of(value, kind)
+        if not days or min(days) < EARLIEST_DATE or max(days) > LATEST_DATE:
+            pointer = _pointer(at, list(path))
             raise ContractError(
                 "schema_violation",
                 f"{pointer}: {value} is outside the dates the gateway accepts "
@@ -175,16 +176,29 @@ def _check_date_range(data: object, paths: tuple[tuple[str, ...], ...]) -> None:
             )
 
 
+def _days_of(value: str, kind: str) -> tuple[date, ...]:
+    """The day a date names; the days a date-time falls on as written and in UTC. Empty when
+    Python cannot hold it (year 0000, which the formats admit; year 1 or 9999 moved to UTC)."""
+    try:
+        if kind == "date":
+            return (date.fromisoformat(value),)
+        instant = datetime.fromisoformat(value)
+        return instant.date(), instant.astimezone(UTC).date()
+    except (ValueError, OverflowError):
+        return ()
+
+
 @cache
-def _date_paths(name: str, major: int) -> tuple[tuple[str, ...], ...]:
-    """Where the data schema of `name` declares dates (properties of properties; no arrays)."""
-    found: list[tuple[str, ...]] = []
+def _date_paths(name: str, major: int) -> tuple[tuple[tuple[str, ...], str], ...]:
+    """Where the schema of `name` declares dates and date-times, with which of the two
+    (properties of properties; no arrays)."""
+    found: list[tuple[tuple[str, ...], str]] = []
 
     def walk(node: object, path: tuple[str, ...]) -> None:
         if not isinstance(node, dict):
             return
-        if node.get("format") == "date":
-            found.append(path)
+        if node.get("format") in ("date", "date-time"):
+            found.append((path, str(node["format"])))
         for prop, sub in node.get("properties", {}).items():
             walk(sub, (*path, prop))
 

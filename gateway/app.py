@@ -20,6 +20,7 @@ from sqlalchemy.exc import IntegrityError
 from starlette.concurrency import run_in_threadpool
 
 from gateway.access.routes import router as access_router
+from gateway.bodies import BodyLimit, body_limits
 from gateway.clock import Clock
 from gateway.connectors.routes import router as connectors_router
 from gateway.connectors.routes import snapshot_forever
@@ -150,6 +151,8 @@ def create_app(
         **_telemetry(settings),
     )
     install_error_handlers(app)
+    default_limit, limits = body_limits(settings)
+    app.add_middleware(BodyLimit, default=default_limit, limits=limits)  # inside: logged too
     app.add_middleware(RequestContextMiddleware)
     # the hot paths first: a request is matched against the routers in this order
     app.include_router(queries_router)

@@ -172,6 +172,24 @@ def problem_response(error: GatewayError, instance: str | None = None) -> JSONRe
     )
 
 
+# RFC 6749 §5.1: a token answer, and so its errors, are never cached.
+NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
+
+
+def oauth_error_response(error: GatewayError, instance: str | None = None) -> JSONResponse:
+    """The token endpoint's refusal as RFC 6749 §5.2 asks: `application/json` with `error`
+    (invalid_client, invalid_scope, unsupported_grant_type, invalid_request) and
+    `error_description`, beside the problem members every other refusal has."""
+    body = error.problem(instance)
+    body.setdefault("error", "invalid_request")
+    body["error_description"] = error.detail
+    headers = dict(NO_STORE)
+    retry_after = getattr(error, "retry_after", None)
+    if retry_after is not None:
+        headers["Retry-After"] = str(retry_after)
+    return JSONResponse(body, status_code=error.status_code, headers=headers)
+
+
 def install_error_handlers(app: FastAPI) -> None:
     """One handler per error family, all rendering RFC 9457 problem details (and the OpenAPI
     document says so)."""

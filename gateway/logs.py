@@ -85,20 +85,63 @@ class JsonFormatter(logging.Formatter):
             return json.dumps(line, ensure_ascii=False, default=str)
 
 
+# What could end a line, or rewrite one on a terminal, for any reader (str.splitlines breaks
+# at \x1c-\x1e, U+0085, U+2028 and U+2029 too): escaped in text lines, as is the backslash
+# that starts an escape, so that a request path's `%0A` cannot write a line of its own.
+_UNSAFE = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029\\]")
+_ESCAPES = {"\n": "\\n", "\r": "\\r", "\t": "\\t", "\\": "\\\\"}
+# A value holding these could pass for more fields: quoted (logfmt's convention).
+_NEEDS_QUOTES = re.compile(r'[\s"=]|^$')
+
+
+def _escaped(text: str) -> str:
+    return _UNSAFE.sub(_escape, text)
+
+
+def _escape(match: re.Match[str]) -> str:
+    code = ord(match[0])
+    return _ESCAPES.get(match[0]) or (f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}")
+
+
 class TextFormatter(logging.Formatter):
-    """`time level logger message request_id=… key=value …`, for people at a terminal."""
+    """`time level logger message request_id=… key=value …`, for people at a terminal.
+
+    One record starts one line: control characters and line breaks in the message and the
+    fields are escaped (`\\n`, `\\x1b`, `\\u2028`), a value with a space, `"` or `=` is
+    quoted, and the lines of a traceback are indented below the record (an exception's message
+    is the caller's text too)."""
 
     def __init__(self) -> None:
         super().__init__("%(asctime)s %(levelname)s %(name)s %(message)s")
+
+    def formatMessage(self, record: logging.LogRecord) -> str:
+        return f"{record.asctime} {record.levelname} {_escaped(record.name)} " + _escaped(
+            record.message
+        )
 
     def format(self, record: logging.LogRecord) -> str:
         text = super().format(record)
         fields = {"request_id": _request_id_of(record)} | _fields_of(record)
         if fields.get("event") == record.getMessage():
             del fields["event"]
-        suffix = " ".join(f"{key}={value}" for key, value in fields.items() if value is not None)
-        head, newline, tail = text.partition("\n")  # a traceback stays below the fields
-        return f"{head} {suffix}{newline}{tail}" if suffix else text
+        suffix = " ".join(
+            f"{_escaped(str(key))}={_quoted(value)}"
+            for key, value in fields.items()
+            if value is not None
+        )
+        head, newline, tail = text.partition("\n")  # the traceback, below the fields
+        if suffix:
+            head = f"{head} {suffix}"
+        if not newline:
+            return head
+        return head + "".join(f"\n  {_escaped(line)}" for line in tail.split("\n"))
+
+
+def _quoted(value: Any) -> str:
+    text = _escaped(str(value))
+    if not _NEEDS_QUOTES.search(text):
+        return text
+    return '"' + text.replace('"', '\\"') + '"'
 
 
 def _fields_of(record: logging.LogRecord) -> dict[str, Any]:

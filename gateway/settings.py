@@ -19,6 +19,15 @@ class PublishSettings(BaseModel):
     max_future_skew_seconds: int = 300
 
 
+class LimitSettings(BaseModel):
+    """How large a request body may be, checked before any route reads it (gateway.bodies):
+    larger is `413 payload_too_large`. Publishing has its own (PublishSettings)."""
+
+    max_body_bytes: int = Field(default=1024 * 1024, ge=1)  # the measure catalog is ~47 KB
+    # An assertion JWT and three short fields: a few KB (RFC 7523 §2.2).
+    max_token_body_bytes: int = Field(default=16 * 1024, ge=1)
+
+
 class KeySettings(BaseModel):
     """Where the gateway's own signing keys live and how they are protected."""
 
@@ -137,6 +146,7 @@ class Settings(BaseSettings):
     rate_limit_burst: int = 100
     log_origin: str = "gateway.example/log"
     publish: PublishSettings = Field(default_factory=PublishSettings)
+    limits: LimitSettings = Field(default_factory=LimitSettings)
     keys: KeySettings = Field(default_factory=KeySettings)
     witnesses: WitnessSettings = Field(default_factory=WitnessSettings)
     delivery: DeliverySettings = Field(default_factory=DeliverySettings)

@@ -172,6 +172,7 @@ def issue_token(
         "exp": int((now + ttl).timestamp()),
         "jti": str(uuid.uuid4()),
         "scope": scope,
+        "client_key": key.kid,  # revoking that key revokes this token (access.revocations)
     }
     return Issued(signer.sign(token_claims, TOKEN_TYP), int(ttl.total_seconds()), scope)
 
@@ -180,6 +181,8 @@ def issue_token(
 class Caller:
     agency_id: str
     scopes: frozenset[str]
+    issued_at: int = 0  # the token's iat (Unix seconds)
+    key: str | None = None  # the agency key its client assertion was signed with
 
 
 # Tokens that verified, by (gateway key id, token), with their expiry: a token is sent with
@@ -218,7 +221,13 @@ def _verify_access_token(token: str, signer: GatewaySigner, now: dt.datetime) ->
         raise refuse("not an access token of this gateway")
     if not isinstance(claims.get("exp"), int) or claims["exp"] <= now.timestamp():
         raise refuse("the access token has expired")
-    caller = Caller(str(claims["sub"]), frozenset(str(claims.get("scope", "")).split()))
+    issued_at, key = claims.get("iat"), claims.get("client_key")
+    caller = Caller(
+        str(claims["sub"]),
+        frozenset(str(claims.get("scope", "")).split()),
+        issued_at if isinstance(issued_at, int) else 0,
+        key if isinstance(key, str) else None,
+    )
     return caller, claims["exp"]
 
 

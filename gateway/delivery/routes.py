@@ -9,7 +9,7 @@ import datetime as dt
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query
-from pydantic import AwareDatetime, BaseModel, Field, field_validator
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator
 from starlette.concurrency import run_in_threadpool
 
 from gateway.access.routes import caller_with
@@ -47,11 +47,22 @@ class SubscriptionIn(BaseModel):
     grade_level: str | None = Field(None, max_length=16)
     view: str = Field("full", max_length=32)
     signing: list[str] = Field(default_factory=lambda: ["v1a"])
-    retry_schedule: list[float] | None = None
-    rate_limit: float | None = Field(None, description="deliveries per second; none: unlimited")
+    retry_schedule: list[float] | None = Field(
+        None,
+        description=f"seconds before each retry, 1 to {subscriptions.MAX_SCHEDULE_ENTRIES} "
+        f"delays of 0 to {subscriptions.MAX_RETRY_DELAY_SECONDS} (default: protocol.md §4)",
+    )
+    rate_limit: float | None = Field(
+        None,
+        description=f"deliveries per second, {subscriptions.MIN_RATE_LIMIT:.6g} to "
+        f"{subscriptions.MAX_RATE_LIMIT:g}; none: unlimited",
+    )
 
 
 class StatusIn(BaseModel):
+    # Only the status changes here: a schedule or a rate sent along was ignored with a 200.
+    model_config = ConfigDict(extra="forbid")
+
     status: str
     reason: str | None = Field(None, max_length=300)
 

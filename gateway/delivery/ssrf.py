@@ -17,6 +17,7 @@ at once, and a caller finding none free waits its timeout out.
 from __future__ import annotations
 
 import ipaddress
+import re
 import socket
 import threading
 import time
@@ -46,6 +47,12 @@ METADATA = frozenset(
 
 class UnsafeEndpoint(ValueError):
     pass
+
+
+class InvalidEndpoint(UnsafeEndpoint):
+    """The URL is not one a delivery can go to: it does not parse (a port out of range or not
+    a number, unbalanced brackets, a space or a control character), its host is no host name,
+    or the check and the delivering client (httpx) would read its host or port differently."""
 
 
 class ResolutionTimeout(TimeoutError):
@@ -153,7 +160,7 @@ def vetted_addresses(
         return [host]
     try:
         infos = _getaddrinfo(host, port, timeout)
-    except socket.gaierror as exc:
+    except (socket.gaierror, UnicodeError) as exc:  # UnicodeError: the IDNA codec refused it
         raise UnsafeEndpoint(f"{host} does not resolve: {exc}") from exc
     found: list[str] = []
     for info in infos:
@@ -194,12 +201,52 @@ def _literal(host: str) -> Address | None:
         return None
 
 
-def check_endpoint(url: str, allowed_hosts: Collection[str], timeout: float | None = None) -> None:
-    parts = urlsplit(url)
-    if parts.scheme not in ("http", "https") or not parts.hostname:
+DEFAULT_PORTS = {"http": 80, "https": 443}
+# A DNS name (RFC 1035 §2.3.4: labels of 1 to 63 octets, 253 in all); `_` as resolvers allow.
+_LABEL = re.compile(r"[a-z0-9_]([a-z0-9_-]{0,61}[a-z0-9_])?")
+
+
+def endpoint_address(url: str) -> tuple[str, int]:
+    """The host (lowercase, IPv6 without brackets) and port a delivery to `url` connects to.
+
+    UnsafeEndpoint if it is not an http(s) URL with a host; InvalidEndpoint if it does not
+    parse, or if urllib (this check) and httpx (the delivering client) read its host or port
+    differently: what is vetted must be what is connected to."""
+    if any(ord(c) <= 0x20 or ord(c) == 0x7F for c in url):
+        raise InvalidEndpoint(f"{url!r} holds a space or a control character")
+    try:
+        parts = urlsplit(url)
+        port = parts.port  # ValueError: not a number, or outside 0-65535
+    except ValueError as exc:
+        raise InvalidEndpoint(f"{url!r} is not a valid URL: {exc}") from exc
+    if parts.scheme not in DEFAULT_PORTS or not parts.hostname:
         raise UnsafeEndpoint(f"{url!r} is not an http(s) URL with a host")
-    default_port = 443 if parts.scheme == "https" else 80
-    vetted_addresses(parts.hostname, parts.port or default_port, allowed_hosts, timeout)
+    if port == 0:
+        raise InvalidEndpoint(f"{url!r} names port 0; a port is 1 to 65535")
+    host, port = parts.hostname, port or DEFAULT_PORTS[parts.scheme]
+    try:
+        read = httpx.URL(url)
+        ascii_host = read.raw_host.decode("ascii")
+        read_host = read.host.lower()  # decoded from IDNA here: its errors are ValueErrors
+    except (httpx.InvalidURL, ValueError) as exc:
+        raise InvalidEndpoint(f"{url!r} is not a valid URL: {exc}") from exc
+    if (read_host, read.port or DEFAULT_PORTS[read.scheme]) != (host, port):
+        raise InvalidEndpoint(f"{url!r} is read as two different hosts by URL parsers")
+    if _literal(host) is None and not _is_host_name(ascii_host.lower()):
+        raise InvalidEndpoint(f"{url!r}: {host!r} is not a host name")
+    return host, port
+
+
+def _is_host_name(name: str) -> bool:
+    labels = name.removesuffix(".").split(".")
+    return len(name) <= 253 and all(_LABEL.fullmatch(label) for label in labels)
+
+
+def check_endpoint(url: str, allowed_hosts: Collection[str], timeout: float | None = None) -> None:
+    """Raises InvalidEndpoint, UnsafeEndpoint or ResolutionTimeout unless `url` is a
+    well-formed http(s) URL whose host is allow-listed or resolves to public addresses only."""
+    host, port = endpoint_address(url)
+    vetted_addresses(host, port, allowed_hosts, timeout)
 
 
 class PinnedBackend(httpcore.NetworkBackend):

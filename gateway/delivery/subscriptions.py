@@ -5,13 +5,19 @@ from __future__ import annotations
 import datetime as dt
 import uuid
 from collections.abc import Collection, Sequence
+from typing import TypeGuard
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from connectors import CONNECTORS
 from contracts.registry import MESSAGE_TYPES
-from gateway.delivery.ssrf import ResolutionTimeout, UnsafeEndpoint, check_endpoint
+from gateway.delivery.ssrf import (
+    InvalidEndpoint,
+    ResolutionTimeout,
+    UnsafeEndpoint,
+    check_endpoint,
+)
 from gateway.delivery.webhooks import new_hmac_secret
 from gateway.errors import BadRequest, Forbidden, NotFound, ServiceUnavailable
 from gateway.models import Agency, Subscription
@@ -19,6 +25,13 @@ from gateway.registry.rights import subscribe_views
 
 # protocol.md §4: immediately, 5 s, 5 min, 30 min, 2 h, 5 h, 10 h, 14 h, 20 h, 24 h.
 DEFAULT_SCHEDULE = (0, 5, 300, 1800, 7200, 18000, 36000, 50400, 72000, 86400)
+# What a subscription may ask instead: each delay finite, from 0 to a week (the default's
+# longest is a day), at most 50 attempts (the default makes 10); and a rate from one delivery
+# an hour to 10,000 a second. NaN, Infinity or 1e308 made the next attempt's time impossible
+# to compute (issue 20, finding 3).
+MAX_SCHEDULE_ENTRIES = 50
+MAX_RETRY_DELAY_SECONDS = 7 * 86400
+MIN_RATE_LIMIT, MAX_RATE_LIMIT = 1 / 3600, 10_000.0
 # full: the data and the publisher's JWS (only where every type's view is the whole data);
 # fields: the data cut to the agency's field view per type; notice: that something happened.
 VIEWS = ("full", "fields", "notice")
@@ -101,13 +114,18 @@ def create_subscription(
         raise BadRequest("invalid_filter", "grade_level is 1, 2, 3 or small_micro")
     if region_prefix is not None and not (region_prefix.isdigit() and len(region_prefix) <= 6):
         raise BadRequest("invalid_filter", "region_prefix is a prefix of a 6-digit division code")
-    if not retry_schedule or any(s < 0 for s in retry_schedule):
-        raise BadRequest("invalid_schedule", "the retry schedule is a list of delays >= 0 s")
-    if rate_limit is not None and rate_limit <= 0:
-        raise BadRequest("invalid_rate_limit", "rate_limit is deliveries per second, above 0")
+    check_schedule(retry_schedule)
+    if rate_limit is not None and not within(rate_limit, MIN_RATE_LIMIT, MAX_RATE_LIMIT):
+        raise BadRequest(
+            "invalid_rate_limit",
+            f"rate_limit is deliveries per second, from {MIN_RATE_LIMIT:.6g} (one an hour) "
+            f"to {MAX_RATE_LIMIT:g}; not {rate_limit!r}",
+        )
     if url is not None:
         try:
             check_endpoint(url, allowed_hosts, LOOKUP_SECONDS)
+        except InvalidEndpoint as exc:
+            raise BadRequest("invalid_endpoint", str(exc)) from exc
         except UnsafeEndpoint as exc:
             raise BadRequest("unsafe_endpoint", str(exc)) from exc
         except ResolutionTimeout as exc:
@@ -136,6 +154,43 @@ def create_subscription(
     )
     session.add(subscription)
     return subscription
+
+
+def within(value: object, low: float, high: float) -> TypeGuard[int | float]:
+    """Whether `value` is a real number (not a bool) from `low` to `high`: NaN fails every
+    comparison, and infinities and huge integers fail the bounds."""
+    return isinstance(value, int | float) and not isinstance(value, bool) and low <= value <= high
+
+
+def check_schedule(schedule: Sequence[object]) -> None:
+    if not 1 <= len(schedule) <= MAX_SCHEDULE_ENTRIES:
+        raise BadRequest(
+            "invalid_schedule",
+            f"the retry schedule lists 1 to {MAX_SCHEDULE_ENTRIES} delays, not {len(schedule)}",
+        )
+    wrong = next((s for s in schedule if not within(s, 0, MAX_RETRY_DELAY_SECONDS)), None)
+    if wrong is not None:
+        raise BadRequest(
+            "invalid_schedule",
+            f"each retry delay is a number of seconds from 0 to {MAX_RETRY_DELAY_SECONDS} "
+            f"(a week); not {wrong!r}",
+        )
+
+
+def retry_delay(schedule: Sequence[object], attempt: int) -> float:
+    """The schedule's delay (seconds) before attempt number `attempt` + 1. A delay the checks
+    above would refuse (a row stored before they were made) is read as the default ladder's
+    for that attempt, so no row can make its next attempt's time impossible to compute."""
+    value = schedule[attempt] if attempt < len(schedule) else None
+    if within(value, 0, MAX_RETRY_DELAY_SECONDS):
+        return float(value)
+    return float(DEFAULT_SCHEDULE[min(attempt, len(DEFAULT_SCHEDULE) - 1)])
+
+
+def attempts_allowed(schedule: Sequence[object]) -> int:
+    """How many attempts the schedule makes (at most MAX_SCHEDULE_ENTRIES, whatever a row
+    stored before that bound holds)."""
+    return min(len(schedule), MAX_SCHEDULE_ENTRIES)
 
 
 def get_subscription(session: Session, subscription_id: str) -> Subscription:

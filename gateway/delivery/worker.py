@@ -32,8 +32,14 @@ from tenacity import retry, retry_if_exception_type, stop_after_attempt, wait_fi
 from gateway.delivery.jobs import Job, claim_due_deliveries, load_jobs
 from gateway.delivery.receipts import looks_like_jws, verify_consumer_receipt
 from gateway.delivery.receipts import store as store_receipt
-from gateway.delivery.ssrf import ResolutionTimeout, UnsafeEndpoint, check_endpoint
-from gateway.delivery.transport import attempt_deadline, delivery_transport
+from gateway.delivery.ssrf import (
+    InvalidEndpoint,
+    ResolutionTimeout,
+    UnsafeEndpoint,
+    check_endpoint,
+)
+from gateway.delivery.subscriptions import DEFAULT_SCHEDULE, attempts_allowed, retry_delay
+from gateway.delivery.transport import attempt_deadline, delivery_transport, read_answer
 from gateway.delivery.webhooks import signature_header
 from gateway.models import Delivery, DeliveryAttempt, Subscription, table_of
 from gateway.runtime import Runtime
@@ -59,8 +65,21 @@ class Result:
     wait=wait_fixed(0.2),
     reraise=True,
 )
-def _post(client: httpx.Client, url: str, body: bytes, headers: dict[str, str]) -> httpx.Response:
-    return client.post(url, content=body, headers=headers)
+def _post(
+    client: httpx.Client, url: str, body: bytes, headers: dict[str, str]
+) -> tuple[httpx.Response, str]:
+    """POST and read at most ANSWER_BYTES of the answer, then close it: the response (its
+    status and headers) and what was read of its body, as text."""
+    with client.stream("POST", url, content=body, headers=headers) as response:
+        answer = read_answer(response)
+    return response, _decoded(answer, response.charset_encoding)
+
+
+def _decoded(answer: bytes, charset: str | None) -> str:
+    try:
+        return answer.decode(charset or "utf-8", errors="replace")
+    except LookupError:  # a charset Python does not know
+        return answer.decode("utf-8", errors="replace")
 
 
 def attempt(
@@ -92,8 +111,9 @@ def attempt(
             ),
         }
         with attempt_deadline(deadline):
-            response = _post(client, url, job.body, headers)
-        text = response.text
+            response, text = _post(client, url, job.body, headers)
+    except InvalidEndpoint as exc:  # a URL stored before it was checked as it is now
+        return Result(None, "invalid_endpoint", str(exc)[:EXCERPT], _ms(started))
     except UnsafeEndpoint as exc:
         return Result(None, "unsafe_endpoint", str(exc)[:EXCERPT], _ms(started))
     except ResolutionTimeout as exc:
@@ -108,7 +128,7 @@ def attempt(
         text[:EXCERPT],
         _ms(started),
         _retry_after(response, runtime.clock.now()),
-        text[:16384].strip() if response.is_success else "",
+        text.strip() if response.is_success else "",
     )
 
 
@@ -203,9 +223,14 @@ def record_all(runtime: Runtime, outcomes: list[tuple[Job, Result]], now: dt.dat
             state = _Next(
                 job.delivery_id, job.lease, "pending", row.attempts, row.next_attempt_at, None, None
             )
-            error_class, next_at = _apply_result(
-                session, state, subscriptions[job.subscription["id"]], job, result, now, config
-            )
+            try:
+                error_class, next_at = _apply_result(
+                    session, state, subscriptions[job.subscription["id"]], job, result, now, config
+                )
+            except Exception as exc:  # one delivery's failure must not discard the round's
+                log.exception("delivery %s: its result could not be applied", job.delivery_id)
+                error_class, next_at = _retry_after_failure(state, row.attempts, exc, now)
+            state.last_error = _storable(state.last_error)
             updates.append(state)
             attempts.append(
                 {
@@ -214,7 +239,7 @@ def record_all(runtime: Runtime, outcomes: list[tuple[Job, Result]], now: dt.dat
                     "status_code": result.status_code,
                     "latency_ms": result.latency_ms,
                     "error_class": error_class,
-                    "response_excerpt": result.excerpt,
+                    "response_excerpt": _storable(result.excerpt),
                     "next_attempt_at": next_at,
                 }
             )
@@ -236,6 +261,29 @@ def record_all(runtime: Runtime, outcomes: list[tuple[Job, Result]], now: dt.dat
         return [u.status for u in updates]
 
 
+def _storable(text: str | None) -> str | None:
+    """Text as the round's statements can store it: a receiver's answer may hold U+0000,
+    which the database refuses (gateway.db), and one such value failed the whole round."""
+    return text.replace("\x00", "\ufffd") if text else text
+
+
+def _retry_after_failure(
+    state: _Next, attempts: int, exc: Exception, now: dt.datetime
+) -> tuple[str, dt.datetime | None]:
+    """The next state of a delivery whose result could not be applied (a bug, a row no check
+    foresaw): an attempt that failed, retried on the default ladder (protocol.md §4), dead
+    after its last step. Returns (error class, next attempt time)."""
+    state.status, state.delivered_at = "pending", None
+    state.attempts = attempts + 1
+    state.last_error = f"internal_error: {type(exc).__name__}: {exc}"[:500]
+    if state.attempts >= len(DEFAULT_SCHEDULE):
+        state.status = "dead"
+        return "internal_error", None
+    delay = retry_delay(DEFAULT_SCHEDULE, state.attempts) * random.uniform(0.8, 1.2)  # noqa: S311
+    state.next_attempt_at = now + dt.timedelta(seconds=delay)
+    return "internal_error", state.next_attempt_at
+
+
 def _apply_result(
     session: Session,
     state: _Next,
@@ -255,26 +303,11 @@ def _apply_result(
     _update_breaker(subscription, succeeded or result.status_code == 410, now, config)
     if succeeded:
         state.status, state.delivered_at = "delivered", now
-        if looks_like_jws(result.body):
-            kid, why = verify_consumer_receipt(
-                session,
-                result.body,
-                agency_id=job.subscription["agency_id"],
-                message_id=job.message_id,
-                leaf_hash=job.leaf_hash,
-            )
-            if kid is None:
-                error_class, state.last_error = "receipt_invalid", why[:500]
-            else:
-                store_receipt(
-                    session,
-                    delivery_id=job.delivery_id,
-                    message_id=job.message_id,
-                    agency_id=job.subscription["agency_id"],
-                    kid=kid,
-                    token=result.body,
-                    now=now,
-                )
+        why_not = (
+            _keep_receipt(session, job, result.body, now) if looks_like_jws(result.body) else None
+        )
+        if why_not is not None:
+            error_class, state.last_error = "receipt_invalid", why_not
         return error_class, None
     if result.status_code == 410:
         subscription.status = "disabled"
@@ -283,14 +316,45 @@ def _apply_result(
         return error_class, now
     state.attempts += 1
     state.last_error = result.error_class
-    if state.attempts >= len(schedule):
+    if state.attempts >= attempts_allowed(schedule):
         state.status = "dead"
         return error_class, None
-    delay = schedule[state.attempts] * random.uniform(0.8, 1.2)  # noqa: S311
+    delay = retry_delay(schedule, state.attempts) * random.uniform(0.8, 1.2)  # noqa: S311
     if result.retry_after is not None:  # may lengthen the schedule's wait, never shorten it
         delay = max(delay, min(result.retry_after, config.max_retry_after_seconds))
     state.next_attempt_at = now + dt.timedelta(seconds=delay)
     return error_class, state.next_attempt_at
+
+
+def _keep_receipt(session: Session, job: Job, token: str, now: dt.datetime) -> str | None:
+    """Verify a receiver's signed receipt and keep it; returns why it was not kept, or None.
+    In a savepoint: the receipt is the only database work a result brings, and what it meets
+    (a receiver's text the database refuses, say) must stay with this one delivery."""
+    agency_id = job.subscription["agency_id"]
+    try:
+        with session.begin_nested():
+            kid, why = verify_consumer_receipt(
+                session,
+                token,
+                agency_id=agency_id,
+                message_id=job.message_id,
+                leaf_hash=job.leaf_hash,
+            )
+            if kid is None:
+                return why[:500]
+            store_receipt(
+                session,
+                delivery_id=job.delivery_id,
+                message_id=job.message_id,
+                agency_id=agency_id,
+                kid=kid,
+                token=token,
+                now=now,
+            )
+    except Exception as exc:
+        log.warning("delivery %s: its receipt could not be checked", job.delivery_id, exc_info=exc)
+        return f"the receipt could not be checked: {type(exc).__name__}: {exc}"[:500]
+    return None
 
 
 def _update_breaker(
@@ -373,12 +437,13 @@ def run_once(runtime: Runtime, client: httpx.Client, pool: ThreadPoolExecutor | 
 def make_client(runtime: Runtime) -> httpx.Client:
     """The one shared client: no redirects (a 3xx is a failure), bounded timeouts: each read,
     write or connect within `timeout_seconds`, and a whole attempt by its deadline; each
-    connection goes to an address vetted when it is opened (gateway.delivery.transport)."""
+    connection goes to an address vetted when it is opened, and no answer is read beyond
+    ANSWER_BYTES (gateway.delivery.transport). Answers are asked for uncompressed."""
     return httpx.Client(
         transport=delivery_transport(runtime.settings.delivery.allowed_hosts),
         timeout=runtime.settings.delivery.timeout_seconds,
         follow_redirects=False,
-        headers={"user-agent": "credit-gateway/0.1"},
+        headers={"user-agent": "credit-gateway/0.1", "accept-encoding": "identity"},
     )
 
 

@@ -113,7 +113,7 @@ def verify_message(
             "the JWS header must carry typ 'gateway-message+jws' (RFC 8725 §3.11)",
         )
     envelope = _validated_envelope(parsed.payload)
-    issued_at = dt.datetime.fromisoformat(str(envelope["issued_at"]))
+    issued_at = _issued_at(envelope)
     _check_key_window(record, issued_at, now, max_skew)
     if issued_at > now + max_skew:
         raise BadRequest(
@@ -152,6 +152,16 @@ def _validated_envelope(payload: bytes) -> dict[str, Any]:
         # transaction that the other messages of the batch or group commit share.
         raise BadRequest("invalid_text", "text may not contain U+0000 (NUL)", pointer=pointer)
     return dict(envelope)
+
+
+def _issued_at(envelope: dict[str, Any]) -> dt.datetime:
+    """The envelope's issued_at as a time. validate_message has held it to the gateway's
+    date range (contracts.registry.EARLIEST_DATE to LATEST_DATE), so this cannot fail; were
+    it to, it is the message's fault, answered 400 for that message alone, never a 500."""
+    try:
+        return dt.datetime.fromisoformat(str(envelope["issued_at"]))
+    except ValueError as exc:
+        raise BadRequest("schema_violation", f"/issued_at: {exc}", pointer="/issued_at") from exc
 
 
 def _nul_pointer(value: Any, pointer: str) -> str | None:
