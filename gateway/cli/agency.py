@@ -10,6 +10,8 @@ from rich.table import Table
 
 from gateway.cli.installation import admin_session, open_runtime
 from gateway.cli.root import JsonFlag, console, emit, fail, now
+from gateway.cli.tables import print_table
+from gateway.registry.rights import QUERY_CONTRACTS
 
 agency_app = typer.Typer(no_args_is_help=True, help="Register agencies and their publish rights.")
 
@@ -62,14 +64,21 @@ def _view_spec(spec: str) -> tuple[str, list[str] | None]:
 @agency_app.command("grant")
 def agency_grant(
     agency_id: str,
-    types: Annotated[list[str] | None, typer.Argument(help="Message types it may publish.")] = None,
+    types: Annotated[
+        list[str] | None, typer.Argument(help="Message types it may publish (as --publish).")
+    ] = None,
+    publish: Annotated[
+        list[str] | None, typer.Option(help="Message type it may publish (repeatable).")
+    ] = None,
     subscribe: Annotated[
         list[str] | None,
         typer.Option(help="TYPE or TYPE=field,field: subscribe, seeing those data fields."),
     ] = None,
     query: Annotated[
         list[str] | None,
-        typer.Option(help="standing|grade_history, optionally =field,field (e.g. grade.level)."),
+        typer.Option(
+            help=f"{' | '.join(QUERY_CONTRACTS)}, optionally =field,field (e.g. grade.level)."
+        ),
     ] = None,
     as_json: JsonFlag = False,
 ) -> None:
@@ -77,11 +86,12 @@ def agency_grant(
     optional field view (deny by default; every change is a log entry)."""
     from gateway.registry import rights
 
-    wanted: list[tuple[str, str, list[str] | None]] = [("publish", t, None) for t in types or []]
+    published = [*(types or []), *(publish or [])]
+    wanted: list[tuple[str, str, list[str] | None]] = [("publish", t, None) for t in published]
     wanted += [("subscribe", *_view_spec(spec)) for spec in subscribe or []]
     wanted += [("query", *_view_spec(spec)) for spec in query or []]
     if not wanted:
-        raise fail("name something to grant: TYPES, --subscribe or --query")
+        raise fail("name something to grant: --publish, --subscribe or --query")
     with admin_session() as (runtime, session):
         for action, contract, fields in wanted:
             granted = rights.grant(
@@ -101,7 +111,7 @@ def agency_revoke(
     agency_id: str,
     publish: Annotated[list[str] | None, typer.Option(help="Message type.")] = None,
     subscribe: Annotated[list[str] | None, typer.Option(help="Message type.")] = None,
-    query: Annotated[list[str] | None, typer.Option(help="standing | grade_history")] = None,
+    query: Annotated[list[str] | None, typer.Option(help=" | ".join(QUERY_CONTRACTS))] = None,
     scope: Annotated[list[str] | None, typer.Option(help="Token scope.")] = None,
     as_json: JsonFlag = False,
 ) -> None:
@@ -180,7 +190,7 @@ def _show_rights(shown: dict[str, Any], as_json: bool) -> None:
     for action in ("subscribe", "query"):
         for contract, fields in shown[action].items():
             table.add_row(action, contract, "all" if fields is None else ", ".join(fields))
-    console.print(table)
+    print_table(table, console)
     limit = shown["rate_limit"]
     rate = f"{limit['per_second']:g}/s, burst {limit['burst']}" if limit else "default"
     console.print(f"scopes: {', '.join(shown['scopes']) or '-'}; rate limit: {rate}")
@@ -221,4 +231,4 @@ def agency_list(as_json: JsonFlag = False) -> None:
         table.add_row(
             view["id"], view["name"], ", ".join(view["roles"]), "\n".join(view["publish"]), keys
         )
-    console.print(table)
+    print_table(table, console)

@@ -11,6 +11,7 @@ from rich.table import Table
 
 from gateway.cli.installation import admin_session
 from gateway.cli.root import JsonFlag, console, emit, fail, now
+from gateway.cli.tables import print_table
 
 catalog_app = typer.Typer(
     no_args_is_help=True, help="The measure catalog: versions in force, publish a new one."
@@ -69,4 +70,4 @@ def catalog_list(as_json: JsonFlag = False) -> None:
             row["created_at"],
             row["sha256"][:16] + "…",
         )
-    console.print(table)
+    print_table(table, console)

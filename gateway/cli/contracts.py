@@ -7,6 +7,7 @@ import typer
 from rich.table import Table
 
 from gateway.cli.root import JsonFlag, console, emit
+from gateway.cli.tables import print_table
 
 contracts_app = typer.Typer(
     no_args_is_help=True, help="Message and view contracts: list them, prove them compatible."
@@ -33,7 +34,7 @@ def contracts_list(as_json: JsonFlag = False) -> None:
                 version["revision"] or "unreleased",
                 str(version["released_revisions"]),
             )
-    console.print(table)
+    print_table(table, console)
 
 
 @contracts_app.command("check")
@@ -53,12 +54,12 @@ def contracts_check(as_json: JsonFlag = False) -> None:
             result = "[green]compatible[/green]" if r.compatible else f"[red]{len(r.breaks)} breaks"
             revision = r.revision or "unreleased"
             table.add_row(r.name, r.kind, str(r.major), revision, str(r.compared), result)
-        console.print(table)
+        print_table(table, console)
         if broken:
             breaks = Table("contract", "against", "pointer", "reason", title="breaks")
             for r in broken:
                 for b in r.breaks:
                     breaks.add_row(f"{r.name} v{r.major}", b.against, b.pointer or "/", b.reason)
-            console.print(breaks)
+            print_table(breaks, console)
     if broken:
         raise typer.Exit(1)

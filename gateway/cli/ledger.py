@@ -11,6 +11,7 @@ from rich.table import Table
 
 from gateway.cli.installation import open_runtime
 from gateway.cli.root import JsonFlag, console, emit, fail
+from gateway.cli.tables import print_table
 from gateway.errors import GatewayError
 
 ledger_app = typer.Typer(no_args_is_help=True, help="Read the enterprise ledgers.")
@@ -84,7 +85,7 @@ def ledger_list(
             grade_text or "-",
             r["grade_valid_to"] or "-",
         )
-    console.print(table)
+    print_table(table, console)
 
 
 @ledger_app.command("export")

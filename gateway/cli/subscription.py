@@ -9,8 +9,10 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
+from connectors import CONNECTORS
 from gateway.cli.installation import admin_session, open_runtime
 from gateway.cli.root import JsonFlag, console, emit, now
+from gateway.cli.tables import print_table
 
 subscription_app = typer.Typer(no_args_is_help=True, help="Agency subscriptions (push or pull).")
 
@@ -21,7 +23,13 @@ def subscription_add(
     types: Annotated[list[str], typer.Option("--type", help="Message type (repeatable).")],
     url: Annotated[str | None, typer.Option(help="Push endpoint; omit for pull only.")] = None,
     region: Annotated[str | None, typer.Option(help="Division code prefix filter.")] = None,
-    view: Annotated[str, typer.Option(help="full | notice")] = "full",
+    view: Annotated[
+        str,
+        typer.Option(
+            help="full (with the publisher's JWS) | fields (cut to the agency's field view) | "
+            f"notice | a connector: {' | '.join(CONNECTORS)}."
+        ),
+    ] = "full",
     hmac: Annotated[bool, typer.Option(help="Also sign v1 (HMAC, whsec_ secret).")] = False,
     rate_limit: Annotated[
         float | None, typer.Option(help="Deliveries per second at most (default: no limit).")
@@ -92,7 +100,7 @@ def subscription_list(as_json: JsonFlag = False) -> None:
             i["status"],
             ", ".join(f"{k} {v}" for k, v in sorted(i["deliveries"].items())),
         )
-    console.print(table)
+    print_table(table, console)
 
 
 @subscription_app.command("status")
@@ -128,7 +136,7 @@ def subscription_dead(subscription_id: str, as_json: JsonFlag = False) -> None:
             str(r["attempts"]),
             r["last_error"] or "",
         )
-    console.print(table)
+    print_table(table, console)
 
 
 @subscription_app.command("replay")

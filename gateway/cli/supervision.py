@@ -10,6 +10,7 @@ from rich.table import Table
 
 from gateway.cli.installation import admin_session
 from gateway.cli.root import JsonFlag, console, emit, fail, now
+from gateway.cli.tables import print_table
 
 supervision_app = typer.Typer(
     no_args_is_help=True, help="Classified supervision: who must be inspected how often."
@@ -64,7 +65,7 @@ def supervision_plan(
             "yes" if supervision["key_supervision"] else "",
             supervision["penalty_scale"],
         )
-    console.print(table)
+    print_table(table, console)
 
 
 @draw_app.command("verify")

@@ -13,6 +13,7 @@ from rich.table import Table
 
 from gateway.cli.installation import open_runtime
 from gateway.cli.root import JsonFlag, console, emit, err, fail, now
+from gateway.cli.tables import print_table
 
 
 def publish(
@@ -190,7 +191,7 @@ def verify(
         table = Table("check", "result", "detail")
         for c in checks:
             table.add_row(c.name, "[green]ok[/green]" if c.ok else "[red]FAILED[/red]", c.detail)
-        console.print(table)
+        print_table(table, console)
     if not all(c.ok for c in checks) or len(checks) < 7:
         raise typer.Exit(1)
 

@@ -11,6 +11,7 @@ import typer
 from rich.table import Table
 
 from gateway.cli.root import JsonFlag, PortOption, console, emit, fail
+from gateway.cli.tables import print_table
 
 witness_app = typer.Typer(
     no_args_is_help=True, help="Run a C2SP tlog witness (what a consumer agency operates)."
@@ -86,7 +87,7 @@ def witness_status(data: WitnessDir, as_json: JsonFlag = False) -> None:
     table = Table("log origin", "cosigned size")
     for row in rows:
         table.add_row(row["origin"], str(row["size"]))
-    console.print(table)
+    print_table(table, console)
 
 
 @witness_app.command("serve")

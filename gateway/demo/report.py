@@ -12,6 +12,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from gateway.cli.tables import print_table
 from gateway.demo.dataset import CITIES
 from gateway.settings import Settings
 
@@ -75,14 +76,14 @@ def print_summary(
     for city, name in CITIES.items():
         counts = per_city.get(city, Counter())
         table.add_row(name, str(counts["total"]), *(str(counts[c]) for c in columns))
-    console.print(table)
-    console.print(factor_table(factors))
+    print_table(table, console)
+    print_table(factor_table(factors), console)
     refused = Table(title="Refused on purpose (RFC 9457 problem codes); nothing of them stored")
     refused.add_column("what was wrong")
     refused.add_column("code")
     for label, code in tally.refusals:
         refused.add_row(label, code)
-    console.print(refused)
+    print_table(refused, console)
     console.print(
         f"receipts verified against /.well-known/jwks.json: {verified}/{len(tally.receipts)}"
     )

@@ -26,6 +26,7 @@ from contracts.registry import latest_major
 from gateway.access.assertion import request_token
 from gateway.access.tokens import grant_scopes
 from gateway.app import create_app
+from gateway.cli.tables import print_table
 from gateway.demo.dataset import AGENCIES, Step, build_enterprises, dramatic_events
 from gateway.demo.deliveries import make_receivers, subscribe_receivers, wait_for_deliveries
 from gateway.demo.loopback import running_app
@@ -376,8 +377,8 @@ def _run(data_dir: Path, count: int, seed: int, console: Console, kept: bool = F
         delivery_rows = wait_for_deliveries(client, receivers, console, tally)
         feedback = client.get(f"/v1/messages/{ids[first]}/feedback").json()
     print_summary(settings, tally, verified, ledger, console)
-    console.print(delivery_table(delivery_rows))
-    console.print(feedback_table(feedback))
+    print_table(delivery_table(delivery_rows), console)
+    print_table(feedback_table(feedback), console)
     if draw_id is not None:
         console.print(
             f"verify the draw from the log alone: GATEWAY_DATA_DIR={data_dir} "

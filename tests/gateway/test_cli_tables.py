@@ -1,0 +1,36 @@
+"""CLI tables never cut an id: whole on one line in a table when the terminal is wide enough
+for every word, else one block per row; never an ellipsis, never a code folded in two."""
+
+from __future__ import annotations
+
+import io
+
+import pytest
+from rich.console import Console
+from rich.table import Table
+
+from gateway.cli.tables import print_table
+
+USCC = "91350203AY4CL12T2P"
+SUBSCRIPTION = "7cc31130-de06-44c1-8a2b-490cc20329a5"
+LEAF = "328f91d970bba2df2a4cd429af9f8dd244441ccfc722e08d9ec7357364082463"
+
+
+def rendered(width: int) -> str:
+    table = Table("enterprise", "name", "subscription", "leaf hash", title="deliveries")
+    table.add_row(USCC, "宁德某某化工有限公司 (Ningde chemicals, a long name)", SUBSCRIPTION, LEAF)
+    table.add_row(USCC[:-1] + "X", "short", SUBSCRIPTION[:-1] + "6", LEAF[:-1] + "0")
+    out = io.StringIO()
+    print_table(table, Console(file=out, width=width, color_system=None))
+    return out.getvalue()
+
+
+@pytest.mark.parametrize("width", [40, 60, 80, 100, 120, 160, 200])
+def test_every_id_is_whole_on_one_line_at_any_width(width: int) -> None:
+    text = rendered(width)
+    assert "…" not in text
+    lines = text.splitlines()
+    for ident in (USCC, SUBSCRIPTION, LEAF, USCC[:-1] + "X", SUBSCRIPTION[:-1] + "6"):
+        assert any(ident in line for line in lines), (ident, text)
+    # wide enough for every word: a table; else one block per row
+    assert ("┃ enterprise" in text) == (width >= 160)
