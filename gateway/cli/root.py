@@ -62,6 +62,31 @@ def fail(message: str, code: int = 1) -> typer.Exit:
     return typer.Exit(code)
 
 
+def require_free_port(host: str, port: int) -> None:
+    """Refuse in one line, before anything starts, a port another process listens on (uvicorn
+    would log six lines and exit) or one this user may not bind."""
+    import errno
+    import socket
+
+    try:
+        family = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0][0]
+    except socket.gaierror as exc:
+        raise fail(f"cannot listen on {host}: {exc.strerror}; give --host an address") from exc
+    with socket.socket(family, socket.SOCK_STREAM) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as uvicorn binds
+        try:
+            probe.bind((host, port))
+        except OSError as exc:
+            if exc.errno == errno.EADDRINUSE:
+                raise fail(
+                    f"port {port} on {host} is in use (another gateway or program listens"
+                    " there): stop it or choose another with --port"
+                ) from exc
+            if exc.errno == errno.EACCES:
+                raise fail(f"port {port} needs privileges to bind: use one above 1023") from exc
+            raise fail(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from exc
+
+
 def explain(exc: Exception) -> tuple[str, str | None] | None:
     """(one sentence, a hint or None) for the errors a user's mistake raises; None for a bug."""
     from pydantic import ValidationError
@@ -84,6 +109,12 @@ def explain(exc: Exception) -> tuple[str, str | None] | None:
             f"cannot read the settings: {exc}",
             f"list and group settings are JSON, e.g. {example}",
         )
+    if isinstance(exc, ModuleNotFoundError) and exc.name and _is_database_driver(exc):
+        return (
+            f"GATEWAY_DATABASE_URL needs the database driver {exc.name!r}, which is not installed",
+            "the gateway runs on SQLite (built in) and PostgreSQL (postgresql://…, driver"
+            " psycopg, installed with the gateway); for another driver, pip install it",
+        )
     if isinstance(exc, ArgumentError):  # NoSuchModuleError (an unknown scheme) is one too
         hint = (
             "e.g. postgresql://user@host/db, or unset it for the SQLite file in the data directory"
@@ -103,6 +134,18 @@ def explain(exc: Exception) -> tuple[str, str | None] | None:
         where = f" ({exc.filename})" if exc.filename else ""
         return f"{exc.strerror or exc}{where}", None
     return None
+
+
+def _is_database_driver(exc: ModuleNotFoundError) -> bool:
+    """Whether the missing module was imported by a SQLAlchemy dialect (a driver)."""
+    frames = traceback_frames(exc)
+    return any("sqlalchemy/dialects" in frame or "sqlalchemy/engine" in frame for frame in frames)
+
+
+def traceback_frames(exc: BaseException) -> list[str]:
+    import traceback
+
+    return [frame.filename for frame in traceback.extract_tb(exc.__traceback__)]
 
 
 def _invalid_settings(exc: Any) -> str:

@@ -9,7 +9,7 @@ from typing import Annotated
 import typer
 
 from gateway.cli.installation import configured, open_runtime
-from gateway.cli.root import JsonFlag, PortOption, console, emit, err, fail
+from gateway.cli.root import JsonFlag, PortOption, console, emit, err, fail, require_free_port
 
 
 def init(as_json: JsonFlag = False) -> None:
@@ -60,6 +60,7 @@ def serve(
     cfg = configured()
     if workers > 1 and cfg.effective_database_url.startswith("sqlite"):
         raise fail("several API processes need PostgreSQL (set GATEWAY_DATABASE_URL)")
+    require_free_port(host, port)
     upgrade(cfg.effective_database_url)
     ensure_gateway_keys(cfg)
     uvicorn.run(

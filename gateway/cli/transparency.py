@@ -176,12 +176,17 @@ def verify(
     """Check an evidence bundle offline; prints every check and exits 1 if any fails."""
     from gateway.transparency.bundle_check import check_bundle
 
+    inputs = (
+        _json_object(bundle, "an evidence bundle", ("jws", "receipt", "tlog_proof"), BUNDLE_HINT),
+        _json_object(gateway_jwks, "a JWK set", ("keys",), "GET /.well-known/jwks.json"),
+        _json_object(publisher_jwk, "a public JWK", ("kty",), "the agency's .jwk.json file"),
+    )
     try:
         checks = check_bundle(
-            _json_object(bundle, "an evidence bundle"),
-            gateway_jwks=_json_object(gateway_jwks, "a JWK set"),
+            inputs[0],
+            gateway_jwks=inputs[1],
             log_vkey=log_vkey.read_text().strip(),
-            publisher_jwk=_json_object(publisher_jwk, "a JWK"),
+            publisher_jwk=inputs[2],
         )
     except (OSError, ValueError, KeyError) as exc:
         raise fail(f"cannot read the inputs: {exc}") from exc
@@ -196,8 +201,24 @@ def verify(
         raise typer.Exit(1)
 
 
-def _json_object(path: Path, what: str) -> dict[str, Any]:
-    data = json.loads(path.read_text())
+BUNDLE_HINT = "GET /v1/messages/ID/bundle"
+
+
+def _json_object(
+    path: Path, what: str, members: tuple[str, ...] = (), source: str | None = None
+) -> dict[str, Any]:
+    """The JSON object in `path`, refused in one sentence (what it should be, where it comes
+    from) when it is not JSON, not an object, or lacks one of `members`."""
+    where = f" (from {source})" if source else ""
+    try:
+        data = json.loads(path.read_text())
+    except OSError as exc:
+        raise fail(f"cannot read {path}: {exc.strerror or exc}") from exc
+    except ValueError as exc:
+        raise fail(f"{path} is not JSON, so not {what}{where}: {exc}") from exc
     if not isinstance(data, dict):
-        raise fail(f"{path} does not hold {what} (a JSON object)")
+        raise fail(f"{path} is not {what}{where}: its JSON is not an object")
+    missing = [m for m in members if m not in data]
+    if missing:
+        raise fail(f"{path} is not {what}{where}: it has no {', '.join(map(repr, missing))}")
     return data

@@ -10,7 +10,7 @@ from typing import Annotated, Any
 import typer
 from rich.table import Table
 
-from gateway.cli.root import JsonFlag, PortOption, console, emit, fail
+from gateway.cli.root import JsonFlag, PortOption, console, emit, fail, require_free_port
 from gateway.cli.tables import print_table
 
 witness_app = typer.Typer(
@@ -101,4 +101,6 @@ def witness_serve(
 
     from gateway.witness.app import create_witness_app
 
-    uvicorn.run(create_witness_app(_witness(data)), host=host, port=port, log_level="info")
+    witness = _witness(data)
+    require_free_port(host, port)
+    uvicorn.run(create_witness_app(witness), host=host, port=port, log_level="info")

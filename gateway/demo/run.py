@@ -10,6 +10,7 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import json
+import shlex
 import tempfile
 import time
 import uuid
@@ -379,12 +380,23 @@ def _run(data_dir: Path, count: int, seed: int, console: Console, kept: bool = F
     print_summary(settings, tally, verified, ledger, console)
     print_table(delivery_table(delivery_rows), console)
     print_table(feedback_table(feedback), console)
+    environment = (
+        f"GATEWAY_DATA_DIR={shlex.quote(str(data_dir.resolve()))} "
+        f"GATEWAY_LOG_ORIGIN={shlex.quote(settings.log_origin)}"
+    )
     if draw_id is not None:
         console.print(
-            f"verify the draw from the log alone: GATEWAY_DATA_DIR={data_dir} "
-            f"GATEWAY_LOG_ORIGIN={settings.log_origin} gateway draw verify {draw_id}"
+            f"verify the draw from the log alone: {environment} gateway draw verify {draw_id}"
             + ("" if kept else "  (run the demo with --keep DIR to keep the data for it)"),
             soft_wrap=True,
+            highlight=False,
+        )
+    if kept:
+        console.print(
+            f"the data is kept; to use it next:\n  export {environment}\n"
+            "  gateway ledger list --ledger achieved   # or: gateway audit, gateway serve",
+            soft_wrap=True,
+            highlight=False,
         )
     elapsed = time.perf_counter() - started
     ok = not tally.unexpected and verified == len(tally.receipts)

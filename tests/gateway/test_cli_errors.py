@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import socket
 import sqlite3
 import uuid
 from pathlib import Path
@@ -144,19 +145,51 @@ def test_key_generate_refuses_an_existing_file_a_missing_directory_and_a_suite(
     assert not (tmp_path / "r.pem").exists()
 
 
-def test_verify_refuses_json_that_is_not_an_object(tmp_path: Path) -> None:
+def test_verify_names_an_input_that_is_not_what_it_should_be(tmp_path: Path) -> None:
     array = tmp_path / "array.json"
     array.write_text("[]")
+    text = tmp_path / "text.json"
+    text.write_text("not json")
     vkey = tmp_path / "log.vkey"
     vkey.write_text("x\n")
     obj = tmp_path / "object.json"
-    obj.write_text("{}")
+    obj.write_text('{"jws": "", "receipt": "", "tlog_proof": "", "keys": [], "kty": "OKP"}')
+    empty = tmp_path / "empty.json"
+    empty.write_text("{}")
     paths = {"bundle": obj, "jwks": obj, "jwk": obj}
-    for name, what in (("bundle", "evidence bundle"), ("jwks", "JWK set"), ("jwk", "a JWK")):
-        given = paths | {name: array}
-        args = ["verify", str(given["bundle"]), "--gateway-jwks", str(given["jwks"])]
-        args += ["--log-vkey", str(vkey), "--publisher-jwk", str(given["jwk"])]
-        _refused(args, f"{array} does not hold", what)
+    cases = (
+        ("bundle", "an evidence bundle (from GET /v1/messages/ID/bundle)", "'jws'"),
+        ("jwks", "a JWK set (from GET /.well-known/jwks.json)", "'keys'"),
+        ("jwk", "a public JWK", "'kty'"),
+    )
+    for name, what, member in cases:
+        for wrong, why in ((array, "not an object"), (empty, f"it has no {member}")):
+            given = paths | {name: wrong}
+            args = ["verify", str(given["bundle"]), "--gateway-jwks", str(given["jwks"])]
+            args += ["--log-vkey", str(vkey), "--publisher-jwk", str(given["jwk"])]
+            _refused(args, f"{wrong} is not {what}", why)
+    args = ["verify", str(text), "--gateway-jwks", str(obj), "--log-vkey", str(vkey)]
+    _refused([*args, "--publisher-jwk", str(obj)], f"{text} is not JSON, so not an evidence")
+
+
+def test_a_port_in_use_is_one_line(data_dir: Path) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        _refused(["serve", "--port", str(port)], f"port {port} on 127.0.0.1 is in use", "--port")
+        init = ["witness", "init", "--data", str(data_dir / "w"), "--name", "w.test/w"]
+        assert runner.invoke(app, init).exit_code == 0
+        witness = ["witness", "serve", "--data", str(data_dir / "w"), "--port", str(port)]
+        _refused(witness, f"port {port} on 127.0.0.1 is in use")
+
+
+@pytest.mark.parametrize("url", ["mysql://u@127.0.0.1/db", "postgresql+psycopg2://u@127.0.0.1/db"])
+def test_a_database_driver_not_installed_is_one_line(
+    data_dir: Path, monkeypatch: pytest.MonkeyPatch, url: str
+) -> None:
+    monkeypatch.setenv("GATEWAY_DATABASE_URL", url)
+    _refused(["init"], "needs the database driver", "not installed", "psycopg")
 
 
 @pytest.mark.parametrize(

@@ -4,13 +4,16 @@ from __future__ import annotations
 
 import datetime as dt
 import io
+import json
 import sqlite3
 from pathlib import Path
 
 import pytest
 from rich.console import Console
+from typer.testing import CliRunner
 
 from contracts.dates import add_months
+from gateway.cli import app
 from gateway.demo.dataset import build_enterprises, dramatic_events
 from gateway.demo.run import run_demo
 
@@ -22,6 +25,13 @@ def test_demo_runs_clean_and_leaves_a_consistent_log(tmp_path: Path) -> None:
     assert code == 0, text
     assert "receipts verified against /.well-known/jwks.json" in text
     assert "grade REVOKED (fatal_accident)" in text
+    # the exact line to use the kept data next, and it works
+    export = next(line for line in text.splitlines() if line.strip().startswith("export "))
+    assert f"GATEWAY_DATA_DIR={tmp_path.resolve()}" in export
+    environment = dict(pair.split("=", 1) for pair in export.split()[1:])
+    listed = CliRunner().invoke(app, ["ledger", "list", "--json"], env=environment)
+    assert listed.exit_code == 0, listed.output
+    assert json.loads(listed.output)["total"] > 0
     with sqlite3.connect(tmp_path / "gateway.db") as db:
         size = db.execute("SELECT size FROM log_head").fetchone()[0]
         indexes = [row[0] for row in db.execute("SELECT idx FROM log_entries ORDER BY idx")]
