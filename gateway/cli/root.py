@@ -57,6 +57,11 @@ SuiteName = Literal["ed25519", "es256", "sm2-sm3"]
 SuiteOption = Annotated[SuiteName, typer.Option(help="Signature suite.")]
 
 
+GatewayUrlOption = Annotated[
+    str, typer.Option(envvar="GATEWAY_URL", help="Gateway base URL (or GATEWAY_URL).")
+]
+
+
 def fail(message: str, code: int = 1) -> typer.Exit:
     err.print(f"[red]error:[/red] {escape(message)}", soft_wrap=True)
     return typer.Exit(code)

@@ -9,7 +9,7 @@ from typing import Annotated
 
 import typer
 
-from gateway.cli.root import JsonFlag, console, emit, fail
+from gateway.cli.root import GatewayUrlOption, JsonFlag, console, emit, fail
 
 
 def token(
@@ -19,7 +19,7 @@ def token(
         str,
         typer.Option(help="Scopes asked for, space-separated: publish subscribe query …"),
     ] = "query",
-    url: Annotated[str, typer.Option(help="Gateway base URL.")] = "http://127.0.0.1:8000",
+    url: GatewayUrlOption = "http://127.0.0.1:8000",
     as_json: JsonFlag = False,
 ) -> None:
     """Print an access token: `export TOKEN=$(gateway token fj-cib --key fj-cib.pem)`, then

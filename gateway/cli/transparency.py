@@ -12,7 +12,7 @@ import typer
 from rich.table import Table
 
 from gateway.cli.installation import open_runtime
-from gateway.cli.root import JsonFlag, console, emit, err, fail, now
+from gateway.cli.root import GatewayUrlOption, JsonFlag, console, emit, err, fail, now
 from gateway.cli.tables import print_table
 
 
@@ -21,7 +21,7 @@ def publish(
         Path, typer.Argument(help="JSON envelope (id and issued_at filled if absent).")
     ],
     key: Annotated[Path, typer.Option(help="The agency's private key file (PEM).")],
-    url: Annotated[str, typer.Option(help="Gateway base URL.")] = "http://127.0.0.1:8000",
+    url: GatewayUrlOption = "http://127.0.0.1:8000",
     as_json: JsonFlag = False,
 ) -> None:
     """Sign a JSON envelope with KEY and publish it; prints the receipt or the problem.
