@@ -18,6 +18,9 @@ from fastapi.responses import HTMLResponse
 from fastapi.staticfiles import StaticFiles
 
 ASSETS = "/docs-assets"
+# The pages fetch nothing but from the gateway: ReDoc's "powered by" logo (cdn.redoc.ly) and
+# Swagger UI's validator badge are not loaded. Their own inline start-up script stays allowed.
+OFFLINE = {"Content-Security-Policy": "img-src 'self' data:; connect-src 'self'; font-src 'self'"}
 BEARER = "bearer"
 # Operations anyone may call without a token (protocol.md §6.2), by (method, path).
 PUBLIC = frozenset(
@@ -77,14 +80,16 @@ def install_api_docs(app: FastAPI) -> None:
 
     @app.get("/docs", include_in_schema=False)
     async def swagger_ui() -> HTMLResponse:
-        return get_swagger_ui_html(
-            openapi_url="/openapi.json",
-            title=f"{app.title} — Swagger UI",
-            oauth2_redirect_url="/docs/oauth2-redirect",
-            swagger_js_url=f"{ASSETS}/swagger-ui-bundle.js",
-            swagger_css_url=f"{ASSETS}/swagger-ui.css",
-            swagger_favicon_url=f"{ASSETS}/favicon.png",
-            swagger_ui_parameters={"persistAuthorization": True},
+        return _offline(
+            get_swagger_ui_html(
+                openapi_url="/openapi.json",
+                title=f"{app.title} — Swagger UI",
+                oauth2_redirect_url="/docs/oauth2-redirect",
+                swagger_js_url=f"{ASSETS}/swagger-ui-bundle.js",
+                swagger_css_url=f"{ASSETS}/swagger-ui.css",
+                swagger_favicon_url=f"{ASSETS}/favicon.png",
+                swagger_ui_parameters={"persistAuthorization": True, "validatorUrl": None},
+            )
         )
 
     @app.get("/docs/oauth2-redirect", include_in_schema=False)
@@ -93,10 +98,17 @@ def install_api_docs(app: FastAPI) -> None:
 
     @app.get("/redoc", include_in_schema=False)
     async def redoc() -> HTMLResponse:
-        return get_redoc_html(
-            openapi_url="/openapi.json",
-            title=f"{app.title} — ReDoc",
-            redoc_js_url=f"{ASSETS}/redoc.standalone.js",
-            redoc_favicon_url=f"{ASSETS}/favicon.png",
-            with_google_fonts=False,
+        return _offline(
+            get_redoc_html(
+                openapi_url="/openapi.json",
+                title=f"{app.title} — ReDoc",
+                redoc_js_url=f"{ASSETS}/redoc.standalone.js",
+                redoc_favicon_url=f"{ASSETS}/favicon.png",
+                with_google_fonts=False,
+            )
         )
+
+
+def _offline(page: HTMLResponse) -> HTMLResponse:
+    page.headers.update(OFFLINE)
+    return page
