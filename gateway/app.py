@@ -20,12 +20,15 @@ from sqlalchemy.exc import IntegrityError
 from starlette.concurrency import run_in_threadpool
 
 from gateway.access.routes import router as access_router
+from gateway.apidocs import install_api_docs
 from gateway.bodies import BodyLimit, body_limits
 from gateway.clock import Clock
 from gateway.connectors.routes import router as connectors_router
 from gateway.connectors.routes import snapshot_forever
+from gateway.console import install_console
 from gateway.contracts_routes import router as contracts_router
 from gateway.db import DatabaseFileLost
+from gateway.delivery.health_routes import router as delivery_health_router
 from gateway.delivery.routes import messages_router as receipts_router
 from gateway.delivery.routes import router as delivery_router
 from gateway.delivery.worker import RoundFailures, run_until
@@ -148,9 +151,13 @@ def create_app(
             "problem details with a stable `code`."
         ),
         lifespan=lifespan,
+        docs_url=None,  # served from local assets by install_api_docs
+        redoc_url=None,
         **_telemetry(settings),
     )
     install_error_handlers(app)
+    install_api_docs(app)
+    install_console(app)
     default_limit, limits = body_limits(settings)
     app.add_middleware(BodyLimit, default=default_limit, limits=limits)  # inside: logged too
     app.add_middleware(RequestContextMiddleware)
@@ -162,6 +169,7 @@ def create_app(
     app.include_router(registry_router)
     app.include_router(log_router)
     app.include_router(delivery_router)
+    app.include_router(delivery_health_router)
     app.include_router(receipts_router)
     app.include_router(measures_router)
     app.include_router(enterprise_measures_router)

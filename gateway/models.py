@@ -119,6 +119,7 @@ class LogHead(Base):
 
 class LogEntry(Base):
     __tablename__ = "log_entries"
+    __table_args__ = (Index("ix_log_entries_accepted_at", "accepted_at"),)
 
     idx: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
     kind: Mapped[str] = mapped_column(String(16))  # message | gateway
@@ -412,6 +413,7 @@ class DeliveryAttempt(Base):
     """Every attempt, as it happened: status, latency, error class, response excerpt."""
 
     __tablename__ = "delivery_attempts"
+    __table_args__ = (Index("ix_delivery_attempts_at", "at"),)  # the last 24 hours' health
 
     id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
     delivery_id: Mapped[int] = mapped_column(ForeignKey("deliveries.id"), index=True)
@@ -512,6 +514,21 @@ class AccessRecord(Base):
     action: Mapped[str] = mapped_column(String(32))  # query | batch_query | feed
     purpose: Mapped[str | None] = mapped_column(String(200))
     result: Mapped[str] = mapped_column(String(48))  # ok | the problem code
+
+
+class ConsoleSession(Base):
+    """A browser session of the console (gateway.console.sessions), opened by a one-time
+    login link: the cookie's SHA-256 (never the cookie), its agency, when it ends, and the
+    link that opened it (unique: a link opens one session, even once that one has ended)."""
+
+    __tablename__ = "console_sessions"
+
+    token_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
+    agency_id: Mapped[str] = mapped_column(ForeignKey("agencies.id"))
+    link_id: Mapped[str] = mapped_column(String(64), unique=True)
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
+    expires_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
+    ended_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
 
 
 def table_of(model: type[Base]) -> Table:

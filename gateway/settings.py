@@ -128,6 +128,14 @@ class SupervisionSettings(BaseModel):
     reveal_window_seconds: float = Field(default=86_400, gt=0, le=30 * 86_400)
 
 
+class ConsoleSettings(BaseModel):
+    """The browser console (gateway.console): how long a one-time login link may wait to be
+    used, and how long the session it opens lasts (absolute, not renewed by use)."""
+
+    link_seconds: float = Field(default=600.0, gt=0, le=86_400)
+    session_seconds: float = Field(default=8 * 3600.0, gt=0, le=7 * 86_400)
+
+
 class Settings(BaseSettings):
     """Gateway configuration from `GATEWAY_*` variables (nested groups use `__`)."""
 
@@ -155,6 +163,7 @@ class Settings(BaseSettings):
     database: DatabaseSettings = Field(default_factory=DatabaseSettings)
     streams: StreamSettings = Field(default_factory=StreamSettings)
     supervision: SupervisionSettings = Field(default_factory=SupervisionSettings)
+    console: ConsoleSettings = Field(default_factory=ConsoleSettings)
     # Proxies whose X-Forwarded-For / -Proto the server trusts (uvicorn's forwarded_allow_ips,
     # e.g. "127.0.0.1" or "10.0.0.5,10.0.0.6"); empty: none, the headers are ignored.
     forwarded_allow_ips: str = ""

@@ -4,7 +4,10 @@ order `gateway --help` lists them. `gateway = "gateway.cli:main"` and `python -m
 
 from gateway.cli.agency import agency_app
 from gateway.cli.catalog import catalog_app
+from gateway.cli.console import console_app
 from gateway.cli.contracts import contracts_app
+from gateway.cli.deliveries import deliveries_app
+from gateway.cli.feedback import feedback_app
 from gateway.cli.installation import (
     admin_session,
     configured,
@@ -48,6 +51,9 @@ app.add_typer(ledger_app, name="ledger")
 app.add_typer(witness_app, name="witness")
 app.add_typer(catalog_app, name="catalog")
 app.add_typer(subscription_app, name="subscription")
+app.add_typer(deliveries_app, name="deliveries")
+app.add_typer(feedback_app, name="feedback")
+app.add_typer(console_app, name="console")
 app.add_typer(contracts_app, name="contracts")
 app.add_typer(uscc_app, name="uscc")
 app.add_typer(supervision_app, name="supervision")

@@ -88,6 +88,43 @@ def ledger_list(
     print_table(table, console)
 
 
+@ledger_app.command("summary")
+def ledger_summary(
+    by: Annotated[str, typer.Option(help="region | industry | grade")] = "region",
+    ledger: LedgerOption = "basic",
+    region: RegionOption = None,
+    industry: IndustryOption = None,
+    status: StatusOption = None,
+    grade: GradeOption = None,
+    on: OnOption = None,
+    as_json: JsonFlag = False,
+) -> None:
+    """Count a ledger by region (one level below --region), industry or grade, and by
+    ledger status, as GET /v1/ledgers/{ledger}/summary does."""
+    from gateway.ledger.service import ledger_summary as summarize
+
+    flt = _filter(ledger, region, industry, status, grade, on)
+    runtime = open_runtime()
+    try:
+        with runtime.db.reader() as session:
+            rows = summarize(session, flt, by)
+    except GatewayError as exc:
+        raise fail(f"{exc.code}: {exc.detail}") from exc
+    finally:
+        runtime.close()
+    groups: dict[str, dict[str, int]] = {}
+    for key, state, n in rows:
+        groups.setdefault(key, {})[state] = n
+    if as_json:
+        emit([{"key": k, "total": sum(c.values()), "by_status": c} for k, c in groups.items()])
+        return
+    statuses = ("新增", "达标", "未达标")
+    table = Table(by, *statuses, "total", title=f"{ledger} ledger on {flt.on}")
+    for key, counts in groups.items():
+        table.add_row(key, *(str(counts.get(s, 0)) for s in statuses), str(sum(counts.values())))
+    console.print(table)
+
+
 @ledger_app.command("export")
 def ledger_export(
     output: Annotated[Path, typer.Option("--output", "-o", help="CSV file to write.")],

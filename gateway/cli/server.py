@@ -4,7 +4,7 @@ run the API and the deliveries, `demo` runs a throwaway gateway end to end."""
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -107,6 +107,13 @@ def demo(
         Path | None, typer.Option(help="Keep the data in this new or empty directory.")
     ] = None,
     seed: Annotated[int, typer.Option(help="Random seed for the data set.")] = 2017,
+    with_console: Annotated[
+        bool,
+        typer.Option(
+            "--console",
+            help="Keep the gateway running after the summary and print a console login link.",
+        ),
+    ] = False,
 ) -> None:
     """Run the main job end to end on the embedded SQLite default, in a temporary directory."""
     from gateway.demo.run import run_demo
@@ -115,4 +122,44 @@ def demo(
     if keep is not None and (keep.is_file() or (keep.is_dir() and any(keep.iterdir()))):
         raise fail(f"{keep} is not a new or empty directory; give --keep another one", code=2)
 
-    raise typer.Exit(run_demo(enterprises=enterprises, keep=keep, seed=seed, console=console))
+    stay = _serve_console if with_console else None
+    raise typer.Exit(
+        run_demo(enterprises=enterprises, keep=keep, seed=seed, console=console, stay=stay)
+    )
+
+
+def _serve_console(base: str, cfg: Any) -> None:
+    """`gateway demo --console`: a login link for the demo's operator, then serve until
+    interrupted."""
+    import datetime as dt
+    import time
+
+    from gateway.console.sessions import issue_link
+    from gateway.runtime import Runtime
+
+    runtime = Runtime.open(cfg)
+    try:
+        with runtime.db.reader() as session:
+            token = issue_link(
+                session,
+                runtime.signer,
+                "fj-dsj",
+                runtime.clock.now(),
+                dt.timedelta(seconds=cfg.console.link_seconds),
+            )
+    finally:
+        runtime.close()
+    console.print(
+        f"\nthe demo gateway keeps running at {base}; sign in to its console as the operator "
+        f"fj-dsj (one-time link, {cfg.console.link_seconds / 60:.0f} minutes):\n"
+        f"{base}/console/login?token={token}\n"
+        f"more links: GATEWAY_DATA_DIR={cfg.data_dir} gateway console login AGENCY "
+        f"--base-url {base}   ·   Ctrl-C stops it",
+        soft_wrap=True,
+        highlight=False,
+    )
+    try:
+        while True:
+            time.sleep(1)
+    except KeyboardInterrupt:
+        console.print("stopped")

@@ -96,10 +96,12 @@ def replay(
     since: dt.datetime | None = None,
     until: dt.datetime | None = None,
     operator: str = "operator",
+    reason: str | None = None,
 ) -> int:
     """Queue deliveries again (same webhook-id), by log-index range or acceptance time window.
 
-    Each replayed delivery gets an attempt row saying who replayed it, so replays are recorded.
+    Each replayed delivery gets an attempt row saying who replayed it and why, so replays are
+    recorded.
     """
     get_subscription(session, subscription_id)
     query = select(Delivery.id).where(Delivery.subscription_id == subscription_id)
@@ -121,7 +123,7 @@ def replay(
         .where(Delivery.id.in_(ids))
         .values(status="pending", attempts=0, next_attempt_at=now, claimed_until=None)
     )
-    _note_operator_action(session, ids, now, "replay", f"replayed by {operator}", now)
+    _note_operator_action(session, ids, now, "replay", _note("replayed", operator, reason), now)
     return len(ids)
 
 
@@ -132,6 +134,7 @@ def skip(
     now: dt.datetime,
     *,
     operator: str = "operator",
+    reason: str | None = None,
 ) -> int:
     """Give up on dead or parked deliveries for good, so their enterprises' later deliveries
     go out (a stuck one blocks them until replayed or skipped). Only dead or parked ones can
@@ -156,8 +159,13 @@ def skip(
         )
     ids = [r.id for r in rows]
     session.execute(update(Delivery).where(Delivery.id.in_(ids)).values(status="skipped"))
-    _note_operator_action(session, ids, now, "skipped", f"skipped by {operator}", None)
+    _note_operator_action(session, ids, now, "skipped", _note("skipped", operator, reason), None)
     return len(ids)
+
+
+def _note(done: str, operator: str, reason: str | None) -> str:
+    """The attempt row's text for an operator's action: "replayed by fj-dsj: the reason"."""
+    return f"{done} by {operator}" + (f": {reason.strip()}" if reason and reason.strip() else "")
 
 
 def _note_operator_action(

@@ -1,6 +1,8 @@
 """HTTP: subscriptions, their pull feed and cursor, dead letters, replays and skips.
 
-(Access control per agency arrives with the access issue; until then these are operator APIs.)
+Operators (scope `admin`) manage every subscription; an agency with scope `subscribe` manages
+its own within its rights (issue 23 §4): creates them, pauses and resumes them, rotates their
+secret, reads their feed and dead letters. Replays and skips stay the operator's.
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ from gateway.access.tokens import Caller
 from gateway.delivery import feed, subscriptions
 from gateway.delivery.receipts import receipts_for
 from gateway.delivery.webhooks import public_key_text
-from gateway.errors import Forbidden, GatewayError
+from gateway.errors import BadRequest, Forbidden, GatewayError
 from gateway.models import Subscription
 from gateway.queries.service import record_access_alone
 from gateway.runtime import Runtime, get_runtime
@@ -28,16 +30,33 @@ Admin = Annotated[Caller, Depends(caller_with("admin"))]
 Subscriber = Annotated[Caller, Depends(caller_with("subscribe"))]
 
 
-def own_or_admin(session: Any, caller: Caller, subscription_id: str) -> None:
-    """An agency reads only its own subscriptions' feeds; operators read any."""
+def own_or_admin(session: Any, caller: Caller, subscription_id: str) -> Subscription:
+    """An agency reaches only its own subscriptions; operators reach any."""
     sub = subscriptions.get_subscription(session, subscription_id)
     if sub.agency_id != caller.agency_id and "admin" not in caller.scopes:
         raise Forbidden("not_your_subscription", f"subscription {subscription_id} is not yours")
+    return sub
+
+
+def agency_for(caller: Caller, agency_id: str | None) -> str:
+    """Whose subscription a caller makes: anyone's for an operator (who must name it), else
+    its own (naming another agency is refused)."""
+    if "admin" in caller.scopes:
+        if agency_id is None:
+            raise BadRequest("invalid_request", "name the agency_id the subscription is for")
+        return agency_id
+    if agency_id not in (None, caller.agency_id):
+        raise Forbidden("not_your_subscription", "an agency subscribes for itself only")
+    return caller.agency_id
+
+
+# What an agency may set its own subscription to; `disabled` is the operator's (and a 410's).
+OWN_STATUSES = ("active", "paused")
 
 
 # max_length: the columns' (PostgreSQL refuses longer text; a longer value was a 500 there)
 class SubscriptionIn(BaseModel):
-    agency_id: str
+    agency_id: str | None = Field(None, description="operators: whose; agencies: their own")
     url: str | None = Field(
         None, max_length=500, description="push endpoint; omit for a pull-only feed"
     )
@@ -72,6 +91,7 @@ class AckIn(BaseModel):
 
 
 class ReplayIn(BaseModel):
+    reason: str | None = Field(None, max_length=200, description="why (recorded)")
     from_index: int | None = None
     to_index: int | None = None
     since: AwareDatetime | None = None
@@ -116,14 +136,16 @@ def view_of(sub: Subscription, runtime: Runtime, *, secret: bool = False) -> dic
 
 
 @router.post("", status_code=201)
-async def create(body: SubscriptionIn, runtime: RuntimeDep, _: Admin) -> dict[str, Any]:
-    """Subscribe an agency to message types; push to `url`, or pull-only without one."""
+async def create(body: SubscriptionIn, runtime: RuntimeDep, caller: Subscriber) -> dict[str, Any]:
+    """Subscribe an agency to message types; push to `url`, or pull-only without one. An
+    agency (scope `subscribe`) subscribes itself, within its subscribe rights."""
+    agency_id = agency_for(caller, body.agency_id)
 
     def run() -> dict[str, Any]:
         with runtime.db.transaction() as session:
             sub = subscriptions.create_subscription(
                 session,
-                agency_id=body.agency_id,
+                agency_id=agency_id,
                 url=body.url,
                 types=body.types,
                 now=runtime.clock.now(),
@@ -142,7 +164,13 @@ async def create(body: SubscriptionIn, runtime: RuntimeDep, _: Admin) -> dict[st
 
 
 @router.get("")
-async def list_all(runtime: RuntimeDep, _: Admin, agency_id: str | None = None) -> dict[str, Any]:
+async def list_all(
+    runtime: RuntimeDep, caller: Subscriber, agency_id: str | None = None
+) -> dict[str, Any]:
+    """Subscriptions with their delivery counts: an agency's own, or (operators) anyone's."""
+    if "admin" not in caller.scopes:
+        agency_id = caller.agency_id
+
     def run() -> dict[str, Any]:
         with runtime.db.reader() as session:
             counts = feed.delivery_counts(session)
@@ -157,12 +185,18 @@ async def list_all(runtime: RuntimeDep, _: Admin, agency_id: str | None = None) 
 
 @router.patch("/{subscription_id}")
 async def set_status(
-    subscription_id: str, body: StatusIn, runtime: RuntimeDep, _: Admin
+    subscription_id: str, body: StatusIn, runtime: RuntimeDep, caller: Subscriber
 ) -> dict[str, Any]:
-    """Pause, disable or re-enable; a re-enabled endpoint catches up in order."""
+    """Pause, disable or re-enable; a re-enabled endpoint catches up in order. An agency
+    pauses and resumes (`active`) its own; disabling is the operator's."""
+    if "admin" not in caller.scopes and body.status not in OWN_STATUSES:
+        raise Forbidden(
+            "not_permitted", f"an agency sets its subscription {' or '.join(OWN_STATUSES)}"
+        )
 
     def run() -> dict[str, Any]:
         with runtime.db.transaction() as session:
+            own_or_admin(session, caller, subscription_id)
             sub = subscriptions.set_status(session, subscription_id, body.status, body.reason)
             return view_of(sub, runtime)
 
@@ -175,12 +209,13 @@ class RotateIn(BaseModel):
 
 @router.post("/{subscription_id}/rotate-secret")
 async def rotate_secret(
-    subscription_id: str, body: RotateIn, runtime: RuntimeDep, _: Admin
+    subscription_id: str, body: RotateIn, runtime: RuntimeDep, caller: Subscriber
 ) -> dict[str, Any]:
     """New HMAC secret; both are sent (two v1 signatures) during the overlap window."""
 
     def run() -> dict[str, Any]:
         with runtime.db.transaction() as session:
+            own_or_admin(session, caller, subscription_id)
             sub = subscriptions.rotate_hmac_secret(
                 session,
                 subscription_id,
@@ -245,9 +280,12 @@ async def ack(
 
 
 @router.get("/{subscription_id}/dead-letters")
-async def get_dead(subscription_id: str, runtime: RuntimeDep, _: Admin) -> dict[str, Any]:
+async def get_dead(subscription_id: str, runtime: RuntimeDep, caller: Subscriber) -> dict[str, Any]:
+    """The subscription's dead deliveries (its own agency's, or any for operators)."""
+
     def run() -> dict[str, Any]:
         with runtime.db.reader() as session:
+            own_or_admin(session, caller, subscription_id)
             return {"items": feed.dead_letters(session, subscription_id)}
 
     return await run_in_threadpool(run)
@@ -255,9 +293,10 @@ async def get_dead(subscription_id: str, runtime: RuntimeDep, _: Admin) -> dict[
 
 @router.post("/{subscription_id}/replay")
 async def post_replay(
-    subscription_id: str, body: ReplayIn, runtime: RuntimeDep, _: Admin
+    subscription_id: str, body: ReplayIn, runtime: RuntimeDep, caller: Admin
 ) -> dict[str, int]:
-    """Deliver again by log-index range or time window; the webhook-id stays the same."""
+    """Deliver again by log-index range or time window; the webhook-id stays the same. Each
+    delivery replayed gets an attempt row naming the operator and the reason."""
 
     def run() -> dict[str, int]:
         with runtime.db.transaction() as session:
@@ -269,6 +308,8 @@ async def post_replay(
                 to_index=body.to_index,
                 since=body.since,
                 until=body.until,
+                operator=caller.agency_id,
+                reason=body.reason,
             )
         return {"replayed": n}
 
@@ -277,6 +318,7 @@ async def post_replay(
 
 class SkipIn(BaseModel):
     log_indexes: list[int] = Field(min_length=1, max_length=500)
+    reason: str | None = Field(None, max_length=200, description="why (recorded)")
 
 
 @router.post("/{subscription_id}/skip")
@@ -299,6 +341,7 @@ async def post_skip(
                 body.log_indexes,
                 runtime.clock.now(),
                 operator=caller.agency_id,
+                reason=body.reason,
             )
         return {"skipped": n}
 

@@ -22,6 +22,7 @@ import time
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any, Literal
+from urllib.parse import urlsplit
 
 import httpx
 from sqlalchemy import bindparam, insert, select, update
@@ -401,7 +402,15 @@ def claim_and_post(
             return job, None  # too late in the round to be worth starting
         deadline = min(time.monotonic() + config.timeout_seconds, round_over)
         try:
-            return job, attempt(runtime, client, job, deadline)
+            result = attempt(runtime, client, job, deadline)
+            if not (result.status_code is not None and 200 <= result.status_code < 300):
+                log.warning(
+                    "delivery attempt failed: subscription %s, endpoint host %s, error %s",
+                    job.subscription["id"],
+                    urlsplit(str(job.subscription["url"])).hostname,
+                    result.error_class or result.status_code,
+                )
+            return job, result
         except Exception as exc:  # one job's bug must not lose the round's other outcomes
             log.exception("delivery %s: the attempt failed unexpectedly", job.delivery_id)
             excerpt = f"{type(exc).__name__}: {exc}"[:EXCERPT]

@@ -14,6 +14,7 @@ import shlex
 import tempfile
 import time
 import uuid
+from collections.abc import Callable
 from contextlib import ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -231,18 +232,46 @@ def _bank_asks(
         console.print("  …and asking for the name, outside its view: 403 field_not_in_view")
 
 
-def run_demo(*, enterprises: int, keep: Path | None, seed: int, console: Console) -> int:
+def run_demo(
+    *,
+    enterprises: int,
+    keep: Path | None,
+    seed: int,
+    console: Console,
+    stay: Callable[[str, Settings], None] | None = None,
+) -> int:
     """Returns the process exit code: 0 when every check of the run passed, 2 (having made
-    nothing) when the data set is too small for the stories the demo tells."""
+    nothing) when the data set is too small for the stories the demo tells. With `stay`, the
+    gateway is served again on the demo's data after the summary and `stay(base_url,
+    settings)` is called (it returns when the gateway may stop: `gateway demo --console`)."""
     shortfall = _shortfall(enterprises, seed)
     if shortfall is not None:
         console.print(f"[red]error:[/red] {shortfall}")
         return 2
     if keep is not None:
         keep.mkdir(parents=True, exist_ok=True)
-        return _run(keep, enterprises, seed, console, kept=True)
+        code = _run(keep, enterprises, seed, console, kept=True)
+        return _stay(keep, stay) if stay is not None and code == 0 else code
     with tempfile.TemporaryDirectory(prefix="gateway-demo-") as tmp:
-        return _run(Path(tmp), enterprises, seed, console)
+        code = _run(Path(tmp), enterprises, seed, console)
+        return _stay(Path(tmp), stay) if stay is not None and code == 0 else code
+
+
+def demo_settings(data_dir: Path) -> Settings:
+    return Settings(
+        data_dir=data_dir,
+        database_url=None,
+        log_origin="demo.gateway.fj/log",
+        delivery=DeliverySettings(allowed_hosts=["127.0.0.1"], idle_sleep_seconds=0.05),
+    )
+
+
+def _stay(data_dir: Path, stay: Callable[[str, Settings], None]) -> int:
+    """Serve the demo's gateway again on its data until `stay` returns."""
+    settings = demo_settings(data_dir)
+    with running_app(create_app(settings), "gateway") as base:
+        stay(base, settings)
+    return 0
 
 
 def _shortfall(count: int, seed: int) -> str | None:
@@ -320,12 +349,7 @@ def random_draw(
 
 def _run(data_dir: Path, count: int, seed: int, console: Console, kept: bool = False) -> int:
     started = time.perf_counter()
-    settings = Settings(
-        data_dir=data_dir,
-        database_url=None,
-        log_origin="demo.gateway.fj/log",
-        delivery=DeliverySettings(allowed_hosts=["127.0.0.1"], idle_sleep_seconds=0.05),
-    )
+    settings = demo_settings(data_dir)
     console.rule("[bold]Work-safety credit gateway — demo (Fujian)")
     console.print(f"data directory: {data_dir}  ·  database: SQLite (WAL)  ·  seed {seed}")
     upgrade(settings.effective_database_url)

@@ -10,22 +10,12 @@ from sqlalchemy.orm import Session
 
 from contracts.catalog import shipped_document
 from contracts.dates import local_date
-from contracts.registry import MESSAGE_TYPES
 from gateway.errors import Unprocessable
 from gateway.ledger.state import Applied, BatchMessage
 from gateway.measures.catalog import active_catalog
+from gateway.measures.feedback import MEASURE_DECISIONS
 from gateway.models import Agency, LogEntry, MeasureApplied
 
-# What a measure can answer: a decision about an enterprise's standing. Not the register's
-# own entries (registration, change, closure), a self-assessment (the enterprise's own) or
-# another agency's feedback.
-MEASURE_DECISIONS = frozenset(MESSAGE_TYPES) - {
-    "enterprise.registered",
-    "enterprise.updated",
-    "enterprise.closed",
-    "self_assessment.published",
-    "measure.applied",
-}
 _DECISION = select(LogEntry.subject, LogEntry.type, LogEntry.issued_at).where(
     LogEntry.message_id == bindparam("id"), LogEntry.kind == "message"
 )

@@ -16,6 +16,7 @@ from gateway.ledger.service import (
     enterprise_row,
     export_csv_in_batches,
     ledger_history,
+    ledger_summary,
     list_ledger,
 )
 from gateway.runtime import Runtime, get_runtime
@@ -121,6 +122,36 @@ async def export_ledger(
         limits=runtime.settings.streams,
         headers={"Content-Disposition": f'attachment; filename="{flt.ledger}-ledger.csv"'},
     )
+
+
+@router.get("/ledgers/{ledger}/summary", dependencies=[Depends(caller_with("ledger.read"))])
+async def get_summary(
+    flt: Annotated[LedgerFilter, Depends(ledger_filter)],
+    runtime: Annotated[Runtime, Depends(get_runtime)],
+    by: Annotated[str, Query(description="region | industry | grade")] = "region",
+) -> dict[str, Any]:
+    """The filtered ledger counted by region (one level below the region filter: the cities,
+    or a city's districts), industry section or grade held that day, and by ledger status
+    (新增 / 达标 / 未达标) on the day."""
+
+    def load() -> dict[str, Any]:
+        with runtime.db.reader() as session:
+            rows = ledger_summary(session, flt, by)
+        groups: dict[str, dict[str, int]] = {}
+        for key, status, n in rows:
+            groups.setdefault(key, {})[status] = n
+        return {
+            "ledger": flt.ledger,
+            "on": flt.on.isoformat(),
+            "by": by,
+            "total": sum(n for _, _, n in rows),
+            "groups": [
+                {"key": key, "total": sum(counts.values()), "by_status": counts}
+                for key, counts in groups.items()
+            ],
+        }
+
+    return await run_in_threadpool(load)
 
 
 @router.get(

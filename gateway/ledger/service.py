@@ -22,7 +22,7 @@ from contracts.dates import local_date
 from contracts.grades import SMALL_MICRO
 from contracts.ledgers import ACHIEVED, NEW, NOT_ACHIEVED, STATUSES, grade_held_on, status_on
 from gateway.errors import BadRequest, NotFound
-from gateway.models import Enterprise, LedgerChange
+from gateway.models import Enterprise, LedgerChange, Listing, LogEntry
 
 LedgerName = Literal["basic", "required", "achieved"]
 LEDGERS: tuple[str, ...] = ("basic", "required", "achieved")
@@ -313,3 +313,60 @@ def counts_by_region_and_grade(session: Session, on: dt.date) -> list[tuple[str,
         select(city, status, level, func.count()).group_by(city, status, level).order_by(city)
     )
     return [(f"{c}00", s, lvl or "-", n) for c, s, lvl, n in rows]
+
+
+SUMMARY_KEYS = ("region", "industry", "grade")
+
+
+def summary_region_digits(flt: LedgerFilter) -> int:
+    """How many digits of the division code a summary by region groups on: the cities (4)
+    of the province, the districts (6) of a city: one level below the region filter."""
+    return min(6, max(4, len(flt.region or "") + 2))
+
+
+def ledger_summary(session: Session, flt: LedgerFilter, by: str) -> list[tuple[str, str, int]]:
+    """(key, ledger status on the day, count) for the filtered ledger, grouped `by` region
+    (division code, one level below the filter, padded to 6 digits), industry (section
+    letter) or grade (the level held that day, '-' for none)."""
+    flt.check()
+    if by not in SUMMARY_KEYS:
+        raise BadRequest("invalid_filter", f"summaries are by {', '.join(SUMMARY_KEYS)}")
+    if by == "region":
+        digits = summary_region_digits(flt)
+        key: ColumnElement[Any] = func.substr(Enterprise.region_code, 1, digits)
+    elif by == "industry":
+        key = Enterprise.industry_section.expression
+    else:
+        key = case((held_sql(flt.on), Enterprise.grade_level), else_=None)
+    status = status_sql(flt.on)
+    rows = session.execute(
+        flt.statement().with_only_columns(key, status, func.count()).group_by(key, status)
+    )
+    out = []
+    for value, state, n in rows:
+        name = str(value or "-")
+        if by == "region":
+            name = name.ljust(6, "0")
+        out.append((name, str(state), int(n)))
+    return sorted(out)
+
+
+def listings_of(session: Session, uscc: str) -> list[Listing]:
+    """The enterprise's black and red list entries, active and removed, newest first."""
+    return list(
+        session.scalars(
+            select(Listing).where(Listing.uscc == uscc).order_by(Listing.term_start.desc())
+        )
+    )
+
+
+def messages_about(session: Session, uscc: str, limit: int = 200) -> list[LogEntry]:
+    """The messages published about the enterprise, in log order (the first `limit`)."""
+    return list(
+        session.scalars(
+            select(LogEntry)
+            .where(LogEntry.subject == uscc, LogEntry.kind == "message")
+            .order_by(LogEntry.idx)
+            .limit(limit)
+        )
+    )

@@ -2,7 +2,8 @@
 reported the measure they applied, when, and which are overdue.
 
 The deadline counts working days (Monday to Friday) after the decision was accepted; public
-holidays are not modelled.
+holidays are not modelled. An agency owes feedback on a decision once it was sent the decision
+(a delivery of it to one of its subscriptions), until it reports a measure applied.
 """
 
 from __future__ import annotations
@@ -10,12 +11,24 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import and_, func, select
 from sqlalchemy.orm import Session
 
-from contracts.dates import local_date
+from contracts.dates import LOCAL, local_date
+from contracts.registry import MESSAGE_TYPES
 from gateway.errors import NotFound
 from gateway.models import Delivery, LogEntry, MeasureApplied, Subscription
+
+# What a measure can answer: a decision about an enterprise's standing. Not the register's
+# own entries (registration, change, closure), a self-assessment (the enterprise's own) or
+# another agency's feedback.
+MEASURE_DECISIONS = frozenset(MESSAGE_TYPES) - {
+    "enterprise.registered",
+    "enterprise.updated",
+    "enterprise.closed",
+    "self_assessment.published",
+    "measure.applied",
+}
 
 
 def add_working_days(start: dt.date, days: int) -> dt.date:
@@ -83,4 +96,101 @@ def feedback_for(
         "deadline": deadline.isoformat(),
         "agencies": sorted(agencies.values(), key=lambda e: e["agency_id"]),
         "overdue": sorted(e["agency_id"] for e in agencies.values() if e["state"] == "overdue"),
+    }
+
+
+def overdue_before(today: dt.date, deadline_working_days: int) -> dt.datetime:
+    """The instant before which an accepted decision's feedback is overdue on `today`: a
+    decision accepted on day d is overdue once today is past d + the working days, so those
+    accepted up to the last such d (in Fujian) are."""
+    day = today
+    while add_working_days(day, deadline_working_days) >= today:
+        day -= dt.timedelta(days=1)
+    return dt.datetime.combine(day + dt.timedelta(days=1), dt.time(), LOCAL).astimezone(dt.UTC)
+
+
+def feedback_owed(
+    session: Session,
+    today: dt.date,
+    deadline_working_days: int,
+    *,
+    agency_id: str | None = None,
+    overdue_only: bool = False,
+    limit: int = 500,
+) -> dict[str, Any]:
+    """Across all decisions: per agency how many it owes (awaiting, overdue) and has answered,
+    and the owed (decision, agency) pairs themselves, oldest first, at most `limit` — what
+    `feedback_for` says of one decision, for every decision sent to an agency."""
+    cutoff = overdue_before(today, deadline_working_days)
+    sent = (
+        select(
+            Delivery.message_id,
+            Subscription.agency_id,
+            func.min(Delivery.log_index).label("idx"),
+        )
+        .join(Subscription, Subscription.id == Delivery.subscription_id)
+        .join(LogEntry, LogEntry.idx == Delivery.log_index)
+        .where(LogEntry.type.in_(MEASURE_DECISIONS))
+        .group_by(Delivery.message_id, Subscription.agency_id)
+    )
+    if agency_id:
+        sent = sent.where(Subscription.agency_id == agency_id)
+    pairs = sent.subquery()
+    answered = (
+        select(MeasureApplied.decision_message_id, MeasureApplied.agency_id)
+        .group_by(MeasureApplied.decision_message_id, MeasureApplied.agency_id)
+        .subquery()
+    )
+    owed = answered.c.agency_id.is_(None)
+    late = LogEntry.accepted_at < cutoff
+    base = (
+        select(pairs.c.agency_id)
+        .join(LogEntry, LogEntry.idx == pairs.c.idx)
+        .outerjoin(
+            answered,
+            and_(
+                answered.c.decision_message_id == pairs.c.message_id,
+                answered.c.agency_id == pairs.c.agency_id,
+            ),
+        )
+    )
+    per_agency: dict[str, dict[str, int]] = {}
+    for agency, is_owed, is_late, n in session.execute(
+        base.add_columns(owed.label("owed"), late.label("late"), func.count()).group_by(
+            pairs.c.agency_id, owed, late
+        )
+    ):
+        counts = per_agency.setdefault(agency, {"awaiting": 0, "overdue": 0, "applied": 0})
+        key = ("overdue" if is_late else "awaiting") if is_owed else "applied"
+        counts[key] += n
+    rows = session.execute(
+        base.add_columns(
+            LogEntry.message_id,
+            LogEntry.type,
+            LogEntry.subject,
+            LogEntry.issuer,
+            LogEntry.accepted_at,
+        )
+        .where(owed, late if overdue_only else LogEntry.accepted_at.is_not(None))
+        .order_by(LogEntry.idx, pairs.c.agency_id)
+        .limit(limit)
+    )
+    items = [
+        {
+            "agency_id": agency,
+            "message_id": message_id,
+            "type": message_type,
+            "subject": subject,
+            "issuer": issuer,
+            "accepted_at": accepted.isoformat(),
+            "deadline": add_working_days(local_date(accepted), deadline_working_days).isoformat(),
+            "state": "overdue" if accepted < cutoff else "awaiting",
+        }
+        for agency, message_id, message_type, subject, issuer, accepted in rows
+    ]
+    return {
+        "today": today.isoformat(),
+        "deadline_working_days": deadline_working_days,
+        "agencies": [{"agency_id": a, **c} for a, c in sorted(per_agency.items())],
+        "items": items,
     }

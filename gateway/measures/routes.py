@@ -15,7 +15,7 @@ from contracts.dates import local_date
 from contracts.measures import in_force
 from gateway.access.routes import caller_with
 from gateway.measures import catalog as catalog_versions
-from gateway.measures.feedback import feedback_for
+from gateway.measures.feedback import feedback_for, feedback_owed
 from gateway.measures.service import day_asked
 from gateway.runtime import Runtime, get_runtime
 
@@ -126,5 +126,32 @@ async def decision_feedback(
     def load() -> dict[str, Any]:
         with runtime.db.reader() as session:
             return feedback_for(session, message_id, today, deadline_working_days)
+
+    return await run_in_threadpool(load)
+
+
+@router.get("/feedback", dependencies=[Depends(caller_with("admin"))])
+async def feedback_overview(
+    runtime: RuntimeDep,
+    agency_id: Annotated[str | None, Query(description="one agency's feedback only")] = None,
+    overdue: Annotated[bool, Query(description="list only the overdue pairs")] = False,
+    deadline_working_days: Annotated[int, Query(ge=1, le=60)] = 5,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 200,
+) -> dict[str, Any]:
+    """Across every decision sent to an agency: per agency how much feedback it owes
+    (awaiting, overdue after the deadline) and has given, and the owed pairs of decision and
+    agency, oldest first."""
+    today = local_date(runtime.clock.now())
+
+    def load() -> dict[str, Any]:
+        with runtime.db.reader() as session:
+            return feedback_owed(
+                session,
+                today,
+                deadline_working_days,
+                agency_id=agency_id,
+                overdue_only=overdue,
+                limit=limit,
+            )
 
     return await run_in_threadpool(load)

@@ -247,7 +247,9 @@ def test_protected_endpoints_need_a_valid_token_with_the_scope(
     response = client.get(feed, headers=with_token(query_only))
     assert response.status_code == 403
     assert response.json()["code"] == "insufficient_scope"
-    assert client.get("/v1/subscriptions", headers=with_token(bank_token)).status_code == 403
+    # an agency lists its own subscriptions only (issue 23 §4: self-service)
+    own = client.get("/v1/subscriptions", headers=with_token(bank_token)).json()["items"]
+    assert {s["agency_id"] for s in own} == {"fj-cib"}
     # expired token
     runtime.clock.advance(days=41)  # type: ignore[attr-defined]
     expired = client.get(feed, headers=with_token(bank_token))
