@@ -281,14 +281,19 @@ def test_a_dead_letter_replayed_from_the_page_is_delivered(browser: Any, demo: D
     while time.monotonic() < deadline and not demo.receiver.received:
         time.sleep(0.1)
     assert len(demo.receiver.received) == 1
-    with demo.runtime.db.reader() as session:
-        status = session.scalar(
-            select(Delivery.status).where(
-                Delivery.subscription_id == demo.dead_subscription,
-                Delivery.log_index == demo.dead_index,
+
+    def status() -> str | None:
+        with demo.runtime.db.reader() as session:
+            return session.scalar(
+                select(Delivery.status).where(
+                    Delivery.subscription_id == demo.dead_subscription,
+                    Delivery.log_index == demo.dead_index,
+                )
             )
-        )
-    assert status == "delivered"
+
+    while time.monotonic() < deadline and status() != "delivered":  # recorded after the answer
+        time.sleep(0.1)
+    assert status() == "delivered"
     page.goto(f"{demo.base}/console/deliveries")
     assert page.locator(f'tr[data-dead="{demo.dead_subscription}:{demo.dead_index}"]').count() == 0
 
