@@ -37,6 +37,11 @@ class GatewayGroup(TyperGroup):
     def invoke(self, ctx: Any) -> Any:  # typer's own click Context
         try:
             return super().invoke(ctx)
+        except BrokenPipeError:
+            # the reader went away (`gateway uscc make --count 100 | head`): stop quietly, as
+            # Unix tools do; stdout goes to devnull so that flushing it at exit cannot fail
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+            raise typer.Exit(141) from None  # 128 + SIGPIPE, as a shell reports it
         except Exception as exc:
             explained = explain(exc)
             if explained is None or os.environ.get(DEBUG_VARIABLE, "") not in ("", "0"):

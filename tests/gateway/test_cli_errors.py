@@ -7,6 +7,8 @@ import json
 import os
 import socket
 import sqlite3
+import subprocess
+import sys
 import uuid
 from pathlib import Path
 
@@ -241,3 +243,18 @@ def test_witness_init_checks_the_name_first_and_never_renames(tmp_path: Path) ->
         "another --data directory",
     )
     assert json.loads((data / "witness.json").read_text()) == {"name": "w.example/1"}
+
+
+def test_a_reader_that_goes_away_ends_the_output_quietly(tmp_path: Path) -> None:
+    """`gateway uscc make --count 5000 | head -1`: no `error: Broken pipe`, no traceback."""
+    gateway = Path(sys.executable).parent / "gateway"
+    result = subprocess.run(
+        f"{gateway} uscc make --region 350000 --count 5000 | head -1",
+        shell=True,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert len(result.stdout.split()) == 1
+    assert result.stderr == ""
