@@ -3,7 +3,7 @@ and replays."""
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Literal
 
 import typer
 from rich.markup import escape
@@ -30,7 +30,15 @@ def subscription_add(
             f"notice | a connector: {' | '.join(CONNECTORS)}."
         ),
     ] = "full",
-    hmac: Annotated[bool, typer.Option(help="Also sign v1 (HMAC, whsec_ secret).")] = False,
+    signing: Annotated[
+        Literal["v1a", "v1", "both"],
+        typer.Option(
+            help="Standard Webhooks signatures: v1a (Ed25519, whpk_ key to verify with), v1"
+            " (HMAC, whsec_ secret shown once: what the standardwebhooks libraries verify) or"
+            " both."
+        ),
+    ] = "v1a",
+    hmac: Annotated[bool, typer.Option(help="Same as --signing both.")] = False,
     rate_limit: Annotated[
         float | None, typer.Option(help="Deliveries per second at most (default: no limit).")
     ] = None,
@@ -50,7 +58,7 @@ def subscription_add(
             allowed_hosts=runtime.settings.delivery.allowed_hosts,
             region_prefix=region,
             view=view,
-            signing=["v1a", "v1"] if hmac else ["v1a"],
+            signing=["v1a", "v1"] if hmac or signing == "both" else [signing],
             rate_limit=rate_limit,
         )
         out = view_of(sub, runtime, secret=True)

@@ -82,6 +82,23 @@ def test_subscriptions_show_the_whole_id_that_other_commands_take(initialised: P
     _ok(["subscription", "dead-letters", sub_id[1]])
 
 
+@pytest.mark.parametrize(
+    ("option", "signing"),
+    [([], ["v1a"]), (["--signing", "v1"], ["v1"]), (["--signing", "both"], ["v1a", "v1"])],
+)
+def test_a_subscription_signs_as_chosen(
+    initialised: Path, option: list[str], signing: list[str]
+) -> None:
+    """v1 alone serves receivers on the standardwebhooks libraries (HMAC only)."""
+    _add_agency("fj-picc", "11350000MB0000035C", "insurer")
+    _ok(["agency", "grant", "fj-picc", "--subscribe", "grade.revoked"])
+    shown = json.loads(
+        _ok(["subscription", "add", "fj-picc", "--type", "grade.revoked", *option, "--json"])
+    )
+    assert shown["signing"] == signing
+    assert bool(shown.get("hmac_secret")) == ("v1" in signing)
+
+
 def test_key_rotation_refuses_a_negative_overlap(runtime: Any) -> None:
     from gateway.registry import service
     from keys.suites import get_suite
