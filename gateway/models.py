@@ -119,7 +119,10 @@ class LogHead(Base):
 
 class LogEntry(Base):
     __tablename__ = "log_entries"
-    __table_args__ = (Index("ix_log_entries_accepted_at", "accepted_at"),)
+    __table_args__ = (
+        Index("ix_log_entries_accepted_at", "accepted_at"),
+        Index("ix_log_entries_type", "type"),  # the decisions that owe feedback
+    )
 
     idx: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
     kind: Mapped[str] = mapped_column(String(16))  # message | gateway
@@ -393,6 +396,8 @@ class Delivery(Base):
             sqlite_where=text("status = 'pending'"),
         ),
         UniqueConstraint("subscription_id", "log_index", name="uq_deliveries_subscription_entry"),
+        Index("ix_deliveries_message_id", "message_id"),  # one message's deliveries
+        Index("ix_deliveries_subscription_status", "subscription_id", "status"),  # the counts
     )
 
     id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
@@ -406,6 +411,21 @@ class Delivery(Base):
     next_attempt_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
     claimed_until: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
     delivered_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+    last_error: Mapped[str | None] = mapped_column(String(500))
+
+
+class DeliveryHour(Base):
+    """A subscription's push attempts counted per hour as the workers record them, so that the
+    last 24 hours' health reads 25 rows a subscription instead of every attempt."""
+
+    __tablename__ = "delivery_hours"
+
+    subscription_id: Mapped[str] = mapped_column(ForeignKey("subscriptions.id"), primary_key=True)
+    hour: Mapped[dt.datetime] = mapped_column(UTCDateTime, primary_key=True)  # UTC, on the hour
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    succeeded: Mapped[int] = mapped_column(Integer, default=0)
+    latency_ms_sum: Mapped[float] = mapped_column(Float, default=0.0)
+    last_failed_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
     last_error: Mapped[str | None] = mapped_column(String(500))
 
 

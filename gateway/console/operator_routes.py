@@ -82,14 +82,15 @@ async def ledgers_page(request: Request, user: Operator) -> Response:
 
     def build(session: Session) -> dict[str, Any]:
         page_rows = ledgers.list_ledger(session, flt, limit=50)
+        summaries = ledgers.ledger_summaries(session, flt, ("region", "grade", "industry"))
         return {
             "flt": flt,
             "params": {k: v or "" for k, v in params.items()},
             "query_string": request.url.query,
             "statuses": views.STATUSES,
-            "by_region": views.status_table(ledgers.ledger_summary(session, flt, "region")),
-            "by_grade": views.status_table(ledgers.ledger_summary(session, flt, "grade")),
-            "by_industry": views.status_table(ledgers.ledger_summary(session, flt, "industry")),
+            "by_region": views.status_table(summaries["region"]),
+            "by_grade": views.status_table(summaries["grade"]),
+            "by_industry": views.status_table(summaries["industry"]),
             "region_digits": ledgers.summary_region_digits(flt),
             "total": page_rows.total,
             "rows": [ledgers.enterprise_row(r, flt.on) for r in page_rows.rows],

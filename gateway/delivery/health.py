@@ -1,7 +1,12 @@
 """How deliveries are going, across subscriptions: each subscription's last 24 hours
 (attempts, success rate, latency, last error), its breaker and next attempt; the deliveries
-failing now; every dead or parked delivery. Read-only; for operators (API, CLI, console) and,
-cut to one agency, for the agency itself."""
+failing now; every dead or parked delivery. Read-only (but for `count_attempts`, which the
+workers call as they record attempts); for operators (API, CLI, console) and, cut to one
+agency, for the agency itself.
+
+The 24 hours are counted in whole hours: the attempts of the hour that began 24 hours ago and
+of every hour since (so up to 25 hours), read from hourly rows the workers keep per
+subscription (`delivery_hours`) rather than from every attempt."""
 
 from __future__ import annotations
 
@@ -10,15 +15,15 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
 
-from sqlalchemy import Integer, and_, case, cast, func, or_, select
+from sqlalchemy import and_, case, func, or_, select
+from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
 from gateway.delivery.jobs import STUCK
-from gateway.models import Delivery, DeliveryAttempt, LogEntry, Subscription
+from gateway.models import Delivery, DeliveryHour, LogEntry, Subscription
 
 WINDOW = dt.timedelta(hours=24)
-# Attempt rows that record what an operator did, not a POST (gateway.delivery.feed).
-OPERATOR_ACTIONS = ("replay", "skipped")
 MAX_ROWS = 500
 
 
@@ -71,7 +76,8 @@ class Health:
 def subscription_health(
     session: Session, now: dt.datetime, agency_id: str | None = None
 ) -> list[Health]:
-    """Every subscription (or one agency's), ordered by agency and creation."""
+    """Every subscription (or one agency's), ordered by agency and creation; the window's
+    counts from the hourly rows."""
     since = now - WINDOW
     subs = list(
         session.scalars(
@@ -81,34 +87,13 @@ def subscription_health(
         )
     )
     wanted = [s.id for s in subs]
-    posts = and_(
-        DeliveryAttempt.at >= since,
-        or_(
-            DeliveryAttempt.error_class.is_(None),
-            DeliveryAttempt.error_class.not_in(OPERATOR_ACTIONS),
-        ),
-    )
-    ok = and_(DeliveryAttempt.status_code >= 200, DeliveryAttempt.status_code < 300)
-    window = {
-        row.subscription_id: row
-        for row in session.execute(
-            select(
-                Delivery.subscription_id,
-                func.count().label("attempts"),
-                func.sum(cast(case((ok, 1), else_=0), Integer)).label("succeeded"),
-                func.avg(DeliveryAttempt.latency_ms).label("latency"),
-                func.max(case((~ok, DeliveryAttempt.id), else_=None)).label("last_failed"),
-            )
-            .join(Delivery, Delivery.id == DeliveryAttempt.delivery_id)
-            .where(posts, Delivery.subscription_id.in_(wanted))
-            .group_by(Delivery.subscription_id)
+    window: dict[str, _Window] = {}
+    for hour in session.scalars(
+        select(DeliveryHour).where(
+            DeliveryHour.hour >= on_the_hour(since), DeliveryHour.subscription_id.in_(wanted)
         )
-    }
-    failed_ids = [row.last_failed for row in window.values() if row.last_failed is not None]
-    last_errors = {
-        a.id: a
-        for a in session.scalars(select(DeliveryAttempt).where(DeliveryAttempt.id.in_(failed_ids)))
-    }
+    ):
+        window.setdefault(hour.subscription_id, _Window()).add(hour)
     counts: dict[str, dict[str, int]] = {}
     for sub_id, status, n in session.execute(
         select(Delivery.subscription_id, Delivery.status, func.count())
@@ -130,23 +115,24 @@ def subscription_health(
     )
     out = []
     for s in subs:
-        row = window.get(s.id)
-        failed = last_errors.get(row.last_failed) if row is not None else None
+        row = window.get(s.id, _Window())
         out.append(
             Health(
                 subscription_id=s.id,
                 agency_id=s.agency_id,
                 host=urlsplit(s.url).hostname if s.url else None,
                 status=s.status,
-                attempts=int(row.attempts) if row else 0,
-                succeeded=int(row.succeeded or 0) if row else 0,
-                mean_latency_ms=round(float(row.latency), 1) if row and row.latency else None,
+                attempts=row.attempts,
+                succeeded=row.succeeded,
+                mean_latency_ms=round(row.latency_ms_sum / row.attempts, 1)
+                if row.attempts
+                else None,
                 breaker_open_until=s.breaker_open_until
                 if s.breaker_open_until and s.breaker_open_until > now
                 else None,
                 consecutive_failures=s.consecutive_failures or 0,
-                last_error=_error_text(failed) if failed else None,
-                last_error_at=failed.at if failed else None,
+                last_error=row.last_error,
+                last_error_at=row.last_failed_at,
                 next_attempt_at=next_at.get(s.id),
                 counts=counts.get(s.id, {}),
             )
@@ -154,11 +140,94 @@ def subscription_health(
     return out
 
 
-def _error_text(attempt: DeliveryAttempt) -> str:
-    parts = [attempt.error_class or f"http_{attempt.status_code}"]
-    if attempt.response_excerpt:
-        parts.append(attempt.response_excerpt.strip()[:120])
-    return ": ".join(parts)
+@dataclass
+class _Window:
+    """A subscription's hourly rows summed over the window."""
+
+    attempts: int = 0
+    succeeded: int = 0
+    latency_ms_sum: float = 0.0
+    last_failed_at: dt.datetime | None = None
+    last_error: str | None = None
+
+    def add(self, hour: DeliveryHour) -> None:
+        self.attempts += hour.attempts
+        self.succeeded += hour.succeeded
+        self.latency_ms_sum += hour.latency_ms_sum
+        if hour.last_failed_at and (
+            self.last_failed_at is None or hour.last_failed_at > self.last_failed_at
+        ):
+            self.last_failed_at, self.last_error = hour.last_failed_at, hour.last_error
+
+
+def on_the_hour(moment: dt.datetime) -> dt.datetime:
+    return moment.replace(minute=0, second=0, microsecond=0)
+
+
+def error_text(error_class: str | None, status_code: int | None, excerpt: str | None) -> str:
+    """An attempt's error as the overviews show it: its class (or HTTP status) and the start
+    of what the receiver answered."""
+    parts = [error_class or f"http_{status_code}"]
+    if excerpt:
+        parts.append(excerpt.strip()[:120])
+    return ": ".join(parts)[:500]
+
+
+def count_attempts(session: Session, attempts: list[dict[str, Any]]) -> None:
+    """Add a round's push attempts (each with `subscription_id`, `at`, `status_code`,
+    `latency_ms`, `error_class`, `response_excerpt`) to their subscriptions' hourly rows: one
+    upsert per subscription and hour, whatever the number of workers (the database adds)."""
+    hours: dict[tuple[str, dt.datetime], _Window] = {}
+    for attempt in attempts:
+        row = hours.setdefault((attempt["subscription_id"], on_the_hour(attempt["at"])), _Window())
+        row.attempts += 1
+        row.latency_ms_sum += float(attempt["latency_ms"] or 0)
+        code = attempt["status_code"]
+        if code is not None and 200 <= code < 300:
+            row.succeeded += 1
+        elif row.last_failed_at is None or attempt["at"] >= row.last_failed_at:
+            row.last_failed_at = attempt["at"]
+            row.last_error = error_text(attempt["error_class"], code, attempt["response_excerpt"])
+    if not hours:
+        return
+    dialect = session.get_bind().dialect.name
+    insert = postgresql_insert if dialect == "postgresql" else sqlite_insert
+    for (subscription_id, hour), row in sorted(hours.items()):  # one lock order for all
+        statement = insert(DeliveryHour).values(
+            subscription_id=subscription_id,
+            hour=hour,
+            attempts=row.attempts,
+            succeeded=row.succeeded,
+            latency_ms_sum=row.latency_ms_sum,
+            last_failed_at=row.last_failed_at,
+            last_error=row.last_error,
+        )
+        table, new = DeliveryHour.__table__.c, statement.excluded
+        newer = case(
+            (
+                and_(
+                    new.last_failed_at.is_not(None),
+                    or_(
+                        table.last_failed_at.is_(None),
+                        new.last_failed_at >= table.last_failed_at,
+                    ),
+                ),
+                True,
+            ),
+            else_=False,
+        )
+        session.execute(
+            statement.on_conflict_do_update(
+                index_elements=["subscription_id", "hour"],
+                set_={
+                    "attempts": table.attempts + new.attempts,
+                    "succeeded": table.succeeded + new.succeeded,
+                    "latency_ms_sum": table.latency_ms_sum + new.latency_ms_sum,
+                    "last_failed_at": case((newer, new.last_failed_at), else_=table.last_failed_at),
+                    "last_error": case((newer, new.last_error), else_=table.last_error),
+                },
+            )
+        )
 
 
 def failing_deliveries(

@@ -30,6 +30,7 @@ from sqlalchemy.exc import DBAPIError, DisconnectionError
 from sqlalchemy.orm import Session
 from tenacity import retry, retry_if_exception_type, stop_after_attempt, wait_fixed
 
+from gateway.delivery.health import count_attempts
 from gateway.delivery.jobs import Job, claim_due_deliveries, load_jobs
 from gateway.delivery.receipts import looks_like_jws, verify_consumer_receipt
 from gateway.delivery.receipts import store as store_receipt
@@ -219,6 +220,7 @@ def record_all(runtime: Runtime, outcomes: list[tuple[Job, Result]], now: dt.dat
         }
         updates: list[_Next] = []
         attempts: list[dict[str, Any]] = []
+        subs: list[str] = []  # each attempt's subscription, for its hourly count
         for job, result in outcomes:
             row = current[job.delivery_id]
             state = _Next(
@@ -233,6 +235,7 @@ def record_all(runtime: Runtime, outcomes: list[tuple[Job, Result]], now: dt.dat
                 error_class, next_at = _retry_after_failure(state, row.attempts, exc, now)
             state.last_error = _storable(state.last_error)
             updates.append(state)
+            subs.append(job.subscription["id"])
             attempts.append(
                 {
                     "delivery_id": job.delivery_id,
@@ -259,6 +262,8 @@ def record_all(runtime: Runtime, outcomes: list[tuple[Job, Result]], now: dt.dat
             [vars(u) for u in updates],
         )
         session.execute(insert(DeliveryAttempt), attempts)
+        counted = zip(attempts, subs, strict=True)
+        count_attempts(session, [attempt | {"subscription_id": sub} for attempt, sub in counted])
         return [u.status for u in updates]
 
 

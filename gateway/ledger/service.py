@@ -10,7 +10,7 @@ import csv
 import datetime as dt
 import io
 import re
-from collections.abc import Callable, Generator
+from collections.abc import Callable, Generator, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from typing import Any, Literal
@@ -328,27 +328,43 @@ def ledger_summary(session: Session, flt: LedgerFilter, by: str) -> list[tuple[s
     """(key, ledger status on the day, count) for the filtered ledger, grouped `by` region
     (division code, one level below the filter, padded to 6 digits), industry (section
     letter) or grade (the level held that day, '-' for none)."""
+    return ledger_summaries(session, flt, (by,))[by]
+
+
+def ledger_summaries(
+    session: Session, flt: LedgerFilter, keys: Sequence[str]
+) -> dict[str, list[tuple[str, str, int]]]:
+    """`ledger_summary` for several keys at once, from one pass over the filtered ledger
+    (grouped by every key and the status together, then added up per key): the console's
+    ledgers page asks for three, and each pass computes every enterprise's status on the day."""
     flt.check()
-    if by not in SUMMARY_KEYS:
-        raise BadRequest("invalid_filter", f"summaries are by {', '.join(SUMMARY_KEYS)}")
-    if by == "region":
-        digits = summary_region_digits(flt)
-        key: ColumnElement[Any] = func.substr(Enterprise.region_code, 1, digits)
-    elif by == "industry":
-        key = Enterprise.industry_section.expression
-    else:
-        key = case((held_sql(flt.on), Enterprise.grade_level), else_=None)
+    for by in keys:
+        if by not in SUMMARY_KEYS:
+            raise BadRequest("invalid_filter", f"summaries are by {', '.join(SUMMARY_KEYS)}")
+    digits = summary_region_digits(flt)
+    columns: dict[str, ColumnElement[Any]] = {
+        "region": func.substr(Enterprise.region_code, 1, digits),
+        "industry": Enterprise.industry_section.expression,
+        "grade": case((held_sql(flt.on), Enterprise.grade_level), else_=None),
+    }
+    wanted = [columns[by] for by in keys]
     status = status_sql(flt.on)
     rows = session.execute(
-        flt.statement().with_only_columns(key, status, func.count()).group_by(key, status)
+        flt.statement().with_only_columns(*wanted, status, func.count()).group_by(*wanted, status)
     )
-    out = []
-    for value, state, n in rows:
-        name = str(value or "-")
-        if by == "region":
-            name = name.ljust(6, "0")
-        out.append((name, str(state), int(n)))
-    return sorted(out)
+    sums: dict[str, dict[tuple[str, str], int]] = {by: {} for by in keys}
+    for row in rows:
+        *values, state, n = row
+        for by, value in zip(keys, values, strict=True):
+            name = str(value or "-")
+            if by == "region":
+                name = name.ljust(6, "0")
+            counted = sums[by]
+            counted[(name, str(state))] = counted.get((name, str(state)), 0) + int(n)
+    return {
+        by: sorted((name, state, n) for (name, state), n in counted.items())
+        for by, counted in sums.items()
+    }
 
 
 def listings_of(session: Session, uscc: str) -> list[Listing]:

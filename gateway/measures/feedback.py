@@ -122,16 +122,15 @@ def feedback_owed(
     and the owed (decision, agency) pairs themselves, oldest first, at most `limit` — what
     `feedback_for` says of one decision, for every decision sent to an agency."""
     cutoff = overdue_before(today, deadline_working_days)
+    # From the decisions (by type) to their deliveries (by message id), never the other way:
+    # the deliveries of every other message are never read.
     sent = (
-        select(
-            Delivery.message_id,
-            Subscription.agency_id,
-            func.min(Delivery.log_index).label("idx"),
-        )
+        select(LogEntry.message_id, Subscription.agency_id, LogEntry.idx.label("idx"))
+        .select_from(LogEntry)
+        .join(Delivery, Delivery.message_id == LogEntry.message_id)
         .join(Subscription, Subscription.id == Delivery.subscription_id)
-        .join(LogEntry, LogEntry.idx == Delivery.log_index)
-        .where(LogEntry.type.in_(MEASURE_DECISIONS))
-        .group_by(Delivery.message_id, Subscription.agency_id)
+        .where(LogEntry.type.in_(MEASURE_DECISIONS), LogEntry.kind == "message")
+        .group_by(LogEntry.message_id, Subscription.agency_id, LogEntry.idx)
     )
     if agency_id:
         sent = sent.where(Subscription.agency_id == agency_id)

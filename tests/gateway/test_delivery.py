@@ -26,7 +26,7 @@ from contracts.uscc import complete_uscc
 from gateway.clock import FixedClock
 from gateway.delivery import subscriptions
 from gateway.delivery.worker import make_client, run_once
-from gateway.models import Delivery, Subscription
+from gateway.models import Delivery, DeliveryAttempt, Subscription
 from gateway.runtime import Runtime
 from keys.jws import sign_compact
 
@@ -160,6 +160,38 @@ def test_order_per_enterprise_with_retries_while_others_flow(
     ]
     ids = [h["webhook-id"] for h, _ in rec.received]
     assert len(set(ids)) == 3
+
+
+def test_the_24_hour_health_counts_every_attempt_the_workers_made(
+    client: TestClient, authority: Publisher, insurer: Publisher, runtime: Runtime, receiver: Any
+) -> None:
+    """The overviews read hourly rows the workers keep; they must say what the attempts
+    themselves say: attempts, successes, mean latency, the last error."""
+    rec, url = receiver
+    sub = subscribe(client, url, retry_schedule=[0, 10, 10, 10, 10])
+    rec.failures[A], rec.status = 2, 503
+    register_and_award(authority, client, A)
+    register_and_award(authority, client, B)
+    drain(runtime, rounds=6, advance=15)
+    assert len(rec.received) == 2
+    with runtime.db.reader() as session:
+        made = session.execute(
+            select(DeliveryAttempt.status_code, DeliveryAttempt.latency_ms)
+            .join(Delivery, Delivery.id == DeliveryAttempt.delivery_id)
+            .where(Delivery.subscription_id == sub["id"])
+        ).all()
+    health = client.get("/v1/deliveries/health").json()["subscriptions"]
+    (mine,) = [h for h in health if h["subscription_id"] == sub["id"]]
+    assert mine["attempts_24h"] == len(made) == 4  # two 503s, then A and B delivered
+    assert mine["succeeded_24h"] == 2
+    latency = sum(float(ms) for _, ms in made) / len(made)
+    assert mine["mean_latency_ms_24h"] == pytest.approx(latency, abs=0.1)
+    assert mine["last_error"].startswith("http_503")
+    assert isinstance(runtime.clock, FixedClock)
+    runtime.clock.advance(hours=26)  # out of the window
+    later = client.get("/v1/deliveries/health").json()["subscriptions"]
+    (mine,) = [h for h in later if h["subscription_id"] == sub["id"]]
+    assert (mine["attempts_24h"], mine["last_error"]) == (0, None)
 
 
 def test_410_disables_and_reenabling_catches_up_in_order(

@@ -21,7 +21,7 @@ def test_migrated_schema_matches_the_models(database_url: str) -> None:
     finally:
         engine.dispose()
     assert diff == [], diff
-    assert current_revision(database_url) == "0018"
+    assert current_revision(database_url) == "0019"
 
 
 def test_narrowing_the_grade_numbers_again_refuses_to_lose_any(database_url: str) -> None:
@@ -66,7 +66,7 @@ def test_a_gateway_holding_data_is_migrated_down_and_up_again(database_url: str)
                 " '6ba7b810-9dad-11d1-80b4-00c04fd430c8', 3, 'grade.awarded')"
             )
         upgrade(database_url)
-        assert current_revision(database_url) == "0018"
+        assert current_revision(database_url) == "0019"
         command.downgrade(alembic_config(database_url), "0012")
         upgrade(database_url)
         with engine.connect() as conn:
@@ -77,5 +77,56 @@ def test_a_gateway_holding_data_is_migrated_down_and_up_again(database_url: str)
             assert [tuple(r) for r in rows] == [("宁德某化工", "FJ-2023-1", "grade.awarded")]
             if conn.dialect.name == "sqlite":  # enforced again on the migrating connection
                 assert conn.exec_driver_sql("PRAGMA foreign_keys").scalar() == 1
+    finally:
+        engine.dispose()
+
+
+def test_0019_counts_the_last_hours_attempts_into_hourly_rows(database_url: str) -> None:
+    """An upgraded gateway shows the same 24-hour health as before: migration 0019 counts the
+    attempts of the last 25 hours (not older ones, nor an operator's replay) per hour."""
+    import datetime as dt
+
+    command.downgrade(alembic_config(database_url), "0018")
+    now = dt.datetime.now(dt.UTC).replace(microsecond=0)
+    recent, older = now - dt.timedelta(hours=2), now - dt.timedelta(hours=30)
+
+    def stamp(at: dt.datetime) -> str:
+        return at.isoformat(sep=" ")
+
+    engine = make_engine(database_url, pool_size=1)
+    try:
+        with engine.begin() as conn:
+            conn.exec_driver_sql(
+                "INSERT INTO agencies (id, name, uscc, roles, created_at) VALUES ('fj-picc',"
+                f" 'x', '11350000MB0000035C', '[\"insurer\"]', '{stamp(now)}')"
+            )
+            conn.exec_driver_sql(
+                "INSERT INTO subscriptions (id, agency_id, types, view, signing, status,"
+                " retry_schedule, created_at, consecutive_failures, queued, acked_index)"
+                " VALUES ('s-1', 'fj-picc', '[]', 'full', '[\"v1a\"]', 'active', '[]',"
+                f" '{stamp(now)}', 0, 1, -1)"
+            )
+            conn.exec_driver_sql(
+                "INSERT INTO deliveries (id, subscription_id, log_index, message_id, uscc,"
+                " subseq, status, attempts, next_attempt_at) VALUES (1, 's-1', 0, 'm-1',"
+                f" '91350900587527783P', 1, 'delivered', 3, '{stamp(now)}')"
+            )
+            for at, code, error in (
+                (older, 500, "http_500"),  # outside any window
+                (recent, 503, "http_503"),
+                (recent + dt.timedelta(minutes=1), 204, None),
+                (recent + dt.timedelta(minutes=2), None, "replay"),  # an operator, not a POST
+            ):
+                conn.exec_driver_sql(
+                    "INSERT INTO delivery_attempts (delivery_id, at, status_code, latency_ms,"
+                    f" error_class) VALUES (1, '{stamp(at)}', {code or 'NULL'}, 10,"
+                    f" {repr(error) if error else 'NULL'})"
+                )
+        upgrade(database_url)
+        with engine.connect() as conn:
+            rows = conn.exec_driver_sql(
+                "SELECT attempts, succeeded, latency_ms_sum, last_error FROM delivery_hours"
+            ).all()
+        assert [tuple(r) for r in rows] == [(2, 1, 20.0, "http_503")]
     finally:
         engine.dispose()
