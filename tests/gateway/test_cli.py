@@ -166,6 +166,40 @@ def test_publish_reports_bad_files_and_an_unreachable_gateway(tmp_path: Path) ->
     assert "cannot reach the gateway" in result.output
 
 
+def _agency_with_a_key_file(
+    tmp_path: Path, runtime: Any, clock: Any, agency_id: str, role: str
+) -> tuple[Path, dt.datetime]:
+    """An agency whose key `gateway key generate` wrote to a file, registered as of now (the
+    CLI signs its login with the real time, so the clock is set to it)."""
+    from gateway.registry import service
+    from keys.store import read_key_file
+
+    key_file = tmp_path / f"{agency_id}.pem"
+    assert runner.invoke(app, ["key", "generate", str(key_file)]).exit_code == 0
+    clock.at = dt.datetime.now(dt.UTC)
+    now: dt.datetime = clock.now()
+    with runtime.db.transaction() as session:
+        service.add_agency(
+            session,
+            runtime.signer,
+            agency_id=agency_id,
+            name=agency_id,
+            uscc="11350000MB0000019N",
+            roles=[role],
+            now=now,
+        )
+        service.add_key(
+            session,
+            runtime.signer,
+            agency_id=agency_id,
+            jwk=read_key_file(key_file).public_key.jwk(),
+            suite="ed25519",
+            now=now,
+            valid_from=now - dt.timedelta(days=1),
+        )
+    return key_file, now
+
+
 def test_publish_logs_in_with_the_key_and_publishes(
     tmp_path: Path, runtime: Any, settings: Any, clock: Any
 ) -> None:
@@ -177,33 +211,10 @@ def test_publish_logs_in_with_the_key_and_publishes(
     from gateway.access.tokens import grant_scopes
     from gateway.app import create_app
     from gateway.registry import service
-    from keys.store import read_key_file
 
-    key_file = tmp_path / "yjt.pem"
-    assert runner.invoke(app, ["key", "generate", str(key_file)]).exit_code == 0
-    key = read_key_file(key_file)
-    clock.at = dt.datetime.now(dt.UTC)  # the CLI signs its login with the real time
-    now = clock.now()
+    key_file, now = _agency_with_a_key_file(tmp_path, runtime, clock, "fj-yjt", "grading_authority")
     with runtime.db.transaction() as session:
-        service.add_agency(
-            session,
-            runtime.signer,
-            agency_id="fj-yjt",
-            name="应急管理厅",
-            uscc="11350000MB0000019N",
-            roles=["grading_authority"],
-            now=now,
-        )
         service.grant_publish(session, runtime.signer, "fj-yjt", ["enterprise.registered"], now)
-        service.add_key(
-            session,
-            runtime.signer,
-            agency_id="fj-yjt",
-            jwk=key.public_key.jwk(),
-            suite="ed25519",
-            now=now,
-            valid_from=now - dt.timedelta(days=1),
-        )
     envelope = tmp_path / "registered.json"
     envelope.write_text(
         json.dumps(
@@ -239,32 +250,9 @@ def test_token_prints_an_access_token_that_the_api_takes(
 
     from gateway.access.tokens import grant_scopes
     from gateway.app import create_app
-    from gateway.registry import service
-    from keys.store import read_key_file
 
-    key_file = tmp_path / "cib.pem"
-    assert runner.invoke(app, ["key", "generate", str(key_file)]).exit_code == 0
-    clock.at = dt.datetime.now(dt.UTC)  # the CLI signs its login with the real time
-    now = clock.now()
+    key_file, now = _agency_with_a_key_file(tmp_path, runtime, clock, "fj-cib", "bank")
     with runtime.db.transaction() as session:
-        service.add_agency(
-            session,
-            runtime.signer,
-            agency_id="fj-cib",
-            name="兴业银行",
-            uscc="91350100MA0000090X",
-            roles=["bank"],
-            now=now,
-        )
-        service.add_key(
-            session,
-            runtime.signer,
-            agency_id="fj-cib",
-            jwk=read_key_file(key_file).public_key.jwk(),
-            suite="ed25519",
-            now=now,
-            valid_from=now - dt.timedelta(days=1),
-        )
         grant_scopes(session, runtime.signer, "fj-cib", ["ledger.read"], now)
     with serving(create_app(settings, clock=clock)) as base:
         args = ["token", "fj-cib", "--key", str(key_file), "--url", base, "--scope", "ledger.read"]
