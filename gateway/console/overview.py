@@ -41,8 +41,11 @@ def overview(session: Session, now: dt.datetime, settings: Settings) -> dict[str
         .group_by(LogEntry.type)
         .order_by(LogEntry.type)
     ).all()
-    counts = health.status_counts(session)
     subscriptions = health.subscription_health(session, now)
+    counts: dict[str, int] = {}  # by status: the subscriptions' own counts added up
+    for sub in subscriptions:
+        for status, n in sub.counts.items():
+            counts[status] = counts.get(status, 0) + n
     owed = feedback_owed(session, today, FEEDBACK_DAYS, overdue_only=True, limit=1)
     return {
         "log_size": size,

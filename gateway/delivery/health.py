@@ -292,12 +292,6 @@ def _delivery_row(d: Delivery, agency: str, url: str | None, message_type: str) 
     }
 
 
-def status_counts(session: Session) -> dict[str, int]:
-    """Deliveries by status, over every subscription."""
-    rows = session.execute(select(Delivery.status, func.count()).group_by(Delivery.status))
-    return {status: n for status, n in rows}
-
-
 def _iso(moment: dt.datetime | None) -> str | None:
     return moment.isoformat() if moment else None
 
