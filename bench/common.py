@@ -61,8 +61,8 @@ def register_bench_agency(
             )
             service.grant_publish(session, runtime.signer, "bench", publish, now)
             grant_scopes(session, runtime.signer, "bench", list(scopes), now)
-            rights.set_rate_limit(
-                session, runtime.signer, agency_id="bench", per_second=1e6, burst=10**6, now=now
+            rights.set_rate_limit(  # the highest an agency may have, a burst of a million
+                session, runtime.signer, agency_id="bench", per_second=10_000, burst=10**6, now=now
             )
             for action, contracts in (("subscribe", subscribe), ("query", query)):
                 for contract in contracts:

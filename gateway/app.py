@@ -19,6 +19,7 @@ from sqlalchemy import text
 from sqlalchemy.exc import IntegrityError
 from starlette.concurrency import run_in_threadpool
 
+from gateway.access.refusals import flush_forever
 from gateway.access.routes import router as access_router
 from gateway.apidocs import install_api_docs
 from gateway.bodies import BodyLimit, body_limits
@@ -45,6 +46,7 @@ from gateway.publishing.routes import router as publishing_router
 from gateway.publishing.service import group_publisher
 from gateway.queries.batcher import StandingQueries
 from gateway.queries.measures_routes import router as enterprise_measures_router
+from gateway.queries.records_routes import router as access_records_router
 from gateway.queries.routes import get_standing
 from gateway.queries.routes import router as queries_router
 from gateway.registry.routes import router as registry_router
@@ -109,6 +111,7 @@ def create_app(
             asyncio.create_task(collect_forever(runtime)) if settings.witnesses.endpoints else None
         )
         voiding = asyncio.create_task(void_overdue_forever(runtime))
+        refusal_counts = asyncio.create_task(flush_forever(runtime.refusals, runtime.db))
         interval = settings.connectors.snapshot_interval_seconds
         snapshots = (
             asyncio.create_task(snapshot_forever(runtime, interval)) if interval > 0 else None
@@ -127,7 +130,7 @@ def create_app(
         try:
             yield
         finally:
-            for task in (witnessing, snapshots, voiding):
+            for task in (witnessing, snapshots, voiding, refusal_counts):
                 if task is not None:
                     task.cancel()
                     with contextlib.suppress(asyncio.CancelledError):
@@ -173,6 +176,7 @@ def create_app(
     app.include_router(receipts_router)
     app.include_router(measures_router)
     app.include_router(enterprise_measures_router)
+    app.include_router(access_records_router)
     app.include_router(access_router)
     app.include_router(contracts_router)
     app.include_router(supervision_router)

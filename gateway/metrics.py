@@ -13,7 +13,7 @@ from prometheus_client.registry import Collector
 from sqlalchemy import and_, func, or_, select
 from sqlalchemy.orm import Session
 
-from gateway.delivery.jobs import at_unblocked_head
+from gateway.delivery.jobs import at_unblocked_head, disabled_agencies
 from gateway.delivery.worker import RoundFailures
 from gateway.models import Checkpoint, Delivery, LogEntry, LogHead, Subscription, WitnessStatus
 from gateway.runtime import Runtime
@@ -92,7 +92,7 @@ class _DatabaseGauges(Collector):
         deliveries = GaugeMetricFamily(
             "gateway_deliveries", "Delivery rows by status.", labels=["status"]
         )
-        for status in ("pending", "delivered", "dead", "parked", "skipped"):
+        for status in ("pending", "delivered", "dead", "parked", "skipped", "withheld"):
             deliveries.add_metric([status], by_status.get(status, 0))
         yield deliveries
         yield _gauge(
@@ -167,12 +167,13 @@ def outbox_lag_seconds(session: Session, now: dt.datetime) -> float:
     (subscription, enterprise) queue, for an active push subscription whose breaker is closed.
     A delivery waiting for its retry, behind an earlier one about the same enterprise (pending,
     dead or parked: those are counted as dead letters and parked deliveries, an operator's
-    matter), or for a paused, pull-only or cooling-down subscription is not late: nothing
-    should post it yet.
+    matter), or for a paused, pull-only or cooling-down subscription, or a disabled agency's,
+    is not late: nothing should post it yet.
     """
     pushable = and_(
         Subscription.status == "active",
         Subscription.url.is_not(None),
+        Subscription.agency_id.not_in(disabled_agencies()),
         or_(Subscription.breaker_open_until.is_(None), Subscription.breaker_open_until <= now),
     )
     heads = (

@@ -79,6 +79,11 @@ class Agency(Base):
     uscc: Mapped[str] = mapped_column(String(18))
     roles: Mapped[list[str]] = mapped_column(JSON)
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
+    # active | disabled: a disabled agency gets no token, its tokens are refused, its
+    # messages too (gateway agency disable; each change a log entry)
+    status: Mapped[str] = mapped_column(String(16), default="active", server_default="active")
+    status_changed_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+    status_reason: Mapped[str | None] = mapped_column(String(500))
 
 
 class AgencyKey(Base):
@@ -406,7 +411,8 @@ class Delivery(Base):
     message_id: Mapped[str] = mapped_column(String(36))
     uscc: Mapped[str] = mapped_column(String(18))
     subseq: Mapped[int] = mapped_column(BigInteger, default=0)  # 1, 2, 3 … per subscription
-    status: Mapped[str] = mapped_column(String(16))  # pending | delivered | dead | parked | skipped
+    # pending | delivered | dead | parked | skipped | withheld (its right was withdrawn)
+    status: Mapped[str] = mapped_column(String(16))
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     next_attempt_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
     claimed_until: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
@@ -522,7 +528,9 @@ class UsedAssertion(Base):
 
 
 class AccessRecord(Base):
-    """Append-only: who asked about which enterprise, when, why, and what they got."""
+    """Append-only: who asked about which enterprise, when, why, and what they got. A refusal
+    repeated within its window is one row: `count` times, first `at`, last `last_at`, from
+    `address` (gateway.access.refusals); only its count and last time grow."""
 
     __tablename__ = "access_records"
     __table_args__ = (Index("ix_access_records_uscc_at", "uscc", "at"),)
@@ -534,6 +542,9 @@ class AccessRecord(Base):
     action: Mapped[str] = mapped_column(String(32))  # query | batch_query | feed
     purpose: Mapped[str | None] = mapped_column(String(200))
     result: Mapped[str] = mapped_column(String(48))  # ok | the problem code
+    address: Mapped[str | None] = mapped_column(String(64))  # the client's, for refusals
+    count: Mapped[int] = mapped_column(Integer, default=1, server_default="1")
+    last_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)  # None: only `at`
 
 
 class ConsoleSession(Base):

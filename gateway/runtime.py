@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from fastapi import Request
 
 from gateway.access.ratelimit import RateLimiter
+from gateway.access.refusals import Refusals
 from gateway.clock import Clock, SystemClock
 from gateway.db import Database
 from gateway.publishing.verify import KeyCache
@@ -24,6 +25,7 @@ class Runtime:
     clock: Clock = field(default_factory=SystemClock)
     key_cache: KeyCache = field(default_factory=KeyCache)
     rate_limiter: RateLimiter = field(init=False)
+    refusals: Refusals = field(init=False)  # refusals per address, and their records
     streams: StreamSlots = field(init=False)  # streamed downloads served at once
 
     def __post_init__(self) -> None:
@@ -31,6 +33,7 @@ class Runtime:
             self.db, self.settings.rate_limit_per_second, self.settings.rate_limit_burst
         )
         self.streams = StreamSlots(self.settings.streams.max_open)
+        self.refusals = Refusals(self.settings.refusals)
 
     @classmethod
     def open(cls, settings: Settings, clock: Clock | None = None) -> Runtime:

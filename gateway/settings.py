@@ -136,6 +136,20 @@ class ConsoleSettings(BaseModel):
     session_seconds: float = Field(default=8 * 3600.0, gt=0, le=7 * 86_400)
 
 
+class RefusalSettings(BaseModel):
+    """Requests refused before any agency was verified, per API process (gateway.access
+    .refusals): each client address may have `burst` of them, refilled at `per_second`, and
+    is then answered 429 before its token is read; identical refusals within
+    `window_seconds` are one access record whose count is brought up to date every
+    `flush_seconds`. At most `max_tracked` addresses and records are followed at once."""
+
+    per_second: float = Field(default=1.0, gt=0, le=10_000)
+    burst: int = Field(default=30, ge=1, le=1_000_000)
+    window_seconds: float = Field(default=60.0, gt=0, le=86_400)
+    flush_seconds: float = Field(default=2.0, gt=0, le=3_600)
+    max_tracked: int = Field(default=10_000, ge=1, le=1_000_000)
+
+
 class Settings(BaseSettings):
     """Gateway configuration from `GATEWAY_*` variables (nested groups use `__`)."""
 
@@ -164,6 +178,7 @@ class Settings(BaseSettings):
     streams: StreamSettings = Field(default_factory=StreamSettings)
     supervision: SupervisionSettings = Field(default_factory=SupervisionSettings)
     console: ConsoleSettings = Field(default_factory=ConsoleSettings)
+    refusals: RefusalSettings = Field(default_factory=RefusalSettings)
     # Proxies whose X-Forwarded-For / -Proto the server trusts (uvicorn's forwarded_allow_ips,
     # e.g. "127.0.0.1" or "10.0.0.5,10.0.0.6"); empty: none, the headers are ignored.
     forwarded_allow_ips: str = ""

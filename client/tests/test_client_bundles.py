@@ -52,6 +52,55 @@ def test_the_real_bundle_passes_every_check() -> None:
     assert report.checks[-1].detail.startswith("10 hashes")
 
 
+def without_the_message(view: str) -> dict[str, Any]:
+    """The bundle as a caller without the `read` right of the type gets it (the gateway's
+    transparency views): no JWS, its leaf hash; the receipt only under a subscribe right."""
+    whole = VECTOR["bundle"]
+    claims = json.loads(base64.urlsafe_b64decode(whole["receipt"].split(".")[1] + "=="))
+    cut: dict[str, Any] = {
+        "message_id": claims["message_id"],
+        "index": claims["index"],
+        "leaf_hash": leaf_hash(whole["jws"].encode()).hex(),
+        "tlog_proof": whole["tlog_proof"],
+        "view": view,
+    }
+    if view == "fields":
+        cut["receipt"] = whole["receipt"]
+    return cut
+
+
+@pytest.mark.parametrize(
+    ("view", "receipt_checks"),
+    [
+        ("fields", ["receipt signature", "receipt names this message", "receipt leaf hash"]),
+        ("hashes", ["receipt"]),
+    ],
+)
+def test_a_bundle_without_the_message_proves_its_leaf(view: str, receipt_checks: list[str]) -> None:
+    report = verify_bundle(
+        without_the_message(view), VECTOR["jwks"], VECTOR["vkey"], VECTOR["publisher_jwk"]
+    )
+    assert [c.name for c in report.checks] == ["message", *receipt_checks, *NAMES[-3:]]
+    assert report.ok, report.checks
+    assert not report.message_checked
+    assert verify_bundle(
+        VECTOR["bundle"], VECTOR["jwks"], VECTOR["vkey"], VECTOR["publisher_jwk"]
+    ).message_checked
+
+
+def test_a_wrong_leaf_hash_is_not_included() -> None:
+    bundle = without_the_message("hashes") | {"leaf_hash": "00" * 32}
+    report = verify_bundle(bundle, VECTOR["jwks"], VECTOR["vkey"], VECTOR["publisher_jwk"])
+    assert {c.name: c.ok for c in report.checks}["inclusion in the checkpoint"] is False
+    assert not report.ok
+    short = verify_bundle(
+        bundle | {"leaf_hash": "abc"}, VECTOR["jwks"], VECTOR["vkey"], VECTOR["publisher_jwk"]
+    )
+    assert [c.name for c in short.checks] == ["leaf hash"]
+    with pytest.raises(VerificationError):
+        short.raise_for_failure()
+
+
 def proof_with_hash(n: int, replacement: bytes) -> str:
     lines = VECTOR["bundle"]["tlog_proof"].split("\n")
     lines[2 + n] = base64.b64encode(replacement).decode()

@@ -1,10 +1,12 @@
-"""No access token outlives the key it was obtained with: when each agency key was revoked,
-as the registry says, read again at most every REFRESH_SECONDS per process.
+"""No access token outlives the key it was obtained with, nor its agency's disabling: when
+each agency key was revoked and which agencies are disabled, as the registry says, read again
+at most every REFRESH_SECONDS per process (at once in the process that made the change).
 
 A token minted before `gateway key revoke` kept working until it expired (issue 20, finding
 9). Tokens now name the key of their client assertion (claim `client_key`); one whose key is
 revoked is refused with `401 token_revoked`. A token without the claim (minted before it
-existed) is refused once any key of its agency was revoked after it was issued.
+existed) is refused once any key of its agency was revoked after it was issued. Every token
+of a disabled agency is refused with `401 agency_disabled` (`gateway agency disable`).
 
 Checked on every authenticated request, the event loop's included, so a check never waits
 for the database but the first of a process: a stale table is read again in a thread of its
@@ -25,7 +27,7 @@ from sqlalchemy import select
 from gateway.access.tokens import Caller
 from gateway.db import Database
 from gateway.errors import Unauthorized
-from gateway.models import AgencyKey
+from gateway.models import Agency, AgencyKey
 
 __all__ = ["REFRESH_SECONDS", "Revocations", "check_not_revoked", "revocations_of"]
 
@@ -37,6 +39,7 @@ log = logging.getLogger(__name__)
 class _Known:
     by_key: dict[str, float] = field(default_factory=dict)  # kid: revoked at (Unix seconds)
     latest_by_agency: dict[str, float] = field(default_factory=dict)
+    disabled: frozenset[str] = frozenset()  # agencies whose tokens are all refused
 
 
 class Revocations:
@@ -50,12 +53,20 @@ class Revocations:
         self._failing = False
 
     def check(self, caller: Caller) -> None:
-        """Raise 401 token_revoked if the caller's token came from a key revoked since."""
+        """Raise 401 agency_disabled if the caller's agency is disabled, 401 token_revoked if
+        its token came from a key revoked since."""
         known = self._known
         if known is None:
-            known = self.refresh()  # the process's first check: nothing is known yet
+            known = self.refresh()  # the process's first check (or invalidated): read now
         elif time.monotonic() - self._read_at >= REFRESH_SECONDS:
             self._refresh_in_background()
+        if caller.agency_id in known.disabled:
+            raise Unauthorized(
+                "agency_disabled",
+                f"agency {caller.agency_id!r} is disabled: its access tokens are refused "
+                "until an operator enables it again",
+                error="invalid_token",
+            )
         if caller.key is not None:
             revoked = caller.key in known.by_key
         else:  # `iat` is whole seconds: a token of the revocation's own second is let be
@@ -68,6 +79,12 @@ class Revocations:
                 "with a key of the agency that is not",
                 error="invalid_token",
             )
+
+    def invalidate(self) -> None:
+        """Read the registry again at the next check, before answering it: this process
+        changed it (a revocation, a disabling) and must not let a stale table through."""
+        with self._reading:
+            self._known = None
 
     def refresh(self) -> _Known:
         """Read the revocations now (a thread already reading: wait for it and use that)."""
@@ -91,6 +108,9 @@ class Revocations:
                     known.by_key[kid] = at
                     latest = known.latest_by_agency.get(agency_id, at)
                     known.latest_by_agency[agency_id] = max(latest, at)
+                known.disabled = frozenset(
+                    session.scalars(select(Agency.id).where(Agency.status != "active"))
+                )
             self._known, self._read_at = known, time.monotonic()
             return known
 

@@ -13,6 +13,7 @@ from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.concurrency import run_in_threadpool
 
+from gateway.access.refusals import TOKEN_REFUSALS, Refusal
 from gateway.access.revocations import check_not_revoked
 from gateway.access.tokens import Caller, issue_token, require_scope, verify_access_token
 from gateway.errors import (
@@ -86,6 +87,11 @@ class OAuthError(BaseModel):
     responses={
         400: {"model": OAuthError, "description": "RFC 6749 §5.2 error"},
         401: {"model": OAuthError, "description": "RFC 6749 §5.2 error (invalid_client)"},
+        413: {"model": OAuthError, "description": "a body over its bound, or too many fields"},
+        429: {
+            "model": OAuthError,
+            "description": "too many refused requests from the client's address (Retry-After)",
+        },
     },
     openapi_extra={
         "requestBody": {
@@ -111,9 +117,12 @@ async def token(request: Request, runtime: RuntimeDep) -> Response:
     gateway-signed access token carrying the scopes granted to the agency. Refusals are
     RFC 6749 §5.2 errors (`application/json`, `error`, `error_description`) that also carry
     the problem members (`code`, `status`, `detail`) every other route answers with."""
+    address = client_address(request)
     try:
+        runtime.refusals.check_address(address)  # before anything of the request is read
         form = await read_form(request)
     except GatewayError as exc:
+        await refused(request, None, "token", None, exc)
         return oauth_error_response(exc, request.url.path)
     audience = token_audience(request, runtime)
 
@@ -121,7 +130,7 @@ async def token(request: Request, runtime: RuntimeDep) -> Response:
         try:
             return issue(runtime)
         except GatewayError as exc:  # every refused login is an access record too
-            record_refusal(runtime, None, "token", claimed_issuer(form), exc)
+            record_refusal(runtime, None, "token", claimed_issuer(form), exc, address=address)
             raise
 
     def issue(runtime: Runtime) -> dict[str, Any]:
@@ -178,30 +187,83 @@ def caller_with(scope: str) -> Callable[[Request], Awaitable[Caller]]:
 
 
 async def authenticated(request: Request, scope: str) -> Caller:
-    """`authenticate` for async routes: a refusal is recorded (off the event loop), naming the
-    agency whenever its token verified, and raised."""
+    """`authenticate` for async routes: a refusal is recorded, naming the agency whenever its
+    token verified, and raised."""
     caller: Caller | None = None
     try:
         caller = verified_caller(request)
         admit(request, caller, scope)
         return caller
     except GatewayError as exc:
-        if exc.code != "rate_limited":  # a flood is answered, not written down request by request
-            runtime: Runtime = request.app.state.runtime
-            what = f"{request.method} {request.url.path}"
-            agency_id = caller.agency_id if caller else None
-            await run_in_threadpool(record_refusal, runtime, agency_id, "auth", what, exc)
+        what = f"{request.method} {request.url.path}"
+        await refused(request, caller.agency_id if caller else None, "auth", what, exc)
         raise
 
 
-def record_refusal(
-    runtime: Runtime, agency_id: str | None, action: str, what: str | None, exc: GatewayError
-) -> None:
-    """An access record and a log line for a refused login or call."""
-    from gateway.queries.service import record_access_alone
+def client_address(request: Request) -> str | None:
+    """The client's address as the server saw it (a proxy's forwarded one only from the
+    proxies GATEWAY_FORWARDED_ALLOW_IPS names)."""
+    return request.client.host if request.client else None
 
-    record_access_alone(runtime, agency_id=agency_id, action=action, purpose=what, result=exc.code)
-    log_event("access.refused", action=action, agency=agency_id, what=what, code=exc.code)
+
+async def refused(
+    request: Request,
+    agency_id: str | None,
+    action: str,
+    what: str | None,
+    exc: GatewayError,
+    uscc: str | None = None,
+) -> None:
+    """`record_refusal` from the event loop: counting a repeat is a few dictionary steps, and
+    only a refusal's first record in its window is written (in a thread)."""
+    runtime: Runtime = request.app.state.runtime
+    address = client_address(request)
+    first = note_refusal(runtime, agency_id, action, what, exc, address=address, uscc=uscc)
+    if first is not None:
+        await run_in_threadpool(runtime.refusals.write_first, runtime.db, *first)
+
+
+def record_refusal(
+    runtime: Runtime,
+    agency_id: str | None,
+    action: str,
+    what: str | None,
+    exc: GatewayError,
+    *,
+    address: str | None = None,
+    uscc: str | None = None,
+) -> None:
+    """A refused login or call, recorded: its address's budget spent when no agency was
+    verified, counted into its access record (written now if it is the first in its window,
+    with a log line). Call off the event loop."""
+    first = note_refusal(runtime, agency_id, action, what, exc, address=address, uscc=uscc)
+    if first is not None:
+        runtime.refusals.write_first(runtime.db, *first)
+
+
+def note_refusal(
+    runtime: Runtime,
+    agency_id: str | None,
+    action: str,
+    what: str | None,
+    exc: GatewayError,
+    *,
+    address: str | None,
+    uscc: str | None,
+) -> tuple[Refusal, dt.datetime] | None:
+    """Spend and count a refusal; the record to write now, if it is its window's first."""
+    unverified = agency_id is None or exc.code in TOKEN_REFUSALS
+    if unverified and exc.code != "rate_limited":  # a 429 has spent the budget already
+        runtime.refusals.spend(address)
+    at = runtime.clock.now()
+    refusal = Refusal(address, agency_id, uscc, action, what, exc.code)
+    first = runtime.refusals.note(refusal, at)
+    if first is None:
+        return None
+    log_event(
+        "access.refused", action=action, agency=agency_id, what=what, code=exc.code, address=address
+    )
+    return first, at
 
 
 def claimed_issuer(form: dict[str, str]) -> str | None:
@@ -215,9 +277,12 @@ def claimed_issuer(form: dict[str, str]) -> str | None:
 
 def verified_caller(request: Request) -> Caller:
     """Who sent `request`: the agency its bearer token names, once the token verified (a
-    gateway token, unexpired); raises missing_token or invalid_token. Nothing is admitted
-    yet: `admit` spends the rate and checks the scope."""
+    gateway token, unexpired); raises rate_limited (an address that spent its refusals),
+    missing_token or invalid_token. Nothing is admitted yet: `admit` spends the rate and
+    checks the scope."""
     runtime: Runtime = request.app.state.runtime
+    # An address that has spent its refusals is refused before its token is even read.
+    runtime.refusals.check_address(client_address(request))
     kind, _, token = request.headers.get("authorization", "").partition(" ")
     if kind.lower() != "bearer" or not token:
         raise Unauthorized(

@@ -21,7 +21,7 @@ from sqlalchemy.orm import Session
 
 from gateway.access.assertion import ASSERTION_TYPE
 from gateway.errors import BadRequest, Forbidden, GatewayError, NotFound, Unauthorized
-from gateway.models import AgencyKey, AgencyScope, UsedAssertion
+from gateway.models import Agency, AgencyKey, AgencyScope, UsedAssertion
 from gateway.signing import GatewaySigner
 from keys import jws
 from keys.suites import InvalidKeyError, UnknownSuiteError, get_suite
@@ -143,6 +143,11 @@ def issue_token(
     expires = _check_times(claims, now)
     if key.valid_from > now or (key.valid_to is not None and now >= key.valid_to):
         raise _client_error("key_not_valid", f"key {key.kid} is not valid now")
+    owner = session.get(Agency, agency)
+    if owner is None or owner.status != "active":
+        raise _client_error(
+            "agency_disabled", f"agency {agency!r} is disabled: no access token is issued to it"
+        )
     jti = claims.get("jti")
     if not isinstance(jti, str) or not jti or len(jti) > 200:
         raise _client_error("malformed_assertion", "the assertion needs a jti")

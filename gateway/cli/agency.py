@@ -80,18 +80,24 @@ def agency_grant(
             help=f"{' | '.join(QUERY_CONTRACTS)}, optionally =field,field (e.g. grade.level)."
         ),
     ] = None,
+    read: Annotated[
+        list[str] | None,
+        typer.Option(help="TYPE: read the stored messages themselves (the publisher's JWS)."),
+    ] = None,
     as_json: JsonFlag = False,
 ) -> None:
-    """Allow an agency to publish types, subscribe to types and ask queries, each with an
-    optional field view (deny by default; every change is a log entry)."""
+    """Allow an agency to publish types, subscribe to types, ask queries, each with an
+    optional field view, and read stored messages of types whole (deny by default; every
+    change is a log entry)."""
     from gateway.registry import rights
 
     published = [*(types or []), *(publish or [])]
     wanted: list[tuple[str, str, list[str] | None]] = [("publish", t, None) for t in published]
     wanted += [("subscribe", *_view_spec(spec)) for spec in subscribe or []]
     wanted += [("query", *_view_spec(spec)) for spec in query or []]
+    wanted += [("read", t, None) for t in read or []]
     if not wanted:
-        raise fail("name something to grant: --publish, --subscribe or --query")
+        raise fail("name something to grant: --publish, --subscribe, --query or --read")
     with admin_session() as (runtime, session):
         for action, contract, fields in wanted:
             granted = rights.grant(
@@ -112,6 +118,7 @@ def agency_revoke(
     publish: Annotated[list[str] | None, typer.Option(help="Message type.")] = None,
     subscribe: Annotated[list[str] | None, typer.Option(help="Message type.")] = None,
     query: Annotated[list[str] | None, typer.Option(help=" | ".join(QUERY_CONTRACTS))] = None,
+    read: Annotated[list[str] | None, typer.Option(help="Message type.")] = None,
     scope: Annotated[list[str] | None, typer.Option(help="Token scope.")] = None,
     as_json: JsonFlag = False,
 ) -> None:
@@ -120,9 +127,9 @@ def agency_revoke(
     from gateway.registry import rights
 
     wanted = [("publish", c) for c in publish or []] + [("subscribe", c) for c in subscribe or []]
-    wanted += [("query", c) for c in query or []]
+    wanted += [("query", c) for c in query or []] + [("read", c) for c in read or []]
     if not wanted and not scope:
-        raise fail("name something to revoke: --publish, --subscribe, --query or --scope")
+        raise fail("name something to revoke: --publish, --subscribe, --query, --read or --scope")
     with admin_session() as (runtime, session):
         for action, contract in wanted:
             rights.revoke(
@@ -148,6 +155,76 @@ def agency_rights(agency_id: str, as_json: JsonFlag = False) -> None:
     with admin_session(write=False) as (_, session):
         shown = rights.rights_of(session, agency_id)
     _show_rights(shown, as_json)
+
+
+def _set_status(agency_id: str, status: str, reason: str | None, as_json: bool) -> None:
+    from gateway.registry.service import set_agency_status
+
+    with admin_session() as (runtime, session):
+        agency = set_agency_status(
+            session, runtime.signer, agency_id=agency_id, status=status, reason=reason, now=now()
+        )
+        shown = {"agency_id": agency.id, "status": agency.status, "reason": agency.status_reason}
+    if as_json:
+        emit(shown)
+    else:
+        console.print(f"{agency_id} is {shown['status']}")
+
+
+@agency_app.command("disable")
+def agency_disable(
+    agency_id: str,
+    reason: Annotated[str | None, typer.Option(help="Why, for the log.")] = None,
+    as_json: JsonFlag = False,
+) -> None:
+    """Disable an agency: no token is issued to it, its tokens are refused (every API process
+    within about a second), its messages too, and its push deliveries wait (a log entry)."""
+    _set_status(agency_id, "disabled", reason, as_json)
+
+
+@agency_app.command("enable")
+def agency_enable(
+    agency_id: str,
+    reason: Annotated[str | None, typer.Option(help="Why, for the log.")] = None,
+    as_json: JsonFlag = False,
+) -> None:
+    """Enable a disabled agency again; its waiting push deliveries go out in order (a log
+    entry)."""
+    _set_status(agency_id, "active", reason, as_json)
+
+
+@agency_app.command("access-records")
+def agency_access_records(
+    agency: Annotated[str | None, typer.Option(help="Only this agency's.")] = None,
+    address: Annotated[str | None, typer.Option(help="Only from this client address.")] = None,
+    refused: Annotated[bool, typer.Option(help="Only the refusals.")] = False,
+    limit: Annotated[int, typer.Option(min=1, max=10_000)] = 50,
+    as_json: JsonFlag = False,
+) -> None:
+    """Access records, newest first (also GET /v1/access-records): a refusal repeated within
+    its window is one record with its count, first and last time and address."""
+    from gateway.queries.service import list_access_records
+
+    with admin_session(write=False) as (_, session):
+        items = list_access_records(
+            session, refused=refused, agency_id=agency, address=address, before=None, limit=limit
+        )
+    if as_json:
+        emit(items)
+        return
+    table = Table("first", "last", "count", "address", "agency", "action", "what", "result")
+    for item in items:
+        table.add_row(
+            item["at"][:19],
+            item["last_at"][:19],
+            str(item["count"]),
+            item["address"] or "-",
+            item["agency_id"] or "-",
+            item["action"],
+            item["purpose"] or "",
+            item["result"],
+        )
+    console.print(table)
 
 
 @agency_app.command("rate-limit")
@@ -190,6 +267,8 @@ def _show_rights(shown: dict[str, Any], as_json: bool) -> None:
     for action in ("subscribe", "query"):
         for contract, fields in shown[action].items():
             table.add_row(action, contract, "all" if fields is None else ", ".join(fields))
+    for message_type in shown["read"]:
+        table.add_row("read", message_type, "the message as signed")
     print_table(table, console)
     limit = shown["rate_limit"]
     rate = f"{limit['per_second']:g}/s, burst {limit['burst']}" if limit else "default"
@@ -225,10 +304,15 @@ def agency_list(as_json: JsonFlag = False) -> None:
     if as_json:
         emit(views)
         return
-    table = Table("id", "name", "roles", "may publish", "keys (status)")
+    table = Table("id", "name", "status", "roles", "may publish", "keys (status)")
     for view in views:
         keys = "\n".join(f"{k['kid'][:12]}… {k['suite']} {k['status']}" for k in view["keys"])
         table.add_row(
-            view["id"], view["name"], ", ".join(view["roles"]), "\n".join(view["publish"]), keys
+            view["id"],
+            view["name"],
+            view["status"],
+            ", ".join(view["roles"]),
+            "\n".join(view["publish"]),
+            keys,
         )
     print_table(table, console)

@@ -18,7 +18,7 @@ from connectors import CONNECTORS, Decision, ViewContractError
 from gateway.connectors.context import render_document
 from gateway.delivery.webhooks import cloud_event
 from gateway.errors import GatewayError
-from gateway.models import Delivery, LogEntry, Subscription
+from gateway.models import Agency, Delivery, LogEntry, Subscription
 from gateway.registry.rights import View, subscribe_views
 from keys.jws import parse_compact
 
@@ -35,6 +35,9 @@ class Job:
     message_id: str
     leaf_hash: str
     parked: str | None = None  # why the document failed its view contract: never sent
+    # why it may not go out at all: its agency no longer holds the subscribe right of the
+    # message's type (never sent, never shown; the body is empty)
+    withheld: str | None = None
     lease: dt.datetime | None = None  # the claimed_until this worker wrote: its claim token
 
 
@@ -70,6 +73,8 @@ def claim_due_deliveries(
                 Subscription.breaker_open_until.is_(None),
                 Subscription.breaker_open_until <= now,
             ),
+            # a disabled agency's deliveries wait, as a paused subscription's do
+            Subscription.agency_id.not_in(disabled_agencies()),
         )
         .order_by(Delivery.log_index)
         .limit(limit)
@@ -83,6 +88,11 @@ def claim_due_deliveries(
             update(Delivery).where(Delivery.id.in_(ids)).values(claimed_until=now + lease)
         )
     return ids
+
+
+def disabled_agencies() -> Select[Any]:
+    """The ids of the agencies an operator disabled (gateway agency disable)."""
+    return select(Agency.id).where(Agency.status != "active")
 
 
 def at_unblocked_head(query: Select[Any], heads: Subquery) -> Select[Any]:
@@ -163,18 +173,19 @@ def _within_rate_limits(session: Session, candidates: list[Any], now: dt.datetim
 
 
 def _view(
-    subscription: Subscription, envelope: dict[str, Any], right: View | None
+    subscription: Subscription, envelope: dict[str, Any], right: View
 ) -> tuple[dict[str, Any], bool]:
     """The event data this subscription sees under its agency's current subscribe right, and
     whether the publisher's JWS may travel with it (only when the view is the whole message).
 
-    Rights are read at delivery time: a right narrowed or withdrawn after the message was
-    accepted is respected by every later attempt, replay and feed read."""
-    if right is not None and subscription.view in ("full", "fields"):
+    Rights are read at delivery time: a right narrowed after the message was accepted is
+    respected by every later attempt, replay and feed read (one withdrawn: `load_jobs`
+    withholds the delivery, nothing of it is shown)."""
+    if subscription.view in ("full", "fields"):
         whole = right.fields is None
         return right.project(envelope["data"]), whole and subscription.view == "full"
-    # notice (or no right any more, or a connector view whose right no longer covers the
-    # whole message): that something happened, about whom, from whom
+    # notice (or a connector view whose right no longer covers the whole message): that
+    # something happened, about whom, from whom
     return {
         "type": envelope["type"],
         "subject": envelope["subject"],
@@ -203,14 +214,17 @@ def load_jobs(
     rights = subscribe_views(session, {subscription.agency_id for _, subscription, _ in rows})
     jobs = []
     for delivery, subscription, entry in rows:
+        right = rights.get((subscription.agency_id, entry.type))
+        if right is None:  # withdrawn since it was queued: not even a notice (finding 6)
+            jobs.append(_withheld(delivery, subscription, entry, lease))
+            continue
         token = entry.jws.decode()
         envelope = json.loads(parse_compact(token).payload)
         parked: str | None = None
-        right = rights.get((subscription.agency_id, entry.type))
         connector = CONNECTORS.get(subscription.view)
-        if connector is not None and (right is None or right.fields is not None):
+        if connector is not None and right.fields is not None:
             # A connector's document is made from the whole message: under a right since
-            # withdrawn or narrowed it cannot be made, and `_view` gives the notice instead.
+            # narrowed it cannot be made, and `_view` gives the notice instead.
             connector = None
         if connector is not None:  # the connector's document, checked against its contract
             data, with_jws = {}, False
@@ -265,6 +279,25 @@ def load_jobs(
             )
         )
     return jobs
+
+
+def _withheld(
+    delivery: Delivery, subscription: Subscription, entry: LogEntry, lease: dt.datetime | None
+) -> Job:
+    """The job of a delivery its agency may no longer receive: nothing rendered, nothing to
+    send; the worker records it `withheld`, the feed leaves it out."""
+    why = f"{subscription.agency_id} holds no subscribe right for {entry.type}"
+    return Job(
+        delivery_id=delivery.id,
+        attempts=delivery.attempts,
+        subscription={"id": subscription.id, "agency_id": subscription.agency_id},
+        webhook_id=f"msg_{entry.message_id}.{subscription.id}",
+        body=b"",
+        message_id=entry.message_id,
+        leaf_hash="",
+        withheld=why,
+        lease=lease,
+    )
 
 
 def _decision(entry: LogEntry, envelope: dict[str, Any]) -> Decision:

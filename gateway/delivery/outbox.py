@@ -2,7 +2,9 @@
 
 Nothing in memory stands between acceptance and delivery: a message that got a receipt has
 its delivery rows committed with it, for every matching subscription, whatever its status
-(a paused or disabled endpoint keeps queueing, so re-enabling it catches up in order).
+(a paused or disabled endpoint keeps queueing, so re-enabling it catches up in order), whose
+agency holds the subscribe right of the message's type at that moment: a message accepted
+after the right was withdrawn is never queued for it (issue 20, finding 6).
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ from sqlalchemy import bindparam, select, update
 from sqlalchemy.orm import Session
 
 from gateway.bulk import BulkInsert
-from gateway.models import Delivery, Subscription, table_of
+from gateway.models import AccessRight, Delivery, Subscription, table_of
 
 if TYPE_CHECKING:
     from gateway.ledger.state import EnterpriseState
@@ -64,6 +66,7 @@ class _Target:
     """What routing an accepted message needs of a subscription, and its delivery count."""
 
     id: str
+    agency_id: str
     types: list[str]
     region_prefix: str | None
     industry_section: str | None
@@ -86,11 +89,15 @@ def matches(subscription: _Target | Subscription, item: Accepted) -> bool:
 # statement building and unit of work cost more than the statements, bench/profile_publish.py).
 _TARGETS = select(
     Subscription.id,
+    Subscription.agency_id,
     Subscription.types,
     Subscription.region_prefix,
     Subscription.industry_section,
     Subscription.grade_level,
     Subscription.queued,
+)
+_RIGHTS = select(AccessRight.agency_id, AccessRight.contract).where(
+    AccessRight.action == "subscribe"
 )
 _subscriptions = table_of(Subscription)
 _SET_QUEUED = (
@@ -108,11 +115,14 @@ def enqueue(session: Session, accepted: list[Accepted], now: dt.datetime) -> int
         return 0
     connection = session.connection()
     targets = [_Target(*row) for row in connection.execute(_TARGETS)]
+    if not targets:
+        return 0
+    allowed = {(agency, contract) for agency, contract in connection.execute(_RIGHTS)}
     rows = []
     counted: dict[str, _Target] = {}
     for item in accepted:
         for target in targets:
-            if matches(target, item):
+            if matches(target, item) and (target.agency_id, item.type) in allowed:
                 # `subseq` counts a subscription's deliveries 1, 2, 3 …: a consumer that sees
                 # a number skipped knows it missed one (the log index skips filtered entries).
                 target.queued = (target.queued or 0) + 1

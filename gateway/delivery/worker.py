@@ -300,10 +300,12 @@ def _apply_result(
     config: DeliverySettings,
 ) -> tuple[str | None, dt.datetime | None]:
     """Decide the delivery's next state; returns (error class, next attempt time)."""
-    schedule = job.subscription["schedule"]
     error_class = result.error_class
     if error_class == "parked":
         state.status, state.last_error = "parked", job.parked
+        return error_class, None
+    if error_class == "withheld":  # for good; only a replay (the right checked again) sends it
+        state.status, state.last_error = "withheld", job.withheld
         return error_class, None
     succeeded = result.status_code is not None and 200 <= result.status_code < 300
     _update_breaker(subscription, succeeded or result.status_code == 410, now, config)
@@ -322,6 +324,7 @@ def _apply_result(
         return error_class, now
     state.attempts += 1
     state.last_error = result.error_class
+    schedule = job.subscription["schedule"]
     if state.attempts >= attempts_allowed(schedule):
         state.status = "dead"
         return error_class, None
@@ -402,6 +405,8 @@ def claim_and_post(
     def deliver(job: Job) -> tuple[Job, Result | None]:
         if job.parked is not None:  # failed its view contract: recorded, never sent
             return job, Result(None, "parked", job.parked[:EXCERPT], 0.0)
+        if job.withheld is not None:  # the subscribe right was withdrawn: never sent
+            return job, Result(None, "withheld", job.withheld[:EXCERPT], 0.0)
         started = time.perf_counter()
         if round_over - time.monotonic() < config.timeout_seconds / 10:
             return job, None  # too late in the round to be worth starting

@@ -13,6 +13,7 @@ from sqlalchemy import select
 from starlette.concurrency import run_in_threadpool
 
 from gateway.access.routes import authenticated, caller_with
+from gateway.access.tokens import Caller
 from gateway.errors import BadRequest, NotFound, PayloadTooLarge, UnsupportedMediaType
 from gateway.logs import log_event
 from gateway.models import LogEntry
@@ -20,6 +21,7 @@ from gateway.publishing.orchestration import publish
 from gateway.publishing.service import Outcome, Publisher
 from gateway.routing import DirectRoute
 from gateway.runtime import Runtime, get_runtime
+from gateway.transparency.views import reader_of
 
 router = APIRouter(prefix="/v1/messages", tags=["publishing"])
 JOSE = "application/jose"
@@ -192,30 +194,34 @@ async def publish_messages(request: Request) -> Response:
     return Response(orjson.dumps(out), media_type="application/json")
 
 
-@router.get("/{message_id}", dependencies=[Depends(caller_with("ledger.read"))])
+@router.get("/{message_id}")
 async def get_message(
-    message_id: str, runtime: Annotated[Runtime, Depends(get_runtime)]
+    message_id: str,
+    runtime: Annotated[Runtime, Depends(get_runtime)],
+    caller: Annotated[Caller, Depends(caller_with("ledger.read"))],
 ) -> dict[str, Any]:
-    """The stored message: exact JWS bytes, log index, leaf hash and receipt."""
+    """The stored message: its log index and leaf hash, and the exact JWS bytes and receipt
+    for a caller that may read it whole (a `read` right for its type, or its issuer); to
+    others what their subscribe view shows (`view` `fields`), or only the hashes (`view`
+    `hashes`). Its inclusion proof is public: `GET /v1/log/proofs/inclusion?index=`."""
 
-    def load() -> LogEntry | None:
+    def load() -> dict[str, Any] | None:
         with runtime.db.reader() as session:
-            return session.scalars(
+            entry = session.scalars(
                 select(LogEntry).where(LogEntry.message_id == message_id.lower())
             ).first()
+            if entry is None:
+                return None
+            reader = reader_of(session, caller.agency_id)
+            return {
+                "message_id": entry.message_id,
+                "index": entry.idx,
+                "kind": entry.kind,
+                "leaf_hash": entry.leaf_hash.hex(),
+                **reader.facts(entry),
+            }
 
-    entry = await run_in_threadpool(load)
-    if entry is None:
+    shown = await run_in_threadpool(load)
+    if shown is None:
         raise NotFound("not_found", f"no message {message_id} is in the log")
-    return {
-        "message_id": entry.message_id,
-        "index": entry.idx,
-        "kind": entry.kind,
-        "type": entry.type,
-        "issuer": entry.issuer,
-        "subject": entry.subject,
-        "accepted_at": entry.accepted_at.isoformat(),
-        "leaf_hash": entry.leaf_hash.hex(),
-        "jws": entry.jws.decode(),
-        "receipt": entry.receipt or None,
-    }
+    return shown

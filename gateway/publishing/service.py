@@ -28,7 +28,7 @@ from gateway.ledger.state import (
     prefetch_enterprises,
     write_enterprises,
 )
-from gateway.models import AgencyKey, LedgerChange, LogEntry, PublishRight, table_of
+from gateway.models import Agency, AgencyKey, LedgerChange, LogEntry, PublishRight, table_of
 from gateway.publishing.verify import KeyCache, KeyRecord, Verified, peek_kid, verify_message
 from gateway.signing import RECEIPT_TYP, GatewaySigner
 from gateway.transparency.tlog import Appender
@@ -275,7 +275,7 @@ def _resend_or(session: Session, raw: bytes, error: GatewayError) -> Outcome:
     """An identical resend is answered with its receipt even if the key has since changed:
     found by the message id its payload names (an indexed lookup), then compared byte for
     byte."""
-    if error.code in ("key_revoked", "key_not_valid", "not_permitted"):
+    if error.code in ("key_revoked", "key_not_valid", "not_permitted", "agency_disabled"):
         message_id = _claimed_message_id(raw)
         found = (
             session.scalars(select(LogEntry).where(LogEntry.message_id == message_id)).first()
@@ -316,8 +316,10 @@ _REGISTRY = (
         AgencyKey.status,
         AgencyKey.valid_from,
         AgencyKey.valid_to,
+        Agency.status,
         PublishRight.message_type,
     )
+    .join(Agency, Agency.id == AgencyKey.agency_id)
     .outerjoin(PublishRight, PublishRight.agency_id == AgencyKey.agency_id)
     .where(AgencyKey.kid.in_(bindparam("kids", expanding=True)))
 )
@@ -343,7 +345,7 @@ def _load_registry(
         for row in session.connection().execute(_REGISTRY, {"kids": sorted(kids)}):
             kid, agency_id, *_, message_type = row  # by position: see measures.EnterpriseFacts
             if kid not in keys:
-                keys[kid] = KeyRecord(*row[:7])
+                keys[kid] = KeyRecord(*row[:8])
             granted = rights.setdefault(agency_id, set())
             if message_type is not None:
                 granted.add(message_type)

@@ -31,6 +31,7 @@ class KeyRecord:
     status: str
     valid_from: dt.datetime
     valid_to: dt.datetime | None
+    agency_status: str = "active"  # the owner's: a disabled agency's messages are refused
 
 
 @dataclass(frozen=True)
@@ -107,6 +108,12 @@ def verify_message(
         raise Unauthorized("algorithm_not_allowed", str(exc)) from exc
     except jws.SignatureInvalidError as exc:
         raise Unauthorized("signature_invalid", "the JWS signature does not verify") from exc
+    if record.agency_status != "active":
+        raise Forbidden(
+            "agency_disabled",
+            f"agency {record.agency_id!r} is disabled: its messages are refused until an "
+            "operator enables it again",
+        )
     if str(parsed.header.get("typ")).lower() not in MESSAGE_TYPS:  # media types: any case
         raise BadRequest(
             "typ_not_accepted",

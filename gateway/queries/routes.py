@@ -13,7 +13,8 @@ from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 
 from contracts.dates import local_date
-from gateway.access.routes import admit, verified_caller
+from gateway.access.refusals import TOKEN_REFUSALS
+from gateway.access.routes import admit, client_address, record_refusal, verified_caller
 from gateway.access.tokens import Caller
 from gateway.errors import GatewayError, PayloadTooLarge
 from gateway.queries import service
@@ -120,6 +121,19 @@ def _refused(
     _count(request, agency_id, exc.code)
     if exc.code in _PER_REQUEST or len(codes) > service.MAX_BATCH:
         codes = codes if len(codes) == 1 else []
+    if agency_id is None or exc.code == "rate_limited" or exc.code in TOKEN_REFUSALS:
+        # no agency verified (or its token refused), or over its rate: a flood's refusals,
+        # folded into one record per address, code and enterprise (gateway.access.refusals)
+        record_refusal(
+            runtime,
+            agency_id,
+            action,
+            purpose,
+            exc,
+            address=client_address(request),
+            uscc=codes[0] if codes else None,
+        )
+        return
     _record(
         runtime, agency_id=agency_id, codes=codes, action=action, purpose=purpose, result=exc.code
     )
@@ -362,7 +376,7 @@ async def get_access_records(
         items = service.access_records(session, code, before, limit)
         return {
             "uscc": code,
-            "items": [view.project(item, keep=("id",)) for item in items],
+            "items": [view.project(item, keep=("id", "count", "last_at")) for item in items],
             "next": items[-1]["id"] if len(items) == limit else None,
         }
 

@@ -414,14 +414,46 @@ def access_records(
     if before is not None:
         query = query.where(AccessRecord.id < before)
     rows = session.scalars(query.order_by(AccessRecord.id.desc()).limit(limit))
-    return [
-        {
-            "id": r.id,
-            "at": r.at.isoformat(),
-            "agency_id": r.agency_id,
-            "action": r.action,
-            "purpose": r.purpose,
-            "result": r.result,
-        }
-        for r in rows
-    ]
+    return [_record_view(r) for r in rows]
+
+
+def _record_view(r: AccessRecord, address: bool = False) -> dict[str, Any]:
+    """A record as listed: a refusal repeated within its window is one record, `count` times
+    from `at` to `last_at` (gateway.access.refusals)."""
+    shown = {
+        "id": r.id,
+        "at": r.at.isoformat(),
+        "agency_id": r.agency_id,
+        "action": r.action,
+        "purpose": r.purpose,
+        "result": r.result,
+        "count": r.count,
+        "last_at": (r.last_at or r.at).isoformat(),
+    }
+    if address:
+        shown["address"] = r.address
+    return shown
+
+
+def list_access_records(
+    session: Session,
+    *,
+    refused: bool,
+    agency_id: str | None,
+    address: str | None,
+    before: int | None,
+    limit: int,
+) -> list[dict[str, Any]]:
+    """Every access record, newest first, with the client address (for operators); `refused`
+    keeps the refusals only."""
+    query = select(AccessRecord)
+    if refused:
+        query = query.where(AccessRecord.result != "ok")
+    if agency_id is not None:
+        query = query.where(AccessRecord.agency_id == agency_id)
+    if address is not None:
+        query = query.where(AccessRecord.address == address)
+    if before is not None:
+        query = query.where(AccessRecord.id < before)
+    rows = session.scalars(query.order_by(AccessRecord.id.desc()).limit(limit))
+    return [_record_view(r, address=True) | {"uscc": r.uscc} for r in rows]

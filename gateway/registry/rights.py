@@ -3,7 +3,9 @@ it may ask, and the fields it sees in each (protocol.md §6: "a projection per c
 
 A right is a row (agency, action, contract, fields); `fields` None is the whole contract. No
 row, no access: deny by default, admins included. Every grant and revocation is a
-gateway-signed entry in the log, like the publish rights and scopes.
+gateway-signed entry in the log, like the publish rights and scopes. `read` (per message
+type, no field view) shows the stored messages themselves, the publisher's JWS: without it a
+caller with `ledger.read` sees hashes and its subscribe view (gateway.transparency.views).
 
 Field names are a contract's own: for a message type the members of its `data`; for the
 `standing` query the answer's members, `grade` sub-members as `grade.level`; for
@@ -28,7 +30,7 @@ from gateway.models import AccessRight, AgencyScope, PublishRight, RateLimit
 from gateway.registry.service import append_gateway_entry, get_agency, publish_rights
 from gateway.signing import GatewaySigner
 
-ACTIONS = ("publish", "subscribe", "query")
+ACTIONS = ("publish", "subscribe", "query", "read")
 GRADE_FIELDS = (
     "status",
     "level",
@@ -56,9 +58,11 @@ ACCESS_RECORD_FIELDS = ("at", "agency_id", "action", "purpose", "result")
 
 def contract_fields(action: str, contract: str) -> tuple[str, ...]:
     """The field names a view of this contract may name; raises for an unknown contract."""
-    if action == "subscribe":
+    if action in ("subscribe", "read"):
         if contract not in MESSAGE_TYPES:
             raise BadRequest("unknown_type", f"{contract!r} is not a message type")
+        if action == "read":
+            return ()  # the message as signed: no field view
         return tuple(schema_for(contract, 1).get("properties", {}))
     if action == "query":
         if contract == "standing":
@@ -168,6 +172,8 @@ def grant(
         grant_publish(session, signer, agency_id, [contract], now)
         return rights_of(session, agency_id)
     allowed = contract_fields(action, contract)
+    if action == "read" and fields is not None:
+        raise BadRequest("invalid_fields", "a read right shows the message as signed: no fields")
     if fields is not None:
         if not fields:
             raise BadRequest("invalid_fields", "a view needs at least one field (or null: all)")
@@ -241,7 +247,7 @@ def rights_of(session: Session, agency_id: str) -> dict[str, Any]:
     """Everything an agency may do: publish types, subscribe and query views, token scopes,
     its rate limit (None: the default)."""
     get_agency(session, agency_id)
-    views: dict[str, dict[str, list[str] | None]] = {"subscribe": {}, "query": {}}
+    views: dict[str, dict[str, list[str] | None]] = {"subscribe": {}, "query": {}, "read": {}}
     for row in session.scalars(
         select(AccessRight)
         .where(AccessRight.agency_id == agency_id)
@@ -254,6 +260,7 @@ def rights_of(session: Session, agency_id: str) -> dict[str, Any]:
         "publish": publish_rights(session, agency_id),
         "subscribe": views["subscribe"],
         "query": views["query"],
+        "read": sorted(views["read"]),
         "scopes": sorted(
             session.scalars(select(AgencyScope.scope).where(AgencyScope.agency_id == agency_id))
         ),
@@ -262,6 +269,9 @@ def rights_of(session: Session, agency_id: str) -> dict[str, Any]:
 
 
 MAX_BURST = 2**31 - 1  # the column is a 32-bit INTEGER
+# Requests a second, bounded like a subscription's delivery rate (gateway.delivery
+# .subscriptions): 1e308 was stored as a limit no bucket arithmetic can use.
+MIN_RATE, MAX_RATE = 1 / 3600, 10_000.0
 
 
 def set_rate_limit(
@@ -283,14 +293,17 @@ def set_rate_limit(
         # NaN compares false with everything and infinity is no limit: neither is a rate
         if (
             per_second is None
+            or isinstance(per_second, bool)
             or not math.isfinite(per_second)
-            or per_second <= 0
+            or not MIN_RATE <= per_second <= MAX_RATE
             or burst is None
             or not 1 <= burst <= MAX_BURST
         ):
             raise BadRequest(
                 "invalid_rate_limit",
-                f"per_second must be a finite number above 0 and burst between 1 and {MAX_BURST}",
+                f"per_second is requests a second, from {MIN_RATE:.6g} (one an hour) to "
+                f"{MAX_RATE:g}, and burst between 1 and {MAX_BURST}; not {per_second!r} and "
+                f"{burst!r}",
             )
         if row is None:
             session.add(RateLimit(agency_id=agency_id, per_second=per_second, burst=burst))

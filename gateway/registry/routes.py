@@ -12,10 +12,12 @@ from pydantic import BaseModel, Field
 from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 
+from gateway.access.revocations import revocations_of
 from gateway.access.routes import caller_with
 from gateway.access.tokens import grant_scopes, revoke_scope
+from gateway.models import Agency
 from gateway.registry import rights
-from gateway.registry.service import list_agencies
+from gateway.registry.service import list_agencies, set_agency_status
 from gateway.runtime import Runtime, get_runtime
 
 router = APIRouter(prefix="/v1/agencies", tags=["registry"])
@@ -29,6 +31,7 @@ def agency_views(runtime: Runtime) -> list[dict[str, Any]]:
                 "name": agency.name,
                 "uscc": agency.uscc,
                 "roles": agency.roles,
+                **status_view(agency),
                 "publish": rights,
                 "keys": [
                     {
@@ -46,6 +49,15 @@ def agency_views(runtime: Runtime) -> list[dict[str, Any]]:
         ]
 
 
+def status_view(agency: Agency) -> dict[str, Any]:
+    changed = agency.status_changed_at
+    return {
+        "status": agency.status,
+        "status_changed_at": changed.isoformat() if changed else None,
+        "status_reason": agency.status_reason,
+    }
+
+
 @router.get("", dependencies=[Depends(caller_with("admin"))])
 async def get_agencies(runtime: Annotated[Runtime, Depends(get_runtime)]) -> dict[str, Any]:
     """Registered agencies with their roles, publish rights and public keys."""
@@ -56,6 +68,14 @@ class RightIn(BaseModel):
     fields: list[str] | None = Field(
         default=None, description="the field view; null or absent: the whole contract"
     )
+
+
+class StatusIn(BaseModel):
+    status: Literal["active", "disabled"] = Field(
+        description="disabled: no token is issued to the agency, its tokens and messages are "
+        "refused, its push deliveries wait; active: enabled again"
+    )
+    reason: str | None = Field(default=None, max_length=500, description="why, for the log")
 
 
 class RateLimitIn(BaseModel):
@@ -87,7 +107,7 @@ async def get_rights(agency_id: str, runtime: RuntimeDep) -> dict[str, Any]:
 @router.put("/{agency_id}/rights/{action}/{contract}", dependencies=[Admin])
 async def put_right(
     agency_id: str,
-    action: Literal["publish", "subscribe", "query"],
+    action: Literal["publish", "subscribe", "query", "read"],
     contract: str,
     runtime: RuntimeDep,
     body: RightIn | None = None,
@@ -112,7 +132,7 @@ async def put_right(
 @router.delete("/{agency_id}/rights/{action}/{contract}", dependencies=[Admin])
 async def delete_right(
     agency_id: str,
-    action: Literal["publish", "subscribe", "query"],
+    action: Literal["publish", "subscribe", "query", "read"],
     contract: str,
     runtime: RuntimeDep,
 ) -> dict[str, Any]:
@@ -146,6 +166,27 @@ async def delete_scope(agency_id: str, scope: str, runtime: RuntimeDep) -> dict[
         return rights.rights_of(session, agency_id)
 
     return await run_in_threadpool(_change, runtime, change)
+
+
+@router.put("/{agency_id}/status", dependencies=[Admin])
+async def put_status(agency_id: str, body: StatusIn, runtime: RuntimeDep) -> dict[str, Any]:
+    """Disable an agency or enable it again; recorded in the log. This process refuses the
+    agency's tokens at once, the others within about a second."""
+
+    def change(session: Session, now: dt.datetime) -> dict[str, Any]:
+        agency = set_agency_status(
+            session,
+            runtime.signer,
+            agency_id=agency_id,
+            status=body.status,
+            reason=body.reason,
+            now=now,
+        )
+        return {"agency_id": agency.id, **status_view(agency)}
+
+    changed: dict[str, Any] = await run_in_threadpool(_change, runtime, change)
+    revocations_of(runtime.db).invalidate()
+    return changed
 
 
 @router.put("/{agency_id}/rate-limit", dependencies=[Admin])

@@ -115,6 +115,39 @@ def get_agency(session: Session, agency_id: str) -> Agency:
     return agency
 
 
+AGENCY_STATUSES = ("active", "disabled")
+
+
+def set_agency_status(
+    session: Session,
+    signer: GatewaySigner,
+    *,
+    agency_id: str,
+    status: str,
+    reason: str | None,
+    now: dt.datetime,
+) -> Agency:
+    """Disable an agency (no token is issued to it, its tokens and messages are refused) or
+    enable it again; each change a `gateway.agency.disabled` / `.enabled` log entry. Asking
+    for the status it already has changes nothing and logs nothing."""
+    if status not in AGENCY_STATUSES:
+        raise BadRequest("invalid_status", f"an agency is active or disabled, not {status!r}")
+    if reason is not None and (len(reason) > 500 or not reason.strip()):
+        raise BadRequest("invalid_reason", "a reason is a sentence of at most 500 characters")
+    agency = get_agency(session, agency_id)
+    if agency.status == status:
+        return agency
+    agency.status, agency.status_changed_at, agency.status_reason = status, now, reason
+    append_gateway_entry(
+        session,
+        signer,
+        entry_type="gateway.agency.disabled" if status == "disabled" else "gateway.agency.enabled",
+        data={"agency_id": agency_id, "reason": reason},
+        now=now,
+    )
+    return agency
+
+
 def grant_publish(
     session: Session, signer: GatewaySigner, agency_id: str, types: Iterable[str], now: dt.datetime
 ) -> list[str]:

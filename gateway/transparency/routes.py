@@ -1,4 +1,5 @@
-"""HTTP: the public log API (protocol.md §3); no token needed for any of it."""
+"""HTTP: the log API (protocol.md §3): checkpoints, proofs and the vkey public; entries and
+bundles for `ledger.read`, cut to the caller's rights (gateway.transparency.views)."""
 
 from __future__ import annotations
 
@@ -9,15 +10,18 @@ from fastapi.responses import PlainTextResponse
 from starlette.concurrency import run_in_threadpool
 
 from gateway.access.routes import caller_with
+from gateway.access.tokens import Caller
 from gateway.errors import BadRequest, NotFound
 from gateway.runtime import Runtime, get_runtime
 from gateway.transparency import service
 from gateway.transparency.checkpoints import latest_checkpoint, latest_cosigned, with_cosignatures
+from gateway.transparency.views import reader_of
 from gateway.transparency.witnessing import witness_report
 
 router = APIRouter(tags=["log"])
 NOTE = "text/plain; charset=utf-8"
 RuntimeDep = Annotated[Runtime, Depends(get_runtime)]
+LedgerReader = Annotated[Caller, Depends(caller_with("ledger.read"))]
 
 
 @router.get("/v1/log/checkpoint", response_class=PlainTextResponse)
@@ -96,29 +100,35 @@ async def get_consistency(
     return await run_in_threadpool(load)
 
 
-@router.get("/v1/log/entries", dependencies=[Depends(caller_with("ledger.read"))])
+@router.get("/v1/log/entries")
 async def get_entries(
     runtime: RuntimeDep,
+    caller: LedgerReader,
     start: Annotated[int, Query(ge=0)],
     end: Annotated[int, Query(ge=1, description="exclusive; at most 1,000 after start")],
 ) -> dict[str, Any]:
-    """Log entries `[start, end)`: the exact JWS bytes (the leaves) and their leaf hashes."""
+    """Log entries `[start, end)` with their leaf hashes: the exact JWS bytes (the leaves) of
+    the gateway's own entries and of the messages the caller may read whole (a `read` right
+    for the type, or its own); of the others what its subscribe view shows, or only hashes."""
 
     def load() -> list[dict[str, Any]]:
         with runtime.db.reader() as session:
-            return service.entries(session, start, end)
+            return service.entries(session, start, end, reader_of(session, caller.agency_id))
 
     return {"entries": await run_in_threadpool(load)}
 
 
-@router.get("/v1/messages/{message_id}/bundle", dependencies=[Depends(caller_with("ledger.read"))])
-async def get_bundle(message_id: str, runtime: RuntimeDep) -> dict[str, str]:
-    """Evidence bundle: the JWS, the receipt and a c2sp.org/tlog-proof for offline checks."""
+@router.get("/v1/messages/{message_id}/bundle")
+async def get_bundle(message_id: str, runtime: RuntimeDep, caller: LedgerReader) -> dict[str, Any]:
+    """Evidence bundle: the JWS, the receipt and a c2sp.org/tlog-proof for offline checks;
+    without a `read` right for the type, the leaf hash and the proof with what the caller's
+    subscribe view shows, never the JWS."""
 
-    def load() -> dict[str, str]:
+    def load() -> dict[str, Any]:
         checkpoint = latest_checkpoint(runtime)
         with runtime.db.reader() as session:
             cosigned = with_cosignatures(session, checkpoint)
-            return service.bundle(session, message_id, checkpoint, cosigned).as_dict()
+            reader = reader_of(session, caller.agency_id)
+            return service.bundle(session, message_id, checkpoint, cosigned, reader)
 
     return await run_in_threadpool(load)

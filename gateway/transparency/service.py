@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
-from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import select
@@ -26,6 +25,7 @@ from gateway.transparency.tlog import (
     root_hash,
     tree_size,
 )
+from gateway.transparency.views import Reader
 from keys import note
 from keys.suites import SigningKey
 
@@ -108,7 +108,9 @@ def consistency(session: Session, old: int, new: int) -> dict[str, Any]:
     return {"first": old, "second": new, "consistency": [h.hex() for h in proof]}
 
 
-def entries(session: Session, start: int, end: int) -> list[dict[str, Any]]:
+def entries(session: Session, start: int, end: int, reader: Reader) -> list[dict[str, Any]]:
+    """The leaves `[start, end)` as `reader` may see them: each one's index, kind, id and leaf
+    hash; the JWS of those it reads whole (gateway.transparency.views)."""
     if not 0 <= start < end or end - start > MAX_ENTRIES:
         raise BadRequest(
             "invalid_range", f"need 0 <= start < end and at most {MAX_ENTRIES} entries"
@@ -116,34 +118,29 @@ def entries(session: Session, start: int, end: int) -> list[dict[str, Any]]:
     rows = session.scalars(
         select(LogEntry).where(LogEntry.idx >= start, LogEntry.idx < end).order_by(LogEntry.idx)
     )
-    return [
-        {
+    shown = []
+    for e in rows:
+        item: dict[str, Any] = {
             "index": e.idx,
             "kind": e.kind,
             "message_id": e.message_id,
-            "type": e.type,
             "leaf_hash": e.leaf_hash.hex(),
-            "jws": e.jws.decode(),
         }
-        for e in rows
-    ]
-
-
-@dataclass(frozen=True)
-class Bundle:
-    jws: str
-    receipt: str
-    tlog_proof: str
-
-    def as_dict(self) -> dict[str, str]:
-        return {"jws": self.jws, "receipt": self.receipt, "tlog_proof": self.tlog_proof}
+        if reader.reads_whole(e):
+            item |= {"type": e.type, "jws": e.jws.decode(), "view": "raw"}
+        else:
+            item |= reader.facts(e)
+        shown.append(item)
+    return shown
 
 
 def bundle(
-    session: Session, message_id: str, checkpoint: Checkpoint, checkpoint_note: str
-) -> Bundle:
+    session: Session, message_id: str, checkpoint: Checkpoint, checkpoint_note: str, reader: Reader
+) -> dict[str, Any]:
     """JWS + receipt + c2sp.org/tlog-proof against `checkpoint` (which must contain it);
-    `checkpoint_note` is its note as served, cosignatures included."""
+    `checkpoint_note` is its note as served, cosignatures included. For a reader that may not
+    read the message whole: its id, index and leaf hash with the proof, and what its
+    subscribe view shows (the receipt included), never the JWS."""
     entry = session.scalar(
         select(LogEntry).where(
             LogEntry.message_id == message_id.lower(), LogEntry.kind == "message"
@@ -155,8 +152,14 @@ def bundle(
         raise NotFound("not_yet_checkpointed", "the message is newer than the checkpoint")
     proof = inclusion_proof(session, entry.idx, checkpoint.size)
     assert hashlib.sha256(b"\x00" + entry.jws).digest() == entry.leaf_hash
-    return Bundle(
-        jws=entry.jws.decode(),
-        receipt=entry.receipt,
-        tlog_proof=note.format_tlog_proof(entry.idx, proof, checkpoint_note),
-    )
+    tlog_proof = note.format_tlog_proof(entry.idx, proof, checkpoint_note)
+    if reader.reads_whole(entry):
+        return {"jws": entry.jws.decode(), "receipt": entry.receipt, "tlog_proof": tlog_proof}
+    facts = reader.facts(entry)
+    return {
+        "message_id": entry.message_id,
+        "index": entry.idx,
+        "leaf_hash": entry.leaf_hash.hex(),
+        "tlog_proof": tlog_proof,
+        **facts,
+    }

@@ -13,12 +13,18 @@ from dataclasses import dataclass
 import httpx
 from sqlalchemy.orm import Session
 
+from gateway.delivery.transport import read_answer
 from gateway.models import Checkpoint, Cosignature, WitnessStatus
 from gateway.runtime import Runtime
 from gateway.settings import WitnessConfig
 from gateway.transparency.checkpoints import latest_checkpoint
 from gateway.transparency.tlog import consistency_proof
 from keys import note
+
+# A witness answers with a few cosignature lines (or its size, or a sentence): what is read of
+# an answer, the rest never is. The delivery worker bounds receivers' answers alike (issue 20,
+# finding 2): a witness is another party's server.
+ANSWER_BYTES = 16384
 
 
 @dataclass(frozen=True)
@@ -76,25 +82,34 @@ def _exchange(
         with runtime.db.reader() as session:
             body = _request_body(session, checkpoint, old)
         try:
-            response = client.post(
-                url, content=body.encode(), headers={"Content-Type": "text/plain"}
-            )
+            status, content_type, text = _post(client, url, body.encode())
         except httpx.HTTPError as exc:
             return False, f"unreachable: {type(exc).__name__}", None
-        if response.status_code == 409 and response.headers.get("content-type", "").startswith(
-            "text/x.tlog.size"
-        ):
-            old = int(response.text.strip())
+        if status == 409 and content_type.startswith("text/x.tlog.size"):
+            try:
+                old = int(text.strip())
+            except ValueError:
+                return False, f"HTTP 409 without a size: {text.strip()[:200]!r}", None
             continue
-        if response.status_code != 200:
-            return False, f"HTTP {response.status_code}: {response.text.strip()[:200]}", None
+        if status != 200:
+            return False, f"HTTP {status}: {text.strip()[:200]}", None
         key = note.parse_vkey(witness.vkey)
         body_text = note.parse_note(checkpoint.note).body
-        for line in response.text.splitlines():
+        for line in text.splitlines():
             if note.verify_cosignature(body_text, line, key.name, key.public_key) is not None:
                 return True, "cosigned", line
         return False, "no valid cosignature from the configured key in the answer", None
     return False, "witness size kept changing", None
+
+
+def _post(client: httpx.Client, url: str, body: bytes) -> tuple[int, str, str]:
+    """POST `body` and read at most ANSWER_BYTES of the answer, streamed, then close it:
+    (status, content type, what was read as text)."""
+    headers = {"Content-Type": "text/plain", "Accept-Encoding": "identity"}
+    with client.stream("POST", url, content=body, headers=headers) as response:
+        answer = read_answer(response, ANSWER_BYTES)
+    text = answer.decode("utf-8", errors="replace")
+    return response.status_code, response.headers.get("content-type", ""), text
 
 
 def collect_cosignatures(runtime: Runtime, client: httpx.Client) -> list[Attempt]:

@@ -19,6 +19,8 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
+from readiness import wait_until_ready
+
 from gateway.access.tokens import grant_scopes
 from gateway.clock import SystemClock
 from gateway.delivery.subscriptions import create_subscription
@@ -42,15 +44,10 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def wait_until_listening(port: int, process: subprocess.Popen[str], what: str) -> None:
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        assert process.poll() is None, f"{what} exited early"
-        with socket.socket() as sock:
-            if sock.connect_ex(("127.0.0.1", port)) == 0:
-                return
-        time.sleep(0.05)
-    raise AssertionError(f"{what} did not listen on {port}")
+def wait_until_listening(
+    port: int, process: subprocess.Popen[str], what: str, output: Path | None = None
+) -> None:
+    wait_until_ready(process, port, what, output=output, health=None)
 
 
 def stop(process: subprocess.Popen[str]) -> None:
@@ -208,7 +205,7 @@ def serving(directory: Path) -> Iterator[Running]:
             text=True,
         )
     try:
-        wait_until_listening(port, server, "the gateway")
+        wait_until_listening(port, server, "the gateway", directory / "gateway.log")
         running.url = f"http://127.0.0.1:{port}"
         yield running
     finally:

@@ -113,7 +113,7 @@ class Agencies:
                 text=True,
             )
         try:
-            wait_until_listening(port, process, "the receiver")
+            wait_until_listening(port, process, "the receiver", out)
             yield
         finally:
             stop(process)

@@ -10,6 +10,7 @@ from contextlib import contextmanager
 
 import uvicorn
 from fastapi import FastAPI
+from readiness import READY_SECONDS
 
 
 def free_port() -> int:
@@ -24,7 +25,7 @@ def serving(app: FastAPI, port: int | None = None) -> Iterator[str]:
     server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
-    deadline = time.monotonic() + 10
+    deadline = time.monotonic() + READY_SECONDS
     while not server.started:
         assert thread.is_alive(), "server thread died"
         assert time.monotonic() < deadline, "server did not start"

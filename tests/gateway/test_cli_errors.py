@@ -160,7 +160,7 @@ def test_verify_names_an_input_that_is_not_what_it_should_be(tmp_path: Path) -> 
     empty.write_text("{}")
     paths = {"bundle": obj, "jwks": obj, "jwk": obj}
     cases = (
-        ("bundle", "an evidence bundle (from GET /v1/messages/ID/bundle)", "'jws'"),
+        ("bundle", "an evidence bundle (from GET /v1/messages/ID/bundle)", "'tlog_proof'"),
         ("jwks", "a JWK set (from GET /.well-known/jwks.json)", "'keys'"),
         ("jwk", "a public JWK", "'kty'"),
     )

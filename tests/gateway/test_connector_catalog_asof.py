@@ -154,7 +154,7 @@ def test_the_migration_backfills_each_version_s_log_index_from_its_entry(
         engine.dispose()
     assert "log_index" not in columns
     upgrade(database_url)
-    assert current_revision(database_url) == "0019"
+    assert current_revision(database_url) == "0020"
     engine = make_engine(database_url, pool_size=1)
     try:
         with engine.connect() as conn:

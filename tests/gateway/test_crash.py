@@ -21,6 +21,7 @@ from contract_factories import make_award, make_registration
 from fastapi.testclient import TestClient
 from gateway_factories import Publisher, bearer, register_publisher
 from loopback import free_port, serving
+from readiness import wait_until_ready
 from sqlalchemy import func, select
 from test_worker_processes import OrderedReceiver
 
@@ -48,32 +49,27 @@ class Server:
             "GATEWAY_RATE_LIMIT_BURST": "1000000",
         }
         self.process: subprocess.Popen[bytes] | None = None
+        self.output = settings.data_dir / f"server-{self.port}.log"
 
     def start(self) -> None:
-        self.process = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "uvicorn",
-                "--factory",
-                "gateway.app:create_app",
-                "--port",
-                str(self.port),
-                "--log-level",
-                "warning",
-            ],
-            env=self.env,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
-        deadline = time.monotonic() + 20
-        while time.monotonic() < deadline:
-            try:
-                if httpx.get(f"{self.url}/healthz", timeout=1).status_code == 200:
-                    return
-            except httpx.TransportError:
-                time.sleep(0.05)
-        raise RuntimeError("gateway did not start")
+        with self.output.open("ab") as out:
+            self.process = subprocess.Popen(
+                [
+                    sys.executable,
+                    "-m",
+                    "uvicorn",
+                    "--factory",
+                    "gateway.app:create_app",
+                    "--port",
+                    str(self.port),
+                    "--log-level",
+                    "warning",
+                ],
+                env=self.env,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+            )
+        wait_until_ready(self.process, self.port, "the gateway", output=self.output)
 
     def kill(self) -> None:
         assert self.process is not None

@@ -16,7 +16,7 @@ from contract_factories import make_award, make_registration, make_revocation
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from fastapi import FastAPI, Request, Response
 from fastapi.testclient import TestClient
-from gateway_factories import Publisher, publish, register_publisher
+from gateway_factories import Publisher, bearer, publish, register_publisher
 from loopback import serving
 from sqlalchemy import func, select
 from standardwebhooks import Webhook
@@ -130,7 +130,8 @@ def test_signed_cloudevent_verifies_with_standardwebhooks_and_by_hand(
     assert event["specversion"] == "1.0"
     assert event["type"] == "grade.awarded"
     assert event["subject"] == A
-    stored = client.get(f"/v1/messages/{event['id']}").json()
+    issuer = bearer(runtime, "fj-yjt", "ledger.read")  # its own message: whole (finding 8)
+    stored = client.get(f"/v1/messages/{event['id']}", headers=issuer).json()
     assert event["sequence"] == f"{stored['index']:020d}"
     assert event["leafhash"] == stored["leaf_hash"]
     assert event["jws"] == stored["jws"]  # full view: the publisher's own signature travels

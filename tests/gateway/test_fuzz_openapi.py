@@ -88,7 +88,7 @@ schemathesis.serializer.alias("application/jose", "text/plain")
 
 
 def problem_media_type(path: str, status: int) -> str:
-    if path.split("?")[0] == "/v1/oauth/token" and status in (400, 401, 413):
+    if path.split("?")[0] == "/v1/oauth/token" and status in (400, 401, 413, 429):
         return "application/json"  # RFC 6749 §5.2, for OAuth clients
     return "application/problem+json"
 

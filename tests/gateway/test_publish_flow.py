@@ -6,7 +6,7 @@ import json
 
 from contract_factories import USCC, make_award, make_registration
 from fastapi.testclient import TestClient
-from gateway_factories import Publisher, publish, snapshot
+from gateway_factories import Publisher, bearer, publish, snapshot
 
 from gateway.runtime import Runtime
 from keys import jws
@@ -31,7 +31,8 @@ def test_publish_returns_signed_receipt_and_stores_exact_bytes(
     assert claims["leaf_hash"] == body["leaf_hash"]
     assert claims["accepted_at"].startswith("2026-11-01T08:00:00")
 
-    stored = client.get(f"/v1/messages/{body['message_id']}").json()
+    issuer = bearer(runtime, "fj-yjt", "ledger.read")  # its own message: whole (finding 8)
+    stored = client.get(f"/v1/messages/{body['message_id']}", headers=issuer).json()
     assert stored["jws"].encode() == token
     assert stored["index"] == body["index"]
     assert snapshot(runtime)["enterprises"] == [(USCC, "none", None, "新增")]

@@ -114,7 +114,7 @@ def test_a_regulator_with_the_right_reads_who_accessed(
     url = f"/v1/enterprises/{USCC}/access-records?purpose=supervision"
     items = client.get(url, headers=regulator).json()["items"]
     assert [(i["agency_id"], i["purpose"]) for i in items] == [("fj-cib", "loan")]
-    assert set(items[0]) == {"id", "agency_id", "at", "purpose"}
+    assert set(items[0]) == {"id", "agency_id", "at", "purpose", "count", "last_at"}
 
 
 def test_a_grade_past_its_validity_is_answered_lapsed_before_its_expiry_is_published(

@@ -66,8 +66,43 @@ def refused(client: TestClient, runtime: Runtime, token: bytes, status: int, cod
     assert snapshot(runtime) == before
 
 
+def auditor(client: TestClient) -> dict[str, str]:
+    """The headers of an auditor that reads every message whole: the log's leaves are the
+    messages themselves, shown only under a `read` right (issue 20, finding 8)."""
+    from contracts.registry import MESSAGE_TYPES
+    from gateway.models import Agency
+    from gateway.registry import rights, service
+
+    runtime: Runtime = client.app.state.runtime  # type: ignore[attr-defined]
+    with runtime.db.transaction() as session:
+        if session.get(Agency, "fj-audit") is None:
+            now = runtime.clock.now()
+            service.add_agency(
+                session,
+                runtime.signer,
+                agency_id="fj-audit",
+                name="auditor",
+                uscc="11350000MB0000019N",
+                roles=["operator"],
+                now=now,
+            )
+            for message_type in MESSAGE_TYPES:
+                rights.grant(
+                    session,
+                    runtime.signer,
+                    agency_id="fj-audit",
+                    action="read",
+                    contract=message_type,
+                    fields=None,
+                    now=now,
+                )
+    return bearer(runtime, "fj-audit", "ledger.read")
+
+
 def message_id(client: TestClient, index: int) -> str:
-    entry = client.get(f"/v1/log/entries?start={index}&end={index + 1}").json()["entries"][0]
+    entry = client.get(
+        f"/v1/log/entries?start={index}&end={index + 1}", headers=auditor(client)
+    ).json()["entries"][0]
     return str(json.loads(parse_compact(entry["jws"]).payload)["id"])
 
 
@@ -238,8 +273,10 @@ def verify_from_the_log(client: TestClient, drawn: dict[str, Any]) -> list[str]:
     result = drawn["result"]
     size = result["seed_checkpoint_size"]
     leaves: list[bytes] = []
+    headers = auditor(client)
     for start in range(0, size, 1000):
-        page = client.get(f"/v1/log/entries?start={start}&end={min(size, start + 1000)}").json()
+        end = min(size, start + 1000)
+        page = client.get(f"/v1/log/entries?start={start}&end={end}", headers=headers).json()
         leaves += [entry["jws"].encode() for entry in page["entries"]]
     checkpoint = drawn["seed_checkpoint"]  # the signed note of the first checkpoint past it
     assert f"\n{size}\n" in checkpoint
