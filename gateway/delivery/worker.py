@@ -34,16 +34,16 @@ from gateway.delivery.health import count_attempts
 from gateway.delivery.jobs import Job, claim_due_deliveries, load_jobs
 from gateway.delivery.receipts import looks_like_jws, verify_consumer_receipt
 from gateway.delivery.receipts import store as store_receipt
-from gateway.delivery.ssrf import (
+from gateway.delivery.subscriptions import DEFAULT_SCHEDULE, attempts_allowed, retry_delay
+from gateway.delivery.webhooks import signature_header
+from gateway.models import Delivery, DeliveryAttempt, Subscription, table_of
+from gateway.outbound.ssrf import (
     InvalidEndpoint,
     ResolutionTimeout,
     UnsafeEndpoint,
     check_endpoint,
 )
-from gateway.delivery.subscriptions import DEFAULT_SCHEDULE, attempts_allowed, retry_delay
-from gateway.delivery.transport import attempt_deadline, delivery_transport, read_answer
-from gateway.delivery.webhooks import signature_header
-from gateway.models import Delivery, DeliveryAttempt, Subscription, table_of
+from gateway.outbound.transport import attempt_deadline, delivery_transport, read_answer
 from gateway.runtime import Runtime
 from gateway.settings import DeliverySettings
 
@@ -457,7 +457,7 @@ def make_client(runtime: Runtime) -> httpx.Client:
     """The one shared client: no redirects (a 3xx is a failure), bounded timeouts: each read,
     write or connect within `timeout_seconds`, and a whole attempt by its deadline; each
     connection goes to an address vetted when it is opened, and no answer is read beyond
-    ANSWER_BYTES (gateway.delivery.transport). Answers are asked for uncompressed."""
+    ANSWER_BYTES (gateway.outbound.transport). Answers are asked for uncompressed."""
     return httpx.Client(
         transport=delivery_transport(runtime.settings.delivery.allowed_hosts),
         timeout=runtime.settings.delivery.timeout_seconds,

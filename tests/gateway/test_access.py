@@ -18,8 +18,9 @@ from jwcrypto import jwt as jwcrypto_jwt
 from sqlalchemy import select
 
 from gateway.access.assertion import make_client_assertion
-from gateway.access.tokens import ASSERTION_TYPE, grant_scopes
+from gateway.access.tokens import ASSERTION_TYPE
 from gateway.models import AccessRecord
+from gateway.registry.scopes import grant_scopes
 from gateway.runtime import Runtime
 from keys.base64url import b64url_encode
 from keys.jws import sign_compact

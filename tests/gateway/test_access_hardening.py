@@ -13,8 +13,9 @@ from fastapi.testclient import TestClient
 from gateway_factories import AGENCY_USCC, Publisher, register_publisher
 from sqlalchemy import select
 
-from gateway.access.tokens import ASSERTION_TYPE, grant_scopes
+from gateway.access.tokens import ASSERTION_TYPE
 from gateway.models import AccessRecord
+from gateway.registry.scopes import grant_scopes
 from gateway.runtime import Runtime
 from keys.jws import sign_compact
 

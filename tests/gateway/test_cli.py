@@ -208,9 +208,9 @@ def test_publish_logs_in_with_the_key_and_publishes(
     from contract_factories import USCC, make_registration
     from loopback import serving
 
-    from gateway.access.tokens import grant_scopes
     from gateway.app import create_app
     from gateway.registry import service
+    from gateway.registry.scopes import grant_scopes
 
     key_file, now = _agency_with_a_key_file(tmp_path, runtime, clock, "fj-yjt", "grading_authority")
     with runtime.db.transaction() as session:
@@ -248,8 +248,8 @@ def test_token_prints_an_access_token_that_the_api_takes(
     import httpx
     from loopback import serving
 
-    from gateway.access.tokens import grant_scopes
     from gateway.app import create_app
+    from gateway.registry.scopes import grant_scopes
 
     key_file, now = _agency_with_a_key_file(tmp_path, runtime, clock, "fj-cib", "bank")
     with runtime.db.transaction() as session:

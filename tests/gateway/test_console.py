@@ -24,7 +24,7 @@ AGENCY_USCC = "11350000MB0000019N"
 
 
 def agency(runtime: Runtime, agency_id: str, roles: list[str], scopes: list[str]) -> None:
-    from gateway.access.tokens import grant_scopes
+    from gateway.registry.scopes import grant_scopes
 
     with runtime.db.transaction() as session:
         now = runtime.clock.now()

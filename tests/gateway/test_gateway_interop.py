@@ -24,10 +24,10 @@ from jwcrypto import jwk as jwcrypto_jwk
 from jwcrypto import jws as jwcrypto_jws
 
 from gateway.access.assertion import make_client_assertion
-from gateway.access.tokens import grant_scopes
 from gateway.app import create_app
 from gateway.clock import FixedClock
 from gateway.registry import service
+from gateway.registry.scopes import grant_scopes
 from gateway.runtime import Runtime
 from gateway.settings import Settings
 from keys.jws import parse_compact

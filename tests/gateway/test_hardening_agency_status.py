@@ -19,10 +19,10 @@ from typer.testing import CliRunner
 
 from gateway.access import revocations
 from gateway.access.assertion import ASSERTION_TYPE, make_client_assertion
-from gateway.access.tokens import grant_scopes
 from gateway.delivery.jobs import claim_due_deliveries
 from gateway.models import Agency, Delivery, LogEntry
 from gateway.publishing.orchestration import publish
+from gateway.registry.scopes import grant_scopes
 from gateway.runtime import Runtime
 from keys.jws import parse_compact
 

@@ -21,9 +21,9 @@ from sqlalchemy import select
 
 from contracts.uscc import complete_uscc
 from gateway.delivery.subscriptions import create_subscription
-from gateway.delivery.transport import ANSWER_BYTES
 from gateway.delivery.worker import EXCERPT, make_client, run_once
 from gateway.models import Delivery, DeliveryAttempt
+from gateway.outbound.transport import ANSWER_BYTES
 from gateway.runtime import Runtime
 
 CHUNK = b"x" * 65536

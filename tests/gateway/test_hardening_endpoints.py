@@ -16,17 +16,17 @@ from hypothesis import strategies as st
 from sqlalchemy import func, select
 
 from contracts.registry import MESSAGE_TYPES
-from gateway.delivery import ssrf
-from gateway.delivery.ssrf import (
+from gateway.delivery.subscriptions import create_subscription
+from gateway.errors import BadRequest
+from gateway.models import Subscription
+from gateway.outbound import ssrf
+from gateway.outbound.ssrf import (
     InvalidEndpoint,
     ResolutionTimeout,
     UnsafeEndpoint,
     check_endpoint,
     endpoint_address,
 )
-from gateway.delivery.subscriptions import create_subscription
-from gateway.errors import BadRequest
-from gateway.models import Subscription
 from gateway.runtime import Runtime
 
 MALFORMED = [

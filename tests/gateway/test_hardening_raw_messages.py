@@ -16,8 +16,8 @@ from gateway_factories import Publisher, allow_subscribe, bearer, publish, regis
 from sqlalchemy import select
 from typer.testing import CliRunner
 
-from gateway.access.tokens import grant_scopes
 from gateway.models import LogEntry
+from gateway.registry.scopes import grant_scopes
 from gateway.runtime import Runtime
 from gateway.transparency.bundle_check import check_bundle
 from keys.jws import parse_compact
@@ -94,7 +94,9 @@ def test_a_read_right_is_granted_like_the_others_and_logged(
     assert (whole["view"], whole["jws"]) == ("raw", listed["token"])
     with runtime.db.reader() as session:
         entry = session.scalars(
-            select(LogEntry.jws).where(LogEntry.type == "gateway.rights.granted")
+            select(LogEntry.jws)
+            .where(LogEntry.type == "gateway.rights.granted")
+            .order_by(LogEntry.idx)
         ).all()[-1]
     assert json.loads(parse_compact(entry).payload)["data"] == {
         "agency_id": "fj-cib",

@@ -16,9 +16,9 @@ from sqlalchemy import select
 
 from gateway.access import revocations
 from gateway.access.assertion import ASSERTION_TYPE, make_client_assertion
-from gateway.access.tokens import grant_scopes
 from gateway.models import AccessRecord
 from gateway.registry import service
+from gateway.registry.scopes import grant_scopes
 from gateway.runtime import Runtime
 from keys.suites import SigningKey, get_suite
 

@@ -15,8 +15,8 @@ import pytest
 from fastapi import FastAPI, Request, Response
 from loopback import free_port, serving
 
-from gateway.delivery import ssrf
-from gateway.delivery.ssrf import (
+from gateway.outbound import ssrf
+from gateway.outbound.ssrf import (
     ResolutionTimeout,
     UnsafeEndpoint,
     check_endpoint,

@@ -20,7 +20,7 @@ from typing import Any
 import httpcore
 import httpx
 
-from gateway.delivery.ssrf import PinnedBackend
+from gateway.outbound.ssrf import PinnedBackend
 
 __all__ = ["ANSWER_BYTES", "attempt_deadline", "delivery_transport", "read_answer"]
 
