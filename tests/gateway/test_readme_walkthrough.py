@@ -67,3 +67,7 @@ def test_the_readme_walkthrough_runs_as_written(tmp_path: Path) -> None:
     # gateway verify printed its checks (and exited 0: the script stops on a failure)
     assert re.search(r"│ publisher signature\s+│ ok", output), output
     assert re.search(r"│ inclusion in the[^│]*│ ok", output), output
+    # the operator's token reads the deliveries' health: the insurer's one delivery succeeded
+    compact = output.replace(" ", "")
+    assert '"agency_id":"fj-picc"' in compact, output
+    assert '"succeeded_24h":1' in compact, output
