@@ -7,6 +7,8 @@ from collections.abc import Callable
 
 import pytest
 from contract_factories import make_registration
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 from fastapi.testclient import TestClient
 from gateway_factories import Publisher, publish_many
 from sqlalchemy import delete, func, select, update
@@ -270,3 +272,83 @@ def test_cut_off_entries_fail_against_an_outside_checkpoint(
     report = json.loads(result.output)
     assert result.exit_code == 1
     assert "truncated" in str(report["problems"])
+
+
+WITNESS = "witness.test.example"
+
+
+@pytest.fixture
+def cosigned(
+    audited: Callable[[], dict[str, object]],
+    runtime: Runtime,
+    client: TestClient,
+    monkeypatch: pytest.MonkeyPatch,
+) -> Ed25519PrivateKey:
+    """A witness cosigned the log's checkpoint (as gateway.transparency.witnessing stores it),
+    and the gateway names the witness in its settings."""
+    from gateway.models import Cosignature
+    from keys import note
+
+    key = Ed25519PrivateKey.generate()
+    public = key.public_key().public_bytes(Encoding.Raw, PublicFormat.Raw)
+    checkpoint = client.get("/v1/log/checkpoint").text
+    body = note.parse_note(checkpoint).body
+    size = note.parse_checkpoint(body).size
+    line = note.cosign(body, WITNESS, key, 1_790_000_000)
+
+    def store(session: Session) -> None:
+        session.add(
+            Cosignature(size=size, witness=WITNESS, line=line, signed_at=runtime.clock.now())
+        )
+
+    _tamper(runtime, store)
+    witness = {"name": WITNESS, "url": "http://127.0.0.1:9/", "vkey": note.vkey(WITNESS, public)}
+    monkeypatch.setenv("GATEWAY_WITNESSES__ENDPOINTS", json.dumps([witness]))
+    return key
+
+
+def test_a_witness_cosignature_is_checked_with_or_without_its_checkpoint(
+    audited: Callable[[], dict[str, object]], cosigned: Ed25519PrivateKey, runtime: Runtime
+) -> None:
+    from gateway.models import Checkpoint
+
+    report = audited()
+    assert report["ok"] is True, report
+    _tamper(runtime, lambda session: session.execute(delete(Checkpoint)))
+    report = audited()
+    assert report["ok"] is True, report  # the cosignature alone still signs the true root
+    assert report["checkpoints_checked"] == 1
+
+
+def test_a_rewrite_with_the_checkpoints_deleted_fails_against_the_witnesses_cosignature(
+    audited: Callable[[], dict[str, object]],
+    cosigned: Ed25519PrivateKey,
+    runtime: Runtime,
+    client: TestClient,
+) -> None:
+    rewritten = rewrite_history(runtime, client)  # deletes every stored checkpoint too
+    report = audited()
+    assert report["ok"] is False
+    (problem,) = report["problems"]  # type: ignore[misc]
+    assert f"witness {WITNESS}'s cosignature" in problem["problem"], problem
+    assert "does not sign the recomputed root" in problem["problem"]
+    assert report["first_bad_index"] >= rewritten
+
+
+def test_a_forged_cosignature_is_named(
+    audited: Callable[[], dict[str, object]], cosigned: Ed25519PrivateKey, runtime: Runtime
+) -> None:
+    from gateway.models import Cosignature
+    from keys import note
+
+    other = Ed25519PrivateKey.generate()  # not the witness's key
+
+    def forge(session: Session) -> None:
+        row = session.scalars(select(Cosignature)).one()
+        body = note.format_checkpoint(runtime.settings.log_origin, row.size, b"\0" * 32)
+        row.line = note.cosign(body, WITNESS, other, 1_790_000_000)
+
+    _tamper(runtime, forge)
+    report = audited()
+    assert report["ok"] is False
+    assert "is forged" in str(report["problems"])
