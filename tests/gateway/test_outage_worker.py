@@ -235,7 +235,7 @@ def test_the_worker_outlives_a_database_outage_and_delivers_what_it_missed(
 def test_an_unexpected_failure_is_logged_once_with_its_traceback_and_the_worker_goes_on(
     runtime: Runtime, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
-    real = worker.claim_and_post
+    real = worker.claim
     calls: list[int] = []
 
     def failing_thrice(*args: Any) -> Any:
@@ -244,7 +244,7 @@ def test_an_unexpected_failure_is_logged_once_with_its_traceback_and_the_worker_
             raise RuntimeError("a bug")
         return real(*args)
 
-    monkeypatch.setattr(worker, "claim_and_post", failing_thrice)
+    monkeypatch.setattr(worker, "claim", failing_thrice)
     rounds = RoundFailures(first=0.01, most=0.05)
     stop = threading.Event()
     thread = threading.Thread(target=run_until, args=(runtime, stop, rounds))
