@@ -106,3 +106,23 @@ def test_the_feature_packages_form_no_cycle_of_any_length() -> None:
     except graphlib.CycleError as exc:
         raise AssertionError(f"a cycle between feature packages: {exc.args[1]}") from None
     assert set(edges) <= set(order)
+
+
+# The root's modules below the features: what every feature may use, importing none of them.
+# app.py puts the features together; runtime.py holds each process's resources, some of them
+# a feature's own kind (access's rate limiter and refusal budgets, publishing's key cache).
+ROOT_ABOVE = {"app.py": "puts every feature together", "runtime.py": "per-process resources"}
+
+
+@pytest.mark.parametrize("path", sorted((ROOT / "gateway").glob("*.py")), ids=lambda p: p.name)
+def test_the_roots_cross_cutting_modules_import_no_feature(path: Path) -> None:
+    features = set(feature_edges())
+    inside = set()
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        if isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            parts = node.module.split(".")
+            if parts[0] == "gateway" and len(parts) > 1:
+                inside.add(parts[1])
+    if path.name in ROOT_ABOVE:
+        return
+    assert not inside & features, f"gateway/{path.name} imports {sorted(inside & features)}"
