@@ -139,19 +139,17 @@ def test_an_endless_answer_is_cut_at_16_kb_and_the_delivery_recorded(
 ) -> None:
     runtime.settings.delivery.timeout_seconds = 10
     subscribe_and_award(client, authority, runtime, flooding.url)
-    began = time.monotonic()
     with make_client(runtime) as http:
         assert run_once(runtime, http) == 1
-    spent = time.monotonic() - began
     ((delivery, attempts),) = recorded(runtime)
     assert (delivery.status, delivery.claimed_until) == ("delivered", None)
     ((only,),) = [attempts]
     assert (only.status_code, only.error_class) == (200, None)
     assert only.response_excerpt == "x" * EXCERPT
-    assert spent < 3, f"the attempt took {spent:.1f} s: it read on towards its 10 s deadline"
     wait_for_closed(flooding, 1)
     # what the kernel's socket buffers hold is all the receiver got out; reading to the end
-    # (or to the deadline) took gigabytes
+    # (or to the deadline) took gigabytes. (Not a timed assertion: on a busy machine the
+    # attempt's seconds say nothing; the bytes say whether the gateway hung up.)
     assert flooding.sent[0] < 8 * 2**20, f"the receiver sent {flooding.sent[0]} bytes"
 
 
