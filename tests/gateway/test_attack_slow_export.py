@@ -19,6 +19,7 @@ import pytest
 import uvicorn
 from fastapi import FastAPI
 from gateway_factories import allow_query, bearer, gateway_settings, register_publisher
+from readiness import READY_SECONDS
 
 from bench.populate import code_of, populate
 from gateway.app import create_app
@@ -90,7 +91,7 @@ def serving_small_buffers(app: FastAPI) -> Iterator[str]:
     thread = threading.Thread(target=server.run, kwargs={"sockets": [listener]}, daemon=True)
     thread.start()
     try:
-        assert wait_for(lambda: server.started, seconds=10), "server did not start"
+        assert wait_for(lambda: server.started, seconds=READY_SECONDS), "server did not start"
         yield f"http://127.0.0.1:{port}"
     finally:
         server.should_exit = True
