@@ -17,7 +17,7 @@ from gateway.errors import BadRequest
 from gateway.settings import Settings
 
 runner = CliRunner()
-README = Path(__file__).parents[2] / "README.md"
+README = Path(__file__).parents[3] / "README.md"
 
 
 def _ok(args: list[str]) -> str:

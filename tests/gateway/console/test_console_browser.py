@@ -53,7 +53,7 @@ CHROMIUM_ARGS = [
     "--disable-component-update",
     "--disable-sync",
 ]
-AXE = Path(__file__).parents[1] / "data" / "axe-core" / "axe.min.js"
+AXE = Path(__file__).parents[2] / "data" / "axe-core" / "axe.min.js"
 # Where the screenshots go (the README's Console section names this folder).
 SCREENSHOTS = Path(os.environ.get("GATEWAY_CONSOLE_SCREENSHOTS", "build/console-screenshots"))
 OPERATOR_PAGES = ("overview", "ledgers", "deliveries", "feedback", "agencies", "log")

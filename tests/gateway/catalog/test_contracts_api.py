@@ -30,7 +30,7 @@ from gateway.delivery.worker import make_client, run_once
 from gateway.runtime import Runtime
 
 VIEWS = sorted(CONNECTORS)  # the connectors' view contracts, listed after the messages
-SPEC = Path(__file__).resolve().parents[1] / "data" / "asyncapi-3.0.0.schema.json"
+SPEC = Path(__file__).resolve().parents[2] / "data" / "asyncapi-3.0.0.schema.json"
 A = complete_uscc("91350100MA000011")
 runner = CliRunner()
 
