@@ -53,7 +53,9 @@ from keys.suites import SigningKey  # noqa: E402
 HOST = "127.0.0.1"
 PURPOSE = "credit+review"
 WARMUP = 300
+# what main's `gateway serve` passed uvicorn: log level info, no access log
 UVICORN = ["-m", "uvicorn", "--factory", "gateway.app:create_app", "--host", HOST]
+UVICORN += ["--log-level", "info", "--no-access-log"]
 
 
 def prepare(directory: Path, enterprises: int) -> tuple[dict[str, str], SigningKey]:
