@@ -268,3 +268,22 @@ def test_gateway_serve_trusts_forwarded_headers_only_from_the_proxies_named(
     monkeypatch.setenv("GATEWAY_FORWARDED_ALLOW_IPS", "10.0.0.5")
     assert CliRunner().invoke(app, ["serve", "--port", "8765"]).exit_code == 0
     assert (seen["proxy_headers"], seen["forwarded_allow_ips"]) == (True, "10.0.0.5")
+
+
+def test_gateway_serve_runs_httptools_on_uvloop(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Any
+) -> None:
+    """Issue 24 §1: the C parser and libuv loop, named so that a missing extra fails at start
+    rather than falling back to h11 and asyncio unseen; and both importable here."""
+    import httptools  # noqa: F401
+    import uvicorn
+    import uvloop  # noqa: F401
+    from typer.testing import CliRunner
+
+    from gateway.cli import app
+
+    seen: dict[str, Any] = {}
+    monkeypatch.setattr(uvicorn, "run", lambda *args, **kwargs: seen.update(kwargs))
+    monkeypatch.setenv("GATEWAY_DATA_DIR", str(tmp_path))
+    assert CliRunner().invoke(app, ["serve", "--port", "8765"]).exit_code == 0
+    assert (seen["http"], seen["loop"]) == ("httptools", "uvloop")
