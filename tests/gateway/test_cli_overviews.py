@@ -18,7 +18,7 @@ from typer.testing import CliRunner
 
 from gateway.cli import app
 from gateway.cli.root import console
-from gateway.delivery import subscriptions
+from gateway.delivery import health, subscriptions
 from gateway.models import Delivery, Subscription
 from gateway.registry import service
 from gateway.runtime import Runtime
@@ -26,6 +26,8 @@ from gateway.settings import Settings
 
 runner = CliRunner()
 HOOK = "http://127.0.0.1:9/hook"  # nothing is sent: the deliveries' states are set here
+# what a proxy in front of the receiver answered: console markup to rich, were it read so
+RECEIVER_SAID = "[/error] upstream [b]timed out[/b]"
 
 
 def run(*args: str) -> str:
@@ -77,6 +79,20 @@ def subs(
         failing.attempts, failing.last_error = 3, "connect_error"
         failing.next_attempt_at = runtime.clock.now() + dt.timedelta(minutes=5)
         session.get_one(Subscription, made["fj-cib"]).consecutive_failures = 3
+        # the CLI's window is the last 24 hours by the system clock
+        health.count_attempts(
+            session,
+            [
+                {
+                    "subscription_id": made["fj-cib"],
+                    "at": dt.datetime.now(dt.UTC),
+                    "status_code": 502,
+                    "latency_ms": 40,
+                    "error_class": None,
+                    "response_excerpt": RECEIVER_SAID,
+                }
+            ],
+        )
         dead = session.scalars(
             select(Delivery).where(Delivery.subscription_id == made["fj-picc"])
         ).one()
@@ -98,9 +114,11 @@ def whole(text: str, *idents: str) -> None:
 def test_failing_deliveries_show_whole_ids_and_the_apis_figures(
     client: TestClient, subs: dict[str, str]
 ) -> None:
-    whole(run("deliveries", "failing"), subs["fj-cib"], USCC, "connect_error")
+    text = run("deliveries", "failing")
+    whole(text, subs["fj-cib"], USCC, "connect_error", f"http_502: {RECEIVER_SAID}")
     shown: dict[str, Any] = json.loads(run("deliveries", "failing", "--json"))
     assert [s["subscription_id"] for s in shown["subscriptions"]] == [subs["fj-cib"]]
+    assert shown["subscriptions"][0]["last_error"] == f"http_502: {RECEIVER_SAID}"
     assert shown["subscriptions"][0]["consecutive_failures"] == 3
     assert shown["subscriptions"][0]["endpoint_host"] == "127.0.0.1"
     assert shown["deliveries"] == client.get("/v1/deliveries/failing").json()["deliveries"]
@@ -126,6 +144,10 @@ def test_health_shows_every_subscription_whole(subs: dict[str, str]) -> None:
     assert {h["subscription_id"]: h["deliveries"] for h in shown} == {
         subs["fj-picc"]: {"dead": 1},
         subs["fj-cib"]: {"pending": 1},
+    }
+    assert {h["subscription_id"]: (h["attempts_24h"], h["success_rate_24h"]) for h in shown} == {
+        subs["fj-picc"]: (0, None),
+        subs["fj-cib"]: (1, 0.0),
     }
 
 
