@@ -14,7 +14,7 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 import pytest
-from console_factories import populate, sign_in
+from console_factories import link, populate, refusals, sign_in
 from contract_factories import USCC, make_registration
 from fastapi.testclient import TestClient
 from gateway_factories import Publisher, bearer, operator_token, publish
@@ -24,6 +24,7 @@ from typer.testing import CliRunner
 from contracts.uscc import complete_uscc
 from gateway.cli import app
 from gateway.clock import FixedClock
+from gateway.errors import Unauthorized
 from gateway.models import Delivery, DeliveryAttempt, LogEntry, Subscription
 from gateway.registry import rights
 from gateway.runtime import Runtime
@@ -368,3 +369,39 @@ def test_an_agency_resumes_rotates_and_reads_dead_letters_of_its_own_over_the_ap
     bank = client.get(f"{bank_path}/dead-letters", headers=insurer)
     assert bank.status_code == 403
     assert bank.json()["code"] == "not_your_subscription"
+
+
+def test_a_disabled_agency_is_refused_by_the_console_as_by_the_api(
+    client: TestClient, runtime: Runtime, authority: Publisher
+) -> None:
+    """`gateway agency disable`: its tokens are refused; its console session and its login
+    links too, until it is enabled again (each refusal an access record)."""
+    subs = populate(client, runtime, authority)
+    sign_in(client, runtime, "fj-picc")
+    unused = link(runtime, "fj-picc")
+    operator = bearer(runtime, "ops", "admin")
+    disabled = client.put(
+        "/v1/agencies/fj-picc/status",
+        json={"status": "disabled", "reason": "leaked key"},
+        headers=operator,
+    )
+    assert disabled.status_code == 200
+    with pytest.raises(Unauthorized, match="disabled"):  # `gateway console login` refuses
+        link(runtime, "fj-picc")
+    api = client.get("/v1/subscriptions", headers=bearer(runtime, "fj-picc", "subscribe"))
+    assert api.json()["code"] == "agency_disabled"
+    page = client.get(f"/console/agency/subscriptions/{subs['fj-picc']}")
+    assert page.status_code == 401
+    assert "agency_disabled" in page.text
+    signed = client.post("/console/login", data={"token": unused}, follow_redirects=False)
+    assert signed.status_code == 401
+    assert "agency_disabled" in signed.text
+    assert ("auth", f"GET /console/agency/subscriptions/{subs['fj-picc']}", "agency_disabled") in (
+        refusals(runtime, "fj-picc")
+    )
+    assert ("console_login", "POST /console/login", "agency_disabled") in refusals(
+        runtime, "fj-picc"
+    )
+    enabled = client.put("/v1/agencies/fj-picc/status", json={"status": "active"}, headers=operator)
+    assert enabled.status_code == 200
+    assert client.get(f"/console/agency/subscriptions/{subs['fj-picc']}").status_code == 200
