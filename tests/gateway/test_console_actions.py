@@ -25,7 +25,7 @@ from contracts.uscc import complete_uscc
 from gateway.cli import app
 from gateway.clock import FixedClock
 from gateway.errors import Unauthorized
-from gateway.models import Delivery, DeliveryAttempt, LogEntry, Subscription
+from gateway.models import AccessRecord, Delivery, DeliveryAttempt, LogEntry, Subscription
 from gateway.registry import rights
 from gateway.runtime import Runtime
 from gateway.settings import Settings
@@ -405,3 +405,26 @@ def test_a_disabled_agency_is_refused_by_the_console_as_by_the_api(
     enabled = client.put("/v1/agencies/fj-picc/status", json={"status": "active"}, headers=operator)
     assert enabled.status_code == 200
     assert client.get(f"/console/agency/subscriptions/{subs['fj-picc']}").status_code == 200
+
+
+def test_the_enterprise_search_records_the_purpose_as_typed(
+    client: TestClient, runtime: Runtime, authority: Publisher
+) -> None:
+    """The purpose is the access record's "why": `&`, `#` or `+` in it must not cut it."""
+    populate(client, runtime, authority)
+    sign_in(client, runtime, "ops")
+    purpose = "complaint #42 & review + audit"
+    found = client.get(
+        "/console/enterprises", params={"code": f" {USCC.lower()} ", "purpose": purpose}
+    )
+    assert found.status_code == 200
+    assert found.url.path == f"/console/enterprises/{USCC}"
+    with runtime.db.reader() as session:
+        recorded = set(
+            session.scalars(
+                select(AccessRecord.purpose).where(
+                    AccessRecord.uscc == USCC, AccessRecord.agency_id == "ops"
+                )
+            )
+        )
+    assert recorded == {purpose}
