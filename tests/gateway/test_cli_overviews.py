@@ -192,3 +192,10 @@ def test_agency_list_shows_whole_key_ids(runtime: Runtime, subs: dict[str, str])
     whole(text, *kids)
     shown = json.loads(run("agency", "list", "--json"))
     assert {k["kid"] for view in shown for k in view["keys"]} == set(kids)
+
+
+@pytest.mark.usefixtures("subs")
+def test_catalog_versions_show_whole_hashes() -> None:
+    shown = json.loads(run("catalog", "versions", "--json"))
+    assert shown, "the migrations put the built-in catalog in force"
+    whole(run("catalog", "versions"), *(row["sha256"] for row in shown))
