@@ -41,13 +41,15 @@ class Demo:
         )
         self.lines: queue.Queue[str | None] = queue.Queue()
         self.seen: list[str] = []
-        threading.Thread(target=self._read, daemon=True).start()
+        self.reader = threading.Thread(target=self._read, daemon=True)
+        self.reader.start()
 
     def _read(self) -> None:
         assert self.process.stdout is not None
         for line in self.process.stdout:
             self.lines.put(line.rstrip("\n"))
         self.lines.put(None)
+        self.process.stdout.close()  # read to its end: let go of the pipe (ResourceWarning)
 
     def until(self, pattern: re.Pattern[str], seconds: float) -> re.Match[str]:
         deadline = time.monotonic() + seconds
@@ -81,6 +83,7 @@ def demo(tmp_path: Path) -> Iterator[Demo]:
         yield running
     finally:
         running.stop()
+        running.reader.join(timeout=10)
 
 
 def test_demo_console_keeps_serving_and_its_link_signs_in(
