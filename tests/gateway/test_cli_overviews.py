@@ -136,6 +136,8 @@ def test_dead_letters_show_whole_ids_and_the_apis_figures(
     assert [(d["subscription_id"], d["status"], d["attempts"]) for d in shown] == [
         (subs["fj-picc"], "dead", 12)
     ]
+    assert json.loads(run("deliveries", "dead-letters", "--agency", "fj-cib", "--json")) == []
+    assert json.loads(run("deliveries", "dead-letters", "--agency", "fj-picc", "--json")) == shown
 
 
 def test_health_shows_every_subscription_whole(subs: dict[str, str]) -> None:
