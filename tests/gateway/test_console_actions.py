@@ -29,6 +29,7 @@ from gateway.models import AccessRecord, Delivery, DeliveryAttempt, LogEntry, Su
 from gateway.registry import rights
 from gateway.runtime import Runtime
 from gateway.settings import Settings
+from keys.jws import parse_compact
 from keys.suites import get_suite
 
 
@@ -146,6 +147,40 @@ def test_grant_and_revoke_on_the_agencies_page_are_log_entries(
     )
     assert unknown.status_code == 400
     assert len(gateway_entries(runtime, "gateway.rights.granted")) == granted_before + 1
+
+
+def test_a_read_right_is_shown_granted_and_revoked_on_the_agencies_page(
+    client: TestClient, runtime: Runtime, authority: Publisher
+) -> None:
+    """The `read` right (the raw message, issue 20 finding 8) beside the others."""
+    populate(client, runtime, authority)
+    csrf = sign_in(client, runtime, "ops")
+    form = {"csrf": csrf, "action": "read", "contract": "grade.awarded"}
+    granted = client.post("/console/agencies/fj-cib/grant", data=form, follow_redirects=False)
+    assert granted.status_code == 303
+    with runtime.db.reader() as session:
+        assert rights.rights_of(session, "fj-cib")["read"] == ["grade.awarded"]
+    entry = gateway_entries(runtime, "gateway.rights.granted")[-1]
+    assert json.loads(parse_compact(entry.jws).payload)["data"] == {
+        "agency_id": "fj-cib",
+        "read": "grade.awarded",
+        "fields": None,
+    }
+    page = client.get("/console/agencies/fj-cib").text
+    assert 'data-right="read:grade.awarded"' in page
+    assert "<option>read</option>" in page
+    listed = client.get("/console/agencies").text
+    row = listed[listed.index('data-agency="fj-cib"') :]
+    assert "原文 1" in row[: row.index("</tr>")]
+    revoked = client.post(
+        "/console/agencies/fj-cib/revoke",
+        data={"csrf": csrf, "action": "read", "contract": "grade.awarded"},
+        follow_redirects=False,
+    )
+    assert revoked.status_code == 303
+    with runtime.db.reader() as session:
+        assert rights.rights_of(session, "fj-cib")["read"] == []
+    assert 'data-right="read:grade.awarded"' not in client.get("/console/agencies/fj-cib").text
 
 
 def test_a_dead_letter_is_skipped_from_the_console_with_its_reason(
