@@ -265,7 +265,20 @@ def test_every_operator_page_shows_the_apis_figures_at_both_widths(
     assert figure(page, "ledger_status") == item["ledger_status"]
     grade = item["grade_level"] if item["grade_status"] == "active" else item["grade_status"]
     assert figure(page, "grade") == grade
-    assert "grade.awarded" in page.locator('[data-figure="timeline"]').inner_text()
+    # the grade history as the API answers it to an agency with the right to ask for it
+    auditor = {"authorization": f"Bearer {operator_token(demo.runtime, 'admin query', 'fj-dsj')}"}
+    httpx.put(
+        f"{demo.base}/v1/agencies/fj-dsj/rights/query/grade_history", headers=auditor
+    ).raise_for_status()
+    history = httpx.get(
+        f"{demo.base}/v1/enterprises/{enterprise}/grade-history",
+        params={"purpose": "console test"},
+        headers=auditor,
+    )
+    history.raise_for_status()
+    shown_events = page.locator('[data-figure="timeline"] li strong').all_inner_texts()
+    assert shown_events == [e["type"] for e in history.json()["grade_history"]["events"]]
+    assert "grade.awarded" in shown_events  # the award of its dead letter at least
 
     page.goto(f"{demo.base}/console/feedback")
     for agency in demo.api("/v1/feedback")["agencies"]:
