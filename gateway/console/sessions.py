@@ -47,7 +47,7 @@ def issue_link(
 ) -> str:
     """A signed one-time login token for `agency_id` (registered and not disabled: no
     access token is issued to a disabled agency either)."""
-    _active(get_agency(session, agency_id))
+    require_active(get_agency(session, agency_id))
     claims = {
         "aud": LINK_AUDIENCE,
         "sub": agency_id,
@@ -83,7 +83,7 @@ def open_session(
     """Spend `link` on a new session; returns the cookie value and the row. 400 `link_used`
     when the link already opened one (in this transaction's view or a concurrent one's)."""
     session.execute(delete(ConsoleSession).where(ConsoleSession.expires_at < now - KEEP_ENDED))
-    _active(get_agency(session, link.agency_id))
+    require_active(get_agency(session, link.agency_id))
     if session.scalar(select(ConsoleSession.link_id).where(ConsoleSession.link_id == link.link_id)):
         raise BadRequest("link_used", "this login link was already used: ask for a new one")
     cookie = secrets.token_urlsafe(32)
@@ -102,7 +102,7 @@ def open_session(
     return cookie, row
 
 
-def _active(agency: Agency) -> Agency:
+def require_active(agency: Agency) -> Agency:
     """401 `agency_disabled` for a disabled agency, as its access tokens are refused
     (gateway.access.revocations)."""
     if agency.status != "active":

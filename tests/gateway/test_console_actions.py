@@ -430,6 +430,9 @@ def test_a_disabled_agency_is_refused_by_the_console_as_by_the_api(
     page = client.get(f"/console/agency/subscriptions/{subs['fj-picc']}")
     assert page.status_code == 401
     assert "agency_disabled" in page.text
+    shown = client.get("/console/login", params={"token": unused})
+    assert shown.status_code == 401
+    assert "agency_disabled" in shown.text
     signed = client.post("/console/login", data={"token": unused}, follow_redirects=False)
     assert signed.status_code == 401
     assert "agency_disabled" in signed.text
@@ -439,6 +442,17 @@ def test_a_disabled_agency_is_refused_by_the_console_as_by_the_api(
     assert ("console_login", "POST /console/login", "agency_disabled") in refusals(
         runtime, "fj-picc"
     )
+    own_session = client.cookies["gw_console"]
+    client.cookies.clear()
+    sign_in(client, runtime, "ops")
+    listed = client.get("/console/agencies").text
+    row = listed[listed.index('data-agency="fj-picc"') :]
+    assert 'data-status="disabled"' in row[: row.index("</tr>")]
+    detail = client.get("/console/agencies/fj-picc").text
+    assert 'data-status="disabled"' in detail
+    assert "leaked key" in detail
+    client.cookies.clear()
+    client.cookies.set("gw_console", own_session, path="/console")
     enabled = client.put("/v1/agencies/fj-picc/status", json={"status": "active"}, headers=operator)
     assert enabled.status_code == 200
     assert client.get(f"/console/agency/subscriptions/{subs['fj-picc']}").status_code == 200
