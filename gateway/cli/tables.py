@@ -60,9 +60,12 @@ def print_table(table: Table, console: Console) -> None:
     label = max(map(cell_len, headers), default=0)
     if table.title:
         console.print(table.title, style="bold", soft_wrap=True)
+    indent = Text("\n" + " " * (label + 2))  # a cell's next lines under its first
     for number, row in enumerate(rows, 1):
         console.print(Rule(f"{number}/{len(rows)}", align="left"))
         for header, cell in zip(headers, row, strict=True):
+            if isinstance(cell, Text) and "\n" in cell.plain:
+                cell = indent.join(cell.split("\n"))
             console.print(
                 header + " " * (label - cell_len(header) + 2), cell, sep="", soft_wrap=True
             )

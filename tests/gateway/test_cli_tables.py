@@ -50,3 +50,13 @@ def test_a_cell_is_shown_as_the_text_it_is_never_as_markup(width: int) -> None:
     assert "http_502: [/error] upstream [b]timed out[/b]" in " ".join(text.split())
     assert "styled" in text
     assert ("┃ subscription" in text) == (width == 200)
+
+
+def test_a_cell_of_several_lines_stays_under_its_label_in_blocks() -> None:
+    table = Table("agency", "keys")
+    table.add_row("fj-yjt", f"{LEAF} ed25519 active\n{LEAF[::-1]} es256 retired")
+    out = io.StringIO()
+    print_table(table, Console(file=out, width=60, color_system=None))
+    lines = out.getvalue().splitlines()
+    assert f"keys    {LEAF} ed25519 active" in lines
+    assert f"        {LEAF[::-1]} es256 retired" in lines
