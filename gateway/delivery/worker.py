@@ -411,18 +411,24 @@ def claim_and_post(
         if round_over - time.monotonic() < config.timeout_seconds / 10:
             return job, None  # too late in the round to be worth starting
         deadline = min(time.monotonic() + config.timeout_seconds, round_over)
+        host = urlsplit(str(job.subscription["url"])).hostname
         try:
             result = attempt(runtime, client, job, deadline)
             if not (result.status_code is not None and 200 <= result.status_code < 300):
                 log.warning(
                     "delivery attempt failed: subscription %s, endpoint host %s, error %s",
                     job.subscription["id"],
-                    urlsplit(str(job.subscription["url"])).hostname,
+                    host,
                     result.error_class or result.status_code,
                 )
             return job, result
         except Exception as exc:  # one job's bug must not lose the round's other outcomes
-            log.exception("delivery %s: the attempt failed unexpectedly", job.delivery_id)
+            log.exception(
+                "delivery %s: the attempt failed unexpectedly: subscription %s, endpoint host %s",
+                job.delivery_id,
+                job.subscription["id"],
+                host,
+            )
             excerpt = f"{type(exc).__name__}: {exc}"[:EXCERPT]
             return job, Result(None, "internal_error", excerpt, _ms(started))
 

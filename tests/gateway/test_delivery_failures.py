@@ -202,3 +202,21 @@ def test_a_delivered_attempt_logs_no_warning(
     delivery, _, _ = one_attempt(queued, httpx.Response(204))
     assert delivery.status == "delivered"
     assert [r for r in caplog.records if r.levelno >= logging.WARNING] == []
+
+
+def test_an_unexpected_failure_of_an_attempt_names_its_subscription_and_host(
+    queued: Runtime, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A bug rather than the receiver (here the transport raising what httpx never does):
+    logged at ERROR with its traceback, and still which subscription and endpoint."""
+    caplog.set_level(logging.INFO, logger="gateway.delivery")
+    delivery, attempt, subscription = one_attempt(queued, RuntimeError("a bug"))
+    assert attempt.error_class == "internal_error"
+    assert delivery.status == "pending"
+    (record,) = [r for r in caplog.records if "failed unexpectedly" in r.getMessage()]
+    assert record.levelno == logging.ERROR
+    assert record.exc_info is not None
+    assert record.getMessage() == (
+        f"delivery {delivery.id}: the attempt failed unexpectedly:"
+        f" subscription {subscription.id}, endpoint host receiver.example"
+    )
