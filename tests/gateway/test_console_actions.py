@@ -479,3 +479,28 @@ def test_the_enterprise_search_records_the_purpose_as_typed(
             )
         )
     assert recorded == {purpose}
+
+
+def test_the_portal_shows_the_agencys_own_dead_letters_and_feedback_owed(
+    client: TestClient, runtime: Runtime, authority: Publisher, clock: FixedClock
+) -> None:
+    subs = populate(client, runtime, authority)
+    with runtime.db.transaction() as session:
+        for sub_id, error in (
+            (subs["fj-picc"], "http_500 (insurer)"),
+            (subs["fj-cib"], "http_503 (bank)"),
+        ):
+            dead = session.scalars(select(Delivery).where(Delivery.subscription_id == sub_id)).one()
+            dead.status, dead.last_error = "dead", error
+    clock.advance(days=10)  # past the 5 working days: the award's feedback is overdue
+    operator = bearer(runtime, "ops", "admin")
+    owed = client.get("/v1/feedback", params={"agency_id": "fj-picc"}, headers=operator).json()
+    (mine,) = owed["agencies"]
+    assert (mine["awaiting"], mine["overdue"]) == (0, 1)
+    sign_in(client, runtime, "fj-picc")
+    portal = client.get("/console/agency/").text
+    assert re.search(r'data-figure="stuck">1<', portal)
+    assert "http_500 (insurer)" in portal
+    assert "http_503 (bank)" not in portal
+    assert re.search(r'data-figure="overdue">1<', portal)
+    assert re.search(r'data-figure="awaiting">0<', portal)
