@@ -149,6 +149,32 @@ def test_grant_and_revoke_on_the_agencies_page_are_log_entries(
     assert len(gateway_entries(runtime, "gateway.rights.granted")) == granted_before + 1
 
 
+def test_scopes_granted_and_revoked_on_the_agencies_page_are_log_entries(
+    client: TestClient, runtime: Runtime, authority: Publisher
+) -> None:
+    populate(client, runtime, authority)
+    csrf = sign_in(client, runtime, "ops")
+    granted = client.post(
+        "/console/agencies/fj-cib/grant-scope",
+        data={"csrf": csrf, "scope": "query"},
+        follow_redirects=False,
+    )
+    assert granted.status_code == 303
+    entry = gateway_entries(runtime, "gateway.scopes.granted")[-1]
+    assert json.loads(parse_compact(entry.jws).payload)["data"]["agency_id"] == "fj-cib"
+    shown = client.get("/console/agencies/fj-cib").text
+    assert re.search(r'data-figure="scopes">query subscribe<', shown)
+    revoked = client.post(
+        "/console/agencies/fj-cib/revoke-scope",
+        data={"csrf": csrf, "scope": "subscribe"},
+        follow_redirects=False,
+    )
+    assert revoked.status_code == 303
+    assert len(gateway_entries(runtime, "gateway.scopes.revoked")) == 1
+    shown = client.get("/console/agencies/fj-cib").text
+    assert re.search(r'data-figure="scopes">query<', shown)
+
+
 def test_a_read_right_is_shown_granted_and_revoked_on_the_agencies_page(
     client: TestClient, runtime: Runtime, authority: Publisher
 ) -> None:
