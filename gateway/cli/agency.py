@@ -224,7 +224,7 @@ def agency_access_records(
             item["purpose"] or "",
             item["result"],
         )
-    console.print(table)
+    print_table(table, console)
 
 
 @agency_app.command("rate-limit")
@@ -306,7 +306,7 @@ def agency_list(as_json: JsonFlag = False) -> None:
         return
     table = Table("id", "name", "status", "roles", "may publish", "keys (status)")
     for view in views:
-        keys = "\n".join(f"{k['kid'][:12]}… {k['suite']} {k['status']}" for k in view["keys"])
+        keys = "\n".join(f"{k['kid']} {k['suite']} {k['status']}" for k in view["keys"])
         table.add_row(
             view["id"],
             view["name"],

@@ -413,18 +413,24 @@ def deliver(runtime: Runtime, client: httpx.Client, job: Job, round_over: float)
     if round_over - time.monotonic() < config.timeout_seconds / 10:
         return None
     deadline = min(time.monotonic() + config.timeout_seconds, round_over)
+    host = urlsplit(str(job.subscription["url"])).hostname
     try:
         result = attempt(runtime, client, job, deadline)
         if not (result.status_code is not None and 200 <= result.status_code < 300):
             log.warning(
                 "delivery attempt failed: subscription %s, endpoint host %s, error %s",
                 job.subscription["id"],
-                urlsplit(str(job.subscription["url"])).hostname,
+                host,
                 result.error_class or result.status_code,
             )
         return result
     except Exception as exc:
-        log.exception("delivery %s: the attempt failed unexpectedly", job.delivery_id)
+        log.exception(
+            "delivery %s: the attempt failed unexpectedly: subscription %s, endpoint host %s",
+            job.delivery_id,
+            job.subscription["id"],
+            host,
+        )
         excerpt = f"{type(exc).__name__}: {exc}"[:EXCERPT]
         return Result(None, "internal_error", excerpt, _ms(started))
 

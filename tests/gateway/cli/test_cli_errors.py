@@ -54,6 +54,12 @@ def data_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
         ["worker"],
         ["subscription", "list"],
         ["key", "rotate-webhook"],
+        ["deliveries", "failing"],
+        ["deliveries", "dead-letters"],
+        ["deliveries", "health"],
+        ["feedback", "overdue"],
+        ["ledger", "summary", "--by", "region"],
+        ["console", "login", "fj-dsj"],
     ],
     ids=" ".join,
 )

@@ -8,6 +8,7 @@ import io
 import pytest
 from rich.console import Console
 from rich.table import Table
+from rich.text import Text
 
 from gateway.cli.tables import print_table
 
@@ -34,3 +35,28 @@ def test_every_id_is_whole_on_one_line_at_any_width(width: int) -> None:
         assert any(ident in line for line in lines), (ident, text)
     # wide enough for every word: a table; else one block per row
     assert ("┃ enterprise" in text) == (width >= 160)
+
+
+@pytest.mark.parametrize("width", [40, 200])
+def test_a_cell_is_shown_as_the_text_it_is_never_as_markup(width: int) -> None:
+    """A receiver's answer or a query's purpose ends up in a cell: `[/x]` stopped the command
+    with a MarkupError, `[b]…[/b]` vanished."""
+    table = Table("subscription", "last error")
+    table.add_row(SUBSCRIPTION, "http_502: [/error] upstream [b]timed out[/b]")
+    table.add_row(SUBSCRIPTION[:-1] + "6", Text("styled", style="green"))
+    out = io.StringIO()
+    print_table(table, Console(file=out, width=width, color_system=None))
+    text = out.getvalue()
+    assert "http_502: [/error] upstream [b]timed out[/b]" in " ".join(text.split())
+    assert "styled" in text
+    assert ("┃ subscription" in text) == (width == 200)
+
+
+def test_a_cell_of_several_lines_stays_under_its_label_in_blocks() -> None:
+    table = Table("agency", "keys")
+    table.add_row("fj-yjt", f"{LEAF} ed25519 active\n{LEAF[::-1]} es256 retired")
+    out = io.StringIO()
+    print_table(table, Console(file=out, width=60, color_system=None))
+    lines = out.getvalue().splitlines()
+    assert f"keys    {LEAF} ed25519 active" in lines
+    assert f"        {LEAF[::-1]} es256 retired" in lines

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import logging
 
 import httpx
 import pytest
@@ -163,3 +164,59 @@ def test_breaker_opens_after_consecutive_failures_and_closes_after_cooldown(
         subscription = session.scalars(select(Subscription)).one()
     assert subscription.breaker_open_until is None
     assert subscription.consecutive_failures == 0
+
+
+@pytest.mark.parametrize(
+    ("answer", "error"),
+    [
+        (httpx.Response(500, text="down"), "http_500"),
+        (httpx.ConnectError("connection refused"), "connection"),
+        (httpx.ReadTimeout("slow"), "timeout"),
+    ],
+    ids=["5xx", "connection", "timeout"],
+)
+def test_a_failed_attempt_is_logged_at_warning_with_subscription_host_and_error(
+    queued: Runtime,
+    caplog: pytest.LogCaptureFixture,
+    answer: httpx.Response | Exception,
+    error: str,
+) -> None:
+    """Issue 23 §5: an operator reading the logs sees which subscription failed, where, why."""
+    caplog.set_level(logging.INFO, logger="gateway.delivery")
+    _, attempt, subscription = one_attempt(queued, answer)
+    assert attempt.error_class == error
+    failed = [r for r in caplog.records if r.getMessage().startswith("delivery attempt failed")]
+    assert len(failed) == 1, caplog.text
+    (record,) = failed
+    assert (record.name, record.levelno) == ("gateway.delivery", logging.WARNING)
+    assert record.getMessage() == (
+        f"delivery attempt failed: subscription {subscription.id},"
+        f" endpoint host receiver.example, error {error}"
+    )
+
+
+def test_a_delivered_attempt_logs_no_warning(
+    queued: Runtime, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, logger="gateway.delivery")
+    delivery, _, _ = one_attempt(queued, httpx.Response(204))
+    assert delivery.status == "delivered"
+    assert [r for r in caplog.records if r.levelno >= logging.WARNING] == []
+
+
+def test_an_unexpected_failure_of_an_attempt_names_its_subscription_and_host(
+    queued: Runtime, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A bug rather than the receiver (here the transport raising what httpx never does):
+    logged at ERROR with its traceback, and still which subscription and endpoint."""
+    caplog.set_level(logging.INFO, logger="gateway.delivery")
+    delivery, attempt, subscription = one_attempt(queued, RuntimeError("a bug"))
+    assert attempt.error_class == "internal_error"
+    assert delivery.status == "pending"
+    (record,) = [r for r in caplog.records if "failed unexpectedly" in r.getMessage()]
+    assert record.levelno == logging.ERROR
+    assert record.exc_info is not None
+    assert record.getMessage() == (
+        f"delivery {delivery.id}: the attempt failed unexpectedly:"
+        f" subscription {subscription.id}, endpoint host receiver.example"
+    )
