@@ -17,8 +17,9 @@ from gateway.access.routes import caller_with
 from gateway.access.tokens import Caller
 from gateway.errors import Conflict
 from gateway.runtime import Runtime, get_runtime
-from gateway.supervision import draws
+from gateway.supervision import draws, publication
 from gateway.supervision.plan import plan
+from gateway.transparency.checkpoints import latest_checkpoint
 
 router = APIRouter(prefix="/v1", tags=["supervision"])
 RuntimeDep = Annotated[Runtime, Depends(get_runtime)]
@@ -166,11 +167,18 @@ async def void_overdue_forever(runtime: Runtime, interval: float = 60.0) -> None
 
 @router.get("/inspections/draws/{draw_id}/public")
 async def public_draw(draw_id: str, runtime: RuntimeDep) -> dict[str, Any]:
-    """一公开: who a completed draw selected, once its period is over (public)."""
+    """一公开 (docs/draws.md §12), public: once the period is over, who a draw selected, its
+    request and result entries with inclusion proofs, the seed checkpoint, and a checkpoint
+    covering the result (signed now if the latest signed one does not)."""
     today = local_date(runtime.clock.now())
 
     def load() -> dict[str, Any]:
         with runtime.db.reader() as session:
-            return draws.public_part(session, draws.get_draw(session, draw_id), today)
+            publication.check_public(draws.get_draw(session, draw_id), today)
+        checkpoint = latest_checkpoint(runtime)
+        with runtime.db.reader() as session:
+            return publication.public_part(
+                session, draws.get_draw(session, draw_id), today, checkpoint
+            )
 
     return await run_in_threadpool(load)

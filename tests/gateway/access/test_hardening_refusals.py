@@ -60,7 +60,7 @@ def records(runtime: Runtime, client: TestClient) -> list[tuple[Any, ...]]:
 
 
 @pytest.mark.parametrize(
-    "path", [FEED, "/v1/enterprises/91350100MA2YH2C67J?purpose=x", "/v1/ledgers/basic"]
+    "path", [FEED, "/v1/enterprises/91350100MA2YH2C65A?purpose=x", "/v1/ledgers/basic"]
 )
 def test_a_flood_of_bad_tokens_is_answered_429_and_written_as_two_records(
     attacker: TestClient, runtime: Runtime, path: str
