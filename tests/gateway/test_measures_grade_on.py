@@ -17,9 +17,17 @@ from contract_factories import (
     make_revocation,
 )
 from fastapi.testclient import TestClient
-from gateway_factories import Publisher, publish
+from gateway_factories import (
+    Publisher,
+    allow_query,
+    operator_token,
+    publish,
+    register_publisher,
+)
 from sqlalchemy import select
 
+from contracts.catalog import premium
+from gateway.measures.catalog import active_catalog, catalog_as_of, shipped_document
 from gateway.measures.service import standing_as_of, standing_facts
 from gateway.models import LogEntry
 from gateway.runtime import Runtime
@@ -120,3 +128,68 @@ def test_queries_and_connector_documents_agree_that_a_grade_lapsed(
         None,
     )
     assert as_of.grade_valid_to == dt.date(2026, 6, 30)  # the last grade stays shown
+
+
+def publish_record_period(client: TestClient, product: str, months: int) -> None:
+    """A catalog version whose `product` counts the accidents of `months` (shipped: 12)."""
+    document = shipped_document()
+    for rule in document["products"]:
+        if rule["product"] == product:
+            rule["record_period_months"] = months
+    answer = client.put("/v1/measures/catalog", json=document)
+    assert answer.status_code == 200, answer.text
+
+
+@pytest.mark.parametrize(("on", "counted"), [("2026-08-01", True), ("2027-06-01", False)])
+def test_the_accidents_counted_follow_the_record_period_of_the_catalog_in_force(
+    client: TestClient, authority: Publisher, runtime: Runtime, on: str, counted: bool
+) -> None:
+    """A liability rule of 24 months: an ordinary accident of 2025-05-20 still floats the
+    premium 14 months on (the shipped 12 would have dropped it) and no longer 25 months on;
+    the same on the measures route, in a query's standing and in a document's, and the
+    document's accidents are the ones counted."""
+    publish_record_period(client, "liability", 24)
+    given(client, authority, ("accident.reported", make_accident(occurred_on="2025-05-20")))
+    insurer = standing_on(client, on)["insurer"]
+    assert ("insurance.liability.ordinary_accident" in insurer) is counted
+    assert ("insurance.liability.no_accident" in insurer) is not counted
+    day = dt.date.fromisoformat(on)
+    with runtime.db.reader() as session:
+        catalog = active_catalog(session)
+        index = session.scalar(select(LogEntry.idx).where(LogEntry.type == "accident.reported"))
+        facts, standing, _ = standing_facts(session, [USCC], day)[USCC]
+        _, standing_then, _ = standing_as_of(session, USCC, day, index)
+        assert catalog_as_of(session, index) == catalog
+    assert standing.accident_classes == ()  # the prior 12 months: what a query shows as such
+    for found in (standing, standing_then):
+        liability = premium(found, facts.region_code, day, catalog, "liability", "insurer")
+        assert liability.accidents == (("ordinary",) if counted else ())
+        assert liability.factor == (1.1 if counted else 0.9)
+    # work-injury insurance states its own period (12): the accident is not its business anyway
+    work_injury = premium(
+        standing, facts.region_code, day, catalog, "work_injury", "social_insurance"
+    )
+    assert work_injury.accidents == ()
+
+
+def test_a_standing_query_counts_the_record_period_of_the_catalog_in_force(
+    client: TestClient, authority: Publisher, runtime: Runtime
+) -> None:
+    """The query path (its memo of measures per region) reads the same 24 months: on
+    2026-11-01 the accident of 2025-05-20 still floats an insurer's liability premium."""
+    register_publisher(runtime, "fj-picc", ["measure.applied"], roles=["insurer"])
+    allow_query(runtime, "fj-picc", "standing")
+    insurer_token = operator_token(runtime, "query", "fj-picc")
+    publish_record_period(client, "liability", 24)
+    given(client, authority, ("accident.reported", make_accident(occurred_on="2025-05-20")))
+    answer = client.get(
+        f"/v1/enterprises/{USCC}",
+        params={"purpose": "premium renewal"},
+        headers={"authorization": f"Bearer {insurer_token}"},
+    )
+    assert answer.status_code == 200, answer.text
+    body = answer.json()["standing"]
+    insurer = {m["code"] for m in body["measures"]["insurer"]}
+    assert "insurance.liability.ordinary_accident" in insurer
+    assert "insurance.liability.no_accident" not in insurer
+    assert body["accidents_prior_year"] == []  # what it says: the 12 months before
