@@ -21,6 +21,7 @@ from contracts.measures import (
     Standing,
     applicable,
 )
+from contracts.policy import policy_for
 from gateway.errors import BadRequest, NotFound
 from gateway.measures.catalog import active_catalog
 from gateway.models import Accident, Enterprise, Listing, LogEntry
@@ -296,10 +297,14 @@ def _row_as_of(connection: Connection, facts: EnterpriseFacts, index: int) -> En
             row.update(_REGISTERED_NONE)
             row.update({k: data.get(k) for k in _REGISTER_FIELDS})
             row["registered_on"] = date_field(data, "registered_on")
-            row["new_until"] = add_months(row["registered_on"], _NEW_MONTHS)
+            row["new_until"] = _new_until(row["region_code"], row["registered_on"])
             state = GradeState.none()
         elif message_type == "enterprise.updated":
+            was_required = row["required"]
             row.update({k: v for k, v in data["changes"].items() if k in row})
+            if row["required"] and not was_required and state.status is GradeStatus.NONE:
+                # newly included in the required ledger: 新增 anew, as update_enterprise does
+                row["new_until"] = _new_until(row["region_code"], date_field(data, "changed_on"))
         elif message_type == "enterprise.closed":
             row["closed_on"], row["closure"] = date_field(data, "closed_on"), data["closure"]
             if state.status is GradeStatus.ACTIVE:
@@ -350,9 +355,14 @@ _REGISTERED_NONE = {
     "closure": None,
     "self_assessment_year": None,
 }
-# The shipped policy's new_status_months: a document replays 新增's period from it (the
-# ledger status it shows is recomputed for the document's day anyway).
-_NEW_MONTHS = 12
+
+
+def _new_until(region_code: str, since: dt.date) -> dt.date:
+    """The first day an enterprise registered or newly included on `since` is no longer 新增,
+    as gateway.ledger.apply set it: the policy's new_status_months for its region on that day
+    (domain.md §4, configurable), so a document replayed as of an earlier entry shows the
+    period the ledger showed then."""
+    return add_months(since, policy_for(region_code, since).new_status_months)
 
 
 def _grade_after(state: GradeState, message_type: str, data: Mapping[str, Any]) -> GradeState:

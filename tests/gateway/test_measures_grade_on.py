@@ -4,6 +4,8 @@ date's accidents and list entries: not the grade held today."""
 from __future__ import annotations
 
 import datetime as dt
+import json
+from importlib import resources
 from typing import Any
 
 import pytest
@@ -15,6 +17,8 @@ from contract_factories import (
     make_registration,
     make_renewal,
     make_revocation,
+    make_self_assessment,
+    make_update,
 )
 from fastapi.testclient import TestClient
 from gateway_factories import (
@@ -26,7 +30,9 @@ from gateway_factories import (
 )
 from sqlalchemy import select
 
+import contracts.policy
 from contracts.catalog import premium
+from contracts.policy import parse_policy_records
 from gateway.measures.catalog import active_catalog, catalog_as_of, shipped_document
 from gateway.measures.service import standing_as_of, standing_facts
 from gateway.models import LogEntry
@@ -193,3 +199,72 @@ def test_a_standing_query_counts_the_record_period_of_the_catalog_in_force(
     assert "insurance.liability.ordinary_accident" in insurer
     assert "insurance.liability.no_accident" not in insurer
     assert body["accidents_prior_year"] == []  # what it says: the 12 months before
+
+
+@pytest.fixture
+def ningde_new_for_24_months(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The shipped policy plus a Ningde (3509) record: 新增 lasts 24 months there."""
+    shipped = json.loads((resources.files("contracts") / "data/policy.json").read_text("utf-8"))
+    ningde = {
+        "parameter": "new_status_months",
+        "value": 24,
+        "region_prefix": "3509",
+        "valid_from": "2000-01-01",
+        "valid_to": None,
+        "source": {
+            "title": "Test assumption for Ningde",
+            "region": "3509",
+            "effective": None,
+            "kind": "assumption",
+            "note": "a regional period that differs from the nationwide 12 months",
+        },
+    }
+    records = tuple(parse_policy_records({"records": [*shipped["records"], ningde]}))
+    monkeypatch.setattr(contracts.policy, "_shipped_records", lambda: records)
+
+
+def index_of(runtime: Runtime, message_type: str) -> int:
+    with runtime.db.reader() as session:
+        found = session.scalar(select(LogEntry.idx).where(LogEntry.type == message_type))
+    assert found is not None
+    return found
+
+
+@pytest.mark.usefixtures("ningde_new_for_24_months")
+def test_a_document_replays_the_regional_new_status_period(
+    client: TestClient, authority: Publisher, runtime: Runtime
+) -> None:
+    """Registered 2023-05-04 in Ningde, whose policy keeps 新增 24 months: 18 months on the
+    ledger says 新增, and so does a document made as of the registration and replayed after
+    a later message changed the row (not the nationwide 12 months of a constant)."""
+    given(client, authority, ("self_assessment.published", make_self_assessment()))
+    on = dt.date(2024, 11, 4)
+    with runtime.db.reader() as session:
+        now, _, _ = standing_facts(session, [USCC], on)[USCC]
+        then, _, _ = standing_as_of(session, USCC, on, index_of(runtime, "enterprise.registered"))
+    assert (now.new_until, now.ledger_status) == (dt.date(2025, 5, 4), "新增")
+    assert (then.new_until, then.ledger_status) == (dt.date(2025, 5, 4), "新增")
+    assert then.self_assessment_year is None  # replayed: as the log stood then
+
+
+def test_a_document_replays_a_newly_required_enterprise_s_new_status(
+    client: TestClient, authority: Publisher, runtime: Runtime
+) -> None:
+    """Registered 2023-05-04 not required, included 2024-01-01: 新增 anew until 2025-01-01
+    (update_enterprise), also in a document made as of the inclusion and replayed later."""
+    for message_type, data in (
+        ("enterprise.registered", make_registration(required=False)),
+        ("enterprise.updated", make_update(changed_on="2024-01-01", changes={"required": True})),
+        ("self_assessment.published", make_self_assessment()),
+    ):
+        assert publish(client, authority.message(message_type, data)).status_code == 201
+    on = dt.date(2024, 11, 4)
+    with runtime.db.reader() as session:
+        now, _, _ = standing_facts(session, [USCC], on)[USCC]
+        then, _, _ = standing_as_of(session, USCC, on, index_of(runtime, "enterprise.updated"))
+    assert (now.new_until, now.ledger_status) == (dt.date(2025, 1, 1), "新增")
+    assert (then.required, then.new_until, then.ledger_status) == (
+        True,
+        dt.date(2025, 1, 1),
+        "新增",
+    )
