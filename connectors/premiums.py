@@ -3,7 +3,8 @@
 work-injury insurance for social insurance (人力资源社会保障). One renderer, a product each: the
 factor and every float with why it counted, combined by the product's catalog rule (summed,
 held between floor and ceiling, a penalty never cancelled by a discount), and when it applies:
-at the next policy renewal (or contribution year), from the record of the prior 12 months."""
+at the next policy renewal (or contribution year), from the record of the rule's record period
+(the accidents counted are those of that period)."""
 
 from __future__ import annotations
 
@@ -57,7 +58,7 @@ def renderer(product: str, role: str) -> Callable[[DocumentFacts], dict[str, Any
                 "scheme": enterprise.grade_scheme if active else None,
                 "valid_to": iso(enterprise.grade_valid_to) if active else None,
             },
-            "accidents_in_record_period": list(standing.accident_classes),
+            "accidents_in_record_period": list(found.accidents),
             "lists": sorted(set(standing.list_types)),
             "premium_factor": found.factor,
             "floats": [

@@ -18,6 +18,8 @@ from importlib import resources
 from typing import Any
 
 from contracts.measures import (
+    DEFAULT_RECORD_PERIOD_MONTHS,
+    MAX_RECORD_PERIOD_MONTHS,
     CatalogError,
     InvalidMeasure,
     Measure,
@@ -131,7 +133,7 @@ def _plain_rule(product: str, role: str) -> PremiumProduct:
         penalty_blocks_discounts=False,
         discounts_withheld_when={},
         applies_at="policy_renewal",
-        record_period_months=12,
+        record_period_months=DEFAULT_RECORD_PERIOD_MONTHS,
         region_prefix="",
         valid_from=date.min,
         valid_to=None,
@@ -192,6 +194,15 @@ class Catalog:
             return _plain_rule(product, role)
         return max(rules, key=lambda r: (len(r.region_prefix), r.valid_from))
 
+    def record_periods(self, region_code: str, on: date) -> dict[str, int]:
+        """Each product's record period (months) under its rule in force in the region on the
+        day: the accidents its floats count."""
+        products = {rule.product for rule in self.products}
+        return {
+            product: self.product_rule(product, "", region_code, on).record_period_months
+            for product in products
+        }
+
 
 @dataclass(frozen=True)
 class Float:
@@ -209,6 +220,7 @@ class Premium:
     total: float  # the applied floats summed
     bounded: float  # the total held between floor and ceiling
     factor: float  # 1 + bounded, rounded to 4 places
+    accidents: tuple[str, ...] = ()  # the classes counted: those of the rule's record period
 
 
 def premium(
@@ -223,9 +235,10 @@ def premium(
     `role` for that product that apply, combined by the product's rule in force."""
     chosen = catalog if catalog is not None else shipped_document()
     rule = chosen.product_rule(product, role, region_code, on)
+    periods = {product: rule.record_period_months}
     measures = [
         m
-        for m in applicable(standing, region_code, on, chosen.measures, role).get(role, [])
+        for m in applicable(standing, region_code, on, chosen.measures, role, periods).get(role, [])
         if m.product == product and "premium_float" in m.effect
     ]
     values = [(m, float(m.effect["premium_float"])) for m in measures]
@@ -242,7 +255,8 @@ def premium(
         bounded = max(bounded, rule.floor)
     if rule.ceiling is not None:
         bounded = min(bounded, rule.ceiling)
-    return Premium(rule, floats, total, bounded, round(1 + bounded, 4))
+    counted = tuple(standing.over_months(rule.record_period_months).accident_classes)
+    return Premium(rule, floats, total, bounded, round(1 + bounded, 4), counted)
 
 
 def _describe(trigger: Mapping[str, Any]) -> str:
@@ -358,9 +372,10 @@ def _product(record: Any, roles: Collection[str] | None) -> PremiumProduct:
     applies_at = record.get("applies_at", "policy_renewal")
     if applies_at not in APPLIES_AT:
         raise InvalidMeasure("applies_at", f"applies_at must be one of {', '.join(APPLIES_AT)}")
-    months = record.get("record_period_months", 12)
-    if isinstance(months, bool) or not isinstance(months, int) or not 1 <= months <= 60:
-        raise InvalidMeasure("record_period_months", "record_period_months is 1 to 60")
+    months = record.get("record_period_months", DEFAULT_RECORD_PERIOD_MONTHS)
+    longest = MAX_RECORD_PERIOD_MONTHS
+    if isinstance(months, bool) or not isinstance(months, int) or not 1 <= months <= longest:
+        raise InvalidMeasure("record_period_months", f"record_period_months is 1 to {longest}")
     prefix = record.get("region_prefix", "")
     if not isinstance(prefix, str) or not _REGION_PREFIX.fullmatch(prefix):
         raise InvalidMeasure("region_prefix", "region_prefix must be up to six digits")

@@ -8,12 +8,13 @@ import itertools
 import json
 import re
 from collections.abc import Collection, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import date
 from functools import cache
 from importlib import resources
 from typing import Any, Protocol
 
+from contracts.dates import add_months
 from contracts.grades import GradeStatus
 from contracts.sources import InvalidSource, Source, check_record_against, parse_source
 
@@ -30,6 +31,14 @@ TRIGGER_KEYS = frozenset(
         "self_assessment_published",
     }
 )
+# The accident record a measure of no premium product counts (and a product with no rule in
+# force, as documents were made before products stated theirs): the 12 months the trigger keys
+# are documented with in data/measures.json. A product's rule states its own record period.
+DEFAULT_RECORD_PERIOD_MONTHS = 12
+# The longest record period a product rule may state (contracts.catalog refuses more): a
+# standing carries the accidents of this many months, so any rule's period can be counted.
+MAX_RECORD_PERIOD_MONTHS = 60
+_ACCIDENT_KEYS = frozenset({"accident_class", "accident_free_prior_year"})
 
 
 @dataclass(frozen=True)
@@ -79,12 +88,26 @@ class Standing:
     grade_status: str  # none | active | revoked | expired
     grade_level: str | None
     scheme: str
-    accident_classes: Sequence[str] = field(default_factory=tuple)  # in the prior 12 months
+    # the classes of the accidents counted: by default those of the 12 months before `on`
+    accident_classes: Sequence[str] = field(default_factory=tuple)
     list_types: Sequence[str] = field(default_factory=tuple)  # active entries
     # the latest year whose self-assessment report was published (年度自评报告公示), if any
     self_assessment_year: int | None = None
     closed: bool = False  # deregistered or licence revoked by then: no measure applies
     on: date | None = None  # the day this standing is of (self_assessment_published reads it)
+    # Every accident on file (occurred_on, class) of the MAX_RECORD_PERIOD_MONTHS up to `on`,
+    # so that each premium product counts its own record period (`over_months`). None: only
+    # accident_classes is known, and it is what every period counts.
+    accident_record: tuple[tuple[date, str], ...] | None = None
+
+    def over_months(self, months: int) -> Standing:
+        """This standing counting the accidents that occurred after the day `months` before
+        `on` and up to `on`: the record period of a product rule (record_period_months)."""
+        if self.accident_record is None or self.on is None:
+            return self
+        start, end = add_months(self.on, -months), self.on
+        counted = tuple(kind for day, kind in self.accident_record if start < day <= end)
+        return replace(self, accident_classes=counted)
 
 
 class InvalidMeasure(ValueError):
@@ -324,6 +347,8 @@ class HasMeasures(Protocol):
     @property
     def measures(self) -> tuple[Measure, ...]: ...
 
+    def record_periods(self, region_code: str, on: date) -> Mapping[str, int]: ...
+
 
 CatalogLike = Sequence[Measure] | HasMeasures | None
 
@@ -415,21 +440,46 @@ def triggered(trigger: Mapping[str, Any], standing: Standing) -> bool:
     return all(checks[key](value) for key, value in trigger.items())
 
 
+def record_periods(catalog: CatalogLike, region_code: str, on: date) -> Mapping[str, int]:
+    """Each premium product's record period in months under its rule in force for the region
+    on the day; a bare list of measures names no rule (every period the default)."""
+    if catalog is None:
+        # the shipped document holds the product rules; it imports this module, hence here
+        from contracts.catalog import shipped_document
+
+        return shipped_document().record_periods(region_code, on)
+    if isinstance(catalog, Sequence):
+        return {}
+    return catalog.record_periods(region_code, on)
+
+
 def applicable(
     standing: Standing,
     region_code: str,
     on: date,
     catalog: CatalogLike = None,
     role: str | None = None,
+    periods: Mapping[str, int] | None = None,
 ) -> dict[str, list[Measure]]:
     """The measures that apply to this standing, grouped by implementing role; none for a
-    closed enterprise (it is no longer anyone's to act on)."""
+    closed enterprise (it is no longer anyone's to act on). A measure's accident triggers count
+    the record period of its product (`periods`, by product; default: the catalog's rules in
+    force, `record_periods`), DEFAULT_RECORD_PERIOD_MONTHS for a measure of no product."""
     result: dict[str, list[Measure]] = {}
     if standing.closed:
         return result
+    if periods is None:
+        periods = record_periods(catalog, region_code, on)
+    counted: dict[int, Standing] = {}
     for measure in in_force(region_code, on, catalog):
         if role is not None and measure.role != role:
             continue
-        if triggered(measure.trigger, standing):
+        seen = standing
+        if standing.accident_record is not None and not _ACCIDENT_KEYS.isdisjoint(measure.trigger):
+            months = periods.get(measure.product or "", DEFAULT_RECORD_PERIOD_MONTHS)
+            if months not in counted:
+                counted[months] = standing.over_months(months)
+            seen = counted[months]
+        if triggered(measure.trigger, seen):
             result.setdefault(measure.role, []).append(measure)
     return result

@@ -15,7 +15,13 @@ from connectors.facts import EnterpriseFacts, ListEntry
 from contracts.dates import add_months, date_field
 from contracts.grades import EVENT_DATE_FIELD, GradeState, GradeStatus, decision_facts
 from contracts.ledgers import ACHIEVED, NEW, NOT_ACHIEVED, grade_held_on, status_on
-from contracts.measures import Standing, applicable
+from contracts.measures import (
+    DEFAULT_RECORD_PERIOD_MONTHS,
+    MAX_RECORD_PERIOD_MONTHS,
+    Standing,
+    applicable,
+)
+from contracts.policy import policy_for
 from gateway.errors import BadRequest, NotFound
 from gateway.measures.catalog import active_catalog
 from gateway.models import Accident, Enterprise, Listing, LogEntry
@@ -26,12 +32,14 @@ _WIDTH = len(EnterpriseFacts._fields)
 
 
 def _facts_statement(where: ColumnElement[bool]) -> Select[Any]:
-    """The enterprise's columns a standing needs, its accidents of the prior 12 months and its
-    list entries in force, in one statement (one row per accident x entry)."""
+    """The enterprise's columns a standing needs, its accidents since `since` (the longest
+    record period a catalog may state) and its list entries in force, in one statement (one row
+    per accident x entry)."""
     return (
         select(
             *(getattr(Enterprise, name) for name in EnterpriseFacts._fields),
             Accident.accident_id,
+            Accident.occurred_on,
             Accident.accident_class,
             Listing.listing_id,
             Listing.list_type,
@@ -44,7 +52,7 @@ def _facts_statement(where: ColumnElement[bool]) -> Select[Any]:
             Accident,
             and_(
                 Accident.uscc == Enterprise.uscc,
-                Accident.occurred_on > bindparam("year_before"),
+                Accident.occurred_on > bindparam("since"),
                 Accident.occurred_on <= bindparam("on"),
             ),
         )
@@ -70,7 +78,8 @@ _FACTS_MANY = _facts_statement(Enterprise.uscc.in_(bindparam("codes", expanding=
 CHUNK = 500  # codes per IN list
 
 
-EARLIEST = dt.date.min + dt.timedelta(days=366)  # the measures look back 12 months from `on`
+# The measures look back up to MAX_RECORD_PERIOD_MONTHS from `on` (a product's record period).
+EARLIEST = add_months(dt.date.min, MAX_RECORD_PERIOD_MONTHS)
 
 
 def day_asked(on: str | None, today: dt.date) -> dt.date:
@@ -113,20 +122,29 @@ def standing_from(
     facts: EnterpriseFacts,
     level: str | None,
     on: dt.date,
-    accidents: Iterable[str],
+    accidents: Iterable[tuple[dt.date, str]],
     lists: Iterable[ListEntry],
 ) -> Standing:
-    """The standing the catalog's triggers read, from facts already held to `on`."""
+    """The standing the catalog's triggers read, from facts already held to `on` and the
+    accidents (occurred_on, class) since `lookback(on)`: each product counts its own record
+    period of them; accident_classes holds the default period's (the prior 12 months)."""
     return Standing(
         grade_status=facts.grade_status,
         grade_level=level,
         scheme=facts.grade_scheme or facts.scheme,
-        accident_classes=tuple(accidents),
         list_types=tuple(entry.list_type for entry in lists),
         self_assessment_year=facts.self_assessment_year,
         closed=facts.closed_on is not None and facts.closed_on <= on,
         on=on,
-    )
+        accident_record=tuple(accidents),
+    ).over_months(DEFAULT_RECORD_PERIOD_MONTHS)
+
+
+def lookback(on: dt.date) -> dt.date:
+    """The day after which accidents are read for a standing on `on`: the longest record
+    period any catalog version may state, so the rule in force (whichever version, region and
+    product) finds its whole period in the standing."""
+    return add_months(on, -MAX_RECORD_PERIOD_MONTHS)
 
 
 def standing_facts(session: Session, codes: Collection[str], on: dt.date) -> dict[str, Facts]:
@@ -137,7 +155,7 @@ def standing_facts(session: Session, codes: Collection[str], on: dt.date) -> dic
     session.flush()  # Core statements below: let them see what this session changed
     connection = session.connection()
     wanted = sorted(set(codes))
-    window = {"on": on, "year_before": on - dt.timedelta(days=365)}
+    window = {"on": on, "since": lookback(on)}
     rows: list[Row[Any]] = []
     if len(wanted) == 1:
         rows.extend(connection.execute(_FACTS_ONE, {"uscc": wanted[0], **window}))
@@ -145,14 +163,16 @@ def standing_facts(session: Session, codes: Collection[str], on: dt.date) -> dic
         for start in range(0, len(wanted), CHUNK):
             chunk = {"codes": wanted[start : start + CHUNK], **window}
             rows.extend(connection.execute(_FACTS_MANY, chunk))
-    collected: dict[str, tuple[EnterpriseFacts, dict[str, str], dict[str, ListEntry]]] = {}
+    collected: dict[
+        str, tuple[EnterpriseFacts, dict[str, tuple[dt.date, str]], dict[str, ListEntry]]
+    ] = {}
     for row in rows:
         enterprise = collected.get(row[0])
         if enterprise is None:
             enterprise = collected[row[0]] = (EnterpriseFacts._make(row[:_WIDTH]), {}, {})
-        accident_id, accident_class, listing_id, *listed = row[_WIDTH:]
+        accident_id, occurred_on, accident_class, listing_id, *listed = row[_WIDTH:]
         if accident_id is not None:
-            enterprise[1][accident_id] = accident_class
+            enterprise[1][accident_id] = (occurred_on, accident_class)
         if listing_id is not None:
             enterprise[2][listing_id] = ListEntry(*listed)
     found: dict[str, Facts] = {}
@@ -171,11 +191,11 @@ _ROW = select(
 # Accidents and list entries count only if the message that recorded them is at or before the
 # index (joined on its message id: the log's unique index).
 _ACCIDENTS_UP_TO = (
-    select(Accident.accident_class)
+    select(Accident.occurred_on, Accident.accident_class)
     .join(LogEntry, LogEntry.message_id == Accident.message_id)
     .where(
         Accident.uscc == bindparam("uscc"),
-        Accident.occurred_on > bindparam("year_before"),
+        Accident.occurred_on > bindparam("since"),
         Accident.occurred_on <= bindparam("on"),
         LogEntry.idx <= bindparam("index"),
     )
@@ -244,13 +264,8 @@ def standing_as_of(session: Session, uscc: str, on: dt.date, index: int) -> Fact
     changed_since = row[_WIDTH] > index
     if changed_since:
         facts = _row_as_of(connection, facts, index)
-    window = {
-        "uscc": uscc,
-        "on": on,
-        "year_before": on - dt.timedelta(days=365),
-        "index": index,
-    }
-    accidents = tuple(connection.execute(_ACCIDENTS_UP_TO, window).scalars())
+    window = {"uscc": uscc, "on": on, "since": lookback(on), "index": index}
+    accidents = [(day, kind) for day, kind in connection.execute(_ACCIDENTS_UP_TO, window)]
     listed = list(connection.execute(_LISTINGS_UP_TO, window))
     removed_since: set[str] = set()
     if changed_since and any(entry.status != "active" for entry in listed):
@@ -282,10 +297,14 @@ def _row_as_of(connection: Connection, facts: EnterpriseFacts, index: int) -> En
             row.update(_REGISTERED_NONE)
             row.update({k: data.get(k) for k in _REGISTER_FIELDS})
             row["registered_on"] = date_field(data, "registered_on")
-            row["new_until"] = add_months(row["registered_on"], _NEW_MONTHS)
+            row["new_until"] = _new_until(row["region_code"], row["registered_on"])
             state = GradeState.none()
         elif message_type == "enterprise.updated":
+            was_required = row["required"]
             row.update({k: v for k, v in data["changes"].items() if k in row})
+            if row["required"] and not was_required and state.status is GradeStatus.NONE:
+                # newly included in the required ledger: 新增 anew, as update_enterprise does
+                row["new_until"] = _new_until(row["region_code"], date_field(data, "changed_on"))
         elif message_type == "enterprise.closed":
             row["closed_on"], row["closure"] = date_field(data, "closed_on"), data["closure"]
             if state.status is GradeStatus.ACTIVE:
@@ -336,9 +355,14 @@ _REGISTERED_NONE = {
     "closure": None,
     "self_assessment_year": None,
 }
-# The shipped policy's new_status_months: a document replays 新增's period from it (the
-# ledger status it shows is recomputed for the document's day anyway).
-_NEW_MONTHS = 12
+
+
+def _new_until(region_code: str, since: dt.date) -> dt.date:
+    """The first day an enterprise registered or newly included on `since` is no longer 新增,
+    as gateway.ledger.apply set it: the policy's new_status_months for its region on that day
+    (domain.md §4, configurable), so a document replayed as of an earlier entry shows the
+    period the ledger showed then."""
+    return add_months(since, policy_for(region_code, since).new_status_months)
 
 
 def _grade_after(state: GradeState, message_type: str, data: Mapping[str, Any]) -> GradeState:
@@ -385,8 +409,9 @@ _GRADE_EVENTS = (
 
 def standing_of(session: Session, uscc: str, on: dt.date) -> tuple[Enterprise, Standing]:
     """The enterprise (ORM, with what this session changed) and its standing on `on`: the
-    grade it held that day (`_grade_on`), the accidents of the 12 months before and the list
-    entries active then; 404 if it is not registered. Queries use `standing_facts`."""
+    grade it held that day (`_grade_on`), the accidents since `lookback(on)` (each product
+    counts its record period; accident_classes the prior 12 months) and the list entries
+    active then; 404 if it is not registered. Queries use `standing_facts`."""
     enterprise = session.get(Enterprise, uscc)
     if enterprise is None:
         raise unknown_enterprise(uscc)
@@ -394,11 +419,12 @@ def standing_of(session: Session, uscc: str, on: dt.date) -> tuple[Enterprise, S
     if enterprise.grade_status != GradeStatus.NONE.value:  # else no grade message, ever
         events = session.execute(_GRADE_EVENTS, {"uscc": uscc})
         grade = _grade_on(((message_type, _data(token)) for message_type, token in events), on)
-    year_before = on - dt.timedelta(days=365)
-    accidents = session.scalars(
-        select(Accident.accident_class).where(
-            Accident.uscc == uscc, Accident.occurred_on > year_before, Accident.occurred_on <= on
+    accidents = session.execute(
+        select(Accident.occurred_on, Accident.accident_class)
+        .where(
+            Accident.uscc == uscc, Accident.occurred_on > lookback(on), Accident.occurred_on <= on
         )
+        .order_by(Accident.accident_id)
     )
     lists = session.scalars(
         select(Listing.list_type).where(
@@ -415,13 +441,13 @@ def standing_of(session: Session, uscc: str, on: dt.date) -> tuple[Enterprise, S
         else grade.status.value,
         grade_level=None if closed else grade.level,
         scheme=grade.scheme or enterprise.scheme,
-        accident_classes=tuple(accidents),
         list_types=tuple(lists),
         self_assessment_year=enterprise.self_assessment_year,
         closed=closed,
         on=on,
+        accident_record=tuple((day, kind) for day, kind in accidents),
     )
-    return enterprise, standing
+    return enterprise, standing.over_months(DEFAULT_RECORD_PERIOD_MONTHS)
 
 
 def _grade_on(events: Iterable[tuple[str, Mapping[str, Any]]], on: dt.date) -> GradeState:

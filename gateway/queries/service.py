@@ -16,7 +16,14 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import bindparam, select
 from sqlalchemy.orm import Session
 
-from contracts.measures import CatalogLike, Measure, Standing, applicable, in_force
+from contracts.measures import (
+    CatalogLike,
+    Measure,
+    Standing,
+    applicable,
+    in_force,
+    record_periods,
+)
 from contracts.uscc import is_valid_uscc
 from gateway.bulk import BulkInsert
 from gateway.errors import BadRequest, Forbidden, GatewayError, NotFound, check_uscc
@@ -167,15 +174,21 @@ def roles_of(session: Session, agency_id: str) -> frozenset[str]:
     return frozenset(roles or ())
 
 
+# A region's measures in force, its products' record periods, and the two as a memo key.
+_Key = tuple[tuple[int, ...], tuple[tuple[str, int], ...]]
+_InForce = tuple[list[Measure], dict[str, int], _Key]
+
+
 class _Memo:
     """The measures of one batch, worked out once per region's measures in force and standing
     (the catalog's triggers were most of a batch's time; enterprises share a few of each).
     Equal to `applicable`: the measures in force for a region, given as its catalog, are again
-    the ones in force."""
+    the ones in force, and the products' record periods in force there are passed along (part
+    of the key: two regions may share measures but not periods)."""
 
     def __init__(self) -> None:
-        self.in_force: dict[str, tuple[list[Measure], tuple[int, ...]]] = {}
-        self.by_role: dict[tuple[tuple[int, ...], Standing], dict[str, list[Measure]]] = {}
+        self.in_force: dict[str, _InForce] = {}
+        self.by_role: dict[tuple[_Key, Standing], dict[str, list[Measure]]] = {}
 
     BY_ROLE_MAX = 50_000  # (region's measures, standing) pairs are few; a bound all the same
 
@@ -185,13 +198,15 @@ class _Memo:
         forces = self.in_force.get(region)
         if forces is None:
             measures = in_force(region, on, catalog)
-            forces = self.in_force[region] = (measures, tuple(id(m) for m in measures))
-        key = (forces[1], standing)
-        found = self.by_role.get(key)
+            periods = dict(record_periods(catalog, region, on))
+            key = (tuple(id(m) for m in measures), tuple(sorted(periods.items())))
+            forces = self.in_force[region] = (measures, periods, key)
+        found = self.by_role.get((forces[2], standing))
         if found is None:
             if len(self.by_role) >= self.BY_ROLE_MAX:
                 self.by_role.clear()
-            found = self.by_role[key] = applicable(standing, region, on, forces[0])
+            found = applicable(standing, region, on, forces[0], periods=forces[1])
+            self.by_role[(forces[2], standing)] = found
         return found
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import copy
 import json
+import re
 from dataclasses import replace
 from datetime import date
 from importlib import resources
@@ -64,8 +65,17 @@ def _walk() -> list[tuple[str, dict[str, Any]]]:
     document = shipped_document_json()
     found = [(f"measure {r['code']}", r) for r in document["records"]]
     found += [(f"product {r['product']}", r) for r in document["products"]]
+    found += [(f"scheme {r['code']}", r) for r in document["schemes"]]
+    found += [(f"finding {r['code']}", r) for r in document["findings"]]
     found += [(f"policy {r['parameter']} from {r['valid_from']}", r) for r in policy_records()]
     return found
+
+
+def test_the_walk_covers_every_section_of_the_shipped_catalog() -> None:
+    document = shipped_document_json()
+    sections = {name for name, value in document.items() if isinstance(value, list)}
+    assert sections == {"records", "products", "schemes", "findings"}, "walk the new section"
+    assert len(_walk()) == sum(len(document[s]) for s in sections) + len(policy_records())
 
 
 @pytest.mark.parametrize(("name", "record"), _walk(), ids=[name for name, _ in _walk()])
@@ -73,18 +83,24 @@ def test_every_shipped_record_keeps_to_its_source(name: str, record: dict[str, A
     """domain.md §5: each record names its source and the region it was found for; a rule
     found for one region applies only within it; nothing takes effect before its source did;
     an unverified number is labelled an assumption, saying what it is modelled on."""
-    source = record["source"]
-    assert isinstance(source, dict), f"{name}: the source is a plain text"
-    assert source["kind"] in ("rule", "assumption"), name
+    source = record.get("source")
+    assert isinstance(source, dict), f"{name}: no source, or a plain text"
+    assert source.get("kind") in ("rule", "assumption"), name
     assert source["title"].strip(), name
-    if source["effective"] is not None:
+    region = source.get("region")
+    assert isinstance(region, str), f"{name}: the source names no region it was found for"
+    assert re.fullmatch(r"(?:[1-9][0-9]{0,5})?", region), f"{name}: region {region!r}"
+    # Schemes and findings hold no period or region of their own: their source's region and
+    # day are what a reader weighs them by.
+    if source["effective"] is not None and "valid_from" in record:
         assert record["valid_from"] >= source["effective"], f"{name} starts before its source"
     if source["kind"] == "rule":
         assert source["effective"], f"{name}: a rule without the day it took effect"
-        assert record["region_prefix"].startswith(source["region"]), (
-            f"{name}: a rule found for {source['region'] or 'the nation'} applied to "
-            f"{record['region_prefix'] or 'the nation'}"
-        )
+        if "region_prefix" in record:
+            assert record["region_prefix"].startswith(region), (
+                f"{name}: a rule found for {region or 'the nation'} applied to "
+                f"{record['region_prefix'] or 'the nation'}"
+            )
     else:
         assert source["note"].strip(), f"{name}: an assumption must say what it rests on"
     # 闽安委〔2017〕1号: the premium, disclosure and credit links are 五（五）, not 四（五）

@@ -6,6 +6,7 @@ against a penalty and none for a revoked grade; work-injury floats for social in
 from __future__ import annotations
 
 import itertools
+from dataclasses import replace
 from datetime import date
 
 import pytest
@@ -119,3 +120,27 @@ def test_outside_fujian_no_assumed_float_applies() -> None:
     catalog = shipped_document()
     found = premium(standing("1", None, ()), "110101", ON, catalog, "liability", "insurer")
     assert (found.factor, found.floats) == (1.0, ())
+
+
+def test_each_product_counts_the_accidents_of_its_own_record_period() -> None:
+    """A liability rule of 24 months counts an accident 15 months old, in its factor, in the
+    accidents it reports and in the insurer's measures; the shipped 12 months do not."""
+    shipped = shipped_document()
+    longer = replace(
+        shipped,
+        products=tuple(
+            replace(rule, record_period_months=24) if rule.product == "liability" else rule
+            for rule in shipped.products
+        ),
+    )
+    record = ((date(2025, 3, 1), "ordinary"), (date(2024, 5, 1), "major"))  # 15 and 25 months
+    found = replace(standing(None, None, ()), accident_record=record)
+    for catalog, counted, factor in ((shipped, (), 0.9), (longer, ("ordinary",), 1.1)):
+        liability = premium(found, FUZHOU, ON, catalog, "liability", "insurer")
+        assert (liability.accidents, liability.factor) == (counted, factor)
+        insurer = {m.code for m in applicable(found, FUZHOU, ON, catalog)["insurer"]}
+        assert ("insurance.liability.ordinary_accident" in insurer) is bool(counted)
+        assert ("insurance.liability.no_accident" in insurer) is not bool(counted)
+        assert "insurance.liability.major_accident" not in insurer  # 25 months: out of both
+    assert longer.record_periods(FUZHOU, ON) == {"liability": 24, "work_injury": 12}
+    assert longer.record_periods("110101", ON) == {"liability": 12, "work_injury": 12}
