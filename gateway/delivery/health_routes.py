@@ -10,6 +10,7 @@ from starlette.concurrency import run_in_threadpool
 
 from gateway.access.routes import caller_with
 from gateway.delivery import health
+from gateway.delivery.schemas import FailingReport, HealthReport, StuckDeliveries
 from gateway.runtime import Runtime, get_runtime
 
 router = APIRouter(
@@ -21,7 +22,7 @@ LimitParam = Annotated[int, Query(ge=1, le=health.MAX_ROWS)]
 
 
 @router.get("/health")
-async def get_health(runtime: RuntimeDep, agency_id: AgencyParam = None) -> dict[str, Any]:
+async def get_health(runtime: RuntimeDep, agency_id: AgencyParam = None) -> HealthReport:
     """Per subscription over the last 24 hours: attempts, success rate, mean latency, the
     last error; its circuit breaker, next attempt and deliveries by status."""
 
@@ -30,13 +31,13 @@ async def get_health(runtime: RuntimeDep, agency_id: AgencyParam = None) -> dict
             rows = health.subscription_health(session, runtime.clock.now(), agency_id)
         return {"subscriptions": [row.as_dict() for row in rows]}
 
-    return await run_in_threadpool(read)
+    return HealthReport.model_validate(await run_in_threadpool(read))
 
 
 @router.get("/failing")
 async def get_failing(
     runtime: RuntimeDep, agency_id: AgencyParam = None, limit: LimitParam = 100
-) -> dict[str, Any]:
+) -> FailingReport:
     """The endpoints failing now (failures in a row, an open breaker, disabled) with their
     last error, and the deliveries waiting for a retry after a failed attempt."""
 
@@ -49,13 +50,13 @@ async def get_failing(
             "deliveries": failing,
         }
 
-    return await run_in_threadpool(read)
+    return FailingReport.model_validate(await run_in_threadpool(read))
 
 
 @router.get("/dead-letters")
 async def get_dead_letters(
     runtime: RuntimeDep, agency_id: AgencyParam = None, limit: LimitParam = 100
-) -> dict[str, Any]:
+) -> StuckDeliveries:
     """Dead and parked deliveries of every subscription, by log index (replay or skip them
     per subscription: `POST /v1/subscriptions/{id}/replay`, `…/skip`)."""
 
@@ -63,4 +64,4 @@ async def get_dead_letters(
         with runtime.db.reader() as session:
             return {"items": health.stuck_deliveries(session, agency_id, limit=limit)}
 
-    return await run_in_threadpool(read)
+    return StuckDeliveries.model_validate(await run_in_threadpool(read))
