@@ -7,7 +7,6 @@ import datetime as dt
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query
-from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
 
 from contracts.catalog import shipped_document
@@ -16,6 +15,14 @@ from contracts.measures import in_force
 from gateway.access.routes import caller_with
 from gateway.measures import catalog as catalog_versions
 from gateway.measures.feedback import feedback_for, feedback_owed
+from gateway.measures.schemas import (
+    CatalogIn,
+    CatalogPublished,
+    CatalogVersions,
+    DecisionFeedback,
+    FeedbackOverview,
+    MeasuresInForce,
+)
 from gateway.measures.service import day_asked
 from gateway.runtime import Runtime, get_runtime
 
@@ -33,7 +40,7 @@ async def catalog(
     region: Annotated[str, Query(pattern=r"^\d{6}$", description="six-digit division code")],
     on: Annotated[str | None, Query(description="date (default: today)")] = None,
     role: str | None = None,
-) -> dict[str, Any]:
+) -> MeasuresInForce:
     """The measures in force for a region on a date (a city's override replaces the default),
     from the catalog version in force."""
     day = _day(on, runtime)
@@ -59,39 +66,22 @@ async def catalog(
             "findings": [finding.as_dict() for finding in catalog.findings],
         }
 
-    return await run_in_threadpool(load)
-
-
-class CatalogIn(BaseModel):
-    records: list[Any] = Field(description="every measure record of the new catalog")
-    products: list[Any] | None = Field(
-        default=None,
-        description="the premium products and how their floats combine (left out: the "
-        "version in force's)",
-    )
-    schemes: list[Any] | None = Field(
-        default=None,
-        description="the grading schemes accepted (left out: the version in force's)",
-    )
-    findings: list[Any] | None = Field(
-        default=None,
-        description="the deducted items inspections may name (left out: the version in force's)",
-    )
+    return MeasuresInForce.model_validate(await run_in_threadpool(load))
 
 
 @router.get("/measures/catalog")
-async def catalog_history(runtime: RuntimeDep) -> dict[str, Any]:
+async def catalog_history(runtime: RuntimeDep) -> CatalogVersions:
     """Every catalog version (the newest is in force), each also a log entry."""
 
     def load() -> dict[str, Any]:
         with runtime.db.reader() as session:
             return {"versions": catalog_versions.versions(session)}
 
-    return await run_in_threadpool(load)
+    return CatalogVersions.model_validate(await run_in_threadpool(load))
 
 
 @router.put("/measures/catalog", dependencies=[Depends(caller_with("admin"))])
-async def publish_catalog(body: CatalogIn, runtime: RuntimeDep) -> dict[str, Any]:
+async def publish_catalog(body: CatalogIn, runtime: RuntimeDep) -> CatalogPublished:
     """Publish a new catalog version (the whole catalog; validated; recorded in the log). The
     same records as the version in force change nothing."""
 
@@ -110,7 +100,7 @@ async def publish_catalog(body: CatalogIn, runtime: RuntimeDep) -> dict[str, Any
                 "records": len(catalog_versions.stored_records(row)),
             }
 
-    return await run_in_threadpool(run)
+    return CatalogPublished.model_validate(await run_in_threadpool(run))
 
 
 @router.get("/messages/{message_id}/feedback", dependencies=[Depends(caller_with("admin"))])
@@ -118,7 +108,7 @@ async def decision_feedback(
     message_id: str,
     runtime: RuntimeDep,
     deadline_working_days: Annotated[int, Query(ge=1, le=60)] = 5,
-) -> dict[str, Any]:
+) -> DecisionFeedback:
     """For a decision: each subscribed agency, whether it was delivered, the measures it
     reported applying (measure.applied), and who is overdue after the deadline."""
     today = local_date(runtime.clock.now())
@@ -127,7 +117,7 @@ async def decision_feedback(
         with runtime.db.reader() as session:
             return feedback_for(session, message_id, today, deadline_working_days)
 
-    return await run_in_threadpool(load)
+    return DecisionFeedback.model_validate(await run_in_threadpool(load))
 
 
 @router.get("/feedback", dependencies=[Depends(caller_with("admin"))])
@@ -137,7 +127,7 @@ async def feedback_overview(
     overdue: Annotated[bool, Query(description="list only the overdue pairs")] = False,
     deadline_working_days: Annotated[int, Query(ge=1, le=60)] = 5,
     limit: Annotated[int, Query(ge=1, le=1000)] = 200,
-) -> dict[str, Any]:
+) -> FeedbackOverview:
     """Across every decision sent to an agency: per agency how much feedback it owes
     (awaiting, overdue after the deadline) and has given, and the owed pairs of decision and
     agency, oldest first."""
@@ -154,4 +144,4 @@ async def feedback_overview(
                 limit=limit,
             )
 
-    return await run_in_threadpool(load)
+    return FeedbackOverview.model_validate(await run_in_threadpool(load))
