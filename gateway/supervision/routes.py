@@ -9,7 +9,6 @@ import logging
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, Response
-from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
 
 from contracts.dates import local_date
@@ -19,6 +18,7 @@ from gateway.errors import Conflict
 from gateway.runtime import Runtime, get_runtime
 from gateway.supervision import draws
 from gateway.supervision.plan import plan
+from gateway.supervision.schemas import DrawIn, DrawOut, PublicDraw, RevealIn, SupervisionPlan
 
 router = APIRouter(prefix="/v1", tags=["supervision"])
 RuntimeDep = Annotated[Runtime, Depends(get_runtime)]
@@ -35,7 +35,7 @@ async def supervision_plan(
     behind_only: bool = False,
     after: Annotated[str | None, Query(max_length=18, description="cursor: the last code")] = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
-) -> dict[str, Any]:
+) -> SupervisionPlan:
     """Each enterprise's inspections required for the year by its classified supervision
     (四（一）) against those recorded, due by today in proportion, and who is behind."""
     today = local_date(runtime.clock.now())
@@ -52,29 +52,13 @@ async def supervision_plan(
                 limit=limit,
             )
 
-    return await run_in_threadpool(load)
-
-
-class DrawIn(BaseModel):
-    """A draw request (docs/draws.md §2): the gateway adds requester, day, candidates'
-    digest and count and previous assignments. Strata may give `rate` instead of `sample`;
-    without strata, the achieved ledger is drawn by classified-supervision frequency."""
-
-    draw_id: str = Field(min_length=1, max_length=64, pattern=r"^\S(?:.*\S)?$")
-    region_prefix: str = Field(pattern=r"^[0-9]{0,6}$")
-    period: dict[str, str]
-    ledger: str = Field(pattern="^(basic|required|achieved)$")
-    filters: dict[str, list[str]] | None = None
-    strata: list[dict[str, Any]] | None = Field(default=None, max_length=51)
-    inspectors: list[str] = Field(min_length=1, max_length=10_000)
-    inspectors_per_enterprise: int = Field(ge=1, le=10)
-    commitment: str = Field(pattern="^[0-9a-f]{64}$")
+    return SupervisionPlan.model_validate(await run_in_threadpool(load))
 
 
 @router.post("/inspections/draws", status_code=201)
 async def request_draw(
     body: DrawIn, runtime: RuntimeDep, caller: Supervisor, response: Response
-) -> dict[str, Any]:
+) -> DrawOut:
     """Commit a draw request to the log. The draw is made when the requester reveals its
     secret after the first signed checkpoint covering the request (`…/reveal`)."""
 
@@ -92,28 +76,24 @@ async def request_draw(
     found, new = await run_in_threadpool(run)
     if not new:
         response.status_code = 200
-    return found
+    return DrawOut.model_validate(found)
 
 
 @router.get("/inspections/draws/{draw_id}")
-async def get_draw(draw_id: str, runtime: RuntimeDep, caller: Supervisor) -> dict[str, Any]:
+async def get_draw(draw_id: str, runtime: RuntimeDep, caller: Supervisor) -> DrawOut:
     """A draw: its request, status, seed checkpoint and result."""
 
     def load() -> dict[str, Any]:
         with runtime.db.reader() as session:
             return draws.describe(draws.get_draw(session, draw_id), session)
 
-    return await run_in_threadpool(load)
-
-
-class RevealIn(BaseModel):
-    secret: str = Field(min_length=32, max_length=128, pattern="^[0-9a-fA-F]+$")
+    return DrawOut.model_validate(await run_in_threadpool(load))
 
 
 @router.post("/inspections/draws/{draw_id}/reveal")
 async def reveal_draw(
     draw_id: str, body: RevealIn, runtime: RuntimeDep, caller: Supervisor
-) -> dict[str, Any]:
+) -> DrawOut:
     """The requester's secret, once a signed checkpoint covers the request: the draw is made
     and logged. After the reveal window the draw is void instead (409 draw_voided)."""
     window = dt.timedelta(seconds=runtime.settings.supervision.reveal_window_seconds)
@@ -135,7 +115,7 @@ async def reveal_draw(
     found = await run_in_threadpool(run)
     if found["status"] == "voided":  # committed: the void stays in the log
         raise Conflict("draw_voided", f"the reveal of draw {draw_id} came after its window")
-    return found
+    return DrawOut.model_validate(found)
 
 
 def void_overdue_draws(runtime: Runtime) -> list[str]:
@@ -165,7 +145,7 @@ async def void_overdue_forever(runtime: Runtime, interval: float = 60.0) -> None
 
 
 @router.get("/inspections/draws/{draw_id}/public")
-async def public_draw(draw_id: str, runtime: RuntimeDep) -> dict[str, Any]:
+async def public_draw(draw_id: str, runtime: RuntimeDep) -> PublicDraw:
     """一公开: who a completed draw selected, once its period is over (public)."""
     today = local_date(runtime.clock.now())
 
@@ -173,4 +153,4 @@ async def public_draw(draw_id: str, runtime: RuntimeDep) -> dict[str, Any]:
         with runtime.db.reader() as session:
             return draws.public_part(session, draws.get_draw(session, draw_id), today)
 
-    return await run_in_threadpool(load)
+    return PublicDraw.model_validate(await run_in_threadpool(load))
