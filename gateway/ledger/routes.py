@@ -11,6 +11,7 @@ from starlette.concurrency import run_in_threadpool
 
 from contracts.dates import local_date
 from gateway.access.routes import caller_with
+from gateway.ledger.schemas import LedgerHistory, LedgerPage, LedgerSummary
 from gateway.ledger.service import (
     LedgerFilter,
     enterprise_row,
@@ -55,7 +56,7 @@ async def get_ledger(
         str | None, Query(description="cursor: the last code of the previous page")
     ] = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
-) -> dict[str, Any]:
+) -> LedgerPage:
     """One page of the basic, required or achieved ledger; `next` is null on the last page.
     A filter value no row could have is refused (400 invalid_filter)."""
 
@@ -71,7 +72,7 @@ async def get_ledger(
             "next": items[-1]["uscc"] if page.more else None,
         }
 
-    return await run_in_threadpool(load)
+    return LedgerPage.model_validate(await run_in_threadpool(load))
 
 
 @router.get(
@@ -129,7 +130,7 @@ async def get_summary(
     flt: Annotated[LedgerFilter, Depends(ledger_filter)],
     runtime: Annotated[Runtime, Depends(get_runtime)],
     by: Annotated[str, Query(description="region | industry | grade")] = "region",
-) -> dict[str, Any]:
+) -> LedgerSummary:
     """The filtered ledger counted by region (one level below the region filter: the cities,
     or a city's districts), industry section or grade held that day, and by ledger status
     (新增 / 达标 / 未达标) on the day."""
@@ -151,7 +152,7 @@ async def get_summary(
             ],
         }
 
-    return await run_in_threadpool(load)
+    return LedgerSummary.model_validate(await run_in_threadpool(load))
 
 
 @router.get(
@@ -159,7 +160,7 @@ async def get_summary(
 )
 async def get_history(
     code: str, runtime: Annotated[Runtime, Depends(get_runtime)]
-) -> dict[str, Any]:
+) -> LedgerHistory:
     """Every ledger movement of one enterprise: who, when, which message, why."""
 
     def load() -> list[dict[str, Any]]:
@@ -181,4 +182,4 @@ async def get_history(
                 for c in ledger_history(session, code)
             ]
 
-    return {"uscc": code, "changes": await run_in_threadpool(load)}
+    return LedgerHistory.model_validate({"uscc": code, "changes": await run_in_threadpool(load)})
