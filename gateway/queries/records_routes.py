@@ -9,6 +9,7 @@ from fastapi import APIRouter, Depends, Query
 from starlette.concurrency import run_in_threadpool
 
 from gateway.access.routes import caller_with
+from gateway.queries.schemas import AccessRecords
 from gateway.queries.service import list_access_records
 from gateway.runtime import Runtime, get_runtime
 
@@ -25,7 +26,7 @@ async def get_access_records(
         int | None, Query(ge=0, description="cursor: the last id of the previous page")
     ] = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 100,
-) -> dict[str, Any]:
+) -> AccessRecords:
     """Access records, newest first (scope `admin`): who, from which address, what, with what
     result. A refusal repeated within its window (GATEWAY_REFUSALS__WINDOW_SECONDS) is one
     record, `count` times from `at` to `last_at`; its count is brought up to date every few
@@ -43,4 +44,5 @@ async def get_access_records(
             )
 
     items = await run_in_threadpool(read)
-    return {"items": items, "next": items[-1]["id"] if len(items) == limit else None}
+    next_page = items[-1]["id"] if len(items) == limit else None
+    return AccessRecords.model_validate({"items": items, "next": next_page})
