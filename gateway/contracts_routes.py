@@ -11,10 +11,11 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Path, Request
+from pydantic import BaseModel, ConfigDict, Field
 
 from contracts.asyncapi import asyncapi_document
 from contracts.errors import ContractError
-from contracts.versions import load_registry
+from contracts.versions import Kind, load_registry
 from gateway.access.routes import token_audience
 from gateway.delivery.feed import MAX_LIMIT as FEED_MAX_LIMIT
 from gateway.errors import NotFound
@@ -24,8 +25,55 @@ router = APIRouter(tags=["contracts"])
 RuntimeDep = Annotated[Runtime, Depends(get_runtime)]
 
 
+# The answers' models (kept here while this module waits for its package's schemas.py).
+class ContractMajor(BaseModel):
+    major: int
+    live: bool = Field(description="false: retired")
+    revision: str | None = Field(
+        description="`<major>.<n>`: the released revision the live schema is; null: unreleased"
+    )
+    released_revisions: int
+    producer_id: str | None = Field(description="the producer schema's `$id`")
+    consumer_id: str | None = Field(description="the consumer schema's `$id`")
+
+
+class ListedMajor(ContractMajor):
+    href: str
+
+
+class ContractSummary(BaseModel):
+    name: str
+    kind: Kind = Field(description="a message type or an agency view")
+    versions: list[ListedMajor]
+
+
+class Contracts(BaseModel):
+    contracts: list[ContractSummary]
+
+
+class ContractOut(BaseModel):
+    name: str
+    kind: Kind
+    major: int
+    live: bool
+    revision: str | None
+    released_revisions: int
+    producer_id: str | None
+    consumer_id: str | None
+    producer: dict[str, Any] = Field(description="strict JSON Schema 2020-12 publishing uses")
+    consumer: dict[str, Any] = Field(description="tolerant: unknown fields ignored")
+
+
+class AsyncApiDocument(BaseModel):
+    """An AsyncAPI 3.0.0 document (https://www.asyncapi.com/docs/reference/specification/v3.0.0)."""
+
+    model_config = ConfigDict(extra="allow")
+
+    asyncapi: str
+
+
 @router.get("/v1/contracts")
-async def list_contracts() -> dict[str, Any]:
+async def list_contracts() -> Contracts:
     """Every contract (message types, agency views) with its majors: live or retired, the
     released revision the live schema is, and the schemas' `$id`s."""
     contracts = []
@@ -34,38 +82,40 @@ async def list_contracts() -> dict[str, Any]:
         for version in summary["versions"]:
             version["href"] = f"/v1/contracts/{contract.name}/{version['major']}"
         contracts.append(summary)
-    return {"contracts": contracts}
+    return Contracts.model_validate({"contracts": contracts})
 
 
 @router.get("/v1/contracts/{name}/{major}")
 async def get_contract(
     name: str, major: Annotated[int, Path(ge=1, description="contract major version")]
-) -> dict[str, Any]:
+) -> ContractOut:
     """One contract version: the strict producer schema (what publishing validates) and the
     tolerant consumer schema derived from it (unknown fields ignored)."""
     try:
         version = load_registry().get(name, major)
     except ContractError as exc:
         raise NotFound("unknown_contract", exc.message) from exc
-    return {
+    answer = {
         "name": version.name,
         "kind": version.kind,
         **version.summary(),
         "producer": version.producer,
         "consumer": version.consumer,
     }
+    return ContractOut.model_validate(answer)
 
 
 @router.get("/asyncapi.json")
-async def asyncapi(request: Request, runtime: RuntimeDep) -> dict[str, Any]:
+async def asyncapi(request: Request, runtime: RuntimeDep) -> AsyncApiDocument:
     """AsyncAPI 3.0.0: publishing, push delivery per message type and the pull feed."""
     # The gateway's own address, as the token endpoint names it: never the request's Host.
     audience = token_audience(request, runtime)
     base = audience.removesuffix("/v1/oauth/token") if audience else "/"
-    return asyncapi_document(
+    document = asyncapi_document(
         load_registry(),
         base_url=base.rstrip("/"),
         api_version=request.app.version,
         max_feed_limit=FEED_MAX_LIMIT,
         max_batch_items=runtime.settings.publish.max_batch_items,
     )
+    return AsyncApiDocument.model_validate(document)
