@@ -12,7 +12,7 @@ from starlette.concurrency import run_in_threadpool
 from contracts.dates import local_date
 from gateway.access.tokens import Caller
 from gateway.measures.service import day_asked, measures_for
-from gateway.queries.routes import recorded_read
+from gateway.queries.routes import PURPOSE_REQUIRED, PurposeParam, recorded_read
 from gateway.queries.schemas import EnterpriseMeasures
 from gateway.queries.service import query_view
 from gateway.registry.rights import View
@@ -54,12 +54,16 @@ def visible_measures(
     return shown
 
 
-@router.get("/enterprises/{code}/measures", response_model_exclude_unset=True)
+@router.get(
+    "/enterprises/{code}/measures",
+    response_model_exclude_unset=True,
+    openapi_extra=PURPOSE_REQUIRED,
+)
 async def enterprise_measures(
     code: str,
     request: Request,
     runtime: RuntimeDep,
-    purpose: Annotated[str | None, Query(description="why you ask (recorded)")] = None,
+    purpose: PurposeParam = None,
     on: Annotated[str | None, Query(description="date (default: today)")] = None,
     role: str | None = None,
 ) -> EnterpriseMeasures:

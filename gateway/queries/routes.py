@@ -36,7 +36,24 @@ FieldsParam = Annotated[
     str | None,
     Query(description="comma-separated fields, within your view (default: all of your view)"),
 ]
-PurposeParam = Annotated[str | None, Query(description="why you ask (recorded)")]
+PURPOSE = "why you ask (recorded); a query without one is refused (400 missing_purpose)"
+# Required in the document, parsed as optional: a query without a purpose is refused by the
+# gateway itself (400 missing_purpose, and recorded), never by FastAPI's parameter checks.
+PurposeParam = Annotated[str | None, Query(include_in_schema=False)]
+
+
+def purpose_parameter() -> dict[str, Any]:
+    """The required `purpose` query parameter, as the document names it (`openapi_extra`)."""
+    return {
+        "name": "purpose",
+        "in": "query",
+        "required": True,
+        "schema": {"type": "string", "title": "Purpose", "description": PURPOSE},
+        "description": PURPOSE,
+    }
+
+
+PURPOSE_REQUIRED: dict[str, Any] = {"parameters": [purpose_parameter()]}
 
 
 def _count(request: Request, agency_id: str | None, result: str, n: int = 1) -> None:
@@ -272,7 +289,7 @@ router.add_api_route(
     response_model=StandingAnswer,  # documented; the body is the batcher's bytes as they are
     openapi_extra={
         "parameters": [
-            _optional_text_parameter("purpose", "why you ask (recorded)"),
+            purpose_parameter(),
             _optional_text_parameter(
                 "fields", "comma-separated fields, within your view (default: all of your view)"
             ),
@@ -282,7 +299,7 @@ router.add_api_route(
 )
 
 
-@router.get("/{code}/grade-history")
+@router.get("/{code}/grade-history", openapi_extra=PURPOSE_REQUIRED)
 async def get_grade_history(
     code: str, request: Request, purpose: PurposeParam = None, fields: FieldsParam = None
 ) -> GradeHistoryAnswer:
@@ -351,7 +368,9 @@ async def batch_query(body: BatchQuery, request: Request) -> BatchAnswer:
     return BatchAnswer.model_validate(await run_in_threadpool(run))
 
 
-@router.get("/{code}/access-records", response_model_exclude_unset=True)
+@router.get(
+    "/{code}/access-records", response_model_exclude_unset=True, openapi_extra=PURPOSE_REQUIRED
+)
 async def get_access_records(
     code: str,
     request: Request,

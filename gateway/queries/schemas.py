@@ -7,14 +7,24 @@ from __future__ import annotations
 
 from typing import Any
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 ATTESTATION = "gateway-signed compact JWS over the answer and the log size"
 
 
+def _purpose_required(schema: dict[str, Any]) -> None:
+    schema["required"] = [*schema.get("required", []), "purpose"]
+
+
 class BatchQuery(BaseModel):
+    # `purpose` is required in the document and checked by the gateway (400 missing_purpose,
+    # recorded), not by validation, which would refuse the batch without a record.
+    model_config = ConfigDict(json_schema_extra=_purpose_required)
+
     codes: list[str]
-    purpose: str | None = None
+    purpose: str | None = Field(
+        default=None, description="why you ask (recorded); required (400 missing_purpose)"
+    )
     fields: list[str] | None = Field(
         default=None, description="ask for fewer fields than your view (default: all of it)"
     )
