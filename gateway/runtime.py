@@ -3,9 +3,13 @@ lifespan; resources only (publishing's orchestration is gateway.publishing.orche
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
+from typing import Annotated
 
-from fastapi import Request
+import anyio
+from fastapi import Depends, Request
+from sqlalchemy.orm import Session
 
 from gateway.access.ratelimit import RateLimiter
 from gateway.access.refusals import Refusals
@@ -60,3 +64,32 @@ async def get_runtime(request: Request) -> Runtime:
     dependency in its thread pool, a thread hop on every request for one attribute."""
     runtime: Runtime = request.app.state.runtime
     return runtime
+
+
+async def write_session(request: Request) -> AsyncIterator[Session]:
+    """The request's write transaction (`WriteSession`), for routes that are not hot paths
+    (publishing and standing queries keep their group commits). Declared with
+    `scope="function"`: committed once the endpoint has returned and its answer is made,
+    before the answer is sent, so a 201 never goes out ahead of its commit; rolled back if
+    the endpoint raises.
+
+    The endpoint is `async` and hands its database work to the thread pool once
+    (`await run_in_threadpool(service_function, session, ...)`), and never opens another write
+    transaction. On SQLite the session holds the process's writer lock from its first
+    statement to its end: a second hop to the pool, or a plain `def` endpoint (FastAPI checks
+    its answer in the pool after it returns), would wait for a worker thread while holding
+    the lock, and with every worker waiting for the lock that never ends. The session ends
+    in a thread of its own, as FastAPI ends a plain dependency's."""
+    runtime: Runtime = request.app.state.runtime
+    work = runtime.db.unit_of_work()
+    try:
+        yield work.session
+    except BaseException as exc:
+        with anyio.CancelScope(shield=True):
+            await anyio.to_thread.run_sync(work.end, exc, limiter=anyio.CapacityLimiter(1))
+        raise
+    with anyio.CancelScope(shield=True):
+        await anyio.to_thread.run_sync(work.end, limiter=anyio.CapacityLimiter(1))
+
+
+WriteSession = Annotated[Session, Depends(write_session, scope="function")]
