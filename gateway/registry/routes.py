@@ -25,7 +25,8 @@ from gateway.registry.schemas import (
     Rights,
 )
 from gateway.registry.service import list_agencies, set_agency_status
-from gateway.runtime import Runtime, get_runtime
+from gateway.runtime import Runtime, WriteSession, get_runtime
+from gateway.signing import GatewaySigner
 
 router = APIRouter(prefix="/v1/agencies", tags=["registry"])
 
@@ -76,6 +77,8 @@ RuntimeDep = Annotated[Runtime, Depends(get_runtime)]
 
 
 def _change(runtime: Runtime, change: Callable[[Session, dt.datetime], Any]) -> Any:
+    """For the changes a cache must hear of once committed (status, rate limit): the
+    WriteSession commits only after the endpoint returns, too late to invalidate from it."""
     with runtime.db.transaction() as session:
         return change(session, runtime.clock.now())
 
@@ -98,22 +101,19 @@ async def put_right(
     action: Literal["publish", "subscribe", "query", "read"],
     contract: str,
     runtime: RuntimeDep,
+    session: WriteSession,
     body: RightIn | None = None,
 ) -> Rights:
     """Grant (or change the field view of) a right; recorded in the log."""
-    fields = body.fields if body else None
     changed = await run_in_threadpool(
-        _change,
-        runtime,
-        lambda session, now: rights.grant(
-            session,
-            runtime.signer,
-            agency_id=agency_id,
-            action=action,
-            contract=contract,
-            fields=fields,
-            now=now,
-        ),
+        rights.grant,
+        session,
+        runtime.signer,
+        agency_id=agency_id,
+        action=action,
+        contract=contract,
+        fields=body.fields if body else None,
+        now=runtime.clock.now(),
     )
     return Rights.model_validate(changed)
 
@@ -124,38 +124,57 @@ async def delete_right(
     action: Literal["publish", "subscribe", "query", "read"],
     contract: str,
     runtime: RuntimeDep,
+    session: WriteSession,
 ) -> Rights:
     """Withdraw a right at once; recorded in the log."""
     changed = await run_in_threadpool(
-        _change,
-        runtime,
-        lambda session, now: rights.revoke(
-            session, runtime.signer, agency_id=agency_id, action=action, contract=contract, now=now
-        ),
+        rights.revoke,
+        session,
+        runtime.signer,
+        agency_id=agency_id,
+        action=action,
+        contract=contract,
+        now=runtime.clock.now(),
     )
     return Rights.model_validate(changed)
 
 
+def _scope_granted(
+    session: Session, signer: GatewaySigner, agency_id: str, scope: str, now: dt.datetime
+) -> dict[str, Any]:
+    grant_scopes(session, signer, agency_id, [scope], now)
+    return rights.rights_of(session, agency_id)
+
+
+def _scope_revoked(
+    session: Session, signer: GatewaySigner, agency_id: str, scope: str, now: dt.datetime
+) -> dict[str, Any]:
+    revoke_scope(session, signer, agency_id, scope, now)
+    return rights.rights_of(session, agency_id)
+
+
 @router.put("/{agency_id}/scopes/{scope}", dependencies=[Admin])
-async def put_scope(agency_id: str, scope: str, runtime: RuntimeDep) -> Rights:
+async def put_scope(
+    agency_id: str, scope: str, runtime: RuntimeDep, session: WriteSession
+) -> Rights:
     """Allow the agency's tokens a scope; recorded in the log."""
-
-    def change(session: Session, now: dt.datetime) -> dict[str, Any]:
-        grant_scopes(session, runtime.signer, agency_id, [scope], now)
-        return rights.rights_of(session, agency_id)
-
-    return Rights.model_validate(await run_in_threadpool(_change, runtime, change))
+    now = runtime.clock.now()
+    changed = await run_in_threadpool(
+        _scope_granted, session, runtime.signer, agency_id, scope, now
+    )
+    return Rights.model_validate(changed)
 
 
 @router.delete("/{agency_id}/scopes/{scope}", dependencies=[Admin])
-async def delete_scope(agency_id: str, scope: str, runtime: RuntimeDep) -> Rights:
+async def delete_scope(
+    agency_id: str, scope: str, runtime: RuntimeDep, session: WriteSession
+) -> Rights:
     """Withdraw a scope from new tokens (issued ones expire within their lifetime)."""
-
-    def change(session: Session, now: dt.datetime) -> dict[str, Any]:
-        revoke_scope(session, runtime.signer, agency_id, scope, now)
-        return rights.rights_of(session, agency_id)
-
-    return Rights.model_validate(await run_in_threadpool(_change, runtime, change))
+    now = runtime.clock.now()
+    changed = await run_in_threadpool(
+        _scope_revoked, session, runtime.signer, agency_id, scope, now
+    )
+    return Rights.model_validate(changed)
 
 
 @router.put("/{agency_id}/status", dependencies=[Admin])
