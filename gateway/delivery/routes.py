@@ -38,7 +38,7 @@ from gateway.delivery.webhooks import public_key_text
 from gateway.errors import BadRequest, Forbidden, GatewayError
 from gateway.models import Subscription
 from gateway.queries.service import record_access_alone
-from gateway.runtime import Runtime, get_runtime
+from gateway.runtime import Runtime, WriteSession, get_runtime
 
 router = APIRouter(prefix="/v1/subscriptions", tags=["delivery"])
 RuntimeDep = Annotated[Runtime, Depends(get_runtime)]
@@ -99,29 +99,30 @@ def view_of(sub: Subscription, runtime: Runtime, *, secret: bool = False) -> dic
 
 
 @router.post("", status_code=201, response_model_exclude_unset=True)
-async def create(body: SubscriptionIn, runtime: RuntimeDep, caller: Subscriber) -> SubscriptionOut:
+async def create(
+    body: SubscriptionIn, runtime: RuntimeDep, caller: Subscriber, session: WriteSession
+) -> SubscriptionOut:
     """Subscribe an agency to message types; push to `url`, or pull-only without one. An
     agency (scope `subscribe`) subscribes itself, within its subscribe rights."""
     agency_id = agency_for(caller, body.agency_id)
 
     def run() -> dict[str, Any]:
-        with runtime.db.transaction() as session:
-            sub = subscriptions.create_subscription(
-                session,
-                agency_id=agency_id,
-                url=body.url,
-                types=body.types,
-                now=runtime.clock.now(),
-                allowed_hosts=runtime.settings.delivery.allowed_hosts,
-                region_prefix=body.region_prefix,
-                industry_section=body.industry_section,
-                grade_level=body.grade_level,
-                view=body.view,
-                signing=body.signing,
-                retry_schedule=body.retry_schedule or subscriptions.DEFAULT_SCHEDULE,
-                rate_limit=body.rate_limit,
-            )
-            return view_of(sub, runtime, secret=True)
+        sub = subscriptions.create_subscription(
+            session,
+            agency_id=agency_id,
+            url=body.url,
+            types=body.types,
+            now=runtime.clock.now(),
+            allowed_hosts=runtime.settings.delivery.allowed_hosts,
+            region_prefix=body.region_prefix,
+            industry_section=body.industry_section,
+            grade_level=body.grade_level,
+            view=body.view,
+            signing=body.signing,
+            retry_schedule=body.retry_schedule or subscriptions.DEFAULT_SCHEDULE,
+            rate_limit=body.rate_limit,
+        )
+        return view_of(sub, runtime, secret=True)
 
     return SubscriptionOut.model_validate(await run_in_threadpool(run))
 
@@ -148,7 +149,11 @@ async def list_all(
 
 @router.patch("/{subscription_id}", response_model_exclude_unset=True)
 async def set_status(
-    subscription_id: str, body: SubscriptionStatusIn, runtime: RuntimeDep, caller: Subscriber
+    subscription_id: str,
+    body: SubscriptionStatusIn,
+    runtime: RuntimeDep,
+    caller: Subscriber,
+    session: WriteSession,
 ) -> SubscriptionOut:
     """Pause, disable or re-enable; a re-enabled endpoint catches up in order. An agency
     pauses and resumes (`active`) its own; disabling is the operator's."""
@@ -158,34 +163,36 @@ async def set_status(
         )
 
     def run() -> dict[str, Any]:
-        with runtime.db.transaction() as session:
-            own_or_admin(session, caller, subscription_id)
-            sub = subscriptions.set_status(session, subscription_id, body.status, body.reason)
-            return view_of(sub, runtime)
+        own_or_admin(session, caller, subscription_id)
+        sub = subscriptions.set_status(session, subscription_id, body.status, body.reason)
+        return view_of(sub, runtime)
 
     return SubscriptionOut.model_validate(await run_in_threadpool(run))
 
 
 @router.post("/{subscription_id}/rotate-secret", response_model_exclude_unset=True)
 async def rotate_secret(
-    subscription_id: str, body: RotateIn, runtime: RuntimeDep, caller: Subscriber
+    subscription_id: str,
+    body: RotateIn,
+    runtime: RuntimeDep,
+    caller: Subscriber,
+    session: WriteSession,
 ) -> SubscriptionRotated:
     """New HMAC secret; both are sent (two v1 signatures) during the overlap window."""
 
     def run() -> dict[str, Any]:
-        with runtime.db.transaction() as session:
-            own_or_admin(session, caller, subscription_id)
-            sub = subscriptions.rotate_hmac_secret(
-                session,
-                subscription_id,
-                runtime.clock.now(),
-                dt.timedelta(hours=body.overlap_hours),
-            )
-            return view_of(sub, runtime, secret=True) | {
-                "previous_valid_until": sub.previous_valid_until.isoformat()
-                if sub.previous_valid_until
-                else None
-            }
+        own_or_admin(session, caller, subscription_id)
+        sub = subscriptions.rotate_hmac_secret(
+            session,
+            subscription_id,
+            runtime.clock.now(),
+            dt.timedelta(hours=body.overlap_hours),
+        )
+        return view_of(sub, runtime, secret=True) | {
+            "previous_valid_until": sub.previous_valid_until.isoformat()
+            if sub.previous_valid_until
+            else None
+        }
 
     return SubscriptionRotated.model_validate(await run_in_threadpool(run))
 
@@ -227,11 +234,16 @@ async def get_feed(
 
 
 @router.post("/{subscription_id}/ack")
-async def ack(subscription_id: str, body: AckIn, runtime: RuntimeDep, caller: Subscriber) -> Acked:
+async def ack(
+    subscription_id: str,
+    body: AckIn,
+    runtime: RuntimeDep,
+    caller: Subscriber,
+    session: WriteSession,
+) -> Acked:
     def run() -> int:
-        with runtime.db.transaction() as session:
-            own_or_admin(session, caller, subscription_id)
-            return feed.acknowledge(session, subscription_id, body.index)
+        own_or_admin(session, caller, subscription_id)
+        return feed.acknowledge(session, subscription_id, body.index)
 
     return Acked(acked_index=await run_in_threadpool(run))
 
@@ -250,31 +262,30 @@ async def get_dead(subscription_id: str, runtime: RuntimeDep, caller: Subscriber
 
 @router.post("/{subscription_id}/replay")
 async def post_replay(
-    subscription_id: str, body: ReplayIn, runtime: RuntimeDep, caller: Admin
+    subscription_id: str, body: ReplayIn, runtime: RuntimeDep, caller: Admin, session: WriteSession
 ) -> Replayed:
     """Deliver again by log-index range or time window; the webhook-id stays the same. Each
     delivery replayed gets an attempt row naming the operator and the reason."""
 
     def run() -> int:
-        with runtime.db.transaction() as session:
-            return feed.replay(
-                session,
-                subscription_id,
-                runtime.clock.now(),
-                from_index=body.from_index,
-                to_index=body.to_index,
-                since=body.since,
-                until=body.until,
-                operator=caller.agency_id,
-                reason=body.reason,
-            )
+        return feed.replay(
+            session,
+            subscription_id,
+            runtime.clock.now(),
+            from_index=body.from_index,
+            to_index=body.to_index,
+            since=body.since,
+            until=body.until,
+            operator=caller.agency_id,
+            reason=body.reason,
+        )
 
     return Replayed(replayed=await run_in_threadpool(run))
 
 
 @router.post("/{subscription_id}/skip")
 async def post_skip(
-    subscription_id: str, body: SkipIn, runtime: RuntimeDep, caller: Admin
+    subscription_id: str, body: SkipIn, runtime: RuntimeDep, caller: Admin, session: WriteSession
 ) -> Skipped:
     """Give up on dead or parked deliveries (by log index) for good.
 
@@ -285,15 +296,14 @@ async def post_skip(
     """
 
     def run() -> int:
-        with runtime.db.transaction() as session:
-            return feed.skip(
-                session,
-                subscription_id,
-                body.log_indexes,
-                runtime.clock.now(),
-                operator=caller.agency_id,
-                reason=body.reason,
-            )
+        return feed.skip(
+            session,
+            subscription_id,
+            body.log_indexes,
+            runtime.clock.now(),
+            operator=caller.agency_id,
+            reason=body.reason,
+        )
 
     return Skipped(skipped=await run_in_threadpool(run))
 

@@ -24,7 +24,7 @@ from gateway.measures.schemas import (
     MeasuresInForce,
 )
 from gateway.measures.service import day_asked
-from gateway.runtime import Runtime, get_runtime
+from gateway.runtime import Runtime, WriteSession, get_runtime
 
 router = APIRouter(prefix="/v1", tags=["measures"])
 RuntimeDep = Annotated[Runtime, Depends(get_runtime)]
@@ -81,24 +81,25 @@ async def catalog_history(runtime: RuntimeDep) -> CatalogVersions:
 
 
 @router.put("/measures/catalog", dependencies=[Depends(caller_with("admin"))])
-async def publish_catalog(body: CatalogIn, runtime: RuntimeDep) -> CatalogPublished:
+async def publish_catalog(
+    body: CatalogIn, runtime: RuntimeDep, session: WriteSession
+) -> CatalogPublished:
     """Publish a new catalog version (the whole catalog; validated; recorded in the log). The
     same records as the version in force change nothing."""
 
     def run() -> dict[str, Any]:
-        with runtime.db.transaction() as session:
-            row = catalog_versions.publish_catalog(
-                session,
-                runtime.signer,
-                body.model_dump(exclude_none=True),
-                source="operator",
-                now=runtime.clock.now(),
-            )
-            return {
-                "version": row.version,
-                "sha256": row.sha256,
-                "records": len(catalog_versions.stored_records(row)),
-            }
+        row = catalog_versions.publish_catalog(
+            session,
+            runtime.signer,
+            body.model_dump(exclude_none=True),
+            source="operator",
+            now=runtime.clock.now(),
+        )
+        return {
+            "version": row.version,
+            "sha256": row.sha256,
+            "records": len(catalog_versions.stored_records(row)),
+        }
 
     return CatalogPublished.model_validate(await run_in_threadpool(run))
 

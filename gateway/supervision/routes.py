@@ -15,7 +15,7 @@ from contracts.dates import local_date
 from gateway.access.routes import caller_with
 from gateway.access.tokens import Caller
 from gateway.errors import Conflict
-from gateway.runtime import Runtime, get_runtime
+from gateway.runtime import Runtime, WriteSession, get_runtime
 from gateway.supervision import draws
 from gateway.supervision.plan import plan
 from gateway.supervision.schemas import DrawIn, DrawOut, PublicDraw, RevealIn, SupervisionPlan
@@ -57,21 +57,20 @@ async def supervision_plan(
 
 @router.post("/inspections/draws", status_code=201)
 async def request_draw(
-    body: DrawIn, runtime: RuntimeDep, caller: Supervisor, response: Response
+    body: DrawIn, runtime: RuntimeDep, caller: Supervisor, response: Response, session: WriteSession
 ) -> DrawOut:
     """Commit a draw request to the log. The draw is made when the requester reveals its
     secret after the first signed checkpoint covering the request (`…/reveal`)."""
 
     def run() -> tuple[dict[str, Any], bool]:
-        with runtime.db.transaction() as session:
-            row, new = draws.request_draw(
-                session,
-                runtime.signer,
-                caller.agency_id,
-                body.model_dump(exclude_none=True),
-                runtime.clock.now(),
-            )
-            return draws.describe(row, session), new
+        row, new = draws.request_draw(
+            session,
+            runtime.signer,
+            caller.agency_id,
+            body.model_dump(exclude_none=True),
+            runtime.clock.now(),
+        )
+        return draws.describe(row, session), new
 
     found, new = await run_in_threadpool(run)
     if not new:
