@@ -209,7 +209,17 @@ def create_app(
         """The gateway's public keys (RFC 7517); receipts and log entries verify against them."""
         return Jwks.model_validate(runtime.signer.jwks())
 
-    @app.get("/metrics", tags=["health"], response_class=Response)
+    @app.get(
+        "/metrics",
+        tags=["health"],
+        response_class=Response,
+        responses={
+            200: {
+                "description": "Prometheus text exposition format",
+                "content": {"text/plain": {"schema": {"type": "string"}}},
+            }
+        },
+    )
     async def metrics(request: Request) -> Response:
         """Prometheus metrics: publish counters and latency, log, delivery and witness gauges."""
         body = await run_in_threadpool(request.app.state.metrics.render)

@@ -174,7 +174,19 @@ async def list_snapshots(runtime: RuntimeDep, caller: Subscriber) -> Snapshots:
     )
 
 
-@router.get("/market_regulator/snapshots/{name}", response_class=FileResponse)
+@router.get(
+    "/market_regulator/snapshots/{name}",
+    response_class=FileResponse,
+    responses={
+        200: {
+            "description": "the snapshot's NDJSON, or its signed manifest (a compact JWS)",
+            "content": {
+                "application/x-ndjson": {"schema": {"type": "string"}},
+                "application/jose": {"schema": {"type": "string"}},
+            },
+        }
+    },
+)
 async def get_snapshot_file(name: str, runtime: RuntimeDep, caller: Subscriber) -> Response:
     """A snapshot's NDJSON (`<size>.ndjson`) or its signed manifest (`<size>.manifest.jws`),
     for whom may list them; each download is recorded. A download is a stream like a ledger

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 View = Literal["raw", "fields", "hashes"]
 VIEW = (
@@ -33,6 +33,23 @@ class WitnessReport(BaseModel):
 
 
 class InclusionProof(BaseModel):
+    # an answer of the gateway's (docs/protocol.md §3), its path cut to two hashes
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "index": 1000,
+                    "tree_size": 1010,
+                    "leaf_hash": "328f91d970bba2df2a4cd429af9f8dd244441ccfc722e08d9ec7357364082463",
+                    "inclusion_path": [
+                        "7d92aabee7b27d24d78811f1add01b3470001e5916d85e22bb6a99bb6d1cac78",
+                        "8da5f8e0a37f355f821ba98bc186ac22ec5d0199c2c5919d6233263050dbc981",
+                    ],
+                }
+            ]
+        }
+    )
+
     index: int
     tree_size: int
     leaf_hash: str = Field(description="hex SHA-256 of 0x00 || the leaf (RFC 6962)")
