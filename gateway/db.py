@@ -279,11 +279,12 @@ class Database:
             with self.sessions.begin() as session:
                 yield session
 
-    def unit_of_work(self) -> UnitOfWork:
-        """A write transaction that begins at its session's first statement: a request's
-        (gateway.runtime.write_session), whose session is made on the event loop, used in a
-        worker thread and ended in another."""
-        return UnitOfWork(self)
+    def unit_of_work(self, *, read_only: bool = False) -> UnitOfWork:
+        """A transaction that begins at its session's first statement: a request's
+        (gateway.runtime.write_session, read_session), whose session is made on the event
+        loop, used in a worker thread and ended in another. `read_only`: as `reader()`, on
+        the readers' engine, beside the writer."""
+        return UnitOfWork(self, read_only=read_only)
 
     @contextmanager
     def reader(self) -> Iterator[Session]:
@@ -325,11 +326,11 @@ class UnitOfWork:
     held while a thread waits for a worker thread: with every worker blocked on the lock,
     that would never end), and a lost database file is refused before anything is written."""
 
-    def __init__(self, db: Database) -> None:
-        self.session = db.sessions()
+    def __init__(self, db: Database, *, read_only: bool = False) -> None:
+        self.session = db._read_sessions() if read_only else db.sessions()
         self._db = db
         self._locked = False
-        if db.is_sqlite:
+        if db.is_sqlite and not read_only:
             event.listen(self.session, "after_transaction_create", self._lock)
 
     def _lock(self, session: Session, transaction: Any) -> None:

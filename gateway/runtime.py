@@ -4,6 +4,7 @@ lifespan; resources only (publishing's orchestration is gateway.publishing.orche
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Annotated
 
@@ -14,7 +15,7 @@ from sqlalchemy.orm import Session
 from gateway.access.ratelimit import RateLimiter
 from gateway.access.refusals import Refusals
 from gateway.clock import Clock, SystemClock
-from gateway.db import Database
+from gateway.db import Database, UnitOfWork
 from gateway.publishing.verify import KeyCache
 from gateway.settings import Settings
 from gateway.signing import GatewaySigner, load_gateway_signer
@@ -81,7 +82,23 @@ async def write_session(request: Request) -> AsyncIterator[Session]:
     the lock, and with every worker waiting for the lock that never ends. The session ends
     in a thread of its own, as FastAPI ends a plain dependency's."""
     runtime: Runtime = request.app.state.runtime
-    work = runtime.db.unit_of_work()
+    async with _ended_off_loop(runtime.db.unit_of_work()) as session:
+        yield session
+
+
+async def read_session(request: Request) -> AsyncIterator[Session]:
+    """The request's read-only transaction (`ReadSession`), on the readers' engine (on
+    SQLite beside the writer, WAL): as `write_session`, one hop to the thread pool, and
+    ended once the answer is made."""
+    runtime: Runtime = request.app.state.runtime
+    async with _ended_off_loop(runtime.db.unit_of_work(read_only=True)) as session:
+        yield session
+
+
+@asynccontextmanager
+async def _ended_off_loop(work: UnitOfWork) -> AsyncIterator[Session]:
+    """`work.session`, then `work.end` in a thread of its own (shielded from cancellation:
+    the SQLite writer lock must always be given back)."""
     try:
         yield work.session
     except BaseException as exc:
@@ -93,3 +110,4 @@ async def write_session(request: Request) -> AsyncIterator[Session]:
 
 
 WriteSession = Annotated[Session, Depends(write_session, scope="function")]
+ReadSession = Annotated[Session, Depends(read_session, scope="function")]

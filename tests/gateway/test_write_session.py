@@ -17,7 +17,7 @@ from starlette.concurrency import run_in_threadpool
 
 from gateway.errors import Conflict, install_error_handlers
 from gateway.models import WitnessStatus
-from gateway.runtime import Runtime, WriteSession
+from gateway.runtime import ReadSession, Runtime, WriteSession
 
 
 class Named(BaseModel):
@@ -43,6 +43,13 @@ def app_over(runtime: Runtime) -> FastAPI:
         await run_in_threadpool(write, session, name)
         raise Conflict("refused", "written, then refused")
 
+    def read(session: Session) -> list[str]:
+        return sorted(session.scalars(select(WitnessStatus.name)))
+
+    @app.get("/witnesses")
+    async def listed(session: ReadSession) -> list[str]:
+        return await run_in_threadpool(read, session)
+
     @app.get("/untouched")
     async def untouched(session: WriteSession) -> Named:
         return Named(name="none")
@@ -66,6 +73,7 @@ def test_committed_before_the_answer_and_rolled_back_on_a_refusal(runtime: Runti
     with runtime.db.transaction() as session:  # the writer lock was given back each time
         session.add(WitnessStatus(name="w3", cosigned_size=0))
     assert names(runtime) == ["w1", "w3"]
+    assert client.get("/witnesses").json() == ["w1", "w3"]  # ReadSession: the readers' engine
 
 
 def test_many_writers_at_once_all_commit(runtime: Runtime) -> None:
