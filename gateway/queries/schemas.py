@@ -14,8 +14,6 @@ ATTESTATION = "gateway-signed compact JWS over the answer and the log size"
 
 def _purpose_required(schema: dict[str, Any]) -> None:
     schema["required"] = [*schema.get("required", []), "purpose"]
-    # the enterprise and purpose of docs/protocol.md's examples
-    schema["examples"] = [{"codes": ["91350203AY4CL12T2P"], "purpose": "贷前审查 loan 2026-1207"}]
 
 
 class BatchQuery(BaseModel):
