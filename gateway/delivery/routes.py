@@ -38,7 +38,7 @@ from gateway.delivery.webhooks import public_key_text
 from gateway.errors import BadRequest, Forbidden, GatewayError
 from gateway.models import Subscription
 from gateway.queries.service import record_access_alone
-from gateway.runtime import Runtime, WriteSession, get_runtime
+from gateway.runtime import ReadSession, Runtime, WriteSession, get_runtime
 
 router = APIRouter(prefix="/v1/subscriptions", tags=["delivery"])
 RuntimeDep = Annotated[Runtime, Depends(get_runtime)]
@@ -129,19 +129,18 @@ async def create(
 
 @router.get("")
 async def list_all(
-    runtime: RuntimeDep, caller: Subscriber, agency_id: str | None = None
+    session: ReadSession, runtime: RuntimeDep, caller: Subscriber, agency_id: str | None = None
 ) -> SubscriptionList:
     """Subscriptions with their delivery counts: an agency's own, or (operators) anyone's."""
     if "admin" not in caller.scopes:
         agency_id = caller.agency_id
 
     def run() -> dict[str, Any]:
-        with runtime.db.reader() as session:
-            counts = feed.delivery_counts(session)
-            items = [
-                view_of(s, runtime) | {"deliveries": counts.get(s.id, {})}
-                for s in subscriptions.list_subscriptions(session, agency_id)
-            ]
+        counts = feed.delivery_counts(session)
+        items = [
+            view_of(s, runtime) | {"deliveries": counts.get(s.id, {})}
+            for s in subscriptions.list_subscriptions(session, agency_id)
+        ]
         return {"items": items}
 
     return SubscriptionList.model_validate(await run_in_threadpool(run))
@@ -249,13 +248,14 @@ async def ack(
 
 
 @router.get("/{subscription_id}/dead-letters")
-async def get_dead(subscription_id: str, runtime: RuntimeDep, caller: Subscriber) -> DeadLetters:
+async def get_dead(
+    session: ReadSession, subscription_id: str, runtime: RuntimeDep, caller: Subscriber
+) -> DeadLetters:
     """The subscription's dead deliveries (its own agency's, or any for operators)."""
 
     def run() -> dict[str, Any]:
-        with runtime.db.reader() as session:
-            own_or_admin(session, caller, subscription_id)
-            return {"items": feed.dead_letters(session, subscription_id)}
+        own_or_admin(session, caller, subscription_id)
+        return {"items": feed.dead_letters(session, subscription_id)}
 
     return DeadLetters.model_validate(await run_in_threadpool(run))
 
@@ -314,12 +314,13 @@ messages_router = APIRouter(prefix="/v1/messages", tags=["delivery"])
 @messages_router.get(
     "/{message_id}/consumer-receipts", dependencies=[Depends(caller_with("admin"))]
 )
-async def consumer_receipts(message_id: str, runtime: RuntimeDep) -> ConsumerReceipts:
+async def consumer_receipts(
+    session: ReadSession, message_id: str, runtime: RuntimeDep
+) -> ConsumerReceipts:
     """Receivers' signed acknowledgements of this message, verified when they arrived."""
 
     def run() -> list[dict[str, Any]]:
-        with runtime.db.reader() as session:
-            return receipts_for(session, message_id)
+        return receipts_for(session, message_id)
 
     receipts = await run_in_threadpool(run)
     return ConsumerReceipts.model_validate({"message_id": message_id.lower(), "receipts": receipts})

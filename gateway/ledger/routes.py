@@ -20,7 +20,7 @@ from gateway.ledger.service import (
     ledger_summary,
     list_ledger,
 )
-from gateway.runtime import Runtime, get_runtime
+from gateway.runtime import ReadSession, Runtime, get_runtime
 from gateway.streaming import csv_stream
 
 router = APIRouter(prefix="/v1", tags=["ledgers"])
@@ -50,6 +50,7 @@ def ledger_filter(
 
 @router.get("/ledgers/{ledger}", dependencies=[Depends(caller_with("ledger.read"))])
 async def get_ledger(
+    session: ReadSession,
     flt: Annotated[LedgerFilter, Depends(ledger_filter)],
     runtime: Annotated[Runtime, Depends(get_runtime)],
     after: Annotated[
@@ -61,9 +62,8 @@ async def get_ledger(
     A filter value no row could have is refused (400 invalid_filter)."""
 
     def load() -> dict[str, Any]:
-        with runtime.db.reader() as session:
-            page = list_ledger(session, flt, after=after, limit=limit)
-            items = [enterprise_row(r, flt.on) for r in page.rows]
+        page = list_ledger(session, flt, after=after, limit=limit)
+        items = [enterprise_row(r, flt.on) for r in page.rows]
         return {
             "ledger": flt.ledger,
             "on": flt.on.isoformat(),
@@ -127,6 +127,7 @@ async def export_ledger(
 
 @router.get("/ledgers/{ledger}/summary", dependencies=[Depends(caller_with("ledger.read"))])
 async def get_summary(
+    session: ReadSession,
     flt: Annotated[LedgerFilter, Depends(ledger_filter)],
     runtime: Annotated[Runtime, Depends(get_runtime)],
     by: Annotated[str, Query(description="region | industry | grade")] = "region",
@@ -136,8 +137,7 @@ async def get_summary(
     (新增 / 达标 / 未达标) on the day."""
 
     def load() -> dict[str, Any]:
-        with runtime.db.reader() as session:
-            rows = ledger_summary(session, flt, by)
+        rows = ledger_summary(session, flt, by)
         groups: dict[str, dict[str, int]] = {}
         for key, status, n in rows:
             groups.setdefault(key, {})[status] = n
@@ -159,27 +159,26 @@ async def get_summary(
     "/enterprises/{code}/ledger-history", dependencies=[Depends(caller_with("ledger.read"))]
 )
 async def get_history(
-    code: str, runtime: Annotated[Runtime, Depends(get_runtime)]
+    session: ReadSession, code: str, runtime: Annotated[Runtime, Depends(get_runtime)]
 ) -> LedgerHistory:
     """Every ledger movement of one enterprise: who, when, which message, why."""
 
     def load() -> list[dict[str, Any]]:
-        with runtime.db.reader() as session:
-            return [
-                {
-                    "ledger": c.ledger,
-                    "change": c.change,
-                    "from_status": c.from_status,
-                    "to_status": c.to_status,
-                    "from_level": c.from_level,
-                    "to_level": c.to_level,
-                    "actor": c.actor,
-                    "at": c.at.isoformat(),
-                    "message_id": c.message_id,
-                    "log_index": c.log_index,
-                    "reason": c.reason,
-                }
-                for c in ledger_history(session, code)
-            ]
+        return [
+            {
+                "ledger": c.ledger,
+                "change": c.change,
+                "from_status": c.from_status,
+                "to_status": c.to_status,
+                "from_level": c.from_level,
+                "to_level": c.to_level,
+                "actor": c.actor,
+                "at": c.at.isoformat(),
+                "message_id": c.message_id,
+                "log_index": c.log_index,
+                "reason": c.reason,
+            }
+            for c in ledger_history(session, code)
+        ]
 
     return LedgerHistory.model_validate({"uscc": code, "changes": await run_in_threadpool(load)})

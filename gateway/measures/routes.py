@@ -24,7 +24,7 @@ from gateway.measures.schemas import (
     MeasuresInForce,
 )
 from gateway.measures.service import day_asked
-from gateway.runtime import Runtime, WriteSession, get_runtime
+from gateway.runtime import ReadSession, Runtime, WriteSession, get_runtime
 
 router = APIRouter(prefix="/v1", tags=["measures"])
 RuntimeDep = Annotated[Runtime, Depends(get_runtime)]
@@ -36,6 +36,7 @@ def _day(on: str | None, runtime: Runtime) -> dt.date:
 
 @router.get("/measures")
 async def catalog(
+    session: ReadSession,
     runtime: RuntimeDep,
     region: Annotated[str, Query(pattern=r"^\d{6}$", description="six-digit division code")],
     on: Annotated[str | None, Query(description="date (default: today)")] = None,
@@ -46,9 +47,8 @@ async def catalog(
     day = _day(on, runtime)
 
     def load() -> dict[str, Any]:
-        with runtime.db.reader() as session:
-            found = catalog_versions.latest(session)
-            catalog = catalog_versions.active_catalog(session) or shipped_document()
+        found = catalog_versions.latest(session)
+        catalog = catalog_versions.active_catalog(session) or shipped_document()
         measures = in_force(region, day, catalog.measures)
         products = [
             rule.as_dict()
@@ -70,12 +70,11 @@ async def catalog(
 
 
 @router.get("/measures/catalog")
-async def catalog_history(runtime: RuntimeDep) -> CatalogVersions:
+async def catalog_history(session: ReadSession, runtime: RuntimeDep) -> CatalogVersions:
     """Every catalog version (the newest is in force), each also a log entry."""
 
     def load() -> dict[str, Any]:
-        with runtime.db.reader() as session:
-            return {"versions": catalog_versions.versions(session)}
+        return {"versions": catalog_versions.versions(session)}
 
     return CatalogVersions.model_validate(await run_in_threadpool(load))
 
@@ -106,6 +105,7 @@ async def publish_catalog(
 
 @router.get("/messages/{message_id}/feedback", dependencies=[Depends(caller_with("admin"))])
 async def decision_feedback(
+    session: ReadSession,
     message_id: str,
     runtime: RuntimeDep,
     deadline_working_days: Annotated[int, Query(ge=1, le=60)] = 5,
@@ -115,14 +115,14 @@ async def decision_feedback(
     today = local_date(runtime.clock.now())
 
     def load() -> dict[str, Any]:
-        with runtime.db.reader() as session:
-            return feedback_for(session, message_id, today, deadline_working_days)
+        return feedback_for(session, message_id, today, deadline_working_days)
 
     return DecisionFeedback.model_validate(await run_in_threadpool(load))
 
 
 @router.get("/feedback", dependencies=[Depends(caller_with("admin"))])
 async def feedback_overview(
+    session: ReadSession,
     runtime: RuntimeDep,
     agency_id: Annotated[str | None, Query(description="one agency's feedback only")] = None,
     overdue: Annotated[bool, Query(description="list only the overdue pairs")] = False,
@@ -135,14 +135,13 @@ async def feedback_overview(
     today = local_date(runtime.clock.now())
 
     def load() -> dict[str, Any]:
-        with runtime.db.reader() as session:
-            return feedback_owed(
-                session,
-                today,
-                deadline_working_days,
-                agency_id=agency_id,
-                overdue_only=overdue,
-                limit=limit,
-            )
+        return feedback_owed(
+            session,
+            today,
+            deadline_working_days,
+            agency_id=agency_id,
+            overdue_only=overdue,
+            limit=limit,
+        )
 
     return FeedbackOverview.model_validate(await run_in_threadpool(load))

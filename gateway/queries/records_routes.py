@@ -11,13 +11,14 @@ from starlette.concurrency import run_in_threadpool
 from gateway.access.routes import caller_with
 from gateway.queries.schemas import AccessRecords
 from gateway.queries.service import list_access_records
-from gateway.runtime import Runtime, get_runtime
+from gateway.runtime import ReadSession, Runtime, get_runtime
 
 router = APIRouter(prefix="/v1/access-records", tags=["queries"])
 
 
 @router.get("", dependencies=[Depends(caller_with("admin"))])
 async def get_access_records(
+    session: ReadSession,
     runtime: Annotated[Runtime, Depends(get_runtime)],
     refused: Annotated[bool, Query(description="only the refusals")] = False,
     agency_id: Annotated[str | None, Query(max_length=64)] = None,
@@ -33,15 +34,14 @@ async def get_access_records(
     seconds."""
 
     def read() -> list[dict[str, Any]]:
-        with runtime.db.reader() as session:
-            return list_access_records(
-                session,
-                refused=refused,
-                agency_id=agency_id,
-                address=address,
-                before=before,
-                limit=limit,
-            )
+        return list_access_records(
+            session,
+            refused=refused,
+            agency_id=agency_id,
+            address=address,
+            before=before,
+            limit=limit,
+        )
 
     items = await run_in_threadpool(read)
     next_page = items[-1]["id"] if len(items) == limit else None

@@ -25,7 +25,7 @@ from gateway.registry.schemas import (
     Rights,
 )
 from gateway.registry.service import list_agencies, set_agency_status
-from gateway.runtime import Runtime, WriteSession, get_runtime
+from gateway.runtime import ReadSession, Runtime, WriteSession, get_runtime
 from gateway.signing import GatewaySigner
 
 router = APIRouter(prefix="/v1/agencies", tags=["registry"])
@@ -84,13 +84,12 @@ def _change(runtime: Runtime, change: Callable[[Session, dt.datetime], Any]) -> 
 
 
 @router.get("/{agency_id}/rights", dependencies=[Admin])
-async def get_rights(agency_id: str, runtime: RuntimeDep) -> Rights:
+async def get_rights(session: ReadSession, agency_id: str, runtime: RuntimeDep) -> Rights:
     """What the agency may publish, subscribe to (with field views) and query, its token
     scopes and its rate limit."""
 
     def read() -> dict[str, Any]:
-        with runtime.db.reader() as session:
-            return rights.rights_of(session, agency_id)
+        return rights.rights_of(session, agency_id)
 
     return Rights.model_validate(await run_in_threadpool(read))
 

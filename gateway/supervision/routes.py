@@ -15,7 +15,7 @@ from contracts.dates import local_date
 from gateway.access.routes import caller_with
 from gateway.access.tokens import Caller
 from gateway.errors import Conflict
-from gateway.runtime import Runtime, WriteSession, get_runtime
+from gateway.runtime import ReadSession, Runtime, WriteSession, get_runtime
 from gateway.supervision import draws
 from gateway.supervision.plan import plan
 from gateway.supervision.schemas import DrawIn, DrawOut, PublicDraw, RevealIn, SupervisionPlan
@@ -28,6 +28,7 @@ Supervisor = Annotated[Caller, Depends(caller_with("supervise"))]
 
 @router.get("/supervision/plan")
 async def supervision_plan(
+    session: ReadSession,
     runtime: RuntimeDep,
     caller: Supervisor,
     region: Annotated[str, Query(min_length=1, max_length=6, description="division prefix")],
@@ -41,16 +42,15 @@ async def supervision_plan(
     today = local_date(runtime.clock.now())
 
     def load() -> dict[str, Any]:
-        with runtime.db.reader() as session:
-            return plan(
-                session,
-                region=region,
-                year=year,
-                today=today,
-                behind_only=behind_only,
-                after=after,
-                limit=limit,
-            )
+        return plan(
+            session,
+            region=region,
+            year=year,
+            today=today,
+            behind_only=behind_only,
+            after=after,
+            limit=limit,
+        )
 
     return SupervisionPlan.model_validate(await run_in_threadpool(load))
 
@@ -79,12 +79,13 @@ async def request_draw(
 
 
 @router.get("/inspections/draws/{draw_id}")
-async def get_draw(draw_id: str, runtime: RuntimeDep, caller: Supervisor) -> DrawOut:
+async def get_draw(
+    session: ReadSession, draw_id: str, runtime: RuntimeDep, caller: Supervisor
+) -> DrawOut:
     """A draw: its request, status, seed checkpoint and result."""
 
     def load() -> dict[str, Any]:
-        with runtime.db.reader() as session:
-            return draws.describe(draws.get_draw(session, draw_id), session)
+        return draws.describe(draws.get_draw(session, draw_id), session)
 
     return DrawOut.model_validate(await run_in_threadpool(load))
 
@@ -144,12 +145,11 @@ async def void_overdue_forever(runtime: Runtime, interval: float = 60.0) -> None
 
 
 @router.get("/inspections/draws/{draw_id}/public")
-async def public_draw(draw_id: str, runtime: RuntimeDep) -> PublicDraw:
+async def public_draw(session: ReadSession, draw_id: str, runtime: RuntimeDep) -> PublicDraw:
     """一公开: who a completed draw selected, once its period is over (public)."""
     today = local_date(runtime.clock.now())
 
     def load() -> dict[str, Any]:
-        with runtime.db.reader() as session:
-            return draws.public_part(session, draws.get_draw(session, draw_id), today)
+        return draws.public_part(session, draws.get_draw(session, draw_id), today)
 
     return PublicDraw.model_validate(await run_in_threadpool(load))

@@ -12,7 +12,7 @@ from starlette.concurrency import run_in_threadpool
 from gateway.access.routes import caller_with
 from gateway.access.tokens import Caller
 from gateway.errors import BadRequest, NotFound
-from gateway.runtime import Runtime, get_runtime
+from gateway.runtime import ReadSession, Runtime, get_runtime
 from gateway.transparency import service
 from gateway.transparency.checkpoints import latest_checkpoint, latest_cosigned, with_cosignatures
 from gateway.transparency.schemas import (
@@ -73,6 +73,7 @@ async def get_vkey(runtime: RuntimeDep) -> PlainTextResponse:
 
 @router.get("/v1/log/proofs/inclusion")
 async def get_inclusion(
+    session: ReadSession,
     runtime: RuntimeDep,
     tree_size: Annotated[int, Query(ge=1, description="size of the tree the proof is for")],
     index: Annotated[int | None, Query(ge=0)] = None,
@@ -81,19 +82,19 @@ async def get_inclusion(
     """RFC 6962 inclusion proof (audit path, leaf sibling first) by index or message id."""
 
     def load() -> dict[str, Any]:
-        with runtime.db.reader() as session:
-            idx = index
-            if idx is None:
-                if message_id is None:
-                    raise BadRequest("invalid_request", "give index or message_id")
-                idx = service.index_of(session, message_id)
-            return service.inclusion(session, idx, tree_size)
+        idx = index
+        if idx is None:
+            if message_id is None:
+                raise BadRequest("invalid_request", "give index or message_id")
+            idx = service.index_of(session, message_id)
+        return service.inclusion(session, idx, tree_size)
 
     return InclusionProof.model_validate(await run_in_threadpool(load))
 
 
 @router.get("/v1/log/proofs/consistency")
 async def get_consistency(
+    session: ReadSession,
     runtime: RuntimeDep,
     first: Annotated[int, Query(ge=1)],
     second: Annotated[int, Query(ge=1)],
@@ -101,14 +102,14 @@ async def get_consistency(
     """RFC 6962 consistency proof between two tree sizes."""
 
     def load() -> dict[str, Any]:
-        with runtime.db.reader() as session:
-            return service.consistency(session, first, second)
+        return service.consistency(session, first, second)
 
     return ConsistencyProof.model_validate(await run_in_threadpool(load))
 
 
 @router.get("/v1/log/entries", response_model_exclude_unset=True)
 async def get_entries(
+    session: ReadSession,
     runtime: RuntimeDep,
     caller: LedgerReader,
     start: Annotated[int, Query(ge=0)],
@@ -119,8 +120,7 @@ async def get_entries(
     for the type, or its own); of the others what its subscribe view shows, or only hashes."""
 
     def load() -> list[dict[str, Any]]:
-        with runtime.db.reader() as session:
-            return service.entries(session, start, end, reader_of(session, caller.agency_id))
+        return service.entries(session, start, end, reader_of(session, caller.agency_id))
 
     return LogEntries.model_validate({"entries": await run_in_threadpool(load)})
 
