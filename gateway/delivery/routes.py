@@ -127,7 +127,7 @@ async def create(
     return SubscriptionOut.model_validate(await run_in_threadpool(run))
 
 
-@router.get("")
+@router.get("", response_model_exclude_unset=True)
 async def list_all(
     session: ReadSession, runtime: RuntimeDep, caller: Subscriber, agency_id: str | None = None
 ) -> SubscriptionList:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import ast
 import re
 import tempfile
+import typing
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -19,6 +20,7 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 from openapi_spec_validator import validate
+from pydantic import BaseModel
 
 from gateway.app import create_app
 from gateway.settings import Settings
@@ -77,6 +79,50 @@ def test_every_operation_documents_its_problems(document: dict[str, Any]) -> Non
         problems = operation["responses"].get("4XX", {}).get("content", {})
         assert "application/problem+json" in problems, f"{method.upper()} {path}"
     assert "HTTPValidationError" not in document["components"]["schemas"]
+
+
+def _optional_members(model: Any, seen: set[type]) -> list[str]:
+    """The members of `model` (and the models inside it) that an answer may leave out."""
+    found = []
+    for arg in typing.get_args(model):
+        found += _optional_members(arg, seen)
+    if isinstance(model, type) and issubclass(model, BaseModel) and model not in seen:
+        seen.add(model)
+        for name, member in model.model_fields.items():
+            if not member.is_required():
+                found.append(f"{model.__name__}.{name}")
+            found += _optional_members(member.annotation, seen)
+    return found
+
+
+def test_an_answer_leaves_out_what_it_does_not_have(tmp_path: Path) -> None:
+    """A model with members that an answer may lack is served with `exclude_unset`: the
+    member stays absent, as before the models, instead of appearing as null. (The standing
+    query and the batch publish send their own bytes: their models only document them.)"""
+    app = create_app(Settings(data_dir=tmp_path, database_url="sqlite://"))
+    own_bytes = {("GET", "/v1/enterprises/{code}"), ("POST", "/v1/messages/batch")}
+    wrong = [
+        f"{method} {route.path}: {members[:3]}"
+        for route in _routes(app.routes)
+        for method in sorted(getattr(getattr(route, "original_route", route), "methods", ()))
+        if (members := _optional_members(getattr(route, "response_model", None), set()))
+        and not getattr(route, "response_model_exclude_unset", False)
+        and (method, route.path) not in own_bytes
+    ]
+    assert wrong == []
+
+
+def _routes(routes: list[Any]) -> Iterator[Any]:
+    """Every route of the app, through FastAPI's included routers."""
+    for route in routes:
+        if hasattr(route, "effective_candidates"):
+            for candidate in route.effective_candidates():
+                if hasattr(candidate, "effective_candidates"):
+                    yield from _routes([candidate])
+                else:
+                    yield candidate
+        else:
+            yield route
 
 
 def test_every_operation_has_a_unique_id(document: dict[str, Any]) -> None:
