@@ -20,7 +20,7 @@ from gateway.publishing.orchestration import publish
 from gateway.publishing.schemas import BatchIn, BatchOut, ReceiptOut, StoredMessage
 from gateway.publishing.service import Outcome, Publisher
 from gateway.routing import DirectRoute
-from gateway.runtime import Runtime, get_runtime
+from gateway.runtime import ReadSession, Runtime, get_runtime
 from gateway.transparency.views import reader_of
 
 router = APIRouter(prefix="/v1/messages", tags=["publishing"])
@@ -169,6 +169,7 @@ async def publish_messages(request: Request) -> Response:
 
 @router.get("/{message_id}", response_model_exclude_unset=True)
 async def get_message(
+    session: ReadSession,
     message_id: str,
     runtime: Annotated[Runtime, Depends(get_runtime)],
     caller: Annotated[Caller, Depends(caller_with("ledger.read"))],
@@ -179,20 +180,19 @@ async def get_message(
     `hashes`). Its inclusion proof is public: `GET /v1/log/proofs/inclusion?index=`."""
 
     def load() -> dict[str, Any] | None:
-        with runtime.db.reader() as session:
-            entry = session.scalars(
-                select(LogEntry).where(LogEntry.message_id == message_id.lower())
-            ).first()
-            if entry is None:
-                return None
-            reader = reader_of(session, caller.agency_id)
-            return {
-                "message_id": entry.message_id,
-                "index": entry.idx,
-                "kind": entry.kind,
-                "leaf_hash": entry.leaf_hash.hex(),
-                **reader.facts(entry),
-            }
+        entry = session.scalars(
+            select(LogEntry).where(LogEntry.message_id == message_id.lower())
+        ).first()
+        if entry is None:
+            return None
+        reader = reader_of(session, caller.agency_id)
+        return {
+            "message_id": entry.message_id,
+            "index": entry.idx,
+            "kind": entry.kind,
+            "leaf_hash": entry.leaf_hash.hex(),
+            **reader.facts(entry),
+        }
 
     shown = await run_in_threadpool(load)
     if shown is None:
