@@ -94,7 +94,9 @@ def test_a_read_right_is_granted_like_the_others_and_logged(
     assert (whole["view"], whole["jws"]) == ("raw", listed["token"])
     with runtime.db.reader() as session:
         entry = session.scalars(
-            select(LogEntry.jws).where(LogEntry.type == "gateway.rights.granted")
+            select(LogEntry.jws)
+            .where(LogEntry.type == "gateway.rights.granted")
+            .order_by(LogEntry.idx)  # the last one granted: rows have no order without it
         ).all()[-1]
     assert json.loads(parse_compact(entry).payload)["data"] == {
         "agency_id": "fj-cib",
