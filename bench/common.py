@@ -15,9 +15,9 @@ import httpx
 from sqlalchemy import func, select
 
 from gateway.access.assertion import request_token
-from gateway.access.tokens import grant_scopes
 from gateway.models import Delivery
 from gateway.registry import rights, service
+from gateway.registry.scopes import grant_scopes
 from gateway.runtime import Runtime
 from gateway.settings import Settings
 from keys.suites import SigningKey, get_suite

@@ -22,12 +22,12 @@ from fastapi.testclient import TestClient
 from populate import code_of, fresh_database, populate
 from sqlalchemy import insert, select
 
-from gateway.access.tokens import grant_scopes
 from gateway.app import create_app
 from gateway.console.sessions import issue_link
 from gateway.delivery.health import count_attempts
 from gateway.models import Delivery, DeliveryAttempt, LogEntry, Subscription
 from gateway.registry import service
+from gateway.registry.scopes import grant_scopes
 from gateway.runtime import Runtime
 from gateway.settings import DeliverySettings, Settings
 from gateway.signing import ensure_gateway_keys

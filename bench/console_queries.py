@@ -22,8 +22,8 @@ from gateway.console.overview import overview, start_of_day
 from gateway.delivery import health
 from gateway.ledger import service as ledgers
 from gateway.measures.feedback import feedback_owed
-from gateway.metrics import outbox_lag_seconds
 from gateway.models import LogEntry
+from gateway.observability.metrics import outbox_lag_seconds
 from gateway.runtime import Runtime
 from gateway.settings import DeliverySettings, Settings
 from gateway.signing import ensure_gateway_keys

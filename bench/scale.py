@@ -50,10 +50,10 @@ from publish import free_port  # noqa: E402
 from query import PURPOSE, Server, prepare  # noqa: E402
 
 from contracts.uscc import complete_uscc  # noqa: E402
-from gateway.access.tokens import grant_scopes  # noqa: E402
 from gateway.delivery.subscriptions import create_subscription  # noqa: E402
 from gateway.models import Delivery  # noqa: E402
 from gateway.registry import rights, service  # noqa: E402
+from gateway.registry.scopes import grant_scopes  # noqa: E402
 from gateway.runtime import Runtime  # noqa: E402
 from gateway.settings import Settings  # noqa: E402
 from keys.jws import sign_compact  # noqa: E402

@@ -24,11 +24,11 @@ from gateway.access.refusals import flush_forever
 from gateway.access.routes import router as access_router
 from gateway.apidocs import install_api_docs
 from gateway.bodies import BodyLimit, body_limits
+from gateway.catalog.routes import router as contracts_router
 from gateway.clock import Clock
 from gateway.connectors.routes import router as connectors_router
 from gateway.connectors.routes import snapshot_forever
 from gateway.console import install_console
-from gateway.contracts_routes import router as contracts_router
 from gateway.db import DatabaseFileLost
 from gateway.delivery.health_routes import router as delivery_health_router
 from gateway.delivery.routes import messages_router as receipts_router
@@ -39,8 +39,8 @@ from gateway.ledger.routes import router as ledger_router
 from gateway.logs import RequestContextMiddleware, configure_logging
 from gateway.measures.catalog import record_shipped
 from gateway.measures.routes import router as measures_router
-from gateway.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
-from gateway.metrics import Metrics, outbox_lag_seconds
+from gateway.observability.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
+from gateway.observability.metrics import Metrics, outbox_lag_seconds
 from gateway.publishing.orchestration import publish
 from gateway.publishing.routes import publish_message
 from gateway.publishing.routes import router as publishing_router

@@ -12,7 +12,7 @@ from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from contracts.uscc import make_uscc
+from contracts.uscc import complete_uscc
 from keys.draw_records import (
     COMPLETED_TYPE,
     REQUESTED_TYPE,
@@ -45,8 +45,10 @@ LOG_VKEY = vkey(ORIGIN, LOG_KEY.public_key().public_bytes_raw())
 
 
 def uscc(n: int, *, region: str = "350102") -> str:
-    org = "MA" + "".join(_ALPHABET[(n // 31**k) % 31] for k in range(6, -1, -1))
-    return make_uscc(f"91{region}{org}")
+    """The n-th valid enterprise code of a division (GB 32100 with the GB 11714 organisation
+    code: both check characters computed, issue 18 §4); n below 31**6."""
+    body = "MA" + "".join(_ALPHABET[(n // 31**k) % 31] for k in range(5, -1, -1))
+    return complete_uscc(f"91{region}{body}")
 
 
 def _compact(payload: dict[str, Any]) -> bytes:

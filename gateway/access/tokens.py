@@ -20,7 +20,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from gateway.access.assertion import ASSERTION_TYPE
-from gateway.errors import BadRequest, Forbidden, GatewayError, NotFound, Unauthorized
+from gateway.errors import BadRequest, Forbidden, GatewayError, Unauthorized
 from gateway.models import Agency, AgencyKey, AgencyScope, UsedAssertion
 from gateway.signing import GatewaySigner
 from keys import jws
@@ -241,53 +241,3 @@ def require_scope(caller: Caller, scope: str) -> None:
         raise Forbidden(
             "insufficient_scope", f"this call needs the {scope!r} scope", error="insufficient_scope"
         )
-
-
-def grant_scopes(
-    session: Session, signer: GatewaySigner, agency_id: str, scopes: list[str], now: dt.datetime
-) -> list[str]:
-    """Allow `agency_id`'s tokens these scopes; recorded as a gateway entry in the log."""
-    from gateway.registry.service import append_gateway_entry, get_agency
-
-    get_agency(session, agency_id)
-    unknown = sorted(set(scopes) - set(SCOPES))
-    if unknown:
-        raise BadRequest("unknown_scope", f"scopes are {', '.join(SCOPES)}; unknown: {unknown}")
-    have = set(session.scalars(select(AgencyScope.scope).where(AgencyScope.agency_id == agency_id)))
-    new = sorted(set(scopes) - have)
-    for scope in new:
-        session.add(AgencyScope(agency_id=agency_id, scope=scope))
-    if new:
-        append_gateway_entry(
-            session,
-            signer,
-            entry_type="gateway.scopes.granted",
-            data={"agency_id": agency_id, "scopes": new},
-            now=now,
-        )
-    return sorted(have | set(scopes))
-
-
-def revoke_scope(
-    session: Session, signer: GatewaySigner, agency_id: str, scope: str, now: dt.datetime
-) -> list[str]:
-    """Withdraw a scope (tokens already issued keep it until they expire, minutes at most);
-    recorded as a gateway entry in the log."""
-    from gateway.registry.service import append_gateway_entry, get_agency
-
-    get_agency(session, agency_id)
-    found = session.execute(
-        delete(AgencyScope).where(AgencyScope.agency_id == agency_id, AgencyScope.scope == scope)
-    )
-    if not getattr(found, "rowcount", 0):
-        raise NotFound("no_such_right", f"{agency_id} holds no scope {scope!r}")
-    append_gateway_entry(
-        session,
-        signer,
-        entry_type="gateway.scopes.revoked",
-        data={"agency_id": agency_id, "scopes": [scope]},
-        now=now,
-    )
-    return sorted(
-        session.scalars(select(AgencyScope.scope).where(AgencyScope.agency_id == agency_id))
-    )

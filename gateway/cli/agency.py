@@ -123,8 +123,8 @@ def agency_revoke(
     as_json: JsonFlag = False,
 ) -> None:
     """Withdraw rights or scopes at once (each a log entry)."""
-    from gateway.access.tokens import revoke_scope
     from gateway.registry import rights
+    from gateway.registry.scopes import revoke_scope
 
     wanted = [("publish", c) for c in publish or []] + [("subscribe", c) for c in subscribe or []]
     wanted += [("query", c) for c in query or []] + [("read", c) for c in read or []]
@@ -224,7 +224,7 @@ def agency_access_records(
             item["purpose"] or "",
             item["result"],
         )
-    console.print(table)
+    print_table(table, console)
 
 
 @agency_app.command("rate-limit")
@@ -284,7 +284,7 @@ def agency_scopes(
 ) -> None:
     """Allow an agency's access tokens these scopes (recorded in the log). The first operator
     is made this way: `gateway agency add ops … --role operator` then `scopes ops admin`."""
-    from gateway.access.tokens import grant_scopes
+    from gateway.registry.scopes import grant_scopes
 
     with admin_session() as (runtime, session):
         granted = grant_scopes(session, runtime.signer, agency_id, scopes, now())
@@ -306,7 +306,7 @@ def agency_list(as_json: JsonFlag = False) -> None:
         return
     table = Table("id", "name", "status", "roles", "may publish", "keys (status)")
     for view in views:
-        keys = "\n".join(f"{k['kid'][:12]}… {k['suite']} {k['status']}" for k in view["keys"])
+        keys = "\n".join(f"{k['kid']} {k['suite']} {k['status']}" for k in view["keys"])
         table.add_row(
             view["id"],
             view["name"],

@@ -68,6 +68,6 @@ def catalog_list(as_json: JsonFlag = False) -> None:
             row["source"],
             str(row["records"]),
             row["created_at"],
-            row["sha256"][:16] + "…",
+            row["sha256"],
         )
     print_table(table, console)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import typer
 from rich.table import Table
+from rich.text import Text
 
 from gateway.cli.root import JsonFlag, console, emit
 from gateway.cli.tables import print_table
@@ -51,7 +52,11 @@ def contracts_check(as_json: JsonFlag = False) -> None:
     else:
         table = Table("contract", "kind", "major", "revision", "compared", "result")
         for r in reports:
-            result = "[green]compatible[/green]" if r.compatible else f"[red]{len(r.breaks)} breaks"
+            result = (
+                Text("compatible", style="green")
+                if r.compatible
+                else Text(f"{len(r.breaks)} breaks", style="red")
+            )
             revision = r.revision or "unreleased"
             table.add_row(r.name, r.kind, str(r.major), revision, str(r.compared), result)
         print_table(table, console)

@@ -9,6 +9,7 @@ from rich.table import Table
 
 from gateway.cli.installation import admin_session
 from gateway.cli.root import JsonFlag, console, emit, now
+from gateway.cli.tables import print_table
 
 deliveries_app = typer.Typer(no_args_is_help=True, help="Delivery health, failing and dead.")
 AgencyOption = Annotated[str | None, typer.Option("--agency", help="One agency only.")]
@@ -45,7 +46,7 @@ def deliveries_failing(agency: AgencyOption = None, as_json: JsonFlag = False) -
             str(s["consecutive_failures"]),
             s["last_error"] or "-",
         )
-    console.print(table)
+    print_table(table, console)
     rows = Table(
         "log index",
         "agency",
@@ -66,7 +67,7 @@ def deliveries_failing(agency: AgencyOption = None, as_json: JsonFlag = False) -
             d["last_error"] or "-",
             d["next_attempt_at"] or "-",
         )
-    console.print(rows)
+    print_table(rows, console)
 
 
 @deliveries_app.command("dead-letters")
@@ -99,7 +100,7 @@ def deliveries_dead(agency: AgencyOption = None, as_json: JsonFlag = False) -> N
             d["status"],
             d["last_error"] or "-",
         )
-    console.print(table)
+    print_table(table, console)
 
 
 @deliveries_app.command("health")
@@ -133,4 +134,4 @@ def deliveries_health(agency: AgencyOption = None, as_json: JsonFlag = False) ->
             str(h["mean_latency_ms_24h"] or "-"),
             h["breaker_open_until"] or "-",
         )
-    console.print(table)
+    print_table(table, console)

@@ -9,6 +9,7 @@ from rich.table import Table
 
 from gateway.cli.installation import admin_session
 from gateway.cli.root import JsonFlag, console, emit, now
+from gateway.cli.tables import print_table
 
 feedback_app = typer.Typer(no_args_is_help=True, help="Feedback (measures applied) owed.")
 
@@ -34,8 +35,8 @@ def feedback_overdue(
     table = Table("agency", "awaiting", "overdue", "applied", title=f"feedback on {owed['today']}")
     for a in owed["agencies"]:
         table.add_row(a["agency_id"], str(a["awaiting"]), str(a["overdue"]), str(a["applied"]))
-    console.print(table)
+    print_table(table, console)
     items = Table("agency", "decision", "type", "enterprise", "deadline", title="overdue")
     for i in owed["items"]:
         items.add_row(i["agency_id"], i["message_id"], i["type"], i["subject"], i["deadline"])
-    console.print(items)
+    print_table(items, console)

@@ -122,7 +122,7 @@ def ledger_summary(
     table = Table(by, *statuses, "total", title=f"{ledger} ledger on {flt.on}")
     for key, counts in groups.items():
         table.add_row(key, *(str(counts.get(s, 0)) for s in statuses), str(sum(counts.values())))
-    console.print(table)
+    print_table(table, console)
 
 
 @ledger_app.command("export")

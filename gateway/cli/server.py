@@ -71,6 +71,11 @@ def serve(
         workers=workers,
         log_level="info",
         access_log=False,
+        # uvicorn's C parser and libuv loop: about 1.8x the requests/s of h11 and asyncio for
+        # the HTTP layer alone (issue 24, bench/http_stack.py); named, not "auto", so a
+        # missing extra fails at start instead of falling back to the slow pair unseen
+        http="httptools",
+        loop="uvloop",
         # forwarded headers only from the proxies named (uvicorn trusts 127.0.0.1 by default)
         proxy_headers=bool(cfg.forwarded_allow_ips),
         forwarded_allow_ips=cfg.forwarded_allow_ips or None,

@@ -68,6 +68,14 @@ def supervision_plan(
     print_table(table, console)
 
 
+class DrawRefused(Exception):
+    """A draw `gateway draw verify` cannot check, with a stable code (issue 21 §5)."""
+
+    def __init__(self, code: str, detail: str) -> None:
+        super().__init__(detail)
+        self.code, self.detail = code, detail
+
+
 @draw_app.command("verify")
 def draw_verify(
     draw_id: Annotated[str, typer.Argument(help="The draw's id.")],
@@ -76,7 +84,47 @@ def draw_verify(
     """Recompute a completed draw from the log alone — the checkpoint, the request, the
     reveal, the candidates (the ledger as of the request's log size), the seed, the
     selection and the inspectors — and compare the candidates the gateway's database drew
-    from. Exit 1 naming the first difference."""
+    from. Exit 1 naming the first difference. A draw that cannot be checked exits 1 with a
+    stable code: unknown_draw, draw_not_completed, seed_checkpoint_missing (no stored
+    checkpoint of the size the result names) or size_not_committed (the log holds fewer
+    entries than that size); with --json, `code` is that, `draw_differs` or null."""
+    try:
+        differences, summary = _verify(draw_id)
+    except DrawRefused as refused:
+        if as_json:
+            emit(
+                {
+                    "draw_id": draw_id,
+                    "verified": False,
+                    "code": refused.code,
+                    "detail": refused.detail,
+                    "differences": [],
+                }
+            )
+            raise typer.Exit(1) from None
+        raise fail(f"{refused.code}: {refused.detail}") from None
+    if as_json:
+        emit(
+            {
+                "draw_id": draw_id,
+                "verified": not differences,
+                "code": "draw_differs" if differences else None,
+                "differences": differences,
+            }
+        )
+    elif differences:
+        console.print(
+            f"[red]draw {draw_id} does not verify:[/red] {differences[0]}", soft_wrap=True
+        )
+    else:
+        console.print(f"draw {draw_id} verifies: {summary}")
+    if differences:
+        raise typer.Exit(1)
+
+
+def _verify(draw_id: str) -> tuple[list[str], str]:
+    """The differences keys.draw_verify finds, and a one-line summary; DrawRefused when the
+    draw cannot be checked at all."""
     from sqlalchemy import select
 
     from gateway.models import Checkpoint, Draw, LogEntry
@@ -87,16 +135,25 @@ def draw_verify(
     with admin_session(write=False) as (runtime, session):
         draw = session.get(Draw, draw_id)
         if draw is None:
-            raise fail(f"unknown_draw: no draw {draw_id!r}")
+            raise DrawRefused("unknown_draw", f"no draw {draw_id!r}")
         if draw.status != "completed" or draw.result is None:
-            raise fail(f"draw {draw_id} is {draw.status}: nothing to verify yet")
+            raise DrawRefused(
+                "draw_not_completed", f"draw {draw_id} is {draw.status}: nothing to verify yet"
+            )
         size = int(draw.result["seed_checkpoint_size"])
         checkpoint = session.get(Checkpoint, size)
         if checkpoint is None:
-            raise fail(f"seed_checkpoint_missing: no stored checkpoint of size {size}")
+            raise DrawRefused(
+                "seed_checkpoint_missing", f"no stored checkpoint of size {size}, the draw's seed"
+            )
         leaves = list(
             session.scalars(select(LogEntry.jws).where(LogEntry.idx < size).order_by(LogEntry.idx))
         )
+        if len(leaves) != size:
+            raise DrawRefused(
+                "size_not_committed",
+                f"the seed checkpoint names size {size}; the log holds {len(leaves)} below it",
+            )
         note = with_cosignatures(session, checkpoint)
         vkey = log_vkey(runtime.settings.log_origin, runtime.signer.log_key)
         jwk = runtime.signer.receipt_key.public_key.jwk()
@@ -111,17 +168,8 @@ def draw_verify(
             result=result,
             gateway_jwk=jwk,
         )
-    if as_json:
-        emit({"draw_id": draw_id, "verified": not differences, "differences": differences})
-    elif differences:
-        console.print(
-            f"[red]draw {draw_id} does not verify:[/red] {differences[0]}", soft_wrap=True
-        )
-    else:
         selected = sum(len(s["selected"]) for s in draw.result["strata"])
-        console.print(
-            f"draw {draw_id} verifies: {len(leaves)} log entries, {selected} selected "
-            f"of {len(draw.candidates)} candidates"
+        summary = (
+            f"{len(leaves)} log entries, {selected} selected of {len(draw.candidates)} candidates"
         )
-    if differences:
-        raise typer.Exit(1)
+    return differences, summary

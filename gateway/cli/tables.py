@@ -41,7 +41,13 @@ def _widths(table: Table, available: int) -> list[int] | None:
 
 def print_table(table: Table, console: Console) -> None:
     """Print `table` on `console` without an ellipsis anywhere: a USCC, a UUID or a hash is
-    shown whole on one line."""
+    shown whole on one line. A `str` cell is shown as the text it is, never read as console
+    markup: cells hold data from agencies and receivers (a receiver's answer, a query's
+    purpose), where `[/x]` would stop the command with a MarkupError and `[b]` would vanish;
+    a cell meant to be styled is given as a `Text`."""
+    for column in table.columns:
+        # rich keeps a column's cells in `_cells` (a dataclass field of Column)
+        column._cells = [Text(cell) if isinstance(cell, str) else cell for cell in column.cells]
     borders = 3 * len(table.columns) + 1 if table.show_edge else 3 * len(table.columns) - 1
     widths = _widths(table, console.width - borders)
     if widths is not None:
@@ -54,9 +60,12 @@ def print_table(table: Table, console: Console) -> None:
     label = max(map(cell_len, headers), default=0)
     if table.title:
         console.print(table.title, style="bold", soft_wrap=True)
+    indent = Text("\n" + " " * (label + 2))  # a cell's next lines under its first
     for number, row in enumerate(rows, 1):
         console.print(Rule(f"{number}/{len(rows)}", align="left"))
         for header, cell in zip(headers, row, strict=True):
+            if isinstance(cell, Text) and "\n" in cell.plain:
+                cell = indent.join(cell.split("\n"))
             console.print(
                 header + " " * (label - cell_len(header) + 2), cell, sep="", soft_wrap=True
             )

@@ -10,6 +10,7 @@ from typing import Annotated, Any
 
 import typer
 from rich.table import Table
+from rich.text import Text
 
 from gateway.cli.installation import open_runtime
 from gateway.cli.root import GatewayUrlOption, JsonFlag, console, emit, err, fail, now
@@ -198,7 +199,8 @@ def verify(
     else:
         table = Table("check", "result", "detail")
         for c in checks:
-            table.add_row(c.name, "[green]ok[/green]" if c.ok else "[red]FAILED[/red]", c.detail)
+            result = Text("ok", style="green") if c.ok else Text("FAILED", style="red")
+            table.add_row(c.name, result, c.detail)
         print_table(table, console)
     if not all(c.ok for c in checks) or checks[-1].name != "inclusion in the checkpoint":
         raise typer.Exit(1)

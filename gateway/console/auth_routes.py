@@ -17,7 +17,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from starlette.concurrency import run_in_threadpool
 
 from gateway.access.routes import record_refusal
-from gateway.console.sessions import end_session, open_session, read_link
+from gateway.console.sessions import end_session, open_session, read_link, require_active
 from gateway.console.web import (
     COOKIE,
     LANG_COOKIE,
@@ -54,7 +54,7 @@ async def login_page(request: Request, token: str | None = None) -> Response:
         def check() -> tuple[str, str]:
             link = read_link(token, runtime.signer, runtime.clock.now())
             with runtime.db.reader() as session:
-                found = get_agency(session, link.agency_id)
+                found = require_active(get_agency(session, link.agency_id))
                 return found.id, found.name
 
         try:

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import datetime as dt
 from typing import Annotated, Any
+from urllib.parse import quote, urlencode
 
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import HTMLResponse, Response
@@ -112,8 +113,9 @@ async def ledgers_export(request: Request, user: Operator) -> Response:
 @router.get("/enterprises", response_class=HTMLResponse)
 async def find_enterprise(request: Request, user: Operator, code: str | None = None) -> Response:
     if code:
-        purpose = request.query_params.get("purpose") or DEFAULT_PURPOSE
-        return redirect(f"{PREFIX}/enterprises/{code.strip().upper()}?purpose={purpose}")
+        # encoded: the purpose is the access record's why, whole with any `&`, `#` or `+`
+        query = urlencode({"purpose": request.query_params.get("purpose") or DEFAULT_PURPOSE})
+        return redirect(f"{PREFIX}/enterprises/{quote(code.strip().upper(), safe='')}?{query}")
     return await page(request, user, "enterprise_search.html", lambda _: {})
 
 

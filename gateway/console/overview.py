@@ -12,8 +12,8 @@ from sqlalchemy.orm import Session
 from contracts.dates import LOCAL, local_date
 from gateway.delivery import health
 from gateway.measures.feedback import feedback_owed
-from gateway.metrics import outbox_lag_seconds
 from gateway.models import Checkpoint, Cosignature, LogEntry, LogHead
+from gateway.observability.metrics import outbox_lag_seconds
 from gateway.settings import Settings
 
 FEEDBACK_DAYS = 5  # the working days the API's feedback routes default to

@@ -14,7 +14,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 
-from gateway.access.tokens import SCOPES, grant_scopes, revoke_scope
+from gateway.access.tokens import SCOPES
 from gateway.console.web import (
     PREFIX,
     ConsoleError,
@@ -29,6 +29,7 @@ from gateway.console.web import (
 from gateway.errors import GatewayError
 from gateway.models import AgencyKey, Checkpoint
 from gateway.registry import rights
+from gateway.registry.scopes import grant_scopes, revoke_scope
 from gateway.registry.service import get_agency, list_agencies
 from gateway.transparency.bundle_check import check_bundle
 from gateway.transparency.service import log_vkey

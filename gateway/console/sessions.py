@@ -22,7 +22,7 @@ from sqlalchemy import delete, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from gateway.errors import BadRequest
+from gateway.errors import BadRequest, Unauthorized
 from gateway.models import Agency, ConsoleSession
 from gateway.registry.service import get_agency
 from gateway.signing import GatewaySigner
@@ -45,8 +45,9 @@ class Link:
 def issue_link(
     session: Session, signer: GatewaySigner, agency_id: str, now: dt.datetime, ttl: dt.timedelta
 ) -> str:
-    """A signed one-time login token for `agency_id` (which must be registered)."""
-    get_agency(session, agency_id)
+    """A signed one-time login token for `agency_id` (registered and not disabled: no
+    access token is issued to a disabled agency either)."""
+    require_active(get_agency(session, agency_id))
     claims = {
         "aud": LINK_AUDIENCE,
         "sub": agency_id,
@@ -82,7 +83,7 @@ def open_session(
     """Spend `link` on a new session; returns the cookie value and the row. 400 `link_used`
     when the link already opened one (in this transaction's view or a concurrent one's)."""
     session.execute(delete(ConsoleSession).where(ConsoleSession.expires_at < now - KEEP_ENDED))
-    get_agency(session, link.agency_id)
+    require_active(get_agency(session, link.agency_id))
     if session.scalar(select(ConsoleSession.link_id).where(ConsoleSession.link_id == link.link_id)):
         raise BadRequest("link_used", "this login link was already used: ask for a new one")
     cookie = secrets.token_urlsafe(32)
@@ -101,18 +102,36 @@ def open_session(
     return cookie, row
 
 
+def require_active(agency: Agency) -> Agency:
+    """401 `agency_disabled` for a disabled agency, as its access tokens are refused
+    (gateway.access.revocations)."""
+    if agency.status != "active":
+        raise Unauthorized(
+            "agency_disabled",
+            f"agency {agency.id!r} is disabled: it cannot sign in until an operator enables it",
+        )
+    return agency
+
+
 @dataclass(frozen=True)
 class SignedIn:
     agency_id: str
     name: str
     roles: tuple[str, ...]
     expires_at: dt.datetime
+    active: bool  # False: the agency was disabled since it signed in
 
 
 def find_session(session: Session, cookie: str, now: dt.datetime) -> SignedIn | None:
     """The live session the cookie names (not ended, not expired), with its agency."""
     row = session.execute(
-        select(ConsoleSession.agency_id, ConsoleSession.expires_at, Agency.name, Agency.roles)
+        select(
+            ConsoleSession.agency_id,
+            ConsoleSession.expires_at,
+            Agency.name,
+            Agency.roles,
+            Agency.status,
+        )
         .join(Agency, Agency.id == ConsoleSession.agency_id)
         .where(
             ConsoleSession.token_hash == _digest(cookie),
@@ -122,7 +141,9 @@ def find_session(session: Session, cookie: str, now: dt.datetime) -> SignedIn | 
     ).first()
     if row is None:
         return None
-    return SignedIn(row.agency_id, row.name, tuple(row.roles or ()), row.expires_at)
+    return SignedIn(
+        row.agency_id, row.name, tuple(row.roles or ()), row.expires_at, row.status == "active"
+    )
 
 
 def end_session(session: Session, cookie: str, now: dt.datetime) -> None:

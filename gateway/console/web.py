@@ -27,7 +27,7 @@ from gateway.access.routes import record_refusal
 from gateway.access.tokens import Caller, require_scope
 from gateway.console import i18n
 from gateway.console.sessions import SignedIn, csrf_ok, csrf_token, find_session
-from gateway.errors import Forbidden, GatewayError
+from gateway.errors import Forbidden, GatewayError, Unauthorized
 from gateway.models import AgencyScope
 from gateway.runtime import Runtime
 
@@ -112,13 +112,20 @@ async def signed_in(request: Request) -> ConsoleUser:
     if found is None:
         raise ConsoleError(303, "signed_out", "sign in", location=f"{PREFIX}/login")
     signed, scopes = found
+    user = ConsoleUser(
+        signed.agency_id, signed.name, signed.roles, scopes, signed.expires_at, str(cookie)
+    )
+    if not signed.active:  # disabled since it signed in: refused as its tokens are
+        await refuse(
+            request,
+            user,
+            Unauthorized("agency_disabled", f"agency {signed.agency_id!r} is disabled"),
+        )
     try:
         runtime.rate_limiter.take(signed.agency_id)
     except GatewayError as exc:
         raise ConsoleError(exc.status_code, exc.code, exc.detail) from exc
-    return ConsoleUser(
-        signed.agency_id, signed.name, signed.roles, scopes, signed.expires_at, str(cookie)
-    )
+    return user
 
 
 async def admit(request: Request, user: ConsoleUser, scope: str) -> None:

@@ -12,15 +12,15 @@ from sqlalchemy.orm import Session
 
 from connectors import CONNECTORS
 from contracts.registry import MESSAGE_TYPES
-from gateway.delivery.ssrf import (
+from gateway.delivery.webhooks import new_hmac_secret
+from gateway.errors import BadRequest, Forbidden, NotFound, ServiceUnavailable
+from gateway.models import Agency, Subscription
+from gateway.outbound.ssrf import (
     InvalidEndpoint,
     ResolutionTimeout,
     UnsafeEndpoint,
     check_endpoint,
 )
-from gateway.delivery.webhooks import new_hmac_secret
-from gateway.errors import BadRequest, Forbidden, NotFound, ServiceUnavailable
-from gateway.models import Agency, Subscription
 from gateway.registry.rights import subscribe_views
 
 # protocol.md §4: immediately, 5 s, 5 min, 30 min, 2 h, 5 h, 10 h, 14 h, 20 h, 24 h.

@@ -26,7 +26,6 @@ from rich.console import Console
 from contracts.dates import local_date
 from contracts.registry import latest_major
 from gateway.access.assertion import request_token
-from gateway.access.tokens import grant_scopes
 from gateway.app import create_app
 from gateway.cli.tables import print_table
 from gateway.demo.dataset import AGENCIES, Step, build_enterprises, dramatic_events
@@ -36,6 +35,7 @@ from gateway.demo.mischief import bad_messages
 from gateway.demo.report import Tally, delivery_table, feedback_table, print_summary, progress_bar
 from gateway.migrate import upgrade
 from gateway.registry import service
+from gateway.registry.scopes import grant_scopes
 from gateway.runtime import Runtime
 from gateway.settings import DeliverySettings, Settings
 from gateway.signing import ensure_gateway_keys

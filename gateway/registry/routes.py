@@ -13,7 +13,6 @@ from starlette.concurrency import run_in_threadpool
 
 from gateway.access.revocations import revocations_of
 from gateway.access.routes import caller_with
-from gateway.access.tokens import grant_scopes, revoke_scope
 from gateway.models import Agency
 from gateway.registry import rights
 from gateway.registry.schemas import (
@@ -24,6 +23,7 @@ from gateway.registry.schemas import (
     RightIn,
     Rights,
 )
+from gateway.registry.scopes import grant_scopes, revoke_scope
 from gateway.registry.service import list_agencies, set_agency_status
 from gateway.runtime import ReadSession, Runtime, WriteSession, get_runtime
 from gateway.signing import GatewaySigner

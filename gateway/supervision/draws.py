@@ -419,23 +419,3 @@ def describe(draw: Draw, session: Session | None = None) -> dict[str, Any]:
         "result": draw.result,
         "verify": f"gateway draw verify {draw.draw_id}",
     }
-
-
-def public_part(session: Session, draw: Draw, today: dt.date) -> dict[str, Any]:
-    """一公开: who was drawn, once the period is over (before it, naming them would warn them)."""
-    if draw.status != "completed" or draw.result is None:
-        raise Conflict("draw_not_completed", f"draw {draw.draw_id} is {draw.status}")
-    until = draw.request["period"]["to"]
-    if today.isoformat() <= until:
-        raise Conflict("not_yet_public", f"draw {draw.draw_id} is public after {until}")
-    codes = [code for s in draw.result["strata"] for code in s["selected"]]
-    rows = session.execute(
-        select(Enterprise.uscc, Enterprise.name).where(Enterprise.uscc.in_(codes))
-    )
-    names = {uscc: name for uscc, name in rows}
-    return {
-        "draw_id": draw.draw_id,
-        "region_prefix": draw.request["region_prefix"],
-        "period": draw.request["period"],
-        "drawn": [{"uscc": code, "name": names.get(code)} for code in codes],
-    }

@@ -16,9 +16,10 @@ from gateway.access.routes import caller_with
 from gateway.access.tokens import Caller
 from gateway.errors import Conflict
 from gateway.runtime import ReadSession, Runtime, WriteSession, get_runtime
-from gateway.supervision import draws
+from gateway.supervision import draws, publication
 from gateway.supervision.plan import plan
 from gateway.supervision.schemas import DrawIn, DrawOut, PublicDraw, RevealIn, SupervisionPlan
+from gateway.transparency.checkpoints import latest_checkpoint
 
 router = APIRouter(prefix="/v1", tags=["supervision"])
 RuntimeDep = Annotated[Runtime, Depends(get_runtime)]
@@ -145,11 +146,20 @@ async def void_overdue_forever(runtime: Runtime, interval: float = 60.0) -> None
 
 
 @router.get("/inspections/draws/{draw_id}/public")
-async def public_draw(session: ReadSession, draw_id: str, runtime: RuntimeDep) -> PublicDraw:
-    """一公开: who a completed draw selected, once its period is over (public)."""
+async def public_draw(draw_id: str, runtime: RuntimeDep) -> PublicDraw:
+    """一公开 (docs/draws.md §12), public: once the period is over, who a draw selected, its
+    request and result entries with inclusion proofs, the seed checkpoint, and a checkpoint
+    covering the result (signed now if the latest signed one does not). Its own readers, not
+    a ReadSession: the checkpoint may be signed (a write) between them."""
     today = local_date(runtime.clock.now())
 
     def load() -> dict[str, Any]:
-        return draws.public_part(session, draws.get_draw(session, draw_id), today)
+        with runtime.db.reader() as session:
+            publication.check_public(draws.get_draw(session, draw_id), today)
+        checkpoint = latest_checkpoint(runtime)
+        with runtime.db.reader() as session:
+            return publication.public_part(
+                session, draws.get_draw(session, draw_id), today, checkpoint
+            )
 
     return PublicDraw.model_validate(await run_in_threadpool(load))

@@ -7,6 +7,8 @@ from typing import Any
 
 from pydantic import BaseModel, Field
 
+from gateway.transparency.schemas import ConsistencyProof
+
 
 class DrawIn(BaseModel):
     """A draw request (docs/draws.md §2): the gateway adds requester, day, candidates'
@@ -76,8 +78,26 @@ class Drawn(BaseModel):
     name: str | None
 
 
+class PublicEntry(BaseModel):
+    """A gateway log entry of the draw, whole (gateway entries are public), with its proof."""
+
+    index: int
+    type: str
+    leaf_hash: str = Field(description="hex")
+    jws: str
+    tlog_proof: str = Field(description="c2sp.org/tlog-proof text")
+
+
 class PublicDraw(BaseModel):
     draw_id: str
+    status: str = Field(description="completed | voided")
     region_prefix: str
     period: dict[str, str]
-    drawn: list[Drawn]
+    drawn: list[Drawn] = Field(description="empty for a voided draw")
+    request: PublicEntry = Field(description="proved against the seed checkpoint")
+    result: PublicEntry = Field(description="proved against `checkpoint`")
+    seed_checkpoint: str | None = Field(description="signed note; null: a voided draw")
+    checkpoint: str = Field(description="signed note covering the result")
+    consistency: ConsistencyProof | None = Field(
+        description="from the seed checkpoint to `checkpoint`; null without a seed"
+    )

@@ -5,7 +5,9 @@ each entry's bytes against its leaf hash, the columns derived from them (id, typ
 subject, issue time: they route deliveries and are served) against the JWS, each stored receipt
 against the gateway's key and the entry, every stored tree node against the recomputed one, the
 log head against the entries, every stored checkpoint's root and signature and the witnesses'
-cosignatures on them — and checkpoints held outside the database (`--checkpoint FILE`: one an
+cosignatures on them (a cosignature whose checkpoint is gone is checked against the checkpoint
+of the recomputed root: deleting the checkpoints does not hide a rewrite from the witnesses'
+signatures) — and checkpoints held outside the database (`--checkpoint FILE`: one an
 agency kept, or a witness's), which catch a log rewritten together with its nodes, its stored
 checkpoints deleted, or its last entries cut (issue 20 finding 14). The first problem names
 the first bad index.
@@ -164,6 +166,7 @@ def audit_log(
     def check_checkpoint(at: int) -> None:
         checkpoint = checkpoints.get(at)
         if checkpoint is None:
+            check_cosigned(at)
             return
         report.checkpoints_checked += 1
         if not note.verify_note(checkpoint.note, key.name, key.public_key):
@@ -179,6 +182,24 @@ def audit_log(
             for witness, line in cosigned.get(at, ()):
                 if note.verify_cosignature(body, line, witness.name, witness.public_raw) is None:
                     bad((at - 1, f"witness {witness.name}'s cosignature at size {at} is forged"))
+
+    def check_cosigned(at: int) -> None:
+        """Cosignatures kept without their checkpoint (deleted, or never stored): each must
+        sign the checkpoint of the recomputed root, the body the log key would have signed."""
+        lines = cosigned.get(at, ())
+        if not lines:
+            return
+        body = note.format_checkpoint(key.name, at, edge.root(at))
+        for witness, line in lines:
+            report.checkpoints_checked += 1
+            if note.verify_cosignature(body, line, witness.name, witness.public_raw) is None:
+                bad(
+                    (
+                        at - 1,
+                        f"witness {witness.name}'s cosignature at size {at} does not sign the "
+                        "recomputed root (the log was rewritten, or the cosignature forged)",
+                    )
+                )
 
     def check_held(at: int) -> None:
         for checkpoint in held.get(at, ()):

@@ -13,8 +13,8 @@ from dataclasses import dataclass
 import httpx
 from sqlalchemy.orm import Session
 
-from gateway.delivery.transport import read_answer
 from gateway.models import Checkpoint, Cosignature, WitnessStatus
+from gateway.outbound.transport import read_answer
 from gateway.runtime import Runtime
 from gateway.settings import WitnessConfig
 from gateway.transparency.checkpoints import latest_checkpoint

@@ -30,10 +30,10 @@ from sqlalchemy import func, select
 from contracts.registry import latest_major
 from gateway import models
 from gateway.access.assertion import ASSERTION_TYPE, make_client_assertion
-from gateway.access.tokens import grant_scopes
 from gateway.clock import SystemClock
 from gateway.migrate import upgrade
 from gateway.registry import rights, service
+from gateway.registry.scopes import grant_scopes
 from gateway.runtime import Runtime
 from gateway.settings import DeliverySettings, Settings
 from gateway.signing import ensure_gateway_keys

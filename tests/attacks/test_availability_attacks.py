@@ -2,7 +2,7 @@
 small socket buffers): clients that ask for the ledger's CSV export and read nothing hold no
 database connection the API needs, one more than the process serves at once is `503
 too_many_streams`, and their streams end when they go. The large version, 21 clients against
-a 20-connection pool: tests/gateway/test_attack_slow_export.py, whose helpers this reuses."""
+a 20-connection pool: tests/gateway/ledger/test_attack_slow_export.py, whose helpers this reuses."""
 
 from __future__ import annotations
 

@@ -18,7 +18,7 @@ from sqlalchemy import select
 from bench.hostile_receivers import HostileReceiver
 from contracts.uscc import complete_uscc
 from gateway import models
-from gateway.delivery.transport import ANSWER_BYTES
+from gateway.outbound.transport import ANSWER_BYTES
 
 TYPES = ["enterprise.registered", "listing.added"]
 _SUBJECTS = iter(range(1, 10_000))

@@ -21,12 +21,12 @@ from pathlib import Path
 
 from readiness import wait_until_ready
 
-from gateway.access.tokens import grant_scopes
 from gateway.clock import SystemClock
 from gateway.delivery.subscriptions import create_subscription
 from gateway.delivery.webhooks import public_key_text
 from gateway.migrate import upgrade
 from gateway.registry import rights, service
+from gateway.registry.scopes import grant_scopes
 from gateway.runtime import Runtime
 from gateway.settings import DeliverySettings, Settings
 from gateway.signing import ensure_gateway_keys

@@ -4,7 +4,6 @@ log alone, with each kind of tampering reported by its first difference."""
 from __future__ import annotations
 
 import copy
-import time
 from typing import Any
 
 import pytest
@@ -268,9 +267,8 @@ def test_fifty_of_two_thousand_in_three_strata() -> None:
     ]
     inspectors = [f"insp-{i:03d}" for i in range(40)]
     log = build_draw_log(ledger=ledger, strata=strata, inspectors=inspectors)
-    began = time.perf_counter()
+    # how long it takes is bench/draws.py's to say, not a test's
     assert verify_draw(**log.verify_args(), gateway_jwk=GATEWAY_KEY.public_key.jwk()) == []
-    assert time.perf_counter() - began < 2
     assert [(s["population"], len(s["selected"])) for s in log.result["strata"]] == [
         (334, 10),
         (667, 15),

@@ -11,6 +11,7 @@ from draw_factories import award, gateway_entry, message, registration, uscc
 from hypothesis import given
 from hypothesis import strategies as st
 
+from contracts.uscc import problem
 from keys.base64url import b64url_decode, b64url_encode
 from keys.ledger_fold import (
     LedgerFacts,
@@ -150,11 +151,12 @@ def test_candidates_filter_and_sort_canonically() -> None:
 def test_candidates_digest() -> None:
     assert candidates_digest(["A", "B"]) == hashlib.sha256(b"A\nB\n").hexdigest()
     assert candidates_digest([]) == hashlib.sha256(b"").hexdigest()
-    codes = ["91350102MA0000001L", "91350102MA0000002P"]  # uscc(1), uscc(2)
+    codes = ["91350102MA00000152", "91350102MA0000023W"]  # uscc(1), uscc(2)
     assert codes == [A, B]
+    assert [problem(code) for code in codes] == [None, None]  # both check characters right
     assert (
         candidates_digest(codes)
-        == "6dee46a6288f724d11534f8bf8c3fa3a9cfe632249c6310fa1a8d48a774c0cf5"
+        == "b7d9a4a724de0eae8f73761e4f84b47042c567ee1da1ac72dd780e5b8cd778c2"
     )
 
 

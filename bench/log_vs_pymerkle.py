@@ -1,0 +1,243 @@
+"""The gateway's Merkle log beside pymerkle's `SqliteTree`, the same entries, in one run.
+
+    pip install -e '.[bench]'
+    python bench/log_vs_pymerkle.py                      # 10^5 and 10^6 leaves
+    python bench/log_vs_pymerkle.py --max 100000 --proofs 2000
+
+Both logs get the same JWS-sized entries (800 to 1,199 bytes, 1,000 on average; the demo's
+signed messages are 0.8 to 1.1 KB) in batches of 1,000, one transaction a batch, each in its
+own SQLite file with the gateway's settings (WAL, `synchronous=NORMAL`: durable across a
+process crash; pymerkle's connection is given the same pragmas). The gateway appends through
+its own `Appender` (the code a publish runs: head lock, right edge, node table) and inserts
+the `log_entries` rows beside the nodes, as a publish does; pymerkle through
+`append_entries` (its bulk append: leaves only, no nodes). At each size: the append rate of
+the last 10,000 entries, roots, inclusion proofs and consistency proofs per second at random
+sizes (pymerkle's first with a freshly opened tree, its subroot cache cold, then warm: the
+third pass of the same tree), disk
+bytes per entry, and a check that both give the same RFC 6962 root at random sizes and that
+each one's proofs verify against it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import hashlib
+import random
+import sqlite3
+import sys
+import tempfile
+import time
+import uuid
+from collections.abc import Callable
+from pathlib import Path
+
+from pymerkle import SqliteTree
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from gateway.bulk import BulkInsert  # noqa: E402
+from gateway.db import Database  # noqa: E402
+from gateway.migrate import upgrade  # noqa: E402
+from gateway.models import LogEntry, table_of  # noqa: E402
+from gateway.transparency.tlog import (  # noqa: E402
+    Appender,
+    consistency_proof,
+    inclusion_proof,
+    root_hash,
+)
+from keys import merkle  # noqa: E402
+
+BATCH = 1000
+WINDOW = 10_000
+NOW = dt.datetime(2026, 12, 7, tzinfo=dt.UTC)
+_INSERT_ENTRIES = BulkInsert(table_of(LogEntry))  # what a publish inserts them with
+_BODY = b"eyJhbGciOiJFZERTQSIsImtpZCI6ImJlbmNoIiwidHlwIjoiZ2F0ZXdheS1tZXNzYWdlK2p3cyJ9." * 16
+
+
+def entry(n: int) -> bytes:
+    """Entry n: JWS-like bytes (base64url alphabet), unique, 800 + (n * 37) % 400 long."""
+    head = f"{n:012d}.".encode()
+    return head + _BODY[: 800 + (n * 37) % 400 - len(head)]
+
+
+def append_gateway(db: Database, start: int, count: int) -> tuple[float, float]:
+    """Seconds for all, and of them for the `log_entries` INSERTs alone."""
+    began = time.perf_counter()
+    rows_s = 0.0
+    for offset in range(start, start + count, BATCH):
+        with db.transaction() as session:
+            appender = Appender(session)
+            rows = []
+            for n in range(offset, min(start + count, offset + BATCH)):
+                leaf = entry(n)
+                index, digest = appender.append(leaf)
+                rows.append(
+                    {
+                        "idx": index,
+                        "kind": "message",
+                        # random like a message's UUID, for the unique index's sake
+                        "message_id": str(uuid.UUID(bytes=hashlib.md5(leaf).digest())),
+                        "type": "enterprise.registered",
+                        "issuer": "bench",
+                        "subject": f"9135010{n % 100_000:010d}X",
+                        "issued_at": NOW,
+                        "accepted_at": NOW,
+                        "jws": leaf,
+                        "leaf_hash": digest,
+                        "receipt": "",
+                    }
+                )
+            rows_began = time.perf_counter()
+            _INSERT_ENTRIES(session.connection(), rows)
+            rows_s += time.perf_counter() - rows_began
+            appender.finish()
+    return time.perf_counter() - began, rows_s
+
+
+def open_pymerkle(path: Path) -> SqliteTree:
+    tree = SqliteTree(str(path))  # sha256, RFC 6962 prefixes (its default "security" mode)
+    tree.con.execute("PRAGMA journal_mode=WAL")
+    tree.con.execute("PRAGMA synchronous=NORMAL")
+    return tree
+
+
+def append_pymerkle(tree: SqliteTree, start: int, count: int) -> float:
+    began = time.perf_counter()
+    for offset in range(start, start + count, BATCH):
+        tree.append_entries([entry(n) for n in range(offset, min(start + count, offset + BATCH))])
+    return time.perf_counter() - began
+
+
+def rate(work: Callable[[], object], count: int, budget: float) -> float:
+    """Calls of `work` per second over `count` calls, or as many as fit in `budget` s."""
+    began = time.perf_counter()
+    done = 0
+    while done < count:
+        work()
+        done += 1
+        if time.perf_counter() - began > budget:
+            break
+    return done / (time.perf_counter() - began)
+
+
+def file_bytes(path: Path) -> int:
+    return sum(p.stat().st_size for p in path.parent.glob(path.name + "*"))
+
+
+def check_same_roots(db: Database, tree: SqliteTree, size: int, rng: random.Random) -> int:
+    """Both roots at `size` and at random smaller sizes equal; each one's proofs verify
+    against them (ours with keys.merkle, pymerkle's with its own verify). Returns sizes
+    checked."""
+    sizes = [size, *(rng.randrange(1, size + 1) for _ in range(20))]
+    with db.reader() as session:
+        for n in sizes:
+            ours = root_hash(session, n)
+            assert ours == tree.get_root(n), f"roots differ at size {n}"
+            index = rng.randrange(n)
+            leaf = merkle.leaf_hash(entry(index))
+            path = inclusion_proof(session, index, n)
+            assert merkle.verify_inclusion(leaf, index, n, path, ours)
+            tree.prove_inclusion(index + 1, n).verify(leaf, ours)
+            old = rng.randrange(1, n + 1)
+            assert merkle.verify_consistency(
+                old, n, root_hash(session, old), ours, consistency_proof(session, old, n)
+            )
+            tree.prove_consistency(old, n).verify(tree.get_root(old), ours)
+    return len(sizes)
+
+
+def measure(
+    db: Database, pm: Path, size: int, proofs: int, budget: float, rng: random.Random
+) -> dict[str, float]:
+    out: dict[str, float] = {}
+    with db.reader() as session:
+
+        def ours_inc() -> None:
+            n = rng.randrange(1, size + 1)
+            inclusion_proof(session, rng.randrange(n), n)
+
+        def ours_con() -> None:
+            n = rng.randrange(1, size + 1)
+            consistency_proof(session, rng.randrange(1, n + 1), n)
+
+        out["ours_root"] = rate(
+            lambda: root_hash(session, rng.randrange(1, size + 1)), proofs, budget
+        )
+        out["ours_inc"] = rate(ours_inc, proofs, budget)
+        out["ours_con"] = rate(ours_con, proofs, budget)
+    tree = open_pymerkle(pm)  # freshly opened: its subroot cache empty
+    try:
+
+        def pm_inc() -> None:
+            n = rng.randrange(1, size + 1)
+            tree.prove_inclusion(rng.randrange(1, n + 1), n)
+
+        def pm_con() -> None:
+            n = rng.randrange(1, size + 1)
+            tree.prove_consistency(rng.randrange(1, n + 1), n)
+
+        out["pm_inc_cold"] = rate(pm_inc, proofs, budget)
+        out["pm_con_cold"] = rate(pm_con, proofs, budget)
+        out["pm_root"] = rate(lambda: tree.get_root(rng.randrange(1, size + 1)), proofs, budget)
+        for _ in range(3):  # its cache fills as proofs run: the last of three passes
+            out["pm_inc"] = rate(pm_inc, proofs, budget)
+            out["pm_con"] = rate(pm_con, proofs, budget)
+    finally:
+        tree.close()
+    return out
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--max", type=int, default=1_000_000, help="largest size (a power of 10)")
+    parser.add_argument("--proofs", type=int, default=2000, help="per kind, log and size")
+    parser.add_argument("--budget", type=float, default=10.0, help="seconds at most per figure")
+    args = parser.parse_args()
+    sizes = [s for s in (100_000, 1_000_000) if s <= args.max]
+    rng = random.Random(6962)
+    with tempfile.TemporaryDirectory(prefix="bench-log-pm-") as tmp:
+        gw_path, pm_path = Path(tmp) / "gateway.db", Path(tmp) / "pymerkle.db"
+        url = f"sqlite:///{gw_path}"
+        upgrade(url)
+        db = Database(url, pool_size=2)
+        tree = open_pymerkle(pm_path)
+        header = f"{'':34}" + "".join(f"{f'{s:,} ours':>16}{f'{s:,} pymerkle':>18}" for s in sizes)
+        rows: dict[str, list[str]] = {}
+        have = 0
+        for size in sizes:
+            fill = size - WINDOW - have
+            append_gateway(db, have, fill)
+            append_pymerkle(tree, have, fill)
+            ours_s, rows_s = append_gateway(db, size - WINDOW, WINDOW)
+            pm_s = append_pymerkle(tree, size - WINDOW, WINDOW)
+            have = size
+            with sqlite3.connect(gw_path) as con:  # fold the WAL into the file before sizing
+                con.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+            tree.con.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+            figures = measure(db, pm_path, size, args.proofs, args.budget, rng)
+            checked = check_same_roots(db, tree, size, rng)
+            for label, ours, theirs in (
+                ("append entries/s (batches of 1,000)", WINDOW / ours_s, WINDOW / pm_s),
+                ("  ours outside the rows' INSERT", WINDOW / (ours_s - rows_s), float("nan")),
+                ("roots/s at random sizes", figures["ours_root"], figures["pm_root"]),
+                ("inclusion proofs/s, cold", figures["ours_inc"], figures["pm_inc_cold"]),
+                ("inclusion proofs/s, warm", figures["ours_inc"], figures["pm_inc"]),
+                ("consistency proofs/s, cold", figures["ours_con"], figures["pm_con_cold"]),
+                ("consistency proofs/s, warm", figures["ours_con"], figures["pm_con"]),
+                ("disk bytes per entry", file_bytes(gw_path) / size, file_bytes(pm_path) / size),
+            ):
+                rows.setdefault(label, []).append(f"{ours:>16,.0f}{theirs:>18,.0f}")
+            print(f"size {size:,}: same root at {checked} sizes, every proof verified", flush=True)
+        print(header)
+        for label, cells in rows.items():
+            print(f"{label:34}" + "".join(cells))
+        tree.close()
+        db.dispose()
+
+
+if __name__ == "__main__":
+    main()
