@@ -149,8 +149,8 @@ async def void_overdue_forever(runtime: Runtime, interval: float = 60.0) -> None
 async def public_draw(draw_id: str, runtime: RuntimeDep) -> PublicDraw:
     """一公开 (docs/draws.md §12), public: once the period is over, who a draw selected, its
     request and result entries with inclusion proofs, the seed checkpoint, and a checkpoint
-    covering the result (signed now if the latest signed one does not). Its own readers, not
-    a ReadSession: the checkpoint may be signed (a write) between them."""
+    covering the result (signed now if the latest signed one does not)."""
+    # Its own readers, not a ReadSession: the checkpoint may be signed (a write) between them.
     today = local_date(runtime.clock.now())
 
     def load() -> dict[str, Any]:
