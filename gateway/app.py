@@ -11,10 +11,11 @@ import logging
 import threading
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from fastapi import Depends, FastAPI, Request, Response
 from fastapi.responses import JSONResponse
+from pydantic import BaseModel, Field
 from sqlalchemy import text
 from sqlalchemy.exc import IntegrityError
 from starlette.concurrency import run_in_threadpool
@@ -57,6 +58,25 @@ from gateway.supervision.routes import router as supervision_router
 from gateway.supervision.routes import void_overdue_forever
 from gateway.transparency.routes import router as log_router
 from gateway.transparency.witnessing import collect_forever
+
+
+class Jwks(BaseModel):
+    """RFC 7517 JWK Set: the gateway's public keys."""
+
+    keys: list[dict[str, Any]]
+
+
+class Health(BaseModel):
+    status: Literal["ok"]
+
+
+class Readiness(BaseModel):
+    status: Literal["ok", "unavailable"]
+    failing: list[str] = Field(description="the checks that fail")
+    checks: dict[str, dict[str, Any]] = Field(
+        description="database, signing_key, outbox, group_threads and delivery_worker (where "
+        "the process delivers): each a `status` of ok, failing or unknown, with its figures"
+    )
 
 
 def record_shipped_catalog(runtime: Runtime) -> None:
@@ -185,22 +205,37 @@ def create_app(
     match_first(app, "/v1/messages", "POST", publish_message)
 
     @app.get("/.well-known/jwks.json", tags=["keys"])
-    async def jwks(runtime: Annotated[Runtime, Depends(get_runtime)]) -> dict[str, Any]:
+    async def jwks(runtime: Annotated[Runtime, Depends(get_runtime)]) -> Jwks:
         """The gateway's public keys (RFC 7517); receipts and log entries verify against them."""
-        return runtime.signer.jwks()
+        return Jwks.model_validate(runtime.signer.jwks())
 
-    @app.get("/metrics", tags=["health"], response_class=Response)
+    @app.get(
+        "/metrics",
+        tags=["health"],
+        response_class=Response,
+        responses={
+            200: {
+                "description": "Prometheus text exposition format",
+                "content": {"text/plain": {"schema": {"type": "string"}}},
+            }
+        },
+    )
     async def metrics(request: Request) -> Response:
         """Prometheus metrics: publish counters and latency, log, delivery and witness gauges."""
         body = await run_in_threadpool(request.app.state.metrics.render)
         return Response(body, media_type=METRICS_CONTENT_TYPE)
 
     @app.get("/healthz", tags=["health"])
-    async def healthz() -> dict[str, str]:
+    async def healthz() -> Health:
         """Liveness: the process answers."""
-        return {"status": "ok"}
+        return Health(status="ok")
 
-    @app.get("/readyz", tags=["health"])
+    @app.get(
+        "/readyz",
+        tags=["health"],
+        response_model=Readiness,
+        responses={503: {"model": Readiness, "description": "not ready: `failing` names why"}},
+    )
     async def readyz(
         request: Request, runtime: Annotated[Runtime, Depends(get_runtime)]
     ) -> JSONResponse:

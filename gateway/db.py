@@ -279,6 +279,13 @@ class Database:
             with self.sessions.begin() as session:
                 yield session
 
+    def unit_of_work(self, *, read_only: bool = False) -> UnitOfWork:
+        """A transaction that begins at its session's first statement: a request's
+        (gateway.runtime.write_session, read_session), whose session is made on the event
+        loop, used in a worker thread and ended in another. `read_only`: as `reader()`, on
+        the readers' engine, beside the writer."""
+        return UnitOfWork(self, read_only=read_only)
+
     @contextmanager
     def reader(self) -> Iterator[Session]:
         """A read-only unit of work; on SQLite it runs beside the writer thanks to WAL."""
@@ -309,6 +316,42 @@ class Database:
     def dispose(self) -> None:
         for engine in self._engines():
             engine.dispose()
+
+
+class UnitOfWork:
+    """One write transaction over threads: `session` begins at its first statement, in the
+    thread that runs it, and `end` commits (or, given the exception, rolls back) and closes,
+    in whatever thread calls it. As `Database.transaction`: on SQLite the process's writer
+    lock is held from the session's beginning to its end (taken lazily, so the lock is never
+    held while a thread waits for a worker thread: with every worker blocked on the lock,
+    that would never end), and a lost database file is refused before anything is written."""
+
+    def __init__(self, db: Database, *, read_only: bool = False) -> None:
+        self.session = db._read_sessions() if read_only else db.sessions()
+        self._db = db
+        self._locked = False
+        if db.is_sqlite and not read_only:
+            event.listen(self.session, "after_transaction_create", self._lock)
+
+    def _lock(self, session: Session, transaction: Any) -> None:
+        if transaction.parent is None and not self._locked:
+            self._db._write_lock.acquire()
+            self._locked = True
+            self._db.check_file()
+
+    def end(self, error: BaseException | None = None) -> None:
+        try:
+            if error is None:
+                self.session.commit()
+            else:
+                self.session.rollback()
+        finally:
+            try:
+                self.session.close()
+            finally:
+                if self._locked:
+                    self._locked = False
+                    self._db._write_lock.release()
 
 
 def _checked_out(engine: Engine) -> int:

@@ -1,6 +1,36 @@
-"""SQLAlchemy 2 typed mappings: agency registry, the log, enterprise state and ledgers.
+"""SQLAlchemy 2 typed mappings: every table of the gateway, in one module with one index.
 
 ORM classes are storage only; API shapes live in each feature's `schemas.py`.
+
+Kept whole rather than split per feature (issue 19 §3): one `Base` and one `MetaData` that
+Alembic autogenerates against, and foreign keys that cross features (`enterprises` is read
+by ledger, measures, supervision and delivery; `agencies` by nearly everything), which a
+split would turn into imports between feature packages. At 29 small classes the index below
+finds a table as fast as a package would.
+
+| feature (package)            | classes (table)                                                   |
+|------------------------------|-------------------------------------------------------------------|
+| registry (`registry/`)       | Agency (agencies), AgencyKey (agency_keys),                       |
+|                              | PublishRight (publish_rights), AccessRight (access_rights)        |
+| access (`access/`)           | AgencyScope (agency_scopes), RateLimit (rate_limits),             |
+|                              | UsedAssertion (used_assertions)                                   |
+| queries (`queries/`)         | AccessRecord (access_records; refusals: `access/refusals.py`)     |
+| log (`transparency/`)        | LogHead (log_head), LogEntry (log_entries), TreeNode (tree_nodes),|
+|                              | Checkpoint (checkpoints), Cosignature (cosignatures),             |
+|                              | WitnessStatus (witness_status)                                    |
+| ledger (`ledger/`)           | Enterprise (enterprises), LedgerChange (ledger_changes),          |
+|                              | Accident (accidents), Rectification (rectifications),             |
+|                              | Listing (listings), Inspection (inspections)                      |
+| supervision (`supervision/`) | Draw (draws); the plan reads inspections                          |
+| measures (`measures/`)       | MeasureCatalog (measure_catalogs), MeasureApplied                 |
+|                              | (measures_applied)                                                |
+| delivery (`delivery/`)       | Subscription (subscriptions), Delivery (deliveries),              |
+|                              | DeliveryHour (delivery_hours), DeliveryAttempt                    |
+|                              | (delivery_attempts), ConsumerReceipt (consumer_receipts)          |
+| console (`console/`)         | ConsoleSession (console_sessions)                                 |
+
+Shared column type: `UTCDateTime` (timezone-aware, stored UTC). `table_of` types a model's
+`__table__` for Core statements.
 """
 
 from __future__ import annotations

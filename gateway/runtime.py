@@ -3,14 +3,19 @@ lifespan; resources only (publishing's orchestration is gateway.publishing.orche
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
+from typing import Annotated
 
-from fastapi import Request
+import anyio
+from fastapi import Depends, Request
+from sqlalchemy.orm import Session
 
 from gateway.access.ratelimit import RateLimiter
 from gateway.access.refusals import Refusals
 from gateway.clock import Clock, SystemClock
-from gateway.db import Database
+from gateway.db import Database, UnitOfWork
 from gateway.publishing.verify import KeyCache
 from gateway.settings import Settings
 from gateway.signing import GatewaySigner, load_gateway_signer
@@ -60,3 +65,49 @@ async def get_runtime(request: Request) -> Runtime:
     dependency in its thread pool, a thread hop on every request for one attribute."""
     runtime: Runtime = request.app.state.runtime
     return runtime
+
+
+async def write_session(request: Request) -> AsyncIterator[Session]:
+    """The request's write transaction (`WriteSession`), for routes that are not hot paths
+    (publishing and standing queries keep their group commits). Declared with
+    `scope="function"`: committed once the endpoint has returned and its answer is made,
+    before the answer is sent, so a 201 never goes out ahead of its commit; rolled back if
+    the endpoint raises.
+
+    The endpoint is `async` and hands its database work to the thread pool once
+    (`await run_in_threadpool(service_function, session, ...)`), and never opens another write
+    transaction. On SQLite the session holds the process's writer lock from its first
+    statement to its end: a second hop to the pool, or a plain `def` endpoint (FastAPI checks
+    its answer in the pool after it returns), would wait for a worker thread while holding
+    the lock, and with every worker waiting for the lock that never ends. The session ends
+    in a thread of its own, as FastAPI ends a plain dependency's."""
+    runtime: Runtime = request.app.state.runtime
+    async with _ended_off_loop(runtime.db.unit_of_work()) as session:
+        yield session
+
+
+async def read_session(request: Request) -> AsyncIterator[Session]:
+    """The request's read-only transaction (`ReadSession`), on the readers' engine (on
+    SQLite beside the writer, WAL): as `write_session`, one hop to the thread pool, and
+    ended once the answer is made."""
+    runtime: Runtime = request.app.state.runtime
+    async with _ended_off_loop(runtime.db.unit_of_work(read_only=True)) as session:
+        yield session
+
+
+@asynccontextmanager
+async def _ended_off_loop(work: UnitOfWork) -> AsyncIterator[Session]:
+    """`work.session`, then `work.end` in a thread of its own (shielded from cancellation:
+    the SQLite writer lock must always be given back)."""
+    try:
+        yield work.session
+    except BaseException as exc:
+        with anyio.CancelScope(shield=True):
+            await anyio.to_thread.run_sync(work.end, exc, limiter=anyio.CapacityLimiter(1))
+        raise
+    with anyio.CancelScope(shield=True):
+        await anyio.to_thread.run_sync(work.end, limiter=anyio.CapacityLimiter(1))
+
+
+WriteSession = Annotated[Session, Depends(write_session, scope="function")]
+ReadSession = Annotated[Session, Depends(read_session, scope="function")]

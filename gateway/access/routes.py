@@ -5,16 +5,16 @@ from __future__ import annotations
 import datetime as dt
 import json
 from collections.abc import Awaitable, Callable
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any
 from urllib.parse import parse_qs
 
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import JSONResponse, Response
-from pydantic import BaseModel, ConfigDict, Field
 from starlette.concurrency import run_in_threadpool
 
 from gateway.access.refusals import TOKEN_REFUSALS, Refusal
 from gateway.access.revocations import check_not_revoked
+from gateway.access.schemas import OAuthError, TokenAnswer
 from gateway.access.tokens import Caller, issue_token, require_scope, verify_access_token
 from gateway.errors import (
     NO_STORE,
@@ -56,29 +56,6 @@ def token_audience(request: Request, runtime: Runtime) -> str | None:
         host = f"[{host}]"
     authority = host if port is None or DEFAULT_PORTS.get(scheme) == port else f"{host}:{port}"
     return f"{scheme}://{authority}/v1/oauth/token"
-
-
-class TokenAnswer(BaseModel):
-    """RFC 6749 §5.1 access token response."""
-
-    access_token: str
-    token_type: Literal["Bearer"]
-    expires_in: int = Field(description="seconds")
-    scope: str = Field(description="the scopes granted, space-separated")
-
-
-class OAuthError(BaseModel):
-    """RFC 6749 §5.2 error response, with the gateway's problem members beside it."""
-
-    model_config = ConfigDict(extra="allow")
-
-    error: str = Field(
-        description="invalid_client, invalid_scope, unsupported_grant_type or invalid_request"
-    )
-    error_description: str
-    code: str = Field(description="the gateway's stable problem code, e.g. wrong_audience")
-    status: int
-    detail: str
 
 
 @router.post(

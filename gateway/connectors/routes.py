@@ -18,6 +18,7 @@ from starlette.concurrency import run_in_threadpool
 from connectors import CONNECTORS
 from gateway.access.routes import caller_with
 from gateway.access.tokens import Caller
+from gateway.connectors.schemas import Connectors, SnapshotManifest, Snapshots
 from gateway.connectors.snapshots import write_snapshot
 from gateway.errors import Forbidden, GatewayError, NotFound
 from gateway.queries.service import record_access_alone, roles_of
@@ -63,10 +64,10 @@ async def snapshot_forever(runtime: Runtime, interval: float) -> None:
 
 
 @router.get("")
-async def list_connectors() -> dict[str, Any]:
+async def list_connectors() -> Connectors:
     """Each connector: the agency role it serves, the message types it makes documents from,
     and its view contract (JSON Schema 2020-12, unknown fields refused)."""
-    return {
+    connectors = {
         "connectors": [
             {
                 "name": c.name,
@@ -78,6 +79,7 @@ async def list_connectors() -> dict[str, Any]:
             for c in CONNECTORS.values()
         ]
     }
+    return Connectors.model_validate(connectors)
 
 
 @router.post(
@@ -85,9 +87,9 @@ async def list_connectors() -> dict[str, Any]:
     status_code=201,
     dependencies=[Depends(caller_with("admin"))],
 )
-async def create_snapshot(runtime: RuntimeDep) -> dict[str, Any]:
+async def create_snapshot(runtime: RuntimeDep) -> SnapshotManifest:
     """Take a full snapshot now (admin); returns its manifest claims."""
-    return await run_in_threadpool(take_snapshot, runtime)
+    return SnapshotManifest.model_validate(await run_in_threadpool(take_snapshot, runtime))
 
 
 Subscriber = Annotated[Caller, Depends(caller_with("subscribe"))]
@@ -146,7 +148,7 @@ def _read_snapshots(
 
 
 @router.get("/market_regulator/snapshots")
-async def list_snapshots(runtime: RuntimeDep, caller: Subscriber) -> dict[str, Any]:
+async def list_snapshots(runtime: RuntimeDep, caller: Subscriber) -> Snapshots:
     """The snapshots kept, newest first (scope `subscribe` and the `market_regulator` role,
     or an operator)."""
 
@@ -167,10 +169,24 @@ async def list_snapshots(runtime: RuntimeDep, caller: Subscriber) -> dict[str, A
             ]
         }
 
-    return await run_in_threadpool(_read_snapshots, runtime, caller, None, listing)
+    return Snapshots.model_validate(
+        await run_in_threadpool(_read_snapshots, runtime, caller, None, listing)
+    )
 
 
-@router.get("/market_regulator/snapshots/{name}", response_class=FileResponse)
+@router.get(
+    "/market_regulator/snapshots/{name}",
+    response_class=FileResponse,
+    responses={
+        200: {
+            "description": "the snapshot's NDJSON, or its signed manifest (a compact JWS)",
+            "content": {
+                "application/x-ndjson": {"schema": {"type": "string"}},
+                "application/jose": {"schema": {"type": "string"}},
+            },
+        }
+    },
+)
 async def get_snapshot_file(name: str, runtime: RuntimeDep, caller: Subscriber) -> Response:
     """A snapshot's NDJSON (`<size>.ndjson`) or its signed manifest (`<size>.manifest.jws`),
     for whom may list them; each download is recorded. A download is a stream like a ledger

@@ -11,6 +11,7 @@ from starlette.concurrency import run_in_threadpool
 
 from contracts.dates import local_date
 from gateway.access.routes import caller_with
+from gateway.ledger.schemas import LedgerHistory, LedgerPage, LedgerSummary
 from gateway.ledger.service import (
     LedgerFilter,
     enterprise_row,
@@ -19,7 +20,7 @@ from gateway.ledger.service import (
     ledger_summary,
     list_ledger,
 )
-from gateway.runtime import Runtime, get_runtime
+from gateway.runtime import ReadSession, Runtime, get_runtime
 from gateway.streaming import csv_stream
 
 router = APIRouter(prefix="/v1", tags=["ledgers"])
@@ -49,20 +50,20 @@ def ledger_filter(
 
 @router.get("/ledgers/{ledger}", dependencies=[Depends(caller_with("ledger.read"))])
 async def get_ledger(
+    session: ReadSession,
     flt: Annotated[LedgerFilter, Depends(ledger_filter)],
     runtime: Annotated[Runtime, Depends(get_runtime)],
     after: Annotated[
         str | None, Query(description="cursor: the last code of the previous page")
     ] = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
-) -> dict[str, Any]:
+) -> LedgerPage:
     """One page of the basic, required or achieved ledger; `next` is null on the last page.
     A filter value no row could have is refused (400 invalid_filter)."""
 
     def load() -> dict[str, Any]:
-        with runtime.db.reader() as session:
-            page = list_ledger(session, flt, after=after, limit=limit)
-            items = [enterprise_row(r, flt.on) for r in page.rows]
+        page = list_ledger(session, flt, after=after, limit=limit)
+        items = [enterprise_row(r, flt.on) for r in page.rows]
         return {
             "ledger": flt.ledger,
             "on": flt.on.isoformat(),
@@ -71,7 +72,7 @@ async def get_ledger(
             "next": items[-1]["uscc"] if page.more else None,
         }
 
-    return await run_in_threadpool(load)
+    return LedgerPage.model_validate(await run_in_threadpool(load))
 
 
 @router.get(
@@ -126,17 +127,17 @@ async def export_ledger(
 
 @router.get("/ledgers/{ledger}/summary", dependencies=[Depends(caller_with("ledger.read"))])
 async def get_summary(
+    session: ReadSession,
     flt: Annotated[LedgerFilter, Depends(ledger_filter)],
     runtime: Annotated[Runtime, Depends(get_runtime)],
     by: Annotated[str, Query(description="region | industry | grade")] = "region",
-) -> dict[str, Any]:
+) -> LedgerSummary:
     """The filtered ledger counted by region (one level below the region filter: the cities,
     or a city's districts), industry section or grade held that day, and by ledger status
     (新增 / 达标 / 未达标) on the day."""
 
     def load() -> dict[str, Any]:
-        with runtime.db.reader() as session:
-            rows = ledger_summary(session, flt, by)
+        rows = ledger_summary(session, flt, by)
         groups: dict[str, dict[str, int]] = {}
         for key, status, n in rows:
             groups.setdefault(key, {})[status] = n
@@ -151,34 +152,33 @@ async def get_summary(
             ],
         }
 
-    return await run_in_threadpool(load)
+    return LedgerSummary.model_validate(await run_in_threadpool(load))
 
 
 @router.get(
     "/enterprises/{code}/ledger-history", dependencies=[Depends(caller_with("ledger.read"))]
 )
 async def get_history(
-    code: str, runtime: Annotated[Runtime, Depends(get_runtime)]
-) -> dict[str, Any]:
+    session: ReadSession, code: str, runtime: Annotated[Runtime, Depends(get_runtime)]
+) -> LedgerHistory:
     """Every ledger movement of one enterprise: who, when, which message, why."""
 
     def load() -> list[dict[str, Any]]:
-        with runtime.db.reader() as session:
-            return [
-                {
-                    "ledger": c.ledger,
-                    "change": c.change,
-                    "from_status": c.from_status,
-                    "to_status": c.to_status,
-                    "from_level": c.from_level,
-                    "to_level": c.to_level,
-                    "actor": c.actor,
-                    "at": c.at.isoformat(),
-                    "message_id": c.message_id,
-                    "log_index": c.log_index,
-                    "reason": c.reason,
-                }
-                for c in ledger_history(session, code)
-            ]
+        return [
+            {
+                "ledger": c.ledger,
+                "change": c.change,
+                "from_status": c.from_status,
+                "to_status": c.to_status,
+                "from_level": c.from_level,
+                "to_level": c.to_level,
+                "actor": c.actor,
+                "at": c.at.isoformat(),
+                "message_id": c.message_id,
+                "log_index": c.log_index,
+                "reason": c.reason,
+            }
+            for c in ledger_history(session, code)
+        ]
 
-    return {"uscc": code, "changes": await run_in_threadpool(load)}
+    return LedgerHistory.model_validate({"uscc": code, "changes": await run_in_threadpool(load)})

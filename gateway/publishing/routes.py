@@ -8,7 +8,6 @@ from typing import Annotated, Any
 import orjson
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import Response
-from pydantic import BaseModel, Field
 from sqlalchemy import select
 from starlette.concurrency import run_in_threadpool
 
@@ -18,40 +17,14 @@ from gateway.errors import BadRequest, NotFound, PayloadTooLarge, UnsupportedMed
 from gateway.logs import log_event
 from gateway.models import LogEntry
 from gateway.publishing.orchestration import publish
+from gateway.publishing.schemas import BatchIn, BatchOut, ReceiptOut, StoredMessage
 from gateway.publishing.service import Outcome, Publisher
 from gateway.routing import DirectRoute
-from gateway.runtime import Runtime, get_runtime
+from gateway.runtime import ReadSession, Runtime, get_runtime
 from gateway.transparency.views import reader_of
 
 router = APIRouter(prefix="/v1/messages", tags=["publishing"])
 JOSE = "application/jose"
-
-
-class ReceiptOut(BaseModel):
-    message_id: str
-    index: int
-    leaf_hash: str = Field(description="hex SHA-256(0x00 || JWS bytes), RFC 6962 leaf hash")
-    receipt: str = Field(description="compact JWS signed by the gateway (see JWKS)")
-
-
-class BatchIn(BaseModel):
-    messages: list[str] = Field(description="compact JWS strings, at most 1,000")
-
-
-class BatchItemOut(BaseModel):
-    status: int
-    message_id: str | None = None
-    index: int | None = None
-    leaf_hash: str | None = None
-    receipt: str | None = None
-    problem: dict[str, Any] | None = None
-
-
-class BatchOut(BaseModel):
-    accepted: int
-    duplicates: int
-    rejected: int
-    results: list[BatchItemOut]
 
 
 async def read_limited(request: Request, limit: int) -> bytes:
@@ -194,34 +167,34 @@ async def publish_messages(request: Request) -> Response:
     return Response(orjson.dumps(out), media_type="application/json")
 
 
-@router.get("/{message_id}")
+@router.get("/{message_id}", response_model_exclude_unset=True)
 async def get_message(
+    session: ReadSession,
     message_id: str,
     runtime: Annotated[Runtime, Depends(get_runtime)],
     caller: Annotated[Caller, Depends(caller_with("ledger.read"))],
-) -> dict[str, Any]:
+) -> StoredMessage:
     """The stored message: its log index and leaf hash, and the exact JWS bytes and receipt
     for a caller that may read it whole (a `read` right for its type, or its issuer); to
     others what their subscribe view shows (`view` `fields`), or only the hashes (`view`
     `hashes`). Its inclusion proof is public: `GET /v1/log/proofs/inclusion?index=`."""
 
     def load() -> dict[str, Any] | None:
-        with runtime.db.reader() as session:
-            entry = session.scalars(
-                select(LogEntry).where(LogEntry.message_id == message_id.lower())
-            ).first()
-            if entry is None:
-                return None
-            reader = reader_of(session, caller.agency_id)
-            return {
-                "message_id": entry.message_id,
-                "index": entry.idx,
-                "kind": entry.kind,
-                "leaf_hash": entry.leaf_hash.hex(),
-                **reader.facts(entry),
-            }
+        entry = session.scalars(
+            select(LogEntry).where(LogEntry.message_id == message_id.lower())
+        ).first()
+        if entry is None:
+            return None
+        reader = reader_of(session, caller.agency_id)
+        return {
+            "message_id": entry.message_id,
+            "index": entry.idx,
+            "kind": entry.kind,
+            "leaf_hash": entry.leaf_hash.hex(),
+            **reader.facts(entry),
+        }
 
     shown = await run_in_threadpool(load)
     if shown is None:
         raise NotFound("not_found", f"no message {message_id} is in the log")
-    return shown
+    return StoredMessage.model_validate(shown)

@@ -12,7 +12,8 @@ from starlette.concurrency import run_in_threadpool
 from contracts.dates import local_date
 from gateway.access.tokens import Caller
 from gateway.measures.service import day_asked, measures_for
-from gateway.queries.routes import recorded_read
+from gateway.queries.routes import PURPOSE_REQUIRED, PurposeParam, recorded_read
+from gateway.queries.schemas import EnterpriseMeasures
 from gateway.queries.service import query_view
 from gateway.registry.rights import View
 from gateway.runtime import Runtime, get_runtime
@@ -53,15 +54,19 @@ def visible_measures(
     return shown
 
 
-@router.get("/enterprises/{code}/measures")
+@router.get(
+    "/enterprises/{code}/measures",
+    response_model_exclude_unset=True,
+    openapi_extra=PURPOSE_REQUIRED,
+)
 async def enterprise_measures(
     code: str,
     request: Request,
     runtime: RuntimeDep,
-    purpose: Annotated[str | None, Query(description="why you ask (recorded)")] = None,
+    purpose: PurposeParam = None,
     on: Annotated[str | None, Query(description="date (default: today)")] = None,
     role: str | None = None,
-) -> dict[str, Any]:
+) -> EnterpriseMeasures:
     """What applies to this enterprise: its current grade, the accidents of the 12 months
     before `on` and the list entries active on `on`, and the measures for your roles, against
     the catalog in force on `on`. Needs scope `query`, a `standing` query right (the answer
@@ -77,6 +82,7 @@ async def enterprise_measures(
             roles = None if "operator" in held else held
         return visible_measures(measures_for(session, code, day, role), view, roles)
 
-    return await run_in_threadpool(
+    answered = await run_in_threadpool(
         recorded_read, request, code, purpose, action="measures", read=read
     )
+    return EnterpriseMeasures.model_validate(answered)

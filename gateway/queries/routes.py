@@ -8,7 +8,6 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import Response
-from pydantic import BaseModel, Field
 from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 
@@ -19,6 +18,13 @@ from gateway.access.tokens import Caller
 from gateway.errors import GatewayError, PayloadTooLarge
 from gateway.queries import service
 from gateway.queries.batcher import StandingQueries
+from gateway.queries.schemas import (
+    BatchAnswer,
+    BatchQuery,
+    EnterpriseAccessRecords,
+    GradeHistoryAnswer,
+    StandingAnswer,
+)
 from gateway.registry.rights import View, require_view
 from gateway.routing import DirectRoute
 from gateway.runtime import Runtime
@@ -26,19 +32,28 @@ from gateway.runtime import Runtime
 router = APIRouter(prefix="/v1/enterprises", tags=["queries"])
 
 
-class BatchQuery(BaseModel):
-    codes: list[str]
-    purpose: str | None = None
-    fields: list[str] | None = Field(
-        default=None, description="ask for fewer fields than your view (default: all of it)"
-    )
-
-
 FieldsParam = Annotated[
     str | None,
     Query(description="comma-separated fields, within your view (default: all of your view)"),
 ]
-PurposeParam = Annotated[str | None, Query(description="why you ask (recorded)")]
+PURPOSE = "why you ask (recorded); a query without one is refused (400 missing_purpose)"
+# Required in the document, parsed as optional: a query without a purpose is refused by the
+# gateway itself (400 missing_purpose, and recorded), never by FastAPI's parameter checks.
+PurposeParam = Annotated[str | None, Query(include_in_schema=False)]
+
+
+def purpose_parameter() -> dict[str, Any]:
+    """The required `purpose` query parameter, as the document names it (`openapi_extra`)."""
+    return {
+        "name": "purpose",
+        "in": "query",
+        "required": True,
+        "schema": {"type": "string", "title": "Purpose", "description": PURPOSE},
+        "description": PURPOSE,
+    }
+
+
+PURPOSE_REQUIRED: dict[str, Any] = {"parameters": [purpose_parameter()]}
 
 
 def _count(request: Request, agency_id: str | None, result: str, n: int = 1) -> None:
@@ -271,10 +286,10 @@ router.add_api_route(
     "/{code}",
     get_standing,
     methods=["GET"],
-    response_model=dict[str, Any],
+    response_model=StandingAnswer,  # documented; the body is the batcher's bytes as they are
     openapi_extra={
         "parameters": [
-            _optional_text_parameter("purpose", "why you ask (recorded)"),
+            purpose_parameter(),
             _optional_text_parameter(
                 "fields", "comma-separated fields, within your view (default: all of your view)"
             ),
@@ -284,10 +299,10 @@ router.add_api_route(
 )
 
 
-@router.get("/{code}/grade-history")
+@router.get("/{code}/grade-history", openapi_extra=PURPOSE_REQUIRED)
 async def get_grade_history(
     code: str, request: Request, purpose: PurposeParam = None, fields: FieldsParam = None
-) -> dict[str, Any]:
+) -> GradeHistoryAnswer:
     """Every grade decision about the enterprise, oldest first, each message's data cut to
     your `grade_history` view; attested and recorded like a standing query."""
 
@@ -296,7 +311,7 @@ async def get_grade_history(
     ) -> dict[str, Any]:
         return service.grade_history(session, code, view)
 
-    return await run_in_threadpool(
+    answered = await run_in_threadpool(
         _single,
         request,
         code,
@@ -306,10 +321,11 @@ async def get_grade_history(
         contract="grade_history",
         answer=answer,
     )
+    return GradeHistoryAnswer.model_validate(answered)
 
 
-@router.post("/query")
-async def batch_query(body: BatchQuery, request: Request) -> dict[str, Any]:
+@router.post("/query", response_model_exclude_unset=True)
+async def batch_query(body: BatchQuery, request: Request) -> BatchAnswer:
     """Up to 1,000 codes; each answered on its own (invalid codes get their problem), one
     attestation over all of it."""
     runtime: Runtime = request.app.state.runtime
@@ -349,10 +365,12 @@ async def batch_query(body: BatchQuery, request: Request) -> dict[str, Any]:
         _count(request, caller.agency_id, "ok", len(results))
         return {"results": results, "attestation": attestation}
 
-    return await run_in_threadpool(run)
+    return BatchAnswer.model_validate(await run_in_threadpool(run))
 
 
-@router.get("/{code}/access-records")
+@router.get(
+    "/{code}/access-records", response_model_exclude_unset=True, openapi_extra=PURPOSE_REQUIRED
+)
 async def get_access_records(
     code: str,
     request: Request,
@@ -361,7 +379,7 @@ async def get_access_records(
         int | None, Query(description="cursor: the last id of the previous page")
     ] = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 100,
-) -> dict[str, Any]:
+) -> EnterpriseAccessRecords:
     """Who accessed this enterprise's data, newest first: for operators (scope `admin`) and
     for agencies holding an `access_records` query right (regulators, the supervising agency),
     cut to that right's field view. Needs a purpose; recorded (the read is not on the page it
@@ -380,9 +398,10 @@ async def get_access_records(
             "next": items[-1]["id"] if len(items) == limit else None,
         }
 
-    return await run_in_threadpool(
+    answered = await run_in_threadpool(
         recorded_read, request, code, purpose, action="access_records", read=read
     )
+    return EnterpriseAccessRecords.model_validate(answered)
 
 
 def recorded_read(

@@ -8,7 +8,6 @@ from collections.abc import Callable
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends
-from pydantic import BaseModel, Field
 from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 
@@ -16,9 +15,18 @@ from gateway.access.revocations import revocations_of
 from gateway.access.routes import caller_with
 from gateway.models import Agency
 from gateway.registry import rights
+from gateway.registry.schemas import (
+    Agencies,
+    AgencyStatusChanged,
+    AgencyStatusIn,
+    RateLimitIn,
+    RightIn,
+    Rights,
+)
 from gateway.registry.scopes import grant_scopes, revoke_scope
 from gateway.registry.service import list_agencies, set_agency_status
-from gateway.runtime import Runtime, get_runtime
+from gateway.runtime import ReadSession, Runtime, WriteSession, get_runtime
+from gateway.signing import GatewaySigner
 
 router = APIRouter(prefix="/v1/agencies", tags=["registry"])
 
@@ -59,28 +67,9 @@ def status_view(agency: Agency) -> dict[str, Any]:
 
 
 @router.get("", dependencies=[Depends(caller_with("admin"))])
-async def get_agencies(runtime: Annotated[Runtime, Depends(get_runtime)]) -> dict[str, Any]:
+async def get_agencies(runtime: Annotated[Runtime, Depends(get_runtime)]) -> Agencies:
     """Registered agencies with their roles, publish rights and public keys."""
-    return {"agencies": await run_in_threadpool(agency_views, runtime)}
-
-
-class RightIn(BaseModel):
-    fields: list[str] | None = Field(
-        default=None, description="the field view; null or absent: the whole contract"
-    )
-
-
-class StatusIn(BaseModel):
-    status: Literal["active", "disabled"] = Field(
-        description="disabled: no token is issued to the agency, its tokens and messages are "
-        "refused, its push deliveries wait; active: enabled again"
-    )
-    reason: str | None = Field(default=None, max_length=500, description="why, for the log")
-
-
-class RateLimitIn(BaseModel):
-    per_second: float | None = Field(default=None, description="null with burst: the default")
-    burst: int | None = None
+    return Agencies.model_validate({"agencies": await run_in_threadpool(agency_views, runtime)})
 
 
 Admin = Depends(caller_with("admin"))
@@ -88,20 +77,21 @@ RuntimeDep = Annotated[Runtime, Depends(get_runtime)]
 
 
 def _change(runtime: Runtime, change: Callable[[Session, dt.datetime], Any]) -> Any:
+    """For the changes a cache must hear of once committed (status, rate limit): the
+    WriteSession commits only after the endpoint returns, too late to invalidate from it."""
     with runtime.db.transaction() as session:
         return change(session, runtime.clock.now())
 
 
 @router.get("/{agency_id}/rights", dependencies=[Admin])
-async def get_rights(agency_id: str, runtime: RuntimeDep) -> dict[str, Any]:
+async def get_rights(session: ReadSession, agency_id: str, runtime: RuntimeDep) -> Rights:
     """What the agency may publish, subscribe to (with field views) and query, its token
     scopes and its rate limit."""
 
     def read() -> dict[str, Any]:
-        with runtime.db.reader() as session:
-            return rights.rights_of(session, agency_id)
+        return rights.rights_of(session, agency_id)
 
-    return await run_in_threadpool(read)
+    return Rights.model_validate(await run_in_threadpool(read))
 
 
 @router.put("/{agency_id}/rights/{action}/{contract}", dependencies=[Admin])
@@ -110,23 +100,21 @@ async def put_right(
     action: Literal["publish", "subscribe", "query", "read"],
     contract: str,
     runtime: RuntimeDep,
+    session: WriteSession,
     body: RightIn | None = None,
-) -> dict[str, Any]:
+) -> Rights:
     """Grant (or change the field view of) a right; recorded in the log."""
-    fields = body.fields if body else None
-    return await run_in_threadpool(
-        _change,
-        runtime,
-        lambda session, now: rights.grant(
-            session,
-            runtime.signer,
-            agency_id=agency_id,
-            action=action,
-            contract=contract,
-            fields=fields,
-            now=now,
-        ),
+    changed = await run_in_threadpool(
+        rights.grant,
+        session,
+        runtime.signer,
+        agency_id=agency_id,
+        action=action,
+        contract=contract,
+        fields=body.fields if body else None,
+        now=runtime.clock.now(),
     )
+    return Rights.model_validate(changed)
 
 
 @router.delete("/{agency_id}/rights/{action}/{contract}", dependencies=[Admin])
@@ -135,41 +123,63 @@ async def delete_right(
     action: Literal["publish", "subscribe", "query", "read"],
     contract: str,
     runtime: RuntimeDep,
-) -> dict[str, Any]:
+    session: WriteSession,
+) -> Rights:
     """Withdraw a right at once; recorded in the log."""
-    return await run_in_threadpool(
-        _change,
-        runtime,
-        lambda session, now: rights.revoke(
-            session, runtime.signer, agency_id=agency_id, action=action, contract=contract, now=now
-        ),
+    changed = await run_in_threadpool(
+        rights.revoke,
+        session,
+        runtime.signer,
+        agency_id=agency_id,
+        action=action,
+        contract=contract,
+        now=runtime.clock.now(),
     )
+    return Rights.model_validate(changed)
+
+
+def _scope_granted(
+    session: Session, signer: GatewaySigner, agency_id: str, scope: str, now: dt.datetime
+) -> dict[str, Any]:
+    grant_scopes(session, signer, agency_id, [scope], now)
+    return rights.rights_of(session, agency_id)
+
+
+def _scope_revoked(
+    session: Session, signer: GatewaySigner, agency_id: str, scope: str, now: dt.datetime
+) -> dict[str, Any]:
+    revoke_scope(session, signer, agency_id, scope, now)
+    return rights.rights_of(session, agency_id)
 
 
 @router.put("/{agency_id}/scopes/{scope}", dependencies=[Admin])
-async def put_scope(agency_id: str, scope: str, runtime: RuntimeDep) -> dict[str, Any]:
+async def put_scope(
+    agency_id: str, scope: str, runtime: RuntimeDep, session: WriteSession
+) -> Rights:
     """Allow the agency's tokens a scope; recorded in the log."""
-
-    def change(session: Session, now: dt.datetime) -> dict[str, Any]:
-        grant_scopes(session, runtime.signer, agency_id, [scope], now)
-        return rights.rights_of(session, agency_id)
-
-    return await run_in_threadpool(_change, runtime, change)
+    now = runtime.clock.now()
+    changed = await run_in_threadpool(
+        _scope_granted, session, runtime.signer, agency_id, scope, now
+    )
+    return Rights.model_validate(changed)
 
 
 @router.delete("/{agency_id}/scopes/{scope}", dependencies=[Admin])
-async def delete_scope(agency_id: str, scope: str, runtime: RuntimeDep) -> dict[str, Any]:
+async def delete_scope(
+    agency_id: str, scope: str, runtime: RuntimeDep, session: WriteSession
+) -> Rights:
     """Withdraw a scope from new tokens (issued ones expire within their lifetime)."""
-
-    def change(session: Session, now: dt.datetime) -> dict[str, Any]:
-        revoke_scope(session, runtime.signer, agency_id, scope, now)
-        return rights.rights_of(session, agency_id)
-
-    return await run_in_threadpool(_change, runtime, change)
+    now = runtime.clock.now()
+    changed = await run_in_threadpool(
+        _scope_revoked, session, runtime.signer, agency_id, scope, now
+    )
+    return Rights.model_validate(changed)
 
 
 @router.put("/{agency_id}/status", dependencies=[Admin])
-async def put_status(agency_id: str, body: StatusIn, runtime: RuntimeDep) -> dict[str, Any]:
+async def put_status(
+    agency_id: str, body: AgencyStatusIn, runtime: RuntimeDep
+) -> AgencyStatusChanged:
     """Disable an agency or enable it again; recorded in the log. This process refuses the
     agency's tokens at once, the others within about a second."""
 
@@ -186,11 +196,11 @@ async def put_status(agency_id: str, body: StatusIn, runtime: RuntimeDep) -> dic
 
     changed: dict[str, Any] = await run_in_threadpool(_change, runtime, change)
     revocations_of(runtime.db).invalidate()
-    return changed
+    return AgencyStatusChanged.model_validate(changed)
 
 
 @router.put("/{agency_id}/rate-limit", dependencies=[Admin])
-async def put_rate_limit(agency_id: str, body: RateLimitIn, runtime: RuntimeDep) -> dict[str, Any]:
+async def put_rate_limit(agency_id: str, body: RateLimitIn, runtime: RuntimeDep) -> Rights:
     """The agency's own request rate (tokens per second and burst); nulls: the default. This
     process applies it at once, the others within a few seconds."""
     changed = await run_in_threadpool(
@@ -206,4 +216,4 @@ async def put_rate_limit(agency_id: str, body: RateLimitIn, runtime: RuntimeDep)
         ),
     )
     runtime.rate_limiter.invalidate()
-    return dict(changed)
+    return Rights.model_validate(changed)

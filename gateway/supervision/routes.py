@@ -9,16 +9,16 @@ import logging
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, Response
-from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
 
 from contracts.dates import local_date
 from gateway.access.routes import caller_with
 from gateway.access.tokens import Caller
 from gateway.errors import Conflict
-from gateway.runtime import Runtime, get_runtime
+from gateway.runtime import ReadSession, Runtime, WriteSession, get_runtime
 from gateway.supervision import draws, publication
 from gateway.supervision.plan import plan
+from gateway.supervision.schemas import DrawIn, DrawOut, PublicDraw, RevealIn, SupervisionPlan
 from gateway.transparency.checkpoints import latest_checkpoint
 
 router = APIRouter(prefix="/v1", tags=["supervision"])
@@ -29,6 +29,7 @@ Supervisor = Annotated[Caller, Depends(caller_with("supervise"))]
 
 @router.get("/supervision/plan")
 async def supervision_plan(
+    session: ReadSession,
     runtime: RuntimeDep,
     caller: Supervisor,
     region: Annotated[str, Query(min_length=1, max_length=6, description="division prefix")],
@@ -36,85 +37,64 @@ async def supervision_plan(
     behind_only: bool = False,
     after: Annotated[str | None, Query(max_length=18, description="cursor: the last code")] = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
-) -> dict[str, Any]:
+) -> SupervisionPlan:
     """Each enterprise's inspections required for the year by its classified supervision
     (四（一）) against those recorded, due by today in proportion, and who is behind."""
     today = local_date(runtime.clock.now())
 
     def load() -> dict[str, Any]:
-        with runtime.db.reader() as session:
-            return plan(
-                session,
-                region=region,
-                year=year,
-                today=today,
-                behind_only=behind_only,
-                after=after,
-                limit=limit,
-            )
+        return plan(
+            session,
+            region=region,
+            year=year,
+            today=today,
+            behind_only=behind_only,
+            after=after,
+            limit=limit,
+        )
 
-    return await run_in_threadpool(load)
-
-
-class DrawIn(BaseModel):
-    """A draw request (docs/draws.md §2): the gateway adds requester, day, candidates'
-    digest and count and previous assignments. Strata may give `rate` instead of `sample`;
-    without strata, the achieved ledger is drawn by classified-supervision frequency."""
-
-    draw_id: str = Field(min_length=1, max_length=64, pattern=r"^\S(?:.*\S)?$")
-    region_prefix: str = Field(pattern=r"^[0-9]{0,6}$")
-    period: dict[str, str]
-    ledger: str = Field(pattern="^(basic|required|achieved)$")
-    filters: dict[str, list[str]] | None = None
-    strata: list[dict[str, Any]] | None = Field(default=None, max_length=51)
-    inspectors: list[str] = Field(min_length=1, max_length=10_000)
-    inspectors_per_enterprise: int = Field(ge=1, le=10)
-    commitment: str = Field(pattern="^[0-9a-f]{64}$")
+    return SupervisionPlan.model_validate(await run_in_threadpool(load))
 
 
 @router.post("/inspections/draws", status_code=201)
 async def request_draw(
-    body: DrawIn, runtime: RuntimeDep, caller: Supervisor, response: Response
-) -> dict[str, Any]:
+    body: DrawIn, runtime: RuntimeDep, caller: Supervisor, response: Response, session: WriteSession
+) -> DrawOut:
     """Commit a draw request to the log. The draw is made when the requester reveals its
     secret after the first signed checkpoint covering the request (`…/reveal`)."""
 
     def run() -> tuple[dict[str, Any], bool]:
-        with runtime.db.transaction() as session:
-            row, new = draws.request_draw(
-                session,
-                runtime.signer,
-                caller.agency_id,
-                body.model_dump(exclude_none=True),
-                runtime.clock.now(),
-            )
-            return draws.describe(row, session), new
+        row, new = draws.request_draw(
+            session,
+            runtime.signer,
+            caller.agency_id,
+            body.model_dump(exclude_none=True),
+            runtime.clock.now(),
+        )
+        return draws.describe(row, session), new
 
     found, new = await run_in_threadpool(run)
     if not new:
         response.status_code = 200
-    return found
+    return DrawOut.model_validate(found)
 
 
 @router.get("/inspections/draws/{draw_id}")
-async def get_draw(draw_id: str, runtime: RuntimeDep, caller: Supervisor) -> dict[str, Any]:
+async def get_draw(
+    session: ReadSession, draw_id: str, runtime: RuntimeDep, caller: Supervisor
+) -> DrawOut:
     """A draw: its request, status, seed checkpoint and result."""
 
     def load() -> dict[str, Any]:
-        with runtime.db.reader() as session:
-            return draws.describe(draws.get_draw(session, draw_id), session)
+        return draws.describe(draws.get_draw(session, draw_id), session)
 
-    return await run_in_threadpool(load)
-
-
-class RevealIn(BaseModel):
-    secret: str = Field(min_length=32, max_length=128, pattern="^[0-9a-fA-F]+$")
+    return DrawOut.model_validate(await run_in_threadpool(load))
 
 
 @router.post("/inspections/draws/{draw_id}/reveal")
 async def reveal_draw(
     draw_id: str, body: RevealIn, runtime: RuntimeDep, caller: Supervisor
-) -> dict[str, Any]:
+) -> DrawOut:
     """The requester's secret, once a signed checkpoint covers the request: the draw is made
     and logged. After the reveal window the draw is void instead (409 draw_voided)."""
     window = dt.timedelta(seconds=runtime.settings.supervision.reveal_window_seconds)
@@ -136,7 +116,7 @@ async def reveal_draw(
     found = await run_in_threadpool(run)
     if found["status"] == "voided":  # committed: the void stays in the log
         raise Conflict("draw_voided", f"the reveal of draw {draw_id} came after its window")
-    return found
+    return DrawOut.model_validate(found)
 
 
 def void_overdue_draws(runtime: Runtime) -> list[str]:
@@ -166,10 +146,11 @@ async def void_overdue_forever(runtime: Runtime, interval: float = 60.0) -> None
 
 
 @router.get("/inspections/draws/{draw_id}/public")
-async def public_draw(draw_id: str, runtime: RuntimeDep) -> dict[str, Any]:
+async def public_draw(draw_id: str, runtime: RuntimeDep) -> PublicDraw:
     """一公开 (docs/draws.md §12), public: once the period is over, who a draw selected, its
     request and result entries with inclusion proofs, the seed checkpoint, and a checkpoint
     covering the result (signed now if the latest signed one does not)."""
+    # Its own readers, not a ReadSession: the checkpoint may be signed (a write) between them.
     today = local_date(runtime.clock.now())
 
     def load() -> dict[str, Any]:
@@ -181,4 +162,4 @@ async def public_draw(draw_id: str, runtime: RuntimeDep) -> dict[str, Any]:
                 session, draws.get_draw(session, draw_id), today, checkpoint
             )
 
-    return await run_in_threadpool(load)
+    return PublicDraw.model_validate(await run_in_threadpool(load))

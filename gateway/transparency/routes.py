@@ -12,9 +12,16 @@ from starlette.concurrency import run_in_threadpool
 from gateway.access.routes import caller_with
 from gateway.access.tokens import Caller
 from gateway.errors import BadRequest, NotFound
-from gateway.runtime import Runtime, get_runtime
+from gateway.runtime import ReadSession, Runtime, get_runtime
 from gateway.transparency import service
 from gateway.transparency.checkpoints import latest_checkpoint, latest_cosigned, with_cosignatures
+from gateway.transparency.schemas import (
+    Bundle,
+    ConsistencyProof,
+    InclusionProof,
+    LogEntries,
+    WitnessReport,
+)
 from gateway.transparency.views import reader_of
 from gateway.transparency.witnessing import witness_report
 
@@ -52,9 +59,9 @@ async def get_checkpoint(
 
 
 @router.get("/v1/log/witnesses")
-async def get_witnesses(runtime: RuntimeDep) -> dict[str, Any]:
+async def get_witnesses(runtime: RuntimeDep) -> WitnessReport:
     """Each configured witness: the size it last cosigned, how long ago, its last error."""
-    return await run_in_threadpool(witness_report, runtime)
+    return WitnessReport.model_validate(await run_in_threadpool(witness_report, runtime))
 
 
 @router.get("/v1/log/vkey", response_class=PlainTextResponse)
@@ -66,60 +73,60 @@ async def get_vkey(runtime: RuntimeDep) -> PlainTextResponse:
 
 @router.get("/v1/log/proofs/inclusion")
 async def get_inclusion(
+    session: ReadSession,
     runtime: RuntimeDep,
     tree_size: Annotated[int, Query(ge=1, description="size of the tree the proof is for")],
     index: Annotated[int | None, Query(ge=0)] = None,
     message_id: Annotated[str | None, Query(max_length=36)] = None,
-) -> dict[str, Any]:
+) -> InclusionProof:
     """RFC 6962 inclusion proof (audit path, leaf sibling first) by index or message id."""
 
     def load() -> dict[str, Any]:
-        with runtime.db.reader() as session:
-            idx = index
-            if idx is None:
-                if message_id is None:
-                    raise BadRequest("invalid_request", "give index or message_id")
-                idx = service.index_of(session, message_id)
-            return service.inclusion(session, idx, tree_size)
+        idx = index
+        if idx is None:
+            if message_id is None:
+                raise BadRequest("invalid_request", "give index or message_id")
+            idx = service.index_of(session, message_id)
+        return service.inclusion(session, idx, tree_size)
 
-    return await run_in_threadpool(load)
+    return InclusionProof.model_validate(await run_in_threadpool(load))
 
 
 @router.get("/v1/log/proofs/consistency")
 async def get_consistency(
+    session: ReadSession,
     runtime: RuntimeDep,
     first: Annotated[int, Query(ge=1)],
     second: Annotated[int, Query(ge=1)],
-) -> dict[str, Any]:
+) -> ConsistencyProof:
     """RFC 6962 consistency proof between two tree sizes."""
 
     def load() -> dict[str, Any]:
-        with runtime.db.reader() as session:
-            return service.consistency(session, first, second)
+        return service.consistency(session, first, second)
 
-    return await run_in_threadpool(load)
+    return ConsistencyProof.model_validate(await run_in_threadpool(load))
 
 
-@router.get("/v1/log/entries")
+@router.get("/v1/log/entries", response_model_exclude_unset=True)
 async def get_entries(
+    session: ReadSession,
     runtime: RuntimeDep,
     caller: LedgerReader,
     start: Annotated[int, Query(ge=0)],
     end: Annotated[int, Query(ge=1, description="exclusive; at most 1,000 after start")],
-) -> dict[str, Any]:
+) -> LogEntries:
     """Log entries `[start, end)` with their leaf hashes: the exact JWS bytes (the leaves) of
     the gateway's own entries and of the messages the caller may read whole (a `read` right
     for the type, or its own); of the others what its subscribe view shows, or only hashes."""
 
     def load() -> list[dict[str, Any]]:
-        with runtime.db.reader() as session:
-            return service.entries(session, start, end, reader_of(session, caller.agency_id))
+        return service.entries(session, start, end, reader_of(session, caller.agency_id))
 
-    return {"entries": await run_in_threadpool(load)}
+    return LogEntries.model_validate({"entries": await run_in_threadpool(load)})
 
 
-@router.get("/v1/messages/{message_id}/bundle")
-async def get_bundle(message_id: str, runtime: RuntimeDep, caller: LedgerReader) -> dict[str, Any]:
+@router.get("/v1/messages/{message_id}/bundle", response_model_exclude_unset=True)
+async def get_bundle(message_id: str, runtime: RuntimeDep, caller: LedgerReader) -> Bundle:
     """Evidence bundle: the JWS, the receipt and a c2sp.org/tlog-proof for offline checks;
     without a `read` right for the type, the leaf hash and the proof with what the caller's
     subscribe view shows, never the JWS."""
@@ -131,4 +138,4 @@ async def get_bundle(message_id: str, runtime: RuntimeDep, caller: LedgerReader)
             reader = reader_of(session, caller.agency_id)
             return service.bundle(session, message_id, checkpoint, cosigned, reader)
 
-    return await run_in_threadpool(load)
+    return Bundle.model_validate(await run_in_threadpool(load))

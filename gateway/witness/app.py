@@ -7,6 +7,7 @@ from fastapi.responses import PlainTextResponse, Response
 from starlette.concurrency import run_in_threadpool
 
 from gateway.bodies import BodyLimit
+from gateway.witness.schemas import WitnessHealth
 from gateway.witness.service import Witness
 
 MAX_BODY_BYTES = 64 * 1024  # a checkpoint and a consistency proof of at most 63 lines
@@ -30,8 +31,8 @@ def create_witness_app(witness: Witness) -> FastAPI:
         return Response(answer.body, status_code=answer.status, media_type=answer.content_type)
 
     @app.get("/healthz")
-    async def healthz() -> dict[str, str]:
-        return {"status": "ok", "witness": witness.name}
+    async def healthz() -> WitnessHealth:
+        return WitnessHealth(status="ok", witness=witness.name)
 
     @app.get("/vkey", response_class=PlainTextResponse)
     async def vkey() -> str:
