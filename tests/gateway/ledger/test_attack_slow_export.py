@@ -35,13 +35,14 @@ PROMPT = 2.0  # seconds: a probe answered within this never waited on an exhaust
 
 def attack_settings(data_dir: Path, url: str, **streams: float) -> Settings:
     """Pools far smaller than the clients: 2 + 2 API connections waited for 3 s at most, 1
-    for exports."""
+    for exports (waited for up to 30 s: 21 exports take turns reading their first batch
+    through it, which on a busy machine took longer than 3 s and answered the tenth 503)."""
     settings = gateway_settings(data_dir, url)
     return settings.model_copy(
         update={
             "database": DatabaseSettings(pool_size=2, pool_timeout_seconds=3),
             "streams": StreamSettings(
-                **{"max_open": CLIENTS, "pool_size": 1, "pool_timeout_seconds": 3, **streams}
+                **{"max_open": CLIENTS, "pool_size": 1, "pool_timeout_seconds": 30, **streams}
             ),
         }
     )
@@ -59,7 +60,7 @@ def request_and_read_nothing(base: str, path: str, token: str) -> socket.socket:
     host, port = base.removeprefix("http://").split(":")
     sock = socket.socket()
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
-    sock.settimeout(10)
+    sock.settimeout(60)
     sock.connect((host, int(port)))
     sock.sendall(
         f"GET {path} HTTP/1.1\r\nHost: {host}\r\nAuthorization: Bearer {token}\r\n\r\n".encode()
