@@ -2,6 +2,7 @@
 directory (built on the first run, reused after): where a page's time goes.
 
     python bench/console_queries.py --dir /tmp/console-data --enterprises 100000
+    python bench/console_queries.py --dir /tmp/console-data --db postgresql
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from console import deliveries
-from populate import fresh_database, populate
+from populate import drop_database, fresh_database, populate
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
@@ -34,17 +35,21 @@ def main() -> None:
     parser.add_argument("--dir", type=Path, required=True)
     parser.add_argument("--enterprises", type=int, default=100_000)
     parser.add_argument("--runs", type=int, default=5)
+    parser.add_argument("--db", choices=["sqlite", "postgresql"], default="sqlite")
     args = parser.parse_args()
     database = args.dir / "bench_console.db"
     url = f"sqlite:///{database}"
+    if args.db == "postgresql":  # built afresh on every run, dropped at the end
+        url = fresh_database("postgresql", name="bench_console_queries")
     settings = Settings(
         data_dir=args.dir / "data",
         database_url=url,
         delivery=DeliverySettings(in_process_worker=False),
     )
-    if not database.exists():
+    if args.db == "postgresql" or not database.exists():
         args.dir.mkdir(parents=True, exist_ok=True)
-        url = fresh_database("sqlite", name="bench_console", directory=args.dir)
+        if args.db == "sqlite":
+            url = fresh_database("sqlite", name="bench_console", directory=args.dir)
         populate(url, args.enterprises, log_entries=args.enterprises)
         ensure_gateway_keys(settings)
         runtime = Runtime.open(settings)
@@ -82,6 +87,7 @@ def main() -> None:
         times.sort()
         print(f"| {name} | {times[0]:.1f} | {times[len(times) // 2]:.1f} |")
     runtime.close()
+    drop_database(url)
 
 
 if __name__ == "__main__":
