@@ -8,7 +8,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, JsonValue
 
-from gateway.transparency.schemas import VIEW, View
+from gateway.transparency.schemas import MessageFacts
 
 # A receipt the gateway gave (docs/protocol.md §2): the message, its log index and leaf hash.
 RECEIPT_EXAMPLE: dict[str, JsonValue] = {
@@ -57,7 +57,7 @@ class BatchOut(BaseModel):
     results: list[BatchItemOut]
 
 
-class StoredMessage(BaseModel):
+class StoredMessage(MessageFacts):
     """A stored message: its log index and leaf hash; the JWS and receipt for whom may read
     it whole, else what its subscribe view shows (`fields`) or nothing (`hashes`); absent
     keys are not shown to this caller."""
@@ -66,12 +66,3 @@ class StoredMessage(BaseModel):
     index: int
     kind: str
     leaf_hash: str
-    view: View = Field(description=VIEW)
-    type: str | None = None
-    issuer: str | None = None
-    subject: str | None = None
-    issued_at: str | None = None
-    accepted_at: str | None = None
-    receipt: str | None = None
-    jws: str | None = Field(default=None, description="the exact JWS, for `raw` only")
-    data: dict[str, Any] | None = Field(default=None, description="for `fields` only")
