@@ -10,10 +10,10 @@ from dataclasses import dataclass
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
-from sqlalchemy import and_, func, or_, select
-from sqlalchemy.orm import Session
+from sqlalchemy import and_, exists, func, or_, select
+from sqlalchemy.orm import Session, aliased
 
-from gateway.delivery.jobs import at_unblocked_head, disabled_agencies
+from gateway.delivery.jobs import disabled_agencies
 from gateway.delivery.worker import RoundFailures
 from gateway.models import Checkpoint, Delivery, LogEntry, LogHead, Subscription, WitnessStatus
 from gateway.runtime import Runtime
@@ -176,14 +176,28 @@ def outbox_lag_seconds(session: Session, now: dt.datetime) -> float:
         Subscription.agency_id.not_in(disabled_agencies()),
         or_(Subscription.breaker_open_until.is_(None), Subscription.breaker_open_until <= now),
     )
-    heads = (
-        select(Delivery.subscription_id, Delivery.uscc, func.min(Delivery.log_index).label("head"))
-        .join(Subscription, Subscription.id == Delivery.subscription_id)
-        .where(Delivery.status == "pending", pushable)
-        .group_by(Delivery.subscription_id, Delivery.uscc)
-        .subquery()
+    # Walk the pending deliveries from the longest due (ix_deliveries_due) and take the first
+    # at the head of its queue: nothing earlier of its enterprise pending (ix_deliveries_
+    # pending_order, one index probe) or dead or parked. Grouping every pending delivery by
+    # queue first cost 175 ms at 400,000 deliveries on PostgreSQL (the console overview).
+    earlier = aliased(Delivery)
+    before_it = and_(
+        earlier.subscription_id == Delivery.subscription_id,
+        earlier.uscc == Delivery.uscc,
+        earlier.log_index < Delivery.log_index,
     )
-    due = session.scalar(at_unblocked_head(select(func.min(Delivery.next_attempt_at)), heads))
+    due = session.scalar(
+        select(Delivery.next_attempt_at)
+        .join(Subscription, Subscription.id == Delivery.subscription_id)
+        .where(
+            Delivery.status == "pending",
+            pushable,
+            ~exists().where(before_it, earlier.status == "pending"),
+            ~exists().where(before_it, earlier.status.in_(("dead", "parked"))),
+        )
+        .order_by(Delivery.next_attempt_at)
+        .limit(1)
+    )
     return _age(now, due)
 
 
