@@ -22,7 +22,7 @@ from contract_factories import make_award, make_registration, make_revocation
 from fastapi import FastAPI, Request, Response
 from fastapi.testclient import TestClient
 from gateway_factories import Publisher, allow_subscribe, bearer, publish, register_publisher
-from loopback import free_port, serving
+from loopback import RawServer, free_port, serving
 from sqlalchemy import select
 
 from connectors import CONNECTORS
@@ -367,29 +367,16 @@ def test_a_connector_view_needs_the_whole_contract_and_follows_a_narrowed_or_rev
 # --- 2. an attempt ends by its deadline, and only the lease holder records a result -------------
 
 
-class Dripping:
+class Dripping(RawServer):
     """A raw HTTP server on loopback whose first answer comes one byte at a time, in its
     headers or in its body, each byte well within the read timeout: only an overall deadline
     ends that attempt. Every later request gets a 204 at once."""
 
     def __init__(self, part: str) -> None:
         self.part, self.requests = part, 0
-        self.server = socket.create_server(("127.0.0.1", 0))
-        self.server.settimeout(0.05)
-        self.url = f"http://127.0.0.1:{self.server.getsockname()[1]}/hook"
-        self.stopped = threading.Event()
-        self.thread = threading.Thread(target=self._serve, daemon=True)
-        self.thread.start()
+        super().__init__()
 
-    def _serve(self) -> None:
-        while not self.stopped.is_set():
-            try:
-                conn, _ = self.server.accept()
-            except TimeoutError:
-                continue
-            threading.Thread(target=self._answer, args=(conn,), daemon=True).start()
-
-    def _answer(self, conn: socket.socket) -> None:
+    def answer(self, conn: socket.socket) -> None:
         with contextlib.suppress(OSError), conn:
             data = b""
             while b"\r\n\r\n" not in data:
@@ -413,11 +400,6 @@ class Dripping:
                     return
                 conn.sendall(bytes([byte]))
             conn.sendall(tail)
-
-    def close(self) -> None:
-        self.stopped.set()
-        self.thread.join()
-        self.server.close()
 
 
 @pytest.fixture(params=["headers", "body"])

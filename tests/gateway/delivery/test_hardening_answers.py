@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import contextlib
 import socket
-import threading
 import time
 import tracemalloc
 from collections.abc import Iterator
@@ -17,6 +16,7 @@ import pytest
 from contract_factories import make_award, make_registration
 from fastapi.testclient import TestClient
 from gateway_factories import Publisher, publish, register_publisher
+from loopback import RawServer
 from sqlalchemy import select
 
 from contracts.uscc import complete_uscc
@@ -29,7 +29,7 @@ from gateway.runtime import Runtime
 CHUNK = b"x" * 65536
 
 
-class Flooding:
+class Flooding(RawServer):
     """A raw HTTP server on loopback that answers every request with a body that never ends
     (chunked, or a Content-Length of 600 MB), as fast as the reader takes it, and counts the
     bytes it managed to send."""
@@ -37,22 +37,9 @@ class Flooding:
     def __init__(self, framing: str, status: int = 200) -> None:
         self.framing, self.status = framing, status
         self.sent: list[int] = []  # bytes of body sent, per connection, once it closed
-        self.server = socket.create_server(("127.0.0.1", 0))
-        self.server.settimeout(0.05)
-        self.url = f"http://127.0.0.1:{self.server.getsockname()[1]}/hook"
-        self.stopped = threading.Event()
-        self.thread = threading.Thread(target=self._serve, daemon=True)
-        self.thread.start()
+        super().__init__()
 
-    def _serve(self) -> None:
-        while not self.stopped.is_set():
-            try:
-                conn, _ = self.server.accept()
-            except TimeoutError:
-                continue
-            threading.Thread(target=self._answer, args=(conn,), daemon=True).start()
-
-    def _answer(self, conn: socket.socket) -> None:
+    def answer(self, conn: socket.socket) -> None:
         sent = 0
         conn.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 65536)
         with contextlib.suppress(OSError), conn:
@@ -70,11 +57,6 @@ class Flooding:
                 conn.sendall(piece)  # raises once the reader has closed the connection
                 sent += len(CHUNK)
         self.sent.append(sent)
-
-    def close(self) -> None:
-        self.stopped.set()
-        self.thread.join()
-        self.server.close()
 
 
 @pytest.fixture(params=["chunked", "content-length"])
