@@ -207,6 +207,11 @@ def slow_dns(monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[str, str]]:
         return real(host, port, *args, **kwargs)
 
     monkeypatch.setattr(socket, "getaddrinfo", getaddrinfo)
+    # A test's own table of lookups in flight: an earlier test's hanging lookup of the same
+    # name, failing once that test released it, must not answer this test's callers (they
+    # share a lookup in flight by name; this failed CI once, xdist having put the two tests
+    # back to back).
+    monkeypatch.setattr(ssrf, "_pending", {})
     yield behaviour
     released.set()
 
