@@ -21,7 +21,7 @@ def test_migrated_schema_matches_the_models(database_url: str) -> None:
     finally:
         engine.dispose()
     assert diff == [], diff
-    assert current_revision(database_url) == "0020"
+    assert current_revision(database_url) == "0021"
 
 
 def test_narrowing_the_grade_numbers_again_refuses_to_lose_any(database_url: str) -> None:
@@ -66,7 +66,7 @@ def test_a_gateway_holding_data_is_migrated_down_and_up_again(database_url: str)
                 " '6ba7b810-9dad-11d1-80b4-00c04fd430c8', 3, 'grade.awarded')"
             )
         upgrade(database_url)
-        assert current_revision(database_url) == "0020"
+        assert current_revision(database_url) == "0021"
         command.downgrade(alembic_config(database_url), "0012")
         upgrade(database_url)
         with engine.connect() as conn:

@@ -1,0 +1,277 @@
+"""The head of each (subscription, enterprise) delivery queue, one `delivery_heads` row each,
+kept as deliveries are queued, recorded, replayed or skipped, and as subscriptions and
+agencies are held or let go, so that a claim reads the due heads (a cost independent of the
+backlog) instead of grouping every pending delivery.
+
+A queue's head is its earliest delivery that is pending, dead or parked. Its `due_at` is when
+a worker may claim it: the later of its next attempt and its lease; None when it is dead or
+parked (the queue waits for an operator) or its subscription cannot be pushed to now (paused,
+disabled, pull-only, its agency disabled). The claim still checks the delivery and the
+subscription themselves: `due_at` only has to be never later than the truth.
+
+Locks, on PostgreSQL: whoever moves a head locks its row first and reads the queue after, in
+a statement of its own (READ COMMITTED: a fresh snapshot), and a publisher queueing behind an
+existing head locks that row too, so a head that moves on while a delivery is queued behind
+it sees that delivery. Rows are locked in (subscription, enterprise) order everywhere.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+from sqlalchemy import ColumnElement, and_, bindparam, case, delete, func, select, tuple_, update
+from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.engine import Connection
+from sqlalchemy.orm import Session
+
+from gateway.models import Agency, Delivery, DeliveryHead, Subscription, table_of
+
+STUCK = ("dead", "parked")  # statuses that keep blocking their enterprise's later deliveries
+OPEN = ("pending", *STUCK)  # a queue's head is its earliest delivery in one of these
+CHUNK = 500  # queues per statement
+
+Queue = tuple[str, str]  # (subscription_id, uscc)
+
+_heads = table_of(DeliveryHead)
+
+
+def pushable() -> ColumnElement[bool]:
+    """Whether a worker may push to a subscription now, breaker aside: an active push
+    subscription (it has a URL) of an active agency. Over `Subscription`."""
+    return and_(
+        Subscription.status == "active",
+        Subscription.url.is_not(None),
+        Subscription.agency_id.not_in(select(Agency.id).where(Agency.status != "active")),
+    )
+
+
+def _insert(dialect: str) -> Any:
+    return (postgresql_insert if dialect == "postgresql" else sqlite_insert)(_heads)
+
+
+def queue_behind(connection: Connection, rows: Sequence[dict[str, Any]], held: set[str]) -> None:
+    """After queueing the delivery `rows` (each with subscription_id, uscc, log_index,
+    next_attempt_at): each becomes the head of a queue that had none; a queue that has one is
+    locked (not changed), so that it cannot move on past the new delivery unseen. `held`:
+    subscriptions whose new heads get no due time (not pushable now)."""
+    first: dict[Queue, dict[str, Any]] = {}
+    for row in rows:
+        key = (row["subscription_id"], row["uscc"])
+        if key not in first or row["log_index"] < first[key]["log_index"]:
+            first[key] = row
+    if not first:
+        return
+    statement = _insert(connection.dialect.name)
+    statement = statement.on_conflict_do_update(
+        index_elements=[_heads.c.subscription_id, _heads.c.uscc],
+        set_={"log_index": statement.excluded.log_index, "due_at": statement.excluded.due_at},
+        where=_heads.c.log_index > statement.excluded.log_index,  # never so: it only locks
+    )
+    connection.execute(
+        statement,
+        [
+            {
+                "subscription_id": key[0],
+                "uscc": key[1],
+                "log_index": row["log_index"],
+                "due_at": None if key[0] in held else row["next_attempt_at"],
+            }
+            for key, row in sorted(first.items())
+        ],
+    )
+
+
+def settle_deliveries(session: Session, delivery_ids: Iterable[int]) -> None:
+    """Settle the queues of these deliveries (after their status, due time or lease changed)."""
+    ids = sorted(set(delivery_ids))
+    queues: set[Queue] = set()
+    for start in range(0, len(ids), CHUNK):
+        chunk = ids[start : start + CHUNK]
+        queues.update(
+            (s, u)
+            for s, u in session.execute(
+                select(Delivery.subscription_id, Delivery.uscc).where(Delivery.id.in_(chunk))
+            )
+        )
+    settle(session, queues)
+
+
+def settle(session: Session, queues: Iterable[Queue]) -> None:
+    """Point each queue's head row at its earliest open delivery, with its due time; remove
+    the row of a queue with none."""
+    ordered = sorted(set(queues))
+    for start in range(0, len(ordered), CHUNK):
+        _settle(session, ordered[start : start + CHUNK])
+
+
+def _settle(session: Session, queues: list[Queue]) -> None:
+    key = tuple_(_heads.c.subscription_id, _heads.c.uscc)
+    locked = {
+        (s, u)
+        for s, u in session.execute(
+            select(_heads.c.subscription_id, _heads.c.uscc)
+            .where(key.in_(queues))
+            .order_by(_heads.c.subscription_id, _heads.c.uscc)
+            .with_for_update()
+        )
+    }
+    # Read after the lock, in a statement of its own (see the module's docstring).
+    queue = tuple_(Delivery.subscription_id, Delivery.uscc)
+    first: dict[Queue, int] = {}
+    for sub, uscc, index in session.execute(
+        select(Delivery.subscription_id, Delivery.uscc, func.min(Delivery.log_index))
+        .where(queue.in_(queues), Delivery.status.in_(OPEN))
+        .group_by(Delivery.subscription_id, Delivery.uscc)
+    ):
+        first[(sub, uscc)] = index
+    heads: dict[Queue, dict[str, Any]] = {}
+    if first:
+        held = _held(session, {s for s, _ in first})
+        for d in session.execute(
+            select(
+                Delivery.subscription_id,
+                Delivery.uscc,
+                Delivery.log_index,
+                Delivery.status,
+                Delivery.next_attempt_at,
+                Delivery.claimed_until,
+            ).where(
+                tuple_(Delivery.subscription_id, Delivery.log_index).in_(
+                    [(s, i) for (s, _), i in first.items()]
+                )
+            )
+        ):
+            heads[(d.subscription_id, d.uscc)] = {
+                "b_subscription_id": d.subscription_id,
+                "b_uscc": d.uscc,
+                "b_log_index": d.log_index,
+                "b_due_at": None
+                if d.status != "pending" or d.subscription_id in held
+                else max(d.next_attempt_at, d.claimed_until or d.next_attempt_at),
+            }
+    where = and_(
+        _heads.c.subscription_id == bindparam("b_subscription_id"),
+        _heads.c.uscc == bindparam("b_uscc"),
+    )
+    moved = [heads[q] for q in queues if q in locked and q in heads]
+    if moved:
+        session.execute(
+            update(_heads)
+            .where(where)
+            .values(log_index=bindparam("b_log_index"), due_at=bindparam("b_due_at")),
+            moved,
+        )
+    gone = [{"b_subscription_id": s, "b_uscc": u} for s, u in queues if (s, u) in locked]
+    gone = [g for g in gone if (g["b_subscription_id"], g["b_uscc"]) not in heads]
+    if gone:
+        session.execute(delete(_heads).where(where), gone)
+    new = [heads[q] for q in queues if q not in locked and q in heads]
+    if new:  # a replay reopening a queue; a publisher may have opened it meanwhile
+        statement = _insert(session.get_bind().dialect.name)
+        statement = statement.on_conflict_do_update(
+            index_elements=[_heads.c.subscription_id, _heads.c.uscc],
+            set_={
+                "log_index": statement.excluded.log_index,
+                "due_at": statement.excluded.due_at,
+            },
+            where=_heads.c.log_index > statement.excluded.log_index,  # the earlier one heads
+        )
+        session.execute(
+            statement,
+            [
+                {
+                    "subscription_id": h["b_subscription_id"],
+                    "uscc": h["b_uscc"],
+                    "log_index": h["b_log_index"],
+                    "due_at": h["b_due_at"],
+                }
+                for h in new
+            ],
+        )
+
+
+def _held(session: Session, subscription_ids: set[str]) -> set[str]:
+    """Of these subscriptions, those a worker may not push to now."""
+    return {
+        sid
+        for sid, ok in session.execute(
+            select(Subscription.id, pushable()).where(Subscription.id.in_(subscription_ids))
+        )
+        if not ok
+    }
+
+
+def held_subscriptions(session: Session) -> set[str]:
+    """Every subscription a worker may not push to now (for a publish's new heads)."""
+    return {sid for sid, ok in session.execute(select(Subscription.id, pushable())) if not ok}
+
+
+def refresh(session: Session, subscription_ids: Iterable[str]) -> None:
+    """Give the heads of these subscriptions their due times again, or none while a
+    subscription cannot be pushed to (after a pause, a resume, a 410, an agency disabled or
+    enabled)."""
+    wanted = set(subscription_ids)
+    if not wanted:
+        return
+    session.flush()
+    held = _held(session, wanted)
+    for sid in sorted(wanted):
+        _lock_subscription(session, sid)
+        if sid in held:
+            session.execute(
+                update(_heads).where(_heads.c.subscription_id == sid).values(due_at=None)
+            )
+            continue
+        head = (
+            select(
+                case(
+                    (
+                        and_(
+                            Delivery.claimed_until.is_not(None),
+                            Delivery.claimed_until > Delivery.next_attempt_at,
+                        ),
+                        Delivery.claimed_until,
+                    ),
+                    else_=Delivery.next_attempt_at,
+                )
+            )
+            .where(
+                Delivery.subscription_id == _heads.c.subscription_id,
+                Delivery.log_index == _heads.c.log_index,
+                Delivery.status == "pending",
+            )
+            .scalar_subquery()
+        )
+        session.execute(update(_heads).where(_heads.c.subscription_id == sid).values(due_at=head))
+
+
+def _lock_subscription(session: Session, subscription_id: str) -> None:
+    """Lock a subscription's head rows in queue order before rewriting them all."""
+    session.execute(
+        select(_heads.c.uscc)
+        .where(_heads.c.subscription_id == subscription_id)
+        .order_by(_heads.c.uscc)
+        .with_for_update()
+    ).all()
+
+
+def refresh_agency(session: Session, agency_id: str) -> None:
+    """`refresh` every subscription of an agency (after it was disabled or enabled)."""
+    session.flush()
+    refresh(
+        session,
+        session.scalars(select(Subscription.id).where(Subscription.agency_id == agency_id)),
+    )
+
+
+def lease(session: Session, claimed: Sequence[tuple[str, int]], until: dt.datetime) -> None:
+    """Claimed heads (subscription_id, log_index) are due again when their lease ends."""
+    if claimed:
+        session.execute(
+            update(_heads)
+            .where(tuple_(_heads.c.subscription_id, _heads.c.log_index).in_(claimed))
+            .values(due_at=until)
+        )
