@@ -12,7 +12,9 @@ each rolled back. With --walk, also the claim as proposed in bench/RESULTS.md (n
 gateway's code): pending deliveries walked in log order through a partial index created here
 (`log_index WHERE status = 'pending'`), each kept when no earlier pending or dead/parked
 delivery of its (subscription, enterprise) exists; its first 64 checked equal to the
-gateway's claim's.
+gateway's claim's. With --baseline DIR, each size is measured a second time by DIR's own
+copy of this script (a worktree of another commit, e.g. main's: its schema, its enqueue, its
+claim), in the same run, so the two claims are compared on the same machine and load.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import os
+import subprocess
 import sys
 import tempfile
 import time
@@ -91,6 +94,7 @@ def main() -> None:
     parser.add_argument("--pending", type=int, nargs="+", default=[5000, 20000])
     parser.add_argument("--timeout", type=int, default=20, help="statement timeout, seconds")
     parser.add_argument("--walk", action="store_true", help="and the proposed claim")
+    parser.add_argument("--baseline", type=Path, help="a worktree whose claim to measure too")
     args = parser.parse_args()
     base = PG_ADMIN.rpartition("/")[0]
     for pending in args.pending:
@@ -123,6 +127,12 @@ def main() -> None:
             f"{pending:>8,} pending: as enqueued {stale}; after ANALYZE {analysed}{walked}",
             flush=True,
         )
+        if args.baseline:
+            script = args.baseline / "bench" / "outbox_claim.py"
+            command = [sys.executable, str(script), "--pending", str(pending)]
+            command += ["--timeout", str(args.timeout)]
+            figure = subprocess.run(command, check=True, capture_output=True, text=True).stdout
+            print(f"  baseline ({args.baseline}): {figure.strip()}", flush=True)
 
 
 if __name__ == "__main__":
