@@ -63,9 +63,19 @@ def keyed(
     on tables never analysed; a row-value IN list was read as the common `first` alone (77 ms
     to lease 64 heads of one subscription at 20,000 pending), and a VALUES list cost more to
     build in SQLAlchemy (its rows are compiled each time) than the claim itself."""
+    return query.where(_pairs(session, first, second, pairs))
+
+
+def _pairs(
+    session: Session,
+    first: ColumnElement[Any],
+    second: ColumnElement[Any],
+    pairs: Iterable[tuple[Any, Any]],
+) -> ColumnElement[bool]:
+    """The condition of `keyed`, for a SELECT, an UPDATE (… FROM) or a DELETE (… USING)."""
     pairs = sorted(set(pairs))
     if session.get_bind().dialect.name != "postgresql":
-        return query.where(tuple_(first, second).in_(pairs))
+        return tuple_(first, second).in_(pairs)
     keys = (
         func.unnest(
             literal([a for a, _ in pairs], ARRAY(first.type)),
@@ -74,7 +84,7 @@ def keyed(
         .table_valued("a", "b")
         .render_derived(name="keys")
     )
-    return query.join(keys, and_(first == keys.c.a, second == keys.c.b))
+    return and_(first == keys.c.a, second == keys.c.b)
 
 
 def pushable() -> ColumnElement[bool]:
@@ -208,10 +218,11 @@ def _settle(session: Session, queues: list[Queue]) -> None:
             .values(log_index=bindparam("b_log_index"), due_at=bindparam("b_due_at")),
             moved,
         )
-    gone = [{"b_subscription_id": s, "b_uscc": u} for s, u in queues if (s, u) in locked]
-    gone = [g for g in gone if (g["b_subscription_id"], g["b_uscc"]) not in heads]
+    gone = [q for q in queues if q in locked and q not in heads]
     if gone:
-        session.execute(delete(_heads).where(where), gone)
+        session.execute(
+            delete(_heads).where(_pairs(session, _heads.c.subscription_id, _heads.c.uscc, gone))
+        )
     new = [heads[q] for q in queues if q not in locked and q in heads]
     if new:  # a replay reopening a queue; a publisher may have opened it meanwhile
         statement = _insert(session.get_bind().dialect.name)
@@ -314,12 +325,5 @@ def refresh_agency(session: Session, agency_id: str) -> None:
 def lease(session: Session, claimed: Sequence[Queue], until: dt.datetime) -> None:
     """The heads of the queues of claimed deliveries are due again when their lease ends."""
     if claimed:
-        session.execute(
-            update(_heads)
-            .where(
-                _heads.c.subscription_id == bindparam("b_subscription_id"),
-                _heads.c.uscc == bindparam("b_uscc"),
-            )
-            .values(due_at=until),
-            [{"b_subscription_id": s, "b_uscc": u} for s, u in sorted(claimed)],
-        )
+        where = _pairs(session, _heads.c.subscription_id, _heads.c.uscc, claimed)
+        session.execute(update(_heads).where(where).values(due_at=until))
