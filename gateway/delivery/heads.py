@@ -12,7 +12,7 @@ subscription themselves: `due_at` only has to be never later than the truth.
 Locks, on PostgreSQL: whoever moves a head locks its row first and reads the queue after, in
 a statement of its own (READ COMMITTED: a fresh snapshot), and a publisher queueing behind an
 existing head locks that row too, so a head that moves on while a delivery is queued behind
-it sees that delivery. Rows are locked in (subscription, enterprise) order everywhere.
+it sees that delivery. Each statement locks its rows in (subscription, enterprise) order.
 """
 
 from __future__ import annotations
@@ -171,41 +171,7 @@ def _settle(session: Session, queues: list[Queue]) -> None:
             .with_for_update(of=_heads)
         )
     }
-    # Read after the lock, in a statement of its own (see the module's docstring); pending
-    # and stuck apart, so that each reads its partial index (ix_deliveries_pending_order,
-    # ix_deliveries_stuck_order) rather than all of a subscription's deliveries.
-    first: dict[Queue, int] = {}
-    for status in (Delivery.status == "pending", Delivery.status.in_(STUCK)):
-        mins = select(Delivery.subscription_id, Delivery.uscc, func.min(Delivery.log_index))
-        for sub, uscc, index in session.execute(
-            keyed(session, mins, Delivery.subscription_id, Delivery.uscc, queues)
-            .where(status)
-            .group_by(Delivery.subscription_id, Delivery.uscc)
-        ):
-            first[(sub, uscc)] = min(index, first.get((sub, uscc), index))
-    heads: dict[Queue, dict[str, Any]] = {}
-    if first:
-        held = _held(session, {s for s, _ in first})
-        found = select(
-            Delivery.subscription_id,
-            Delivery.uscc,
-            Delivery.log_index,
-            Delivery.status,
-            Delivery.next_attempt_at,
-            Delivery.claimed_until,
-        )
-        pairs = [(s, i) for (s, _), i in first.items()]
-        for d in session.execute(
-            keyed(session, found, Delivery.subscription_id, Delivery.log_index, pairs)
-        ):
-            heads[(d.subscription_id, d.uscc)] = {
-                "b_subscription_id": d.subscription_id,
-                "b_uscc": d.uscc,
-                "b_log_index": d.log_index,
-                "b_due_at": None
-                if d.status != "pending" or d.subscription_id in held
-                else max(d.next_attempt_at, d.claimed_until or d.next_attempt_at),
-            }
+    heads = _first_open(session, queues)  # after the lock: see the module's docstring
     where = and_(
         _heads.c.subscription_id == bindparam("b_subscription_id"),
         _heads.c.uscc == bindparam("b_uscc"),
@@ -246,6 +212,46 @@ def _settle(session: Session, queues: list[Queue]) -> None:
                 for h in new
             ],
         )
+
+
+def _first_open(session: Session, queues: list[Queue]) -> dict[Queue, dict[str, Any]]:
+    """Each queue's earliest pending, dead or parked delivery and its due time, as parameters
+    of the head's row; queues with none are left out. Pending and stuck are read apart, so
+    that each reads its partial index (ix_deliveries_pending_order, ix_deliveries_stuck_order)
+    rather than all of a subscription's deliveries."""
+    first: dict[Queue, int] = {}
+    for status in (Delivery.status == "pending", Delivery.status.in_(STUCK)):
+        mins = select(Delivery.subscription_id, Delivery.uscc, func.min(Delivery.log_index))
+        for sub, uscc, index in session.execute(
+            keyed(session, mins, Delivery.subscription_id, Delivery.uscc, queues)
+            .where(status)
+            .group_by(Delivery.subscription_id, Delivery.uscc)
+        ):
+            first[(sub, uscc)] = min(index, first.get((sub, uscc), index))
+    heads: dict[Queue, dict[str, Any]] = {}
+    if first:
+        held = _held(session, {s for s, _ in first})
+        found = select(
+            Delivery.subscription_id,
+            Delivery.uscc,
+            Delivery.log_index,
+            Delivery.status,
+            Delivery.next_attempt_at,
+            Delivery.claimed_until,
+        )
+        pairs = [(s, i) for (s, _), i in first.items()]
+        for d in session.execute(
+            keyed(session, found, Delivery.subscription_id, Delivery.log_index, pairs)
+        ):
+            heads[(d.subscription_id, d.uscc)] = {
+                "b_subscription_id": d.subscription_id,
+                "b_uscc": d.uscc,
+                "b_log_index": d.log_index,
+                "b_due_at": None
+                if d.status != "pending" or d.subscription_id in held
+                else max(d.next_attempt_at, d.claimed_until or d.next_attempt_at),
+            }
+    return heads
 
 
 def _held(session: Session, subscription_ids: set[str]) -> set[str]:
