@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Iterable, Sequence
-from typing import Any
+from typing import Any, TypeVar, Unpack
 
 from sqlalchemy import (
     ColumnElement,
@@ -38,7 +38,7 @@ from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import Connection
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import InstrumentedAttribute, Session
 
 from gateway.models import Agency, Delivery, DeliveryHead, Subscription, table_of
 
@@ -47,17 +47,19 @@ OPEN = ("pending", *STUCK)  # a queue's head is its earliest delivery in one of 
 CHUNK = 500  # queues per statement
 
 Queue = tuple[str, str]  # (subscription_id, uscc)
+Column = ColumnElement[Any] | InstrumentedAttribute[Any]
+SelectT = TypeVar("SelectT", bound="Select[Unpack[tuple[Any, ...]]]")  # noqa: UP044 (3.11)
 
 _heads = table_of(DeliveryHead)
 
 
 def keyed(
     session: Session,
-    query: Select[Any],
-    first: ColumnElement[Any],
-    second: ColumnElement[Any],
+    query: SelectT,
+    first: Column,
+    second: Column,
     pairs: Iterable[tuple[Any, Any]],
-) -> Select[Any]:
+) -> SelectT:
     """`query` kept to the rows whose (first, second) is one of `pairs`. On PostgreSQL a join
     on two arrays unnested: a short list, so the planner looks each pair up in an index even
     on tables never analysed; a row-value IN list was read as the common `first` alone (77 ms
@@ -67,10 +69,7 @@ def keyed(
 
 
 def _pairs(
-    session: Session,
-    first: ColumnElement[Any],
-    second: ColumnElement[Any],
-    pairs: Iterable[tuple[Any, Any]],
+    session: Session, first: Column, second: Column, pairs: Iterable[tuple[Any, Any]]
 ) -> ColumnElement[bool]:
     """The condition of `keyed`, for a SELECT, an UPDATE (… FROM) or a DELETE (… USING)."""
     pairs = sorted(set(pairs))
@@ -78,8 +77,8 @@ def _pairs(
         return tuple_(first, second).in_(pairs)
     keys = (
         func.unnest(
-            literal([a for a, _ in pairs], ARRAY(first.type)),
-            literal([b for _, b in pairs], ARRAY(second.type)),
+            literal([a for a, _ in pairs], ARRAY(first.expression.type)),
+            literal([b for _, b in pairs], ARRAY(second.expression.type)),
         )
         .table_valued("a", "b")
         .render_derived(name="keys")
