@@ -1,13 +1,13 @@
 """The head of each (subscription, enterprise) delivery queue, one `delivery_heads` row each,
-kept as deliveries are queued, recorded, replayed or skipped, and as subscriptions and
-agencies are held or let go, so that a claim reads the due heads (a cost independent of the
+kept as deliveries are queued, recorded, replayed or skipped, and as subscriptions are
+paused, disabled or let go, so that a claim reads the due heads (a cost independent of the
 backlog) instead of grouping every pending delivery.
 
 A queue's head is its earliest delivery that is pending, dead or parked. Its `due_at` is when
 a worker may claim it: the later of its next attempt and its lease; None when it is dead or
 parked (the queue waits for an operator) or its subscription cannot be pushed to now (paused,
-disabled, pull-only, its agency disabled). The claim still checks the delivery and the
-subscription themselves: `due_at` only has to be never later than the truth.
+disabled, pull-only). The claim still checks the delivery, the subscription, its breaker and
+its agency's status: `due_at` only has to be never later than the truth.
 
 Locks, on PostgreSQL: whoever moves a head locks its row first and reads the queue after, in
 a statement of its own (READ COMMITTED: a fresh snapshot), and a publisher queueing behind an
@@ -40,7 +40,7 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import Connection
 from sqlalchemy.orm import InstrumentedAttribute, Session
 
-from gateway.models import Agency, Delivery, DeliveryHead, Subscription, table_of
+from gateway.models import Delivery, DeliveryHead, Subscription, table_of
 
 STUCK = ("dead", "parked")  # statuses that keep blocking their enterprise's later deliveries
 OPEN = ("pending", *STUCK)  # a queue's head is its earliest delivery in one of these
@@ -87,13 +87,10 @@ def _pairs(
 
 
 def pushable() -> ColumnElement[bool]:
-    """Whether a worker may push to a subscription now, breaker aside: an active push
-    subscription (it has a URL) of an active agency. Over `Subscription`."""
-    return and_(
-        Subscription.status == "active",
-        Subscription.url.is_not(None),
-        Subscription.agency_id.not_in(select(Agency.id).where(Agency.status != "active")),
-    )
+    """Whether a worker may push to a subscription, as far as the subscription says: active,
+    with a URL. Its agency's status and its breaker are checked by the claim alone (so that
+    `gateway.registry`, which disables agencies, need not import this package)."""
+    return and_(Subscription.status == "active", Subscription.url.is_not(None))
 
 
 def _insert(dialect: str) -> Any:
@@ -271,8 +268,7 @@ def held_subscriptions(session: Session) -> set[str]:
 
 def refresh(session: Session, subscription_ids: Iterable[str]) -> None:
     """Give the heads of these subscriptions their due times again, or none while a
-    subscription cannot be pushed to (after a pause, a resume, a 410, an agency disabled or
-    enabled)."""
+    subscription cannot be pushed to (after a pause, a resume, a 410)."""
     wanted = set(subscription_ids)
     if not wanted:
         return
@@ -316,15 +312,6 @@ def _lock_subscription(session: Session, subscription_id: str) -> None:
         .order_by(_heads.c.uscc)
         .with_for_update()
     ).all()
-
-
-def refresh_agency(session: Session, agency_id: str) -> None:
-    """`refresh` every subscription of an agency (after it was disabled or enabled)."""
-    session.flush()
-    refresh(
-        session,
-        session.scalars(select(Subscription.id).where(Subscription.agency_id == agency_id)),
-    )
 
 
 def lease(session: Session, claimed: Sequence[Queue], until: dt.datetime) -> None:

@@ -62,7 +62,9 @@ def claim_due_deliveries(
     # analysed, and walked every pending delivery: 155 ms at 20,000).
     blocked = select(Subscription.id).where(
         ~and_(
-            pushable(),  # a disabled agency's deliveries wait, as a paused subscription's do
+            pushable(),
+            # a disabled agency's deliveries wait, as a paused subscription's do
+            Subscription.agency_id.not_in(disabled_agencies()),
             or_(
                 Subscription.breaker_open_until.is_(None),
                 Subscription.breaker_open_until <= now,

@@ -15,7 +15,6 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from contracts.registry import MESSAGE_TYPES
-from gateway.delivery import heads
 from gateway.errors import BadRequest, Conflict, NotFound, check_uscc
 from gateway.models import Agency, AgencyKey, LogEntry, PublishRight
 from gateway.signing import ENTRY_TYP, GatewaySigner
@@ -139,7 +138,6 @@ def set_agency_status(
     if agency.status == status:
         return agency
     agency.status, agency.status_changed_at, agency.status_reason = status, now, reason
-    heads.refresh_agency(session, agency_id)  # its subscriptions' queues wait, or go on
     append_gateway_entry(
         session,
         signer,

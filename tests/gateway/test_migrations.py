@@ -139,7 +139,7 @@ def test_0021_fills_the_queue_heads_of_what_is_queued(database_url: str) -> None
 
     command.downgrade(alembic_config(database_url), "0020")
     now = dt.datetime(2026, 12, 7, 8, 0, tzinfo=dt.UTC)
-    a, b, c = "91350900587527783P", "91350100MA2XYZ1234", "91350100MA2XYZ5678"
+    a, b, c = "91350900587527783P", "91350100MA2XY0129P", "91350100MA2XY0567C"
     engine = make_engine(database_url, pool_size=1)
     try:
         with engine.begin() as conn:

@@ -28,7 +28,6 @@ BACKFILL = """
 INSERT INTO delivery_heads (subscription_id, uscc, log_index, due_at)
 SELECT d.subscription_id, d.uscc, d.log_index,
        CASE WHEN d.status = 'pending' AND s.status = 'active' AND s.url IS NOT NULL
-                 AND a.status = 'active'
             THEN CASE WHEN d.claimed_until IS NOT NULL AND d.claimed_until > d.next_attempt_at
                       THEN d.claimed_until ELSE d.next_attempt_at END
        END
@@ -37,7 +36,6 @@ JOIN (SELECT subscription_id, uscc, min(log_index) AS first FROM deliveries
       WHERE status IN ('pending', 'dead', 'parked') GROUP BY subscription_id, uscc) AS f
   ON f.subscription_id = d.subscription_id AND f.uscc = d.uscc AND f.first = d.log_index
 JOIN subscriptions AS s ON s.id = d.subscription_id
-JOIN agencies AS a ON a.id = s.agency_id
 """
 
 
