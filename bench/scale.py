@@ -150,7 +150,7 @@ def measure(size: int, args: argparse.Namespace, workdir: Path) -> dict[str, Any
     result: dict[str, Any] = {"size": size, "load_seconds": round(loaded, 1)}
     try:
         auth = login(server.base, prepared.key, "bench", "publish query admin")
-        tokens = registrations(prepared.key, 10**8 + size, args.publishes + 100)
+        tokens = registrations(prepared.key, 10**7 + size, args.publishes + 100)
         load(
             HOST,
             server.port,
