@@ -189,11 +189,18 @@ def registrations(
 
 
 def sign_message(
-    key: SigningKey, message_type: str, subject: str, data: Mapping[str, Any], *, issued_at: str
+    key: SigningKey,
+    message_type: str,
+    subject: str,
+    data: Mapping[str, Any],
+    *,
+    issued_at: str,
+    message_id: str | None = None,
 ) -> bytes:
-    """A message from `bench` as the publishing API takes it: a compact JWS of the envelope."""
+    """A message from `bench` as the publishing API takes it: a compact JWS of the envelope
+    (a new random id unless `message_id`)."""
     envelope = {
-        "id": str(uuid.uuid4()),
+        "id": message_id or str(uuid.uuid4()),
         "type": message_type,
         "contract": 1,
         "issuer": "bench",
@@ -276,11 +283,13 @@ def uvicorn(
     log: Path | None = None,
     options: Sequence[str] = (),
     tree: Path | None = None,
+    port: int | None = None,
 ) -> Server:
-    """The factory `app` (module:function, found in `app_dir`) under uvicorn on a free port,
-    pinned to `cpu`, without access log: the way every bench server runs. With `tree`, the
-    gateway's code is imported from that checkout (run there, first on PYTHONPATH)."""
-    port = free_port()
+    """The factory `app` (module:function, found in `app_dir`) under uvicorn on `port` (a free
+    one if None), pinned to `cpu`, without access log: the way every bench server runs. With
+    `tree`, the gateway's code is imported from that checkout (run there, first on
+    PYTHONPATH)."""
+    port = port or free_port()
     command = [sys.executable, "-m", "uvicorn", "--factory", app, "--app-dir", str(app_dir)]
     command += ["--host", HOST, "--port", str(port), "--log-level", "warning", "--no-access-log"]
     env = dict(env or {})
@@ -300,16 +309,32 @@ def gateway_serve(
 
 
 def start_worker(
-    env: Mapping[str, str], *, cpu: str | None = "0", log: IO[bytes] | int | None = None
+    env: Mapping[str, str],
+    *,
+    cpu: str | None = "0",
+    log: Path | None = None,
+    timeout: float = 60.0,
 ) -> subprocess.Popen[bytes]:
-    """One `gateway worker` process (it delivers until terminated); stderr to `log`, or
-    discarded."""
-    return subprocess.Popen(
+    """One `gateway worker` process (it delivers until terminated); its stderr discarded, or
+    written to `log`, and then it is waited for (`timeout` seconds at most) until it says it
+    runs: a worker still importing would add its start-up to the first deliveries' latency."""
+    out = log.open("ab") if log is not None else None
+    worker = subprocess.Popen(
         pinned(cpu, [sys.executable, "-m", "gateway.cli", "worker"]),
         env={**os.environ, **env},
         cwd=ROOT,
-        stderr=subprocess.DEVNULL if log is None else log,
+        stderr=out if out is not None else subprocess.DEVNULL,
     )
+    if out is None or log is None:
+        return worker
+    out.close()  # the child holds its own copy
+    deadline = time.monotonic() + timeout
+    while "delivery worker running" not in log.read_text(errors="replace"):
+        if worker.poll() is not None or time.monotonic() > deadline:
+            stop_process(worker)
+            raise RuntimeError(f"the worker did not start; see {log}")
+        time.sleep(0.1)
+    return worker
 
 
 _UNDELIVERED = select(func.count()).select_from(Delivery).where(Delivery.status != "delivered")
