@@ -209,6 +209,10 @@ def merge_runs(runs: Sequence[Run]) -> Run:
     return merged
 
 
+# Below uvicorn's keep-alive timeout (5 s): an older idle connection may be closed under us.
+KEEP_ALIVE_SECONDS = 4.0
+
+
 @dataclass
 class Schedule:
     """An open-loop run: per request, in the order given, the wall-clock time (time.time())
@@ -233,21 +237,35 @@ async def _open_loop(
     content_type: str,
     headers: Mapping[str, str] | None,
 ) -> Schedule:
-    idle: list[Connection] = []
+    idle: list[tuple[Connection, float]] = []  # with when each was last answered
     schedule = Schedule(Run(0.0), [0.0] * len(requests), [0] * len(requests))
 
-    async def send(n: int, method: str, path: str, body: bytes) -> None:
-        conn = idle.pop() if idle else Connection(host, port)
-        start = time.perf_counter()
+    async def attempt(conn: Connection, method: str, path: str, body: bytes) -> int | None:
         try:
             status, _ = await conn.request(method, path, body, content_type, headers)
         except (OSError, asyncio.IncompleteReadError, ValueError, IndexError):
             conn.close()  # never reused: its stream may be half read
+            return None
+        idle.append((conn, time.monotonic()))
+        return status
+
+    async def send(n: int, method: str, path: str, body: bytes) -> None:
+        start = time.perf_counter()
+        conn = None
+        while idle and conn is None:
+            candidate, last = idle.pop()
+            if time.monotonic() - last > KEEP_ALIVE_SECONDS:
+                candidate.close()
+            else:
+                conn = candidate
+        status = await attempt(conn, method, path, body) if conn is not None else None
+        if status is None:  # no idle connection, or one the server had closed: a new one
+            status = await attempt(Connection(host, port), method, path, body)
+        if status is None:
             return
         schedule.run.latencies.append(time.perf_counter() - start)
         schedule.run.statuses[status] = schedule.run.statuses.get(status, 0) + 1
         schedule.statuses[n] = status
-        idle.append(conn)
 
     began = time.perf_counter()
     tasks = []
@@ -257,7 +275,7 @@ async def _open_loop(
         tasks.append(asyncio.create_task(send(n, method, path, body)))
     await asyncio.gather(*tasks)
     schedule.run.seconds = time.perf_counter() - began
-    for conn in idle:
+    for conn, _ in idle:
         conn.close()
     return schedule
 
