@@ -134,6 +134,8 @@ def figures(schedule: Schedule, ids: list[str], received: dict[str, Any]) -> dic
             out_of_order += 1
         last[sub, subject] = index
 
+    span = max((a[0] for a in measured), default=0.0) - min(schedule.sent_at)
+
     def pct(q: float) -> float:
         return round(latencies[min(len(latencies) - 1, int(q * len(latencies)))], 1)
 
@@ -145,6 +147,8 @@ def figures(schedule: Schedule, ids: list[str], received: dict[str, Any]) -> dic
         "publish_p99_ms": round(schedule.run.pct(0.99), 1),
         "deliveries_expected": accepted * SUBSCRIPTIONS,
         "deliveries_received": len(measured),
+        # from the first send to the last arrival: below rate x subscriptions, a backlog grew
+        "delivered_per_s": round(len(measured) / span, 1) if span > 0 else None,
         "signatures_rejected": received["rejected"],
         "repeated": received["repeated"],
         "order_violations": out_of_order,
@@ -262,6 +266,10 @@ def report(r: dict[str, Any]) -> None:
         f"deliveries: {r['deliveries_received']} received of {r['deliveries_expected']} "
         f"expected ({verdict(lost == 0)}: {lost} missing); signatures rejected "
         f"{r['signatures_rejected']}, repeats {r['repeated']}"
+    )
+    print(
+        f"delivered at {r['delivered_per_s']}/s from the first send to the last arrival "
+        f"(the rate asks {r['rate_per_s'] * r['subscriptions']:g}/s)"
     )
     print(
         f"per-enterprise order: {r['order_violations']} out of order over "
