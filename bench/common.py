@@ -1,21 +1,14 @@
-"""What the benchmarks share: logging in to a running gateway as an agency, registering the
-benchmark's agency, and draining the outbox with one `gateway worker` process."""
+"""The benchmark's agency: registering it with its rights, and logging in to a running gateway
+as it (the harness, bench/harness.py, builds on these)."""
 
 from __future__ import annotations
 
 import datetime as dt
-import os
-import subprocess
-import sys
-import time
-from collections.abc import Mapping, Sequence
-from pathlib import Path
+from collections.abc import Sequence
 
 import httpx
-from sqlalchemy import func, select
 
 from gateway.access.assertion import request_token
-from gateway.models import Delivery
 from gateway.registry import rights, service
 from gateway.registry.scopes import grant_scopes
 from gateway.runtime import Runtime
@@ -87,28 +80,3 @@ def register_bench_agency(
     finally:
         runtime.close()
     return key
-
-
-ROOT = Path(__file__).resolve().parent.parent
-_UNDELIVERED = select(func.count()).select_from(Delivery).where(Delivery.status != "delivered")
-
-
-def drain_with_worker(runtime: Runtime, env: Mapping[str, str], cpu: str = "0") -> float:
-    """Start one `gateway worker` process (pinned to `cpu`, `env` over this one's), wait until
-    no delivery is left undelivered, stop it; the seconds that took."""
-    began = time.perf_counter()
-    worker = subprocess.Popen(
-        ["taskset", "-c", cpu, sys.executable, "-m", "gateway.cli", "worker"],
-        env={**os.environ, **env},
-        cwd=ROOT,
-        stderr=subprocess.DEVNULL,
-    )
-    try:
-        while True:
-            with runtime.db.reader() as session:
-                if not session.scalar(_UNDELIVERED):
-                    return time.perf_counter() - began
-            time.sleep(0.05)
-    finally:
-        worker.terminate()
-        worker.wait(30)

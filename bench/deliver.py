@@ -16,8 +16,6 @@ from __future__ import annotations
 import argparse
 import base64
 import json
-import os
-import subprocess
 import sys
 import tempfile
 import time
@@ -30,50 +28,16 @@ from sqlalchemy import select
 ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT), str(ROOT / "bench")]
 
-from common import drain_with_worker, login  # noqa: E402
-from publish import free_port, messages, prepare  # noqa: E402
+from common import login  # noqa: E402
+from harness import BENCH, LOOPBACK_DELIVERY, drain_with_worker, subscribe, uvicorn  # noqa: E402
+from publish import messages, prepare  # noqa: E402
 
 from gateway.delivery.jobs import load_jobs  # noqa: E402
-from gateway.delivery.subscriptions import create_subscription  # noqa: E402
 from gateway.delivery.worker import make_client  # noqa: E402
 from gateway.models import Delivery  # noqa: E402
 from gateway.publishing.orchestration import publish as publish_messages  # noqa: E402
 from gateway.runtime import Runtime  # noqa: E402
 from gateway.settings import DeliverySettings, Settings  # noqa: E402
-
-
-def start(command: list[str], env: dict[str, str], port: int) -> subprocess.Popen[bytes]:
-    process = subprocess.Popen(command, env={**os.environ, **env}, cwd=ROOT)
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        try:
-            if httpx.get(f"http://127.0.0.1:{port}/healthz").status_code == 200:
-                return process
-        except httpx.TransportError:
-            time.sleep(0.1)
-    raise RuntimeError(f"{command} did not start")
-
-
-def uvicorn_cmd(app: str, port: int, app_dir: Path, cpu: str) -> list[str]:
-    return [
-        "taskset",
-        "-c",
-        cpu,
-        sys.executable,
-        "-m",
-        "uvicorn",
-        "--factory",
-        app,
-        "--app-dir",
-        str(app_dir),
-        "--host",
-        "127.0.0.1",
-        "--port",
-        str(port),
-        "--log-level",
-        "warning",
-        "--no-access-log",
-    ]
 
 
 def throughput(backend: str, count: int, workdir: Path) -> dict[str, float]:
@@ -83,28 +47,18 @@ def throughput(backend: str, count: int, workdir: Path) -> dict[str, float]:
         database_url=env["GATEWAY_DATABASE_URL"],
         delivery=DeliverySettings(allowed_hosts=["127.0.0.1"]),
     )
-    rport = free_port()
-    receiver = start(uvicorn_cmd("receiver_app:create_app", rport, ROOT / "bench", "1"), {}, rport)
-    url = f"http://127.0.0.1:{rport}/hook"
+    receiver = uvicorn("receiver_app:create_app", app_dir=BENCH, cpu="1")
+    url = f"{receiver.base}/hook"
+    subscribe(settings, url)
     runtime = Runtime.open(settings)
     try:
-        with runtime.db.transaction() as session:
-            create_subscription(
-                session,
-                agency_id="bench",
-                url=url,
-                types=["enterprise.registered"],
-                now=runtime.clock.now(),
-                allowed_hosts=["127.0.0.1"],
-            )
         tokens = messages(key, 20_000_000, count)
         for i in range(0, count, 1000):
             publish_messages(runtime, tokens[i : i + 1000])
         with runtime.db.reader() as session:
             ids = list(session.scalars(select(Delivery.id).order_by(Delivery.id)))
             bodies = [job.body for job in load_jobs(session, ids, "bench")]
-        worker_env = env | {"GATEWAY_DELIVERY__ALLOWED_HOSTS": '["127.0.0.1"]'}
-        worker_seconds = drain_with_worker(runtime, worker_env)
+        worker_seconds = drain_with_worker(runtime, env | LOOPBACK_DELIVERY)
         # Baseline: the same client settings and parallelism, no database, no signing.
         with make_client(runtime) as client, ThreadPoolExecutor(settings.delivery.parallel) as pool:
             began = time.perf_counter()
@@ -119,8 +73,7 @@ def throughput(backend: str, count: int, workdir: Path) -> dict[str, float]:
             direct_seconds = time.perf_counter() - began
     finally:
         runtime.close()
-        receiver.terminate()
-        receiver.wait(30)
+        receiver.stop()
     return {
         "deliveries": count,
         "worker_per_s": round(count / worker_seconds, 1),
@@ -130,22 +83,18 @@ def throughput(backend: str, count: int, workdir: Path) -> dict[str, float]:
 
 def latency(backend: str, rate: float, seconds: float, workdir: Path) -> dict[str, float]:
     env, key = prepare(backend, workdir / "latency")
-    rport, gport = free_port(), free_port()
-    receiver = start(uvicorn_cmd("receiver_app:create_app", rport, ROOT / "bench", "1"), {}, rport)
-    genv = env | {
-        "GATEWAY_DELIVERY__ALLOWED_HOSTS": '["127.0.0.1"]',
-        "GATEWAY_DELIVERY__IDLE_SLEEP_SECONDS": "0.02",
-    }
-    gateway = start(uvicorn_cmd("gateway.app:create_app", gport, ROOT, "0"), genv, gport)
+    receiver = uvicorn("receiver_app:create_app", app_dir=BENCH, cpu="1")
+    genv = env | LOOPBACK_DELIVERY | {"GATEWAY_DELIVERY__IDLE_SLEEP_SECONDS": "0.02"}
+    gateway = uvicorn("gateway.app:create_app", env=genv)
     try:
-        base = f"http://127.0.0.1:{gport}"
+        base = gateway.base
         auth = login(base, key, "bench", "publish admin")
         httpx.post(
             f"{base}/v1/subscriptions",
             headers=auth,
             json={
                 "agency_id": "bench",
-                "url": f"http://127.0.0.1:{rport}/hook",
+                "url": f"{receiver.base}/hook",
                 "types": ["enterprise.registered"],
             },
         ).raise_for_status()
@@ -165,16 +114,14 @@ def latency(backend: str, rate: float, seconds: float, workdir: Path) -> dict[st
                 )
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline:
-            arrivals = httpx.get(f"http://127.0.0.1:{rport}/arrivals").json()
+            arrivals = httpx.get(f"{receiver.base}/arrivals").json()
             if len(arrivals) >= len(sent):
                 break
             time.sleep(0.2)
         lat = sorted((arrivals[m] - sent[m]) * 1000 for m in sent if m in arrivals)
     finally:
-        gateway.terminate()
-        gateway.wait(30)
-        receiver.terminate()
-        receiver.wait(30)
+        gateway.stop()
+        receiver.stop()
     return {
         "rate_per_s": rate,
         "messages": len(sent),

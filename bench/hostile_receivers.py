@@ -136,41 +136,22 @@ class HostileReceiver:
 
 # --- the bench -------------------------------------------------------------------------------
 
-HOST = "127.0.0.1"
 ATTACKS = ("endless", "huge", "slow", "polite")
-
-
-def rss_mb(pid: int) -> float:
-    from pathlib import Path
-
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) / 1024
-    return float("nan")
 
 
 def prepare(args: Any, workdir: Any) -> tuple[dict[str, str], Any, list[HostileReceiver]]:
     """A fresh database; the publishing agency `bench`; per attack mode --receivers agencies
     with a push subscription each to a receiver of that mode. Returns the server's
     environment, the publisher's key and the receivers."""
-    import datetime as dt
-
-    from common import register_bench_agency
-    from populate import fresh_database
+    from harness import LOOPBACK_DELIVERY, add_subscribers
+    from harness import prepare as prepare_database
 
     from contracts.uscc import complete_uscc
-    from gateway.delivery.subscriptions import create_subscription
-    from gateway.registry import rights, service
-    from gateway.runtime import Runtime
-    from gateway.settings import Settings
-    from gateway.signing import ensure_gateway_keys
-    from keys.suites import get_suite
 
-    url = fresh_database(args.db, name="bench_hostile_receivers", directory=workdir)
-    settings = Settings(data_dir=workdir, database_url=url)
-    ensure_gateway_keys(settings)
-    key = register_bench_agency(
-        settings,
+    prepared = prepare_database(
+        args.db,
+        database="bench_hostile_receivers",
+        directory=workdir,
         name="基准测试应急管理厅",
         uscc=complete_uscc("91350100MA000YJ1"),
         roles=["grading_authority"],
@@ -178,60 +159,21 @@ def prepare(args: Any, workdir: Any) -> tuple[dict[str, str], Any, list[HostileR
         publish=["enterprise.registered"],
     )
     receivers = [HostileReceiver(mode) for mode in args.modes for _ in range(args.receivers)]
-    runtime = Runtime.open(settings)
-    now = runtime.clock.now()
-    try:
-        with runtime.db.transaction() as session:
-            for n, receiver in enumerate(receivers):
-                agency = f"recv-{receiver.mode}-{n}"
-                service.add_agency(
-                    session,
-                    runtime.signer,
-                    agency_id=agency,
-                    name=agency,
-                    uscc=complete_uscc("91350100MA000RCR"),
-                    roles=["insurer"],
-                    now=now,
-                )
-                service.add_key(
-                    session,
-                    runtime.signer,
-                    agency_id=agency,
-                    jwk=get_suite("ed25519").generate().public_key.jwk(),
-                    suite="ed25519",
-                    now=now,
-                    valid_from=now - dt.timedelta(days=1),
-                )
-                rights.grant(
-                    session,
-                    runtime.signer,
-                    agency_id=agency,
-                    action="subscribe",
-                    contract="enterprise.registered",
-                    fields=None,
-                    now=now,
-                )
-                session.flush()
-                create_subscription(
-                    session,
-                    agency_id=agency,
-                    url=receiver.url,
-                    types=["enterprise.registered"],
-                    now=now,
-                    allowed_hosts=[HOST],
-                    retry_schedule=[1, 1, 1, 1, 1],  # failures come back often: the worst case
-                )
-    finally:
-        runtime.close()
-    env = {
-        "GATEWAY_DATA_DIR": str(workdir),
-        "GATEWAY_DATABASE_URL": url,
-        "GATEWAY_DELIVERY__ALLOWED_HOSTS": f'["{HOST}"]',
-        "GATEWAY_DELIVERY__IDLE_SLEEP_SECONDS": "0.05",
-        "GATEWAY_OBSERVABILITY__LOG_LEVEL": "WARNING",
-        "GATEWAY_CONNECTORS__SNAPSHOT_INTERVAL_SECONDS": "0",
-    }
-    return env, key, receivers
+    add_subscribers(
+        prepared.settings(),
+        {f"recv-{r.mode}-{n}": r.url for n, r in enumerate(receivers)},
+        retry_schedule=[1, 1, 1, 1, 1],  # failures come back often: the worst case
+    )
+    env = (
+        prepared.env
+        | LOOPBACK_DELIVERY
+        | {
+            "GATEWAY_DELIVERY__IDLE_SLEEP_SECONDS": "0.05",
+            "GATEWAY_OBSERVABILITY__LOG_LEVEL": "WARNING",
+            "GATEWAY_CONNECTORS__SNAPSHOT_INTERVAL_SECONDS": "0",
+        }
+    )
+    return env, prepared.key, receivers
 
 
 def deliveries_by_status(url: str) -> dict[str, int]:
@@ -249,12 +191,12 @@ def deliveries_by_status(url: str) -> dict[str, int]:
 
 
 def run(args: Any) -> None:
-    import subprocess
     import tempfile
     from pathlib import Path
 
     import httpx
     from common import login
+    from harness import memory_mb
     from populate import drop_database
     from slow_readers import start_server
 
@@ -264,8 +206,8 @@ def run(args: Any) -> None:
     with tempfile.TemporaryDirectory(prefix="hostile-receivers-") as tmp:
         workdir = Path(tmp)
         env, key, receivers = prepare(args, workdir)
-        process, port = start_server(env, here.parent, workdir / "server.log")
-        base = f"http://{HOST}:{port}"
+        server = start_server(env, here.parent, workdir / "server.log")
+        base = server.base
         published, peak = 0, 0.0
         modes = args.modes
         print(f"{len(receivers)} receivers ({args.receivers} per mode: {', '.join(modes)})")
@@ -288,7 +230,7 @@ def run(args: Any) -> None:
                         pools = client.get("/bench/pools").json()
                     except httpx.HTTPError:
                         pools = {"api": "?"}
-                    rss = rss_mb(process.pid)
+                    rss = memory_mb(server.process.pid)
                     peak = max(peak, rss)
                     statuses = deliveries_by_status(env["GATEWAY_DATABASE_URL"])
                     shown = ", ".join(f"{k} {v}" for k, v in sorted(statuses.items()))
@@ -299,12 +241,7 @@ def run(args: Any) -> None:
                         flush=True,
                     )
         finally:
-            process.terminate()
-            try:
-                process.wait(30)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
+            server.stop()
             for receiver in receivers:
                 receiver.close()
             drop_database(env["GATEWAY_DATABASE_URL"])

@@ -24,33 +24,26 @@ processes, user + system) per request is read from /proc beside the rates.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import random
-import subprocess
 import sys
 import tempfile
-import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import httpx
-
 ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT), str(ROOT / "bench")]
 
-from common import login, register_bench_agency  # noqa: E402
+from common import login  # noqa: E402
+from harness import HOST, JOSE, Server, free_port, pinned, print_json, registrations  # noqa: E402
+from harness import prepare as prepare_database  # noqa: E402
 from loadgen import Request, Run, drive, merge_runs  # noqa: E402
-from populate import code_of, fresh_database, populate  # noqa: E402
-from publish import JOSE, free_port, messages  # noqa: E402
+from populate import code_of, populate  # noqa: E402
 
 from contracts.uscc import complete_uscc  # noqa: E402
-from gateway.settings import Settings  # noqa: E402
-from gateway.signing import ensure_gateway_keys  # noqa: E402
 from keys.suites import SigningKey  # noqa: E402
 
-HOST = "127.0.0.1"
 PURPOSE = "credit+review"
 WARMUP = 300
 # what main's `gateway serve` passed uvicorn: log level info, no access log
@@ -60,11 +53,10 @@ UVICORN += ["--log-level", "info", "--no-access-log"]
 
 def prepare(directory: Path, enterprises: int) -> tuple[dict[str, str], SigningKey]:
     """A migrated SQLite database with the register and the agency that publishes and asks."""
-    url = fresh_database("sqlite", name="gateway", directory=directory)
-    settings = Settings(data_dir=directory, database_url=url)
-    ensure_gateway_keys(settings)
-    key = register_bench_agency(
-        settings,
+    prepared = prepare_database(
+        "sqlite",
+        database="gateway",
+        directory=directory,
         name="基准测试",
         uscc=complete_uscc("11350000MB000001"),
         roles=["grading_authority", "bank"],
@@ -72,13 +64,8 @@ def prepare(directory: Path, enterprises: int) -> tuple[dict[str, str], SigningK
         publish=["enterprise.registered"],
         query=["standing"],
     )
-    populate(url, enterprises)
-    env = {
-        "GATEWAY_DATA_DIR": str(directory),
-        "GATEWAY_DATABASE_URL": url,
-        "GATEWAY_ACCESS_TOKEN_TTL_SECONDS": "7200",
-    }
-    return env, key
+    populate(prepared.url, enterprises)
+    return prepared.env | {"GATEWAY_ACCESS_TOKEN_TTL_SECONDS": "7200"}, prepared.key
 
 
 def command(stack: str, port: int) -> list[str]:
@@ -106,50 +93,12 @@ def command(stack: str, port: int) -> list[str]:
     ]
 
 
-class Server:
+def start(stack: str, tree: Path, env: dict[str, str], log: Path) -> Server:
     """One server pinned to CPU 0 in `tree` (its code first on the path); its log lines (the
     gateway's JSON access line per request) go to a file, as a deployment's go to a collector."""
-
-    def __init__(self, stack: str, tree: Path, env: dict[str, str], log: Path) -> None:
-        self.port = free_port()
-        self.log = log.open("ab")
-        env = {**os.environ, **env, "PYTHONPATH": str(tree)}
-        self.process = subprocess.Popen(
-            ["taskset", "-c", "0", *command(stack, self.port)],
-            env=env,
-            cwd=tree,
-            stdout=self.log,
-            stderr=self.log,
-        )
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            try:
-                if httpx.get(f"http://{HOST}:{self.port}/healthz").status_code == 200:
-                    return
-            except httpx.TransportError:
-                time.sleep(0.1)
-        self.stop()
-        raise RuntimeError(f"{stack} did not start; see {log}")
-
-    def cpu_seconds(self) -> float:
-        """CPU time (user + system) of the server process and its descendants (Granian's
-        worker is a child process), from /proc."""
-        total, pending = 0.0, [self.process.pid]
-        while pending:
-            pid = pending.pop()
-            try:
-                stat = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-                total += (int(stat[11]) + int(stat[12])) / os.sysconf("SC_CLK_TCK")
-                for task in Path(f"/proc/{pid}/task").iterdir():
-                    pending += [int(c) for c in (task / "children").read_text().split()]
-            except FileNotFoundError:
-                continue
-        return total
-
-    def stop(self) -> None:
-        self.process.terminate()
-        self.process.wait(timeout=30)
-        self.log.close()
+    port = free_port()
+    env = env | {"PYTHONPATH": str(tree)}
+    return Server(pinned("0", command(stack, port)), port=port, env=env, cwd=tree, log=log)
 
 
 @dataclass
@@ -162,7 +111,7 @@ class Target:
 
     def publishes(self, count: int) -> list[Request]:
         """`count` new signed registrations, never sent to this target before."""
-        bodies = messages(self.key, self.published, count)
+        bodies = registrations(self.key, self.published, count)
         self.published += count
         return [("POST", "/v1/messages", body) for body in bodies]
 
@@ -181,10 +130,7 @@ def measure(
     targets: list[Target], requests: int, rounds: int, conc: int
 ) -> dict[str, dict[str, Any]]:
     rng = random.Random(24)
-    auth = {
-        t.name: login(f"http://{HOST}:{t.server.port}", t.key, "bench", "publish query")
-        for t in targets
-    }
+    auth = {t.name: login(t.server.base, t.key, "bench", "publish query") for t in targets}
     runs: dict[tuple[str, str], list[Run]] = {}
     cpu: dict[tuple[str, str], float] = {}
     per_round = max(1, requests // rounds)
@@ -269,7 +215,7 @@ def main() -> None:
             for name, stack, tree in stacks:
                 directory = Path(tmp) / stack
                 env, key = prepare(directory, args.enterprises)
-                server = Server(stack, tree, env, directory / "server.log")
+                server = start(stack, tree, env, directory / "server.log")
                 targets.append(Target(name, server, key, args.enterprises))
             figures = measure(targets, args.requests, args.rounds, args.concurrency)
         finally:
@@ -277,7 +223,7 @@ def main() -> None:
                 target.server.stop()
     report(figures, args.concurrency)
     if args.json:
-        print(json.dumps(figures, indent=2))
+        print_json(figures)
 
 
 if __name__ == "__main__":

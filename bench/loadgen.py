@@ -207,3 +207,89 @@ def merge_runs(runs: Sequence[Run]) -> Run:
         for status, n in run.statuses.items():
             merged.statuses[status] = merged.statuses.get(status, 0) + n
     return merged
+
+
+# Below uvicorn's keep-alive timeout (5 s): an older idle connection may be closed under us.
+KEEP_ALIVE_SECONDS = 4.0
+
+
+@dataclass
+class Schedule:
+    """An open-loop run: per request, in the order given, the wall-clock time (time.time())
+    its sending began and the status it got (0: the connection failed)."""
+
+    run: Run
+    sent_at: list[float]
+    statuses: list[int]
+
+    @property
+    def send_rate(self) -> float:
+        """Requests sent per second over the sending window (first to last send)."""
+        span = self.sent_at[-1] - self.sent_at[0] if len(self.sent_at) > 1 else 0.0
+        return (len(self.sent_at) - 1) / span if span else 0.0
+
+
+async def _open_loop(
+    host: str,
+    port: int,
+    requests: Sequence[Request],
+    rate: float,
+    content_type: str,
+    headers: Mapping[str, str] | None,
+) -> Schedule:
+    idle: list[tuple[Connection, float]] = []  # with when each was last answered
+    schedule = Schedule(Run(0.0), [0.0] * len(requests), [0] * len(requests))
+
+    async def attempt(conn: Connection, method: str, path: str, body: bytes) -> int | None:
+        try:
+            status, _ = await conn.request(method, path, body, content_type, headers)
+        except (OSError, asyncio.IncompleteReadError, ValueError, IndexError):
+            conn.close()  # never reused: its stream may be half read
+            return None
+        idle.append((conn, time.monotonic()))
+        return status
+
+    async def send(n: int, method: str, path: str, body: bytes) -> None:
+        start = time.perf_counter()
+        conn = None
+        while idle and conn is None:
+            candidate, last = idle.pop()
+            if time.monotonic() - last > KEEP_ALIVE_SECONDS:
+                candidate.close()
+            else:
+                conn = candidate
+        status = await attempt(conn, method, path, body) if conn is not None else None
+        if status is None:  # no idle connection, or one the server had closed: a new one
+            status = await attempt(Connection(host, port), method, path, body)
+        if status is None:
+            return
+        schedule.run.latencies.append(time.perf_counter() - start)
+        schedule.run.statuses[status] = schedule.run.statuses.get(status, 0) + 1
+        schedule.statuses[n] = status
+
+    began = time.perf_counter()
+    tasks = []
+    for n, (method, path, body) in enumerate(requests):
+        await asyncio.sleep(max(0.0, began + n / rate - time.perf_counter()))  # 0: yield
+        schedule.sent_at[n] = time.time()
+        tasks.append(asyncio.create_task(send(n, method, path, body)))
+    await asyncio.gather(*tasks)
+    schedule.run.seconds = time.perf_counter() - began
+    for conn, _ in idle:
+        conn.close()
+    return schedule
+
+
+def open_loop(
+    host: str,
+    port: int,
+    requests: Sequence[Request],
+    *,
+    rate: float,
+    content_type: str = "application/json",
+    headers: Mapping[str, str] | None = None,
+) -> Schedule:
+    """Send request n at n / `rate` seconds after the start whether or not earlier ones have
+    been answered (open loop: a slow server does not slow the senders down, as real clients
+    would not), each on an idle keep-alive connection or a new one."""
+    return asyncio.run(_open_loop(host, port, requests, rate, content_type, headers))

@@ -17,55 +17,33 @@ appended and receipted.
 from __future__ import annotations
 
 import argparse
-import datetime as dt
 import json
 import os
-import socket
-import subprocess
 import sys
 import tempfile
-import time
-import uuid
 from pathlib import Path
 from typing import Any
-
-import httpx
-import psycopg
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT), str(ROOT / "bench")]
 
-from common import login, register_bench_agency  # noqa: E402
+from common import login  # noqa: E402
+from harness import BENCH, JOSE, Server, print_json, uvicorn  # noqa: E402
+from harness import prepare as prepare_database  # noqa: E402
+from harness import registrations as messages  # noqa: E402
 from loadgen import Run, load, merge_runs  # noqa: E402
 
 from contracts.uscc import complete_uscc  # noqa: E402
-from gateway.migrate import upgrade  # noqa: E402
-from gateway.settings import Settings  # noqa: E402
-from gateway.signing import ensure_gateway_keys  # noqa: E402
-from keys.jws import sign_compact  # noqa: E402
 from keys.suites import SigningKey  # noqa: E402
-
-PG_ADMIN = os.environ.get("GATEWAY_TEST_PG_URL", "postgresql://postgres@127.0.0.1:5432/test")
-JOSE = "application/jose"
 
 
 def prepare(backend: str, workdir: Path) -> tuple[dict[str, str], SigningKey]:
-    data_dir = workdir / backend
-    if backend == "sqlite":
-        url = f"sqlite:///{data_dir / 'gateway.db'}"
-        data_dir.mkdir(parents=True)
-    else:
-        name = "bench_publish"
-        with psycopg.connect(PG_ADMIN, autocommit=True) as admin:
-            admin.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
-            admin.execute(f"CREATE DATABASE {name}")
-        url = PG_ADMIN.rpartition("/")[0] + "/" + name
-    settings = Settings(data_dir=data_dir, database_url=url)
-    upgrade(url)
-    ensure_gateway_keys(settings)
-    # a stand-in for every role: it publishes, and (bench/deliver.py) subscribes itself
-    key = register_bench_agency(
-        settings,
+    """The database `bench_publish` and its agency: a stand-in for every role, it publishes
+    and (bench/deliver.py) subscribes itself."""
+    prepared = prepare_database(
+        backend,
+        database="bench_publish",
+        directory=workdir / backend,
         name="bench",
         uscc=complete_uscc("11350000MB000001"),
         roles=["grading_authority"],
@@ -73,81 +51,7 @@ def prepare(backend: str, workdir: Path) -> tuple[dict[str, str], SigningKey]:
         publish=["enterprise.registered"],
         subscribe=["enterprise.registered"],
     )
-    return {"GATEWAY_DATA_DIR": str(data_dir), "GATEWAY_DATABASE_URL": url}, key
-
-
-def messages(key: SigningKey, start: int, count: int) -> list[bytes]:
-    issued = (dt.datetime.now(dt.UTC) - dt.timedelta(seconds=30)).isoformat(timespec="seconds")
-    out = []
-    for n in range(start, start + count):
-        code = complete_uscc(f"91350100{n:08d}")
-        envelope = {
-            "id": str(uuid.uuid4()),
-            "type": "enterprise.registered",
-            "contract": 1,
-            "issuer": "bench",
-            "issued_at": issued,
-            "subject": code,
-            "data": {
-                "name": f"福州基准测试第{n}有限公司",
-                "region_code": "350102",
-                "industry_section": "C",
-                "scheme": "industry_trade",
-                "required": True,
-                "registered_on": "2022-03-01",
-            },
-        }
-        payload = json.dumps(envelope, ensure_ascii=False, separators=(",", ":")).encode()
-        out.append(sign_compact(payload, key, typ="gateway-message+jws").encode())
-    return out
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-class Server:
-    def __init__(self, app: str, env: dict[str, str], app_dir: Path) -> None:
-        self.port = free_port()
-        command = [
-            "taskset",
-            "-c",
-            "0",
-            sys.executable,
-            "-m",
-            "uvicorn",
-            "--factory",
-            app,
-            "--app-dir",
-            str(app_dir),
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(self.port),
-            "--log-level",
-            "warning",
-            "--no-access-log",
-        ]
-        self.process = subprocess.Popen(command, env={**os.environ, **env}, cwd=ROOT)
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
-            try:
-                if httpx.get(f"http://127.0.0.1:{self.port}/healthz").status_code == 200:
-                    return
-            except httpx.TransportError:
-                time.sleep(0.1)
-        raise RuntimeError(f"{app} did not start")
-
-    def cpu_seconds(self) -> float:
-        """The server process's CPU time so far, user and system (Linux /proc)."""
-        fields = Path(f"/proc/{self.process.pid}/stat").read_text().rsplit(")", 1)[1].split()
-        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-    def stop(self) -> None:
-        self.process.terminate()
-        self.process.wait(timeout=30)
+    return prepared.env, prepared.key
 
 
 def measure(
@@ -242,14 +146,14 @@ def bench(
     grouped = [batch_msgs[i : i + 1000] for i in range(0, len(batch_msgs), 1000)]
     servers: list[Server] = []
     try:
-        servers.append(Server("gateway.app:create_app", env, ROOT))
-        servers.append(Server("baseline_app:create_app", {}, ROOT / "bench"))
+        servers.append(uvicorn("gateway.app:create_app", env=env))
+        servers.append(uvicorn("baseline_app:create_app", app_dir=BENCH))
         # The same Authorization header goes to the baseline, which ignores it.
         named = {"gateway": servers[0], "baseline": servers[1]}
         if stub:  # the gateway's event loop alone: publishing answered by a fixed receipt
-            servers.append(Server("stub_app:create_app", env, ROOT / "bench"))
+            servers.append(uvicorn("stub_app:create_app", env=env, app_dir=BENCH))
             named["stub"] = servers[2]
-        auth = login(f"http://127.0.0.1:{servers[0].port}", key, "bench", "publish")
+        auth = login(servers[0].base, key, "bench", "publish")
         figures = measure(named, singles, grouped, conc, auth, rounds)
     finally:
         for server in servers:
@@ -334,7 +238,7 @@ def main() -> None:
             )
             report(results[-1])
     if args.json:
-        print(json.dumps(results, indent=2))
+        print_json(results)
 
 
 if __name__ == "__main__":

@@ -29,10 +29,8 @@ import json
 import os
 import random
 import statistics
-import subprocess
 import sys
 import tempfile
-import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -43,17 +41,15 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT), str(ROOT / "bench")]
 
 from baseline_app import QUERY_BYTES_ENV  # noqa: E402
-from common import login, register_bench_agency  # noqa: E402
+from common import login  # noqa: E402
+from harness import BENCH, HOST, Server, machine_line, print_json, uvicorn  # noqa: E402
+from harness import prepare as prepare_database  # noqa: E402
 from loadgen import Request, Run, drive, merge_runs  # noqa: E402
-from populate import Loaded, code_of, drop_database, fresh_database, populate  # noqa: E402
-from publish import free_port  # noqa: E402
+from populate import Loaded, code_of, drop_database, populate  # noqa: E402
 
 from contracts.uscc import complete_uscc  # noqa: E402
-from gateway.settings import Settings  # noqa: E402
-from gateway.signing import ensure_gateway_keys  # noqa: E402
 from keys.suites import SigningKey  # noqa: E402
 
-HOST = "127.0.0.1"
 PURPOSE = "credit+review"
 WARMUP = 400
 
@@ -68,74 +64,19 @@ class Prepared:
 
 def prepare(backend: str, workdir: Path, name: str, count: int) -> Prepared:
     """A migrated database with the querying agency and `count` enterprises."""
-    data_dir = workdir / backend / name
-    url = fresh_database(backend, name=name, directory=data_dir)
-    settings = Settings(data_dir=data_dir, database_url=url)
-    ensure_gateway_keys(settings)
-    key = register_bench_agency(
-        settings,
+    prepared = prepare_database(
+        backend,
+        database=name,
+        directory=workdir / backend / name,
         name="基准测试银行",
         uscc=complete_uscc("91350100MA000BNK"),
         roles=["bank"],
         scopes=["query"],
         query=["standing"],
     )
-    loaded = populate(url, count)
-    env = {
-        "GATEWAY_DATA_DIR": str(data_dir),
-        "GATEWAY_DATABASE_URL": url,
-        "GATEWAY_ACCESS_TOKEN_TTL_SECONDS": "7200",
-    }
-    return Prepared(env, key, count, loaded)
-
-
-class Server:
-    """One uvicorn process pinned to CPU 0; its own log lines (the gateway's one JSON access
-    line per request) go to a file, as a deployment's go to a collector."""
-
-    def __init__(self, app: str, env: dict[str, str], app_dir: Path, log: Path) -> None:
-        self.port = free_port()
-        command = [
-            "taskset",
-            "-c",
-            "0",
-            sys.executable,
-            "-m",
-            "uvicorn",
-            "--factory",
-            app,
-            "--app-dir",
-            str(app_dir),
-            "--host",
-            HOST,
-            "--port",
-            str(self.port),
-            "--log-level",
-            "warning",
-            "--no-access-log",
-        ]
-        self.log = log.open("ab")
-        self.process = subprocess.Popen(
-            command, env={**os.environ, **env}, cwd=ROOT, stdout=self.log, stderr=self.log
-        )
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            try:
-                if httpx.get(f"http://{HOST}:{self.port}/healthz").status_code == 200:
-                    return
-            except httpx.TransportError:
-                time.sleep(0.1)
-        self.stop()
-        raise RuntimeError(f"{app} did not start; see {log}")
-
-    @property
-    def base(self) -> str:
-        return f"http://{HOST}:{self.port}"
-
-    def stop(self) -> None:
-        self.process.terminate()
-        self.process.wait(timeout=30)
-        self.log.close()
+    loaded = populate(prepared.url, count)
+    env = prepared.env | {"GATEWAY_ACCESS_TOKEN_TTL_SECONDS": "7200"}
+    return Prepared(env, prepared.key, count, loaded)
 
 
 @dataclass
@@ -223,7 +164,7 @@ def bench(backend: str, args: argparse.Namespace, workdir: Path) -> dict[str, An
         print(f"[{backend}] loaded {scale.loaded.describe()}", flush=True)
     servers: list[Server] = []
     try:
-        gateway = Server("gateway.app:create_app", main.env, ROOT, logs / f"{backend}-gw.log")
+        gateway = uvicorn("gateway.app:create_app", env=main.env, log=logs / f"{backend}-gw.log")
         servers.append(gateway)
         targets = [
             Target(
@@ -235,16 +176,18 @@ def bench(backend: str, args: argparse.Namespace, workdir: Path) -> dict[str, An
         ]
         sizes = answer_sizes(targets[0], rng)
         size = round(statistics.fmean(sizes))
-        baseline = Server(
+        baseline = uvicorn(
             "baseline_app:create_app",
-            {QUERY_BYTES_ENV: str(size)},
-            ROOT / "bench",
-            logs / f"{backend}-baseline.log",
+            env={QUERY_BYTES_ENV: str(size)},
+            app_dir=BENCH,
+            log=logs / f"{backend}-baseline.log",
         )
         servers.append(baseline)
         targets.append(Target("baseline", baseline, targets[0].auth, main.enterprises))
         if scale is not None:
-            big = Server("gateway.app:create_app", scale.env, ROOT, logs / f"{backend}-scale.log")
+            big = uvicorn(
+                "gateway.app:create_app", env=scale.env, log=logs / f"{backend}-scale.log"
+            )
             servers.append(big)
             auth = login(big.base, scale.key, "bench", "query")
             targets.append(Target("gateway_scale", big, auth, scale.enterprises))
@@ -363,7 +306,7 @@ def main() -> None:
     )
     args = parser.parse_args()
     os.sched_setaffinity(0, {1})
-    print(f"{os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.2f} at start", flush=True)
+    print(machine_line(), flush=True)
     backends = ["sqlite", "postgresql"] if args.db == "both" else [args.db]
     results = []
     with tempfile.TemporaryDirectory(prefix="bench-query-") as tmp:
@@ -371,7 +314,7 @@ def main() -> None:
             results.append(bench(backend, args, Path(tmp)))
             report(results[-1])
     if args.json:
-        print(json.dumps(results, indent=2))
+        print_json(results)
 
 
 if __name__ == "__main__":

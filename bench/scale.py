@@ -26,14 +26,11 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
-import json
 import os
 import random
-import subprocess
 import sys
 import tempfile
 import time
-import uuid
 from pathlib import Path
 from typing import Any
 
@@ -43,114 +40,72 @@ from sqlalchemy import func, select
 ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT), str(ROOT / "bench")]
 
-from common import drain_with_worker, login  # noqa: E402
+from common import login  # noqa: E402
+from harness import (  # noqa: E402
+    BENCH,
+    HOST,
+    JOSE,
+    LOOPBACK_DELIVERY,
+    drain_with_worker,
+    memory_mb,
+    prepare,
+    print_json,
+    registrations,
+    subscribe,
+    uvicorn,
+)
 from loadgen import load, load_requests  # noqa: E402
-from populate import append_log, code_of, drop_database  # noqa: E402
-from publish import free_port  # noqa: E402
-from query import PURPOSE, Server, prepare  # noqa: E402
+from populate import append_log, code_of, drop_database, populate  # noqa: E402
+from query import PURPOSE  # noqa: E402
 
 from contracts.uscc import complete_uscc  # noqa: E402
-from gateway.delivery.subscriptions import create_subscription  # noqa: E402
 from gateway.models import Delivery  # noqa: E402
-from gateway.registry import rights, service  # noqa: E402
-from gateway.registry.scopes import grant_scopes  # noqa: E402
 from gateway.runtime import Runtime  # noqa: E402
-from gateway.settings import Settings  # noqa: E402
-from keys.jws import sign_compact  # noqa: E402
-from keys.suites import SigningKey  # noqa: E402
-
-HOST = "127.0.0.1"
-JOSE = "application/jose"
-
-
-def grant_more(settings: Settings, receiver_url: str) -> None:
-    """What bench/query.py's agency lacks here: publish and subscribe, and a subscription."""
-    runtime = Runtime.open(settings)
-    now = runtime.clock.now()
-    try:
-        with runtime.db.transaction() as session:
-            service.grant_publish(session, runtime.signer, "bench", ["enterprise.registered"], now)
-            grant_scopes(session, runtime.signer, "bench", ["publish", "admin"], now)
-            rights.grant(
-                session,
-                runtime.signer,
-                agency_id="bench",
-                action="subscribe",
-                contract="enterprise.registered",
-                fields=None,
-                now=now,
-            )
-            create_subscription(
-                session,
-                agency_id="bench",
-                url=receiver_url,
-                types=["enterprise.registered"],
-                now=now,
-                allowed_hosts=[HOST],
-            )
-    finally:
-        runtime.close()
-
-
-def registrations(key: SigningKey, first: int, count: int) -> list[bytes]:
-    issued = (dt.datetime.now(dt.UTC) - dt.timedelta(seconds=30)).isoformat(timespec="seconds")
-    out = []
-    for n in range(first, first + count):
-        envelope = {
-            "id": str(uuid.uuid4()),
-            "type": "enterprise.registered",
-            "contract": 1,
-            "issuer": "bench",
-            "issued_at": issued,
-            "subject": complete_uscc(f"91350200{n:08d}"),
-            "data": {
-                "name": f"厦门规模测试第{n}有限公司",
-                "region_code": "350203",
-                "industry_section": "C",
-                "scheme": "industry_trade",
-                "required": True,
-                "registered_on": "2022-03-01",
-            },
-        }
-        payload = json.dumps(envelope, ensure_ascii=False, separators=(",", ":")).encode()
-        out.append(sign_compact(payload, key, typ="gateway-message+jws").encode())
-    return out
-
-
-def peak_rss_mb(pid: int) -> float:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmHWM:"):
-            return round(int(line.split()[1]) / 1024, 1)
-    raise RuntimeError("no VmHWM")
 
 
 def measure(size: int, args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
     began = time.perf_counter()
-    prepared = prepare("postgresql", workdir, f"bench_scale_{size}", size)
-    url = prepared.env["GATEWAY_DATABASE_URL"]
+    name = f"bench_scale_{size}"
+    prepared = prepare(
+        "postgresql",
+        database=name,
+        directory=workdir / "postgresql" / name,
+        name="基准测试银行",
+        uscc=complete_uscc("91350100MA000BNK"),
+        roles=["bank"],
+        scopes=["query", "publish", "admin"],
+        publish=["enterprise.registered"],
+        subscribe=["enterprise.registered"],
+        query=["standing"],
+    )
+    url = prepared.url
+    populate(url, size)
     append_log(url, size, subjects=size, seed=7, now=dt.datetime.now(dt.UTC))
     loaded = time.perf_counter() - began
-    settings = Settings(data_dir=Path(prepared.env["GATEWAY_DATA_DIR"]), database_url=url)
-    rport = free_port()
-    receiver = subprocess.Popen(
-        [
-            *(sys.executable, "-m", "uvicorn", "--factory", "receiver_app:create_app"),
-            *("--app-dir", str(ROOT / "bench"), "--port", str(rport), "--log-level", "warning"),
-        ],
-        cwd=ROOT,
+    receiver = uvicorn("receiver_app:create_app", app_dir=BENCH, cpu=None)
+    subscribe(prepared.settings(), f"{receiver.base}/hook")
+    env = (
+        prepared.env
+        | LOOPBACK_DELIVERY
+        | {
+            "GATEWAY_ACCESS_TOKEN_TTL_SECONDS": "7200",
+            "GATEWAY_DELIVERY__IN_PROCESS_WORKER": "false",
+            "GATEWAY_CONNECTORS__SNAPSHOT_INTERVAL_SECONDS": "0",
+        }
     )
-    grant_more(settings, f"http://{HOST}:{rport}/hook")
-    env = prepared.env | {
-        "GATEWAY_DELIVERY__IN_PROCESS_WORKER": "false",
-        "GATEWAY_DELIVERY__ALLOWED_HOSTS": f'["{HOST}"]',
-        "GATEWAY_CONNECTORS__SNAPSHOT_INTERVAL_SECONDS": "0",
-    }
-    server = Server("gateway.app:create_app", env, ROOT, workdir / f"scale-{size}.log")
+    server = uvicorn("gateway.app:create_app", env=env, log=workdir / f"scale-{size}.log")
     rng = random.Random(size)
     result: dict[str, Any] = {"size": size, "load_seconds": round(loaded, 1)}
     try:
         auth = login(server.base, prepared.key, "bench", "publish query admin")
-        tokens = registrations(prepared.key, 10**8 + size, args.publishes + 100)
+        tokens = registrations(
+            prepared.key,
+            10**7 + size,  # eight digits, as the codes' prefix leaves room for
+            args.publishes + 100,
+            prefix="91350200",
+            name="厦门规模测试第{n}有限公司",
+            region_code="350203",
+        )
         load(
             HOST,
             server.port,
@@ -189,7 +144,7 @@ def measure(size: int, args: argparse.Namespace, workdir: Path) -> dict[str, Any
         result["proof_per_s"] = round(run.rate, 1)
         result["proof_statuses"] = run.statuses
         result["log_size"] = tree
-        runtime = Runtime.open(settings)
+        runtime = Runtime.open(prepared.settings())
         try:
             with runtime.db.reader() as session:
                 pending = session.scalar(select(func.count()).select_from(Delivery))
@@ -199,11 +154,10 @@ def measure(size: int, args: argparse.Namespace, workdir: Path) -> dict[str, Any
             result["delivery_per_s"] = round((pending or 0) / seconds, 1)
         finally:
             runtime.close()
-        result["api_peak_rss_mb"] = peak_rss_mb(server.process.pid)
+        result["api_peak_rss_mb"] = round(memory_mb(server.process.pid, "VmHWM"), 1)
     finally:
         server.stop()
-        receiver.terminate()
-        receiver.wait(30)
+        receiver.stop()
         if not args.keep:
             drop_database(url)
     return result
@@ -242,7 +196,7 @@ def main() -> None:
         large = measure(args.large, args, Path(tmp))
     report(small, large)
     if args.json:
-        print(json.dumps([small, large], indent=2))
+        print_json([small, large])
 
 
 if __name__ == "__main__":

@@ -21,10 +21,8 @@ worker in process) under uvicorn, in its own process, with one extra route,
 from __future__ import annotations
 
 import argparse
-import os
 import socket
 import statistics
-import subprocess
 import sys
 import tempfile
 import threading
@@ -112,13 +110,6 @@ def _duration(seconds: float) -> str:
     return f"{seconds * 1000:.0f}ms" if seconds < 1 else f"{seconds:.1f}s"
 
 
-def rss_mb(pid: int) -> float:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) / 1024
-    return float("nan")
-
-
 def request_and_read_nothing(port: int, headers: dict[str, str]) -> socket.socket:
     sock = socket.create_connection((HOST, port), timeout=10)
     head = "".join(f"{k}: {v}\r\n" for k, v in headers.items())
@@ -139,58 +130,48 @@ def status_line(sock: socket.socket) -> str:
 def prepare(args: argparse.Namespace, workdir: Path) -> tuple[dict[str, str], Any, str]:
     """A fresh database with --rows enterprises and the agency `bench` (role bank, scopes
     query and ledger.read, a standing right); the server's environment, key and URL."""
-    from common import register_bench_agency
-    from populate import fresh_database, populate
+    from harness import prepare as prepare_database
+    from populate import populate
 
     from contracts.uscc import complete_uscc
-    from gateway.settings import Settings
-    from gateway.signing import ensure_gateway_keys
 
-    url = fresh_database(args.db, name="bench_slow_readers", directory=workdir)
-    loaded = populate(url, args.rows)
-    print(f"{args.db}: {loaded.describe()}", flush=True)
-    settings = Settings(data_dir=workdir, database_url=url)
-    ensure_gateway_keys(settings)
-    key = register_bench_agency(
-        settings,
+    prepared = prepare_database(
+        args.db,
+        database="bench_slow_readers",
+        directory=workdir,
         name="基准测试银行",
         uscc=complete_uscc("91350100MA000BNK"),
         roles=["bank"],
         scopes=["query", "ledger.read"],
         query=["standing"],
     )
-    env = {
-        "GATEWAY_DATA_DIR": str(workdir),
-        "GATEWAY_DATABASE_URL": url,
+    loaded = populate(prepared.url, args.rows)
+    print(f"{args.db}: {loaded.describe()}", flush=True)
+    env = prepared.env | {
         "GATEWAY_ACCESS_TOKEN_TTL_SECONDS": "7200",
         "GATEWAY_OBSERVABILITY__LOG_LEVEL": "WARNING",
     }
-    return env, key, url
+    return env, prepared.key, prepared.url
 
 
-def start_server(env: dict[str, str], repo: Path, log: Path) -> tuple[subprocess.Popen[bytes], int]:
-    sock = socket.socket()
-    sock.bind((HOST, 0))
-    port = int(sock.getsockname()[1])
-    sock.close()
-    command = [sys.executable, "-m", "uvicorn", "--factory", "slow_readers:serve"]
-    command += ["--app-dir", str(HERE), "--host", HOST, "--port", str(port)]
-    command += ["--log-level", "warning", "--no-access-log", "--timeout-graceful-shutdown", "5"]
-    environment = {**os.environ, **env, "PYTHONPATH": str(repo)}
-    with log.open("ab") as out:
-        process = subprocess.Popen(command, env=environment, cwd=repo, stdout=out, stderr=out)
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        try:
-            if httpx.get(f"http://{HOST}:{port}/healthz").status_code == 200:
-                return process, port
-        except httpx.TransportError:
-            time.sleep(0.1)
-    process.terminate()
-    raise RuntimeError(f"the gateway did not start; see {log}")
+def start_server(env: dict[str, str], repo: Path, log: Path) -> Any:
+    """The gateway of checkout `repo` with /bench/pools (`serve`), a harness.Server."""
+    from harness import uvicorn
+
+    return uvicorn(
+        "slow_readers:serve",
+        env=env,
+        app_dir=HERE,
+        cpu=None,
+        log=log,
+        options=["--timeout-graceful-shutdown", "5"],
+        tree=repo,
+    )
 
 
 def attack(args: argparse.Namespace, port: int, auth: dict[str, str], pid: int) -> list[Probe]:
+    from harness import memory_mb
+
     base = f"http://{HOST}:{port}"
     probes = [
         Probe("readyz", "/readyz", {}),
@@ -240,7 +221,7 @@ def attack(args: argparse.Namespace, port: int, auth: dict[str, str], pid: int) 
                 pools = {"api": "?", "export": "?", "streams": "?"}
             shown = {k: "-" if v is None else v for k, v in pools.items()}
             print(
-                f"{now:4.0f} {rss_mb(pid):7.1f} {shown['api']:>4} {shown['export']:>4} "
+                f"{now:4.0f} {memory_mb(pid):7.1f} {shown['api']:>4} {shown['export']:>4} "
                 f"{shown['streams']:>5}  " + "  ".join(f"{p.latest(now):<16}" for p in probes),
                 flush=True,
             )
@@ -293,17 +274,12 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="slow-readers-") as tmp:
         workdir = Path(tmp)
         env, key, url = prepare(args, workdir)
-        process, port = start_server(env, args.repo.resolve(), workdir / "server.log")
+        server = start_server(env, args.repo.resolve(), workdir / "server.log")
         try:
-            auth = login(f"http://{HOST}:{port}", key, "bench", "query ledger.read")
-            probes = attack(args, port, auth, process.pid)
+            auth = login(server.base, key, "bench", "query ledger.read")
+            probes = attack(args, server.port, auth, server.process.pid)
         finally:
-            process.terminate()
-            try:
-                process.wait(30)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
+            server.stop()
             drop_database(url)
         summary(probes, min(args.hold, args.seconds))
         lines = (workdir / "server.log").read_text(errors="replace").splitlines()

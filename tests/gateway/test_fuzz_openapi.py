@@ -22,20 +22,24 @@ from __future__ import annotations
 import io
 import json
 import os
+import shutil
+import sqlite3
 import tempfile
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import psycopg
 import pytest
 import requests
 import schemathesis
 import urllib3
+from conftest import register_authority
 from contract_factories import USCC
 from fastapi.testclient import TestClient
 from gateway_factories import (
-    Publisher,
     allow_query,
     bearer,
     operator_token,
@@ -161,8 +165,8 @@ class Gateway:
     bodies: dict[str, list[Any]] = field(default_factory=dict)
 
 
-@pytest.fixture
-def gateway(settings: Settings, clock: FixedClock, runtime: Runtime) -> Iterator[Gateway]:
+@contextmanager
+def _serving(settings: Settings, clock: FixedClock, runtime: Runtime) -> Iterator[Gateway]:
     with TestClient(create_app(settings, clock=clock)) as client:
         session = requests.Session()
         session.mount("http://", _TestClientAdapter(client))
@@ -170,10 +174,16 @@ def gateway(settings: Settings, clock: FixedClock, runtime: Runtime) -> Iterator
 
 
 @pytest.fixture
-def seeded(gateway: Gateway, authority: Publisher) -> Gateway:
+def gateway(settings: Settings, clock: FixedClock, runtime: Runtime) -> Iterator[Gateway]:
+    with _serving(settings, clock, runtime) as served:
+        yield served
+
+
+def _seed(gateway: Gateway) -> None:
     """Agencies with keys, rights and scopes, a subscription, a few published messages."""
     runtime, client = gateway.runtime, gateway.client
     admin = {"authorization": f"Bearer {operator_token(runtime)}"}
+    authority = register_authority(runtime)
     register_publisher(runtime, "ops", [], roles=["operator"])
     for contract in ("standing", "grade_history"):
         allow_query(runtime, "ops", contract)
@@ -231,7 +241,103 @@ def seeded(gateway: Gateway, authority: Publisher) -> Gateway:
         "/v1/messages": [signed[0], tampered, signed[2]],
         "/v1/messages/batch": [{"messages": signed}, {"messages": [tampered, "x.y.z"]}],
     }
-    return gateway
+
+
+@dataclass
+class Seeded:
+    """A seeded gateway as it stood once seeded: its data directory (the gateway's keys), its
+    database's rows and what the cases may name. Seeding took a second or more a test (a
+    hundred tests); a copy is put back in milliseconds."""
+
+    data_dir: Path
+    known: dict[str, list[Any]]
+    bodies: dict[str, list[Any]]
+    sqlite_file: Path | None = None
+    pg_rows: dict[str, bytes] = field(default_factory=dict)
+    pg_sequences: list[tuple[str, int, bool]] = field(default_factory=list)
+
+    @classmethod
+    def keep(cls, gateway: Gateway, settings: Settings, directory: Path) -> Seeded:
+        shutil.copytree(settings.data_dir, directory / "data")
+        kept = cls(directory / "data", gateway.known, gateway.bodies)
+        url = settings.effective_database_url
+        if url.startswith("sqlite"):
+            kept.sqlite_file = directory / "seeded.db"
+            with (
+                sqlite3.connect(url.removeprefix("sqlite:///")) as source,
+                sqlite3.connect(kept.sqlite_file) as copy,
+            ):
+                source.backup(copy)  # consistent, the write-ahead log's pages included
+            return kept
+        with psycopg.connect(_libpq(url), autocommit=True) as conn:
+            tables = conn.execute(
+                "SELECT tablename FROM pg_tables WHERE schemaname = 'public'"
+            ).fetchall()
+            for (table,) in tables:
+                with conn.cursor().copy(f'COPY "{table}" TO STDOUT') as copy:
+                    rows = b"".join(bytes(chunk) for chunk in copy)
+                if rows:
+                    kept.pg_rows[table] = rows
+            kept.pg_sequences = conn.execute(
+                "SELECT format('%I.%I', schemaname, sequencename), last_value, true"
+                " FROM pg_sequences WHERE schemaname = 'public' AND last_value IS NOT NULL"
+            ).fetchall()
+        return kept
+
+    def put_back(self, settings: Settings) -> None:
+        """Into a test's empty database and fresh data directory."""
+        shutil.rmtree(settings.data_dir)
+        shutil.copytree(self.data_dir, settings.data_dir)
+        url = settings.effective_database_url
+        if self.sqlite_file is not None:
+            shutil.copyfile(self.sqlite_file, url.removeprefix("sqlite:///"))
+            return
+        with psycopg.connect(_libpq(url), autocommit=True) as conn, conn.transaction():
+            conn.execute("SET LOCAL session_replication_role = replica")
+            for table, rows in self.pg_rows.items():
+                conn.execute(f'DELETE FROM "{table}"')  # alembic_version, log_head
+                with conn.cursor().copy(f'COPY "{table}" FROM STDIN') as copy:
+                    copy.write(rows)
+            for sequence, value, called in self.pg_sequences:
+                conn.execute("SELECT setval(%s, %s, %s)", (sequence, value, called))
+
+
+def _libpq(url: str) -> str:
+    return url.replace("postgresql+psycopg://", "postgresql://")
+
+
+@pytest.fixture(scope="session")
+def seeds() -> dict[str, Seeded]:
+    return {}
+
+
+@pytest.fixture
+def seeded(
+    settings: Settings,
+    clock: FixedClock,
+    database_url: str,
+    seeds: dict[str, Seeded],
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[Gateway]:
+    """A gateway with agencies, keys, rights, scopes, a subscription and a few published
+    messages (seeded once in each test process and database, put back for every test)."""
+    kind = database_url.partition(":")[0].partition("+")[0]
+    if kind not in seeds:
+        runtime = Runtime.open(settings, clock)
+        try:
+            with _serving(settings, clock, runtime) as first:
+                _seed(first)
+        finally:
+            runtime.close()
+        seeds[kind] = Seeded.keep(first, settings, tmp_path_factory.mktemp(f"seeded-{kind}"))
+    seeds[kind].put_back(settings)
+    runtime = Runtime.open(settings, clock)
+    try:
+        with _serving(settings, clock, runtime) as served:
+            served.known, served.bodies = seeds[kind].known, seeds[kind].bodies
+            yield served
+    finally:
+        runtime.close()
 
 
 def _use_known(case: schemathesis.Case, gateway: Gateway, pick: int) -> None:
