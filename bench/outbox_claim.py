@@ -13,6 +13,12 @@ gateway's code): pending deliveries walked in log order through a partial index 
 (`log_index WHERE status = 'pending'`), each kept when no earlier pending or dead/parked
 delivery of its (subscription, enterprise) exists; its first 64 checked equal to the
 gateway's claim's.
+
+Each claim is timed twice: the first in the process (SQLAlchemy compiles its statements, the
+server plans them afresh) and the median of five more, as a running worker sees it. With
+--baseline DIR, each size is measured again in the same run by this script on DIR's code (a
+worktree of another commit, e.g. main's: its schema, its enqueue, its claim), so the two
+claims are compared on the same machine under the same load.
 """
 
 from __future__ import annotations
@@ -20,6 +26,8 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import os
+import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -28,7 +36,9 @@ from pathlib import Path
 import psycopg
 from sqlalchemy import text
 
-ROOT = Path(__file__).resolve().parents[1]
+# --code DIR (set by --baseline): import the gateway and the enqueue from DIR instead
+ROOT = Path(sys.argv[sys.argv.index("--code") + 1] if "--code" in sys.argv else __file__)
+ROOT = ROOT.resolve() if "--code" in sys.argv else ROOT.resolve().parents[1]
 sys.path[:0] = [str(ROOT), str(ROOT / "bench")]
 
 from outbox_vs_queues import PG_ADMIN, _settings, gateway_enqueue, gateway_setup  # noqa: E402
@@ -71,17 +81,22 @@ def claimed(runtime: Runtime) -> list[int]:
     return ids
 
 
-def claim_ms(runtime: Runtime, timeout_s: int) -> str:
-    with runtime.db.transaction() as session:
-        session.execute(text(f"SET LOCAL statement_timeout = '{timeout_s}s'"))
-        began = time.perf_counter()
-        try:
-            ids = claim_due_deliveries(session, runtime.clock.now(), 64, dt.timedelta(seconds=60))
-        except Exception as exc:  # the statement timeout
-            return f"over {time.perf_counter() - began:.0f} s ({type(exc).__name__})"
-        finally:
-            session.rollback()
-    return f"{(time.perf_counter() - began) * 1000:.0f} ms ({len(ids)} claimed)"
+def claim_ms(runtime: Runtime, timeout_s: int, repeat: int = 5) -> str:
+    """The first claim's time, then the median of `repeat` more; each rolled back."""
+    took: list[float] = []
+    for _ in range(1 + repeat):
+        with runtime.db.transaction() as session:
+            session.execute(text(f"SET LOCAL statement_timeout = '{timeout_s}s'"))
+            began = time.perf_counter()
+            try:
+                now = runtime.clock.now()
+                ids = claim_due_deliveries(session, now, 64, dt.timedelta(seconds=60))
+            except Exception as exc:  # the statement timeout
+                return f"over {time.perf_counter() - began:.0f} s ({type(exc).__name__})"
+            finally:
+                session.rollback()
+        took.append((time.perf_counter() - began) * 1000)
+    return f"{took[0]:.0f} ms first, {statistics.median(took[1:]):.1f} ms after ({len(ids)})"
 
 
 def main() -> None:
@@ -91,6 +106,8 @@ def main() -> None:
     parser.add_argument("--pending", type=int, nargs="+", default=[5000, 20000])
     parser.add_argument("--timeout", type=int, default=20, help="statement timeout, seconds")
     parser.add_argument("--walk", action="store_true", help="and the proposed claim")
+    parser.add_argument("--baseline", type=Path, help="a worktree whose claim to measure too")
+    parser.add_argument("--code", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args()
     base = PG_ADMIN.rpartition("/")[0]
     for pending in args.pending:
@@ -123,6 +140,11 @@ def main() -> None:
             f"{pending:>8,} pending: as enqueued {stale}; after ANALYZE {analysed}{walked}",
             flush=True,
         )
+        if args.baseline:
+            command = [sys.executable, __file__, "--pending", str(pending)]
+            command += ["--timeout", str(args.timeout), "--code", str(args.baseline)]
+            figure = subprocess.run(command, check=True, capture_output=True, text=True).stdout
+            print(f"  baseline ({args.baseline}): {figure.strip()}", flush=True)
 
 
 if __name__ == "__main__":

@@ -5,7 +5,7 @@ ORM classes are storage only; API shapes live in each feature's `schemas.py`.
 Kept whole rather than split per feature (issue 19 §3): one `Base` and one `MetaData` that
 Alembic autogenerates against, and foreign keys that cross features (`enterprises` is read
 by ledger, measures, supervision and delivery; `agencies` by nearly everything), which a
-split would turn into imports between feature packages. At 29 small classes the index below
+split would turn into imports between feature packages. At 30 small classes the index below
 finds a table as fast as a package would.
 
 | feature (package)            | classes (table)                                                   |
@@ -25,8 +25,9 @@ finds a table as fast as a package would.
 | measures (`measures/`)       | MeasureCatalog (measure_catalogs), MeasureApplied                 |
 |                              | (measures_applied)                                                |
 | delivery (`delivery/`)       | Subscription (subscriptions), Delivery (deliveries),              |
-|                              | DeliveryHour (delivery_hours), DeliveryAttempt                    |
-|                              | (delivery_attempts), ConsumerReceipt (consumer_receipts)          |
+|                              | DeliveryHead (delivery_heads), DeliveryHour (delivery_hours),     |
+|                              | DeliveryAttempt (delivery_attempts), ConsumerReceipt              |
+|                              | (consumer_receipts)                                               |
 | console (`console/`)         | ConsoleSession (console_sessions)                                 |
 
 Shared column type: `UTCDateTime` (timezone-aware, stored UTC). `table_of` types a model's
@@ -430,6 +431,15 @@ class Delivery(Base):
             postgresql_where=text("status = 'pending'"),
             sqlite_where=text("status = 'pending'"),
         ),
+        # Where a queue's head moves to: its first dead or parked delivery (few rows)
+        Index(
+            "ix_deliveries_stuck_order",
+            "subscription_id",
+            "uscc",
+            "log_index",
+            postgresql_where=text("status IN ('dead', 'parked')"),
+            sqlite_where=text("status IN ('dead', 'parked')"),
+        ),
         UniqueConstraint("subscription_id", "log_index", name="uq_deliveries_subscription_entry"),
         Index("ix_deliveries_message_id", "message_id"),  # one message's deliveries
         Index("ix_deliveries_subscription_status", "subscription_id", "status"),  # the counts
@@ -448,6 +458,24 @@ class Delivery(Base):
     claimed_until: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
     delivered_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
     last_error: Mapped[str | None] = mapped_column(String(500))
+
+
+class DeliveryHead(Base):
+    """The head of one (subscription, enterprise) queue: its earliest delivery that is pending,
+    dead or parked, kept as deliveries are queued and their results recorded
+    (gateway.delivery.heads), so that a claim reads the due heads instead of grouping every
+    pending delivery. A queue with nothing pending, dead or parked has no row."""
+
+    __tablename__ = "delivery_heads"
+    # the claim's walk: due heads, longest due first (a stuck head has no due time)
+    __table_args__ = (Index("ix_delivery_heads_due", "due_at", "log_index"),)
+
+    subscription_id: Mapped[str] = mapped_column(ForeignKey("subscriptions.id"), primary_key=True)
+    uscc: Mapped[str] = mapped_column(String(18), primary_key=True)
+    log_index: Mapped[int] = mapped_column(BigInteger)  # with subscription_id: the delivery
+    # when a worker may claim it next: its next attempt, or the end of the lease a worker
+    # holds; None while it is dead or parked (the queue waits for an operator)
+    due_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
 
 
 class DeliveryHour(Base):

@@ -9,6 +9,7 @@ import orjson
 from sqlalchemy import and_, func, select, update
 from sqlalchemy.orm import Session
 
+from gateway.delivery import heads
 from gateway.delivery.jobs import STUCK, load_jobs
 from gateway.delivery.subscriptions import get_subscription
 from gateway.errors import BadRequest, Conflict, NotFound
@@ -143,6 +144,7 @@ def replay(
         .where(Delivery.id.in_(ids))
         .values(status="pending", attempts=0, next_attempt_at=now, claimed_until=None)
     )
+    heads.settle_deliveries(session, ids)
     _note_operator_action(session, ids, now, "replay", _note("replayed", operator, reason), now)
     return len(ids)
 
@@ -179,6 +181,7 @@ def skip(
         )
     ids = [r.id for r in rows]
     session.execute(update(Delivery).where(Delivery.id.in_(ids)).values(status="skipped"))
+    heads.settle_deliveries(session, ids)  # their queues move on
     _note_operator_action(session, ids, now, "skipped", _note("skipped", operator, reason), None)
     return len(ids)
 

@@ -17,6 +17,7 @@ from sqlalchemy import bindparam, select, update
 from sqlalchemy.orm import Session
 
 from gateway.bulk import BulkInsert
+from gateway.delivery.heads import pushable, queue_behind
 from gateway.models import AccessRight, Delivery, Subscription, table_of
 
 if TYPE_CHECKING:
@@ -72,6 +73,7 @@ class _Target:
     industry_section: str | None
     grade_level: str | None
     queued: int
+    pushable: bool  # whether its new queue heads are due (gateway.delivery.heads)
 
 
 def matches(subscription: _Target | Subscription, item: Accepted) -> bool:
@@ -95,6 +97,7 @@ _TARGETS = select(
     Subscription.industry_section,
     Subscription.grade_level,
     Subscription.queued,
+    pushable().label("pushable"),
 )
 _RIGHTS = select(AccessRight.agency_id, AccessRight.contract).where(
     AccessRight.action == "subscribe"
@@ -109,8 +112,9 @@ _INSERT_DELIVERIES = BulkInsert(table_of(Delivery))
 
 
 def enqueue(session: Session, accepted: list[Accepted], now: dt.datetime) -> int:
-    """Insert the delivery rows for `accepted`; returns how many. Runs in the transaction that
-    appends them, after the log head is locked: publishers take turns counting `queued`."""
+    """Insert the delivery rows for `accepted`, and the heads of the queues they open; returns
+    how many. Runs in the transaction that appends them, after the log head is locked:
+    publishers take turns counting `queued`."""
     if not accepted:
         return 0
     connection = session.connection()
@@ -141,6 +145,7 @@ def enqueue(session: Session, accepted: list[Accepted], now: dt.datetime) -> int
                 )
     if rows:
         _INSERT_DELIVERIES(connection, rows)
+        queue_behind(connection, rows, {t.id for t in targets if not t.pushable})
         connection.execute(
             _SET_QUEUED, [{"target": t.id, "count": t.queued} for t in counted.values()]
         )

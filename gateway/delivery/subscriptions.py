@@ -12,6 +12,7 @@ from sqlalchemy.orm import Session
 
 from connectors import CONNECTORS
 from contracts.registry import MESSAGE_TYPES
+from gateway.delivery import heads
 from gateway.delivery.webhooks import new_hmac_secret
 from gateway.errors import BadRequest, Forbidden, NotFound, ServiceUnavailable
 from gateway.models import Agency, Subscription
@@ -207,6 +208,7 @@ def set_status(
         raise BadRequest("invalid_status", f"status must be one of {', '.join(STATUSES)}")
     subscription = get_subscription(session, subscription_id)
     subscription.status, subscription.status_reason = status, reason
+    heads.refresh(session, [subscription_id])  # paused: its queues wait; active: they are due
     return subscription
 
 

@@ -30,6 +30,7 @@ from sqlalchemy.exc import DBAPIError, DisconnectionError
 from sqlalchemy.orm import Session
 from tenacity import retry, retry_if_exception_type, stop_after_attempt, wait_fixed
 
+from gateway.delivery import heads
 from gateway.delivery.health import count_attempts
 from gateway.delivery.jobs import Job, claim_due_deliveries, load_jobs
 from gateway.delivery.receipts import looks_like_jws, verify_consumer_receipt
@@ -188,7 +189,12 @@ def record_all(runtime: Runtime, outcomes: list[tuple[Job, Result]], now: dt.dat
             row.id: row
             for row in session.execute(
                 select(
-                    Delivery.id, Delivery.attempts, Delivery.next_attempt_at, Delivery.claimed_until
+                    Delivery.id,
+                    Delivery.subscription_id,
+                    Delivery.uscc,
+                    Delivery.attempts,
+                    Delivery.next_attempt_at,
+                    Delivery.claimed_until,
                 )
                 .where(Delivery.id.in_(ids))
                 .order_by(Delivery.id)
@@ -218,6 +224,7 @@ def record_all(runtime: Runtime, outcomes: list[tuple[Job, Result]], now: dt.dat
                 )
             )
         }
+        statuses = {sid: s.status for sid, s in subscriptions.items()}
         updates: list[_Next] = []
         attempts: list[dict[str, Any]] = []
         subs: list[str] = []  # each attempt's subscription, for its hourly count
@@ -261,6 +268,11 @@ def record_all(runtime: Runtime, outcomes: list[tuple[Job, Result]], now: dt.dat
             ),
             [vars(u) for u in updates],
         )
+        # each queue's head moves on, waits for its retry, or stops at a dead or parked one;
+        # a subscription a 410 disabled holds all its heads
+        queues = {(current[u.b_id].subscription_id, current[u.b_id].uscc) for u in updates}
+        heads.settle(session, queues)
+        heads.refresh(session, [i for i, s in subscriptions.items() if s.status != statuses[i]])
         session.execute(insert(DeliveryAttempt), attempts)
         counted = zip(attempts, subs, strict=True)
         count_attempts(session, [attempt | {"subscription_id": sub} for attempt, sub in counted])
@@ -463,6 +475,7 @@ def _release(runtime: Runtime, jobs: list[Job]) -> None:
             .values(claimed_until=None),
             [{"b_id": job.delivery_id, "b_lease": job.lease} for job in jobs],
         )
+        heads.settle_deliveries(session, [job.delivery_id for job in jobs])  # due again now
 
 
 def run_once(runtime: Runtime, client: httpx.Client, pool: ThreadPoolExecutor | None = None) -> int:

@@ -21,7 +21,7 @@ def test_migrated_schema_matches_the_models(database_url: str) -> None:
     finally:
         engine.dispose()
     assert diff == [], diff
-    assert current_revision(database_url) == "0020"
+    assert current_revision(database_url) == "0021"
 
 
 def test_narrowing_the_grade_numbers_again_refuses_to_lose_any(database_url: str) -> None:
@@ -66,7 +66,7 @@ def test_a_gateway_holding_data_is_migrated_down_and_up_again(database_url: str)
                 " '6ba7b810-9dad-11d1-80b4-00c04fd430c8', 3, 'grade.awarded')"
             )
         upgrade(database_url)
-        assert current_revision(database_url) == "0020"
+        assert current_revision(database_url) == "0021"
         command.downgrade(alembic_config(database_url), "0012")
         upgrade(database_url)
         with engine.connect() as conn:
@@ -130,3 +130,63 @@ def test_0019_counts_the_last_hours_attempts_into_hourly_rows(database_url: str)
         assert [tuple(r) for r in rows] == [(2, 1, 20.0, "http_503")]
     finally:
         engine.dispose()
+
+
+def test_0021_fills_the_queue_heads_of_what_is_queued(database_url: str) -> None:
+    """An upgraded gateway's claim finds every queue already waiting: per (subscription,
+    enterprise) its earliest pending, dead or parked delivery, due unless it is stuck."""
+    import datetime as dt
+
+    command.downgrade(alembic_config(database_url), "0020")
+    now = dt.datetime(2026, 12, 7, 8, 0, tzinfo=dt.UTC)
+    a, b, c = "91350900587527783P", "91350100MA2XY0129P", "91350100MA2XY0567C"
+    engine = make_engine(database_url, pool_size=1)
+    try:
+        with engine.begin() as conn:
+            conn.exec_driver_sql(
+                "INSERT INTO agencies (id, name, uscc, roles, created_at) VALUES ('fj-picc',"
+                f" 'x', '11350000MB0000035C', '[\"insurer\"]', '{now.isoformat(sep=' ')}')"
+            )
+            for sub, url in (("s-1", "'https://r.example/hook'"), ("s-2", "NULL")):
+                conn.exec_driver_sql(
+                    "INSERT INTO subscriptions (id, agency_id, url, types, view, signing, status,"
+                    " retry_schedule, created_at, consecutive_failures, queued, acked_index)"
+                    f" VALUES ('{sub}', 'fj-picc', {url}, '[]', 'full', '[\"v1a\"]', 'active',"
+                    f" '[]', '{now.isoformat(sep=' ')}', 0, 1, -1)"
+                )
+            rows = [  # (subscription, log index, enterprise, status, minutes from now)
+                ("s-1", 1, a, "delivered", 0),
+                ("s-1", 2, a, "pending", 5),
+                ("s-1", 3, a, "pending", 0),
+                ("s-1", 4, b, "dead", 0),
+                ("s-1", 5, b, "pending", 0),
+                ("s-1", 6, c, "skipped", 0),
+                ("s-2", 2, a, "pending", 0),  # pull-only: never due
+            ]
+            for n, (sub, index, uscc, status, minutes) in enumerate(rows, 1):
+                at = (now + dt.timedelta(minutes=minutes)).isoformat(sep=" ")
+                conn.exec_driver_sql(
+                    "INSERT INTO deliveries (id, subscription_id, log_index, message_id, uscc,"
+                    f" subseq, status, attempts, next_attempt_at) VALUES ({n}, '{sub}', {index},"
+                    f" 'm-{index}', '{uscc}', {index}, '{status}', 0, '{at}')"
+                )
+        upgrade(database_url)
+        with engine.connect() as conn:
+            heads = conn.exec_driver_sql(
+                "SELECT subscription_id, uscc, log_index, due_at FROM delivery_heads"
+                " ORDER BY subscription_id, uscc"
+            ).all()
+    finally:
+        engine.dispose()
+
+    def moment(value: object) -> dt.datetime | None:
+        if isinstance(value, str):  # SQLite hands back text
+            value = dt.datetime.fromisoformat(value)
+        assert value is None or isinstance(value, dt.datetime)
+        return value.astimezone(dt.UTC) if value else None
+
+    assert [(s, u, i, moment(due)) for s, u, i, due in heads] == [
+        ("s-1", b, 4, None),
+        ("s-1", a, 2, now + dt.timedelta(minutes=5)),
+        ("s-2", a, 2, None),
+    ]
