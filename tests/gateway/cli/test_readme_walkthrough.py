@@ -39,7 +39,6 @@ def test_the_readme_walkthrough_runs_as_written(tmp_path: Path) -> None:
         (tmp_path / name).symlink_to(ROOT / name)
     environment = {k: v for k, v in os.environ.items() if not k.startswith("GATEWAY_")}
     environment["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{environment['PATH']}"
-    environment["COLUMNS"] = "160"  # the tables as a wide terminal shows them, a row a line
     environment["COLUMNS"] = "160"  # the tables as a wide terminal shows them, one line a row
     process = subprocess.Popen(
         ["bash", "-e", "-o", "pipefail", "-c", script],
