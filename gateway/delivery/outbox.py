@@ -18,6 +18,7 @@ from sqlalchemy.orm import Session
 
 from gateway.bulk import BulkInsert
 from gateway.delivery.heads import pushable, queue_behind
+from gateway.delivery.wakeup import announce
 from gateway.models import AccessRight, Delivery, Subscription, table_of
 
 if TYPE_CHECKING:
@@ -149,4 +150,5 @@ def enqueue(session: Session, accepted: list[Accepted], now: dt.datetime) -> int
         connection.execute(
             _SET_QUEUED, [{"target": t.id, "count": t.queued} for t in counted.values()]
         )
+        announce(connection)
     return len(rows)

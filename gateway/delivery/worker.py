@@ -36,6 +36,7 @@ from gateway.delivery.jobs import Job, claim_due_deliveries, load_jobs
 from gateway.delivery.receipts import looks_like_jws, verify_consumer_receipt
 from gateway.delivery.receipts import store as store_receipt
 from gateway.delivery.subscriptions import DEFAULT_SCHEDULE, attempts_allowed, retry_delay
+from gateway.delivery.wakeup import Wakeup
 from gateway.delivery.webhooks import signature_header
 from gateway.models import Delivery, DeliveryAttempt, Subscription, table_of
 from gateway.outbound.ssrf import (
@@ -575,6 +576,7 @@ def run_until(runtime: Runtime, stop: Any, failures: RoundFailures | None = None
     if failures is None:
         failures = RoundFailures()
     flight: dict[Future[Result | None], Job] = {}
+    wakeup = Wakeup(runtime.settings.effective_database_url, stop)
     with make_client(runtime) as client, ThreadPoolExecutor(config.parallel) as pool:
         try:
             while not stop.is_set():
@@ -591,8 +593,9 @@ def run_until(runtime: Runtime, stop: Any, failures: RoundFailures | None = None
                     continue
                 failures.succeeded()
                 if not claimed and not flight:
-                    stop.wait(config.idle_sleep_seconds)
+                    wakeup.wait(config.idle_sleep_seconds)  # at once when deliveries are queued
         finally:  # what is in flight ends by its deadline; its results are recorded
+            wakeup.close()
             try:
                 _record_ended(runtime, flight, None)
             except Exception as exc:
