@@ -221,7 +221,10 @@ def test_every_operator_page_shows_the_apis_figures_at_both_widths(
     page = signed_in(browser, demo, "fj-dsj", axe=True)
     assert page.url.endswith("/console/overview")
     dead = [i for i in demo.api("/v1/deliveries/dead-letters")["items"] if i["status"] == "dead"]
-    assert figure(page, "dead") == str(len(dead)) == "1"
+    # the demo's one dead letter, or none once the replay test below (same demo) replayed it:
+    # pytest-randomly may run that one first
+    assert figure(page, "dead") == str(len(dead))
+    assert len(dead) <= 1
     # the API signs a checkpoint of the log as it is now: its size is the log's size
     size = int(httpx.get(f"{demo.base}/v1/log/checkpoint").text.splitlines()[1])
     assert size > 60  # the demo's 60 registrations at least
