@@ -41,6 +41,8 @@ from sqlalchemy import select
 ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT), str(ROOT / "bench")]
 
+from gateway.db import libpq_url  # noqa: E402
+
 PG_ADMIN = os.environ.get("GATEWAY_TEST_PG_URL", "postgresql://postgres@127.0.0.1:5432/test")
 
 
@@ -153,15 +155,11 @@ def gateway_worker(url: str, data_dir: str, ready: Any, go: Any, size: int) -> N
 # ---- pgqueuer ----------------------------------------------------------------------------
 
 
-def _dsn(url: str) -> str:
-    return url.replace("postgresql+psycopg://", "postgresql://")
-
-
 async def _pgq(url: str) -> tuple[Any, Any]:
     from pgqueuer.db import PsycopgDriver
     from pgqueuer.queries import Queries
 
-    connection = await psycopg.AsyncConnection.connect(_dsn(url), autocommit=True)
+    connection = await psycopg.AsyncConnection.connect(libpq_url(url), autocommit=True)
     return connection, Queries(PsycopgDriver(connection))
 
 
@@ -218,7 +216,7 @@ def pgqueuer_worker(url: str, data_dir: str, ready: Any, go: Any, size: int) -> 
 def _procrastinate(url: str) -> tuple[Any, Any]:
     import procrastinate
 
-    app = procrastinate.App(connector=procrastinate.PsycopgConnector(conninfo=_dsn(url)))
+    app = procrastinate.App(connector=procrastinate.PsycopgConnector(conninfo=libpq_url(url)))
 
     @app.task(name="noop", queue="bench")
     async def noop(**payload: Any) -> None:
@@ -301,7 +299,7 @@ def drain(name: str, url: str, data_dir: str, workers: int, size: int, timeout: 
         process.start()
     for ready in readies:
         assert ready.wait(60), f"{name} worker did not start"
-    with psycopg.connect(_dsn(url), autocommit=True) as connection:
+    with psycopg.connect(libpq_url(url), autocommit=True) as connection:
         go.set()
         began = time.perf_counter()
         while connection.execute(LEFT[name]).fetchone()[0]:
@@ -346,12 +344,12 @@ def main() -> None:
                 setup, enqueue_jobs, _ = QUEUES[queue]
                 setup(url, data_dir)
                 for n, workers in enumerate(args.workers):
-                    with psycopg.connect(_dsn(url), autocommit=True) as connection:
+                    with psycopg.connect(libpq_url(url), autocommit=True) as connection:
                         connection.execute(RESET[queue])
                     start = n * args.jobs  # fresh ids and log indexes every time
                     enqueued = enqueue_jobs(url, data_dir, args.jobs, args.batch, start)
                     if args.analyze:
-                        with psycopg.connect(_dsn(url), autocommit=True) as connection:
+                        with psycopg.connect(libpq_url(url), autocommit=True) as connection:
                             connection.execute(f"ANALYZE {TABLES[queue]}")
                     size = {"pgqueuer": args.pgqueuer_batch}.get(
                         queue, args.procrastinate_concurrency

@@ -53,6 +53,7 @@ if str(ROOT) not in sys.path:
 
 from contracts.dates import add_months  # noqa: E402
 from contracts.uscc import ALPHABET, complete_uscc  # noqa: E402
+from gateway.db import libpq_url  # noqa: E402
 from gateway.demo.dataset import INDUSTRIES  # noqa: E402
 from gateway.migrate import upgrade  # noqa: E402
 
@@ -285,10 +286,6 @@ def generate(start: int, count: int, seed: int, today: dt.date, now: dt.datetime
 # --- writing ---------------------------------------------------------------------------------
 
 
-def _pg_dsn(url: str) -> str:
-    return "postgresql://" + url.split("://", 1)[1]
-
-
 def _sqlite_path(url: str) -> str:
     return url.split("///", 1)[1]
 
@@ -311,7 +308,7 @@ class _Writer:
     def __init__(self, url: str) -> None:
         self.pg = url.startswith("postgresql")
         if self.pg:
-            self.pgconn = psycopg.connect(_pg_dsn(url))
+            self.pgconn = psycopg.connect(libpq_url(url))
         else:
             self.sqlite = sqlite3.connect(_sqlite_path(url), isolation_level=None)
             self.sqlite.execute("PRAGMA journal_mode=WAL")

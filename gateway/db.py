@@ -61,6 +61,15 @@ def make_engine(
     return engine
 
 
+def libpq_url(url: str) -> str:
+    """The libpq form of a PostgreSQL URL (`postgresql://`, no SQLAlchemy driver), for a
+    psycopg connection of its own."""
+    scheme, _, rest = url.partition("://")
+    if not scheme.startswith("postgresql"):
+        raise ValueError(f"not a PostgreSQL URL: {scheme}://…")
+    return f"postgresql://{rest}"
+
+
 def _refuse_unstorable_parameters(engine: Engine) -> None:
     """Text with U+0000 (NUL) and integers beyond 64 bits are refused with a 400 before they
     reach the database, on both backends alike: PostgreSQL cannot store such text, neither

@@ -23,6 +23,8 @@ import psycopg
 from sqlalchemy import text
 from sqlalchemy.engine import Connection
 
+from gateway.db import libpq_url
+
 CHANNEL = "gateway_outbox"
 _NOTIFY = text(f"NOTIFY {CHANNEL}")
 log = logging.getLogger("gateway.delivery")
@@ -41,7 +43,7 @@ class Wakeup:
 
     def __init__(self, database_url: str, stop: Any) -> None:
         self.stop = stop
-        self._url = _libpq(database_url)
+        self._url = libpq_url(database_url) if database_url.startswith("postgresql") else None
         self._listener: psycopg.Connection[Any] | None = None
         self._lock = threading.Lock()
 
@@ -78,11 +80,3 @@ class Wakeup:
             if self._listener is not None:
                 self._listener.close()
                 self._listener = None
-
-
-def _libpq(url: str) -> str | None:
-    """The libpq form of a PostgreSQL URL; None for SQLite."""
-    scheme, _, rest = url.partition("://")
-    if not scheme.startswith("postgresql"):
-        return None
-    return f"postgresql://{rest}"

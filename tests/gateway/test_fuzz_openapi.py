@@ -58,6 +58,7 @@ from schemathesis.specs.openapi.checks import (
 
 from gateway.app import create_app
 from gateway.clock import FixedClock
+from gateway.db import libpq_url
 from gateway.runtime import Runtime
 from gateway.settings import Settings
 
@@ -271,7 +272,7 @@ class Seeded:
             ):
                 source.backup(copy)  # consistent, the write-ahead log's pages included
             return kept
-        with psycopg.connect(_libpq(url), autocommit=True) as conn:
+        with psycopg.connect(libpq_url(url), autocommit=True) as conn:
             tables = conn.execute(
                 "SELECT tablename FROM pg_tables WHERE schemaname = 'public'"
             ).fetchall()
@@ -294,7 +295,7 @@ class Seeded:
         if self.sqlite_file is not None:
             shutil.copyfile(self.sqlite_file, url.removeprefix("sqlite:///"))
             return
-        with psycopg.connect(_libpq(url), autocommit=True) as conn, conn.transaction():
+        with psycopg.connect(libpq_url(url), autocommit=True) as conn, conn.transaction():
             conn.execute("SET LOCAL session_replication_role = replica")
             for table, rows in self.pg_rows.items():
                 conn.execute(f'DELETE FROM "{table}"')  # alembic_version, log_head
@@ -302,10 +303,6 @@ class Seeded:
                     copy.write(rows)
             for sequence, value, called in self.pg_sequences:
                 conn.execute("SELECT setval(%s, %s, %s)", (sequence, value, called))
-
-
-def _libpq(url: str) -> str:
-    return url.replace("postgresql+psycopg://", "postgresql://")
 
 
 @pytest.fixture(scope="session")

@@ -16,6 +16,7 @@ from gateway_factories import Publisher, publish, register_publisher
 from loopback import serving
 from test_delivery_slow_receivers import receiver, until
 
+from gateway.db import libpq_url
 from gateway.delivery.subscriptions import create_subscription
 from gateway.delivery.wakeup import CHANNEL, Wakeup
 from gateway.delivery.worker import run_until
@@ -61,7 +62,7 @@ def test_a_publish_wakes_a_worker_sleeping_for_a_minute(
 
 
 def _listening(runtime: Runtime) -> bool:
-    with psycopg.connect(_libpq(runtime.settings.effective_database_url)) as conn:
+    with psycopg.connect(libpq_url(runtime.settings.effective_database_url)) as conn:
         return bool(_waiting_listeners(conn))
 
 
@@ -73,12 +74,8 @@ def _waiting_listeners(conn: psycopg.Connection) -> list[tuple[int]]:
     ).fetchall()
 
 
-def _libpq(url: str) -> str:
-    return url.replace("postgresql+psycopg://", "postgresql://")
-
-
 def _notify(url: str) -> None:
-    with psycopg.connect(_libpq(url), autocommit=True) as conn:
+    with psycopg.connect(libpq_url(url), autocommit=True) as conn:
         conn.execute(f"NOTIFY {CHANNEL}")
 
 
@@ -98,7 +95,7 @@ def test_a_broken_listener_falls_back_to_polling_then_listens_again(database_url
     stop = threading.Event()
     wakeup = Wakeup(database_url, stop)
     wakeup.wait(0.01)  # listening now
-    with psycopg.connect(_libpq(database_url), autocommit=True) as admin:
+    with psycopg.connect(libpq_url(database_url), autocommit=True) as admin:
         for (pid,) in _waiting_listeners(admin):
             admin.execute("SELECT pg_terminate_backend(%s)", (pid,))
     wakeup.wait(0.05)  # the broken connection is noticed: a poll, no exception

@@ -35,6 +35,7 @@ from sqlalchemy import select
 from contracts.registry import _schema
 from contracts.uscc import complete_uscc
 from gateway.clock import FixedClock
+from gateway.db import libpq_url
 from gateway.migrate import alembic_config, upgrade
 from gateway.models import Enterprise
 from gateway.publishing import service
@@ -210,7 +211,7 @@ def test_the_media_type_in_typ_is_compared_without_case(
 def _wait_for_a_lock_waiter(url: str, timeout: float = 20) -> None:
     database = url.rpartition("/")[2]
     deadline = time.monotonic() + timeout
-    with psycopg.connect(url.replace("postgresql+psycopg", "postgresql"), autocommit=True) as c:
+    with psycopg.connect(libpq_url(url), autocommit=True) as c:
         while time.monotonic() < deadline:
             waiting = c.execute(
                 "SELECT count(*) FROM pg_stat_activity WHERE datname = %s"
