@@ -68,6 +68,28 @@ def keyed(
     return query.where(_pairs(session, first, second, pairs))
 
 
+def deliveries_at(
+    session: Session, pairs: Iterable[tuple[str, int]]
+) -> Select[Unpack[tuple[Any, ...]]]:  # noqa: UP044 (3.11)
+    """What a head is made from, of the deliveries at these (subscription, log index)
+    places."""
+    return keyed(
+        session,
+        select(
+            Delivery.id,
+            Delivery.subscription_id,
+            Delivery.uscc,
+            Delivery.log_index,
+            Delivery.status,
+            Delivery.next_attempt_at,
+            Delivery.claimed_until,
+        ),
+        Delivery.subscription_id,
+        Delivery.log_index,
+        pairs,
+    )
+
+
 def _pairs(
     session: Session, first: Column, second: Column, pairs: Iterable[tuple[Any, Any]]
 ) -> ColumnElement[bool]:
@@ -227,18 +249,8 @@ def _first_open(session: Session, queues: list[Queue]) -> dict[Queue, dict[str, 
     heads: dict[Queue, dict[str, Any]] = {}
     if first:
         held = _held(session, {s for s, _ in first})
-        found = select(
-            Delivery.subscription_id,
-            Delivery.uscc,
-            Delivery.log_index,
-            Delivery.status,
-            Delivery.next_attempt_at,
-            Delivery.claimed_until,
-        )
         pairs = [(s, i) for (s, _), i in first.items()]
-        for d in session.execute(
-            keyed(session, found, Delivery.subscription_id, Delivery.log_index, pairs)
-        ):
+        for d in session.execute(deliveries_at(session, pairs)):
             heads[(d.subscription_id, d.uscc)] = {
                 "b_subscription_id": d.subscription_id,
                 "b_uscc": d.uscc,
