@@ -14,6 +14,7 @@ the catalog in force at the message (`catalog_as_of`).
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import hashlib
 import json
 import logging
@@ -141,23 +142,28 @@ def publish_catalog(
     return row
 
 
-def record_shipped(session: Session, signer: GatewaySigner, now: dt.datetime) -> MeasureCatalog:
+def record_shipped(
+    session: Session, signer: GatewaySigner, now: dt.datetime
+) -> MeasureCatalog | None:
     """Make sure the shipped default catalog is recorded: on first start as version 1, and
     after an upgrade that changed it as a new version (an operator's own versions stay in the
-    log; publish again to restore one)."""
-    records = shipped_document()
-    sha = digest(records)
+    log; publish again to restore one). None when it is recorded already: every start asks,
+    so the check reads one digest, not the stored versions."""
+    sha = _shipped_digest()
     shipped = session.scalar(
-        select(MeasureCatalog)
+        select(MeasureCatalog.sha256)
         .where(MeasureCatalog.source == "shipped")
         .order_by(MeasureCatalog.version.desc())
         .limit(1)
     )
-    if shipped is not None and shipped.sha256 == sha:
-        current = latest(session)
-        assert current is not None
-        return current
-    return publish_catalog(session, signer, records, source="shipped", now=now)
+    if shipped == sha:
+        return None
+    return publish_catalog(session, signer, shipped_document(), source="shipped", now=now)
+
+
+@functools.cache
+def _shipped_digest() -> str:
+    return digest(shipped_document())
 
 
 def stored_records(row: MeasureCatalog) -> list[Any]:
