@@ -3,9 +3,11 @@ left, the next test gets the database as the migrations made it."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import psycopg
 import pytest
-from conftest import RecycledDatabase
+from conftest import AUTHORITY, RecycledDatabase, Steps
 
 
 def _rows(url: str, sql: str) -> list[tuple[object, ...]]:
@@ -22,7 +24,9 @@ def recycled(pg_recycled: RecycledDatabase) -> RecycledDatabase:
 def test_rows_go_sequences_restart_and_the_migrations_rows_come_back(
     recycled: RecycledDatabase,
 ) -> None:
-    seeded = {table: _rows(recycled.url, f'SELECT * FROM "{table}"') for table in recycled.seeded}
+    seeded = {
+        table: _rows(recycled.url, f'SELECT * FROM "{table}"') for table in recycled.seeds[()].rows
+    }
     assert seeded, "the migrations write a row or two (log_head)"
     with psycopg.connect(recycled.url, autocommit=True) as conn:
         conn.execute(
@@ -30,7 +34,7 @@ def test_rows_go_sequences_restart_and_the_migrations_rows_come_back(
             " VALUES ('a', 'A', '91350100M000100Y43', '[]', now())"
         )
         conn.execute("SELECT nextval(pg_get_serial_sequence('access_records', 'id'))")
-        for table in recycled.seeded:
+        for table in recycled.seeds[()].rows:
             conn.execute(f'DELETE FROM "{table}"')
         idle = psycopg.connect(recycled.url, autocommit=True)  # an earlier test's leftover
     recycled.empty()
@@ -41,6 +45,44 @@ def test_rows_go_sequences_restart_and_the_migrations_rows_come_back(
     assert _rows(
         recycled.url, "SELECT last_value FROM pg_sequences WHERE schemaname = 'public'"
     ) == [(None,)] * len(_rows(recycled.url, "SELECT 1 FROM pg_sequences"))
+
+
+def test_a_prepared_start_comes_back_whole_and_its_sequences_go_on_from_it(
+    pg_recycled: RecycledDatabase, prepare: Callable[[str, Steps], None]
+) -> None:
+    url = pg_recycled.empty(("client", "authority"), prepare)
+    start = {table: _rows(url, sql) for table, sql in TABLES.items()}
+    assert start["agencies"] == [(AUTHORITY,)]
+    assert start["measure_catalogs"] == [(1,)]
+    assert [kind for (kind,) in start["log_entries"]] == ["gateway"] * 4  # catalog first
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute("DELETE FROM publish_rights")
+        conn.execute("UPDATE agencies SET name = 'changed'")
+    assert pg_recycled.empty(("client", "authority"), prepare) == url
+    assert {table: _rows(url, sql) for table, sql in TABLES.items()} == start
+    assert _rows(url, "SELECT name FROM agencies") == [("agency fj-yjt",)]
+    # every column a sequence fills goes on past the rows the start holds (but log_head's one
+    # row, which the migration writes with its id and nothing adds to)
+    for table, column in _rows(url, SERIAL_COLUMNS + " AND table_name <> 'log_head'"):
+        after = _rows(url, f"SELECT nextval(pg_get_serial_sequence('{table}', '{column}'))")
+        highest = _rows(url, f'SELECT coalesce(max("{column}"), 0) FROM "{table}"')
+        assert after[0][0] > highest[0][0], (table, column)
+    # and a test asking for nothing prepared gets the migrations' rows alone
+    pg_recycled.empty()
+    assert _rows(url, "SELECT count(*) FROM agencies") == [(0,)]
+    assert _rows(url, "SELECT count(*) FROM log_entries") == [(0,)]
+
+
+TABLES = {
+    "agencies": "SELECT id FROM agencies",
+    "measure_catalogs": "SELECT version FROM measure_catalogs",
+    "log_entries": "SELECT kind FROM log_entries ORDER BY idx",
+    "publish_rights": "SELECT agency_id, message_type FROM publish_rights ORDER BY 2",
+}
+SERIAL_COLUMNS = """
+SELECT table_name, column_name FROM information_schema.columns
+ WHERE table_schema = 'public' AND column_default LIKE 'nextval(%'
+"""
 
 
 def _closed(conn: psycopg.Connection) -> bool:
