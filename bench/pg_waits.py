@@ -9,6 +9,13 @@ first waiter, on the holder's transaction id) or `'tuple'` (further waiters queu
 tuple lock), its `query` the locking statement: that pair is what is counted as the log
 lock. Waits on the WAL (`IO` `WALSync` / `WALWrite`, `LWLock` `WALWrite`) are commits
 waiting for their flush.
+
+Who holds the lock: `SELECT … FOR UPDATE` takes a RowShareLock on the table `log_head` (in
+`pg_locks`, held to the end of the transaction) before it locks the row, and nothing else the
+gateway runs takes that mode there; a backend holding it and not waiting on a lock holds the
+row. What that holder is doing (running a statement, waiting for its commit's WAL flush —
+inside the lock, since row locks are released after the commit record is flushed — or idle in
+its transaction while the gateway's Python works) splits the lock's busy time.
 """
 
 from __future__ import annotations
@@ -26,9 +33,15 @@ import psycopg
 # One row per client backend of the database, the sampler's own left out. The statement that
 # locks the head is the only one the gateway runs against `log_head … FOR UPDATE`.
 _SAMPLE = """
-SELECT state, wait_event_type, wait_event, query ILIKE '%%log_head%%for update%%'
-FROM pg_stat_activity
-WHERE datname = %s AND backend_type = 'client backend' AND pid <> pg_backend_pid()
+SELECT a.state, a.wait_event_type, a.wait_event,
+       a.query ILIKE '%%log_head%%for update%%',
+       a.pid IN (SELECT l.pid FROM pg_locks AS l
+                 WHERE l.locktype = 'relation' AND l.relation = 'log_head'::regclass
+                   AND l.database = (SELECT oid FROM pg_database
+                                     WHERE datname = current_database())
+                   AND l.mode = 'RowShareLock' AND l.granted)
+FROM pg_stat_activity AS a
+WHERE a.datname = %s AND a.backend_type = 'client backend' AND a.pid <> pg_backend_pid()
 """
 _PIDS = """
 SELECT pid FROM pg_stat_activity
@@ -48,6 +61,8 @@ def classify(state: str | None, kind: str | None, event: str | None, head: bool)
         return IN_TRANSACTION
     if state != "active":
         return None
+    if event == "ClientRead":  # between a statement's end and its state's update: the same
+        return IN_TRANSACTION
     if kind == "Lock":
         return LOG_LOCK if head and event in ("transactionid", "tuple") else OTHER_LOCK
     if (kind, event) in WAL_WAITS:
@@ -65,7 +80,10 @@ class Samples:
     seconds: float = 0.0
     observed: Counter[str] = field(default_factory=Counter)
     with_log_waiter: int = 0  # samples in which at least one backend waited on the log lock
-    sampler_cpu_seconds: float = 0.0
+    held: int = 0  # samples in which a backend held the log lock
+    holder: Counter[str] = field(default_factory=Counter)  # what the holder was doing
+    sampler_cpu_seconds: float = 0.0  # the sampling thread's
+    backend_cpu_seconds: float = 0.0  # its PostgreSQL backend's (not in the database's figure)
 
     @property
     def active(self) -> int:
@@ -86,7 +104,10 @@ class Samples:
             "log_lock_wait_us_per_request": round(log_waits * interval / requests * 1e6, 1)
             if requests
             else 0,
+            "log_lock_held_share": round(self.held / self.count, 4) if self.count else 0,
+            "holder": dict(self.holder.most_common()),
             "sampler_cpu_ms": round(self.sampler_cpu_seconds * 1000, 1),
+            "sampler_backend_cpu_ms": round(self.backend_cpu_seconds * 1000, 1),
         }
 
 
@@ -116,18 +137,24 @@ class Sampler:
 
     def _run(self) -> None:
         samples, began, cpu = self.samples, time.perf_counter(), time.thread_time()
+        backend = own_cpu_seconds(self.pid)
         due = began
         with self.connection.cursor() as cursor:
             while not self._stop.is_set():
                 cursor.execute(_SAMPLE, (self.database,))
-                seen = [classify(*row) for row in cursor.fetchall()]
+                rows = cursor.fetchall()
+                seen = [classify(*row[:4]) for row in rows]
                 samples.observed.update(s for s in seen if s is not None)
                 samples.with_log_waiter += LOG_LOCK in seen
+                holders = [s for s, row in zip(seen, rows, strict=True) if row[4] and s != LOG_LOCK]
+                samples.held += bool(holders)
+                samples.holder.update(str(s) for s in holders[:1])
                 samples.count += 1
                 due += self.interval
                 time.sleep(max(0.0, due - time.perf_counter()))
         samples.seconds = time.perf_counter() - began
         samples.sampler_cpu_seconds = time.thread_time() - cpu
+        samples.backend_cpu_seconds = own_cpu_seconds(self.pid) - backend
 
     def backend_pids(self) -> list[int]:
         """The database's client backends now, the sampler's own excluded (call it between

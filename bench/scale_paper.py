@@ -1,23 +1,25 @@
 """Scale on paper (issue 24 §6): the measurements a capacity estimate rests on, on PostgreSQL
-with two API processes.
+with two API processes (and one, beside them in the same run).
 
-    python bench/scale_paper.py                   # about 3 minutes at the defaults
-    python bench/scale_paper.py --rounds 2 --pgbench-seconds 5 --json
+    python bench/scale_paper.py                   # about 4 minutes at the defaults
+    python bench/scale_paper.py --processes 2 --rounds 2 --pgbench-seconds 5 --json
 
-1. The gateway: a fresh database `gw_scalepaper_gateway` (--enterprises synthetic enterprises,
-   bench/populate.py), the agency `bench` (publish, query; rate limit raised), and
-   `gateway serve --workers 2` as deployed (httptools/uvloop, its JSON log lines to a file,
-   in-process delivery worker off, no subscriptions: a publish writes no delivery rows).
-   Nothing is pinned: the two API processes, PostgreSQL and the load generator (this
-   process) share the machine's cores. In each of --rounds rounds, the order alternating,
-   --publishes single `POST /v1/messages` (a new signed registration each) and --queries
-   standing queries (`GET /v1/enterprises/{code}?purpose=…`), each from --clients keep-alive
-   clients. Per run: the rate, p50/p99, the API processes' CPU seconds (their /proc stat, the
-   uvicorn supervisor included) and the database's backends' CPU seconds, each per request;
-   the commits the database counted (pg_stat_database.xact_commit) per request; and, sampled
-   every --sample-ms from pg_stat_activity in a thread, what the gateway's backends were
-   doing, above all the share waiting on the log-append lock (the `log_head` row lock, see
-   bench/pg_waits.py).
+1. The gateway, once per count in --processes (2, then 1 for comparison): a fresh database
+   `gw_scalepaper_gateway` (--enterprises synthetic enterprises, bench/populate.py), the
+   agency `bench` (publish, query; rate limit raised), and `gateway serve --workers N` as
+   deployed (httptools/uvloop, its JSON log lines to a file, in-process delivery worker off,
+   no subscriptions: a publish writes no delivery rows). Nothing is pinned: the API
+   processes, PostgreSQL and the load generator (this process) share the machine's cores.
+   In each of --rounds rounds, the order alternating, --publishes single `POST /v1/messages`
+   (a new signed registration each) and --queries standing queries
+   (`GET /v1/enterprises/{code}?purpose=…`), each from --clients keep-alive clients. Per run:
+   the rate, p50/p99, the API processes' CPU seconds (their /proc stat, the uvicorn
+   supervisor included) and the database's backends' CPU seconds, each per request; the
+   commits the database counted (pg_stat_database.xact_commit) per request; and, sampled
+   every --sample-ms from pg_stat_activity and pg_locks in a thread, what the gateway's
+   backends were doing: the share waiting on the log-append lock (the `log_head` row lock),
+   the share of the time some backend held it, and what the holder was doing meanwhile
+   (bench/pg_waits.py).
 2. The commit rate of this PostgreSQL primary: pgbench (/usr/bin/pgbench) on a database of its
    own, `gw_scalepaper_pgbench`, a one-statement insert-only script (a 700-byte row, about a
    message's JWS, one commit per transaction) with 1, 2 and 4 clients, and `SELECT 1` with
@@ -165,7 +167,7 @@ def commit_rate(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
 class Gateway:
     """`gateway serve --workers 2` on a fresh, populated database, and the sampler on it."""
 
-    def __init__(self, args: argparse.Namespace, workdir: Path) -> None:
+    def __init__(self, args: argparse.Namespace, processes: int, workdir: Path) -> None:
         self.database = f"{PREFIX}gateway"
         prepared = prepare(
             "postgresql",
@@ -180,12 +182,14 @@ class Gateway:
         )
         self.url, self.key = prepared.url, prepared.key
         try:
-            self._start(args, prepared.env, workdir)
+            self._start(args, processes, prepared.env, workdir)
         except BaseException:
             drop_database(self.url)
             raise
 
-    def _start(self, args: argparse.Namespace, env: dict[str, str], workdir: Path) -> None:
+    def _start(
+        self, args: argparse.Namespace, processes: int, env: dict[str, str], workdir: Path
+    ) -> None:
         populate(self.url, args.enterprises)
         env = env | {
             "GATEWAY_ACCESS_TOKEN_TTL_SECONDS": "7200",
@@ -194,11 +198,11 @@ class Gateway:
         }
         port = free_port()
         command = [sys.executable, "-m", "gateway.cli", "serve", "--host", HOST]
-        command += ["--port", str(port), "--workers", str(args.processes)]
+        command += ["--port", str(port), "--workers", str(processes)]
         self.sampler = Sampler(self.url, self.database, args.sample_ms / 1000)
-        self.log = workdir / "serve.log"
+        self.log = workdir / f"serve-{processes}.log"
         self.server = Server(command, port=port, env=env, log=self.log)
-        self.wait_for_processes(args.processes)
+        self.wait_for_processes(processes)
 
     def wait_for_processes(self, count: int, timeout: float = 60.0) -> None:
         """Until every API process has started (the first answers /healthz before the
@@ -228,6 +232,23 @@ class Gateway:
             row = cursor.fetchone()
             return int(row[0]) if row else 0
 
+    def log_size(self) -> int:
+        with self.sampler.connection.cursor() as cursor:
+            cursor.execute("SELECT size FROM log_head WHERE id = 1")
+            row = cursor.fetchone()
+            return int(row[0]) if row else 0
+
+    def groups(self, first: int, end: int) -> int:
+        """Publishing transactions that appended entries first … end - 1: the entries of one
+        group share its `accepted_at` (publish_batch stamps them with one `now`)."""
+        with self.sampler.connection.cursor() as cursor:
+            cursor.execute(
+                "SELECT count(DISTINCT accepted_at) FROM log_entries WHERE idx >= %s AND idx < %s",
+                (first, end),
+            )
+            row = cursor.fetchone()
+            return int(row[0]) if row else 0
+
     def close(self, keep: bool) -> None:
         self.sampler.close()
         self.server.stop()
@@ -241,7 +262,7 @@ def measured(
     """One load run and what it cost: per request, the API processes' and the database
     backends' CPU, the commits; the machine's busy share; the backends' sampled waits."""
     api, pids = gateway.api_cpu(), gateway.sampler.backend_pids()
-    backends, commits = backends_cpu(pids), gateway.commits()
+    backends, commits, size = backends_cpu(pids), gateway.commits(), gateway.log_size()
     own, machine = resource.getrusage(resource.RUSAGE_SELF), Machine()
     gateway.sampler.start()
     run: Run = drive(
@@ -258,6 +279,9 @@ def measured(
     api_used = {pid: api_after[pid] - api.get(pid, 0.0) for pid in api_after}
     pids_after = gateway.sampler.backend_pids()
     db_used = cpu_used(backends, backends_cpu(sorted(set(pids) | set(pids_after))))
+    committed = gateway.commits() - commits
+    appended = gateway.log_size() - size
+    groups = gateway.groups(size, size + appended) if appended else 0
     own_after = resource.getrusage(resource.RUSAGE_SELF)
     bench_cpu = own_after.ru_utime + own_after.ru_stime - own.ru_utime - own.ru_stime
     return {
@@ -267,15 +291,20 @@ def measured(
         "api_cpu_split": sorted(round(s, 2) for s in api_used.values()),
         "db_cpu_us": round(db_used / n * 1e6),
         "bench_process_cpu_us": round(bench_cpu / n * 1e6),
-        "commits_per_request": round((gateway.commits() - commits) / n, 3),
-        "commits_per_s": round((gateway.commits() - commits) / run.seconds, 1),
+        "commits_per_request": round(committed / n, 3),
+        "commits_per_s": round(committed / run.seconds, 1),
+        "publishing_commits_per_s": round(groups / run.seconds, 1),
+        "publishes_per_group": round(appended / groups, 2) if groups else None,
         "waits": samples.summary(n),
         **machine.done(),
     }
 
 
-def gateway_runs(args: argparse.Namespace, workdir: Path) -> dict[str, list[dict[str, Any]]]:
-    gateway = Gateway(args, workdir)
+def gateway_runs(
+    args: argparse.Namespace, processes: int, workdir: Path
+) -> dict[str, list[dict[str, Any]]]:
+    """The rounds of publishes and queries against `processes` API processes."""
+    gateway = Gateway(args, processes, workdir)
     rng = random.Random(args.seed)
     try:
         auth = login(gateway.server.base, gateway.key, "bench", "publish query")
@@ -319,9 +348,10 @@ def gateway_runs(args: argparse.Namespace, workdir: Path) -> dict[str, list[dict
                     )
                 runs[kind].append(run)
                 print(
-                    f"  round {n + 1} {kind}: {run['rate_per_s']:,.1f}/s, API CPU "
-                    f"{run['api_cpu_us']} µs, database CPU {run['db_cpu_us']} µs per request, "
-                    f"log-lock share {run['waits']['log_lock_share_of_active']:.1%}",
+                    f"  {processes} process(es), round {n + 1} {kind}: "
+                    f"{run['rate_per_s']:,.1f}/s, API CPU {run['api_cpu_us']} µs, database CPU "
+                    f"{run['db_cpu_us']} µs per request, log lock held "
+                    f"{run['waits']['log_lock_held_share']:.0%} of the time",
                     flush=True,
                 )
     finally:
@@ -332,17 +362,34 @@ def gateway_runs(args: argparse.Namespace, workdir: Path) -> dict[str, list[dict
 # --- the report --------------------------------------------------------------------------------
 
 
-def spread(values: list[float], digits: int = 1) -> str:
-    """Median (min–max) of the rounds' figures."""
-    if len(values) == 1:
-        return f"{values[0]:,.{digits}f}"
-    low, mid, high = min(values), statistics.median(values), max(values)
+def spread(values: list[float | None], digits: int = 1) -> str:
+    """Median (min–max) of the rounds' figures (None: no figure, left out)."""
+    figures = [v for v in values if v is not None]
+    if not figures:
+        return "–"
+    if len(figures) == 1:
+        return f"{figures[0]:,.{digits}f}"
+    low, mid, high = min(figures), statistics.median(figures), max(figures)
     return f"{mid:,.{digits}f} ({low:,.{digits}f}–{high:,.{digits}f})"
 
 
 def per_core(runs: list[dict[str, Any]], *keys: str) -> list[float]:
     """Requests per second one core gives at each run's CPU per request (µs, `keys` summed)."""
     return [1e6 / sum(run[k] for k in keys) for run in runs]
+
+
+def lock_ceiling(run: dict[str, Any]) -> float | None:
+    """The rate at which the log lock would be held all the time, at this run's hold time per
+    request (rate / share of the time held); None when it was never seen held."""
+    held = run["waits"]["log_lock_held_share"]
+    return run["rate_per_s"] / held if held else None
+
+
+def sampler_share(run: dict[str, Any]) -> float:
+    """The pg_stat_activity sampler's own cost, in % of one core over the run."""
+    waits = run["waits"]
+    used = waits["sampler_cpu_ms"] + waits["sampler_backend_cpu_ms"]
+    return 100 * used / 1000 / (run["requests"] / run["rate_per_s"])
 
 
 ROWS: tuple[tuple[str, Any, int], ...] = (
@@ -353,8 +400,10 @@ ROWS: tuple[tuple[str, Any, int], ...] = (
     ("database CPU µs per request", lambda r: r["db_cpu_us"], 0),
     ("load generator CPU µs per req.", lambda r: r["bench_process_cpu_us"], 0),
     ("commits per request", lambda r: r["commits_per_request"], 3),
-    ("commits/s", lambda r: r["commits_per_s"], 1),
-    ("machine busy (both cores)", lambda r: 100 * r["machine_busy_share"], 0),
+    ("commits/s (read-only ones too)", lambda r: r["commits_per_s"], 1),
+    ("publishing commits/s (groups)", lambda r: r["publishing_commits_per_s"] or None, 1),
+    ("publishes per group", lambda r: r["publishes_per_group"], 2),
+    ("machine busy, both cores (%)", lambda r: 100 * r["machine_busy_share"], 0),
     ("steal (%)", lambda r: 100 * r["machine_steal_share"], 1),
     ("log-lock share of active (%)", lambda r: 100 * r["waits"]["log_lock_share_of_active"], 1),
     (
@@ -363,15 +412,29 @@ ROWS: tuple[tuple[str, Any, int], ...] = (
         1,
     ),
     ("log-lock wait µs per request", lambda r: r["waits"]["log_lock_wait_us_per_request"], 0),
+    ("log lock held (% of the time)", lambda r: 100 * r["waits"]["log_lock_held_share"], 1),
+    ("rate the lock allows (/s)", lock_ceiling, 0),
+    ("sampler thread + backend CPU (%)", sampler_share, 1),
     ("per core, API only (/s)", None, 0),
     ("per core, API + database (/s)", None, 0),
 )
 
 
-def report_gateway(result: dict[str, Any]) -> None:
+def pooled(runs: list[dict[str, Any]], key: str) -> str:
+    """The rounds' sampled observations (`key` of their waits) pooled, as shares."""
+    counts: dict[str, int] = {}
+    for run in runs:
+        for what, n in run["waits"][key].items():
+            counts[what] = counts.get(what, 0) + n
+    total = sum(counts.values()) or 1
+    ordered = sorted(counts.items(), key=lambda item: -item[1])
+    return ", ".join(f"{what} {n / total:.1%}" for what, n in ordered) or "none seen"
+
+
+def report_gateway(result: dict[str, Any], clients: int) -> None:
     runs = result["runs"]
     print(
-        f"\n== the gateway: {result['processes']} API processes, {result['clients']} clients, "
+        f"\n== the gateway: {result['processes']} API process(es), {clients} clients, "
         f"{len(runs['publish'])} rounds; median (min–max) over rounds =="
     )
     print(f"{'':34}{'single publish':>28}{'standing query':>28}")
@@ -386,17 +449,9 @@ def report_gateway(result: dict[str, Any]) -> None:
                 values = [figure(r) for r in runs[kind]]
             cells.append(spread(values, digits))
         print(f"{label:34}{cells[0]:>28}{cells[1]:>28}")
-    for kind in ("publish", "query"):
-        pooled: dict[str, int] = {}
-        for run in runs[kind]:
-            for what, n in run["waits"]["observations"].items():
-                pooled[what] = pooled.get(what, 0) + n
-        total = sum(pooled.values()) or 1
-        shares = ", ".join(
-            f"{what} {n / total:.1%}"
-            for what, n in sorted(pooled.items(), key=lambda item: -item[1])
-        )
-        print(f"backends in a transaction during {kind}es: {shares}")
+    for kind, plural in (("publish", "publishes"), ("query", "queries")):
+        print(f"backends in a transaction during {plural}: {pooled(runs[kind], 'observations')}")
+    print(f"the log lock's holder during publishes: {pooled(runs['publish'], 'holder')}")
     statuses = {k: [r["statuses"] for r in v] for k, v in runs.items()}
     print(
         f"statuses: {statuses}; API CPU split per process (s): "
@@ -417,7 +472,13 @@ def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--processes", type=int, default=2, help="API processes (serve --workers)")
+    parser.add_argument(
+        "--processes",
+        type=int,
+        nargs="+",
+        default=[2, 1],
+        help="API processes (serve --workers), one gateway phase per count, in this order",
+    )
     parser.add_argument("--clients", type=int, default=32, help="keep-alive clients per run")
     parser.add_argument("--enterprises", type=int, default=100_000, help="size of the register")
     parser.add_argument("--publishes", type=int, default=3000, help="single publishes per round")
@@ -431,7 +492,7 @@ def main() -> None:
     parser.add_argument("--keep", action="store_true", help=f"keep the {PREFIX}* databases")
     parser.add_argument("--json", action="store_true", help="print the raw figures as JSON")
     args = parser.parse_args()
-    if args.rounds < 1 or args.pgbench_rounds < 1 or args.processes < 1:
+    if args.rounds < 1 or args.pgbench_rounds < 1 or min(args.processes) < 1:
         parser.error("--rounds, --pgbench-rounds and --processes must be at least 1")
     result: dict[str, Any] = {"cpus": os.cpu_count(), "loadavg_start": loadavg()}
     result["postgresql"] = server_settings()
@@ -443,13 +504,16 @@ def main() -> None:
     )
     began = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="bench-scale-paper-") as tmp:
-        result |= {"processes": args.processes, "clients": args.clients}
-        result["runs"] = gateway_runs(args, Path(tmp))
+        result["clients"] = args.clients
+        result["gateway"] = [
+            {"processes": n, "runs": gateway_runs(args, n, Path(tmp))} for n in args.processes
+        ]
         result["loadavg_between"] = loadavg()
         result["pgbench"] = commit_rate(args, Path(tmp))
     result["loadavg_end"] = loadavg()
     result["seconds"] = round(time.perf_counter() - began, 1)
-    report_gateway(result)
+    for measured_gateway in result["gateway"]:
+        report_gateway(measured_gateway, args.clients)
     report_pgbench(result["pgbench"])
     print(
         f"\nload average: start {result['loadavg_start']}, after the gateway "
