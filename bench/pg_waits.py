@@ -146,7 +146,11 @@ class Sampler:
                 seen = [classify(*row[:4]) for row in rows]
                 samples.observed.update(s for s in seen if s is not None)
                 samples.with_log_waiter += LOG_LOCK in seen
-                holders = [s for s, row in zip(seen, rows, strict=True) if row[4] and s != LOG_LOCK]
+                holders = [
+                    s
+                    for s, row in zip(seen, rows, strict=True)
+                    if row[4] and s not in (LOG_LOCK, None)
+                ]  # None: its state read as idle, a race between the two views
                 samples.held += bool(holders)
                 samples.holder.update(str(s) for s in holders[:1])
                 samples.count += 1
