@@ -453,7 +453,7 @@ def report_gateway(result: dict[str, Any], clients: int) -> None:
     left_out = {k: len(every[k]) - len(runs[k]) for k in every if len(every[k]) > len(runs[k])}
     print(
         f"\n== the gateway: {result['processes']} API process(es), {clients} clients, "
-        f"{len(runs['publish'])} rounds; median (min–max) over rounds =="
+        f"{len(every['publish'])} rounds; median (min–max) over rounds =="
     )
     print(f"{'':34}{'single publish':>28}{'standing query':>28}")
     for label, figure, digits in ROWS:
