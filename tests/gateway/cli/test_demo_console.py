@@ -30,7 +30,10 @@ class Demo:
 
     def __init__(self, cwd: Path) -> None:
         environment = {k: v for k, v in os.environ.items() if not k.startswith("GATEWAY_")}
-        environment.update(COLUMNS="120", NO_COLOR="1", PYTHONUNBUFFERED="1")
+        # PYTHONFAULTHANDLER: a demo that ignores Ctrl-C prints its threads' stacks on SIGABRT
+        environment.update(
+            COLUMNS="120", NO_COLOR="1", PYTHONUNBUFFERED="1", PYTHONFAULTHANDLER="1"
+        )
         self.process = subprocess.Popen(
             [sys.executable, "-m", "gateway.cli", "demo", "--console", "--enterprises", "20"],
             cwd=cwd,
@@ -71,8 +74,12 @@ class Demo:
             try:
                 return self.process.wait(timeout=30)
             except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
+                self.process.send_signal(signal.SIGABRT)  # where it is stuck, then gone
+                try:
+                    self.process.wait(timeout=10)
+                except subprocess.TimeoutExpired:
+                    self.process.kill()
+                    self.process.wait()
         return self.process.returncode
 
 
@@ -115,8 +122,10 @@ def test_demo_console_keeps_serving_and_its_link_signs_in(
     with httpx.Client(base_url=base, trust_env=False, timeout=10) as browser:
         assert browser.post("/console/login", data={"token": other[2]}).status_code == 303
         assert browser.get("/console/agency/").status_code == 200
-    assert demo.stop() == 0
-    assert "stopped" in [line.strip() for line in (*demo.seen, *drain(demo))]
+    stopped = demo.stop()
+    printed = [line.strip() for line in (*demo.seen, *drain(demo))]
+    assert stopped == 0, "\n".join(printed[-40:])
+    assert "stopped" in printed
     assert not data_dir.exists()  # no --keep: the temporary directory is removed
     with pytest.raises(httpx.TransportError):
         httpx.get(f"{base}/health", trust_env=False, timeout=2)
