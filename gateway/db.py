@@ -74,11 +74,7 @@ def _refuse_unstorable_parameters(engine: Engine) -> None:
         conn: Any, cursor: Any, statement: str, parameters: Any, context: Any, executemany: bool
     ) -> None:
         for row in parameters if executemany else (parameters,):
-            values = row.values() if isinstance(row, dict) else row or ()
-            _check_values(values)
-            for value in values:
-                if isinstance(value, list):
-                    _check_values(value)
+            _check_values(row.values() if isinstance(row, dict) else row or ())
 
 
 def _check_values(values: Any) -> None:
@@ -86,8 +82,13 @@ def _check_values(values: Any) -> None:
         if isinstance(value, str):
             if "\x00" in value:
                 raise BadRequest("invalid_text", "text may not contain U+0000 (NUL)")
-        elif isinstance(value, int) and value not in INT64:
-            raise BadRequest("number_out_of_range", f"{value} is beyond the 64-bit integer range")
+        elif isinstance(value, int):
+            if value not in INT64:
+                raise BadRequest(
+                    "number_out_of_range", f"{value} is beyond the 64-bit integer range"
+                )
+        elif isinstance(value, list):
+            _check_values(value)
 
 
 def _check_pooled_connections(engine: Engine) -> None:
