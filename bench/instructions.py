@@ -4,6 +4,7 @@ the machine's load, for comparing two versions of the code on a noisy host.
     python bench/instructions.py publish              # a single publish, 32 concurrent
     python bench/instructions.py query                # a standing query, 64 concurrent
     python bench/instructions.py batch --size 32      # publishing in groups of --size
+    python bench/instructions.py batch --db postgresql  # the same on PostgreSQL
     python bench/instructions.py query --repo /tmp/old   # the code of another checkout
     python bench/instructions.py query --bare         # bench/baseline_app.py, same requests
     python bench/instructions.py http-query           # over HTTP: uvicorn, gateway and baseline
@@ -60,13 +61,26 @@ def _child(args: argparse.Namespace) -> None:
     sys.path[:0] = [str(repo), str(repo / "bench"), str(HERE)]
     workdir = Path(tempfile.mkdtemp(prefix="bench-instructions-"))
     if args.mode == "batch":
-        from publish import messages, prepare
+        from harness import prepare as prepare_database
+        from publish import messages
 
+        from contracts.uscc import complete_uscc
         from gateway.publishing.orchestration import publish as publish_messages
         from gateway.runtime import Runtime
         from gateway.settings import Settings
 
-        env, key = prepare("sqlite", workdir)
+        prepared = prepare_database(  # bench/publish.py's agency, in a database of its own
+            args.db,
+            database=f"bench_instructions_{os.getpid()}",
+            directory=workdir,
+            name="bench",
+            uscc=complete_uscc("11350000MB000001"),
+            roles=["grading_authority"],
+            scopes=["publish", "admin"],
+            publish=["enterprise.registered"],
+            subscribe=["enterprise.registered"],
+        )
+        env, key = prepared.env, prepared.key
         settings = Settings(
             data_dir=Path(env["GATEWAY_DATA_DIR"]), database_url=env["GATEWAY_DATABASE_URL"]
         )
@@ -78,6 +92,10 @@ def _child(args: argparse.Namespace) -> None:
             publish_messages(runtime, tokens[start : start + args.size])
         _toggle(False)
         runtime.close()
+        if args.db == "postgresql":
+            from populate import drop_database
+
+            drop_database(settings.effective_database_url)
         return
     sys.stderr = (workdir / "gateway.log").open("w")
     if args.mode == "publish":
@@ -235,6 +253,12 @@ def main() -> None:
     parser.add_argument("mode", choices=["publish", "query", "batch", "http-query", "http-publish"])
     parser.add_argument("--requests", type=int, default=None, help="counted (default 600/1000)")
     parser.add_argument("--size", type=int, default=32, help="batch: messages per group")
+    parser.add_argument(
+        "--db",
+        choices=["sqlite", "postgresql"],
+        default="sqlite",
+        help="batch: the database (the driver's instructions count, PostgreSQL's own do not)",
+    )
     parser.add_argument("--concurrency", type=int, default=None, help="http: 64 / 32")
     parser.add_argument("--repo", default=str(HERE.parent), help="the checkout to measure")
     parser.add_argument("--bare", action="store_true", help="the bare baseline app instead")
@@ -263,13 +287,14 @@ def main() -> None:
             "--child",
             f"--requests={args.requests}",
             f"--size={args.size}",
+            f"--db={args.db}",
             f"--repo={args.repo}",
             *(["--bare"] if args.bare else []),
         ]
         subprocess.run(command, check=True, capture_output=True)
         total = _totals(out)
     unit = "message" if args.mode != "query" else "question"
-    label = f"{args.mode} (groups of {args.size})" if args.mode == "batch" else args.mode
+    label = f"{args.mode} (groups of {args.size}, {args.db})" if args.mode == "batch" else args.mode
     where = "bare baseline" if args.bare else args.repo
     print(f"{label} @ {where}: {total / args.requests / 1e6:.3f} M instructions per {unit}")
 

@@ -9,6 +9,12 @@ table, each row becomes a tuple, and only the columns whose type has a bind proc
 dialect go through it: the very processors SQLAlchemy would apply, so the stored values are
 the same. The engine's `before_cursor_execute` listeners still see every row
 (`gateway.db._refuse_unstorable_parameters`).
+
+On PostgreSQL an insert is one statement whatever the number of rows: the values travel as one
+array per column and `unnest` turns them back into rows. psycopg's executemany sent and
+answered each row as a statement of its own, and its per-row work in Python cost a group of
+single publishes more than SQLite's whole insert (bench/pg_parity.py, issue 24 §4); an update
+joins its rows the same way.
 """
 
 from __future__ import annotations
@@ -64,6 +70,11 @@ class _Plan:
             out.append(tuple(values))
         return out
 
+    def columns(self, rows: Sequence[Mapping[str, Any]]) -> tuple[list[Any], ...]:
+        """The converted values as one list per column (psycopg sends a list as an array; a
+        tuple would be a record)."""
+        return tuple(list(column) for column in zip(*self.parameters(rows), strict=True))
+
 
 _MISSING = object()
 
@@ -109,25 +120,44 @@ class _Bulk:
         plan = self._plans.get((dialect.name, keys))
         if plan is None:
             plan = self._plans[(dialect.name, keys)] = self._plan(dialect, keys)
-        connection.exec_driver_sql(plan.sql, plan.parameters(rows))
+        if dialect.name == "postgresql":
+            connection.exec_driver_sql(plan.sql, plan.columns(rows))
+        else:
+            connection.exec_driver_sql(plan.sql, plan.parameters(rows))
 
     def _plan(self, dialect: Dialect, keys: tuple[str, ...]) -> _Plan:
         raise NotImplementedError
 
+    def _arrays(self, dialect: Dialect, keys: Sequence[str]) -> str:
+        """`unnest(CAST(%b AS type[]), …)`: the columns `keys` as rows, in the arrays' order
+        (a function scan: the rows come out in the order they were given). `%b`: psycopg
+        sends the arrays in binary; its text form escapes every element in Python, which
+        cost 3 to 6 times as much as the binary form and more than executemany."""
+        casts = ", ".join(
+            f"CAST(%b AS {self._table.c[key].type.compile(dialect)}[])" for key in keys
+        )
+        return f"unnest({casts})"
+
 
 class BulkInsert(_Bulk):
-    """`INSERT INTO table (the row's columns) VALUES …` for every row."""
+    """`INSERT INTO table (the row's columns) VALUES …` for every row (on PostgreSQL, once:
+    `… SELECT * FROM unnest(…)`)."""
 
     def _plan(self, dialect: Dialect, keys: tuple[str, ...]) -> _Plan:
         quote = dialect.identifier_preparer
         columns = ", ".join(quote.format_column(self._table.c[key]) for key in keys)
-        markers = ", ".join([_marker(dialect)] * len(keys))
-        sql = f"INSERT INTO {quote.format_table(self._table)} ({columns}) VALUES ({markers})"
+        if dialect.name == "postgresql":
+            rows = f"SELECT * FROM {self._arrays(dialect, keys)}"
+        else:
+            rows = f"VALUES ({', '.join([_marker(dialect)] * len(keys))})"
+        sql = f"INSERT INTO {quote.format_table(self._table)} ({columns}) {rows}"
         return _Plan(sql, self._table, keys, dialect)
 
 
 class BulkUpdate(_Bulk):
-    """`UPDATE table SET (every other column of the row) WHERE key = row[key]` for every row."""
+    """`UPDATE table SET (every other column of the row) WHERE key = row[key]` for every row (on
+    PostgreSQL, once: `… FROM unnest(…) AS v WHERE key = v.key`); no two rows may hold the
+    same key."""
 
     def __init__(self, table: Table, key: str) -> None:
         super().__init__(table)
@@ -136,9 +166,19 @@ class BulkUpdate(_Bulk):
     def _plan(self, dialect: Dialect, keys: tuple[str, ...]) -> _Plan:
         quote, mark = dialect.identifier_preparer, _marker(dialect)
         others = [k for k in keys if k != self._key]
+        table, key = quote.format_table(self._table), quote.format_column(self._table.c[self._key])
+        if dialect.name == "postgresql":
+            names = [quote.quote(f"v_{k}") for k in (*others, self._key)]
+            assignments = ", ".join(
+                f"{quote.format_column(self._table.c[k])} = v.{name}"
+                for k, name in zip(others, names, strict=False)
+            )
+            sql = (
+                f"UPDATE {table} SET {assignments} "
+                f"FROM {self._arrays(dialect, (*others, self._key))} AS v({', '.join(names)}) "
+                f"WHERE {table}.{key} = v.{names[-1]}"
+            )
+            return _Plan(sql, self._table, (*others, self._key), dialect)
         assignments = ", ".join(f"{quote.format_column(self._table.c[k])} = {mark}" for k in others)
-        sql = (
-            f"UPDATE {quote.format_table(self._table)} SET {assignments} "
-            f"WHERE {quote.format_column(self._table.c[self._key])} = {mark}"
-        )
+        sql = f"UPDATE {table} SET {assignments} WHERE {key} = {mark}"
         return _Plan(sql, self._table, (*others, self._key), dialect)

@@ -75,20 +75,29 @@ def _refuse_unstorable_parameters(engine: Engine) -> None:
     reach the database, on both backends alike: PostgreSQL cannot store such text, neither
     database such a number, and the driver's DataError or OverflowError was a 500. Request
     values (ids, codes, purposes, cursors) reach queries in many places; this is the one
-    place they all pass."""
+    place they all pass. A list is an array parameter (gateway.bulk's rows on PostgreSQL, a
+    proof's node keys): its elements are checked alike."""
 
     @event.listens_for(engine, "before_cursor_execute")
     def _check(
         conn: Any, cursor: Any, statement: str, parameters: Any, context: Any, executemany: bool
     ) -> None:
         for row in parameters if executemany else (parameters,):
-            for value in row.values() if isinstance(row, dict) else row or ():
-                if isinstance(value, str) and "\x00" in value:
-                    raise BadRequest("invalid_text", "text may not contain U+0000 (NUL)")
-                if isinstance(value, int) and value not in INT64:
-                    raise BadRequest(
-                        "number_out_of_range", f"{value} is beyond the 64-bit integer range"
-                    )
+            _check_values(row.values() if isinstance(row, dict) else row or ())
+
+
+def _check_values(values: Any) -> None:
+    for value in values:
+        if isinstance(value, str):
+            if "\x00" in value:
+                raise BadRequest("invalid_text", "text may not contain U+0000 (NUL)")
+        elif isinstance(value, int):
+            if value not in INT64:
+                raise BadRequest(
+                    "number_out_of_range", f"{value} is beyond the 64-bit integer range"
+                )
+        elif isinstance(value, list):
+            _check_values(value)
 
 
 def _check_pooled_connections(engine: Engine) -> None:

@@ -7,7 +7,7 @@ per entry), so roots and RFC 6962 proofs read O(log n) rows and never rescan the
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 
 from sqlalchemy import (
     BigInteger,
@@ -83,10 +83,20 @@ class DbSubtrees:
             self._cache[(level, idx)] = digest
             self._pending.append({"level": level, "idx": idx, "hash": digest})
 
+    def remember(self, nodes: Iterable[tuple[int, int, bytes]]) -> None:
+        """Nodes read along with another statement (stored ones: they never change)."""
+        for level, idx, digest in nodes:
+            self._cache[(level, idx)] = digest
+
+    def take_pending(self) -> list[dict[str, object]]:
+        """The nodes appended since the last flush, for the caller to store."""
+        pending, self._pending = self._pending, []
+        return pending
+
     def flush(self) -> None:
-        if self._pending:
-            _INSERT_NODES(self.session.connection(), self._pending)
-            self._pending = []
+        pending = self.take_pending()
+        if pending:
+            _INSERT_NODES(self.session.connection(), pending)
 
 
 def right_edge(size: int) -> list[tuple[int, int]]:
@@ -103,6 +113,30 @@ def right_edge(size: int) -> list[tuple[int, int]]:
 _INSERT_NODES = BulkInsert(table_of(TreeNode))
 _LOCK_HEAD = select(LogHead.size).where(LogHead.id == 1).with_for_update()
 _SET_HEAD = update(table_of(LogHead)).where(LogHead.id == 1).values(size=bindparam("size"))
+# PostgreSQL: the head locked and the right edge read in one round trip. The edge's keys are
+# worked out from the size in SQL as `right_edge` does (level l holds a subtree when bit l of
+# the size is set; its index is (size >> l) - 1). A publisher that waited for the lock has the
+# row its predecessor committed, but READ COMMITTED rechecks only that row, against the nodes
+# its statement first found (the new ones are not among them; those of the old edge may be
+# kept or dropped, and all of them with the row when none fits the new size): whatever nodes
+# come back are stored ones, which never change, the Appender reads those still missing in a
+# second statement, and the size again if no row came back (the lock is held by then).
+# The keys are a subquery of their own, joined to the primary key: with the key's expression
+# inside one join PostgreSQL may hash the whole node table instead of probing it.
+_LOCK_HEAD_WITH_EDGE = text(
+    "SELECT h.size, t.level, t.idx, t.hash FROM log_head AS h LEFT JOIN LATERAL"
+    " (SELECT l AS level, (h.size >> l) - 1 AS idx FROM generate_series(0, 62) AS l"
+    " WHERE (h.size >> l) & 1 = 1) AS k ON true"
+    " LEFT JOIN tree_nodes AS t ON t.level = k.level AND t.idx = k.idx"
+    " WHERE h.id = 1 FOR UPDATE OF h"
+).columns(size=BigInteger, level=SmallInteger, idx=BigInteger, hash=LargeBinary)
+# PostgreSQL: an append's new nodes and the new size in one statement (arrays in binary, as
+# gateway.bulk sends them).
+_SET_HEAD_WITH_NODES = (
+    "WITH nodes AS (INSERT INTO tree_nodes (level, idx, hash)"
+    " SELECT * FROM unnest(CAST(%b AS SMALLINT[]), CAST(%b AS BIGINT[]), CAST(%b AS BYTEA[])))"
+    " UPDATE log_head SET size = %b WHERE id = 1"
+)
 
 
 def lock_head(session: Session) -> int:
@@ -166,9 +200,14 @@ class Appender:
 
     def __init__(self, session: Session) -> None:
         self.session = session
-        self.size = self._size_before = lock_head(session)
         self.nodes = DbSubtrees(session)
-        self.nodes.prefetch(right_edge(self.size))
+        connection = session.connection()
+        self._postgresql = connection.dialect.name == "postgresql"
+        rows = connection.execute(_LOCK_HEAD_WITH_EDGE).all() if self._postgresql else []
+        self.nodes.remember((r.level, r.idx, r.hash) for r in rows if r.level is not None)
+        self.size = rows[0].size if rows else lock_head(session)
+        self._size_before = self.size
+        self.nodes.prefetch(right_edge(self.size))  # on PostgreSQL, none but after a wait
 
     def append(self, leaf: bytes) -> tuple[int, bytes]:
         """Append `leaf` (the exact JWS bytes); returns (index, leaf hash)."""
@@ -179,7 +218,22 @@ class Appender:
         return index, digest
 
     def finish(self) -> None:
-        self.nodes.flush()
-        if self.size != self._size_before:
-            self.session.connection().execute(_SET_HEAD, {"size": self.size})
-            self._size_before = self.size
+        if self.size == self._size_before:
+            self.nodes.flush()
+            return
+        connection = self.session.connection()
+        pending = self.nodes.take_pending()
+        if self._postgresql:
+            connection.exec_driver_sql(
+                _SET_HEAD_WITH_NODES,
+                (
+                    [row["level"] for row in pending],
+                    [row["idx"] for row in pending],
+                    [row["hash"] for row in pending],
+                    self.size,
+                ),
+            )
+        else:
+            _INSERT_NODES(connection, pending)
+            connection.execute(_SET_HEAD, {"size": self.size})
+        self._size_before = self.size

@@ -159,3 +159,28 @@ def test_a_time_shared_by_many_rows_and_equal_instants_in_other_offsets(engine: 
     ]
     ours, theirs = _raw(engine, "log_entries", "idx", (1, 9), ("message_id",))
     assert ours == theirs
+
+
+def test_an_unstorable_value_in_any_row_refuses_the_whole_insert(engine: Engine) -> None:
+    """On PostgreSQL the rows travel as one array per column: the NUL and 64-bit checks look
+    into the arrays, so a bad value in the last of many rows is refused like one alone."""
+    for bad, code in ((dict(name="a\x00b"), "invalid_text"), (dict(last_index=2**63), None)):
+        rows = [_enterprise(f"{n:018d}", last_index=n) for n in range(5)]
+        rows.append(_enterprise("Y" * 18, **bad))
+        with pytest.raises(BadRequest) as refused, engine.begin() as connection:
+            BulkInsert(ENTERPRISES)(connection, rows)
+        assert refused.value.code == (code or "number_out_of_range")
+    with engine.connect() as connection:
+        assert connection.execute(select(ENTERPRISES)).first() is None
+
+
+def test_update_of_many_rows_changes_each_its_own(engine: Engine) -> None:
+    with engine.begin() as connection:
+        BulkInsert(ENTERPRISES)(connection, [_enterprise(f"{n:018d}") for n in range(50)])
+        BulkUpdate(ENTERPRISES, "uscc")(
+            connection, [_enterprise(f"{n:018d}", last_index=1000 + n) for n in range(0, 50, 2)]
+        )
+    with engine.connect() as connection:
+        rows = connection.execute(select(ENTERPRISES.c.uscc, ENTERPRISES.c.last_index))
+        stored = {uscc: index for uscc, index in rows}
+    assert stored == {f"{n:018d}": 1000 + n if n % 2 == 0 else 41 for n in range(50)}
