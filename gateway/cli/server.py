@@ -137,7 +137,8 @@ def _serve_console(base: str, cfg: Any) -> None:
     """`gateway demo --console`: a login link for the demo's operator, then serve until
     interrupted."""
     import datetime as dt
-    import time
+    import signal
+    import threading
 
     from gateway.console.sessions import issue_link
     from gateway.runtime import Runtime
@@ -163,8 +164,13 @@ def _serve_console(base: str, cfg: Any) -> None:
         soft_wrap=True,
         highlight=False,
     )
-    try:
-        while True:
-            time.sleep(1)
-    except KeyboardInterrupt:
-        console.print("stopped")
+    # Ctrl-C (and a plain `kill`) stop it whatever its parent left it: a process started
+    # with SIGINT ignored or blocked (as some launchers and test runners do) never raised
+    # KeyboardInterrupt here and had to be killed.
+    stop = threading.Event()
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT, signal.SIGTERM})
+    for number in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(number, lambda *_: stop.set())
+    while not stop.wait(0.5):
+        pass
+    console.print("stopped")

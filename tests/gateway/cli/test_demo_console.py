@@ -1,6 +1,8 @@
 """`gateway demo --console` as a user runs it (issue 23 §7): a subprocess that keeps its
 gateway up after the summary and prints a login link that signs in, and a line for more links
-that works; Ctrl-C stops it and its temporary data goes with it."""
+that works; Ctrl-C stops it and its temporary data goes with it, even where whatever started it
+left SIGINT ignored and blocked (it hung so in whole-suite runs until it handled the signal
+itself)."""
 
 from __future__ import annotations
 
@@ -25,6 +27,12 @@ LINK = re.compile(r"^(http://127\.0\.0\.1:\d+)/console/login\?token=(\S+)$")
 MORE = re.compile(r"^more links: GATEWAY_DATA_DIR=(\S+) gateway console login AGENCY")
 
 
+def _sigint_ignored_and_blocked() -> None:
+    """What a launcher may leave a child (both outlive exec)."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+
+
 class Demo:
     """The running `gateway demo --console`, its output read line by line as it comes."""
 
@@ -41,6 +49,7 @@ class Demo:
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
             text=True,
+            preexec_fn=_sigint_ignored_and_blocked,
         )
         self.lines: queue.Queue[str | None] = queue.Queue()
         self.seen: list[str] = []
