@@ -11,17 +11,20 @@ import functools
 import json
 import shutil
 import tempfile
+import time
 import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import psycopg
 from contract_factories import USCC, VALID_DATA
 from sqlalchemy import func, select
 
 from contracts.registry import SERVED_MAJORS, latest_major
 from gateway import models
+from gateway.db import libpq_url
 from gateway.registry import service
 from gateway.runtime import Runtime
 from gateway.settings import DeliverySettings, Settings
@@ -266,3 +269,21 @@ def allow_query(
             fields=fields,
             now=runtime.clock.now(),
         )
+
+
+def wait_for_a_lock_waiter(url: str, what: str, timeout: float = 20) -> None:
+    """Until a session of the PostgreSQL database at `url` waits for a lock (`what`, in the
+    failure's words, never did)."""
+    database = url.rpartition("/")[2]
+    deadline = time.monotonic() + timeout
+    with psycopg.connect(libpq_url(url), autocommit=True) as c:
+        while time.monotonic() < deadline:
+            waiting = c.execute(
+                "SELECT count(*) FROM pg_stat_activity WHERE datname = %s"
+                " AND wait_event_type = 'Lock'",
+                (database,),
+            ).fetchone()
+            if waiting and waiting[0]:
+                return
+            time.sleep(0.02)
+    raise AssertionError(f"{what} never waited for the log head")

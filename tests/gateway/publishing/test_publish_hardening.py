@@ -6,12 +6,10 @@ from __future__ import annotations
 
 import datetime as dt
 import re
-import time
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
-import psycopg
 import pytest
 from alembic import command
 from contract_factories import (
@@ -29,13 +27,19 @@ from contract_factories import (
     make_self_assessment,
 )
 from fastapi.testclient import TestClient
-from gateway_factories import Publisher, publish, publish_many, register_publisher, snapshot
+from gateway_factories import (
+    Publisher,
+    publish,
+    publish_many,
+    register_publisher,
+    snapshot,
+    wait_for_a_lock_waiter,
+)
 from sqlalchemy import select
 
 from contracts.registry import _schema
 from contracts.uscc import complete_uscc
 from gateway.clock import FixedClock
-from gateway.db import libpq_url
 from gateway.migrate import alembic_config, upgrade
 from gateway.models import Enterprise
 from gateway.publishing import service
@@ -208,22 +212,6 @@ def test_the_media_type_in_typ_is_compared_without_case(
     assert publish(client, token).status_code == 201
 
 
-def _wait_for_a_lock_waiter(url: str, timeout: float = 20) -> None:
-    database = url.rpartition("/")[2]
-    deadline = time.monotonic() + timeout
-    with psycopg.connect(libpq_url(url), autocommit=True) as c:
-        while time.monotonic() < deadline:
-            waiting = c.execute(
-                "SELECT count(*) FROM pg_stat_activity WHERE datname = %s"
-                " AND wait_event_type = 'Lock'",
-                (database,),
-            ).fetchone()
-            if waiting and waiting[0]:
-                return
-            time.sleep(0.02)
-    raise AssertionError("the second publish never waited for the log head")
-
-
 def test_a_publish_waiting_for_the_log_sees_what_committed_before_it(
     pg_settings: Settings,
 ) -> None:
@@ -247,7 +235,7 @@ def test_a_publish_waiting_for_the_log_sees_what_committed_before_it(
                 held = publish_batch(session, [revoke], publish_context(runtime), clock.now())
                 assert [o.status for o in held] == [201]
                 racing = pool.submit(publish_messages, runtime, [renew])
-                _wait_for_a_lock_waiter(pg_settings.effective_database_url)
+                wait_for_a_lock_waiter(pg_settings.effective_database_url, "the second publish")
             outcomes: Sequence[Outcome] = racing.result(timeout=30)
         assert outcomes[0].status == 422
         assert outcomes[0].error is not None

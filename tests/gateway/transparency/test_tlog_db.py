@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 import random
-import time
 from concurrent.futures import ThreadPoolExecutor
 
-import psycopg
 import pytest
+from gateway_factories import wait_for_a_lock_waiter
 from sqlalchemy import select
 
 from gateway.models import TreeNode
@@ -55,22 +54,6 @@ def test_node_table_matches_the_reference_tree_to_100_leaves(runtime: Runtime) -
                 assert merkle.verify_consistency(old, size, old_root, root, proof)
 
 
-def _wait_for_a_lock_waiter(url: str, timeout: float = 20) -> None:
-    database = url.rpartition("/")[2]
-    deadline = time.monotonic() + timeout
-    with psycopg.connect(url.replace("postgresql+psycopg", "postgresql"), autocommit=True) as c:
-        while time.monotonic() < deadline:
-            waiting = c.execute(
-                "SELECT count(*) FROM pg_stat_activity WHERE datname = %s"
-                " AND wait_event_type = 'Lock'",
-                (database,),
-            ).fetchone()
-            if waiting and waiting[0]:
-                return
-            time.sleep(0.02)
-    raise AssertionError("the second append never waited for the log head")
-
-
 @pytest.mark.parametrize(
     ("before", "held", "waiting"),
     [(0, 1, 2), (0, 3, 1), (1, 1, 3), (5, 3, 2), (6, 1, 1), (7, 1, 4), (8, 8, 1)],
@@ -103,7 +86,7 @@ def test_an_append_that_waited_for_the_head_builds_on_its_predecessor(
                 for leaf in leaves[before : before + held]:
                     appender.append(leaf)
                 racing = pool.submit(append, leaves[before + held :])
-                _wait_for_a_lock_waiter(pg_settings.effective_database_url)
+                wait_for_a_lock_waiter(pg_settings.effective_database_url, "the second append")
                 appender.finish()
             got = racing.result(timeout=30)
         size = start + len(leaves)
