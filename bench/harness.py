@@ -60,6 +60,18 @@ class Prepared:
         return Settings(data_dir=self.data_dir, database_url=self.url, **groups)
 
 
+# bench/publish.py's agency, a stand-in for every role: it publishes registrations and
+# (bench/deliver.py) subscribes to them itself, and is an operator too.
+PUBLISHER: dict[str, Any] = {
+    "name": "bench",
+    "uscc": complete_uscc("11350000MB000001"),
+    "roles": ["grading_authority"],
+    "scopes": ["publish", "admin"],
+    "publish": ["enterprise.registered"],
+    "subscribe": ["enterprise.registered"],
+}
+
+
 def prepare(backend: str, *, database: str, directory: Path, **agency: Any) -> Prepared:
     """A fresh database (PostgreSQL `database`, dropped first, or `directory/database.db`),
     the gateway's keys in `directory`, and `bench` registered with `agency` (the keywords of

@@ -61,10 +61,10 @@ def _child(args: argparse.Namespace) -> None:
     sys.path[:0] = [str(repo), str(repo / "bench"), str(HERE)]
     workdir = Path(tempfile.mkdtemp(prefix="bench-instructions-"))
     if args.mode == "batch":
+        from harness import PUBLISHER
         from harness import prepare as prepare_database
         from publish import messages
 
-        from contracts.uscc import complete_uscc
         from gateway.publishing.orchestration import publish as publish_messages
         from gateway.runtime import Runtime
         from gateway.settings import Settings
@@ -73,12 +73,7 @@ def _child(args: argparse.Namespace) -> None:
             args.db,
             database=f"bench_instructions_{os.getpid()}",
             directory=workdir,
-            name="bench",
-            uscc=complete_uscc("11350000MB000001"),
-            roles=["grading_authority"],
-            scopes=["publish", "admin"],
-            publish=["enterprise.registered"],
-            subscribe=["enterprise.registered"],
+            **PUBLISHER,
         )
         env, key = prepared.env, prepared.key
         settings = Settings(

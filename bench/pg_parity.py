@@ -34,12 +34,17 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT), str(ROOT / "bench")]
 
 from common import login  # noqa: E402
-from harness import JOSE, Server, machine_line, process_cpu_seconds, uvicorn  # noqa: E402
+from harness import (  # noqa: E402
+    JOSE,
+    PUBLISHER,
+    Server,
+    machine_line,
+    process_cpu_seconds,
+    uvicorn,
+)
 from harness import prepare as prepare_database  # noqa: E402
 from harness import registrations as messages  # noqa: E402
 from loadgen import Run, load, merge_runs  # noqa: E402
-
-from contracts.uscc import complete_uscc  # noqa: E402
 
 BACKENDS = ("sqlite", "postgresql")
 
@@ -49,12 +54,7 @@ def prepare(backend: str, name: str, workdir: Path) -> Any:
         backend,
         database=name,
         directory=workdir / name,
-        name="bench",
-        uscc=complete_uscc("11350000MB000001"),
-        roles=["grading_authority"],
-        scopes=["publish", "admin"],
-        publish=["enterprise.registered"],
-        subscribe=["enterprise.registered"],
+        **PUBLISHER,
     )
 
 

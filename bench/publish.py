@@ -28,12 +28,11 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT), str(ROOT / "bench")]
 
 from common import login  # noqa: E402
-from harness import BENCH, JOSE, Server, print_json, uvicorn  # noqa: E402
+from harness import BENCH, JOSE, PUBLISHER, Server, print_json, uvicorn  # noqa: E402
 from harness import prepare as prepare_database  # noqa: E402
 from harness import registrations as messages  # noqa: E402
 from loadgen import Run, load, merge_runs  # noqa: E402
 
-from contracts.uscc import complete_uscc  # noqa: E402
 from keys.suites import SigningKey  # noqa: E402
 
 
@@ -44,12 +43,7 @@ def prepare(backend: str, workdir: Path) -> tuple[dict[str, str], SigningKey]:
         backend,
         database="bench_publish",
         directory=workdir / backend,
-        name="bench",
-        uscc=complete_uscc("11350000MB000001"),
-        roles=["grading_authority"],
-        scopes=["publish", "admin"],
-        publish=["enterprise.registered"],
-        subscribe=["enterprise.registered"],
+        **PUBLISHER,
     )
     return prepared.env, prepared.key
 
