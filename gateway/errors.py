@@ -28,12 +28,12 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 
+from contracts.uscc import problem
+
 if TYPE_CHECKING:  # the HTTP side imports FastAPI when it runs: the CLI, which raises and
-    # catches these errors, starts without it (`gateway --help` 1.33 s with it)
+    # catches these errors, starts without it (0.4 s of a 1.5 s `gateway --help`)
     from fastapi import FastAPI, Request
     from fastapi.responses import JSONResponse
-
-from contracts.uscc import problem
 
 PROBLEM_TYPE_BASE = "https://gateway.example/problems/"
 # Codes of the refusals Starlette and FastAPI make themselves (their HTTPException).

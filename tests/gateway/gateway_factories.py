@@ -149,7 +149,7 @@ def gateway_settings(
     rate limits out of the way (tests fire requests far faster than agencies would;
     test_rate_limits sets its own)."""
     proto = _settings_prototype()
-    delivery = proto.delivery.model_copy(update={"allowed_hosts": list(allowed_hosts)})
+    delivery = proto.delivery.model_copy(update={"allowed_hosts": list(allowed_hosts)}, deep=True)
     cfg = proto.model_copy(
         update={"data_dir": data_dir, "database_url": database_url, "delivery": delivery},
         deep=True,
