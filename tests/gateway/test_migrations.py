@@ -88,7 +88,10 @@ def test_0019_counts_the_last_hours_attempts_into_hourly_rows(database_url: str)
 
     command.downgrade(alembic_config(database_url), "0018")
     now = dt.datetime.now(dt.UTC).replace(microsecond=0)
-    recent, older = now - dt.timedelta(hours=2), now - dt.timedelta(hours=30)
+    # the three recent attempts fall in one hour whatever the time of day (from :57 on,
+    # "two hours ago" plus two minutes would cross into the next hour's row)
+    recent = now.replace(minute=10, second=0) - dt.timedelta(hours=2)
+    older = now - dt.timedelta(hours=30)
 
     def stamp(at: dt.datetime) -> str:
         return at.isoformat(sep=" ")
