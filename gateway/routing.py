@@ -15,7 +15,7 @@ from collections.abc import Callable, Coroutine
 from typing import Any
 
 from fastapi import FastAPI
-from fastapi.routing import APIRoute
+from fastapi.routing import APIRoute, APIRouter
 from starlette.requests import Request
 from starlette.responses import Response
 
@@ -46,3 +46,14 @@ def match_first(app: FastAPI, path: str, method: str, endpoint: Callable[..., An
     a request for the same path with another method matches on, as before."""
     front = DirectRoute(path, endpoint, methods=[method], include_in_schema=False)
     app.router.routes.insert(0, front)
+
+
+def add_routes(app: FastAPI, router: APIRouter) -> None:
+    """Serve `router`'s routes in `app` as the router's module made them: one set of route
+    objects in the process, however many apps it makes. `app.include_router` would make each
+    app its own copy of every route (its dependencies analysed and its handler built again, on
+    the app's first request: 50–70 ms an app for the gateway's routes, and a test process makes
+    thousands of apps). For a router included as it is (no prefix, tags, dependencies or
+    responses added by the app) in an app whose `dependency_overrides` stay empty: the routes
+    added here do not see them."""
+    app.router.routes.extend(router.routes)

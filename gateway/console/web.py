@@ -29,6 +29,7 @@ from gateway.console import i18n
 from gateway.console.sessions import SignedIn, csrf_ok, csrf_token, find_session
 from gateway.errors import Forbidden, GatewayError, Unauthorized
 from gateway.models import AgencyScope
+from gateway.routing import add_routes
 from gateway.runtime import Runtime
 
 COOKIE = "gw_console"
@@ -271,5 +272,5 @@ def install_console(app: FastAPI) -> None:
     app.state.console_pages = Pages(env)
     static = importlib.resources.files("gateway.console") / "static"
     app.mount(f"{PREFIX}/static", StaticFiles(directory=str(static)), name="console-static")
-    app.include_router(router)
+    add_routes(app, router)
     app.add_exception_handler(ConsoleError, _error_handler)
