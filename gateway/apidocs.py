@@ -8,7 +8,7 @@ from __future__ import annotations
 import importlib.resources
 from typing import Any
 
-from fastapi import FastAPI
+from fastapi import APIRouter, FastAPI, Request
 from fastapi.openapi.docs import (
     get_redoc_html,
     get_swagger_ui_html,
@@ -16,6 +16,8 @@ from fastapi.openapi.docs import (
 )
 from fastapi.responses import HTMLResponse
 from fastapi.staticfiles import StaticFiles
+
+from gateway.routing import add_routes
 
 ASSETS = "/docs-assets"
 # The pages fetch nothing but from the gateway: ReDoc's "powered by" logo (cdn.redoc.ly) and
@@ -64,6 +66,43 @@ def declare_bearer(document: dict[str, Any]) -> dict[str, Any]:
     return document
 
 
+# made once in the process, served in every app (gateway.routing.add_routes)
+docs_router = APIRouter()
+
+
+@docs_router.get("/docs", include_in_schema=False)
+async def swagger_ui(request: Request) -> HTMLResponse:
+    return _offline(
+        get_swagger_ui_html(
+            openapi_url="/openapi.json",
+            title=f"{request.app.title} — Swagger UI",
+            oauth2_redirect_url="/docs/oauth2-redirect",
+            swagger_js_url=f"{ASSETS}/swagger-ui-bundle.js",
+            swagger_css_url=f"{ASSETS}/swagger-ui.css",
+            swagger_favicon_url=f"{ASSETS}/favicon.png",
+            swagger_ui_parameters={"persistAuthorization": True, "validatorUrl": None},
+        )
+    )
+
+
+@docs_router.get("/docs/oauth2-redirect", include_in_schema=False)
+async def swagger_ui_redirect() -> HTMLResponse:
+    return get_swagger_ui_oauth2_redirect_html()
+
+
+@docs_router.get("/redoc", include_in_schema=False)
+async def redoc(request: Request) -> HTMLResponse:
+    return _offline(
+        get_redoc_html(
+            openapi_url="/openapi.json",
+            title=f"{request.app.title} — ReDoc",
+            redoc_js_url=f"{ASSETS}/redoc.standalone.js",
+            redoc_favicon_url=f"{ASSETS}/favicon.png",
+            with_google_fonts=False,
+        )
+    )
+
+
 def install_api_docs(app: FastAPI) -> None:
     """/docs, /docs/oauth2-redirect and /redoc from local assets; `app` must have been made
     with `docs_url=None, redoc_url=None`."""
@@ -78,35 +117,7 @@ def install_api_docs(app: FastAPI) -> None:
 
     app.openapi = openapi  # type: ignore[method-assign]  # FastAPI's documented override
 
-    @app.get("/docs", include_in_schema=False)
-    async def swagger_ui() -> HTMLResponse:
-        return _offline(
-            get_swagger_ui_html(
-                openapi_url="/openapi.json",
-                title=f"{app.title} — Swagger UI",
-                oauth2_redirect_url="/docs/oauth2-redirect",
-                swagger_js_url=f"{ASSETS}/swagger-ui-bundle.js",
-                swagger_css_url=f"{ASSETS}/swagger-ui.css",
-                swagger_favicon_url=f"{ASSETS}/favicon.png",
-                swagger_ui_parameters={"persistAuthorization": True, "validatorUrl": None},
-            )
-        )
-
-    @app.get("/docs/oauth2-redirect", include_in_schema=False)
-    async def swagger_ui_redirect() -> HTMLResponse:
-        return get_swagger_ui_oauth2_redirect_html()
-
-    @app.get("/redoc", include_in_schema=False)
-    async def redoc() -> HTMLResponse:
-        return _offline(
-            get_redoc_html(
-                openapi_url="/openapi.json",
-                title=f"{app.title} — ReDoc",
-                redoc_js_url=f"{ASSETS}/redoc.standalone.js",
-                redoc_favicon_url=f"{ASSETS}/favicon.png",
-                with_google_fonts=False,
-            )
-        )
+    add_routes(app, docs_router)
 
 
 def _offline(page: HTMLResponse) -> HTMLResponse:

@@ -13,7 +13,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Annotated, Any, Literal
 
-from fastapi import Depends, FastAPI, Request, Response
+from fastapi import APIRouter, Depends, FastAPI, Request, Response
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 from sqlalchemy import text
@@ -208,61 +208,69 @@ def create_app(
     match_first(app, "/v1/enterprises/{code}", "GET", get_standing)
     match_first(app, "/v1/messages", "POST", publish_message)
 
-    @app.get("/.well-known/jwks.json", tags=["keys"])
-    async def jwks(runtime: Annotated[Runtime, Depends(get_runtime)]) -> Jwks:
-        """The gateway's public keys (RFC 7517); receipts and log entries verify against them."""
-        return Jwks.model_validate(runtime.signer.jwks())
-
-    @app.get(
-        "/metrics",
-        tags=["health"],
-        response_class=Response,
-        responses={
-            200: {
-                "description": "Prometheus text exposition format",
-                "content": {"text/plain": {"schema": {"type": "string"}}},
-            }
-        },
-    )
-    async def metrics(request: Request) -> Response:
-        """Prometheus metrics: publish counters and latency, log, delivery and witness gauges."""
-        body = await run_in_threadpool(request.app.state.metrics.render)
-        return Response(body, media_type=METRICS_CONTENT_TYPE)
-
-    @app.get("/healthz", tags=["health"])
-    async def healthz() -> Health:
-        """Liveness: the process answers."""
-        return Health(status="ok")
-
-    @app.get(
-        "/readyz",
-        tags=["health"],
-        response_model=Readiness,
-        responses={503: {"model": Readiness, "description": "not ready: `failing` names why"}},
-    )
-    async def readyz(
-        request: Request, runtime: Annotated[Runtime, Depends(get_runtime)]
-    ) -> JSONResponse:
-        """Readiness: the database answers (on SQLite: at the file the process opened), the
-        signing key is loaded, the outbox is not late (no delivery a worker should be posting
-        has been due longer than `GATEWAY_OBSERVABILITY__MAX_OUTBOX_LAG_SECONDS`), the threads
-        serving single publishes and standing queries run, and so does the in-process
-        delivery worker where there is one. 503 names the failing checks."""
-        checks = await run_in_threadpool(_readiness_checks, runtime)
-        threads = [request.app.state.publisher, request.app.state.standing_queries.worker]
-        down = [worker.name for worker in threads if not worker.is_alive()]
-        checks["group_threads"] = (
-            {"status": "failing", "stopped": down} if down else {"status": "ok"}
-        )
-        if request.app.state.delivery_worker is not None:
-            checks["delivery_worker"] = _worker_check(*request.app.state.delivery_worker)
-        failing = [name for name, check in checks.items() if check["status"] == "failing"]
-        return JSONResponse(
-            {"status": "unavailable" if failing else "ok", "failing": failing, "checks": checks},
-            status_code=503 if failing else 200,
-        )
-
+    add_routes(app, app_router)
     return app
+
+
+# The app's own routes (keys, metrics, health), made once in the process like the feature
+# routers' (gateway.routing.add_routes) and served after them.
+app_router = APIRouter()
+
+
+@app_router.get("/.well-known/jwks.json", tags=["keys"])
+async def jwks(runtime: Annotated[Runtime, Depends(get_runtime)]) -> Jwks:
+    """The gateway's public keys (RFC 7517); receipts and log entries verify against them."""
+    return Jwks.model_validate(runtime.signer.jwks())
+
+
+@app_router.get(
+    "/metrics",
+    tags=["health"],
+    response_class=Response,
+    responses={
+        200: {
+            "description": "Prometheus text exposition format",
+            "content": {"text/plain": {"schema": {"type": "string"}}},
+        }
+    },
+)
+async def metrics(request: Request) -> Response:
+    """Prometheus metrics: publish counters and latency, log, delivery and witness gauges."""
+    body = await run_in_threadpool(request.app.state.metrics.render)
+    return Response(body, media_type=METRICS_CONTENT_TYPE)
+
+
+@app_router.get("/healthz", tags=["health"])
+async def healthz() -> Health:
+    """Liveness: the process answers."""
+    return Health(status="ok")
+
+
+@app_router.get(
+    "/readyz",
+    tags=["health"],
+    response_model=Readiness,
+    responses={503: {"model": Readiness, "description": "not ready: `failing` names why"}},
+)
+async def readyz(
+    request: Request, runtime: Annotated[Runtime, Depends(get_runtime)]
+) -> JSONResponse:
+    """Readiness: the database answers (on SQLite: at the file the process opened), the
+    signing key is loaded, the outbox is not late (no delivery a worker should be posting
+    has been due longer than `GATEWAY_OBSERVABILITY__MAX_OUTBOX_LAG_SECONDS`), the threads
+    serving single publishes and standing queries run, and so does the in-process
+    delivery worker where there is one. 503 names the failing checks."""
+    checks = await run_in_threadpool(_readiness_checks, runtime)
+    threads = [request.app.state.publisher, request.app.state.standing_queries.worker]
+    down = [worker.name for worker in threads if not worker.is_alive()]
+    checks["group_threads"] = {"status": "failing", "stopped": down} if down else {"status": "ok"}
+    if request.app.state.delivery_worker is not None:
+        checks["delivery_worker"] = _worker_check(*request.app.state.delivery_worker)
+    failing = [name for name, check in checks.items() if check["status"] == "failing"]
+    return JSONResponse(
+        {"status": "unavailable" if failing else "ok", "failing": failing, "checks": checks},
+        status_code=503 if failing else 200,
+    )
 
 
 def _readiness_checks(runtime: Runtime) -> dict[str, dict[str, Any]]:

@@ -11,6 +11,7 @@ Only for routes without dependencies (on the route or its router): those would n
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Coroutine
 from typing import Any
 
@@ -44,8 +45,13 @@ def match_first(app: FastAPI, path: str, method: str, endpoint: Callable[..., An
     request for a hot path no longer walks the documentation routes and FastAPI's
     included-router layers (a tenth of a standing query's event-loop time, bench/RESULTS.md);
     a request for the same path with another method matches on, as before."""
-    front = DirectRoute(path, endpoint, methods=[method], include_in_schema=False)
-    app.router.routes.insert(0, front)
+    app.router.routes.insert(0, _direct_route(path, method, endpoint))
+
+
+@functools.cache
+def _direct_route(path: str, method: str, endpoint: Callable[..., Any]) -> DirectRoute:
+    """One route object per path, method and endpoint in the process (as `add_routes`)."""
+    return DirectRoute(path, endpoint, methods=[method], include_in_schema=False)
 
 
 def add_routes(app: FastAPI, router: APIRouter) -> None:
