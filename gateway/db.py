@@ -7,6 +7,7 @@ A SQLite file removed or replaced under the running process refuses writes (Data
 
 from __future__ import annotations
 
+import hashlib
 import os
 import select
 import sqlite3
@@ -16,7 +17,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Engine, create_engine, event
+from sqlalchemy import Engine, create_engine, event, text
 from sqlalchemy.exc import DisconnectionError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -316,6 +317,27 @@ class Database:
         export, never for the time a client takes to read it."""
         with self._export_sessions.begin() as session:
             yield session
+
+    @contextmanager
+    def leader(self, name: str) -> Iterator[bool]:
+        """Whether this process may do `name`'s work now, for as long as the block runs. On
+        PostgreSQL, where several processes of the gateway share the database, a
+        session-level advisory lock taken without waiting: False while another process holds
+        it (released when the block ends, or with the connection if the process dies). On
+        SQLite True: one process writes a SQLite database."""
+        if self.is_sqlite:
+            yield True
+            return
+        key = int.from_bytes(hashlib.sha256(name.encode()).digest()[:8], "big", signed=True)
+        with self.engine.connect() as conn:
+            held = bool(conn.execute(text("SELECT pg_try_advisory_lock(:k)"), {"k": key}).scalar())
+            conn.commit()  # the lock is the session's: no transaction stays open meanwhile
+            try:
+                yield held
+            finally:
+                if held:
+                    conn.execute(text("SELECT pg_advisory_unlock(:k)"), {"k": key})
+                    conn.commit()
 
     def api_connections_in_use(self) -> int:
         """Connections of the API's pool (or pools, on SQLite) checked out right now."""

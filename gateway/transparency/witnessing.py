@@ -8,6 +8,7 @@ which `/v1/log/witnesses` and the checkpoint itself make visible.
 from __future__ import annotations
 
 import base64
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import httpx
@@ -112,13 +113,29 @@ def _post(client: httpx.Client, url: str, body: bytes) -> tuple[int, str, str]:
     return response.status_code, response.headers.get("content-type", ""), text
 
 
+# Several API processes on one PostgreSQL database each run the rounds' task: one at a time
+# collects (gateway.db.Database.leader), so a witness is not asked once per process.
+ROUND = "gateway.witnessing.round"
+ASKED_AT_ONCE = 4
+
+
 def collect_cosignatures(runtime: Runtime, client: httpx.Client) -> list[Attempt]:
-    """One round: the latest checkpoint to every configured witness."""
+    """One round: the latest checkpoint to every configured witness, up to ASKED_AT_ONCE of
+    them at a time (one that is slow or unreachable holds back its own answer only, not the
+    others'), by one process of the gateway at a time; an empty list when another process is
+    in its round."""
     witnesses = runtime.settings.witnesses.endpoints
     if not witnesses:
         return []
-    checkpoint = latest_checkpoint(runtime)
-    return [ask_witness(runtime, client, w, checkpoint) for w in witnesses]
+    with runtime.db.leader(ROUND) as leading:
+        if not leading:
+            return []
+        checkpoint = latest_checkpoint(runtime)
+        # a thread per witness asked, each taking connections of the API's pool for its
+        # reads and writes: bounded however many witnesses are configured
+        asking = min(len(witnesses), ASKED_AT_ONCE)
+        with ThreadPoolExecutor(asking, thread_name_prefix="witness") as pool:
+            return list(pool.map(lambda w: ask_witness(runtime, client, w, checkpoint), witnesses))
 
 
 def witness_report(runtime: Runtime) -> dict[str, object]:
@@ -155,6 +172,7 @@ def witness_report(runtime: Runtime) -> dict[str, object]:
 async def collect_forever(runtime: Runtime) -> None:
     """The lifespan's background task: a round every `interval_seconds`, errors recorded."""
     import asyncio
+    import contextlib
     import logging
 
     from starlette.concurrency import run_in_threadpool
@@ -163,8 +181,16 @@ async def collect_forever(runtime: Runtime) -> None:
     log = logging.getLogger("gateway.witnessing")
     with httpx.Client(timeout=config.timeout_seconds) as client:
         while True:
+            # the round runs to its end even when the lifespan cancels this task: its threads
+            # hold connections of the runtime the lifespan closes next (a round is bounded by
+            # the witnesses' timeout; they are asked at once)
+            round_ = asyncio.ensure_future(run_in_threadpool(collect_cosignatures, runtime, client))
             try:
-                await run_in_threadpool(collect_cosignatures, runtime, client)
+                await asyncio.shield(round_)
+            except asyncio.CancelledError:
+                with contextlib.suppress(Exception):
+                    await round_
+                raise
             except Exception:  # a bad round must never stop the next one
                 log.exception("cosignature round failed")
             await asyncio.sleep(config.interval_seconds)

@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import base64
+import threading
 from pathlib import Path
+from typing import Any
 
+import anyio
 import httpx
 import pytest
 from contract_factories import make_registration
@@ -18,7 +21,7 @@ from gateway.clock import FixedClock
 from gateway.runtime import Runtime
 from gateway.settings import Settings, WitnessConfig, WitnessSettings
 from gateway.transparency.service import log_vkey, sign_checkpoint
-from gateway.transparency.witnessing import collect_cosignatures
+from gateway.transparency.witnessing import ROUND, collect_cosignatures
 from gateway.witness.app import create_witness_app
 from gateway.witness.service import Witness
 from keys import merkle, note
@@ -181,3 +184,105 @@ def test_gateway_collects_cosignatures_and_survives_a_witness_outage(
             assert attempt.ok, attempt.detail
         assert witness.name in client.get("/v1/log/checkpoint").text
         assert client.get("/v1/log/witnesses").json()["latest_meets_quorum"] is True
+
+
+def _configured(runtime: Runtime, settings: Settings, witnesses: list[Witness], ports: list[int]):
+    for witness in witnesses:
+        witness.state.trust(
+            settings.log_origin, log_vkey(settings.log_origin, runtime.signer.log_key)
+        )
+    runtime.settings = settings.model_copy(
+        update={
+            "witnesses": WitnessSettings(
+                endpoints=[
+                    WitnessConfig(name=w.name, url=f"http://127.0.0.1:{port}", vkey=w.vkey)
+                    for w, port in zip(witnesses, ports, strict=True)
+                ],
+                quorum=len(witnesses),
+                interval_seconds=3600,  # rounds are driven by the test
+            )
+        }
+    )
+    return runtime.settings
+
+
+def test_a_slow_witness_holds_back_no_other_witness(
+    tmp_path: Path, runtime: Runtime, authority: Publisher, settings: Settings
+) -> None:
+    """The first witness configured answers only once the second has been asked: asked one
+    after the other, the first would wait out the client's timeout and the second come after
+    it; asked at once, both cosign the round's checkpoint."""
+    first = Witness.open(tmp_path / "w1", "witness.fj-picc.example/w1")
+    second = Witness.open(tmp_path / "w2", "witness.fj-cib.example/w2")
+    ports = [free_port(), free_port()]
+    configured = _configured(runtime, settings, [first, second], ports)
+    second_asked = threading.Event()
+
+    def waiting_for_the_second(app: Any) -> Any:
+        async def wrapped(scope: Any, receive: Any, send: Any) -> None:
+            if scope["type"] == "http":
+                await anyio.to_thread.run_sync(second_asked.wait, 10)
+            await app(scope, receive, send)
+
+        return wrapped
+
+    def telling(app: Any) -> Any:
+        async def wrapped(scope: Any, receive: Any, send: Any) -> None:
+            if scope["type"] == "http":
+                second_asked.set()
+            await app(scope, receive, send)
+
+        return wrapped
+
+    with TestClient(create_app(configured, clock=runtime.clock)) as client:
+        assert publish(client, authority.message("enterprise.registered")).status_code == 201
+    with (
+        serving(waiting_for_the_second(create_witness_app(first)), ports[0]),
+        serving(telling(create_witness_app(second)), ports[1]),
+        httpx.Client(timeout=3) as http,
+    ):
+        attempts = collect_cosignatures(runtime, http)
+    assert [(a.witness, a.ok) for a in attempts] == [(first.name, True), (second.name, True)], [
+        a.detail for a in attempts
+    ]
+
+
+@pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)
+def test_one_process_at_a_time_asks_the_witnesses(
+    tmp_path: Path, runtime: Runtime, authority: Publisher, settings: Settings
+) -> None:
+    """Several API processes on one PostgreSQL database each run the rounds: while one is in
+    its round, another's round asks no witness (it would ask each a second time for the same
+    checkpoint); once the first has ended, the next round asks again."""
+    witness = Witness.open(tmp_path / "w1", "witness.fj-picc.example/w1")
+    port = free_port()
+    configured = _configured(runtime, settings, [witness], [port])
+    asked: list[str] = []
+
+    def counting(app: Any) -> Any:
+        async def wrapped(scope: Any, receive: Any, send: Any) -> None:
+            if scope["type"] == "http":
+                asked.append(scope["path"])
+            await app(scope, receive, send)
+
+        return wrapped
+
+    other = Runtime.open(configured, runtime.clock)  # another process's pool, its own session
+    try:
+        with TestClient(
+            create_app(settings, clock=runtime.clock)
+        ) as client:  # no rounds of its own
+            assert publish(client, authority.message("enterprise.registered")).status_code == 201
+        with (
+            serving(counting(create_witness_app(witness)), port),
+            httpx.Client(timeout=3) as http,
+        ):
+            with other.db.leader(ROUND) as leading:
+                assert leading
+                assert collect_cosignatures(runtime, http) == []
+            assert asked == []
+            (attempt,) = collect_cosignatures(runtime, http)
+            assert attempt.ok, attempt.detail
+            assert asked == ["/add-checkpoint"]
+    finally:
+        other.close()
