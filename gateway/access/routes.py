@@ -32,6 +32,10 @@ RuntimeDep = Annotated[Runtime, Depends(get_runtime)]
 
 
 DEFAULT_PORTS = {"http": 80, "https": 443}
+# A server bound to every interface may report the wildcard itself as its address (Granian
+# does: the bound address, not the connection's; uvicorn reports the connection's), which no
+# client can name: there, as on a Unix socket, only GATEWAY_PUBLIC_URL names the endpoint.
+UNSPECIFIED_ADDRESSES = frozenset({"0.0.0.0", "::"})  # noqa: S104 -- compared, never bound
 MAX_FORM_FIELDS = 16  # grant_type, client_assertion_type, client_assertion, scope, and room
 
 
@@ -41,7 +45,9 @@ def token_audience(request: Request, runtime: Runtime) -> str | None:
     socket, as the server reports it). Never under a request header: with `Host` chosen by
     the client, an assertion made for another relying party would be accepted here
     (RFC 7523 §3: the audience identifies this authorization server). None where there is
-    no address to name (a Unix socket): there only `public_url` lets agencies log in."""
+    no address to name (a Unix socket, or a wildcard the server reports as its address):
+    there only `public_url` lets agencies log in. The port may come as text (Granian gives
+    the scope's ports as strings, where ASGI says integers)."""
     base = runtime.settings.public_url
     if base:
         return base.rstrip("/") + "/v1/oauth/token"
@@ -49,9 +55,9 @@ def token_audience(request: Request, runtime: Runtime) -> str | None:
     # scheme a request claims, which X-Forwarded-Proto could set (issue 20 finding 10).
     scheme = "http"
     server = request.scope.get("server")
-    if not server:
+    if not server or server[0] in UNSPECIFIED_ADDRESSES:
         return None
-    host, port = server[0], server[1]
+    host, port = server[0], None if server[1] is None else int(server[1])
     if ":" in host:  # IPv6
         host = f"[{host}]"
     authority = host if port is None or DEFAULT_PORTS.get(scheme) == port else f"{host}:{port}"

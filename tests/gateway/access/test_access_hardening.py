@@ -134,6 +134,32 @@ def test_a_configured_public_url_is_the_only_audience(
         assert named.status_code == 200, named.text
 
 
+@pytest.mark.parametrize(
+    ("server", "audience"),
+    [
+        (("127.0.0.1", 8000), "http://127.0.0.1:8000/v1/oauth/token"),
+        (("127.0.0.1", "8000"), "http://127.0.0.1:8000/v1/oauth/token"),  # Granian's text port
+        (("10.0.0.7", "80"), "http://10.0.0.7/v1/oauth/token"),
+        (("::1", 8000), "http://[::1]:8000/v1/oauth/token"),
+        (("0.0.0.0", "8000"), None),  # Granian reports the wildcard it is bound to
+        (("::", "8000"), None),
+        (None, None),  # a Unix socket
+    ],
+)
+def test_the_audience_names_the_servers_address_never_a_wildcard(
+    runtime: Runtime, server: tuple[str, Any] | None, audience: str | None
+) -> None:
+    """Without GATEWAY_PUBLIC_URL: the address the server reports, whichever server it is
+    (uvicorn gives the connection's address and integer ports; Granian its bound address and
+    ports as text); a wildcard names no endpoint a client could put in `aud`."""
+    from starlette.requests import Request
+
+    from gateway.access.routes import token_audience
+
+    scope = {"type": "http", "method": "POST", "path": "/", "headers": [], "server": server}
+    assert token_audience(Request(scope), runtime) == audience
+
+
 def test_snapshots_are_for_the_market_regulator_and_each_download_is_recorded(
     client: TestClient, runtime: Runtime, authority: Publisher
 ) -> None:
