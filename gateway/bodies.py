@@ -44,8 +44,10 @@ class BodyLimit:
     A body with a Content-Length is judged by it, unread: the server (uvicorn, h11 or
     httptools) never hands an app more than the length declared. A chunked body (RFC 9112
     §6.1: Transfer-Encoding overrides Content-Length) is read into memory up to the bound,
-    then replayed to the app; one that passes the bound is refused there. A request with
-    neither header has no body (RFC 9112 §6.3).
+    then replayed to the app; one that passes the bound is refused there. An HTTP/1.1
+    request with neither header has no body (RFC 9112 §6.3); an HTTP/2 one may have (RFC 9113
+    §8.1.1: Content-Length is optional there), so it is read and counted as a chunked one
+    (`gateway serve` speaks HTTP/1.1 only; a server the app is mounted in may not).
     """
 
     def __init__(self, app: ASGIApp, default: int, limits: Mapping[str, int]) -> None:
@@ -68,7 +70,9 @@ class BodyLimit:
             await _answer(scope, receive, send, error)
         elif length is not None and int(length) > limit:
             await _refuse(scope, receive, send, limit)
-        elif chunked:  # counted even with a Content-Length: Transfer-Encoding overrides it
+        elif chunked or (length is None and scope.get("http_version") == "2"):
+            # counted: chunked even with a Content-Length (Transfer-Encoding overrides it),
+            # and an HTTP/2 body that declared no length
             body, complete = await _read(receive, limit)
             if body is None:
                 await _refuse(scope, receive, send, limit)

@@ -129,6 +129,42 @@ def test_a_get_with_an_oversized_body_is_refused_too(
     _assert_refused(response, "/v1/agencies", settings.limits.max_body_bytes)
 
 
+def test_an_http2_body_without_a_length_is_counted_too() -> None:
+    """HTTP/2 needs neither Content-Length nor chunked coding for a body (RFC 9113 §8.1.1):
+    such a body is counted against the bound, as a chunked one is, whatever server runs the
+    app (`gateway serve` speaks HTTP/1.1 only)."""
+    import asyncio
+
+    from gateway.bodies import BodyLimit
+
+    seen: list[bytes] = []
+
+    async def app(scope: Any, receive: Any, send: Any) -> None:
+        seen.append((await receive())["body"])
+        await send({"type": "http.response.start", "status": 204, "headers": []})
+        await send({"type": "http.response.body", "body": b""})
+
+    def post(body: bytes) -> int:
+        pieces = [body[:6], body[6:]]
+        sent: list[dict[str, Any]] = []
+
+        async def receive() -> dict[str, Any]:
+            piece = pieces.pop(0)
+            return {"type": "http.request", "body": piece, "more_body": bool(pieces)}
+
+        async def send(message: dict[str, Any]) -> None:
+            sent.append(message)
+
+        scope = {"type": "http", "http_version": "2", "method": "POST", "path": "/v1/agencies"}
+        asyncio.run(BodyLimit(app, 10, {})(scope | {"headers": []}, receive, send))
+        return int(sent[0]["status"])
+
+    assert post(b"x" * 11) == 413
+    assert seen == []
+    assert post(b"y" * 10) == 204
+    assert seen == [b"y" * 10]
+
+
 def test_a_malformed_content_length_is_400(client: TestClient) -> None:
     response = client.post("/v1/subscriptions", content=b"{}", headers={"content-length": "1e3"})
     assert (response.status_code, response.json()["code"]) == (400, "invalid_request")
