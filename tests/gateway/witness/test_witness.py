@@ -186,7 +186,10 @@ def test_gateway_collects_cosignatures_and_survives_a_witness_outage(
         assert client.get("/v1/log/witnesses").json()["latest_meets_quorum"] is True
 
 
-def _configured(runtime: Runtime, settings: Settings, witnesses: list[Witness], ports: list[int]):
+def _configured(
+    runtime: Runtime, settings: Settings, witnesses: list[Witness], ports: list[int]
+) -> Settings:
+    """The runtime's settings, its witnesses at the loopback `ports`, each trusting its log."""
     for witness in witnesses:
         witness.state.trust(
             settings.log_origin, log_vkey(settings.log_origin, runtime.signer.log_key)
