@@ -32,6 +32,7 @@ from sqlalchemy import (
     literal,
     select,
     tuple_,
+    union_all,
     update,
 )
 from sqlalchemy.dialects.postgresql import ARRAY
@@ -238,14 +239,17 @@ def _first_open(session: Session, queues: list[Queue]) -> dict[Queue, dict[str, 
     that each reads its partial index (ix_deliveries_pending_order, ix_deliveries_stuck_order)
     rather than all of a subscription's deliveries."""
     first: dict[Queue, int] = {}
-    for status in (Delivery.status == "pending", Delivery.status.in_(STUCK)):
-        mins = select(Delivery.subscription_id, Delivery.uscc, func.min(Delivery.log_index))
-        for sub, uscc, index in session.execute(
+    mins = select(Delivery.subscription_id, Delivery.uscc, func.min(Delivery.log_index))
+    both = union_all(  # one round trip; each part still reads its own partial index
+        *(
             keyed(session, mins, Delivery.subscription_id, Delivery.uscc, queues)
             .where(status)
             .group_by(Delivery.subscription_id, Delivery.uscc)
-        ):
-            first[(sub, uscc)] = min(index, first.get((sub, uscc), index))
+            for status in (Delivery.status == "pending", Delivery.status.in_(STUCK))
+        )
+    )
+    for sub, uscc, index in session.execute(both):
+        first[(sub, uscc)] = min(index, first.get((sub, uscc), index))
     heads: dict[Queue, dict[str, Any]] = {}
     if first:
         held = _held(session, {s for s, _ in first})

@@ -11,6 +11,7 @@ subscription (`delivery_hours`) rather than from every attempt."""
 from __future__ import annotations
 
 import datetime as dt
+import functools
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
@@ -190,44 +191,48 @@ def count_attempts(session: Session, attempts: list[dict[str, Any]]) -> None:
             row.last_error = error_text(attempt["error_class"], code, attempt["response_excerpt"])
     if not hours:
         return
-    dialect = session.get_bind().dialect.name
-    insert = postgresql_insert if dialect == "postgresql" else sqlite_insert
+    statement = _upsert_hours(session.get_bind().dialect.name)
     for (subscription_id, hour), row in sorted(hours.items()):  # one lock order for all
-        statement = insert(DeliveryHour).values(
-            subscription_id=subscription_id,
-            hour=hour,
-            attempts=row.attempts,
-            succeeded=row.succeeded,
-            latency_ms_sum=row.latency_ms_sum,
-            last_failed_at=row.last_failed_at,
-            last_error=row.last_error,
-        )
-        table, new = DeliveryHour.__table__.c, statement.excluded
-        newer = case(
-            (
-                and_(
-                    new.last_failed_at.is_not(None),
-                    or_(
-                        table.last_failed_at.is_(None),
-                        new.last_failed_at >= table.last_failed_at,
-                    ),
-                ),
-                True,
-            ),
-            else_=False,
-        )
         session.execute(
-            statement.on_conflict_do_update(
-                index_elements=["subscription_id", "hour"],
-                set_={
-                    "attempts": table.attempts + new.attempts,
-                    "succeeded": table.succeeded + new.succeeded,
-                    "latency_ms_sum": table.latency_ms_sum + new.latency_ms_sum,
-                    "last_failed_at": case((newer, new.last_failed_at), else_=table.last_failed_at),
-                    "last_error": case((newer, new.last_error), else_=table.last_error),
-                },
-            )
+            statement,
+            {
+                "subscription_id": subscription_id,
+                "hour": hour,
+                "attempts": row.attempts,
+                "succeeded": row.succeeded,
+                "latency_ms_sum": row.latency_ms_sum,
+                "last_failed_at": row.last_failed_at,
+                "last_error": row.last_error,
+            },
         )
+
+
+@functools.cache
+def _upsert_hours(dialect: str) -> Any:
+    """The hourly row's upsert, built once per dialect (built per round, its cache key cost
+    a worker more than running it)."""
+    statement = (postgresql_insert if dialect == "postgresql" else sqlite_insert)(DeliveryHour)
+    table, new = DeliveryHour.__table__.c, statement.excluded
+    newer = case(
+        (
+            and_(
+                new.last_failed_at.is_not(None),
+                or_(table.last_failed_at.is_(None), new.last_failed_at >= table.last_failed_at),
+            ),
+            True,
+        ),
+        else_=False,
+    )
+    return statement.on_conflict_do_update(
+        index_elements=["subscription_id", "hour"],
+        set_={
+            "attempts": table.attempts + new.attempts,
+            "succeeded": table.succeeded + new.succeeded,
+            "latency_ms_sum": table.latency_ms_sum + new.latency_ms_sum,
+            "last_failed_at": case((newer, new.last_failed_at), else_=table.last_failed_at),
+            "last_error": case((newer, new.last_error), else_=table.last_error),
+        },
+    )
 
 
 def failing_deliveries(

@@ -21,7 +21,7 @@ def test_migrated_schema_matches_the_models(database_url: str) -> None:
     finally:
         engine.dispose()
     assert diff == [], diff
-    assert current_revision(database_url) == "0021"
+    assert current_revision(database_url) == "0022"
 
 
 def test_narrowing_the_grade_numbers_again_refuses_to_lose_any(database_url: str) -> None:
@@ -66,7 +66,7 @@ def test_a_gateway_holding_data_is_migrated_down_and_up_again(database_url: str)
                 " '6ba7b810-9dad-11d1-80b4-00c04fd430c8', 3, 'grade.awarded')"
             )
         upgrade(database_url)
-        assert current_revision(database_url) == "0021"
+        assert current_revision(database_url) == "0022"
         command.downgrade(alembic_config(database_url), "0012")
         upgrade(database_url)
         with engine.connect() as conn:
@@ -193,3 +193,31 @@ def test_0021_fills_the_queue_heads_of_what_is_queued(database_url: str) -> None
         ("s-1", a, 2, now + dt.timedelta(minutes=5)),
         ("s-2", a, 2, None),
     ]
+
+
+def test_0022_leaves_room_on_the_deliveries_pages_on_postgresql(database_url: str) -> None:
+    """The claim's lease is an update no index sees; with room on the page PostgreSQL keeps it
+    there (heap-only). Downgrading takes the setting away again; SQLite has none."""
+    engine = make_engine(database_url, pool_size=1)
+
+    def options() -> list[str]:
+        with engine.connect() as conn:
+            found = conn.exec_driver_sql(
+                "SELECT reloptions FROM pg_class WHERE relname = 'deliveries'"
+            ).scalar_one()
+        return list(found or [])
+
+    try:
+        upgrade(database_url)
+        if engine.dialect.name != "postgresql":
+            command.downgrade(alembic_config(database_url), "0021")  # runs, changes nothing
+            upgrade(database_url)
+            assert current_revision(database_url) == "0022"
+            return
+        assert options() == ["fillfactor=70"]
+        command.downgrade(alembic_config(database_url), "0021")
+        assert options() == []
+        upgrade(database_url)
+        assert options() == ["fillfactor=70"]
+    finally:
+        engine.dispose()
