@@ -175,7 +175,8 @@ class _Next:
 # A round's states and attempts, each in one statement on PostgreSQL (psycopg's executemany
 # sent every row as a statement of its own: with 64 deliveries a round, its per-row work in
 # Python was a fifth of a worker's CPU in bench/outbox_vs_queues.py).
-_SET_STATES = BulkUpdate(table_of(Delivery), "id")
+_DELIVERIES = table_of(Delivery)
+_SET_STATES = BulkUpdate(_DELIVERIES, "id")
 _INSERT_ATTEMPTS = BulkInsert(table_of(DeliveryAttempt))
 
 
@@ -197,15 +198,15 @@ def record_all(runtime: Runtime, outcomes: list[tuple[Job, Result]], now: dt.dat
             row.id: row
             for row in session.execute(
                 select(
-                    Delivery.id,
-                    Delivery.subscription_id,
-                    Delivery.uscc,
-                    Delivery.attempts,
-                    Delivery.next_attempt_at,
-                    Delivery.claimed_until,
+                    _DELIVERIES.c.id,
+                    _DELIVERIES.c.subscription_id,
+                    _DELIVERIES.c.uscc,
+                    _DELIVERIES.c.attempts,
+                    _DELIVERIES.c.next_attempt_at,
+                    _DELIVERIES.c.claimed_until,
                 )
-                .where(Delivery.id.in_(ids))
-                .order_by(Delivery.id)
+                .where(_DELIVERIES.c.id.in_(ids))
+                .order_by(_DELIVERIES.c.id)
                 .with_for_update()  # no claim takes them over until this commits
             )
         }
