@@ -209,8 +209,8 @@ def count_attempts(session: Session, attempts: list[dict[str, Any]]) -> None:
 
 @functools.cache
 def _upsert_hours(dialect: str) -> Any:
-    """The hourly row's upsert, built once per dialect (built per round, its cache key cost
-    a worker more than running it)."""
+    """The hourly row's upsert, built once per dialect rather than once per round (the values
+    travel as parameters)."""
     statement = (postgresql_insert if dialect == "postgresql" else sqlite_insert)(DeliveryHour)
     table, new = DeliveryHour.__table__.c, statement.excluded
     newer = case(
