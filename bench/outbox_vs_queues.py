@@ -264,8 +264,11 @@ def procrastinate_worker(url: str, data_dir: str, ready: Any, go: Any, size: int
 
 # ---- the run -----------------------------------------------------------------------------
 
-LEFT = {  # jobs not yet completed
-    "gateway": "SELECT count(*) FROM deliveries WHERE status <> 'delivered'",
+LEFT = {  # jobs not yet completed (the gateway: whether any is; it never leaves them dead here)
+    # Polled every 20 ms while the workers run, so it must cost each queue about nothing: a
+    # count of the deliveries not delivered scanned the whole table (delivered rows stay),
+    # about 2 ms at 20,000 and growing with it, taking CPU from the gateway's workers alone.
+    "gateway": "SELECT count(*) FROM (SELECT FROM deliveries WHERE status = 'pending' LIMIT 1) x",
     "pgqueuer": "SELECT count(*) FROM pgqueuer",
     "procrastinate": "SELECT count(*) FROM procrastinate_jobs WHERE status IN ('todo', 'doing')",
 }
