@@ -6,7 +6,9 @@ to the brim by the enqueue, PostgreSQL put each new row version on another page 
 entry into every one of the table's seven indexes: 1.1 ms a claim of 64 on the server, about a
 sixth of a worker's round in bench/outbox_vs_queues.py. With room left on the page the update
 stays on it and touches no index (heap-only tuple). Pages written before this keep their fill
-until they are rewritten; SQLite has no such setting.
+until they are rewritten; SQLite has no such setting. The ALTER rewrites nothing and takes a
+SHARE UPDATE EXCLUSIVE lock (PostgreSQL 10 and later): deliveries are queued and claimed
+while it runs.
 
 Revision ID: 0022
 Revises: 0021
