@@ -205,3 +205,33 @@ def test_a_driver_error_in_a_node_read_is_sqlalchemys(db: Database) -> None:
 
     with pytest.raises(DBAPIError), db.reader() as session:
         _fetch(session.connection(), "SELECT hash FROM no_such_table", ())
+
+
+def test_threads_proving_while_the_cache_fills_get_the_reference_proofs(
+    settings: Settings,
+) -> None:
+    """Four threads ask proofs while the cache fills a few nodes at a time (one thread fills,
+    the others read around it) and while the log grows: every proof is the reference's."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    rng = random.Random(3)
+    db = Database(settings.effective_database_url, pool_size=4)
+    try:
+        with db.reader() as session:
+            node_cache(session).step = 3
+        _append(db, [f"first {n}".encode() for n in range(200)], rng)
+        first = _reference(db)
+
+        def prove(seed: int) -> None:
+            _check_sizes(db, first, [first.size - seed, first.size // (seed + 1)])
+
+        with ThreadPoolExecutor(4) as pool:
+            results = [pool.submit(prove, seed) for seed in range(16)]
+            _append(db, [f"then {n}".encode() for n in range(100)], rng)
+            for result in results:
+                result.result(timeout=60)
+        reference = _reference(db)
+        _check_sizes(db, reference, [reference.size])
+        _cached_match(db, reference)
+    finally:
+        db.dispose()
