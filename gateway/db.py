@@ -12,6 +12,7 @@ import os
 import select
 import sqlite3
 import threading
+import weakref
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -22,8 +23,20 @@ from sqlalchemy.exc import DisconnectionError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
 from gateway.errors import BadRequest
+from gateway.settings import DatabaseSettings
 
 INT64 = range(-(2**63), 2**63)
+_SHARED: weakref.WeakKeyDictionary[Engine, dict[str, Any]] = weakref.WeakKeyDictionary()
+
+
+def shared_state(engine: Engine) -> dict[str, Any]:
+    """What the code reading a database keeps for it in the process (the log's node cache,
+    gateway.transparency.tlog), one dict for all the engines of one `Database`: on SQLite the
+    readers' and the writer's engines see the same file."""
+    state = _SHARED.get(engine)
+    if state is None:
+        state = _SHARED.setdefault(engine, {})
+    return state
 
 
 def make_engine(
@@ -144,10 +157,15 @@ def _treat_broken_connections_as_disconnects(engine: Engine) -> None:
 
     @event.listens_for(engine, "handle_error")
     def _on_error(context: Any) -> None:
-        original = context.original_exception
-        text = str(original)
-        if "connection in transaction status ACTIVE" in text or "socket closed" in text:
+        if broken_connection(context.original_exception):
             context.is_disconnect = True
+
+
+def broken_connection(error: BaseException) -> bool:
+    """A driver error that leaves the connection unusable beyond what the dialect counts
+    (above); for statements run on the driver's connection directly (the log's node reads)."""
+    text = str(error)
+    return "connection in transaction status ACTIVE" in text or "socket closed" in text
 
 
 def _configure_sqlite(engine: Engine, *, immediate: bool) -> None:
@@ -247,6 +265,7 @@ class Database:
         pool_timeout: float = 30.0,
         export_pool_size: int = 2,
         export_pool_timeout: float = 5.0,
+        log_node_cache_mib: float = DatabaseSettings().log_node_cache_mib,
     ) -> None:
         self.url = url
         self.engine = make_engine(url, pool_size=pool_size, pool_timeout=pool_timeout)
@@ -272,6 +291,9 @@ class Database:
             immediate=False,
         )
         self._export_sessions = sessionmaker(self.export_engine, expire_on_commit=False)
+        state = {"log_node_cache_bytes": int(log_node_cache_mib * 2**20)}
+        for engine in self._engines():
+            _SHARED[engine] = state
         self.file = _file_of(self.engine)
         if self.file is not None:
             for engine in self._engines():

@@ -51,6 +51,7 @@ class Runtime:
                 pool_timeout=pools.pool_timeout_seconds,
                 export_pool_size=streams.pool_size,
                 export_pool_timeout=streams.pool_timeout_seconds,
+                log_node_cache_mib=pools.log_node_cache_mib,
             ),
             signer=load_gateway_signer(settings),
             clock=clock or SystemClock(),

@@ -91,10 +91,20 @@ class DatabaseSettings(BaseModel):
     """The connections each API process keeps for its requests and threads (the pool has
     `pool_size` more in overflow). A request that waits `pool_timeout_seconds` for one is
     answered 503 `database_busy` with Retry-After. Streamed downloads never take these: they
-    read through their own pool (StreamSettings)."""
+    read through their own pool (StreamSettings).
+
+    `log_node_cache_mib`: the hashes of the log's Merkle tree each process keeps to answer
+    proofs and roots (gateway.transparency.tlog.NodeCache), from the top of the tree down as
+    far as they fit; a proof reads the levels below from the database. A tree of n entries
+    has about 2n nodes of 32 bytes: the default keeps the whole tree up to about 10^6 entries
+    (61 MiB there), where a proof reads nothing from the database; at 10^7 the levels from 4
+    up (38 MiB), a proof reading its nodes below them in one statement. Filled from committed
+    nodes as proofs are asked, a bounded step each (bench/RESULTS.md, "Log proofs from a node
+    cache"). 0: every node from the database, as before the cache."""
 
     pool_size: int = Field(default=10, ge=1)
     pool_timeout_seconds: float = Field(default=10.0, gt=0)
+    log_node_cache_mib: float = Field(default=64.0, ge=0)
 
 
 class StreamSettings(BaseModel):

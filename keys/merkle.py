@@ -15,10 +15,14 @@ __all__ = [
     "MemorySubtrees",
     "SubtreeSource",
     "append_nodes",
+    "consistency_nodes",
     "consistency_proof",
+    "fold_nodes",
+    "inclusion_nodes",
     "inclusion_proof",
     "leaf_hash",
     "node_hash",
+    "right_edge",
     "root_bottom_up",
     "root_from_leaves",
     "root_hash",
@@ -182,6 +186,87 @@ def consistency_proof(old: int, new: int, source: SubtreeSource) -> list[bytes]:
         path.append(subtree_hash(start, end, source))
     path.reverse()
     return path
+
+
+# The same proofs as plans: which perfect subtrees a proof is made of, worked out from the
+# indexes' bits alone (as transparency-dev/merkle's proof.Nodes does), so that a store can read
+# them all at once and the proof is then assembled without walking the recursion again.
+# A plan is (keys, at, count): the (level, index) of each subtree in proof order, and the
+# `count` keys from `at` that fold (as `subtree_hash` does, from the right) into the one proof
+# element covering the tree's incomplete right edge (count 0 when there is none).
+Plan = tuple[list[tuple[int, int]], int, int]
+
+
+def right_edge(size: int) -> list[tuple[int, int]]:
+    """The perfect subtrees a tree of `size` leaves is made of, largest first: its root folds
+    them (`fold_nodes`), and they are what the next append reads."""
+    return _decompose(0, size, [])
+
+
+def _decompose(start: int, end: int, keys: list[tuple[int, int]]) -> list[tuple[int, int]]:
+    """Append the perfect subtrees of [start, end) to `keys`, largest first (`start` aligned
+    as `subtree_hash` requires)."""
+    n = end - start
+    for level in range(n.bit_length() - 1, -1, -1):
+        if n >> level & 1:
+            keys.append((level, start >> level))
+            start += 1 << level
+    return keys
+
+
+def _path_nodes(leaf: int, level: int, size: int, keys: list[tuple[int, int]]) -> tuple[int, int]:
+    """Append the inclusion path of the node at `level` holding leaf `leaf` in a tree of `size`
+    leaves, bottom-up; returns (at, count) of its right-edge element. Below the highest bit
+    where `leaf` and the last leaf differ (`inner`) every sibling is perfect but the one at
+    inner - 1, the block that holds the last leaf; above it, a sibling exists (on the left)
+    only where `leaf` has a one bit."""
+    inner = (leaf ^ (size - 1)).bit_length()
+    for lv in range(level, inner - 1):
+        keys.append((lv, (leaf >> lv) ^ 1))
+    at = len(keys)
+    if inner > level:
+        lv = inner - 1
+        _decompose(((leaf >> lv) | 1) << lv, size, keys)
+    count = len(keys) - at
+    for lv in range(inner, (size - 1).bit_length()):
+        if leaf >> lv & 1:
+            keys.append((lv, (leaf >> lv) ^ 1))
+    return at, count
+
+
+def inclusion_nodes(index: int, size: int) -> Plan:
+    """The plan of `inclusion_proof(index, size)`: the same proof, read as one batch."""
+    if not 0 <= index < size:
+        raise ValueError(f"leaf index {index} is outside a tree of size {size}")
+    keys: list[tuple[int, int]] = []
+    at, count = _path_nodes(index, 0, size, keys)
+    return keys, at, count
+
+
+def consistency_nodes(old: int, new: int) -> Plan:
+    """The plan of `consistency_proof(old, new)`: the old tree's last perfect subtree (unless
+    the old tree is one, when the verifier has it as the old root) and its inclusion path in
+    the new tree."""
+    if not 0 <= old <= new:
+        raise ValueError(f"no consistency proof from size {old} to size {new}")
+    keys: list[tuple[int, int]] = []
+    if old in (0, new):
+        return keys, 0, 0
+    level = (old & -old).bit_length() - 1
+    if old >> level != 1:
+        keys.append((level, (old - 1) >> level))
+    at, count = _path_nodes(old - 1, level, new, keys)
+    return keys, at, count
+
+
+def fold_nodes(hashes: list[bytes], at: int, count: int) -> list[bytes]:
+    """The proof a plan describes, from its nodes' hashes in the plan's order."""
+    if count <= 1:
+        return hashes
+    result = hashes[at + count - 1]
+    for i in range(at + count - 2, at - 1, -1):
+        result = node_hash(hashes[i], result)
+    return [*hashes[:at], result, *hashes[at + count :]]
 
 
 def _is_hash(value: object) -> bool:

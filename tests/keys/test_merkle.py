@@ -342,3 +342,28 @@ def test_proofs_over_2_16_leaves_take_logarithmic_reads(
     source.reads = 0
     append_nodes(BIG - 1, hashes[-1], source)
     assert source.reads == 16  # leaf 65535 completes every level up to the 2^16 root
+
+
+def test_plans_give_the_recursions_proofs_to_70_leaves() -> None:
+    """inclusion_nodes / consistency_nodes / right_edge, folded by fold_nodes, are
+    inclusion_proof / consistency_proof / root_hash at every index and size to 70 leaves."""
+    from keys.merkle import consistency_nodes, fold_nodes, inclusion_nodes, right_edge
+
+    tree = MemorySubtrees([leaf_hash(b"%d" % n) for n in range(70)])
+
+    def read(keys: list[tuple[int, int]]) -> list[bytes]:
+        return [tree.subtree(level, idx) for level, idx in keys]
+
+    for size in range(1, 71):
+        edge = right_edge(size)
+        assert fold_nodes(read(edge), 0, len(edge)) == [root_hash(size, tree)]
+        for index in range(size):
+            keys, at, count = inclusion_nodes(index, size)
+            assert fold_nodes(read(keys), at, count) == inclusion_proof(index, size, tree)
+        for old in range(size + 1):
+            keys, at, count = consistency_nodes(old, size)
+            assert fold_nodes(read(keys), at, count) == consistency_proof(old, size, tree)
+    with pytest.raises(ValueError, match="outside a tree"):
+        inclusion_nodes(5, 5)
+    with pytest.raises(ValueError, match="no consistency proof"):
+        consistency_nodes(6, 5)
