@@ -100,11 +100,11 @@ class DatabaseSettings(BaseModel):
     (61 MiB there), where a proof reads nothing from the database; at 10^7 the levels from 4
     up (38 MiB), a proof reading its nodes below them in one statement. Filled from committed
     nodes as proofs are asked, a bounded step each (bench/RESULTS.md, "Log proofs from a node
-    cache"). 0: every node from the database, as before the cache."""
+    cache"). 0: every node from the database, as before the cache; at most 16 GiB."""
 
     pool_size: int = Field(default=10, ge=1)
     pool_timeout_seconds: float = Field(default=10.0, gt=0)
-    log_node_cache_mib: float = Field(default=64.0, ge=0)
+    log_node_cache_mib: float = Field(default=64.0, ge=0, le=16_384)
 
 
 class StreamSettings(BaseModel):
