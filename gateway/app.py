@@ -57,6 +57,7 @@ from gateway.settings import Settings
 from gateway.supervision.routes import router as supervision_router
 from gateway.supervision.routes import void_overdue_forever
 from gateway.transparency.routes import router as log_router
+from gateway.transparency.tlog import warm
 from gateway.transparency.witnessing import collect_forever
 
 
@@ -137,6 +138,11 @@ def create_app(
             asyncio.create_task(snapshot_forever(runtime, interval)) if interval > 0 else None
         )
         stop_worker = threading.Event()
+        # the proofs' node cache filled from the log as it is now, beside the first requests
+        warming = threading.Thread(
+            target=warm, args=(runtime.db, stop_worker), name="log-node-cache", daemon=True
+        )
+        warming.start()
         worker = threading.Thread(
             target=run_until,
             args=(runtime, stop_worker, worker_rounds),
@@ -156,6 +162,7 @@ def create_app(
                     with contextlib.suppress(asyncio.CancelledError):
                         await task
             stop_worker.set()
+            await asyncio.to_thread(warming.join, 5)  # a step at most: about 10-20 ms
             await asyncio.to_thread(app.state.standing_queries.close)
             await asyncio.to_thread(app.state.publisher.close)
             if worker.is_alive():

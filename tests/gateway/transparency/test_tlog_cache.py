@@ -5,6 +5,8 @@ budget; on SQLite and on PostgreSQL (the `settings` fixture is both)."""
 from __future__ import annotations
 
 import random
+import threading
+import time
 from collections.abc import Iterator
 
 import pytest
@@ -21,6 +23,7 @@ from gateway.transparency.tlog import (
     node_cache,
     root_hash,
     tree_size,
+    warm,
 )
 from keys import merkle
 
@@ -235,3 +238,56 @@ def test_threads_proving_while_the_cache_fills_get_the_reference_proofs(
         _cached_match(db, reference)
     finally:
         db.dispose()
+
+
+def test_warming_fills_the_cache_to_the_log_at_its_start_and_stops_when_asked(
+    settings: Settings,
+) -> None:
+    """An API process warms the cache at its start (gateway.app): afterwards it holds every
+    node of the tree as it was, each the reference's, so a proof reads nothing from the table;
+    a stop set before it begins ends it before any step."""
+    rng = random.Random(11)
+    db = Database(settings.effective_database_url, pool_size=2)
+    try:
+        _append(db, [f"leaf {n}".encode() for n in range(300)], rng)
+        with db.reader() as session:
+            node_cache(session).step = 7  # many steps, as a large log needs
+        stopped = threading.Event()
+        stopped.set()
+        assert warm(db, stopped) == 0
+        steps = warm(db, threading.Event())
+        reference = _reference(db)
+        size = reference.size
+        assert steps >= (2 * size - size.bit_count()) // 7
+        assert _cached_match(db, reference) == 2 * size - size.bit_count()
+        with db.reader() as session:
+            assert node_cache(session).complete == size
+        _check_sizes(db, reference, [size, rng.randint(1, size)])
+    finally:
+        db.dispose()
+
+
+def test_the_api_warms_the_cache_at_its_start(settings: Settings) -> None:
+    """The lifespan's warming thread: by the time the app has started and been asked for its
+    health, the cache holds the log as it was (gateway.app)."""
+    from fastapi.testclient import TestClient
+
+    from gateway.app import create_app
+
+    rng = random.Random(12)
+    db = Database(settings.effective_database_url, pool_size=2)
+    try:
+        _append(db, [f"leaf {n}".encode() for n in range(120)], rng)
+        size = _reference(db).size
+    finally:
+        db.dispose()
+    with TestClient(create_app(settings)) as client:
+        runtime = client.app.state.runtime  # type: ignore[attr-defined]
+        assert client.get("/healthz").status_code == 200
+        with runtime.db.reader() as session:
+            cache = node_cache(session)
+        deadline = time.monotonic() + 10
+        while cache.complete < size and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert cache.complete >= size
+        assert cache.nodes() >= 2 * size - size.bit_count()
