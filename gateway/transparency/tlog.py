@@ -10,6 +10,7 @@ table only the nodes below them, in one statement, or none.
 from __future__ import annotations
 
 import json
+import logging
 import threading
 import time
 from collections.abc import Iterable
@@ -162,6 +163,7 @@ def tree_size(session: Session) -> int:
 # may be its own writes, which a rollback takes back and a later append replaces with other
 # hashes. Such a session never adds to the cache.
 _APPENDING = "tlog.appending"
+log = logging.getLogger("gateway.transparency")
 INT64_MAX = 2**63 - 1
 
 
@@ -285,22 +287,25 @@ def warm(db: Database, stop: threading.Event) -> int:
     read what is missing from the table, as they would without a cache. A step that adds
     nothing (another thread is filling, or a node is not stored) is retried after a pause, up
     to `_IDLE_STEPS` times in a row."""
-    with db.reader() as session:
-        # the log at the start; later entries are filled as proofs ask for them
-        cache, size = node_cache(session), tree_size(session)
     steps = idle = 0
-    while cache.complete < size and not stop.is_set() and idle < _IDLE_STEPS:
-        began = time.monotonic()
+    try:
         with db.reader() as session:
-            before = (cache.nodes(), cache.complete)
-            cache.fill(session)
-        steps += 1
-        if (cache.nodes(), cache.complete) == before:
-            idle += 1
-            stop.wait(0.05)
-        else:  # paced: a pause as long as the step, so requests keep most of the process
-            idle = 0
-            stop.wait(_PACE * (time.monotonic() - began))
+            # the log at the start; later entries are filled as proofs ask for them
+            cache, size = node_cache(session), tree_size(session)
+        while cache.complete < size and not stop.is_set() and idle < _IDLE_STEPS:
+            began = time.monotonic()
+            with db.reader() as session:
+                before = (cache.nodes(), cache.complete)
+                cache.fill(session)
+            steps += 1
+            if (cache.nodes(), cache.complete) == before:
+                idle += 1
+                stop.wait(0.05)
+            else:  # paced: a pause as long as the step, so requests keep most of the process
+                idle = 0
+                stop.wait(_PACE * (time.monotonic() - began))
+    except Exception as exc:  # the database away at the start: proofs fill the cache later
+        log.warning("log_node_cache_warming_stopped", extra={"error": type(exc).__name__})
     return steps
 
 

@@ -291,3 +291,27 @@ def test_the_api_warms_the_cache_at_its_start(settings: Settings) -> None:
             time.sleep(0.02)
         assert cache.complete >= size
         assert cache.nodes() >= 2 * size - size.bit_count()
+
+
+def test_warming_that_meets_a_database_failure_stops_and_says_so(
+    db: Database, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The warming runs on a thread of its own: a database gone at the start (connections
+    killed, a restart) ends it with a warning, never an exception on the thread; proofs go
+    on filling the cache as they are asked."""
+    from sqlalchemy.exc import OperationalError
+
+    from gateway.transparency import tlog
+
+    _append(db, [f"leaf {n}".encode() for n in range(50)], random.Random(13))
+
+    def gone(session: object) -> int:
+        raise OperationalError("SELECT size", {}, ConnectionResetError("terminated"))
+
+    monkeypatch.setattr(tlog, "tree_size", gone)
+    caplog.set_level("WARNING", "gateway.transparency")
+    assert warm(db, threading.Event()) == 0
+    assert [r.getMessage() for r in caplog.records] == ["log_node_cache_warming_stopped"]
+    monkeypatch.undo()
+    reference = _reference(db)
+    _check_sizes(db, reference, [reference.size])
