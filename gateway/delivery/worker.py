@@ -164,7 +164,7 @@ def _retry_after(response: httpx.Response, now: dt.datetime) -> float | None:
 class _Next:
     """A delivery's state after an attempt, written back with the round's one UPDATE."""
 
-    b_id: int
+    delivery_id: int
     status: str
     attempts: int
     next_attempt_at: dt.datetime
@@ -268,7 +268,7 @@ def record_all(runtime: Runtime, outcomes: list[tuple[Job, Result]], now: dt.dat
             connection,
             [
                 {
-                    "id": u.b_id,
+                    "id": u.delivery_id,
                     "status": u.status,
                     "attempts": u.attempts,
                     "next_attempt_at": u.next_attempt_at,
@@ -281,7 +281,9 @@ def record_all(runtime: Runtime, outcomes: list[tuple[Job, Result]], now: dt.dat
         )
         # each queue's head moves on, waits for its retry, or stops at a dead or parked one;
         # a subscription a 410 disabled holds all its heads
-        queues = {(current[u.b_id].subscription_id, current[u.b_id].uscc) for u in updates}
+        queues = {
+            (current[u.delivery_id].subscription_id, current[u.delivery_id].uscc) for u in updates
+        }
         heads.settle(session, queues)
         heads.refresh(session, [i for i, s in subscriptions.items() if s.status != statuses[i]])
         _INSERT_ATTEMPTS(connection, attempts)
