@@ -53,16 +53,24 @@ class Proxy:
         self._stop = threading.Event()
         self._sockets: list[socket.socket] = []
         self._threads: list[threading.Thread] = []
+        self._acceptor: threading.Thread | None = None
         self._lock = threading.Lock()
 
     def start(self) -> None:
         self._stop.clear()
         listener = socket.create_server(("127.0.0.1", self.port))  # SO_REUSEADDR on POSIX
         listener.settimeout(0.05)
-        self._spawn(self._accept, listener)
+        self._acceptor = threading.Thread(target=self._accept, args=(listener,), daemon=True)
+        self._acceptor.start()
 
     def stop(self) -> None:
+        """Cut: no connection is accepted once this returns, and none survives it. The
+        acceptor ends first: a connection it was accepting as the cut began had been added
+        after the sockets were taken, and lived on through the outage (a pooled connection
+        that kept working, so the worker's failed rounds alternated with good ones)."""
         self._stop.set()
+        if self._acceptor is not None:
+            self._acceptor.join(5)
         with self._lock:
             sockets, self._sockets = self._sockets, []
             threads, self._threads = self._threads, []
@@ -86,6 +94,9 @@ class Proxy:
                     client, _ = listener.accept()
                 except TimeoutError:
                     continue
+                if self._stop.is_set():  # accepted as the cut began: refused like the rest
+                    client.close()
+                    break
                 client.settimeout(None)
                 upstream = socket.create_connection(self.target)
                 with self._lock:
