@@ -17,6 +17,14 @@ freshly opened `Database`, its node cache empty and filled as the pass goes) and
 third pass of pymerkle's tree, the second of ours), the size of our node cache, disk
 bytes per entry, and a check that both give the same RFC 6962 root at random sizes and that
 each one's proofs verify against it.
+
+What SQLite alone costs our append (the floor under the append goal): the very rows the
+gateway wrote for the last 10,000 entries (`log_entries`, `tree_nodes`, the head), read back
+and replayed by the stdlib `sqlite3` module into a third file made from the gateway's own
+schema (its `CREATE` statements, taken from the migrated database) and filled to the same
+size, in the same batches and transactions: no Python of ours in the timed part. A fourth
+file does the same with each message id replaced by one that grows with the index, to show
+what the unique index on issuer-chosen (random) UUIDs costs.
 """
 
 from __future__ import annotations
@@ -96,6 +104,73 @@ def append_gateway(db: Database, start: int, count: int) -> tuple[float, float]:
             rows_s += time.perf_counter() - rows_began
             appender.finish()
     return time.perf_counter() - began, rows_s
+
+
+_FLOOR_TABLES = ("log_entries", "tree_nodes", "log_head")
+
+
+def open_floor(gateway: Path, path: Path) -> sqlite3.Connection:
+    """A database with the gateway's log tables, indexes and durability settings, empty."""
+    con = sqlite3.connect(path, isolation_level=None)
+    con.execute("PRAGMA journal_mode=WAL")
+    con.execute("PRAGMA synchronous=NORMAL")
+    with sqlite3.connect(gateway) as source:
+        marks = ", ".join("?" * len(_FLOOR_TABLES))
+        ddl = source.execute(
+            f"SELECT sql FROM sqlite_master WHERE tbl_name IN ({marks}) AND sql IS NOT NULL"
+            " ORDER BY type DESC",  # tables before their indexes
+            _FLOOR_TABLES,
+        ).fetchall()
+    for (statement,) in ddl:
+        con.execute(statement)
+    con.execute("INSERT INTO log_head (id, size) VALUES (1, 0)")
+    return con
+
+
+def _window(gateway: Path, start: int, end: int) -> tuple[list[tuple], list[tuple]]:
+    """The `log_entries` and `tree_nodes` rows the gateway wrote for entries [start, end): a
+    node (level, idx) is written with the entry that completes it, ((idx + 1) << level) - 1."""
+    with sqlite3.connect(gateway) as con:
+        entries = con.execute(
+            "SELECT * FROM log_entries WHERE idx >= ? AND idx < ? ORDER BY idx", (start, end)
+        ).fetchall()
+        nodes = []
+        level = 0
+        while 1 << level <= end:  # per level a range of the primary key
+            low, high = ((start + (1 << level)) >> level) - 1, end >> level
+            nodes += con.execute(
+                "SELECT level, idx, hash FROM tree_nodes WHERE level = ? AND idx >= ? AND idx < ?",
+                (level, low, high),
+            ).fetchall()
+            level += 1
+    nodes.sort(key=lambda n: (((n[1] + 1) << n[0]) - 1, n[0]))  # in the order appended
+    return entries, nodes
+
+
+def _sequential(entries: list[tuple]) -> list[tuple]:
+    """The rows with message ids that grow with the index (column 2: see the model)."""
+    return [(*row[:2], f"{row[0]:036d}", *row[3:]) for row in entries]
+
+
+def append_floor(
+    con: sqlite3.Connection, gateway: Path, start: int, count: int, *, sequential: bool = False
+) -> float:
+    """Seconds the stdlib sqlite3 module takes to store the gateway's rows for entries
+    [start, start + count) in batches of 1,000 (their reading back is not timed)."""
+    spent = 0.0
+    for offset in range(start, start + count, BATCH):
+        end = min(start + count, offset + BATCH)
+        entries, nodes = _window(gateway, offset, end)
+        if sequential:
+            entries = _sequential(entries)
+        began = time.perf_counter()
+        con.execute("BEGIN IMMEDIATE")
+        con.executemany(f"INSERT INTO log_entries VALUES ({', '.join('?' * 11)})", entries)
+        con.executemany("INSERT INTO tree_nodes (level, idx, hash) VALUES (?, ?, ?)", nodes)
+        con.execute("UPDATE log_head SET size = ? WHERE id = 1", (end,))
+        con.execute("COMMIT")
+        spent += time.perf_counter() - began
+    return spent
 
 
 def open_pymerkle(path: Path) -> SqliteTree:
@@ -214,6 +289,10 @@ def main() -> None:
         upgrade(url)
         db = Database(url, pool_size=2)
         tree = open_pymerkle(pm_path)
+        floors = {
+            sequential: open_floor(gw_path, Path(tmp) / f"floor-{sequential}.db")
+            for sequential in (False, True)
+        }
         header = f"{'':34}" + "".join(f"{f'{s:,} ours':>16}{f'{s:,} pymerkle':>20}" for s in sizes)
         rows: dict[str, list[str]] = {}
         have = 0
@@ -223,6 +302,12 @@ def main() -> None:
             append_pymerkle(tree, have, fill)
             ours_s, rows_s = append_gateway(db, size - WINDOW, WINDOW)
             pm_s = append_pymerkle(tree, size - WINDOW, WINDOW)
+            floor_s = {}
+            for sequential, con in floors.items():
+                append_floor(con, gw_path, have, fill, sequential=sequential)
+                floor_s[sequential] = append_floor(
+                    con, gw_path, size - WINDOW, WINDOW, sequential=sequential
+                )
             have = size
             with sqlite3.connect(gw_path) as con:  # fold the WAL into the file before sizing
                 con.execute("PRAGMA wal_checkpoint(TRUNCATE)")
@@ -232,6 +317,8 @@ def main() -> None:
             for label, ours, theirs in (
                 ("append entries/s (batches of 1,000)", WINDOW / ours_s, WINDOW / pm_s),
                 ("  ours outside the rows' INSERT", WINDOW / (ours_s - rows_s), float("nan")),
+                ("  floor: our rows by sqlite3 alone", WINDOW / floor_s[False], float("nan")),
+                ("  floor, message ids in order", WINDOW / floor_s[True], float("nan")),
                 # pymerkle's roots: one pass, after its cold proofs (partly warm)
                 ("roots/s, ours cold", figures["ours_root_cold"], figures["pm_root"]),
                 ("roots/s, ours warm", figures["ours_root"], float("nan")),
@@ -251,6 +338,8 @@ def main() -> None:
             print(f"{label:34}" + "".join(cells))
         tree.close()
         db.dispose()
+        for con in floors.values():
+            con.close()
 
 
 if __name__ == "__main__":
