@@ -141,7 +141,13 @@ class _Bulk:
 
 class BulkInsert(_Bulk):
     """`INSERT INTO table (the row's columns) VALUES …` for every row (on PostgreSQL, once:
-    `… SELECT * FROM unnest(…)`)."""
+    `… SELECT * FROM unnest(…)`), followed by `on_conflict` when given: an `ON CONFLICT …`
+    clause both databases read alike (SQLite's upsert; no two rows may then hold the same
+    conflicting key, which PostgreSQL refuses within one statement)."""
+
+    def __init__(self, table: Table, on_conflict: str = "") -> None:
+        super().__init__(table)
+        self._on_conflict = on_conflict
 
     def _plan(self, dialect: Dialect, keys: tuple[str, ...]) -> _Plan:
         quote = dialect.identifier_preparer
@@ -151,6 +157,8 @@ class BulkInsert(_Bulk):
         else:
             rows = f"VALUES ({', '.join([_marker(dialect)] * len(keys))})"
         sql = f"INSERT INTO {quote.format_table(self._table)} ({columns}) {rows}"
+        if self._on_conflict:
+            sql = f"{sql} {self._on_conflict}"
         return _Plan(sql, self._table, keys, dialect)
 
 

@@ -41,6 +41,7 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import Connection
 from sqlalchemy.orm import InstrumentedAttribute, Session
 
+from gateway.bulk import BulkInsert
 from gateway.models import Delivery, DeliveryHead, Subscription, table_of
 
 STUCK = ("dead", "parked")  # statuses that keep blocking their enterprise's later deliveries
@@ -123,6 +124,16 @@ def _insert(dialect: str) -> Any:
     return (postgresql_insert if dialect == "postgresql" else sqlite_insert)(_heads)
 
 
+# Built once: a statement built per call (the upsert's `excluded` columns made anew each time)
+# cost a third of `outbox.enqueue`'s CPU, and psycopg's executemany sent a row a statement.
+_QUEUE_BEHIND = BulkInsert(
+    _heads,
+    on_conflict="ON CONFLICT (subscription_id, uscc) DO UPDATE SET"
+    " log_index = excluded.log_index, due_at = excluded.due_at"
+    " WHERE delivery_heads.log_index > excluded.log_index",  # never so: it only locks
+)
+
+
 def queue_behind(connection: Connection, rows: Sequence[dict[str, Any]], held: set[str]) -> None:
     """After queueing the delivery `rows` (each with subscription_id, uscc, log_index,
     next_attempt_at): each becomes the head of a queue that had none; a queue that has one is
@@ -135,14 +146,8 @@ def queue_behind(connection: Connection, rows: Sequence[dict[str, Any]], held: s
             first[key] = row
     if not first:
         return
-    statement = _insert(connection.dialect.name)
-    statement = statement.on_conflict_do_update(
-        index_elements=[_heads.c.subscription_id, _heads.c.uscc],
-        set_={"log_index": statement.excluded.log_index, "due_at": statement.excluded.due_at},
-        where=_heads.c.log_index > statement.excluded.log_index,  # never so: it only locks
-    )
-    connection.execute(
-        statement,
+    _QUEUE_BEHIND(
+        connection,
         [
             {
                 "subscription_id": key[0],

@@ -184,3 +184,34 @@ def test_update_of_many_rows_changes_each_its_own(engine: Engine) -> None:
         rows = connection.execute(select(ENTERPRISES.c.uscc, ENTERPRISES.c.last_index))
         stored = {uscc: index for uscc, index in rows}
     assert stored == {f"{n:018d}": 1000 + n if n % 2 == 0 else 41 for n in range(50)}
+
+
+def test_insert_with_a_conflict_clause_updates_only_where_it_says(engine: Engine) -> None:
+    """The clause follows the rows on both databases: a conflicting row updates the stored
+    one where the clause's condition holds, is dropped where it does not, and a new key is
+    inserted."""
+    upsert = BulkInsert(
+        ENTERPRISES,
+        on_conflict="ON CONFLICT (uscc) DO UPDATE SET last_index = excluded.last_index"
+        " WHERE enterprises.last_index < excluded.last_index",
+    )
+    with engine.begin() as connection:
+        upsert(connection, [_enterprise(f"{n:018d}", last_index=10 * n) for n in range(4)])
+        upsert(
+            connection,
+            [
+                _enterprise(f"{0:018d}", last_index=5),  # later: taken
+                _enterprise(f"{2:018d}", last_index=3),  # earlier: left as it was
+                _enterprise(f"{9:018d}", last_index=7),  # new
+            ],
+        )
+    with engine.connect() as connection:
+        rows = connection.execute(select(ENTERPRISES.c.uscc, ENTERPRISES.c.last_index))
+        stored = {uscc: index for uscc, index in rows}
+    assert stored == {
+        f"{0:018d}": 5,
+        f"{1:018d}": 10,
+        f"{2:018d}": 20,
+        f"{3:018d}": 30,
+        f"{9:018d}": 7,
+    }
