@@ -427,8 +427,11 @@ def test_a_receiver_dripping_its_answer_is_cut_off_at_the_attempts_deadline(
 def test_a_round_hands_back_unattempted_what_it_cannot_start_within_half_the_lease(
     client: TestClient, authority: Publisher, runtime: Runtime, dripping: Dripping
 ) -> None:
-    runtime.settings.delivery.timeout_seconds = 0.4
-    runtime.settings.delivery.lease_seconds = 0.8  # the round is over 0.4 s after its claim
+    # The round is over 1 s after its claim: A's attempt (its receiver drips for 4 s) is cut
+    # off then, and B's can no longer start. With 0.4 s, a loaded machine once took that long
+    # to reach A's attempt after the claim, and handed both back.
+    runtime.settings.delivery.timeout_seconds = 1.0
+    runtime.settings.delivery.lease_seconds = 2.0
     subscribe_bank(runtime, dripping.url, schedule=[0, 60])
     award(client, authority, A, B)
     with make_client(runtime) as http:
