@@ -335,8 +335,42 @@ def _lock_subscription(session: Session, subscription_id: str) -> None:
     ).all()
 
 
-def lease(session: Session, claimed: Sequence[Queue], until: dt.datetime) -> None:
-    """The heads of the queues of claimed deliveries are due again when their lease ends."""
-    if claimed:
-        where = _pairs(session, _heads.c.subscription_id, _heads.c.uscc, claimed)
-        session.execute(update(_heads).where(where).values(due_at=until))
+def lease(
+    session: Session, delivery_ids: Sequence[int], queues: Sequence[Queue], until: dt.datetime
+) -> None:
+    """Lease the claimed deliveries until `until`, and their queues' heads: due again when the
+    lease ends. One statement on PostgreSQL."""
+    if not delivery_ids:
+        return
+    if session.get_bind().dialect.name == "postgresql":
+        keys = sorted(set(queues))
+        session.connection().exec_driver_sql(
+            _LEASE_POSTGRESQL,
+            {
+                "until": until,
+                "ids": list(delivery_ids),
+                "subscriptions": [s for s, _ in keys],
+                "usccs": [u for _, u in keys],
+            },
+        )
+        return
+    # The table's UPDATE, not the ORM's: the ORM first evaluated its WHERE against the
+    # session's objects (8 % of a claim's CPU in a cProfile of bench/outbox_vs_queues.py's
+    # loop).
+    session.execute(
+        update(_deliveries).where(_deliveries.c.id.in_(delivery_ids)).values(claimed_until=until)
+    )
+    where = _pairs(session, _heads.c.subscription_id, _heads.c.uscc, queues)
+    session.execute(update(_heads).where(where).values(due_at=until))
+
+
+# Both of the lease's updates, the keys as arrays in binary (%b: psycopg's text form escaped
+# each element in Python, 54 against 14 µs for 64 keys). The two tables' rows are distinct, and
+# the claim holds their locks already.
+_LEASE_POSTGRESQL = (
+    "WITH leased AS (UPDATE deliveries SET claimed_until = %(until)s"
+    " WHERE id = ANY(CAST(%(ids)b AS BIGINT[])))"
+    " UPDATE delivery_heads SET due_at = %(until)s"
+    " FROM unnest(CAST(%(subscriptions)b AS VARCHAR(36)[]), CAST(%(usccs)b AS VARCHAR(18)[]))"
+    " AS keys(a, b) WHERE delivery_heads.subscription_id = keys.a AND delivery_heads.uscc = keys.b"
+)
