@@ -179,6 +179,7 @@ def settle(session: Session, queues: Iterable[Queue]) -> None:
 
 
 def _settle(session: Session, queues: list[Queue]) -> None:
+    """Lock the queues' heads, then (a statement later) read where they go and move them."""
     if session.get_bind().dialect.name == "postgresql":
         _settle_postgresql(session, queues)
         return
@@ -284,6 +285,7 @@ _MOVE_HEADS_POSTGRESQL = (
 
 
 def _settle_postgresql(session: Session, queues: list[Queue]) -> None:
+    """`_settle` in two statements: `_first_open`, `_held` and the writes are the second."""
     connection = session.connection()
     keys: dict[str, list[Any]] = {
         "subscriptions": [s for s, _ in queues],

@@ -55,13 +55,8 @@ def claim_due_deliveries(
     pending delivery by queue to find the heads cost 659 ms at 100,000 pending). The head's
     delivery and subscription are checked here as well: a head's due time only ever errs
     early."""
-    if session.get_bind().dialect.name == "postgresql":
-        found = _walk_postgresql(session, now, limit)
-        # the walk says which subscriptions have a rate limit: most rounds read none
-        limited = {d.subscription_id for d in found if d.limited}
-    else:
-        found = _walk(session, now, limit)
-        limited = {d.subscription_id for d in found}
+    postgresql = session.get_bind().dialect.name == "postgresql"
+    found = _walk_postgresql(session, now, limit) if postgresql else _walk(session, now, limit)
     candidates = [
         d
         for d in found
@@ -69,6 +64,8 @@ def claim_due_deliveries(
         and d.next_attempt_at <= now
         and (d.claimed_until is None or d.claimed_until < now)
     ]
+    # PostgreSQL's walk says which subscriptions have a rate limit: most rounds read none
+    limited = {d.subscription_id for d in candidates if not postgresql or d.limited}
     ids = set(_within_rate_limits(session, candidates, now, limited))
     if ids:  # now + lease is the claim's token: the result is recorded only while it holds
         kept = [d for d in candidates if d.id in ids]
