@@ -115,15 +115,20 @@ class _Bulk:
     def __call__(self, connection: Connection, rows: Sequence[Mapping[str, Any]]) -> None:
         if not rows:
             return
-        keys = tuple(rows[0])
         dialect = connection.dialect
-        plan = self._plans.get((dialect.name, keys))
-        if plan is None:
-            plan = self._plans[(dialect.name, keys)] = self._plan(dialect, keys)
+        plan = self.plan(dialect, rows)
         if dialect.name == "postgresql":
             connection.exec_driver_sql(plan.sql, plan.columns(rows))
         else:
             connection.exec_driver_sql(plan.sql, plan.parameters(rows))
+
+    def plan(self, dialect: Dialect, rows: Sequence[Mapping[str, Any]]) -> _Plan:
+        """The statement for `rows` (not empty) on `dialect`."""
+        keys = tuple(rows[0])
+        plan = self._plans.get((dialect.name, keys))
+        if plan is None:
+            plan = self._plans[(dialect.name, keys)] = self._plan(dialect, keys)
+        return plan
 
     def _plan(self, dialect: Dialect, keys: tuple[str, ...]) -> _Plan:
         raise NotImplementedError
@@ -190,3 +195,61 @@ class BulkUpdate(_Bulk):
         assignments = ", ".join(f"{quote.format_column(self._table.c[k])} = {mark}" for k in others)
         sql = f"UPDATE {table} SET {assignments} WHERE {key} = {mark}"
         return _Plan(sql, self._table, (*others, self._key), dialect)
+
+
+class Writes:
+    """Bulk writes of one transaction, sent together.
+
+    On PostgreSQL they wait for `send()` and go as one statement: each write a data-modifying
+    CTE (`WITH w0 AS (INSERT …), w1 AS (UPDATE …) …`), all of which PostgreSQL runs, in one
+    round trip where each had cost one (a single publish's writes took four, bench/pg_parity.py,
+    issue 24 §4). The parts run on one snapshot: none may read what another writes, and no two
+    may write the same row; foreign keys are checked at the statement's end. A `notify` is sent
+    as `pg_notify` in the same statement, delivered at commit as `NOTIFY` is. On SQLite, which
+    has no round trips to save, each write runs at once and `send()` has nothing left to do.
+    """
+
+    def __init__(self, connection: Connection) -> None:
+        self.connection = connection
+        self.combined = connection.dialect.name == "postgresql"
+        self._parts: list[str] = []
+        self._parameters: list[Any] = []
+        self._notify: str | None = None
+
+    def add(self, bulk: _Bulk, rows: Sequence[Mapping[str, Any]]) -> None:
+        if not rows:
+            return
+        if not self.combined:
+            bulk(self.connection, rows)
+            return
+        plan = bulk.plan(self.connection.dialect, rows)
+        self._parts.append(plan.sql)
+        self._parameters.extend(plan.columns(rows))
+
+    def add_statement(self, sql: str, parameters: Sequence[Any]) -> None:
+        """A data-modifying statement in the driver's format (PostgreSQL only)."""
+        if not self.combined:
+            raise RuntimeError("Writes.add_statement is for PostgreSQL")
+        self._parts.append(sql)
+        self._parameters.extend(parameters)
+
+    def notify(self, channel: str) -> None:
+        """Notify `channel`'s listeners when the transaction commits (PostgreSQL; nothing on
+        SQLite, which has no notifications)."""
+        if not channel.replace("_", "").isalnum():
+            raise ValueError(f"not a channel name: {channel!r}")
+        self._notify = channel
+
+    def send(self) -> None:
+        if not self.combined:
+            return
+        parts, parameters, notify = self._parts, self._parameters, self._notify
+        self._parts, self._parameters, self._notify = [], [], None
+        if notify is not None:
+            parts = [*parts, f"SELECT pg_notify('{notify}', '')"]
+        if not parts:
+            return
+        *ctes, main = parts
+        if ctes:
+            main = f"WITH {', '.join(f'w{n} AS ({cte})' for n, cte in enumerate(ctes))} {main}"
+        self.connection.exec_driver_sql(main, tuple(parameters)).close()

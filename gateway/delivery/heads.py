@@ -38,10 +38,9 @@ from sqlalchemy import (
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
-from sqlalchemy.engine import Connection
 from sqlalchemy.orm import InstrumentedAttribute, Session
 
-from gateway.bulk import BulkInsert
+from gateway.bulk import BulkInsert, Writes
 from gateway.models import Delivery, DeliveryHead, Subscription, table_of
 
 STUCK = ("dead", "parked")  # statuses that keep blocking their enterprise's later deliveries
@@ -134,7 +133,7 @@ _QUEUE_BEHIND = BulkInsert(
 )
 
 
-def queue_behind(connection: Connection, rows: Sequence[dict[str, Any]], held: set[str]) -> None:
+def queue_behind(writes: Writes, rows: Sequence[dict[str, Any]], held: set[str]) -> None:
     """After queueing the delivery `rows` (each with subscription_id, uscc, log_index,
     next_attempt_at): each becomes the head of a queue that had none; a queue that has one is
     locked (not changed), so that it cannot move on past the new delivery unseen. `held`:
@@ -146,8 +145,8 @@ def queue_behind(connection: Connection, rows: Sequence[dict[str, Any]], held: s
             first[key] = row
     if not first:
         return
-    _QUEUE_BEHIND(
-        connection,
+    writes.add(
+        _QUEUE_BEHIND,
         [
             {
                 "subscription_id": key[0],

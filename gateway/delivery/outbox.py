@@ -17,7 +17,7 @@ from sqlalchemy import and_, bindparam, select
 from sqlalchemy.engine import Connection
 from sqlalchemy.orm import Session
 
-from gateway.bulk import BulkInsert, BulkUpdate
+from gateway.bulk import BulkInsert, BulkUpdate, Writes
 from gateway.delivery.heads import pushable, queue_behind
 from gateway.delivery.wakeup import announce
 from gateway.models import AccessRight, Delivery, Subscription, table_of
@@ -136,10 +136,13 @@ def _targets(connection: Connection, types: set[str]) -> list[_Target]:
     return list(targets.values())
 
 
-def enqueue(session: Session, accepted: list[Accepted], now: dt.datetime) -> int:
+def enqueue(
+    session: Session, accepted: list[Accepted], now: dt.datetime, writes: Writes | None = None
+) -> int:
     """Insert the delivery rows for `accepted`, and the heads of the queues they open; returns
     how many. Runs in the transaction that appends them, after the log head is locked:
-    publishers take turns counting `queued`."""
+    publishers take turns counting `queued`. With `writes`, the rows go with the caller's
+    other writes (sent by the caller before commit); else at once."""
     if not accepted:
         return 0
     connection = session.connection()
@@ -168,8 +171,13 @@ def enqueue(session: Session, accepted: list[Accepted], now: dt.datetime) -> int
                     }
                 )
     if rows:
-        _INSERT_DELIVERIES(connection, rows)
-        queue_behind(connection, rows, {t.id for t in targets if not t.pushable})
-        _SET_QUEUED(connection, [{"id": t.id, "queued": t.queued} for t in counted.values()])
-        announce(connection)
+        own = writes is None
+        if writes is None:
+            writes = Writes(connection)
+        writes.add(_INSERT_DELIVERIES, rows)
+        queue_behind(writes, rows, {t.id for t in targets if not t.pushable})
+        writes.add(_SET_QUEUED, [{"id": t.id, "queued": t.queued} for t in counted.values()])
+        announce(writes)
+        if own:
+            writes.send()
     return len(rows)

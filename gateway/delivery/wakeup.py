@@ -20,21 +20,19 @@ import threading
 from typing import Any
 
 import psycopg
-from sqlalchemy import text
-from sqlalchemy.engine import Connection
 
+from gateway.bulk import Writes
 from gateway.db import libpq_url
 
 CHANNEL = "gateway_outbox"
-_NOTIFY = text(f"NOTIFY {CHANNEL}")
 log = logging.getLogger("gateway.delivery")
 
 
-def announce(connection: Connection) -> None:
+def announce(writes: Writes) -> None:
     """In the transaction that queued deliveries: wake the listening workers at its commit
-    (PostgreSQL folds the same notification sent twice in one transaction into one)."""
-    if connection.dialect.name == "postgresql":
-        connection.execute(_NOTIFY)
+    (PostgreSQL folds the same notification sent twice in one transaction into one), sent
+    with the transaction's other writes."""
+    writes.notify(CHANNEL)
 
 
 class Wakeup:

@@ -29,7 +29,7 @@ from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 
-from gateway.bulk import BulkInsert
+from gateway.bulk import BulkInsert, Writes
 from gateway.db import Database, broken_connection, shared_state
 from gateway.models import LogHead, TreeNode, table_of
 from keys import merkle
@@ -133,13 +133,9 @@ _LOCK_HEAD_WITH_EDGE = text(
     " LEFT JOIN tree_nodes AS t ON t.level = k.level AND t.idx = k.idx"
     " WHERE h.id = 1 FOR UPDATE OF h"
 ).columns(size=BigInteger, level=SmallInteger, idx=BigInteger, hash=LargeBinary)
-# PostgreSQL: an append's new nodes and the new size in one statement (arrays in binary, as
-# gateway.bulk sends them).
-_SET_HEAD_WITH_NODES = (
-    "WITH nodes AS (INSERT INTO tree_nodes (level, idx, hash)"
-    " SELECT * FROM unnest(CAST(%b AS SMALLINT[]), CAST(%b AS BIGINT[]), CAST(%b AS BYTEA[])))"
-    " UPDATE log_head SET size = %b WHERE id = 1"
-)
+# PostgreSQL: the new size, sent with the new nodes (and the caller's other writes) in one
+# statement (gateway.bulk.Writes).
+_SET_HEAD_POSTGRESQL = "UPDATE log_head SET size = %b WHERE id = 1"
 
 
 def lock_head(session: Session) -> int:
@@ -455,23 +451,20 @@ class Appender:
         self.size += 1
         return index, digest
 
-    def finish(self) -> None:
+    def finish(self, writes: Writes | None = None) -> None:
+        """Store the new nodes and size: with `writes` among the caller's other writes (sent
+        by the caller, before commit), else at once."""
         if self.size == self._size_before:
             self.nodes.flush()
             return
-        connection = self.session.connection()
-        pending = self.nodes.take_pending()
-        if self._postgresql:
-            connection.exec_driver_sql(
-                _SET_HEAD_WITH_NODES,
-                (
-                    [row["level"] for row in pending],
-                    [row["idx"] for row in pending],
-                    [row["hash"] for row in pending],
-                    self.size,
-                ),
-            )
+        own = writes is None
+        if writes is None:
+            writes = Writes(self.session.connection())
+        writes.add(_INSERT_NODES, self.nodes.take_pending())
+        if writes.combined:
+            writes.add_statement(_SET_HEAD_POSTGRESQL, (self.size,))
         else:
-            _INSERT_NODES(connection, pending)
-            connection.execute(_SET_HEAD, {"size": self.size})
+            self.session.connection().execute(_SET_HEAD, {"size": self.size})
+        if own:
+            writes.send()
         self._size_before = self.size

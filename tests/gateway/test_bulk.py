@@ -8,10 +8,11 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from sqlalchemy import Engine, insert, select, update
+from sqlalchemy import Engine, event, insert, select, update
+from sqlalchemy.exc import IntegrityError
 
 from gateway import models
-from gateway.bulk import BulkInsert, BulkUpdate
+from gateway.bulk import BulkInsert, BulkUpdate, Writes
 from gateway.db import make_engine
 from gateway.errors import BadRequest
 
@@ -215,3 +216,50 @@ def test_insert_with_a_conflict_clause_updates_only_where_it_says(engine: Engine
         f"{3:018d}": 30,
         f"{9:018d}": 7,
     }
+
+
+def test_writes_go_as_one_statement_on_postgresql_and_one_by_one_on_sqlite(
+    engine: Engine,
+) -> None:
+    """Writes: on PostgreSQL nothing is sent before `send()`, then one statement does every
+    part (an insert and an update of another table, and one of the same table's other rows);
+    on SQLite each part runs as it is added."""
+    sent: list[str] = []
+    event.listen(engine, "before_cursor_execute", lambda *a: sent.append(a[2]))
+    with engine.begin() as connection:
+        BulkInsert(ENTERPRISES)(connection, [_enterprise(f"{n:018d}") for n in range(3)])
+        sent.clear()
+        writes = Writes(connection)
+        writes.add(BulkInsert(ENTERPRISES), [_enterprise(f"{n:018d}") for n in range(3, 5)])
+        writes.add(BulkUpdate(ENTERPRISES, "uscc"), [_enterprise(f"{0:018d}", last_index=99)])
+        writes.add(BulkInsert(ENTERPRISES), [])  # nothing: no part
+        postgresql = engine.dialect.name == "postgresql"
+        assert len(sent) == (0 if postgresql else 2)
+        writes.send()
+        assert len(sent) == (1 if postgresql else 2)
+        if postgresql:
+            assert sent[0].startswith("WITH w0 AS (INSERT INTO enterprises")
+        writes.send()  # sent already: nothing more
+        assert len(sent) == (1 if postgresql else 2)
+    with engine.connect() as connection:
+        rows = connection.execute(select(ENTERPRISES.c.uscc, ENTERPRISES.c.last_index))
+        stored = {uscc: index for uscc, index in rows}
+    assert stored == {f"{n:018d}": 99 if n == 0 else 41 for n in range(5)}
+
+
+def test_a_write_that_fails_fails_the_whole_statement(engine: Engine) -> None:
+    """A part refused by the database (a duplicate key) refuses the others with it."""
+    with engine.begin() as connection:
+        BulkInsert(ENTERPRISES)(connection, [_enterprise(f"{0:018d}")])
+
+    def both() -> None:
+        with engine.begin() as connection:
+            writes = Writes(connection)
+            writes.add(BulkInsert(ENTERPRISES), [_enterprise(f"{1:018d}")])
+            writes.add(BulkInsert(ENTERPRISES), [_enterprise(f"{0:018d}")])
+            writes.send()
+
+    with pytest.raises(IntegrityError):
+        both()
+    with engine.connect() as connection:
+        assert connection.execute(select(ENTERPRISES.c.uscc)).scalars().all() == [f"{0:018d}"]
