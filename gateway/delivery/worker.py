@@ -19,6 +19,7 @@ import email.utils
 import logging
 import random
 import time
+from collections.abc import Sequence
 from concurrent.futures import ALL_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -194,22 +195,7 @@ def record_all(runtime: Runtime, outcomes: list[tuple[Job, Result]], now: dt.dat
     config = runtime.settings.delivery
     with runtime.db.transaction() as session:
         ids = [job.delivery_id for job, _ in outcomes]
-        current = {
-            row.id: row
-            for row in session.execute(
-                select(
-                    _DELIVERIES.c.id,
-                    _DELIVERIES.c.subscription_id,
-                    _DELIVERIES.c.uscc,
-                    _DELIVERIES.c.attempts,
-                    _DELIVERIES.c.next_attempt_at,
-                    _DELIVERIES.c.claimed_until,
-                )
-                .where(_DELIVERIES.c.id.in_(ids))
-                .order_by(_DELIVERIES.c.id)
-                .with_for_update()  # no claim takes them over until this commits
-            )
-        }
+        current = {row.id: row for row in _lock_round(session, ids)}
         held = []
         for job, result in outcomes:
             row = current.get(job.delivery_id)
@@ -290,6 +276,35 @@ def record_all(runtime: Runtime, outcomes: list[tuple[Job, Result]], now: dt.dat
         counted = zip(attempts, subs, strict=True)
         count_attempts(session, [attempt | {"subscription_id": sub} for attempt, sub in counted])
         return [u.status for u in updates]
+
+
+# The round's deliveries, locked: no claim takes them over until the round commits. On
+# PostgreSQL the driver's text with the ids as an array in binary (SQLAlchemy's expanding IN
+# rendered and processed 64 parameters each round).
+_LOCK_ROUND = (
+    select(
+        _DELIVERIES.c.id,
+        _DELIVERIES.c.subscription_id,
+        _DELIVERIES.c.uscc,
+        _DELIVERIES.c.attempts,
+        _DELIVERIES.c.next_attempt_at,
+        _DELIVERIES.c.claimed_until,
+    )
+    .where(_DELIVERIES.c.id.in_(bindparam("ids", expanding=True)))
+    .order_by(_DELIVERIES.c.id)
+    .with_for_update()
+)
+_LOCK_ROUND_POSTGRESQL = (
+    "SELECT id, subscription_id, uscc, attempts, next_attempt_at, claimed_until FROM deliveries"
+    " WHERE id = ANY(CAST(%(ids)b AS BIGINT[])) ORDER BY id FOR UPDATE"
+)
+
+
+def _lock_round(session: Session, ids: list[int]) -> Sequence[Any]:
+    connection = session.connection()
+    if connection.dialect.name == "postgresql":
+        return connection.exec_driver_sql(_LOCK_ROUND_POSTGRESQL, {"ids": ids}).all()
+    return connection.execute(_LOCK_ROUND, {"ids": ids}).all()
 
 
 def _storable(text: str | None) -> str | None:
