@@ -69,10 +69,31 @@ def make_engine(
     if url.startswith("postgresql://"):
         url = "postgresql+psycopg://" + url.removeprefix("postgresql://")
     engine = create_engine(url, **pool)
+    _plan_each_execution(engine)
     _check_pooled_connections(engine)
     _treat_broken_connections_as_disconnects(engine)
     _refuse_unstorable_parameters(engine)
     return engine
+
+
+def _plan_each_execution(engine: Engine) -> None:
+    """Each PostgreSQL connection plans every execution for its parameters and the tables as
+    they are (`plan_cache_mode = force_custom_plan`). psycopg prepares a statement on its
+    fifth execution, and PostgreSQL may then keep one generic plan for it until the tables
+    are analysed again. A gateway's plans were made in its first seconds, on tables of a
+    few rows, and a server that had not analysed them since (autovacuum off, or behind)
+    kept them as the tables grew: in bench/e2e.py (200 publishes/s, 2 workers, a fresh
+    database) a claim took 80 ms and a settle 140 ms on such plans, and deliveries fell to
+    311/s of 800; forcing custom plans gave 797/s (bench/RESULTS.md, issue 24 §3 and §5).
+    Parsing is still saved; planning runs each time, a few tens of µs for these statements.
+    Set with the connection (one statement when the pool opens it), not as a startup option,
+    which connection poolers refuse."""
+
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_connection: Any, _record: Any) -> None:
+        with dbapi_connection.cursor() as cursor:
+            cursor.execute("SET plan_cache_mode = force_custom_plan")
+        dbapi_connection.commit()
 
 
 def libpq_url(url: str) -> str:
